@@ -1,0 +1,35 @@
+# The README's two commands: `make demo` and `make test`. Both install what they need.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.PHONY: install temporal test check unit demo clean
+
+NPM_STAMP := node_modules/.install-stamp
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: $(NPM_STAMP)
+
+# Locates the Temporal CLI or builds it once into .tools/bin (reused afterwards).
+temporal:
+	@scripts/ensure-temporal.sh >/dev/null
+
+check: install
+	npm run --silent lint
+	npm run --silent typecheck
+	npm run --silent format:check
+
+unit: install
+	npx vitest run --project unit
+
+test: install temporal check
+	@mkdir -p .orchestrator
+	@status=0; npx vitest run --reporter=default --reporter=json --outputFile=.orchestrator/test-results.json || status=$$?; \
+	  node scripts/test-summary.mjs .orchestrator/test-results.json; exit $$status
+
+demo: install temporal
+	node bin/orchestrator.js demo
+
+clean:
+	rm -rf .orchestrator outputs

@@ -1,0 +1,94 @@
+/**
+ * Process configuration, parsed once from the environment (and CLI flag overrides) and injected into
+ * workers, activities and the CLI. Workflows never read env: whatever they need arrives in their input.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import { DEFAULT_TASK_QUEUE } from '../src/shared/names';
+import { ConfigError } from './errors';
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:7233');
+
+const EnvSchema = z.object({
+  TEMPORAL_ADDRESS: hostPort.default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1, 'must not be empty').default('default'),
+  ORCHESTRATOR_TASK_QUEUE: z.string().min(1, 'must not be empty').default(DEFAULT_TASK_QUEUE),
+  ORCHESTRATOR_HOME: z.string().optional(),
+  ORCHESTRATOR_OUTPUTS_DIR: z.string().optional(),
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  CLAUDE_PATH: z.string().min(1).default('claude'),
+  ANTHROPIC_API_KEY: z.string().optional(),
+  ANTHROPIC_BASE_URL: z.url('must be a URL, e.g. http://127.0.0.1:8787').optional(),
+  ORCHESTRATOR_MAX_CONCURRENT_ACTIVITIES: z.coerce
+    .number()
+    .int('must be a whole number')
+    .positive('must be positive')
+    .default(20),
+  ORCHESTRATOR_SHUTDOWN_GRACE_MS: z.coerce.number().int().nonnegative().default(10_000),
+});
+
+/** Everything the processes of this project are configured with. */
+export interface AppConfig {
+  temporal: { address: string; namespace: string; taskQueue: string };
+  /** Project state root (server database, pid files); default `<cwd>/.orchestrator`. */
+  home: string;
+  /** Root for run outputs (`<outputsDir>/<runId>/…`); default `<cwd>/outputs`. */
+  outputsDir: string;
+  logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
+  claudePath: string;
+  anthropic: { apiKey?: string; baseURL?: string };
+  worker: { maxConcurrentActivities: number; shutdownGraceMs: number };
+}
+
+/** Flag overrides; each maps onto the environment variable of the same meaning. */
+export interface ConfigOverrides {
+  address?: string;
+  namespace?: string;
+  taskQueue?: string;
+}
+
+/**
+ * Parses configuration. Throws {@link ConfigError} with a one-line message naming the variable,
+ * e.g. `TEMPORAL_ADDRESS: must be host:port, e.g. 127.0.0.1:7233 (got "not-an-address")`.
+ */
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: ConfigOverrides = {},
+  cwd = process.cwd(),
+): AppConfig {
+  const merged: Record<string, string | undefined> = { ...env };
+  if (overrides.address !== undefined) merged.TEMPORAL_ADDRESS = overrides.address;
+  if (overrides.namespace !== undefined) merged.TEMPORAL_NAMESPACE = overrides.namespace;
+  if (overrides.taskQueue !== undefined) merged.ORCHESTRATOR_TASK_QUEUE = overrides.taskQueue;
+  // Empty strings in env mean "unset" for optional values, as shells commonly export them.
+  for (const k of Object.keys(merged)) if (merged[k] === '') delete merged[k];
+
+  const parsed = EnvSchema.safeParse(merged);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const name = String(issue?.path[0] ?? 'environment');
+    const got = merged[name];
+    const shown = name.includes('KEY') ? '' : got !== undefined ? ` (got ${JSON.stringify(got)})` : '';
+    throw new ConfigError(`${name}: ${issue?.message ?? 'invalid'}${shown}`);
+  }
+  const e = parsed.data;
+  const home = path.resolve(cwd, e.ORCHESTRATOR_HOME ?? '.orchestrator');
+  return {
+    temporal: {
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      taskQueue: e.ORCHESTRATOR_TASK_QUEUE,
+    },
+    home,
+    outputsDir: path.resolve(cwd, e.ORCHESTRATOR_OUTPUTS_DIR ?? 'outputs'),
+    logLevel: e.LOG_LEVEL,
+    claudePath: e.CLAUDE_PATH,
+    anthropic: { apiKey: e.ANTHROPIC_API_KEY, baseURL: e.ANTHROPIC_BASE_URL },
+    worker: {
+      maxConcurrentActivities: e.ORCHESTRATOR_MAX_CONCURRENT_ACTIVITIES,
+      shutdownGraceMs: e.ORCHESTRATOR_SHUTDOWN_GRACE_MS,
+    },
+  };
+}

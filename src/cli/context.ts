@@ -1,0 +1,60 @@
+import { Client, Connection } from '@temporalio/client';
+import { type Command } from 'commander';
+import { type AppConfig, loadConfig } from '../../config/env';
+import { createLogger, type Logger } from '../logger';
+
+/** Global flags shared by every command (they override the matching environment variables). */
+export interface GlobalFlags {
+  address?: string;
+  namespace?: string;
+  taskQueue?: string;
+}
+
+/** Parses config once per command from env + global flags. Throws ConfigError on bad input. */
+export function configFrom(cmd: Command): AppConfig {
+  const flags = cmd.optsWithGlobals<GlobalFlags>();
+  return loadConfig(process.env, {
+    address: flags.address,
+    namespace: flags.namespace,
+    taskQueue: flags.taskQueue,
+  });
+}
+
+export function loggerFor(config: AppConfig, bindings: Record<string, unknown> = {}): Logger {
+  return createLogger(config.logLevel, bindings);
+}
+
+/** Opens a client to the configured cluster; the error names the address when nothing answers. */
+export async function connectClient(
+  config: AppConfig,
+): Promise<{ client: Client; close: () => Promise<void> }> {
+  let connection: Connection;
+  try {
+    connection = await Connection.connect({ address: config.temporal.address, connectTimeout: '5s' });
+  } catch (err) {
+    throw new CliError(
+      `cannot reach Temporal at ${config.temporal.address} (TEMPORAL_ADDRESS): ${(err as Error).message}. ` +
+        'Start a dev server with `orchestrator dev` or `orchestrator server start`.',
+    );
+  }
+  return {
+    client: new Client({ connection, namespace: config.temporal.namespace }),
+    close: () => connection.close(),
+  };
+}
+
+/** A user-facing failure: printed on one line without a stack trace. */
+export class CliError extends Error {
+  override readonly name = 'CliError';
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+/** Prints data as JSON (for `--json`) on stdout. */
+export function printJson(data: unknown): void {
+  process.stdout.write(JSON.stringify(data, null, 2) + '\n');
+}

@@ -1,0 +1,215 @@
+/**
+ * The real Temporal server for development, tests, the demo and CI: `temporal server start-dev` from the
+ * Temporal CLI, located or built by scripts/ensure-temporal.sh. State lives in a SQLite file so runs
+ * survive a server restart.
+ */
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { SearchAttributes } from './shared/names';
+
+const execFileP = promisify(execFile);
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Locates or builds the Temporal CLI (progress on stderr) and returns its path. */
+export async function ensureTemporalCli(): Promise<string> {
+  const script = path.join(ROOT, 'scripts', 'ensure-temporal.sh');
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const bin = out.trim().split('\n').pop() ?? '';
+      if (code === 0 && bin) resolve(bin);
+      else
+        reject(
+          new Error(`could not locate or build the Temporal CLI (scripts/ensure-temporal.sh exit ${code})`),
+        );
+    });
+  });
+}
+
+/** Returns a TCP port that was free a moment ago on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => resolve(false));
+  });
+}
+
+export interface DevServerOptions {
+  cliPath: string;
+  /** SQLite file; created if missing. */
+  dbFile: string;
+  port?: number;
+  uiPort?: number;
+  headless?: boolean;
+  /** Where the server's own output goes. */
+  logFile: string;
+  /** Detached servers outlive this process (used by `orchestrator server start` and `make demo`). */
+  detached?: boolean;
+  readyTimeoutMs?: number;
+}
+
+export interface DevServer {
+  address: string;
+  uiUrl?: string;
+  pid: number;
+  dbFile: string;
+  /** Stops the server (SIGTERM, then SIGKILL) and waits for it to exit. */
+  stop(): Promise<void>;
+}
+
+/** Starts `temporal server start-dev` and resolves once its frontend answers a health check. */
+export async function startDevServer(opts: DevServerOptions): Promise<DevServer> {
+  const port = opts.port ?? (await freePort());
+  const uiPort = opts.headless ? undefined : (opts.uiPort ?? (await freePort()));
+  fs.mkdirSync(path.dirname(opts.dbFile), { recursive: true });
+  fs.mkdirSync(path.dirname(opts.logFile), { recursive: true });
+  const args = [
+    'server',
+    'start-dev',
+    '--db-filename',
+    opts.dbFile,
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    // The HTTP API and metrics ports default to fixed numbers; pick free ones so servers can coexist.
+    '--http-port',
+    String(await freePort()),
+    '--metrics-port',
+    String(await freePort()),
+    '--log-level',
+    'warn',
+  ];
+  if (uiPort === undefined) args.push('--headless');
+  else args.push('--ui-port', String(uiPort));
+  for (const sa of Object.values(SearchAttributes)) args.push('--search-attribute', `${sa.name}=${sa.type}`);
+
+  const log = fs.openSync(opts.logFile, 'a');
+  const child = spawn(opts.cliPath, args, {
+    stdio: ['ignore', log, log],
+    detached: opts.detached ?? false,
+  });
+  fs.closeSync(log);
+  if (opts.detached) child.unref();
+  let exited: number | null | undefined;
+  child.on('exit', (code) => (exited = code));
+
+  const address = `127.0.0.1:${port}`;
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
+  for (;;) {
+    if (exited !== undefined) {
+      const tail = fs.readFileSync(opts.logFile, 'utf8').split('\n').slice(-15).join('\n');
+      throw new Error(`temporal server start-dev exited with code ${exited}:\n${tail}`);
+    }
+    if ((await portOpen(port)) && (await healthy(opts.cliPath, address))) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(
+        `temporal server start-dev did not become healthy on ${address} (log: ${opts.logFile})`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const pid = child.pid ?? -1;
+  return {
+    address,
+    uiUrl: uiPort === undefined ? undefined : `http://127.0.0.1:${uiPort}`,
+    pid,
+    dbFile: opts.dbFile,
+    stop: () => stopPid(pid),
+  };
+}
+
+async function healthy(cliPath: string, address: string): Promise<boolean> {
+  try {
+    await execFileP(cliPath, ['operator', 'cluster', 'health', '--address', address], { timeout: 5_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** SIGTERM, wait up to 10 s, then SIGKILL. */
+export async function stopPid(pid: number): Promise<void> {
+  if (pid <= 0 || !alive(pid)) return;
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 10_000;
+  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (alive(pid)) process.kill(pid, 'SIGKILL');
+  while (alive(pid)) await new Promise((r) => setTimeout(r, 50));
+}
+
+/** State of the detached server that `orchestrator server start` and `make demo` share. */
+export interface ServerState {
+  pid: number;
+  address: string;
+  uiUrl?: string;
+  dbFile: string;
+}
+
+export function readServerState(home: string): ServerState | undefined {
+  try {
+    const s = JSON.parse(fs.readFileSync(path.join(home, 'server.json'), 'utf8')) as ServerState;
+    return alive(s.pid) ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Returns the project's detached dev server, starting it if needed (SQLite under `<home>/temporal.db`).
+ * Reused across `make demo` runs so that earlier runs stay visible in the Web UI.
+ */
+export async function ensureDetachedServer(
+  home: string,
+  port?: number,
+  uiPort?: number,
+): Promise<ServerState> {
+  const existing = readServerState(home);
+  if (existing) return existing;
+  const cliPath = await ensureTemporalCli();
+  const srv = await startDevServer({
+    cliPath,
+    dbFile: path.join(home, 'temporal.db'),
+    logFile: path.join(home, 'temporal.log'),
+    port,
+    uiPort,
+    detached: true,
+  });
+  const state: ServerState = { pid: srv.pid, address: srv.address, uiUrl: srv.uiUrl, dbFile: srv.dbFile };
+  fs.writeFileSync(path.join(home, 'server.json'), JSON.stringify(state, null, 2));
+  return state;
+}

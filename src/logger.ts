@@ -1,0 +1,25 @@
+import pino, { type Logger } from 'pino';
+
+/** Paths pino redacts wherever they appear in a log object: secrets never reach a log line. */
+export const REDACT_PATHS = [
+  'ANTHROPIC_API_KEY',
+  '*.ANTHROPIC_API_KEY',
+  '*.*.ANTHROPIC_API_KEY',
+  'apiKey',
+  '*.apiKey',
+  '*.*.apiKey',
+  'env.ANTHROPIC_API_KEY',
+  'headers["x-api-key"]',
+  '*.headers["x-api-key"]',
+  'authorization',
+  '*.authorization',
+];
+
+/** Creates the process logger. Logs go to stderr so that `--json` output on stdout stays clean. */
+export function createLogger(level: string = 'info', bindings: Record<string, unknown> = {}): Logger {
+  return pino(
+    { level, base: { pid: process.pid, ...bindings }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } },
+    pino.destination({ dest: 2, sync: true }),
+  );
+}
+export type { Logger };

@@ -1,0 +1,125 @@
+/**
+ * The resolved run specification: what a workflow receives after config/ has parsed an intake file and
+ * expanded presets. Deterministic code only (zod), so workflows may import it.
+ */
+import { z } from 'zod';
+
+export const BackendSchema = z.enum(['script', 'cli', 'api']);
+export type Backend = z.infer<typeof BackendSchema>;
+
+/** How an agent's work is routed: `ai` = model backend, `static` = script, `hybrid` = ai then script. */
+export const RoutingSchema = z.enum(['ai', 'static', 'hybrid']);
+
+export const PermissionModeSchema = z.enum([
+  'acceptEdits',
+  'auto',
+  'bypassPermissions',
+  'default',
+  'dontAsk',
+  'plan',
+]);
+
+/** A relative path or glob that must stay inside the workspace. */
+export const WorkspaceGlobSchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .refine(
+    (p) => !p.startsWith('/') && !/^[A-Za-z]:[\\/]/.test(p) && !p.split(/[\\/]/).includes('..'),
+    'must be a relative path inside the workspace',
+  );
+
+export const AgentSpecSchema = z
+  .object({
+    /** Unique within its phase; defaults to the role (with a suffix when repeated). */
+    id: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_-]*$/i, 'must be letters, digits, - or _')
+      .optional(),
+    role: z.string().min(1),
+    backend: BackendSchema.default('script'),
+    routing: RoutingSchema.optional(),
+    /** script backend: an argv array run in the workspace (no shell unless argv says `sh -c`). */
+    command: z.array(z.string()).min(1, 'must have at least the program name').optional(),
+    /** The task for a model backend. */
+    prompt: z.string().optional(),
+    system_prompt: z.string().optional(),
+    model: z.string().optional(),
+    max_turns: z.number().int().positive().optional(),
+    allowed_tools: z.array(z.string()).optional(),
+    disallowed_tools: z.array(z.string()).optional(),
+    permission_mode: PermissionModeSchema.optional(),
+    timeout_s: z.number().positive().optional(),
+    env: z.record(z.string(), z.string()).optional(),
+    budget_usd: z.number().nonnegative().optional(),
+    budget_tokens: z.number().int().nonnegative().optional(),
+  })
+  .superRefine((a, ctx) => {
+    if (a.backend === 'script' && !a.command) {
+      ctx.addIssue({ code: 'custom', path: ['command'], message: 'is required for backend "script"' });
+    }
+  });
+export type AgentSpec = z.infer<typeof AgentSpecSchema>;
+
+export const StrategySchema = z.object({
+  type: z.enum(['parallel', 'sequential', 'fallback', 'batched']).default('parallel'),
+  max_concurrency: z.number().int().positive().optional(),
+  pass_output: z.boolean().default(false),
+  stop_on_failure: z.boolean().default(true),
+  batch_size: z.number().int().positive().optional(),
+});
+export type Strategy = z.infer<typeof StrategySchema>;
+
+export const ArtifactSpecSchema = z.object({
+  pattern: WorkspaceGlobSchema,
+  min_count: z.number().int().nonnegative().default(1),
+});
+export type ArtifactSpec = z.infer<typeof ArtifactSpecSchema>;
+
+/** Gates are carried opaquely here; their schema lives with governance (config/governance). */
+export const GateSpecSchema = z.record(z.string(), z.unknown());
+
+export const BudgetLimitSchema = z.object({
+  usd: z.number().nonnegative().optional(),
+  tokens: z.number().int().nonnegative().optional(),
+});
+export type BudgetLimit = z.infer<typeof BudgetLimitSchema>;
+
+export const PhaseSpecSchema = z.object({
+  name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i, 'must be letters, digits, - or _'),
+  optional: z.boolean().default(false),
+  /** When true the phase is skipped (only allowed for optional phases). */
+  skip: z.boolean().default(false),
+  /** The preset's system prompt, handed to model agents of this phase. */
+  prompt: z.string().default(''),
+  agents: z.array(AgentSpecSchema).min(1, 'a phase needs at least one agent'),
+  strategy: StrategySchema.default({ type: 'parallel', pass_output: false, stop_on_failure: true }),
+  artifacts: z.array(ArtifactSpecSchema).default([]),
+  gates: z.array(GateSpecSchema).default([]),
+  budget: BudgetLimitSchema.optional(),
+});
+export type PhaseSpec = z.infer<typeof PhaseSpecSchema>;
+
+export const ProjectSpecSchema = z.object({
+  project: z.object({ name: z.string().min(1), client: z.string().optional() }),
+  requirements: z.array(z.string()).default([]),
+  phases: z.array(PhaseSpecSchema).min(1, 'must list at least one phase'),
+  constraints: z
+    .object({
+      budget_tokens: z.number().int().nonnegative().optional(),
+      budget_usd: z.number().nonnegative().optional(),
+      on_budget_exceeded: z.enum(['pause', 'fail']).default('pause'),
+    })
+    .default({ on_budget_exceeded: 'pause' }),
+});
+export type ProjectSpec = z.infer<typeof ProjectSpecSchema>;
+
+/** Input of `projectWorkflow`. Paths are absolute and resolved by the client, never by the workflow. */
+export const ProjectWorkflowInputSchema = z.object({
+  runId: z.string().min(1),
+  spec: ProjectSpecSchema,
+  workspace: z.string().startsWith('/', 'must be an absolute path'),
+  outputsDir: z.string().startsWith('/', 'must be an absolute path'),
+  /** Set when this run was forked from another run's checkpoint. */
+  forkedFrom: z.object({ runId: z.string(), checkpoint: z.string() }).optional(),
+});
+export type ProjectWorkflowInput = z.infer<typeof ProjectWorkflowInputSchema>;

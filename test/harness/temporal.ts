@@ -1,0 +1,79 @@
+/**
+ * Helpers for tests that run against the dev server started by global-setup.ts.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { loadConfig, type AppConfig } from '../../config/env';
+import { createLogger } from '../../src/logger';
+import { installRuntimeLogger } from '../../workers/runtime-logger';
+import { createWorker, type CreateWorkerOptions } from '../../workers/worker';
+
+export function env(name: string): string {
+  const v = process.env[name];
+  if (!v)
+    throw new Error(`${name} is not set: is this test in the "temporal" vitest project (global setup)?`);
+  return v;
+}
+
+/** A fresh temp directory, removed by the caller if wanted. */
+export function tempDir(prefix = 'orch-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export interface TestEnv {
+  config: AppConfig;
+  client: Client;
+  nativeConnection: NativeConnection;
+  taskQueue: string;
+  /** Starts a worker on this env's unique task queue; stop it with `worker.shutdown()`. */
+  startWorker(opts?: Partial<CreateWorkerOptions>): Promise<{ worker: Worker; running: Promise<void> }>;
+  close(): Promise<void>;
+}
+
+/** Connects to the shared dev server with a task queue unique to the calling test file. */
+export async function createTestEnv(overrides: { outputsDir?: string } = {}): Promise<TestEnv> {
+  const taskQueue = `test-${randomUUID()}`;
+  const outputsDir = overrides.outputsDir ?? tempDir('orch-outputs-');
+  const config = loadConfig({
+    ...process.env,
+    ORCHESTRATOR_TASK_QUEUE: taskQueue,
+    ORCHESTRATOR_OUTPUTS_DIR: outputsDir,
+    ORCHESTRATOR_SHUTDOWN_GRACE_MS: '2000',
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+  });
+  const logger = createLogger(config.logLevel, { test: true });
+  // The runtime logger must be installed before the first NativeConnection creates the runtime.
+  installRuntimeLogger(logger);
+  const connection = await Connection.connect({ address: config.temporal.address });
+  const nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const workers: { worker: Worker; running: Promise<void> }[] = [];
+  return {
+    config,
+    client,
+    nativeConnection,
+    taskQueue,
+    async startWorker(opts = {}) {
+      const { worker } = await createWorker({
+        config,
+        logger,
+        connection: nativeConnection,
+        workflowBundle: { codePath: env('ORCH_TEST_WORKFLOW_BUNDLE') },
+        ...opts,
+      });
+      const running = worker.run();
+      workers.push({ worker, running });
+      return { worker, running };
+    },
+    async close() {
+      for (const { worker } of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
+      await Promise.allSettled(workers.map((w) => w.running));
+      await connection.close();
+      await nativeConnection.close();
+    },
+  };
+}

@@ -1,0 +1,80 @@
+/**
+ * The one worker process: a NativeConnection plus a Worker on the `orchestrator` task queue, running the
+ * workflows from workflows/index.ts and the activities built by factories with injected dependencies.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { AppConfig } from '../config/env';
+import { createActivities, type ActivityDeps } from '../activities';
+import type { Logger } from '../src/logger';
+import { installRuntimeLogger } from './runtime-logger';
+
+/** Absolute path of the workflow entry point that the worker bundles. */
+export const WORKFLOWS_PATH = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '../workflows/index.ts',
+);
+
+export interface CreateWorkerOptions {
+  config: AppConfig;
+  logger: Logger;
+  /** Reuse a connection (tests); otherwise one is opened to config.temporal.address. */
+  connection?: NativeConnection;
+  /** A prebuilt workflow bundle (tests bundle once per run); otherwise workflows/index.ts is bundled. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+  /** Extra or replacement activity dependencies (e.g. the rehearsal model server's URL). */
+  deps?: Partial<ActivityDeps>;
+  /** Extra worker options (identity, concurrency) for tests and benchmarks. */
+  workerOptions?: Partial<WorkerOptions>;
+}
+
+export async function createWorker(
+  opts: CreateWorkerOptions,
+): Promise<{ worker: Worker; connection: NativeConnection }> {
+  const { config, logger } = opts;
+  installRuntimeLogger(logger);
+  const connection =
+    opts.connection ?? (await NativeConnection.connect({ address: config.temporal.address }));
+  const activities = createActivities({ config, logger, ...opts.deps });
+  const worker = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: config.temporal.taskQueue,
+    activities,
+    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+    maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
+    shutdownGraceTime: config.worker.shutdownGraceMs,
+    ...opts.workerOptions,
+  });
+  return { worker, connection };
+}
+
+/**
+ * Runs a worker until SIGINT/SIGTERM, then shuts down gracefully: in-flight activities get the grace time
+ * to finish or observe cancellation before the process exits.
+ */
+export async function runWorkerUntilSignal(opts: CreateWorkerOptions): Promise<void> {
+  const { worker, connection } = await createWorker(opts);
+  const onSignal = (sig: NodeJS.Signals) => {
+    opts.logger.info({ signal: sig }, 'shutting down worker');
+    worker.shutdown();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  opts.logger.info(
+    {
+      taskQueue: opts.config.temporal.taskQueue,
+      address: opts.config.temporal.address,
+      namespace: opts.config.temporal.namespace,
+    },
+    'worker started',
+  );
+  try {
+    await worker.run();
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (!opts.connection) await connection.close();
+  }
+}

@@ -1,0 +1,2 @@
+/** The workflow entry point bundled by the worker. Every export is a registered workflow type. */
+export { helloWorkflow } from './hello';
