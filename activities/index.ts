@@ -4,6 +4,8 @@
  */
 import type { AppConfig } from '../config/env';
 import type { Logger } from '../src/logger';
+import { createScriptActivities } from './script';
+import { createWorkspaceActivities } from './workspace';
 
 export interface ActivityDeps {
   config: AppConfig;
@@ -11,14 +13,32 @@ export interface ActivityDeps {
 }
 
 export function createActivities(deps: ActivityDeps) {
-  const { logger } = deps;
+  const { logger, config } = deps;
+  // Every agent process learns where Temporal is, so it can signal its own run (team requests).
+  const baseEnv: Record<string, string> = {
+    TEMPORAL_ADDRESS: config.temporal.address,
+    TEMPORAL_NAMESPACE: config.temporal.namespace,
+    ORCHESTRATOR_TASK_QUEUE: config.temporal.taskQueue,
+  };
   return {
     /** A trivial activity used by the smoke workflow and the foundation tests. */
     greet(name: string): Promise<string> {
       logger.info({ name }, 'greet');
       return Promise.resolve(`Hello, ${name}!`);
     },
+    ...createScriptActivities({
+      logger,
+      outputsDir: config.outputsDir,
+      baseEnv: { ...pathEnv(), ...baseEnv },
+    }),
+    ...createWorkspaceActivities({ logger }),
   };
+}
+
+/** The parts of the worker's environment a child process needs to run at all (PATH, HOME, locale). */
+function pathEnv(): Record<string, string> {
+  const keep = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TMPDIR', 'USER', 'SHELL'];
+  return Object.fromEntries(keep.flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : [])));
 }
 
 export type Activities = ReturnType<typeof createActivities>;

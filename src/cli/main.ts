@@ -7,6 +7,8 @@ import { ZodError } from 'zod';
 import { ConfigError, formatZodIssues } from '../../config/errors';
 import { CliError } from './context';
 import { registerInfraCommands } from './commands/infra';
+import { registerRunCommands } from './commands/run';
+import { registerDemoCommand } from './commands/demo';
 
 export function buildProgram(): Command {
   const program = new Command('orchestrator')
@@ -17,6 +19,8 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerInfraCommands(program);
+  registerRunCommands(program);
+  registerDemoCommand(program);
   return program;
 }
 

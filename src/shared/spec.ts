@@ -120,6 +120,16 @@ export const ProjectWorkflowInputSchema = z.object({
   workspace: z.string().startsWith('/', 'must be an absolute path'),
   outputsDir: z.string().startsWith('/', 'must be an absolute path'),
   /** Set when this run was forked from another run's checkpoint. */
-  forkedFrom: z.object({ runId: z.string(), checkpoint: z.string() }).optional(),
+  forkedFrom: z
+    .object({
+      runId: z.string(),
+      checkpoint: z.string(),
+      /** The parent's workspace and the checkpoint's commit, materialized into this run's workspace. */
+      sourceWorkspace: z.string().startsWith('/'),
+      commit: z.string().min(1),
+      /** Index of the phase the checkpoint was taken after; the fork continues with the next one. */
+      phaseIndex: z.number().int().nonnegative(),
+    })
+    .optional(),
 });
 export type ProjectWorkflowInput = z.infer<typeof ProjectWorkflowInputSchema>;

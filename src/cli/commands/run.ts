@@ -1,0 +1,280 @@
+/** `orchestrator run start|status|list|fork` and `checkpoint list|show|rollback`. */
+import fs from 'node:fs';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import Table from 'cli-table3';
+import { type Command, InvalidArgumentError } from 'commander';
+import logUpdate from 'log-update';
+import pc from 'picocolors';
+import { loadIntake } from '../../../config/intake';
+import { CheckpointIdSchema, checkpointsQuery, phaseResultsQuery } from '../../shared/messages';
+import { WorkflowType } from '../../shared/names';
+import type { Checkpoint, RunStatus } from '../../shared/run';
+import { forkRun, queryStatus, rollbackRun, startRun, watchRun } from '../../runs';
+import { CliError, configFrom, connectClient, printJson } from '../context';
+import { renderStatus, renderSummary } from '../render';
+
+export function parseCheckpointId(value: string): string {
+  const r = CheckpointIdSchema.safeParse(value);
+  if (!r.success)
+    throw new InvalidArgumentError(`${r.error.issues[0]?.message ?? 'invalid'} (got "${value}")`);
+  return value;
+}
+
+/** Runs `fn` with a connected client and maps "run not found" to a clear message. */
+async function withClient<T>(
+  cmd: Command,
+  fn: (client: Client, config: ReturnType<typeof configFrom>) => Promise<T>,
+): Promise<T> {
+  const config = configFrom(cmd);
+  const { client, close } = await connectClient(config);
+  try {
+    return await fn(client, config);
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError)
+      throw new CliError(`no run with id "${err.workflowId}" in namespace ${config.temporal.namespace}`);
+    throw err;
+  } finally {
+    await close();
+  }
+}
+
+/** Live progress until the run closes; returns the final status. */
+export async function followRun(client: Client, runId: string, json: boolean): Promise<RunStatus> {
+  let tick = 0;
+  const tty = process.stdout.isTTY && !json;
+  const final = await watchRun(client, runId, (s) => {
+    if (tty) logUpdate(renderStatus(s, tick++));
+  });
+  if (tty) logUpdate.done();
+  return final;
+}
+
+export function registerRunCommands(program: Command): void {
+  const run = program.command('run').description('start, watch, list and fork project runs');
+
+  run
+    .command('start')
+    .description('validate an intake file and start a project run')
+    .requiredOption('--intake <file>', 'intake YAML')
+    .requiredOption('--workspace <dir>', 'directory the agents work in (created if missing)')
+    .option('--run-id <id>', 'workflow id to use (default: <project-slug>-<random>)')
+    .option('--wait', 'show live progress and wait for the run to finish')
+    .option('--json', 'print the result as JSON')
+    .action(
+      async (
+        opts: { intake: string; workspace: string; runId?: string; wait?: boolean; json?: boolean },
+        cmd: Command,
+      ) => {
+        // The intake is validated before anything talks to Temporal: a bad file never starts a workflow.
+        const spec = loadIntake(opts.intake);
+        await withClient(cmd, async (client, config) => {
+          const input = await startRun(client, {
+            spec,
+            workspace: opts.workspace,
+            outputsDir: config.outputsDir,
+            taskQueue: config.temporal.taskQueue,
+            runId: opts.runId,
+          });
+          if (!opts.wait) {
+            if (opts.json) printJson({ runId: input.runId, workspace: input.workspace });
+            else {
+              process.stdout.write(`started run ${pc.bold(input.runId)} (${spec.phases.length} phases)\n`);
+              process.stdout.write(`  watch:  orchestrator run status ${input.runId} --watch\n`);
+              process.stdout.write(
+                `  needs a worker on task queue "${config.temporal.taskQueue}": orchestrator worker\n`,
+              );
+            }
+            return;
+          }
+          const final = await followRun(client, input.runId, Boolean(opts.json));
+          if (opts.json) printJson(final);
+          else process.stdout.write(renderSummary(final) + '\n');
+          if (final.state !== 'completed') process.exitCode = 1;
+        });
+      },
+    );
+
+  run
+    .command('status [runId]')
+    .description('show a run (default: the most recent one)')
+    .option('--watch', 'refresh until the run ends')
+    .option('--json', 'print JSON')
+    .action(async (runIdArg: string | undefined, opts: { watch?: boolean; json?: boolean }, cmd: Command) => {
+      await withClient(cmd, async (client) => {
+        const runId = runIdArg ?? (await latestRunId(client));
+        if (opts.watch) {
+          const final = await followRun(client, runId, Boolean(opts.json));
+          if (opts.json) printJson(final);
+          else process.stdout.write(renderStatus(final) + '\n');
+          return;
+        }
+        const s = await queryStatus(client, runId);
+        if (opts.json) printJson(s);
+        else process.stdout.write(renderStatus(s) + '\n');
+      });
+    });
+
+  run
+    .command('list')
+    .description('list project runs')
+    .option('--limit <n>', 'how many', (v) => positiveInt(v), 20)
+    .option('--json', 'print JSON')
+    .action(async (opts: { limit: number; json?: boolean }, cmd: Command) => {
+      await withClient(cmd, async (client) => {
+        const rows: { runId: string; status: string; started: string; closed?: string }[] = [];
+        for await (const wf of client.workflow.list({ query: `WorkflowType = '${WorkflowType.project}'` })) {
+          rows.push({
+            runId: wf.workflowId,
+            status: wf.status.name,
+            started: wf.startTime.toISOString(),
+            closed: wf.closeTime?.toISOString(),
+          });
+          if (rows.length >= opts.limit) break;
+        }
+        if (opts.json) return printJson(rows);
+        const table = new Table({ head: ['run', 'status', 'started', 'closed'] });
+        for (const r of rows) table.push([r.runId, r.status, r.started, r.closed ?? '']);
+        process.stdout.write(table.toString() + '\n');
+      });
+    });
+
+  run
+    .command('fork <runId>')
+    .description(
+      'start a new run from a checkpoint of another run (the workspace is a copy taken at that checkpoint)',
+    )
+    .requiredOption('--from <checkpoint>', 'checkpoint id, e.g. CP2', parseCheckpointId)
+    .requiredOption('--workspace <dir>', 'new, empty directory for the fork')
+    .option('--wait', 'show live progress and wait')
+    .option('--json', 'print JSON')
+    .action(
+      async (
+        runId: string,
+        opts: { from: string; workspace: string; wait?: boolean; json?: boolean },
+        cmd: Command,
+      ) => {
+        await withClient(cmd, async (client, config) => {
+          const input = await forkRun(client, {
+            runId,
+            checkpoint: opts.from,
+            workspace: opts.workspace,
+            taskQueue: config.temporal.taskQueue,
+          });
+          if (!opts.wait) {
+            if (opts.json) printJson({ runId: input.runId, forkedFrom: input.forkedFrom });
+            else
+              process.stdout.write(
+                `forked ${runId}@${opts.from} as run ${pc.bold(input.runId)} in ${input.workspace}\n`,
+              );
+            return;
+          }
+          const final = await followRun(client, input.runId, Boolean(opts.json));
+          if (opts.json) printJson(final);
+          else process.stdout.write(renderSummary(final) + '\n');
+        });
+      },
+    );
+
+  const cp = program.command('checkpoint').description('list, show and roll back to checkpoints');
+  cp.command('list <runId>')
+    .description("list a run's checkpoints")
+    .option('--json', 'print JSON')
+    .action(async (runId: string, opts: { json?: boolean }, cmd: Command) => {
+      await withClient(cmd, async (client) => {
+        const cps: Checkpoint[] = await client.workflow.getHandle(runId).query(checkpointsQuery);
+        if (opts.json) return printJson(cps);
+        const table = new Table({ head: ['id', 'label', 'commit', 'created', 'state'] });
+        for (const c of cps)
+          table.push([
+            c.id,
+            c.label,
+            c.commit.slice(0, 12),
+            c.createdAt,
+            c.rolledBack ? 'rolled back' : 'live',
+          ]);
+        process.stdout.write(table.toString() + '\n');
+      });
+    });
+  cp.command('show <runId> <checkpoint>')
+    .description('show a checkpoint and its manifest (artifacts with sizes and sha256)')
+    .option('--json', 'print JSON')
+    .action(async (runId: string, id: string, opts: { json?: boolean }, cmd: Command) => {
+      parseCheckpointId(id);
+      await withClient(cmd, async (client) => {
+        const cps: Checkpoint[] = await client.workflow.getHandle(runId).query(checkpointsQuery);
+        const c = cps.find((x) => x.id === id);
+        if (!c)
+          throw new CliError(
+            `run ${runId} has no checkpoint ${id}; it has: ${cps.map((x) => x.id).join(', ') || 'none'}`,
+          );
+        const manifest: unknown = fs.existsSync(c.manifestPath)
+          ? JSON.parse(fs.readFileSync(c.manifestPath, 'utf8'))
+          : undefined;
+        if (opts.json) return printJson({ ...c, manifest });
+        process.stdout.write(
+          `${pc.bold(c.id)} ${c.label}  commit ${c.commit}\n  manifest: ${c.manifestPath}\n`,
+        );
+        const files =
+          (manifest as { artifacts?: { path: string; size: number; sha256: string }[] } | undefined)
+            ?.artifacts ?? [];
+        const table = new Table({ head: ['artifact', 'bytes', 'sha256'] });
+        for (const f of files) table.push([f.path, f.size, f.sha256.slice(0, 16)]);
+        process.stdout.write(table.toString() + '\n');
+      });
+    });
+  cp.command('rollback <runId> <checkpoint>')
+    .description(
+      'roll a running run back to a checkpoint (workspace restored exactly; later phases run again)',
+    )
+    .option('--reason <text>', 'why (goes into the audit trail)')
+    .option('--json', 'print JSON')
+    .action(async (runId: string, id: string, opts: { reason?: string; json?: boolean }, cmd: Command) => {
+      parseCheckpointId(id);
+      await withClient(cmd, async (client) => {
+        const r = await rollbackRun(client, runId, id, opts.reason);
+        if (opts.json) printJson(r);
+        else
+          process.stdout.write(
+            `rolled back ${runId} to ${r.checkpoint}; continuing with ${r.resumesAt ?? 'the end of the run'}\n`,
+          );
+      });
+    });
+
+  program
+    .command('results <runId>')
+    .description("print a run's phase results")
+    .option('--json', 'print JSON')
+    .action(async (runId: string, opts: { json?: boolean }, cmd: Command) => {
+      await withClient(cmd, async (client) => {
+        const results = await client.workflow.getHandle(runId).query(phaseResultsQuery);
+        if (opts.json) return printJson(results);
+        const table = new Table({
+          head: ['phase', 'attempt', 'status', 'ms', 'cost', 'artifacts', 'checkpoint'],
+        });
+        for (const r of results)
+          table.push([
+            r.phase,
+            r.attempt,
+            r.status,
+            r.duration_ms ?? '',
+            r.costUsd.toFixed(4),
+            r.artifacts.length,
+            r.checkpoint ?? '',
+          ]);
+        process.stdout.write(table.toString() + '\n');
+      });
+    });
+}
+
+async function latestRunId(client: Client): Promise<string> {
+  for await (const wf of client.workflow.list({ query: `WorkflowType = '${WorkflowType.project}'` }))
+    return wf.workflowId;
+  throw new CliError('no runs yet: start one with `orchestrator run start --intake FILE --workspace DIR`');
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new InvalidArgumentError(`must be a positive whole number, got "${v}"`);
+  return n;
+}

@@ -1,0 +1,87 @@
+/** Human-readable rendering of run status for `run start --wait`, `run status` and the demo. */
+import pc from 'picocolors';
+import type { AgentStatusRow, PhaseStatus, RunStatus } from '../shared/run';
+
+const PHASE_ICON: Record<PhaseStatus, string> = {
+  pending: pc.dim('·'),
+  running: pc.cyan('▶'),
+  completed: pc.green('✓'),
+  failed: pc.red('✗'),
+  rolled_back: pc.yellow('↺'),
+  skipped: pc.dim('–'),
+};
+
+const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
+function agentIcon(a: AgentStatusRow, tick: number): string {
+  switch (a.state) {
+    case 'completed':
+      return pc.green('✓');
+    case 'failed':
+      return pc.red('✗');
+    case 'cancelled':
+      return pc.yellow('⊘');
+    case 'skipped':
+      return pc.dim('–');
+    case 'running':
+      return pc.cyan(SPINNER[tick % SPINNER.length] ?? '*');
+    default:
+      return pc.dim('·');
+  }
+}
+
+export function formatUsd(n: number): string {
+  return `$${n.toFixed(n < 1 ? 4 : 2)}`;
+}
+
+/** Renders the whole status block; `tick` animates running agents. */
+export function renderStatus(s: RunStatus, tick = 0): string {
+  const lines: string[] = [];
+  const stateColor = s.state === 'completed' ? pc.green : s.state === 'failed' ? pc.red : pc.cyan;
+  lines.push(
+    `${pc.bold(s.project)} · run ${pc.bold(s.runId)} · ${stateColor(s.state)} · ${s.step.replace('step', 'Step')}`,
+  );
+  const width = Math.max(...s.phases.map((p) => p.name.length), 5);
+  s.phases.forEach((p, i) => {
+    const cp = p.checkpoint && p.status === 'completed' ? pc.dim(` → ${p.checkpoint}`) : '';
+    const attempt = p.attempt > 1 ? pc.dim(` (attempt ${p.attempt})`) : '';
+    lines.push(
+      `  ${PHASE_ICON[p.status]} Step ${i + 1}/${s.phases.length} ${p.name.padEnd(width)}${cp}${attempt}`,
+    );
+    if (p.status === 'running' || p.status === 'failed') {
+      for (const a of s.agents.filter((x) => x.phase === p.name)) {
+        const err = a.error ? pc.red(` ${a.error.slice(0, 100)}`) : '';
+        lines.push(`      ${agentIcon(a, tick)} ${a.id} ${pc.dim(`(${a.role}) ${a.state}`)}${err}`);
+      }
+    }
+  });
+  const live = s.checkpoints.filter((c) => !c.rolledBack).map((c) => `${c.id} ${pc.dim(c.label)}`);
+  if (live.length) lines.push(`  Checkpoints: ${live.join(', ')}`);
+  for (const r of s.rollbacks) {
+    lines.push(
+      `  ${pc.yellow('↺')} rolled back to ${r.to}${r.fromPhase ? ` during ${r.fromPhase}` : ''}${r.reason ? `: ${r.reason}` : ''}`,
+    );
+  }
+  if (s.pausedReason) lines.push(`  ${pc.yellow('!')} ${s.pausedReason}`);
+  lines.push(`  Totals: ${s.totals.tokens} tokens, ${formatUsd(s.totals.costUsd)}`);
+  return lines.join('\n');
+}
+
+/** The closing summary: checkpoints, rollbacks and what to do next. */
+export function renderSummary(s: RunStatus, uiBase?: string): string {
+  const lines = [renderStatus(s), ''];
+  lines.push(pc.bold('Checkpoints'));
+  for (const c of s.checkpoints) {
+    lines.push(
+      `  ${c.id.padEnd(5)} ${c.label.padEnd(24)} ${c.commit.slice(0, 10)}${c.rolledBack ? pc.yellow('  (rolled back)') : ''}`,
+    );
+  }
+  lines.push('', pc.bold('Next steps'));
+  lines.push(`  orchestrator run status ${s.runId}`);
+  lines.push(`  orchestrator checkpoint list ${s.runId}`);
+  const lastCp = s.checkpoints.filter((c) => !c.rolledBack).at(-1);
+  if (lastCp) lines.push(`  orchestrator run fork ${s.runId} --from ${lastCp.id} --workspace <dir>`);
+  lines.push(`  outputs: ${s.outputsDir}/${s.runId}/`);
+  if (uiBase) lines.push(`  Web UI: ${uiBase}/namespaces/default/workflows/${encodeURIComponent(s.runId)}`);
+  return lines.join('\n');
+}

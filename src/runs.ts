@@ -1,0 +1,151 @@
+/**
+ * Client-side operations on project runs, shared by the CLI, the demo, the benchmarks and the tests.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { type Client, WorkflowUpdateFailedError } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { checkpointsQuery, rollbackUpdate, statusQuery, type RollbackResult } from './shared/messages';
+import { DEFAULT_TASK_QUEUE, WorkflowType } from './shared/names';
+import type { Checkpoint, RunStatus } from './shared/run';
+import { type ProjectSpec, type ProjectWorkflowInput, ProjectWorkflowInputSchema } from './shared/spec';
+
+/** A run id readable in the Web UI: the project's slug plus a short random suffix. */
+export function newRunId(projectName: string): string {
+  const slug = projectName
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .slice(0, 40);
+  return `${slug || 'run'}-${randomBytes(3).toString('hex')}`;
+}
+
+export interface StartRunOptions {
+  spec: ProjectSpec;
+  workspace: string;
+  outputsDir: string;
+  taskQueue?: string;
+  runId?: string;
+  forkedFrom?: ProjectWorkflowInput['forkedFrom'];
+}
+
+/** Validates the input and starts `projectWorkflow` with workflow id = run id. */
+export async function startRun(client: Client, opts: StartRunOptions): Promise<ProjectWorkflowInput> {
+  const workspace = path.resolve(opts.workspace);
+  fs.mkdirSync(workspace, { recursive: true });
+  const input = ProjectWorkflowInputSchema.parse({
+    runId: opts.runId ?? newRunId(opts.spec.project.name),
+    spec: opts.spec,
+    workspace,
+    outputsDir: path.resolve(opts.outputsDir),
+    forkedFrom: opts.forkedFrom,
+  });
+  await client.workflow.start(WorkflowType.project, {
+    taskQueue: opts.taskQueue ?? DEFAULT_TASK_QUEUE,
+    workflowId: input.runId,
+    args: [input],
+    memo: { project: input.spec.project.name, workspace: input.workspace },
+  });
+  return input;
+}
+
+/** Queries `status`; undefined when no worker answered in time (the run waits for a worker). */
+export async function queryStatus(client: Client, runId: string): Promise<RunStatus> {
+  return client.workflow.getHandle(runId).query(statusQuery);
+}
+
+/** The input a run was started with, read from the first event of its latest execution. */
+export async function runInput(client: Client, runId: string): Promise<ProjectWorkflowInput> {
+  const history = await client.workflow.getHandle(runId).fetchHistory();
+  const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+  if (!payload) throw new Error(`run ${runId} has no input in its history`);
+  return ProjectWorkflowInputSchema.parse(defaultPayloadConverter.fromPayload(payload));
+}
+
+/** Sends update `rollbackToCheckpoint`; a refusal by the validator becomes a one-line error. */
+export async function rollbackRun(
+  client: Client,
+  runId: string,
+  checkpoint: string,
+  reason?: string,
+): Promise<RollbackResult> {
+  try {
+    return await client.workflow
+      .getHandle(runId)
+      .executeUpdate(rollbackUpdate, { args: [{ checkpoint, reason }] });
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError)
+      throw new Error(`rollback refused: ${err.cause?.message ?? err.message}`);
+    throw err;
+  }
+}
+
+/**
+ * Starts a new run whose workspace is a copy of `runId`'s workspace at `checkpoint`; it continues with the
+ * phase after the checkpoint and inherits nothing else.
+ */
+export async function forkRun(
+  client: Client,
+  opts: { runId: string; checkpoint: string; workspace: string; taskQueue?: string; newRunId?: string },
+): Promise<ProjectWorkflowInput> {
+  const source = await runInput(client, opts.runId);
+  const cps: Checkpoint[] = await client.workflow.getHandle(opts.runId).query(checkpointsQuery);
+  const cp = cps.find((c) => c.id === opts.checkpoint);
+  if (!cp) {
+    throw new Error(
+      `run ${opts.runId} has no checkpoint "${opts.checkpoint}"; it has: ${cps.map((c) => c.id).join(', ') || 'none'}`,
+    );
+  }
+  const target = path.resolve(opts.workspace);
+  if (fs.existsSync(target) && fs.readdirSync(target).length > 0) {
+    throw new Error(`fork workspace ${target} must be empty or not exist`);
+  }
+  return startRun(client, {
+    spec: source.spec,
+    workspace: target,
+    outputsDir: source.outputsDir,
+    taskQueue: opts.taskQueue,
+    runId:
+      opts.newRunId ??
+      `${opts.runId}-fork-${opts.checkpoint.toLowerCase()}-${randomBytes(2).toString('hex')}`,
+    forkedFrom: {
+      runId: opts.runId,
+      checkpoint: cp.id,
+      sourceWorkspace: source.workspace,
+      commit: cp.commit,
+      phaseIndex: cp.phaseIndex,
+    },
+  });
+}
+
+/** Polls `status` until the run closes, calling `onStatus` on each change; returns the final status. */
+export async function watchRun(
+  client: Client,
+  runId: string,
+  onStatus: (s: RunStatus) => void,
+  intervalMs = 300,
+): Promise<RunStatus> {
+  const handle = client.workflow.getHandle(runId);
+  let last: RunStatus | undefined;
+  for (;;) {
+    try {
+      last = await handle.query(statusQuery);
+      onStatus(last);
+    } catch {
+      // The run may be between executions (continue-as-new) or waiting for a worker: poll again.
+    }
+    const desc = await handle.describe();
+    if (desc.status.name !== 'RUNNING') {
+      try {
+        last = await handle.query(statusQuery);
+        onStatus(last);
+      } catch {
+        // A closed run with no worker to answer queries: keep the last status seen.
+      }
+      if (!last) throw new Error(`run ${runId} ended (${desc.status.name}) before any status was seen`);
+      return last;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * Script-agent helpers for engine tests. A gated script counts its invocations in a file outside the
+ * workspace and waits for `gate-<n>` before doing its work, so a test decides exactly when each attempt of
+ * a phase proceeds (no timing guesses).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import crypto from 'node:crypto';
+
+export class Gates {
+  constructor(readonly dir: string) {
+    fs.mkdirSync(dir, { recursive: true });
+  }
+
+  /** argv for a script agent that counts itself under `name`, waits for its gate, then runs `work` (sh). */
+  script(name: string, work: string, gated = true): string[] {
+    const counter = path.join(this.dir, `${name}.count`);
+    const gate = path.join(this.dir, `${name}.gate-`);
+    const wait = gated ? `while [ ! -f '${gate}'$n ]; do sleep 0.05; done; ` : '';
+    return [
+      'sh',
+      '-c',
+      `n=$(( $(cat '${counter}' 2>/dev/null || echo 0) + 1 )); echo $n > '${counter}'; ${wait}${work}`,
+    ];
+  }
+
+  open(name: string, attempt: number): void {
+    fs.writeFileSync(path.join(this.dir, `${name}.gate-${attempt}`), '');
+  }
+
+  count(name: string): number {
+    try {
+      return Number(fs.readFileSync(path.join(this.dir, `${name}.count`), 'utf8').trim());
+    } catch {
+      return 0;
+    }
+  }
+}
+
+/** sha256 of every file under `dir` (relative path → hash, plus mode), excluding .orchestrator/ and .git/. */
+export function treeHash(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (rel: string) => {
+    for (const ent of fs.readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${ent.name}` : ent.name;
+      if (!rel && (ent.name === '.orchestrator' || ent.name === '.git')) continue;
+      const abs = path.join(dir, r);
+      if (ent.isDirectory()) walk(r);
+      else {
+        const st = fs.statSync(abs);
+        out[r] =
+          `${(st.mode & 0o111) !== 0 ? 'x' : '-'}${crypto.createHash('sha256').update(fs.readFileSync(abs)).digest('hex')}`;
+      }
+    }
+  };
+  walk('');
+  return out;
+}
+
+/** Polls `fn` until it returns a truthy value or the timeout passes. */
+export async function waitFor<T>(
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  what: string,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      lastErr = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${lastErr instanceof Error ? `: ${lastErr.message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

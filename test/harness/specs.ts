@@ -1,0 +1,41 @@
+/** Intake specs shared by engine tests. */
+import { ProjectSpecSchema, type ProjectSpec } from '../../src/shared/spec';
+import type { Gates } from './gates';
+
+export const PHASES = ['planning', 'architecture', 'data', 'development', 'qa', 'documentation'] as const;
+
+/** Six script phases; each writes, changes and deletes files so that a restore has real work to undo. */
+export function sixPhaseSpec(gates: Gates, gated: readonly string[] = []): ProjectSpec {
+  const work: Record<(typeof PHASES)[number], string> = {
+    planning: "printf '# Plan\\n- forecast\\n' > plan.md && printf 'tmp' > scratch.txt",
+    architecture:
+      "printf '# Architecture\\n' > ARCHITECTURE.md && printf -- '- dashboard\\n' >> plan.md && chmod +x ARCHITECTURE.md",
+    data: "mkdir -p data && printf 'create table t(id int);\\n' > data/schema.sql && rm -f scratch.txt && printf '\\000\\001\\002' > data/blob.bin",
+    development:
+      "mkdir -p src && printf 'export const a = 1;\\n' > src/a.ts && printf 'changed\\n' > plan.md",
+    qa: "mkdir -p tests && printf 'all green\\n' > tests/report.md",
+    documentation: "printf '# Readme\\n' > README.md",
+  };
+  const artifacts: Record<(typeof PHASES)[number], string[]> = {
+    planning: ['plan.md'],
+    architecture: ['ARCHITECTURE.md'],
+    data: ['data/*.sql'],
+    development: ['src/*.ts'],
+    qa: ['tests/report.md'],
+    documentation: ['README.md'],
+  };
+  return ProjectSpecSchema.parse({
+    project: { name: 'engine test' },
+    phases: PHASES.map((name) => ({
+      name,
+      agents: [
+        {
+          role: name === 'development' ? 'developer' : 'architect',
+          backend: 'script',
+          command: gates.script(name, work[name], gated.includes(name)),
+        },
+      ],
+      artifacts: artifacts[name].map((pattern) => ({ pattern })),
+    })),
+  });
+}

@@ -1,0 +1,205 @@
+/**
+ * The phase engine against the real dev server: six phases with checkpoints, rollback during a phase
+ * (workspace restored byte for byte), the Temporal CLI alone driving signals and queries.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkpointsQuery, phaseResultsQuery, statusQuery } from '../../src/shared/messages';
+import type { RunStatus } from '../../src/shared/run';
+import { rollbackRun, startRun } from '../../src/runs';
+import { Gates, treeHash, waitFor } from '../harness/gates';
+import { PHASES, sixPhaseSpec } from '../harness/specs';
+import { createTestEnv, env, tempDir, type TestEnv } from '../harness/temporal';
+
+function sha256(file: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+describe('projectWorkflow', () => {
+  let t: TestEnv;
+  beforeAll(async () => {
+    t = await createTestEnv();
+    await t.startWorker();
+  });
+  afterAll(async () => t.close());
+
+  it('runs six phases, takes CP1..CP6, and every manifest hash matches its file', async () => {
+    const gates = new Gates(tempDir('orch-gates-'));
+    const workspace = tempDir('orch-ws-');
+    const input = await startRun(t.client, {
+      spec: sixPhaseSpec(gates),
+      workspace,
+      outputsDir: t.config.outputsDir,
+      taskQueue: t.taskQueue,
+    });
+    const handle = t.client.workflow.getHandle(input.runId);
+    const summary = (await handle.result()) as { state: string };
+    expect(summary.state).toBe('completed');
+
+    const cps = await handle.query(checkpointsQuery);
+    expect(cps.map((c) => c.id)).toEqual(['CP1', 'CP2', 'CP3', 'CP4', 'CP5', 'CP6']);
+    expect(cps.map((c) => c.label)).toEqual(PHASES.map((p) => `post-${p}`));
+    for (const cp of cps) {
+      const manifest = JSON.parse(fs.readFileSync(cp.manifestPath, 'utf8')) as {
+        artifacts: { path: string; size: number; sha256: string }[];
+      };
+      expect(cp.manifestPath).toBe(path.join(t.config.outputsDir, input.runId, cp.phase, 'manifest.json'));
+      expect(manifest.artifacts.length).toBeGreaterThan(0);
+      for (const a of manifest.artifacts) {
+        // Later phases may change a file, so compare against the checkpoint's own phase output where stable.
+        if (cp.phase === 'development' || !['plan.md'].includes(a.path)) {
+          expect(a.sha256).toBe(sha256(path.join(workspace, a.path)));
+          expect(a.size).toBe(fs.statSync(path.join(workspace, a.path)).size);
+        }
+      }
+    }
+    const results = await handle.query(phaseResultsQuery);
+    expect(results.map((r) => [r.phase, r.status, r.attempt])).toEqual(
+      PHASES.map((p) => [p, 'completed', 1]),
+    );
+    for (const r of results) {
+      expect(r.duration_ms).toBeGreaterThanOrEqual(0);
+      expect(r.outputRef).toMatch(/manifest\.json$/);
+    }
+    // Each script ran exactly once.
+    for (const p of PHASES) expect(gates.count(p)).toBe(1);
+    const runManifest = JSON.parse(
+      fs.readFileSync(path.join(t.config.outputsDir, input.runId, 'manifest.json'), 'utf8'),
+    ) as Record<string, unknown>;
+    expect(runManifest).toBeTruthy();
+  });
+
+  it('rolls back to CP2 during phase 4: the workspace is restored byte for byte and phases 3.. run again', async () => {
+    const gates = new Gates(tempDir('orch-gates-'));
+    const workspace = tempDir('orch-ws-');
+    const input = await startRun(t.client, {
+      spec: sixPhaseSpec(gates, ['data', 'development']),
+      workspace,
+      outputsDir: t.config.outputsDir,
+      taskQueue: t.taskQueue,
+    });
+    const handle = t.client.workflow.getHandle(input.runId);
+
+    // Phase 3 is blocked before writing anything: the workspace is exactly CP2 now.
+    await waitFor(
+      async () =>
+        (await handle.query(checkpointsQuery)).some((c) => c.id === 'CP2') && gates.count('data') === 1,
+      'CP2',
+    );
+    const atCp2 = treeHash(workspace);
+    expect(Object.keys(atCp2).sort()).toEqual(['ARCHITECTURE.md', 'plan.md', 'scratch.txt']);
+    gates.open('data', 1);
+
+    // Phase 4's agent is running (blocked at its gate): roll back while it runs.
+    await waitFor(async () => {
+      const s = await handle.query(statusQuery);
+      return (
+        s.currentPhase === 'development' &&
+        s.agents.some((a) => a.phase === 'development' && a.state === 'running') &&
+        gates.count('development') === 1
+      );
+    }, 'phase 4 running');
+    const beforeRollback = treeHash(workspace);
+    expect(beforeRollback['data/schema.sql']).toBeDefined();
+    expect(beforeRollback['scratch.txt']).toBeUndefined();
+
+    const r = await rollbackRun(t.client, input.runId, 'CP2', 'test: redo data');
+    expect(r).toEqual({ checkpoint: 'CP2', resumesAt: 'data' });
+    // Phase 3 (attempt 2) is blocked at its gate again, so nothing has touched the restored tree.
+    await waitFor(() => gates.count('data') === 2, 'phase 3 rerun started');
+    expect(treeHash(workspace)).toEqual(atCp2);
+
+    gates.open('data', 2);
+    gates.open('development', 2);
+    const summary = (await handle.result()) as { state: string };
+    expect(summary.state).toBe('completed');
+
+    const results = await handle.query(phaseResultsQuery);
+    expect(results.map((x) => `${x.phase}#${x.attempt}:${x.status}`)).toEqual([
+      'planning#1:completed',
+      'architecture#1:completed',
+      'data#1:rolled_back',
+      'development#1:rolled_back',
+      'data#2:completed',
+      'development#2:completed',
+      'qa#1:completed',
+      'documentation#1:completed',
+    ]);
+    const status: RunStatus = await handle.query(statusQuery);
+    expect(status.rollbacks).toHaveLength(1);
+    expect(status.rollbacks[0]).toMatchObject({
+      to: 'CP2',
+      reason: 'test: redo data',
+      fromPhase: 'development',
+    });
+    expect(status.checkpoints.filter((c) => !c.rolledBack).map((c) => c.label)).toEqual(
+      PHASES.map((p) => `post-${p}`),
+    );
+    expect(gates.count('planning')).toBe(1);
+    expect(gates.count('architecture')).toBe(1);
+    expect(gates.count('data')).toBe(2);
+  });
+
+  it('refuses a rollback to an unknown checkpoint with a clear message', async () => {
+    const gates = new Gates(tempDir('orch-gates-'));
+    const input = await startRun(t.client, {
+      spec: sixPhaseSpec(gates, ['architecture']),
+      workspace: tempDir('orch-ws-'),
+      outputsDir: t.config.outputsDir,
+      taskQueue: t.taskQueue,
+    });
+    await waitFor(() => gates.count('architecture') === 1, 'phase 2 running');
+    await expect(rollbackRun(t.client, input.runId, 'CP9')).rejects.toThrow(
+      /unknown checkpoint "CP9"; available: CP1/,
+    );
+    await expect(rollbackRun(t.client, input.runId, 'nonsense')).rejects.toThrow(
+      /checkpoint: must be a checkpoint id like CP2/,
+    );
+    await t.client.workflow.getHandle(input.runId).terminate('test done');
+  });
+
+  it('takes signal `rollback` and query `status` from the Temporal CLI alone', async () => {
+    const gates = new Gates(tempDir('orch-gates-'));
+    const workspace = tempDir('orch-ws-');
+    const input = await startRun(t.client, {
+      spec: sixPhaseSpec(gates, ['data']),
+      workspace,
+      outputsDir: t.config.outputsDir,
+      taskQueue: t.taskQueue,
+    });
+    await waitFor(() => gates.count('data') === 1, 'phase 3 running');
+    const cli = env('ORCH_TEST_TEMPORAL_CLI');
+    const common = ['--address', t.config.temporal.address, '--workflow-id', input.runId];
+    // Async exec: the worker runs in this process, so a blocking exec would stall it.
+    const run = promisify(execFile);
+    const q = JSON.parse(
+      (await run(cli, ['workflow', 'query', ...common, '--name', 'status', '-o', 'json'])).stdout,
+    ) as {
+      queryResult: RunStatus[];
+    };
+    expect(q.queryResult[0]?.currentPhase).toBe('data');
+    expect(q.queryResult[0]?.step).toBe('step 3/6');
+
+    await run(cli, [
+      'workflow',
+      'signal',
+      ...common,
+      '--name',
+      'rollback',
+      '--input',
+      '{"checkpoint":"CP1","reason":"from the temporal CLI"}',
+    ]);
+    await waitFor(() => gates.count('architecture') === 2, 'phase 2 runs again after the rollback');
+    gates.open('data', 2);
+    const summary = (await t.client.workflow.getHandle(input.runId).result()) as {
+      state: string;
+      rollbacks: { to: string }[];
+    };
+    expect(summary.state).toBe('completed');
+    expect(summary.rollbacks.map((r) => r.to)).toEqual(['CP1']);
+  });
+});
