@@ -1,0 +1,178 @@
+/**
+ * The shadow git repository behind workspace snapshots. It lives at `<workspace>/.orchestrator/shadow.git`
+ * with the workspace as its work tree, so a workspace that is itself a git repository keeps its own
+ * `.git` (history, index, config) untouched: every command here names the shadow git dir explicitly.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+
+/** Folder in the workspace that snapshots never include and restores never touch. */
+export const STATE_DIR = '.orchestrator';
+
+export function shadowGitDir(workspace: string): string {
+  return path.join(workspace, STATE_DIR, 'shadow.git');
+}
+
+export type WorkspaceErrorType =
+  | 'WorkspaceNotInitialized'
+  | 'UnknownCommit'
+  | 'TargetNotEmpty'
+  | 'InvalidPath'
+  | 'GitMissing'
+  | 'GitLocked'
+  | 'GitFailed';
+
+/** A workspace operation failure; `type` becomes the ApplicationFailure type in activities. */
+export class WorkspaceError extends Error {
+  override readonly name = 'WorkspaceError';
+  constructor(
+    message: string,
+    readonly type: WorkspaceErrorType,
+    /** Whether trying again may succeed (a lock held by another process, an I/O hiccup). */
+    readonly retryable = false,
+  ) {
+    super(message);
+  }
+}
+
+const IDENTITY = { name: 'orchestrator', email: 'orchestrator@localhost' };
+
+/**
+ * The environment git runs with: no user or system config (a global `core.excludesFile`, hooks path or
+ * `commit.gpgSign` must not change what a snapshot contains or whether it works), and none of the
+ * caller's GIT_* variables (a GIT_INDEX_FILE inherited from a hook would point at the user's index).
+ */
+function gitEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !k.startsWith('GIT_')) env[k] = v;
+  }
+  return {
+    ...env,
+    GIT_CONFIG_GLOBAL: '/dev/null',
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_AUTHOR_NAME: IDENTITY.name,
+    GIT_AUTHOR_EMAIL: IDENTITY.email,
+    GIT_COMMITTER_NAME: IDENTITY.name,
+    GIT_COMMITTER_EMAIL: IDENTITY.email,
+    // Lock-contention detection below matches git's English message.
+    LC_ALL: 'C',
+    ...extra,
+  };
+}
+
+/** Options applied to every command, whatever the repository's own config says. */
+const FORCED_CONFIG = [
+  'core.autocrlf=false',
+  'core.safecrlf=false',
+  'core.quotePath=false',
+  'safe.directory=*',
+];
+
+export interface GitOptions {
+  input?: string;
+  env?: Record<string, string>;
+  /** Exit codes that are answers rather than failures (e.g. 1 from `rev-parse --verify --quiet`). */
+  okCodes?: number[];
+}
+
+export interface GitResult {
+  stdout: string;
+  exitCode: number;
+}
+
+/** A lock file older than this was left by a git process that died; anything younger is contention. */
+const STALE_LOCK_MS = 120_000;
+const LOCK_RETRY_DELAYS_MS = [50, 100, 200, 400, 800, 1600];
+
+/**
+ * Runs git (argv, no shell) against a git dir and work tree. Retries while another process holds a
+ * `*.lock` file and removes a lock left by a crashed git; fails with {@link WorkspaceError}.
+ */
+export async function runGit(
+  gitDir: string | undefined,
+  workTree: string,
+  args: string[],
+  opts: GitOptions = {},
+): Promise<GitResult> {
+  const argv = [
+    ...(gitDir ? [`--git-dir=${gitDir}`, `--work-tree=${workTree}`] : []),
+    ...FORCED_CONFIG.flatMap((c) => ['-c', c]),
+    ...args,
+  ];
+  for (let attempt = 0; ; attempt++) {
+    let result;
+    try {
+      result = await execa('git', argv, {
+        cwd: workTree,
+        env: gitEnv(opts.env),
+        extendEnv: false,
+        input: opts.input,
+        reject: false,
+        stripFinalNewline: true,
+      });
+    } catch (err) {
+      throw new WorkspaceError(`cannot run git: ${(err as Error).message}`, 'GitMissing');
+    }
+    if (result.failed && result.exitCode === undefined) {
+      const missing = (result as { code?: string }).code === 'ENOENT';
+      throw new WorkspaceError(
+        missing ? 'git is not installed or not on PATH' : `cannot run git: ${result.shortMessage}`,
+        missing ? 'GitMissing' : 'GitFailed',
+        !missing,
+      );
+    }
+    const exitCode = result.exitCode ?? 1;
+    if (exitCode === 0 || opts.okCodes?.includes(exitCode)) return { stdout: result.stdout, exitCode };
+
+    const lock = /Unable to create '([^']+\.lock)': File exists/.exec(result.stderr)?.[1];
+    if (lock) {
+      if (await isStale(lock)) {
+        await fs.rm(lock, { force: true });
+        continue;
+      }
+      const delay = LOCK_RETRY_DELAYS_MS[attempt];
+      if (delay !== undefined) {
+        await new Promise((r) => setTimeout(r, delay));
+        continue;
+      }
+      throw new WorkspaceError(`git ${args[0] ?? ''}: ${lock} is held by another process`, 'GitLocked', true);
+    }
+    throw new WorkspaceError(
+      `git ${args.join(' ')} failed (exit ${exitCode}): ${result.stderr.trim() || result.stdout.trim()}`,
+      'GitFailed',
+      true,
+    );
+  }
+}
+
+async function isStale(lockFile: string): Promise<boolean> {
+  try {
+    const st = await fs.stat(lockFile);
+    return Date.now() - st.mtimeMs > STALE_LOCK_MS;
+  } catch {
+    return true; // Gone already: retrying is right.
+  }
+}
+
+const SHA = /^[0-9a-f]{4,64}$/i;
+
+/** Full hash of `commit` in the repository, or WorkspaceError `UnknownCommit`. */
+export async function resolveCommit(gitDir: string, workTree: string, commit: string): Promise<string> {
+  // Only hex: a ref name or an option-looking string ("--output=…") never reaches git's argv.
+  if (!SHA.test(commit)) throw new WorkspaceError(`"${commit}" is not a commit hash`, 'UnknownCommit');
+  const { stdout, exitCode } = await runGit(
+    gitDir,
+    workTree,
+    ['rev-parse', '--verify', '--quiet', `${commit}^{commit}`],
+    {
+      okCodes: [1, 128],
+    },
+  );
+  if (exitCode !== 0 || !stdout) {
+    throw new WorkspaceError(`commit ${commit} is not a snapshot of ${workTree}`, 'UnknownCommit');
+  }
+  return stdout.trim();
+}

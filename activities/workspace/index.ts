@@ -1,0 +1,203 @@
+/**
+ * Workspace activities: snapshots in a shadow git repository, exact restores, artifact validation,
+ * manifests and forks. The plain functions take explicit arguments and are usable (and tested) without
+ * Temporal; {@link createWorkspaceActivities} wraps them for a worker.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import { z } from 'zod';
+import { formatZodIssues } from '../../config/errors';
+import type { Logger } from '../../src/logger';
+import { validateArtifacts, type ArtifactFile } from './artifacts';
+import { WorkspaceError } from './git';
+import { updateRunManifest, writeManifest, writeOutput, CheckpointRefSchema } from './manifest';
+import { initWorkspace, materializeCheckpoint, restoreWorkspace, snapshotWorkspace } from './snapshot';
+export { validateArtifacts, sha256File, type ArtifactFile, type ArtifactValidation } from './artifacts';
+export { WorkspaceError, shadowGitDir, STATE_DIR, type WorkspaceErrorType } from './git';
+export {
+  updateRunManifest,
+  writeManifest,
+  writeOutput,
+  phaseManifestPath,
+  PhaseManifestSchema,
+  RunManifestSchema,
+  type PhaseManifest,
+  type RunManifest,
+  type CheckpointRef,
+} from './manifest';
+export { initWorkspace, materializeCheckpoint, restoreWorkspace, snapshotWorkspace } from './snapshot';
+export { withWorkspaceLock } from './lock';
+
+export interface CheckpointPhaseResult {
+  /** False when an artifact check failed; then no snapshot or manifest was made. */
+  ok: boolean;
+  errors: string[];
+  commit?: string;
+  manifestPath?: string;
+  files: ArtifactFile[];
+}
+
+/**
+ * The end of a phase in one round trip: validate its artifacts, snapshot the workspace (commit message
+ * `<checkpoint> <label>`), write the phase manifest.
+ */
+export async function checkpointPhase(args: {
+  workspace: string;
+  outputsDir: string;
+  runId: string;
+  phase: string;
+  checkpoint: string;
+  label: string;
+  artifacts: readonly { pattern: string; min_count?: number }[];
+}): Promise<CheckpointPhaseResult> {
+  const validation = await validateArtifacts({ workspace: args.workspace, artifacts: args.artifacts });
+  if (!validation.ok) return { ok: false, errors: validation.errors, files: validation.files };
+  const { commit } = await snapshotWorkspace({
+    workspace: args.workspace,
+    message: `${args.checkpoint} ${args.label}\n\nRun ${args.runId}, phase ${args.phase}.`,
+  });
+  const manifest = await writeManifest({ ...args, commit, files: validation.files });
+  return { ok: true, errors: [], commit, manifestPath: manifest.path, files: validation.files };
+}
+
+// Activity inputs arrive from workflow history: validated here so a bad call fails clearly, once.
+const absPath = z.string().startsWith('/', 'must be an absolute path');
+const ArtifactInput = z.object({ pattern: z.string(), min_count: z.number().int().nonnegative().optional() });
+const Inputs = {
+  initWorkspace: z.object({ workspace: absPath }),
+  snapshotWorkspace: z.object({ workspace: absPath, message: z.string().min(1) }),
+  restoreWorkspace: z.object({ workspace: absPath, commit: z.string().min(1) }),
+  validateArtifacts: z.object({ workspace: absPath, artifacts: z.array(ArtifactInput) }),
+  writeManifest: z.object({
+    outputsDir: absPath,
+    runId: z.string().min(1),
+    phase: z.string().min(1),
+    checkpoint: z.string().min(1),
+    label: z.string().min(1),
+    commit: z.string().min(1),
+    files: z.array(z.object({ path: z.string(), size: z.number(), sha256: z.string() })),
+  }),
+  updateRunManifest: z.object({
+    outputsDir: absPath,
+    runId: z.string().min(1),
+    project: z.string().optional(),
+    status: z.string().optional(),
+    forkedFrom: z.object({ runId: z.string(), checkpoint: z.string() }).optional(),
+    phases: z.array(z.string()).optional(),
+    checkpoints: z.array(CheckpointRefSchema).optional(),
+    costUsd: z.number().optional(),
+    usage: z.record(z.string(), z.number()).optional(),
+  }),
+  checkpointPhase: z.object({
+    workspace: absPath,
+    outputsDir: absPath,
+    runId: z.string().min(1),
+    phase: z.string().min(1),
+    checkpoint: z.string().min(1),
+    label: z.string().min(1),
+    artifacts: z.array(ArtifactInput),
+  }),
+  materializeCheckpoint: z.object({
+    sourceWorkspace: absPath,
+    commit: z.string().min(1),
+    targetWorkspace: absPath,
+  }),
+  writeOutput: z.object({
+    outputsDir: absPath,
+    runId: z.string().min(1),
+    relPath: z.string().min(1),
+    content: z.string(),
+  }),
+};
+
+function parseInput<S extends z.ZodType>(name: string, schema: S, input: unknown): z.output<S> {
+  const parsed = schema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  throw ApplicationFailure.create({
+    type: 'InvalidActivityInput',
+    message: `${name}: ${formatZodIssues(parsed.error).join('; ')}`,
+    nonRetryable: true,
+  });
+}
+
+function toFailure(err: unknown): never {
+  if (err instanceof WorkspaceError) {
+    throw ApplicationFailure.create({ type: err.type, message: err.message, nonRetryable: !err.retryable });
+  }
+  throw err;
+}
+
+/** Builds the workspace activities. Register the returned object (spread) on a worker. */
+export function createWorkspaceActivities(deps: { logger: Logger }) {
+  const log = deps.logger.child({ component: 'workspace' });
+
+  /** Wraps a plain function: validate input, map WorkspaceError to ApplicationFailure, log the outcome. */
+  function activity<S extends z.ZodType, R>(
+    name: string,
+    schema: S,
+    fn: (args: z.output<S>) => Promise<R>,
+    summary: (args: z.output<S>, result: R) => Record<string, unknown>,
+  ) {
+    return async (input: z.input<S>): Promise<R> => {
+      const args = parseInput(name, schema, input);
+      const started = Date.now();
+      try {
+        const result = await fn(args);
+        log.info({ activity: name, ms: Date.now() - started, ...summary(args, result) }, `${name} done`);
+        return result;
+      } catch (err) {
+        log.warn({ activity: name, err: (err as Error).message }, `${name} failed`);
+        return toFailure(err);
+      }
+    };
+  }
+
+  return {
+    initWorkspace: activity('initWorkspace', Inputs.initWorkspace, initWorkspace, (a, r) => ({
+      workspace: a.workspace,
+      created: r.created,
+    })),
+    snapshotWorkspace: activity('snapshotWorkspace', Inputs.snapshotWorkspace, snapshotWorkspace, (a, r) => ({
+      workspace: a.workspace,
+      commit: r.commit,
+    })),
+    restoreWorkspace: activity('restoreWorkspace', Inputs.restoreWorkspace, restoreWorkspace, (a, r) => ({
+      workspace: a.workspace,
+      commit: r.commit,
+    })),
+    validateArtifacts: activity('validateArtifacts', Inputs.validateArtifacts, validateArtifacts, (a, r) => ({
+      workspace: a.workspace,
+      ok: r.ok,
+      files: r.files.length,
+    })),
+    writeManifest: activity('writeManifest', Inputs.writeManifest, writeManifest, (a, r) => ({
+      runId: a.runId,
+      phase: a.phase,
+      path: r.path,
+    })),
+    updateRunManifest: activity('updateRunManifest', Inputs.updateRunManifest, updateRunManifest, (a, r) => ({
+      runId: a.runId,
+      path: r.path,
+    })),
+    checkpointPhase: activity('checkpointPhase', Inputs.checkpointPhase, checkpointPhase, (a, r) => ({
+      runId: a.runId,
+      phase: a.phase,
+      checkpoint: a.checkpoint,
+      ok: r.ok,
+      commit: r.commit,
+      files: r.files.length,
+    })),
+    materializeCheckpoint: activity(
+      'materializeCheckpoint',
+      Inputs.materializeCheckpoint,
+      materializeCheckpoint,
+      (a, r) => ({ source: a.sourceWorkspace, target: a.targetWorkspace, commit: r.commit }),
+    ),
+    writeOutput: activity('writeOutput', Inputs.writeOutput, writeOutput, (a, r) => ({
+      runId: a.runId,
+      path: r.path,
+      bytes: r.bytes,
+    })),
+  };
+}
+
+export type WorkspaceActivities = ReturnType<typeof createWorkspaceActivities>;

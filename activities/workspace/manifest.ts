@@ -1,0 +1,249 @@
+/**
+ * Run outputs on disk: `<outputsDir>/<runId>/manifest.json` (the run), `<outputsDir>/<runId>/<phase>/
+ * manifest.json` (one per checkpointed phase) and large outputs written by activities instead of being
+ * passed through workflow history.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { WorkspaceGlobSchema } from '../../src/shared/spec';
+import { type ArtifactFile } from './artifacts';
+import { WorkspaceError } from './git';
+
+const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/** A run id or phase name used as one folder name: no separators, no `..`. */
+export const PathSegmentSchema = z
+  .string()
+  .regex(SEGMENT, 'must be letters, digits, ".", "-" or "_" (one folder name)');
+
+export const ArtifactFileSchema = z.object({
+  path: z.string(),
+  size: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+
+export const PhaseManifestSchema = z.object({
+  version: z.literal(1),
+  runId: z.string(),
+  phase: z.string(),
+  /** Checkpoint id, e.g. `CP2`. */
+  checkpoint: z.string(),
+  /** Checkpoint label, e.g. `post-architecture`. */
+  label: z.string(),
+  /** Shadow-repository commit holding the workspace at this checkpoint. */
+  commit: z.string(),
+  createdAt: z.string(),
+  artifacts: z.array(ArtifactFileSchema),
+  totals: z.object({ files: z.number().int(), bytes: z.number().int() }),
+});
+export type PhaseManifest = z.infer<typeof PhaseManifestSchema>;
+
+export const CheckpointRefSchema = z.object({
+  id: z.string(),
+  label: z.string(),
+  phase: z.string().optional(),
+  commit: z.string(),
+  createdAt: z.string().optional(),
+});
+export type CheckpointRef = z.infer<typeof CheckpointRefSchema>;
+
+export const RunManifestSchema = z.object({
+  version: z.literal(1),
+  runId: z.string(),
+  project: z.string().optional(),
+  status: z.string().optional(),
+  forkedFrom: z.object({ runId: z.string(), checkpoint: z.string() }).optional(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  phases: z.array(
+    z.object({
+      phase: z.string(),
+      checkpoint: z.string(),
+      label: z.string(),
+      commit: z.string(),
+      createdAt: z.string(),
+      files: z.number().int(),
+      bytes: z.number().int(),
+      /** Relative to the run folder. */
+      manifest: z.string(),
+    }),
+  ),
+  checkpoints: z.array(CheckpointRefSchema),
+  totals: z.object({
+    phases: z.number().int(),
+    checkpoints: z.number().int(),
+    artifacts: z.number().int(),
+    bytes: z.number().int(),
+    costUsd: z.number().optional(),
+    usage: z.record(z.string(), z.number()).optional(),
+  }),
+});
+export type RunManifest = z.infer<typeof RunManifestSchema>;
+
+function segment(value: string, what: string): string {
+  if (!SEGMENT.test(value)) {
+    throw new WorkspaceError(`${what} "${value}" cannot be used as a folder name`, 'InvalidPath');
+  }
+  return value;
+}
+
+/** Writes via a temp file and rename, so a reader never sees half a file. */
+async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${randomUUID().slice(0, 8)}.tmp`;
+  try {
+    await fs.writeFile(tmp, data);
+    await fs.rename(tmp, file);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+async function readJson<T>(file: string, schema: z.ZodType<T>): Promise<T | undefined> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const parsed = schema.safeParse(JSON.parse(text));
+  return parsed.success ? parsed.data : undefined;
+}
+
+/** `<outputsDir>/<runId>/<phase>/manifest.json`. */
+export function phaseManifestPath(outputsDir: string, runId: string, phase: string): string {
+  return path.join(outputsDir, segment(runId, 'run id'), segment(phase, 'phase'), 'manifest.json');
+}
+
+/** Writes the manifest of one phase checkpoint: id, label, commit, time and every artifact's hash. */
+export async function writeManifest(args: {
+  outputsDir: string;
+  runId: string;
+  phase: string;
+  checkpoint: string;
+  label: string;
+  commit: string;
+  files: readonly ArtifactFile[];
+}): Promise<{ path: string }> {
+  const file = phaseManifestPath(args.outputsDir, args.runId, args.phase);
+  const manifest: PhaseManifest = {
+    version: 1,
+    runId: args.runId,
+    phase: args.phase,
+    checkpoint: args.checkpoint,
+    label: args.label,
+    commit: args.commit,
+    createdAt: new Date().toISOString(),
+    artifacts: args.files.map((f) => ({ path: f.path, size: f.size, sha256: f.sha256 })),
+    totals: { files: args.files.length, bytes: args.files.reduce((n, f) => n + f.size, 0) },
+  };
+  await writeFileAtomic(file, JSON.stringify(manifest, null, 2) + '\n');
+  return { path: file };
+}
+
+/**
+ * Rewrites `<outputsDir>/<runId>/manifest.json` from the phase manifests on disk plus the totals the
+ * caller knows (cost, usage, status). Fields not passed keep their previous value.
+ */
+export async function updateRunManifest(args: {
+  outputsDir: string;
+  runId: string;
+  project?: string;
+  status?: string;
+  forkedFrom?: { runId: string; checkpoint: string };
+  /** Phases to include, in order; default every phase folder with a manifest, oldest first. After a
+   * rollback the workflow passes the phases that are still valid. */
+  phases?: readonly string[];
+  /** The run's checkpoints; default one per included phase. */
+  checkpoints?: readonly CheckpointRef[];
+  costUsd?: number;
+  /** Token counts by kind (input, output, cache_read, …), totals for the run. */
+  usage?: Readonly<Record<string, number>>;
+}): Promise<{ path: string; manifest: RunManifest }> {
+  const runDir = path.join(args.outputsDir, segment(args.runId, 'run id'));
+  const file = path.join(runDir, 'manifest.json');
+  const previous = await readJson(file, RunManifestSchema);
+
+  let names = args.phases ? [...args.phases] : undefined;
+  if (!names) {
+    const dirents = await fs.readdir(runDir, { withFileTypes: true }).catch(() => []);
+    names = dirents.filter((d) => d.isDirectory() && SEGMENT.test(d.name)).map((d) => d.name);
+  }
+  const phaseManifests: PhaseManifest[] = [];
+  for (const name of names) {
+    const m = await readJson(phaseManifestPath(args.outputsDir, args.runId, name), PhaseManifestSchema);
+    if (m) phaseManifests.push(m);
+  }
+  if (!args.phases) phaseManifests.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+
+  const phases = phaseManifests.map((m) => ({
+    phase: m.phase,
+    checkpoint: m.checkpoint,
+    label: m.label,
+    commit: m.commit,
+    createdAt: m.createdAt,
+    files: m.totals.files,
+    bytes: m.totals.bytes,
+    manifest: `${m.phase}/manifest.json`,
+  }));
+  const checkpoints =
+    args.checkpoints?.map((c) => ({ ...c })) ??
+    phases.map((p) => ({
+      id: p.checkpoint,
+      label: p.label,
+      phase: p.phase,
+      commit: p.commit,
+      createdAt: p.createdAt,
+    }));
+  const now = new Date().toISOString();
+  const costUsd = args.costUsd ?? previous?.totals.costUsd;
+  const usage = args.usage ? { ...args.usage } : previous?.totals.usage;
+  const manifest: RunManifest = {
+    version: 1,
+    runId: args.runId,
+    project: args.project ?? previous?.project,
+    status: args.status ?? previous?.status,
+    forkedFrom: args.forkedFrom ?? previous?.forkedFrom,
+    createdAt: previous?.createdAt ?? now,
+    updatedAt: now,
+    phases,
+    checkpoints,
+    totals: {
+      phases: phases.length,
+      checkpoints: checkpoints.length,
+      artifacts: phases.reduce((n, p) => n + p.files, 0),
+      bytes: phases.reduce((n, p) => n + p.bytes, 0),
+      ...(costUsd !== undefined ? { costUsd } : {}),
+      ...(usage !== undefined ? { usage } : {}),
+    },
+  };
+  await writeFileAtomic(file, JSON.stringify(manifest, null, 2) + '\n');
+  return { path: file, manifest };
+}
+
+/**
+ * Writes a large output (a transcript, a report) to `<outputsDir>/<runId>/<relPath>` so that workflow
+ * history carries only its path and hash.
+ */
+export async function writeOutput(args: {
+  outputsDir: string;
+  runId: string;
+  relPath: string;
+  content: string;
+}): Promise<{ path: string; bytes: number; sha256: string }> {
+  const rel = WorkspaceGlobSchema.safeParse(args.relPath);
+  if (!rel.success) {
+    throw new WorkspaceError(
+      `output path "${args.relPath}": ${rel.error.issues[0]?.message ?? 'invalid'}`,
+      'InvalidPath',
+    );
+  }
+  const file = path.join(args.outputsDir, segment(args.runId, 'run id'), rel.data);
+  const data = Buffer.from(args.content, 'utf8');
+  await writeFileAtomic(file, data);
+  return { path: file, bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') };
+}

@@ -1,0 +1,272 @@
+/**
+ * Workspace snapshots: commit the whole work tree to the shadow repository, restore a commit exactly,
+ * and materialize a commit into a fresh directory (fork).
+ *
+ * "Exactly" means: every file and symlink with its content and executable bit, and empty directories
+ * (git cannot store those, so they are listed in the commit message as `Empty-Dir:` trailers). The
+ * workspace's `.gitignore` files are deliberately ignored (`add --force`): a rollback must also remove a
+ * `dist/` or `.env` that an agent created after the checkpoint. Never included or touched: `.orchestrator/`
+ * at the workspace root and every `.git` directory.
+ */
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { runGit, resolveCommit, shadowGitDir, STATE_DIR, WorkspaceError } from './git';
+import { withWorkspaceLock } from './lock';
+
+const EXCLUDE_FILE_CONTENT = `# Managed by orchestrator: never snapshot its own state or a git dir.\n/${STATE_DIR}/\n.git/\n`;
+const REPO_CONFIG = `[core]
+\tbare = false
+\tautocrlf = false
+\tfilemode = true
+\tsymlinks = true
+\tlogAllRefUpdates = always
+[gc]
+\t# Background gc could race a snapshot; the shadow repository stays small enough not to need it.
+\tauto = 0
+[user]
+\tname = orchestrator
+\temail = orchestrator@localhost
+`;
+const EMPTY_DIR_TRAILER = 'Empty-Dir: ';
+const MATERIALIZED_TRAILER = 'Materialized-From: ';
+
+async function exists(p: string): Promise<boolean> {
+  return fs.access(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function isInitialized(gitDir: string): Promise<boolean> {
+  try {
+    return (await fs.readFile(path.join(gitDir, 'info', 'exclude'), 'utf8')) === EXCLUDE_FILE_CONTENT;
+  } catch {
+    return false;
+  }
+}
+
+async function ensureRepo(workspace: string): Promise<{ gitDir: string; created: boolean }> {
+  const gitDir = shadowGitDir(workspace);
+  if (await isInitialized(gitDir)) return { gitDir, created: false };
+  await fs.mkdir(workspace, { recursive: true });
+  // --bare keeps git from recording an absolute core.worktree: a forked workspace is renamed into place,
+  // and the work tree is passed on every command anyway.
+  if (!(await exists(path.join(gitDir, 'HEAD')))) {
+    await runGit(undefined, workspace, ['init', '--quiet', '--bare', gitDir]);
+  }
+  // Appended rather than set key by key: one file write instead of a git process per setting (a later
+  // section overrides an earlier one in git config).
+  await fs.appendFile(path.join(gitDir, 'config'), REPO_CONFIG);
+  await fs.mkdir(path.join(gitDir, 'info'), { recursive: true });
+  // Written last: its content marks a completely initialised repository.
+  await fs.writeFile(path.join(gitDir, 'info', 'exclude'), EXCLUDE_FILE_CONTENT);
+  return { gitDir, created: true };
+}
+
+/** Creates the workspace folder (mkdir -p) and its shadow repository; safe to call repeatedly. */
+export async function initWorkspace(args: {
+  workspace: string;
+}): Promise<{ gitDir: string; created: boolean }> {
+  const workspace = path.resolve(args.workspace);
+  return withWorkspaceLock(workspace, () => ensureRepo(workspace));
+}
+
+/** Directories with no entries at all, relative with `/`, sorted; skips the state dir and `.git` dirs. */
+async function findEmptyDirs(root: string): Promise<string[]> {
+  const found: string[] = [];
+  async function walk(rel: string): Promise<void> {
+    const entries = await fs.readdir(path.join(root, rel), { withFileTypes: true });
+    if (rel && entries.length === 0) found.push(rel);
+    for (const e of entries) {
+      if (!e.isDirectory() || e.name === '.git' || (!rel && e.name === STATE_DIR)) continue;
+      await walk(rel ? `${rel}/${e.name}` : e.name);
+    }
+  }
+  await walk('');
+  return found.sort();
+}
+
+/** Stages the whole work tree, .gitignore'd files included, the state dir excluded. */
+async function stageAll(gitDir: string, workspace: string): Promise<void> {
+  await runGit(gitDir, workspace, ['add', '--all', '--force', '--', '.', `:(exclude)${STATE_DIR}`]);
+}
+
+function withTrailers(message: string, emptyDirs: string[], extra: string[] = []): string {
+  const trailers = [...extra, ...emptyDirs.map((d) => EMPTY_DIR_TRAILER + JSON.stringify(d))];
+  return trailers.length ? `${message.trimEnd()}\n\n${trailers.join('\n')}\n` : `${message.trimEnd()}\n`;
+}
+
+async function commitMessage(gitDir: string, workspace: string, commit: string): Promise<string> {
+  const { stdout } = await runGit(gitDir, workspace, ['cat-file', 'commit', commit]);
+  return stdout.slice(stdout.indexOf('\n\n') + 2);
+}
+
+async function emptyDirsOf(gitDir: string, workspace: string, commit: string): Promise<string[]> {
+  const message = await commitMessage(gitDir, workspace, commit);
+  return message
+    .split('\n')
+    .filter((l) => l.startsWith(EMPTY_DIR_TRAILER))
+    .map((l) => JSON.parse(l.slice(EMPTY_DIR_TRAILER.length)) as unknown)
+    .filter((d): d is string => typeof d === 'string' && !d.startsWith('/') && !d.split('/').includes('..'));
+}
+
+async function createDirs(root: string, dirs: string[]): Promise<void> {
+  for (const d of dirs) await fs.mkdir(path.join(root, d), { recursive: true });
+}
+
+async function snapshotLocked(
+  workspace: string,
+  message: string,
+  extraTrailers: string[] = [],
+): Promise<{ commit: string; tree: string }> {
+  const { gitDir } = await ensureRepo(workspace);
+  await stageAll(gitDir, workspace);
+  const tree = (await runGit(gitDir, workspace, ['write-tree'])).stdout.trim();
+  const head = await runGit(gitDir, workspace, ['rev-parse', '--verify', '--quiet', 'HEAD'], {
+    okCodes: [1],
+  });
+  const parent = head.exitCode === 0 ? head.stdout.trim() : undefined;
+  const body = withTrailers(message, await findEmptyDirs(workspace), extraTrailers);
+  // Plumbing rather than `git commit`: an unchanged tree still gets its own commit (one per checkpoint),
+  // and no hook or signing setting can interfere.
+  const commit = (
+    await runGit(gitDir, workspace, ['commit-tree', tree, ...(parent ? ['-p', parent] : []), '-F', '-'], {
+      input: body,
+    })
+  ).stdout.trim();
+  // HEAD only ever moves forward, so every snapshot stays reachable even after a rollback.
+  await runGit(gitDir, workspace, ['update-ref', '-m', message.split('\n')[0] ?? 'snapshot', 'HEAD', commit]);
+  return { commit, tree };
+}
+
+/**
+ * Commits the current state of the workspace to its shadow repository (initialising it if needed).
+ * Always creates a new commit, even when nothing changed since the previous snapshot.
+ */
+export async function snapshotWorkspace(args: {
+  workspace: string;
+  message: string;
+}): Promise<{ commit: string; tree: string }> {
+  const workspace = path.resolve(args.workspace);
+  return withWorkspaceLock(workspace, () => snapshotLocked(workspace, args.message));
+}
+
+/**
+ * Makes the workspace exactly the tree of `commit`: files created since are deleted (ignored ones too),
+ * changed or deleted files come back byte for byte with their executable bit, empty directories are
+ * recreated. `.orchestrator/` and `.git` directories are left alone.
+ */
+export async function restoreWorkspace(args: {
+  workspace: string;
+  commit: string;
+}): Promise<{ commit: string }> {
+  const workspace = path.resolve(args.workspace);
+  return withWorkspaceLock(workspace, async () => {
+    const gitDir = shadowGitDir(workspace);
+    if (!(await isInitialized(gitDir))) {
+      throw new WorkspaceError(
+        `${workspace} has no snapshots (no shadow repository)`,
+        'WorkspaceNotInitialized',
+      );
+    }
+    const commit = await resolveCommit(gitDir, workspace, args.commit);
+    // Staging first makes the index describe the work tree exactly, so read-tree knows every file that
+    // must change or go, whatever happened since the last snapshot (it trusts the index, not the disk).
+    await stageAll(gitDir, workspace);
+    await runGit(gitDir, workspace, ['read-tree', '--reset', '-u', commit]);
+    // -x: .gitignore'd files are removed too; -ff: also nested repositories created since the snapshot.
+    await runGit(gitDir, workspace, ['clean', '-ffdxq', '-e', `/${STATE_DIR}/`]);
+    await createDirs(workspace, await emptyDirsOf(gitDir, workspace, commit));
+    return { commit };
+  });
+}
+
+/** Lists the entries of `dir`, or undefined when it does not exist. */
+async function listDir(dir: string): Promise<string[] | undefined> {
+  try {
+    return await fs.readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** The source commit a workspace was materialized from, read from its first snapshot. */
+async function materializedFrom(workspace: string): Promise<{ source: string; commit: string } | undefined> {
+  const gitDir = shadowGitDir(workspace);
+  if (!(await isInitialized(gitDir))) return undefined;
+  const roots = await runGit(gitDir, workspace, ['rev-list', '--max-parents=0', 'HEAD'], { okCodes: [128] });
+  const root = roots.exitCode === 0 ? roots.stdout.split('\n')[0]?.trim() : undefined;
+  if (!root) return undefined;
+  const line = (await commitMessage(gitDir, workspace, root))
+    .split('\n')
+    .find((l) => l.startsWith(MATERIALIZED_TRAILER));
+  return line ? { source: line.slice(MATERIALIZED_TRAILER.length).trim(), commit: root } : undefined;
+}
+
+/**
+ * Fork support: fills `targetWorkspace` with exactly the tree of `commit` from `sourceWorkspace`'s
+ * shadow repository, gives it its own shadow repository and takes a first snapshot there (returned as
+ * `commit`; its tree equals the source commit's tree).
+ *
+ * The target must be empty or not exist. The tree is built in a sibling temp folder and renamed into
+ * place, so a crash never leaves a half-copied target; a retry after success returns the same result.
+ */
+export async function materializeCheckpoint(args: {
+  sourceWorkspace: string;
+  commit: string;
+  targetWorkspace: string;
+}): Promise<{ commit: string; sourceCommit: string; tree: string }> {
+  const source = path.resolve(args.sourceWorkspace);
+  const target = path.resolve(args.targetWorkspace);
+  if (target === source || target.startsWith(source + path.sep) || source.startsWith(target + path.sep)) {
+    throw new WorkspaceError(
+      `target ${target} must not overlap the source workspace ${source}`,
+      'InvalidPath',
+    );
+  }
+  const srcGitDir = shadowGitDir(source);
+  if (!(await isInitialized(srcGitDir))) {
+    throw new WorkspaceError(`${source} has no snapshots (no shadow repository)`, 'WorkspaceNotInitialized');
+  }
+  const sourceCommit = await resolveCommit(srcGitDir, source, args.commit);
+
+  const entries = await listDir(target);
+  if (entries && entries.length > 0) {
+    const done = await materializedFrom(target);
+    if (done?.source === sourceCommit) {
+      const tree = (
+        await runGit(shadowGitDir(target), target, ['rev-parse', `${done.commit}^{tree}`])
+      ).stdout.trim();
+      return { commit: done.commit, sourceCommit, tree };
+    }
+    const sample = entries.slice(0, 3).join(', ');
+    throw new WorkspaceError(
+      `target workspace ${target} is not empty (${entries.length} entries: ${sample}); fork into a new or empty directory`,
+      'TargetNotEmpty',
+    );
+  }
+
+  const parent = path.dirname(target);
+  await fs.mkdir(parent, { recursive: true });
+  const tmp = path.join(parent, `.${path.basename(target)}.materialize-${randomUUID().slice(0, 8)}`);
+  try {
+    await fs.mkdir(path.join(tmp, STATE_DIR), { recursive: true });
+    // A private index file: the source repository's own index must not change.
+    const env = { GIT_INDEX_FILE: path.join(tmp, STATE_DIR, 'materialize.index') };
+    await runGit(srcGitDir, tmp, ['read-tree', sourceCommit], { env });
+    await runGit(srcGitDir, tmp, ['checkout-index', '--all', '--force'], { env });
+    await fs.rm(env.GIT_INDEX_FILE, { force: true });
+    await createDirs(tmp, await emptyDirsOf(srcGitDir, source, sourceCommit));
+    const snap = await withWorkspaceLock(tmp, () =>
+      snapshotLocked(tmp, `Materialized from ${sourceCommit}`, [MATERIALIZED_TRAILER + sourceCommit]),
+    );
+    // rename(2) replaces an empty directory, and fails (leaving ours in tmp) if one appeared meanwhile.
+    await fs.rename(tmp, target);
+    return { commit: snap.commit, sourceCommit, tree: snap.tree };
+  } catch (err) {
+    await fs.rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}

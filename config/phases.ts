@@ -1,0 +1,221 @@
+/**
+ * Phase presets: the default agents, prompt, strategy and artifacts of each well-known phase, kept as YAML
+ * files in config/phases/. Also the zod pieces that phase presets and intake phase objects share (string
+ * shorthands for strategies and artifacts, agent id defaults), so both files accept the same spellings.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import {
+  AgentSpecSchema,
+  ArtifactSpecSchema,
+  BudgetLimitSchema,
+  GateSpecSchema,
+  PhaseSpecSchema,
+  StrategySchema,
+  WorkspaceGlobSchema,
+  type AgentSpec,
+  type PhaseSpec,
+} from '../src/shared/spec';
+import { ConfigError, formatZodIssues } from './errors';
+
+// import.meta.dirname needs Node 20.11; the project supports 20.3.
+const PRESETS_DIR = path.join(fileURLToPath(new URL('.', import.meta.url)), 'phases');
+
+/** `"parallel"` or a full strategy object `{ type, max_concurrency, pass_output, stop_on_failure, batch_size }`. */
+export const StrategyEntrySchema = z.union([
+  z
+    .string()
+    .pipe(StrategySchema.shape.type.unwrap())
+    .transform((type) => StrategySchema.parse({ type })),
+  StrategySchema.strict(),
+]);
+
+/** `"src/**\/*.ts"` (at least one file) or `{ pattern, min_count }`. */
+export const ArtifactEntrySchema = z.union([
+  WorkspaceGlobSchema.transform((pattern) => ArtifactSpecSchema.parse({ pattern })),
+  ArtifactSpecSchema.strict(),
+]);
+
+/** Turns a role into a valid agent id (`QA Engineer` → `qa-engineer`). */
+function idFromRole(role: string): string {
+  const slug = role
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, '-')
+    .replace(/^[-_]+|-+$/g, '');
+  return slug || 'agent';
+}
+
+/**
+ * Agents of one phase. Ids must be unique within the phase; an agent without an id gets its role as id,
+ * then `role-2`, `role-3`, … when the role repeats (or the plain id is taken by an explicit one).
+ */
+export const AgentListSchema = z
+  .array(AgentSpecSchema.strict())
+  .min(1, 'a phase needs at least one agent')
+  .superRefine((agents, ctx) => {
+    const seen = new Map<string, number>();
+    agents.forEach((a, i) => {
+      if (a.id === undefined) return;
+      const first = seen.get(a.id);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [i, 'id'],
+          message: `duplicate agent id "${a.id}" (also agents[${first}])`,
+        });
+      } else seen.set(a.id, i);
+    });
+  })
+  .transform((agents): AgentSpec[] => {
+    const taken = new Set(agents.flatMap((a) => (a.id === undefined ? [] : [a.id])));
+    return agents.map((a) => {
+      if (a.id !== undefined) return a;
+      const base = idFromRole(a.role);
+      let id = base;
+      for (let n = 2; taken.has(id); n++) id = `${base}-${n}`;
+      taken.add(id);
+      return { ...a, id };
+    });
+  });
+
+/** The shape of one file in config/phases/. Strict: a misspelt key is an error, not silently ignored. */
+export const PhasePresetSchema = z.strictObject({
+  name: PhaseSpecSchema.shape.name,
+  /** Position in listings (and the conventional run order). */
+  order: z.number().int().nonnegative(),
+  optional: z.boolean().default(false),
+  /** One line for humans (`orchestrator phases`). */
+  description: z.string().min(1),
+  /** The system prompt handed to this phase's model agents: task-focused, no role-play. */
+  prompt: z.string().min(1),
+  agents: AgentListSchema,
+  strategy: StrategyEntrySchema.default(StrategySchema.parse({})),
+  artifacts: z.array(ArtifactEntrySchema).default([]),
+  gates: z.array(GateSpecSchema).default([]),
+  budget: BudgetLimitSchema.strict().optional(),
+});
+export type PhasePreset = z.output<typeof PhasePresetSchema>;
+
+/**
+ * Renders zod issues as `path: message` lines. Beyond {@link formatZodIssues} it unpacks unions (a
+ * "string or object" field reports the branch that matches the value's type) and names unknown keys.
+ */
+export function describeIssues(error: z.ZodError, prefix = ''): string[] {
+  return formatZodIssues(new z.ZodError(flattenIssues(error.issues)), prefix);
+}
+
+function flattenIssues(issues: readonly z.core.$ZodIssue[], base: PropertyKey[] = []): z.core.$ZodIssue[] {
+  return issues.flatMap((issue): z.core.$ZodIssue[] => {
+    const at = [...base, ...issue.path];
+    if (issue.code === 'invalid_union' && issue.errors.length > 0) {
+      // A branch whose root type does not match the value is noise; keep the branch(es) that do.
+      const fitting = issue.errors.filter(
+        (branch) => !branch.some((b) => b.code === 'invalid_type' && b.path.length === 0),
+      );
+      if (fitting.length === 1 && fitting[0]) return flattenIssues(fitting[0], at);
+      if (fitting.length === 0) {
+        const expected = issue.errors.flatMap((b) =>
+          b.flatMap((x) => (x.code === 'invalid_type' ? [x.expected] : [])),
+        );
+        const message = `expected ${[...new Set(expected)].join(' or ')}`;
+        return [{ ...issue, path: at, message }];
+      }
+    }
+    if (issue.code === 'unrecognized_keys') {
+      return issue.keys.map((key) => ({ ...issue, path: [...at, key], message: issue.message }));
+    }
+    return [{ ...issue, path: at }];
+  });
+}
+
+/**
+ * Per-parse messages: `is required` for a missing field, and `unknown key (expected one of: …)` so a typo
+ * tells the user what was meant.
+ */
+export function configErrorMap(issue: z.core.$ZodRawIssue): string | undefined {
+  if (issue.code === 'invalid_type' && issue.input === undefined) return 'is required';
+  if (issue.code === 'unrecognized_keys') {
+    const known = issue.inst instanceof z.ZodObject ? Object.keys(issue.inst.shape) : [];
+    return known.length ? `unknown key (expected one of: ${known.join(', ')})` : 'unknown key';
+  }
+  return undefined;
+}
+
+/** Parses one YAML text into plain data, or throws ConfigError `source:line:col: invalid YAML: …`. */
+export function parseYamlText(text: string, source: string): unknown {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const err = doc.errors[0];
+  if (err) {
+    const pos = err.linePos?.[0];
+    const where = pos ? `${source}:${pos.line}:${pos.col}` : source;
+    const msg = (err.message.split('\n')[0] ?? err.message).replace(/ at line \d+, column \d+:?$/, '');
+    throw new ConfigError(`${where}: invalid YAML: ${msg}`);
+  }
+  return doc.toJS() as unknown;
+}
+
+/** Reads and validates every `*.yaml` preset in `dir`, sorted by `order`. */
+export function loadPhasePresets(dir: string = PRESETS_DIR): PhasePreset[] {
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort();
+  const presets = files.map((file) => {
+    const full = path.join(dir, file);
+    const parsed = PhasePresetSchema.safeParse(parseYamlText(fs.readFileSync(full, 'utf8'), full), {
+      error: configErrorMap,
+    });
+    if (!parsed.success)
+      throw new ConfigError(
+        describeIssues(parsed.error, '')
+          .map((l) => `${full}: ${l}`)
+          .join('\n'),
+      );
+    if (parsed.data.name !== path.basename(file, '.yaml')) {
+      throw new ConfigError(`${full}: name: must equal the file name ("${path.basename(file, '.yaml')}")`);
+    }
+    return parsed.data;
+  });
+  return presets.sort((a, b) => a.order - b.order || a.name.localeCompare(b.name));
+}
+
+let cached: PhasePreset[] | undefined;
+
+/** The built-in presets (config/phases/*.yaml), in run order. Read once per process. */
+export function listPhasePresets(): PhasePreset[] {
+  cached ??= loadPhasePresets();
+  return cached;
+}
+
+/** A built-in preset by name; throws ConfigError naming the known presets when there is none. */
+export function getPhasePreset(
+  name: string,
+  presets: readonly PhasePreset[] = listPhasePresets(),
+): PhasePreset {
+  const preset = presets.find((p) => p.name === name);
+  if (!preset) throw new ConfigError(unknownPresetMessage(name, presets));
+  return preset;
+}
+
+/** `unknown phase preset "x" (known: planning, architecture, …)`. */
+export function unknownPresetMessage(name: string, presets: readonly PhasePreset[]): string {
+  return `unknown phase preset "${name}" (known: ${presets.map((p) => p.name).join(', ')})`;
+}
+
+/** The resolved phase a preset stands for when an intake lists it by name. */
+export function presetToPhase(preset: PhasePreset): PhaseSpec {
+  return PhaseSpecSchema.parse({
+    name: preset.name,
+    optional: preset.optional,
+    skip: false,
+    prompt: preset.prompt,
+    agents: preset.agents,
+    strategy: preset.strategy,
+    artifacts: preset.artifacts,
+    gates: preset.gates,
+    budget: preset.budget,
+  });
+}
