@@ -1,0 +1,348 @@
+/**
+ * Gate evaluation: runs each gate against a workspace and returns a verdict with small evidence (a
+ * command's output tail, the metric value read, the offending files) that goes into the audit trail.
+ *
+ * Every path a gate names is confined to the workspace, symlinks included. A gate that cannot be evaluated
+ * (missing file, bad JSON, command not found) fails with a summary saying why; only a missing workspace or
+ * an invalid gate throws.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { glob } from 'tinyglobby';
+import { ConfigError } from '../../config/errors';
+import type { Gate, MetricGate, OnFail, ToolGate, ValidatorGate } from '../../config/governance';
+import { runCommand, type CommandResult } from './command';
+
+/** Output tail kept in evidence. */
+export const EVIDENCE_OUTPUT_BYTES = 4096;
+/** Offending files listed in evidence (the count is always complete). */
+export const EVIDENCE_MAX_FILES = 20;
+/** Output kept for a metric command's regex to search. */
+const METRIC_OUTPUT_BYTES = 1024 * 1024;
+/** Validator files above this size are not read (listed as skipped). */
+const MAX_VALIDATED_FILE_BYTES = 2 * 1024 * 1024;
+const ALWAYS_EXCLUDED = ['**/node_modules/**', '**/.git/**'];
+
+export interface GateResult {
+  id: string;
+  kind: Gate['kind'];
+  passed: boolean;
+  on_fail: OnFail;
+  max_retries?: number;
+  /** One line for humans. */
+  summary: string;
+  /** Small, JSON-serializable facts behind the verdict. */
+  evidence: Record<string, unknown>;
+}
+
+export interface GateEvaluation {
+  passed: boolean;
+  results: GateResult[];
+}
+
+export interface EvaluateOptions {
+  /** Absolute path of the workspace. */
+  workspace: string;
+  gates: Gate[];
+  signal?: AbortSignal;
+  /** Called before each gate (the activity heartbeats from here). */
+  onGate?: (gate: Gate) => void;
+}
+
+type Verdict = Pick<GateResult, 'passed' | 'summary' | 'evidence'>;
+
+/** A path a gate names that resolves outside the workspace. */
+class OutsideWorkspace extends Error {}
+
+/** Resolves a workspace-relative path and refuses anything outside the workspace, following symlinks. */
+async function confine(root: string, rel: string): Promise<string> {
+  const abs = path.resolve(root, rel);
+  const inside = (p: string) => p === root || p.startsWith(root + path.sep);
+  if (!inside(abs)) throw new OutsideWorkspace(`${rel}: outside the workspace`);
+  let real: string;
+  try {
+    real = await fs.realpath(abs);
+  } catch {
+    return abs; // does not exist: nothing to escape through; the caller reports it missing
+  }
+  if (!inside(real)) throw new OutsideWorkspace(`${rel}: resolves outside the workspace`);
+  return real;
+}
+
+function tailOf(text: string, bytes = EVIDENCE_OUTPUT_BYTES): string {
+  const buf = Buffer.from(text, 'utf8');
+  return buf.length <= bytes ? text : buf.subarray(buf.length - bytes).toString('utf8');
+}
+
+function commandEvidence(argv: string[], r: CommandResult, withOutput: boolean): Record<string, unknown> {
+  return {
+    command: argv,
+    exit_code: r.exitCode ?? null,
+    ...(r.signal ? { signal: r.signal } : {}),
+    ...(r.timedOut ? { timed_out: true } : {}),
+    ...(r.cancelled ? { cancelled: true } : {}),
+    ...(r.spawnError ? { spawn_error: r.spawnError } : {}),
+    duration_ms: r.durationMs,
+    ...(withOutput ? { output_tail: tailOf(r.output) } : {}),
+  };
+}
+
+function commandFailure(r: CommandResult, timeoutS: number): string | undefined {
+  if (r.spawnError) return `could not start: ${r.spawnError}`;
+  if (r.timedOut) return `timed out after ${timeoutS}s`;
+  if (r.cancelled) return 'cancelled';
+  return undefined;
+}
+
+async function evaluateTool(root: string, gate: ToolGate, signal?: AbortSignal): Promise<Verdict> {
+  const r = await runCommand(gate.command, {
+    cwd: root,
+    timeoutMs: gate.timeout_s * 1000,
+    keepBytes: EVIDENCE_OUTPUT_BYTES,
+    signal,
+  });
+  const problem = commandFailure(r, gate.timeout_s);
+  const passed = problem === undefined && r.exitCode === gate.expect_exit;
+  const shown = gate.command.join(' ');
+  const summary = passed
+    ? `\`${shown}\` exited ${r.exitCode}`
+    : `\`${shown}\` ${problem ?? `exited ${r.exitCode ?? r.signal} (expected ${gate.expect_exit})`}`;
+  return { passed, summary, evidence: commandEvidence(gate.command, r, !passed) };
+}
+
+function compare(value: number, op: MetricGate['op'], threshold: number): boolean {
+  switch (op) {
+    case '>=':
+      return value >= threshold;
+    case '>':
+      return value > threshold;
+    case '<=':
+      return value <= threshold;
+    case '<':
+      return value < threshold;
+    case '==':
+      return value === threshold;
+  }
+}
+
+/** Walks `a.b.0.c` (or `a.b[0].c`) into parsed JSON. */
+function atJsonPath(data: unknown, jsonPath: string): unknown {
+  const segments = jsonPath
+    .replace(/\[(\d+)\]/g, '.$1')
+    .split('.')
+    .filter((s) => s !== '');
+  let cur: unknown = data;
+  for (const seg of segments) {
+    if (cur === null || typeof cur !== 'object' || !Object.hasOwn(cur, seg)) return undefined;
+    cur = (cur as Record<string, unknown>)[seg];
+  }
+  return cur;
+}
+
+function toNumber(v: unknown): number | undefined {
+  if (typeof v === 'number' && Number.isFinite(v)) return v;
+  if (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) return Number(v);
+  return undefined;
+}
+
+async function readMetric(
+  root: string,
+  gate: MetricGate,
+  signal?: AbortSignal,
+): Promise<{ value?: number; problem?: string; evidence: Record<string, unknown> }> {
+  const src = gate.source;
+  if (src.file !== undefined) {
+    const evidence: Record<string, unknown> = { file: src.file, json_path: src.json_path };
+    let data: unknown;
+    try {
+      const text = await fs.readFile(await confine(root, src.file), 'utf8');
+      data = JSON.parse(text);
+    } catch (err) {
+      if (err instanceof OutsideWorkspace) return { problem: err.message, evidence };
+      const code = (err as NodeJS.ErrnoException).code;
+      return {
+        problem: code === 'ENOENT' ? `${src.file} not found` : `${src.file}: ${(err as Error).message}`,
+        evidence,
+      };
+    }
+    const raw = atJsonPath(data, src.json_path ?? '');
+    const value = toNumber(raw);
+    if (value === undefined) {
+      const got = raw === undefined ? 'nothing' : JSON.stringify(raw).slice(0, 100);
+      return { problem: `${src.file}: ${src.json_path} is not a number (found ${got})`, evidence };
+    }
+    return { value, evidence };
+  }
+
+  const argv = src.command ?? [];
+  const r = await runCommand(argv, {
+    cwd: root,
+    timeoutMs: src.timeout_s * 1000,
+    keepBytes: METRIC_OUTPUT_BYTES,
+    signal,
+  });
+  const failure = commandFailure(r, src.timeout_s);
+  if (failure)
+    return { problem: `\`${argv.join(' ')}\` ${failure}`, evidence: commandEvidence(argv, r, true) };
+  // The last match wins: tools print their final figure last.
+  const matches = [...r.output.matchAll(new RegExp(src.regex ?? '', 'gm'))];
+  const last = matches.at(-1);
+  const value = toNumber(last?.[1] ?? last?.[0]);
+  if (value === undefined) {
+    return {
+      problem: last
+        ? `regex matched "${last[0].slice(0, 100)}", which is not a number`
+        : 'regex did not match the output',
+      evidence: { ...commandEvidence(argv, r, true), regex: src.regex },
+    };
+  }
+  return { value, evidence: { ...commandEvidence(argv, r, false), regex: src.regex } };
+}
+
+async function evaluateMetric(root: string, gate: MetricGate, signal?: AbortSignal): Promise<Verdict> {
+  const m = await readMetric(root, gate, signal);
+  const evidence = { ...m.evidence, op: gate.op, threshold: gate.threshold };
+  if (m.value === undefined) {
+    return {
+      passed: false,
+      summary: `metric unavailable: ${m.problem}`,
+      evidence: { ...evidence, value: null },
+    };
+  }
+  const passed = compare(m.value, gate.op, gate.threshold);
+  return {
+    passed,
+    summary: `${m.value} ${passed ? gate.op : `not ${gate.op}`} ${gate.threshold}`,
+    evidence: { ...evidence, value: m.value },
+  };
+}
+
+async function workspaceFiles(root: string, pattern: string, exclude: string[]): Promise<string[]> {
+  const files = await glob(pattern, {
+    cwd: root,
+    dot: true,
+    onlyFiles: true,
+    followSymbolicLinks: false,
+    ignore: [...ALWAYS_EXCLUDED, ...exclude],
+    expandDirectories: false,
+  });
+  return files.sort();
+}
+
+function lineOf(text: string, index: number): number {
+  let line = 1;
+  for (let i = 0; i < index; i++) if (text.charCodeAt(i) === 10) line++;
+  return line;
+}
+
+async function evaluateValidator(root: string, gate: ValidatorGate): Promise<Verdict> {
+  const files = await workspaceFiles(root, gate.glob, gate.exclude);
+  const mustContain = gate.must_contain !== undefined ? new RegExp(gate.must_contain) : undefined;
+  const mustNot = gate.must_not_contain !== undefined ? new RegExp(gate.must_not_contain) : undefined;
+  const offending: Array<{ file: string; reason: string }> = [];
+  const skipped: string[] = [];
+
+  if (mustContain || mustNot) {
+    for (const rel of files) {
+      let text: string;
+      try {
+        const abs = await confine(root, rel);
+        const stat = await fs.stat(abs);
+        if (stat.size > MAX_VALIDATED_FILE_BYTES) {
+          skipped.push(rel);
+          continue;
+        }
+        text = await fs.readFile(abs, 'utf8');
+      } catch (err) {
+        offending.push({
+          file: rel,
+          reason:
+            err instanceof OutsideWorkspace
+              ? 'resolves outside the workspace'
+              : `unreadable: ${(err as Error).message}`,
+        });
+        continue;
+      }
+      if (mustContain && !mustContain.test(text)) {
+        offending.push({ file: rel, reason: 'missing required pattern' });
+        continue;
+      }
+      const bad = mustNot?.exec(text);
+      if (bad) offending.push({ file: rel, reason: `forbidden pattern at line ${lineOf(text, bad.index)}` });
+    }
+  }
+
+  const tooFew = files.length < gate.min_files;
+  const passed = offending.length === 0 && !tooFew;
+  const summary = tooFew
+    ? `${files.length} file(s) match ${gate.glob}, at least ${gate.min_files} required`
+    : passed
+      ? `${files.length} file(s) checked, all conform`
+      : `${offending.length} of ${files.length} file(s) do not conform`;
+  return {
+    passed,
+    summary,
+    evidence: {
+      glob: gate.glob,
+      files_checked: files.length,
+      offending_count: offending.length,
+      offending: offending.slice(0, EVIDENCE_MAX_FILES),
+      ...(skipped.length > 0
+        ? { skipped_too_large: skipped.slice(0, EVIDENCE_MAX_FILES), skipped_count: skipped.length }
+        : {}),
+    },
+  };
+}
+
+async function evaluateOne(root: string, gate: Gate, signal?: AbortSignal): Promise<Verdict> {
+  switch (gate.kind) {
+    case 'tool':
+      return evaluateTool(root, gate, signal);
+    case 'metric':
+      return evaluateMetric(root, gate, signal);
+    case 'validator':
+      return evaluateValidator(root, gate);
+  }
+}
+
+/** Checks that the workspace is an existing directory and returns its real path. */
+export async function resolveWorkspace(workspace: string): Promise<string> {
+  if (!path.isAbsolute(workspace))
+    throw new ConfigError(`workspace: must be an absolute path (got ${workspace})`);
+  try {
+    const real = await fs.realpath(workspace);
+    if (!(await fs.stat(real)).isDirectory()) throw new Error('not a directory');
+    return real;
+  } catch {
+    throw new ConfigError(`workspace: ${workspace} is not an existing directory`);
+  }
+}
+
+/**
+ * Evaluates gates one after another (tool gates such as test suites must not compete for the workspace).
+ * Throws ConfigError only when the workspace is missing.
+ */
+export async function evaluateGateList(opts: EvaluateOptions): Promise<GateEvaluation> {
+  const root = await resolveWorkspace(opts.workspace);
+  const results: GateResult[] = [];
+  for (const gate of opts.gates) {
+    opts.onGate?.(gate);
+    const head = {
+      id: gate.id,
+      kind: gate.kind,
+      on_fail: gate.on_fail,
+      ...(gate.max_retries !== undefined ? { max_retries: gate.max_retries } : {}),
+    };
+    if (gate.if_exists !== undefined && (await workspaceFiles(root, gate.if_exists, [])).length === 0) {
+      results.push({
+        ...head,
+        passed: true,
+        summary: `skipped: nothing matches ${gate.if_exists}`,
+        evidence: { skipped: true },
+      });
+      continue;
+    }
+    results.push({ ...head, ...(await evaluateOne(root, gate, opts.signal)) });
+  }
+  return { passed: results.every((r) => r.passed), results };
+}
