@@ -1,0 +1,221 @@
+/**
+ * The `api` backend: one model turn per activity through `@anthropic-ai/sdk`. The workflow owns the
+ * conversation and the tool loop (each tool call is a `runTool` activity); this activity streams one answer,
+ * heartbeats while it streams, writes the full response to the agent's transcript and returns a summary.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import Anthropic from '@anthropic-ai/sdk';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { z } from 'zod';
+import { ConfigError } from '../../config/errors';
+import { priceUsage } from '../../config/pricing';
+import type { Logger } from '../../src/logger';
+import { capText } from '../tools/process';
+import { toolDefinitions } from '../tools/tools';
+import { ApiFailureType, classifyAnthropicError } from './errors';
+
+export { classifyAnthropicError, retryAfterMs, ApiFailureType, NON_RETRYABLE_API_FAILURES } from './errors';
+
+/** A path segment: runId and agentId name files, so they must not be able to climb out of outputs/. */
+const segment = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ., _ or - (a file name)');
+
+const ContentBlockSchema = z.looseObject({ type: z.string() });
+export const ApiMessageSchema = z.object({
+  role: z.enum(['user', 'assistant', 'system']),
+  content: z.union([z.string(), z.array(ContentBlockSchema).min(1, 'must not be empty')]),
+});
+export type ApiMessage = z.infer<typeof ApiMessageSchema>;
+
+export const ApiTurnInputSchema = z.object({
+  runId: segment,
+  agentId: segment,
+  model: z.string().min(1),
+  system: z.string().default(''),
+  /** The conversation so far, in Messages API format; it ends with the user turn to answer. */
+  messages: z.array(ApiMessageSchema).min(1, 'must contain at least one message'),
+  /** Offer the workspace tools (activities/tools) to the model. */
+  tools: z.boolean().default(false),
+  maxTokens: z.number().int().positive(),
+});
+export type ApiTurnInput = z.input<typeof ApiTurnInputSchema>;
+
+export const UsageSchema = z.object({
+  input_tokens: z.number(),
+  output_tokens: z.number(),
+  cache_creation_input_tokens: z.number(),
+  cache_read_input_tokens: z.number(),
+  cache_creation: z
+    .object({ ephemeral_5m_input_tokens: z.number(), ephemeral_1h_input_tokens: z.number() })
+    .optional(),
+});
+export type TurnUsage = z.infer<typeof UsageSchema>;
+
+export const ToolUseSchema = z.object({ id: z.string(), name: z.string(), input: z.unknown() });
+export type ToolUse = z.infer<typeof ToolUseSchema>;
+
+/** Max characters of answer text returned in the result (the transcript has all of it). */
+export const TURN_TEXT_CAP_BYTES = 64 * 1024;
+
+export const ApiTurnResultSchema = z.object({
+  messageId: z.string(),
+  /** The model the response names; the one `costUsd` is priced on. */
+  model: z.string(),
+  stop_reason: z.string().nullable(),
+  /** The answer's text blocks joined, capped at {@link TURN_TEXT_CAP_BYTES}. */
+  text: z.string(),
+  usage: UsageSchema,
+  costUsd: z.number(),
+  tool_uses: z.array(ToolUseSchema),
+  /** Absolute path of the agent's transcript (JSONL). */
+  transcriptPath: z.string(),
+});
+export type ApiTurnResult = z.infer<typeof ApiTurnResultSchema>;
+
+export interface ApiActivityDeps {
+  logger: Logger;
+  anthropic: { apiKey?: string; baseURL?: string };
+  /** Root for run outputs; transcripts go to `<outputsDir>/<runId>/agents/<agentId>.jsonl`. */
+  outputsDir: string;
+}
+
+/** Where an agent's transcript lives. */
+export function transcriptPath(outputsDir: string, runId: string, agentId: string): string {
+  return path.join(outputsDir, runId, 'agents', `${agentId}.jsonl`);
+}
+
+async function appendJsonl(file: string, record: Record<string, unknown>): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  await fs.appendFile(file, `${JSON.stringify({ at: new Date().toISOString(), ...record })}\n`);
+}
+
+/** The messages added since the last assistant turn: what is new in this request. */
+function newMessages(messages: ApiMessage[]): { messages: ApiMessage[]; firstTurn: boolean } {
+  const lastAssistant = messages.map((m) => m.role).lastIndexOf('assistant');
+  return { messages: messages.slice(lastAssistant + 1), firstTurn: lastAssistant === -1 };
+}
+
+export function createApiActivities({ logger, anthropic, outputsDir }: ApiActivityDeps) {
+  let client: Anthropic | undefined;
+  // Built on first use: a worker without credentials can still run every other activity.
+  const getClient = () =>
+    (client ??= new Anthropic({ apiKey: anthropic.apiKey, baseURL: anthropic.baseURL, maxRetries: 0 }));
+
+  return {
+    /**
+     * Streams one model turn. Throws ApplicationFailures typed by {@link classifyAnthropicError}
+     * (`RateLimited` and `ApiUnavailable` retryable; `InvalidRequest`, `AuthenticationFailed`,
+     * `UnknownModel` not), or a CancelledFailure when the activity is cancelled.
+     */
+    apiTurn: async (raw: ApiTurnInput): Promise<ApiTurnResult> => {
+      const parsed = ApiTurnInputSchema.safeParse(raw);
+      if (!parsed.success) {
+        throw ApplicationFailure.create({
+          type: ApiFailureType.InvalidRequest,
+          message: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+          nonRetryable: true,
+        });
+      }
+      const input = parsed.data;
+      const ctx = Context.current();
+      const file = transcriptPath(outputsDir, input.runId, input.agentId);
+      const log = logger.child({ runId: input.runId, agentId: input.agentId, attempt: ctx.info.attempt });
+      const fresh = newMessages(input.messages);
+      await appendJsonl(file, {
+        type: 'request',
+        attempt: ctx.info.attempt,
+        model: input.model,
+        maxTokens: input.maxTokens,
+        tools: input.tools,
+        ...(fresh.firstTurn ? { system: input.system } : {}),
+        messages: fresh.messages,
+      });
+
+      let message: Anthropic.Message;
+      try {
+        let streamedChars = 0;
+        const stream = getClient().messages.stream(
+          {
+            model: input.model,
+            max_tokens: input.maxTokens,
+            ...(input.system ? { system: input.system } : {}),
+            // Validated above as Messages API messages; the SDK's union of block types is far richer than
+            // what the schema spells out, so the shape is asserted rather than re-declared.
+            messages: input.messages as Anthropic.MessageParam[],
+            ...(input.tools ? { tools: toolDefinitions } : {}),
+          },
+          { signal: ctx.cancellationSignal },
+        );
+        stream.on('streamEvent', (event) => {
+          if (event.type === 'content_block_delta') {
+            streamedChars +=
+              event.delta.type === 'text_delta'
+                ? event.delta.text.length
+                : event.delta.type === 'input_json_delta'
+                  ? event.delta.partial_json.length
+                  : 0;
+          }
+          // Heartbeats are throttled by the SDK; each event is a sign of life and a chance to learn of cancellation.
+          ctx.heartbeat({ streamedChars });
+        });
+        message = await stream.finalMessage();
+      } catch (err) {
+        if (ctx.cancellationSignal.aborted) {
+          await appendJsonl(file, { type: 'cancelled' });
+          const reason: unknown = ctx.cancellationSignal.reason;
+          throw reason instanceof CancelledFailure ? reason : new CancelledFailure('cancelled');
+        }
+        const failure = classifyAnthropicError(err);
+        log.warn(
+          { type: failure.type, nonRetryable: failure.nonRetryable, err: failure.message },
+          'api turn failed',
+        );
+        await appendJsonl(file, { type: 'error', failureType: failure.type, message: failure.message });
+        throw failure;
+      }
+
+      let costUsd: number;
+      try {
+        costUsd = priceUsage(message.model, message.usage);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        throw ApplicationFailure.create({
+          type: ApiFailureType.UnknownModel,
+          message: err.message,
+          nonRetryable: true,
+        });
+      }
+      await appendJsonl(file, { type: 'response', message, costUsd });
+
+      const usage: TurnUsage = {
+        input_tokens: message.usage.input_tokens,
+        output_tokens: message.usage.output_tokens,
+        cache_creation_input_tokens: message.usage.cache_creation_input_tokens ?? 0,
+        cache_read_input_tokens: message.usage.cache_read_input_tokens ?? 0,
+        ...(message.usage.cache_creation ? { cache_creation: message.usage.cache_creation } : {}),
+      };
+      const text = message.content.flatMap((b) => (b.type === 'text' ? [b.text] : [])).join('\n');
+      const tool_uses = message.content.flatMap((b) =>
+        b.type === 'tool_use' ? [{ id: b.id, name: b.name, input: b.input }] : [],
+      );
+      log.info(
+        { model: message.model, stopReason: message.stop_reason, usage, costUsd, toolUses: tool_uses.length },
+        'api turn done',
+      );
+      return {
+        messageId: message.id,
+        model: message.model,
+        stop_reason: message.stop_reason,
+        text: capText(text, TURN_TEXT_CAP_BYTES),
+        usage,
+        costUsd,
+        tool_uses,
+        transcriptPath: file,
+      };
+    },
+  };
+}
+
+export type ApiActivities = ReturnType<typeof createApiActivities>;

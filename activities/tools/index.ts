@@ -1,0 +1,72 @@
+/**
+ * Tool activities for the api backend: each tool call the model makes is one `runTool` activity, so a crash
+ * mid-loop resumes at the next call rather than redoing the conversation.
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { z } from 'zod';
+import type { Logger } from '../../src/logger';
+import { executeTool, type ToolResult } from './tools';
+
+export {
+  toolDefinitions,
+  executeTool,
+  ToolInputSchemas,
+  ToolResultSchema,
+  TOOL_NAMES,
+  DEFAULT_COMMAND_TIMEOUT_S,
+  type ToolDefinition,
+  type ToolName,
+  type ToolResult,
+} from './tools';
+export { resolveInWorkspace, WorkspaceEscapeError } from './workspace';
+export { OUTPUT_CAP_BYTES } from './process';
+
+export const RunToolInputSchema = z.object({
+  workspace: z.string().startsWith('/', 'must be an absolute path'),
+  name: z.string().min(1),
+  /** The tool_use block's input, validated by the tool itself. */
+  input: z.unknown(),
+});
+export type RunToolInput = z.infer<typeof RunToolInputSchema>;
+
+export interface ToolActivityDeps {
+  logger: Logger;
+}
+
+const HEARTBEAT_MS = 5_000;
+
+export function createToolActivities({ logger }: ToolActivityDeps) {
+  return {
+    /**
+     * Runs one tool in the workspace. Returns `{ ok, output, error? }`; only a malformed activity input (a
+     * workflow bug, not a model mistake) throws, as a non-retryable `InvalidToolInput`.
+     */
+    runTool: async (raw: RunToolInput): Promise<ToolResult> => {
+      const parsed = RunToolInputSchema.safeParse(raw);
+      if (!parsed.success) {
+        throw ApplicationFailure.create({
+          type: 'InvalidToolInput',
+          message: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+          nonRetryable: true,
+        });
+      }
+      const { workspace, name, input } = parsed.data;
+      const ctx = Context.current();
+      // Long commands must keep heartbeating, or the heartbeat timeout would fail a healthy activity.
+      const beat = setInterval(() => ctx.heartbeat({ tool: name }), HEARTBEAT_MS);
+      const started = Date.now();
+      try {
+        const result = await executeTool(name, input, { workspace, signal: ctx.cancellationSignal });
+        logger.info(
+          { tool: name, ok: result.ok, error: result.error, ms: Date.now() - started },
+          'tool call',
+        );
+        return result;
+      } finally {
+        clearInterval(beat);
+      }
+    },
+  };
+}
+
+export type ToolActivities = ReturnType<typeof createToolActivities>;
