@@ -1,0 +1,498 @@
+/**
+ * The `cli` agent backend: one agent turn = one headless `claude` run in the workspace.
+ *
+ * Sessions: the workflow picks the session id. The first attempt starts it (`--session-id`), later attempts
+ * and later turns continue it (`--resume`). Two edges are repaired in-process, once each: `--session-id`
+ * failing with "already in use" (a dead worker's attempt created the session) switches to `--resume`, and
+ * `--resume` failing with "No conversation found" (killed before the transcript existed) switches to
+ * `--session-id`.
+ *
+ * Orphans: the CLI runs in its own process group and every process of a turn carries a marker variable
+ * (see ./process). Cancellation, timeout and worker shutdown end the group (SIGTERM, SIGKILL after a
+ * grace period), then sweep marked leftovers. If the worker itself was SIGKILLed, the next attempt of the
+ * activity (on a worker on this host) sweeps the session's leftovers before it starts, so two CLIs never
+ * run the same session; the pgid is also in the heartbeat details for diagnosis.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { execa } from 'execa';
+import { z } from 'zod';
+import { ConfigError, formatZodIssues } from '../../config/errors';
+import { buildClaudeArgs, CliSubagentSchema, type SessionMode } from '../../src/claude/args';
+import {
+  createStreamState,
+  feedLine,
+  sumModelUsage,
+  type ModelUsage,
+  type StreamState,
+  type UsageTotals,
+} from '../../src/claude/stream';
+import { PermissionModeSchema } from '../../src/shared/spec';
+import type { Logger } from '../../src/logger';
+import { classifyCliFailure, type CliFailureClass } from './classify';
+import { SESSION_MARKER_ENV, signalGroup, sweepSessionProcesses, terminateGroup } from './process';
+
+export { classifyCliFailure, CliFailureType, NON_RETRYABLE_CLI_FAILURES } from './classify';
+export type { CliFailureClass, CliFailureFacts } from './classify';
+
+const UsageTotalsSchema = z.object({
+  inputTokens: z.number().nonnegative(),
+  outputTokens: z.number().nonnegative(),
+  cacheRead: z.number().nonnegative(),
+  cacheCreation: z.number().nonnegative(),
+});
+
+/** Input of {@link CliActivities.claudeTurn}. */
+export const ClaudeTurnInputSchema = z.object({
+  runId: z.string().min(1),
+  /** File-safe: it names the transcript file. */
+  agentId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be letters, digits, ., - or _'),
+  /** Chosen by the workflow, stable across turns of one agent. */
+  sessionId: z.uuid('must be a UUID'),
+  /** True for every turn after the first of the session. */
+  resume: z.boolean().default(false),
+  prompt: z.string().min(1, 'must not be empty'),
+  /** The workspace, absolute. */
+  cwd: z.string().startsWith('/', 'must be an absolute path'),
+  model: z.string().min(1).optional(),
+  maxTurns: z.number().int().positive().optional(),
+  maxBudgetUsd: z.number().positive().optional(),
+  appendSystemPrompt: z.string().optional(),
+  allowedTools: z.array(z.string().min(1)).optional(),
+  disallowedTools: z.array(z.string().min(1)).optional(),
+  permissionMode: PermissionModeSchema.optional(),
+  /** Subagents, passed as `--agents <json>`. */
+  agents: z.record(z.string().min(1), CliSubagentSchema).optional(),
+  extraEnv: z.record(z.string(), z.string()).optional(),
+  /** The session's `total_cost_usd` after its previous turn (0 for a new session). */
+  previousSessionCostUsd: z.number().nonnegative().default(0),
+  /** The session's cumulative token usage after its previous turn (the summary's `sessionUsage`). */
+  previousSessionUsage: UsageTotalsSchema.optional(),
+});
+export type ClaudeTurnInput = z.input<typeof ClaudeTurnInputSchema>;
+
+/** What a turn returns (and what failures carry in `details[0]`). The transcript holds everything else. */
+export interface ClaudeTurnSummary {
+  sessionId: string;
+  ok: boolean;
+  /** The final result's subtype, or `none` when the run printed no result. */
+  subtype: string;
+  /** The final result text (or errors), capped at {@link RESULT_TEXT_CAP} characters. */
+  resultText: string;
+  numTurns: number;
+  durationMs: number;
+  /** Cumulative session cost as the CLI reports it (carried over on resume). */
+  totalCostUsd: number;
+  /** This turn's cost: totalCostUsd − previousSessionCostUsd, never negative. */
+  costUsd: number;
+  /** False when the run printed no result (killed): its cost shows up in the next turn's delta. */
+  costKnown: boolean;
+  /** This turn's tokens: sessionUsage − previousSessionUsage, never negative. */
+  usage: UsageTotals;
+  /** Cumulative session tokens over all models (from the result's modelUsage). */
+  sessionUsage: UsageTotals;
+  /** Cumulative per-model usage as the CLI reports it. */
+  modelUsage: Record<string, ModelUsage>;
+  model?: string;
+  transcriptPath: string;
+  stderrPath: string;
+  lastTool?: string;
+  exitCode?: number;
+  /** How the session was opened by the run that produced this summary. */
+  sessionMode: SessionMode;
+}
+
+/** Heartbeat details: progress, plus the process group so a later attempt can tell what ran before. */
+export const ClaudeHeartbeatSchema = z.object({
+  sessionId: z.string(),
+  attempt: z.number(),
+  pid: z.number().optional(),
+  pgid: z.number().optional(),
+  turns: z.number(),
+  lastTool: z.string().optional(),
+  costUsd: z.number(),
+});
+export type ClaudeHeartbeat = z.infer<typeof ClaudeHeartbeatSchema>;
+
+export interface CliActivityDeps {
+  logger: Logger;
+  /** The `claude` binary: a path, or a name looked up on PATH. */
+  claudePath: string;
+  /** Run outputs root; transcripts go to `<outputsDir>/<runId>/agents/<agentId>.jsonl`. */
+  outputsDir: string;
+  anthropic: { apiKey?: string; baseURL?: string };
+  /** Extra environment for every run (e.g. HOME for isolation); `extraEnv` of the input wins over it. */
+  env?: Record<string, string>;
+  /** SIGTERM → SIGKILL grace period; default 5 s. */
+  killGraceMs?: number;
+  /** Heartbeat interval while the CLI is quiet (a long tool run); default 5 s. */
+  heartbeatIntervalMs?: number;
+  /** `--setting-sources` value; default `''` (no settings files). `null` omits the flag. */
+  settingSources?: string | null;
+}
+
+/** Characters of the result text kept in the summary. */
+export const RESULT_TEXT_CAP = 2048;
+const STDERR_TAIL_CHARS = 16_384;
+/** Prefixed to the prompt when a retry resumes a session an interrupted attempt already wrote to. */
+export const RETRY_NOTE =
+  'Note: an earlier attempt at this request was interrupted before it finished. Check what is already done in the workspace, then complete the request.\n\n';
+
+interface RunOutcome {
+  summary: ClaudeTurnSummary;
+  failure?: CliFailureClass;
+  cancelled: boolean;
+}
+
+const ZERO_USAGE: UsageTotals = { inputTokens: 0, outputTokens: 0, cacheRead: 0, cacheCreation: 0 };
+
+function usageDelta(now: UsageTotals, before: UsageTotals | undefined): UsageTotals {
+  const b = before ?? ZERO_USAGE;
+  return {
+    inputTokens: Math.max(0, now.inputTokens - b.inputTokens),
+    outputTokens: Math.max(0, now.outputTokens - b.outputTokens),
+    cacheRead: Math.max(0, now.cacheRead - b.cacheRead),
+    cacheCreation: Math.max(0, now.cacheCreation - b.cacheCreation),
+  };
+}
+
+/** Session totals only grow; an error result may report less (e.g. an empty modelUsage), never go back. */
+function usageMax(a: UsageTotals, b: UsageTotals | undefined): UsageTotals {
+  if (!b) return a;
+  return {
+    inputTokens: Math.max(a.inputTokens, b.inputTokens),
+    outputTokens: Math.max(a.outputTokens, b.outputTokens),
+    cacheRead: Math.max(a.cacheRead, b.cacheRead),
+    cacheCreation: Math.max(a.cacheCreation, b.cacheCreation),
+  };
+}
+
+/** Rounds away float noise (0.1 + 0.2) so deltas compare and display cleanly. */
+const roundUsd = (x: number): number => Math.round(x * 1e9) / 1e9;
+
+/**
+ * Builds the summary of one run from the parsed stream. Exported for tests of the cost arithmetic.
+ * `costUsd` is a delta because `total_cost_usd` is cumulative for the session.
+ */
+export function summarizeRun(
+  state: StreamState,
+  input: Pick<
+    z.infer<typeof ClaudeTurnInputSchema>,
+    'sessionId' | 'previousSessionCostUsd' | 'previousSessionUsage'
+  >,
+  run: {
+    ok: boolean;
+    durationMs: number;
+    transcriptPath: string;
+    stderrPath: string;
+    exitCode?: number;
+    sessionMode: SessionMode;
+  },
+): ClaudeTurnSummary {
+  const r = state.lastResult;
+  const costKnown = typeof r?.total_cost_usd === 'number';
+  // Session totals never shrink: a result without them (or a killed run) leaves the previous totals.
+  const totalCostUsd = roundUsd(Math.max(r?.total_cost_usd ?? 0, input.previousSessionCostUsd));
+  const sessionUsage = usageMax(sumModelUsage(r?.modelUsage), input.previousSessionUsage);
+  const text = r ? (r.result ?? r.errors?.join('\n') ?? '') : '';
+  return {
+    sessionId: state.sessionId ?? input.sessionId,
+    ok: run.ok,
+    subtype: r?.subtype ?? 'none',
+    resultText: text.length > RESULT_TEXT_CAP ? `${text.slice(0, RESULT_TEXT_CAP)}…` : text,
+    numTurns: r?.num_turns ?? state.turns,
+    durationMs: r?.duration_ms ?? run.durationMs,
+    totalCostUsd,
+    costUsd: Math.max(0, roundUsd(totalCostUsd - input.previousSessionCostUsd)),
+    costKnown,
+    usage: usageDelta(sessionUsage, input.previousSessionUsage),
+    sessionUsage,
+    modelUsage: r?.modelUsage ?? {},
+    model: state.model,
+    transcriptPath: run.transcriptPath,
+    stderrPath: run.stderrPath,
+    lastTool: state.lastTool,
+    exitCode: run.exitCode,
+    sessionMode: run.sessionMode,
+  };
+}
+
+/**
+ * Checks that the CLI can be started (`claude --version`) and returns its version line. Throws a
+ * {@link ConfigError} saying how to install it or set CLAUDE_PATH.
+ */
+export async function ensureClaudeAvailable(claudePath: string): Promise<string> {
+  const r = await execa(claudePath, ['--version'], { reject: false, timeout: 30_000, stdin: 'ignore' });
+  const code = (r as { code?: string }).code;
+  if (r.failed && (code === 'ENOENT' || code === 'EACCES')) {
+    throw new ConfigError(classifyCliFailure({ spawnErrorCode: code, claudePath }).message);
+  }
+  if (r.exitCode !== 0) {
+    throw new ConfigError(
+      `"${claudePath} --version" failed (${r.exitCode ?? r.signal ?? 'error'}): ${String(r.stderr || r.stdout)
+        .trim()
+        .slice(0, 300)}`,
+    );
+  }
+  return String(r.stdout).trim();
+}
+
+/** Builds the `cli` backend activities with their dependencies. */
+export function createCliActivities(deps: CliActivityDeps) {
+  const killGraceMs = deps.killGraceMs ?? 5_000;
+  const settingSources = deps.settingSources === undefined ? '' : deps.settingSources;
+
+  function buildEnv(input: z.infer<typeof ClaudeTurnInputSchema>): Record<string, string | undefined> {
+    return {
+      // deps are authoritative for the API endpoint and key: unset means unset, not "inherit".
+      ANTHROPIC_BASE_URL: deps.anthropic.baseURL,
+      ANTHROPIC_API_KEY: deps.anthropic.apiKey,
+      DISABLE_TELEMETRY: '1',
+      DISABLE_AUTOUPDATER: '1',
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+      // Temporal owns retries (with backoff and visibility); the CLI must fail fast.
+      CLAUDE_CODE_MAX_RETRIES: '0',
+      ...deps.env,
+      ...input.extraEnv,
+      [SESSION_MARKER_ENV]: input.sessionId,
+    };
+  }
+
+  /** One CLI process, start to exit, with transcript, heartbeats and cancellation. */
+  async function runOnce(
+    input: z.infer<typeof ClaudeTurnInputSchema>,
+    mode: SessionMode,
+    prompt: string,
+    log: Logger,
+  ): Promise<RunOutcome> {
+    const ctx = Context.current();
+    const dir = path.join(deps.outputsDir, input.runId, 'agents');
+    fs.mkdirSync(dir, { recursive: true });
+    const transcriptPath = path.join(dir, `${input.agentId}.jsonl`);
+    const stderrPath = path.join(dir, `${input.agentId}.stderr.log`);
+    const transcript = fs.createWriteStream(transcriptPath, { flags: 'a' });
+    const stderrFile = fs.createWriteStream(stderrPath, { flags: 'a' });
+    const state = createStreamState();
+    const started = Date.now();
+    let stderrTail = '';
+
+    const args = buildClaudeArgs({
+      sessionId: input.sessionId,
+      mode,
+      model: input.model,
+      maxTurns: input.maxTurns,
+      maxBudgetUsd: input.maxBudgetUsd,
+      appendSystemPrompt: input.appendSystemPrompt,
+      allowedTools: input.allowedTools,
+      disallowedTools: input.disallowedTools,
+      permissionMode: input.permissionMode,
+      agents: input.agents,
+      ...(settingSources === null ? {} : { settingSources }),
+    });
+    log.info(
+      { mode, claudePath: deps.claudePath, args: args.filter((a) => a !== input.appendSystemPrompt) },
+      'claude run starting',
+    );
+
+    // detached: own process group, so cancellation can end the CLI and everything it started.
+    const child = execa(deps.claudePath, args, {
+      cwd: input.cwd,
+      env: buildEnv(input),
+      extendEnv: true,
+      detached: true,
+      reject: false,
+      buffer: false,
+      input: prompt,
+      stripFinalNewline: false,
+    });
+    const pid = child.pid;
+    const exited = new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.once('error', () => resolve());
+    });
+
+    const progress = (): ClaudeHeartbeat => ({
+      sessionId: input.sessionId,
+      attempt: ctx.info.attempt,
+      pid,
+      pgid: pid,
+      turns: state.turns,
+      lastTool: state.lastTool,
+      costUsd: Math.max(
+        0,
+        roundUsd(
+          (state.lastResult?.total_cost_usd ?? input.previousSessionCostUsd) - input.previousSessionCostUsd,
+        ),
+      ),
+    });
+    const beat = () => ctx.heartbeat(progress());
+    beat();
+    const interval = setInterval(beat, deps.heartbeatIntervalMs ?? 5_000);
+
+    let stopping: Promise<'term' | 'kill'> | undefined;
+    const stop = (why: string) => {
+      if (stopping || pid === undefined) return;
+      log.warn({ pid, why }, 'ending claude process group');
+      stopping = terminateGroup(pid, exited, killGraceMs);
+    };
+    const onAbort = () =>
+      stop(
+        `activity ${String((ctx.cancellationSignal.reason as Error | undefined)?.message ?? 'cancelled')}`,
+      );
+    ctx.cancellationSignal.addEventListener('abort', onAbort);
+    if (ctx.cancellationSignal.aborted) onAbort();
+
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderrFile.write(chunk);
+      stderrTail = (stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL_CHARS);
+    });
+    const lines = child.stdout
+      ? readline.createInterface({ input: child.stdout, crlfDelay: Infinity })
+      : undefined;
+    const linesClosed = new Promise<void>((r) => (lines ? lines.once('close', () => r()) : r()));
+    lines?.on('line', (line) => {
+      transcript.write(`${line}\n`);
+      const ev = feedLine(state, line);
+      if (ev.kind === 'malformed')
+        log.warn({ error: ev.error, line: line.slice(0, 200) }, 'malformed stream-json line');
+      else if (ev.kind === 'result' && ev.result.is_error)
+        log.info({ subtype: ev.result.subtype }, 'claude result is an error');
+      beat();
+    });
+
+    try {
+      await exited;
+      // Whatever the CLI left in its group (it is gone, so nothing legitimate remains), then whatever
+      // is still tagged with this session: tools run in sessions of their own, outside the group.
+      signalGroup(pid, 'SIGKILL');
+      const swept = await sweepSessionProcesses(input.sessionId);
+      if (swept.length) log.warn({ pids: swept }, 'killed leftover processes of the claude run');
+      const result = await child;
+      if (stopping) await stopping;
+      await linesClosed;
+      const durationMs = Date.now() - started;
+      const spawnErrorCode =
+        result.failed && result.exitCode === undefined ? (result as { code?: string }).code : undefined;
+      const exitCode = result.exitCode;
+      const ok = exitCode === 0 && state.lastResult !== undefined && !state.lastResult.is_error;
+      const summary = summarizeRun(state, input, {
+        ok,
+        durationMs,
+        transcriptPath,
+        stderrPath,
+        exitCode,
+        sessionMode: mode,
+      });
+      const cancelled = ctx.cancellationSignal.aborted;
+      log.info(
+        {
+          exitCode,
+          signal: result.signal,
+          ok,
+          subtype: summary.subtype,
+          costUsd: summary.costUsd,
+          turns: summary.numTurns,
+          durationMs,
+          cancelled,
+        },
+        'claude run finished',
+      );
+      if (ok) return { summary, cancelled };
+      const failure = classifyCliFailure({
+        exitCode,
+        signal: result.signal,
+        spawnErrorCode,
+        result: state.lastResult,
+        stderr: stderrTail,
+        claudePath: deps.claudePath,
+      });
+      return { summary, failure, cancelled };
+    } finally {
+      clearInterval(interval);
+      ctx.cancellationSignal.removeEventListener('abort', onAbort);
+      await Promise.all([
+        new Promise<void>((r) => transcript.end(r)),
+        new Promise<void>((r) => stderrFile.end(r)),
+      ]);
+    }
+  }
+
+  return {
+    /**
+     * Runs one agent turn with the `claude` CLI. Returns the summary on success; throws an
+     * ApplicationFailure (type from {@link classifyCliFailure}, summary in `details[0]`) on failure, or a
+     * CancelledFailure (summary in `details[0]`) when cancelled. Charge `costUsd` of either.
+     */
+    // An arrow property, not a method: the worker calls activities detached from this object.
+    claudeTurn: async (raw: ClaudeTurnInput): Promise<ClaudeTurnSummary> => {
+      const parsed = ClaudeTurnInputSchema.safeParse(raw);
+      if (!parsed.success) {
+        throw ApplicationFailure.create({
+          type: 'InvalidInput',
+          message: `claudeTurn input: ${formatZodIssues(parsed.error).join('; ')}`,
+          nonRetryable: true,
+        });
+      }
+      const input = parsed.data;
+      const ctx = Context.current();
+      const attempt = ctx.info.attempt;
+      const log = deps.logger.child({
+        runId: input.runId,
+        agentId: input.agentId,
+        sessionId: input.sessionId,
+        attempt,
+      });
+      if (!fs.existsSync(input.cwd)) {
+        throw ApplicationFailure.create({
+          type: 'InvalidInput',
+          message: `claudeTurn input: cwd: workspace ${input.cwd} does not exist`,
+          nonRetryable: true,
+        });
+      }
+
+      const previous = ClaudeHeartbeatSchema.safeParse(ctx.info.heartbeatDetails);
+      if (previous.success) log.info({ previous: previous.data }, 'previous attempt progress');
+      // A previous attempt whose worker died may have left its CLI running: never run one session twice.
+      const leftovers = await sweepSessionProcesses(input.sessionId);
+      if (ctx.cancellationSignal.aborted)
+        throw ctx.cancellationSignal.reason ?? new CancelledFailure('CANCELLED');
+      if (leftovers.length) log.warn({ pids: leftovers }, 'killed processes left by an earlier attempt');
+
+      const retrying = attempt > 1;
+      let mode: SessionMode = input.resume || retrying ? 'resume' : 'new';
+      let prompt = retrying ? RETRY_NOTE + input.prompt : input.prompt;
+      let out = await runOnce(input, mode, prompt, log);
+      if (!out.cancelled && out.failure?.type === 'SessionInUse' && mode === 'new') {
+        log.warn('session exists already (an earlier attempt created it): resuming it');
+        mode = 'resume';
+        prompt = RETRY_NOTE + input.prompt;
+        out = await runOnce(input, mode, prompt, log);
+      } else if (!out.cancelled && out.failure?.type === 'SessionNotFound' && mode === 'resume') {
+        log.warn('session has no transcript yet (an earlier attempt died first): starting it');
+        mode = 'new';
+        out = await runOnce(input, mode, input.prompt, log);
+      }
+
+      if (out.cancelled) {
+        const reason = ctx.cancellationSignal.reason as Error | undefined;
+        throw new CancelledFailure(reason?.message ?? 'CANCELLED', [out.summary]);
+      }
+      if (!out.failure) return out.summary;
+      log.warn(
+        { type: out.failure.type, nonRetryable: out.failure.nonRetryable, message: out.failure.message },
+        'claude turn failed',
+      );
+      throw ApplicationFailure.create({
+        type: out.failure.type,
+        message: out.failure.message,
+        nonRetryable: out.failure.nonRetryable,
+        details: [out.summary],
+      });
+    },
+  };
+}
+
+export type CliActivities = ReturnType<typeof createCliActivities>;

@@ -1,0 +1,56 @@
+/**
+ * The argv of one headless `claude` run (pure). The prompt is NOT part of argv: it goes to stdin, because
+ * `--allowedTools`/`--disallowedTools` are variadic and would swallow a positional prompt that follows
+ * them, and stdin has no argv length limit.
+ */
+import { z } from 'zod';
+
+/** One entry of `--agents <json>`: a subagent the main agent can delegate to with the Task tool. */
+export const CliSubagentSchema = z.object({
+  description: z.string().min(1, 'must not be empty'),
+  prompt: z.string().min(1, 'must not be empty'),
+  tools: z.array(z.string().min(1)).optional(),
+  model: z.string().min(1).optional(),
+});
+export type CliSubagent = z.infer<typeof CliSubagentSchema>;
+
+/** `new` starts the session with `--session-id`; `resume` continues it with `--resume`. */
+export type SessionMode = 'new' | 'resume';
+
+export interface ClaudeArgsOptions {
+  sessionId: string;
+  mode: SessionMode;
+  model?: string;
+  maxTurns?: number;
+  /** Per invocation: the CLI counts only what this run spends, not the resumed session's total. */
+  maxBudgetUsd?: number;
+  appendSystemPrompt?: string;
+  allowedTools?: string[];
+  disallowedTools?: string[];
+  permissionMode?: string;
+  /** Subagents by name, passed as `--agents <json>`. */
+  agents?: Record<string, CliSubagent>;
+  /**
+   * `--setting-sources` value; `''` loads no user/project/local settings files, so a developer's
+   * ~/.claude/settings.json (hooks, permissions) cannot change what an agent does. Omit to let the CLI
+   * load them all.
+   */
+  settingSources?: string;
+}
+
+/** Builds the argv (without the binary) of `claude -p --output-format stream-json --verbose …`. */
+export function buildClaudeArgs(o: ClaudeArgsOptions): string[] {
+  const args = ['-p', '--output-format', 'stream-json', '--verbose'];
+  args.push(o.mode === 'new' ? '--session-id' : '--resume', o.sessionId);
+  if (o.model) args.push('--model', o.model);
+  if (o.maxTurns !== undefined) args.push('--max-turns', String(o.maxTurns));
+  if (o.maxBudgetUsd !== undefined) args.push('--max-budget-usd', String(o.maxBudgetUsd));
+  if (o.appendSystemPrompt) args.push('--append-system-prompt', o.appendSystemPrompt);
+  if (o.permissionMode) args.push('--permission-mode', o.permissionMode);
+  if (o.settingSources !== undefined) args.push('--setting-sources', o.settingSources);
+  if (o.agents && Object.keys(o.agents).length > 0) args.push('--agents', JSON.stringify(o.agents));
+  // Variadic flags go last so nothing after them can be read as one more tool name.
+  if (o.allowedTools?.length) args.push('--allowedTools', ...o.allowedTools);
+  if (o.disallowedTools?.length) args.push('--disallowedTools', ...o.disallowedTools);
+  return args;
+}
