@@ -23,7 +23,8 @@ const sandboxBoundary = {
           },
           {
             regex: '(^|/)(config|workers|bin|scripts|test)(/|$)|(^|/)src/(?!shared(/|$))',
-            message: 'workflows/ and src/shared/ must not import I/O code (config/, workers/, src/ outside shared/).',
+            message:
+              'workflows/ and src/shared/ must not import I/O code (config/, workers/, src/ outside shared/).',
           },
           {
             regex: '(^|/)activities(/|$)',
@@ -37,7 +38,19 @@ const sandboxBoundary = {
 };
 
 export default tseslint.config(
-  { ignores: ['node_modules', '.tools', '.orchestrator', 'outputs', 'dist', 'coverage', 'eslint.config.js', 'bin/**'] },
+  {
+    ignores: [
+      'node_modules',
+      '.tools',
+      '.orchestrator',
+      'outputs',
+      'dist',
+      'coverage',
+      'eslint.config.js',
+      'bin/**',
+      'scripts/*.mjs',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

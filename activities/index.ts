@@ -4,7 +4,12 @@
  */
 import type { AppConfig } from '../config/env';
 import type { Logger } from '../src/logger';
+import { createApiActivities } from './api';
+import { createAuditActivities } from './audit';
+import { createCliActivities } from './cli';
+import { createGovernanceActivities } from './governance';
 import { createScriptActivities } from './script';
+import { createToolActivities } from './tools';
 import { createWorkspaceActivities } from './workspace';
 
 export interface ActivityDeps {
@@ -32,6 +37,17 @@ export function createActivities(deps: ActivityDeps) {
       baseEnv: { ...pathEnv(), ...baseEnv },
     }),
     ...createWorkspaceActivities({ logger }),
+    ...createGovernanceActivities({ logger }),
+    ...createApiActivities({ logger, anthropic: config.anthropic, outputsDir: config.outputsDir }),
+    ...createToolActivities({ logger }),
+    ...createCliActivities({
+      logger,
+      claudePath: config.claudePath,
+      outputsDir: config.outputsDir,
+      anthropic: config.anthropic,
+      env: { ...pathEnv(), ...baseEnv, ...(config.agentHome ? { HOME: config.agentHome } : {}) },
+    }),
+    ...createAuditActivities({ logger }),
   };
 }
 

@@ -2,7 +2,9 @@
  * Process configuration, parsed once from the environment (and CLI flag overrides) and injected into
  * workers, activities and the CLI. Workflows never read env: whatever they need arrives in their input.
  */
+import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from '../src/shared/names';
 import { ConfigError } from './errors';
@@ -18,7 +20,9 @@ const EnvSchema = z.object({
   ORCHESTRATOR_HOME: z.string().optional(),
   ORCHESTRATOR_OUTPUTS_DIR: z.string().optional(),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
-  CLAUDE_PATH: z.string().min(1).default('claude'),
+  CLAUDE_PATH: z.string().min(1).optional(),
+  /** HOME for agent processes (Claude Code keeps sessions under $HOME/.claude); default: the worker's. */
+  ORCHESTRATOR_AGENT_HOME: z.string().optional(),
   ANTHROPIC_API_KEY: z.string().optional(),
   ANTHROPIC_BASE_URL: z.url('must be a URL, e.g. http://127.0.0.1:8787').optional(),
   ORCHESTRATOR_MAX_CONCURRENT_ACTIVITIES: z.coerce
@@ -38,6 +42,8 @@ export interface AppConfig {
   outputsDir: string;
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
   claudePath: string;
+  /** HOME given to agent processes, when set (rehearsal isolates sessions this way). */
+  agentHome?: string;
   anthropic: { apiKey?: string; baseURL?: string };
   worker: { maxConcurrentActivities: number; shutdownGraceMs: number };
 }
@@ -84,11 +90,25 @@ export function loadConfig(
     home,
     outputsDir: path.resolve(cwd, e.ORCHESTRATOR_OUTPUTS_DIR ?? 'outputs'),
     logLevel: e.LOG_LEVEL,
-    claudePath: e.CLAUDE_PATH,
+    claudePath: e.CLAUDE_PATH ?? defaultClaudePath(),
+    agentHome: e.ORCHESTRATOR_AGENT_HOME ? path.resolve(cwd, e.ORCHESTRATOR_AGENT_HOME) : undefined,
     anthropic: { apiKey: e.ANTHROPIC_API_KEY, baseURL: e.ANTHROPIC_BASE_URL },
     worker: {
       maxConcurrentActivities: e.ORCHESTRATOR_MAX_CONCURRENT_ACTIVITIES,
       shutdownGraceMs: e.ORCHESTRATOR_SHUTDOWN_GRACE_MS,
     },
   };
+}
+
+const REPO_CLAUDE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../node_modules/.bin/claude');
+
+/**
+ * `claude` from PATH when it is there, else the copy this project installs as a dev dependency, so that
+ * `make demo` and the tests work without a global install.
+ */
+function defaultClaudePath(): string {
+  const onPath = (process.env.PATH ?? '')
+    .split(path.delimiter)
+    .some((dir) => dir && fs.existsSync(path.join(dir, 'claude')));
+  return onPath || !fs.existsSync(REPO_CLAUDE) ? 'claude' : REPO_CLAUDE;
 }

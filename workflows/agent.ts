@@ -2,11 +2,23 @@
  * `agentWorkflow`: one agent's lifecycle, INITIALIZE → PLAN → ACT → SUMMARIZE → COMPLETE, each step
  * visible in the `status` query. A child of the phase that runs it; its workflow id is
  * `<runId>/<phase>/<agent>`.
+ *
+ * Backends: `script` (an argv in the workspace), `cli` (the real `claude` CLI; PLAN, ACT and SUMMARIZE are
+ * turns of one session, resumed turn after turn and across worker crashes) and `api` (Messages API turns
+ * with a tool loop, each tool call its own activity). Routing: `ai` runs the model backend, `static` the
+ * script, `hybrid` the model backend and then the script if that failed.
  */
-import { ApplicationFailure, isCancellation, proxyActivities, setHandler } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  uuid4,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { agentStatusQuery, type AgentWorkflowStatus } from '../src/shared/messages';
-import { type AgentResult, type AgentStep, ZERO_USAGE } from '../src/shared/run';
+import { addUsage, type AgentResult, type AgentStep, type Usage, ZERO_USAGE } from '../src/shared/run';
 import type { AgentSpec } from '../src/shared/spec';
 
 export interface AgentWorkflowInput {
@@ -22,6 +34,8 @@ export interface AgentWorkflowInput {
   passedOutput?: string;
   /** Environment every agent process gets (ORCHESTRATOR_RUN_ID, ORCHESTRATOR_AGENT_ID, …). */
   env: Record<string, string>;
+  /** What is left of this agent's budget; the cli backend gets it as `--max-budget-usd`. */
+  maxBudgetUsd?: number;
 }
 
 /** A file-safe id for outputs/<run>/agents/<fileId>.*: phase and agent id joined. */
@@ -29,11 +43,46 @@ export function agentFileId(phase: string, agentId: string): string {
   return `${phase}-${agentId}`;
 }
 
+/** The child workflow id of an agent: stable, so a replay or retry finds the same child. */
+export function agentWorkflowId(runId: string, phase: string, agentId: string): string {
+  return `${runId}/${phase}/${agentId}`;
+}
+
+const SUMMARY_CAP = 600;
+
 const script = proxyActivities<Pick<Activities, 'scriptTurn'>>({
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '15 seconds',
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['ScriptNotFound'] },
 });
+const model = proxyActivities<Pick<Activities, 'claudeTurn' | 'apiTurn'>>({
+  startToCloseTimeout: '1 hour',
+  heartbeatTimeout: '30 seconds',
+  // The activities mark permanent failures non-retryable themselves; a 429's retry-after becomes the
+  // failure's nextRetryDelay, which overrides this backoff.
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: 5,
+  },
+});
+const tools = proxyActivities<Pick<Activities, 'runTool'>>({
+  startToCloseTimeout: '15 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { maximumAttempts: 3 },
+});
+
+interface TurnOutcome {
+  ok: boolean;
+  summary: string;
+  outputRef?: string;
+  usage: Usage;
+  costUsd: number;
+  models?: AgentResult['models'];
+  sessionId?: string;
+  error?: string;
+}
 
 export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentResult> {
   const { agent } = input;
@@ -49,75 +98,335 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRes
   const step = (s: AgentStep) => {
     status.step = s;
   };
-  const base = {
-    agentId: agent.id,
-    role: agent.role,
-    backend: agent.backend,
-    usage: { ...ZERO_USAGE },
-    costUsd: 0,
-    startedAt,
-  };
   const fileId = agentFileId(input.phase, agent.id);
-
-  try {
-    step('PLAN');
-    step('ACT');
-    if (agent.backend !== 'script' || !agent.command) {
-      throw ApplicationFailure.nonRetryable(
-        `agent "${agent.id}": backend "${agent.backend}" is not available in this build`,
-        'BackendUnavailable',
-      );
-    }
-    const r = await script.scriptTurn({
-      runId: input.runId,
-      agentId: fileId,
-      workspace: input.workspace,
-      command: agent.command,
-      env: {
-        ...input.env,
-        ...agent.env,
-        ...(input.passedOutput ? { ORCHESTRATOR_PASSED_OUTPUT: input.passedOutput } : {}),
-      },
-      timeoutS: agent.timeout_s ?? 600,
-    });
-    status.turns = 1;
-    step('SUMMARIZE');
-    const result: AgentResult = {
-      ...base,
-      status: r.ok ? 'completed' : 'failed',
-      summary: r.summary,
-      outputRef: r.outputRef,
-      error: r.ok ? undefined : `script exited with code ${r.exitCode}: ${r.summary.slice(-300)}`,
+  const routing = agent.routing ?? (agent.backend === 'script' ? 'static' : 'ai');
+  // Spend accumulates across attempts of every backend tried: money spent is spent.
+  const spent = { usage: { ...ZERO_USAGE }, costUsd: 0 };
+  const finish = (o: TurnOutcome, final: AgentStep): AgentResult => {
+    step(final);
+    return {
+      agentId: agent.id,
+      role: agent.role,
+      backend: agent.backend,
+      status: o.ok ? 'completed' : 'failed',
+      summary: o.summary.slice(-SUMMARY_CAP),
+      outputRef: o.outputRef,
+      usage: spent.usage,
+      costUsd: round6(spent.costUsd),
+      models: o.models,
+      sessionId: o.sessionId,
+      error: o.error,
+      startedAt,
       completedAt: new Date().toISOString(),
     };
-    step(r.ok ? 'COMPLETE' : 'FAILED');
-    return result;
+  };
+  const account = (o: Pick<TurnOutcome, 'usage' | 'costUsd'>) => {
+    spent.usage = addUsage(spent.usage, o.usage);
+    spent.costUsd += o.costUsd;
+    status.costUsd = round6(spent.costUsd);
+  };
+
+  try {
+    let outcome: TurnOutcome | undefined;
+    if (routing === 'ai' || routing === 'hybrid') {
+      if (agent.backend === 'script') {
+        throw ApplicationFailure.nonRetryable(
+          `agent "${agent.id}": routing "${routing}" needs backend cli or api`,
+          'InvalidAgent',
+        );
+      }
+      outcome =
+        agent.backend === 'cli'
+          ? await runCli(input, fileId, step, status, account)
+          : await runApi(input, fileId, step, status, account);
+    }
+    if (routing === 'static' || (routing === 'hybrid' && !outcome?.ok)) {
+      if (!agent.command) {
+        if (outcome) return finish(outcome, 'FAILED');
+        throw ApplicationFailure.nonRetryable(`agent "${agent.id}" has no script command`, 'InvalidAgent');
+      }
+      step('ACT');
+      const r = await script.scriptTurn({
+        runId: input.runId,
+        agentId: fileId,
+        workspace: input.workspace,
+        command: agent.command,
+        env: {
+          ...input.env,
+          ...agent.env,
+          ...(input.passedOutput ? { ORCHESTRATOR_PASSED_OUTPUT: input.passedOutput } : {}),
+        },
+        timeoutS: agent.timeout_s ?? 600,
+      });
+      status.turns += 1;
+      step('SUMMARIZE');
+      const fallbackNote = outcome
+        ? `model backend failed (${outcome.error ?? 'unknown'}); script fallback `
+        : '';
+      outcome = {
+        ok: r.ok,
+        summary: r.summary,
+        outputRef: r.outputRef,
+        usage: { ...ZERO_USAGE },
+        costUsd: 0,
+        error: r.ok
+          ? undefined
+          : `${fallbackNote}script exited with code ${r.exitCode}: ${r.summary.slice(-300)}`,
+      };
+    }
+    if (!outcome)
+      throw ApplicationFailure.nonRetryable(`agent "${agent.id}": nothing to run`, 'InvalidAgent');
+    return finish(outcome, outcome.ok ? 'COMPLETE' : 'FAILED');
   } catch (err) {
     if (isCancellation(err)) {
       step('CANCELLED');
       throw err;
     }
-    step('FAILED');
-    return {
-      ...base,
-      status: 'failed',
-      summary: '',
-      error: describe(err),
-      completedAt: new Date().toISOString(),
+    return finish({ ok: false, summary: '', usage: ZERO_USAGE, costUsd: 0, error: describe(err) }, 'FAILED');
+  }
+}
+
+/** The instructions every model agent gets appended to its system prompt. */
+function systemPrompt(input: AgentWorkflowInput): string {
+  const { agent } = input;
+  return [
+    // The local model server and human readers both look for these two lines.
+    `Role: ${agent.role}`,
+    `Phase: ${input.phase}`,
+    `Project: ${input.projectName}`,
+    input.requirements.length ? `Requirements:\n${input.requirements.map((r) => `- ${r}`).join('\n')}` : '',
+    input.phasePrompt,
+    agent.system_prompt ?? '',
+  ]
+    .filter(Boolean)
+    .join('\n\n');
+}
+
+function taskPrompt(input: AgentWorkflowInput): string {
+  const base = input.agent.prompt ?? `Do the ${input.phase} work for this project in the current directory.`;
+  return input.passedOutput ? `${base}\n\nOutput of the previous step:\n${input.passedOutput}` : base;
+}
+
+type Account = (o: Pick<TurnOutcome, 'usage' | 'costUsd'>) => void;
+
+/** cli backend: PLAN, ACT and SUMMARIZE are three turns of one `claude` session. */
+async function runCli(
+  input: AgentWorkflowInput,
+  fileId: string,
+  step: (s: AgentStep) => void,
+  status: AgentWorkflowStatus,
+  account: Account,
+): Promise<TurnOutcome> {
+  const { agent } = input;
+  const sessionId = uuid4();
+  status.sessionId = sessionId;
+  let previous: {
+    cost: number;
+    usage?: { inputTokens: number; outputTokens: number; cacheRead: number; cacheCreation: number };
+  } = { cost: 0 };
+  const turns: { step: AgentStep; prompt: string }[] = [
+    { step: 'PLAN', prompt: `${taskPrompt(input)}\n\nFirst write a short plan of the steps you will take.` },
+    { step: 'ACT', prompt: 'Carry out the plan now: make the changes in the working directory.' },
+    { step: 'SUMMARIZE', prompt: 'Summarize in at most five lines what you changed and what is left.' },
+  ];
+  let last: Awaited<ReturnType<typeof model.claudeTurn>> | undefined;
+  for (const [i, turn] of turns.entries()) {
+    step(turn.step);
+    try {
+      last = await model.claudeTurn({
+        runId: input.runId,
+        agentId: fileId,
+        sessionId,
+        resume: i > 0,
+        prompt: turn.prompt,
+        cwd: input.workspace,
+        model: agent.model,
+        maxTurns: agent.max_turns,
+        maxBudgetUsd: input.maxBudgetUsd,
+        appendSystemPrompt: systemPrompt(input),
+        allowedTools: agent.allowed_tools,
+        disallowedTools: agent.disallowed_tools,
+        permissionMode: agent.permission_mode ?? 'acceptEdits',
+        extraEnv: { ...input.env, ...agent.env },
+        previousSessionCostUsd: previous.cost,
+        previousSessionUsage: previous.usage,
+      });
+    } catch (err) {
+      // A failed turn still cost money: its summary rides in the failure's details.
+      const summary = failureSummary(err);
+      if (summary) account({ usage: toUsage(summary.usage), costUsd: summary.costUsd ?? 0 });
+      if (isCancellation(err)) throw err;
+      return {
+        ok: false,
+        summary: '',
+        usage: ZERO_USAGE,
+        costUsd: 0,
+        sessionId,
+        error: describe(err),
+        outputRef: summary?.transcriptPath,
+      };
+    }
+    account({ usage: toUsage(last.usage), costUsd: last.costUsd });
+    status.turns += last.numTurns;
+    status.lastTool = last.lastTool ?? status.lastTool;
+    previous = { cost: last.totalCostUsd, usage: last.sessionUsage };
+    if (!last.ok) {
+      return {
+        ok: false,
+        summary: last.resultText,
+        usage: ZERO_USAGE,
+        costUsd: 0,
+        sessionId,
+        outputRef: last.transcriptPath,
+        error: `${last.subtype}: ${last.resultText.slice(0, 300)}`,
+      };
+    }
+  }
+  const models: NonNullable<AgentResult['models']> = {};
+  for (const [name, m] of Object.entries(last?.modelUsage ?? {})) {
+    models[name] = {
+      usage: {
+        input_tokens: m.inputTokens ?? 0,
+        output_tokens: m.outputTokens ?? 0,
+        cache_read_input_tokens: m.cacheReadInputTokens ?? 0,
+        cache_creation_input_tokens: m.cacheCreationInputTokens ?? 0,
+      },
+      costUsd: m.costUSD ?? 0,
     };
   }
+  return {
+    ok: true,
+    summary: last?.resultText ?? '',
+    usage: ZERO_USAGE,
+    costUsd: 0,
+    models,
+    sessionId,
+    outputRef: last?.transcriptPath,
+  };
+}
+
+/** api backend: Messages API turns; each tool call the model makes is its own activity. */
+async function runApi(
+  input: AgentWorkflowInput,
+  fileId: string,
+  step: (s: AgentStep) => void,
+  status: AgentWorkflowStatus,
+  account: Account,
+): Promise<TurnOutcome> {
+  const { agent } = input;
+  const maxTurns = agent.max_turns ?? 20;
+  type Block = { type: string; [k: string]: unknown };
+  const messages: { role: 'user' | 'assistant'; content: string | Block[] }[] = [
+    { role: 'user', content: taskPrompt(input) },
+  ];
+  const models: NonNullable<AgentResult['models']> = {};
+  let text = '';
+  let outputRef: string | undefined;
+  step('PLAN');
+  for (let turn = 0; turn < maxTurns; turn++) {
+    let r: Awaited<ReturnType<typeof model.apiTurn>>;
+    try {
+      r = await model.apiTurn({
+        runId: input.runId,
+        agentId: fileId,
+        model: agent.model ?? 'claude-sonnet-5-5',
+        system: systemPrompt(input),
+        messages,
+        tools: true,
+        maxTokens: 8192,
+      });
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      return {
+        ok: false,
+        summary: text,
+        usage: ZERO_USAGE,
+        costUsd: 0,
+        error: describe(err),
+        outputRef,
+        models,
+      };
+    }
+    const usage: Usage = {
+      input_tokens: r.usage.input_tokens,
+      output_tokens: r.usage.output_tokens,
+      cache_creation_input_tokens: r.usage.cache_creation_input_tokens,
+      cache_read_input_tokens: r.usage.cache_read_input_tokens,
+    };
+    account({ usage, costUsd: r.costUsd });
+    const m = (models[r.model] ??= { usage: { ...ZERO_USAGE }, costUsd: 0 });
+    m.usage = addUsage(m.usage, usage);
+    m.costUsd = round6(m.costUsd + r.costUsd);
+    status.turns += 1;
+    outputRef = r.transcriptPath;
+    text = r.text || text;
+    if (r.stop_reason !== 'tool_use' || r.tool_uses.length === 0) {
+      step('SUMMARIZE');
+      return { ok: true, summary: text, usage: ZERO_USAGE, costUsd: 0, outputRef, models };
+    }
+    step('ACT');
+    messages.push({
+      role: 'assistant',
+      content: [
+        ...(r.text ? [{ type: 'text', text: r.text }] : []),
+        ...r.tool_uses.map((t) => ({ type: 'tool_use', id: t.id, name: t.name, input: t.input })),
+      ],
+    });
+    const results = await Promise.all(
+      r.tool_uses.map((t) => tools.runTool({ workspace: input.workspace, name: t.name, input: t.input })),
+    );
+    status.lastTool = r.tool_uses[r.tool_uses.length - 1]?.name;
+    messages.push({
+      role: 'user',
+      content: results.map((res, k) => ({
+        type: 'tool_result',
+        tool_use_id: r.tool_uses[k]!.id,
+        content: res.ok ? res.output || '(no output)' : `error: ${res.error ?? 'failed'}`,
+        is_error: !res.ok,
+      })),
+    });
+  }
+  return {
+    ok: false,
+    summary: text,
+    usage: ZERO_USAGE,
+    costUsd: 0,
+    error: `MaxTurnsExceeded: ${maxTurns} turns`,
+    outputRef,
+    models,
+  };
+}
+
+interface FailureSummary {
+  costUsd?: number;
+  usage?: { inputTokens: number; outputTokens: number; cacheRead: number; cacheCreation: number };
+  transcriptPath?: string;
+}
+
+function failureSummary(err: unknown): FailureSummary | undefined {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  const details = (cause as { details?: unknown[] } | undefined)?.details;
+  const first = Array.isArray(details) ? details[0] : undefined;
+  return first && typeof first === 'object' ? first : undefined;
+}
+
+function toUsage(u: FailureSummary['usage']): Usage {
+  if (!u) return { ...ZERO_USAGE };
+  return {
+    input_tokens: u.inputTokens,
+    output_tokens: u.outputTokens,
+    cache_read_input_tokens: u.cacheRead,
+    cache_creation_input_tokens: u.cacheCreation,
+  };
 }
 
 function describe(err: unknown): string {
-  if (err instanceof ApplicationFailure) return `${err.type ?? 'Error'}: ${err.message}`;
-  if (err instanceof Error) {
-    const cause = (err as { cause?: unknown }).cause;
-    return cause instanceof Error ? `${err.message}: ${cause.message}` : err.message;
-  }
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (cause instanceof ApplicationFailure) return `${cause.type ?? 'Error'}: ${cause.message}`;
+  if (cause instanceof Error) return cause.message;
   return String(err);
 }
 
-/** Exposed for status rows: the child workflow id of an agent. */
-export function agentWorkflowId(runId: string, phase: string, agentId: string): string {
-  return `${runId}/${phase}/${agentId}`;
+function round6(n: number): number {
+  return Math.round(n * 1e6) / 1e6;
 }

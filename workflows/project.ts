@@ -72,7 +72,7 @@ const workspace = proxyActivities<
   Pick<Activities, 'initWorkspace' | 'restoreWorkspace' | 'materializeCheckpoint' | 'updateRunManifest'>
 >({
   startToCloseTimeout: '10 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['WorkspaceNotEmpty', 'ConfigError'] },
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['TargetNotEmpty', 'InvalidActivityInput'] },
 });
 const checkpointing = proxyActivities<Pick<Activities, 'checkpointPhase'>>({
   startToCloseTimeout: '10 minutes',
@@ -335,15 +335,70 @@ export async function projectWorkflow(
 
   // ---- main loop ----
   if (!carry) {
-    if (input.forkedFrom) {
+    const fork = input.forkedFrom;
+    if (fork) {
       await workspace.materializeCheckpoint({
-        sourceWorkspace: input.forkedFrom.sourceWorkspace,
-        commit: input.forkedFrom.commit,
+        sourceWorkspace: fork.sourceWorkspace,
+        commit: fork.commit,
         targetWorkspace: input.workspace,
       });
-      st.nextPhase = input.forkedFrom.phaseIndex + 1;
     }
     await workspace.initWorkspace({ workspace: input.workspace });
+    if (fork) {
+      // The fork re-takes the checkpoint it starts from in its own shadow repository, under the same id,
+      // so that it can roll back to it like any checkpoint of its own.
+      const forkedPhase = phases[fork.phaseIndex];
+      if (!forkedPhase)
+        throw ApplicationFailure.nonRetryable(
+          `fork: the intake has no phase ${fork.phaseIndex + 1}`,
+          'InvalidFork',
+        );
+      const now = new Date().toISOString();
+      for (let i = 0; i <= fork.phaseIndex; i++) {
+        st.phaseResults.push({
+          phase: phases[i]!.name,
+          index: i,
+          attempt: 1,
+          status: 'inherited',
+          startedAt: now,
+          completedAt: now,
+          duration_ms: 0,
+          usage: { ...ZERO_USAGE },
+          costUsd: 0,
+          artifacts: [],
+          errors: [],
+          agents: [],
+        });
+      }
+      const cp = await checkpointing.checkpointPhase({
+        workspace: input.workspace,
+        outputsDir: input.outputsDir,
+        runId,
+        phase: forkedPhase.name,
+        checkpoint: fork.checkpoint,
+        label: `post-${forkedPhase.name}`,
+        artifacts: forkedPhase.artifacts,
+      });
+      if (!cp.ok || !cp.commit) {
+        throw ApplicationFailure.nonRetryable(
+          `fork: ${fork.checkpoint} does not validate: ${cp.errors.join('; ')}`,
+          'InvalidFork',
+        );
+      }
+      st.cpCounter = Number(fork.checkpoint.slice(2));
+      st.checkpoints.push({
+        id: fork.checkpoint,
+        label: `post-${forkedPhase.name}`,
+        phase: forkedPhase.name,
+        phaseIndex: fork.phaseIndex,
+        commit: cp.commit,
+        manifestPath: cp.manifestPath ?? '',
+        createdAt: now,
+        runId,
+      });
+      st.phaseResults[fork.phaseIndex]!.checkpoint = fork.checkpoint;
+      st.nextPhase = fork.phaseIndex + 1;
+    }
   }
   state = 'running';
   let phasesThisRun = 0;

@@ -9,6 +9,7 @@ const PHASE_ICON: Record<PhaseStatus, string> = {
   failed: pc.red('✗'),
   rolled_back: pc.yellow('↺'),
   skipped: pc.dim('–'),
+  inherited: pc.dim('≡'),
 };
 
 const SPINNER = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];

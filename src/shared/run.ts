@@ -62,7 +62,9 @@ export interface ArtifactFile {
   sha256: string;
 }
 
-export type PhaseStatus = 'pending' | 'running' | 'completed' | 'failed' | 'rolled_back' | 'skipped';
+/** `inherited`: a fork's phases up to the checkpoint it was forked from (done by the parent run). */
+export type PhaseStatus =
+  'pending' | 'running' | 'completed' | 'failed' | 'rolled_back' | 'skipped' | 'inherited';
 
 export interface PhaseResult {
   phase: string;

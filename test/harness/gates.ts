@@ -73,7 +73,9 @@ export async function waitFor<T>(
       lastErr = err;
     }
     if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}${lastErr instanceof Error ? `: ${lastErr.message}` : ''}`);
+      throw new Error(
+        `timed out waiting for ${what}${lastErr instanceof Error ? `: ${lastErr.message}` : ''}`,
+      );
     await new Promise((r) => setTimeout(r, 100));
   }
 }

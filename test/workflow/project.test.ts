@@ -10,7 +10,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkpointsQuery, phaseResultsQuery, statusQuery } from '../../src/shared/messages';
 import type { RunStatus } from '../../src/shared/run';
-import { rollbackRun, startRun } from '../../src/runs';
+import { forkRun, rollbackRun, startRun } from '../../src/runs';
+import { ProjectSpecSchema } from '../../src/shared/spec';
 import { Gates, treeHash, waitFor } from '../harness/gates';
 import { PHASES, sixPhaseSpec } from '../harness/specs';
 import { createTestEnv, env, tempDir, type TestEnv } from '../harness/temporal';
@@ -201,5 +202,108 @@ describe('projectWorkflow', () => {
     };
     expect(summary.state).toBe('completed');
     expect(summary.rollbacks.map((r) => r.to)).toEqual(['CP1']);
+  });
+});
+
+describe('fork and long runs', () => {
+  let t: TestEnv;
+  beforeAll(async () => {
+    t = await createTestEnv();
+    await t.startWorker();
+  });
+  afterAll(async () => t.close());
+
+  it('forks a run from CP2 into a new workspace that starts as an exact copy of CP2', async () => {
+    const gates = new Gates(tempDir('orch-gates-'));
+    const workspace = tempDir('orch-ws-');
+    const parent = await startRun(t.client, {
+      spec: sixPhaseSpec(gates, ['data']),
+      workspace,
+      outputsDir: t.config.outputsDir,
+      taskQueue: t.taskQueue,
+    });
+    await waitFor(() => gates.count('data') === 1, 'parent blocked in phase 3');
+    const atCp2 = treeHash(workspace);
+    gates.open('data', 1);
+    await t.client.workflow.getHandle(parent.runId).result();
+
+    const forkWs = path.join(tempDir('orch-fork-'), 'ws');
+    const fork = await forkRun(t.client, {
+      runId: parent.runId,
+      checkpoint: 'CP2',
+      workspace: forkWs,
+      taskQueue: t.taskQueue,
+    });
+    expect(fork.forkedFrom).toMatchObject({ runId: parent.runId, checkpoint: 'CP2', phaseIndex: 1 });
+    // The fork's phase 3 waits at gate 2: its workspace is CP2 exactly, before any fork work.
+    await waitFor(() => gates.count('data') === 2, 'fork phase 3 started');
+    expect(treeHash(forkWs)).toEqual(atCp2);
+    gates.open('data', 2);
+    const summary = (await t.client.workflow.getHandle(fork.runId).result()) as {
+      state: string;
+      checkpoints: { id: string; label: string }[];
+    };
+    expect(summary.state).toBe('completed');
+    expect(summary.checkpoints.map((c) => `${c.id}:${c.label}`)).toEqual([
+      'CP2:post-architecture',
+      'CP3:post-data',
+      'CP4:post-development',
+      'CP5:post-qa',
+      'CP6:post-documentation',
+    ]);
+    const results = await t.client.workflow.getHandle(fork.runId).query(phaseResultsQuery);
+    expect(results.map((r) => r.status)).toEqual([
+      'inherited',
+      'inherited',
+      'completed',
+      'completed',
+      'completed',
+      'completed',
+    ]);
+    // The parent's planning and architecture ran once; the fork did not run them.
+    expect(gates.count('planning')).toBe(1);
+    expect(gates.count('architecture')).toBe(1);
+    await expect(
+      forkRun(t.client, {
+        runId: parent.runId,
+        checkpoint: 'CP9',
+        workspace: tempDir('orch-fork-'),
+        taskQueue: t.taskQueue,
+      }),
+    ).rejects.toThrow(/has no checkpoint "CP9"; it has: CP1, CP2/);
+  });
+
+  it('keeps every execution of a 50-phase run far below the history limits (continue-as-new)', async () => {
+    const spec = ProjectSpecSchema.parse({
+      project: { name: 'fifty phases' },
+      phases: Array.from({ length: 50 }, (_, i) => ({
+        name: `p${i + 1}`,
+        agents: [{ role: 'noop', backend: 'script', command: ['true'] }],
+      })),
+    });
+    const input = await startRun(t.client, {
+      spec,
+      workspace: tempDir('orch-ws-'),
+      outputsDir: t.config.outputsDir,
+      taskQueue: t.taskQueue,
+    });
+    const summary = (await t.client.workflow.getHandle(input.runId).result()) as {
+      state: string;
+      checkpoints: unknown[];
+    };
+    expect(summary.state).toBe('completed');
+    expect(summary.checkpoints).toHaveLength(50);
+    const executions: { runId: string; historyLength: number; historySize: number }[] = [];
+    for await (const wf of t.client.workflow.list({ query: `WorkflowId = '${input.runId}'` })) {
+      executions.push({ runId: wf.runId, historyLength: wf.historyLength, historySize: wf.historySize ?? 0 });
+    }
+    expect(executions.length).toBeGreaterThanOrEqual(5);
+    for (const e of executions) {
+      // Temporal warns at 10k events / 10 MB and stops at 50k / 50 MB.
+      expect(e.historyLength).toBeLessThan(500);
+      expect(e.historySize).toBeLessThan(1_000_000);
+    }
+    const status = await t.client.workflow.getHandle(input.runId).query(statusQuery);
+    expect(status.continuedAsNew).toBeGreaterThanOrEqual(4);
   });
 });

@@ -7,15 +7,14 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client, Connection } from '@temporalio/client';
 import { type Command } from 'commander';
 import pc from 'picocolors';
 import { loadIntake } from '../../../config/intake';
 import { ensureDetachedServer } from '../../devserver';
 import { rollbackRun, startRun, watchRun } from '../../runs';
 import { statusQuery } from '../../shared/messages';
-import { createWorker } from '../../../workers/worker';
-import { installRuntimeLogger } from '../../../workers/runtime-logger';
+import { startRehearsal, type Rehearsal } from '../../rehearsal';
+import { withLocalWorker } from '../local-worker';
 import { configFrom, loggerFor } from '../context';
 import { renderSummary } from '../render';
 
@@ -38,81 +37,94 @@ export function registerDemoCommand(program: Command): void {
         uiUrl = server.uiUrl;
         config = { ...config, temporal: { ...config.temporal, address: server.address } };
       }
+      let rehearsal: Rehearsal | undefined;
+      if (!config.anthropic.apiKey) {
+        rehearsal = await startRehearsal(config);
+        config = rehearsal.config;
+        say(
+          pc.yellow(
+            `ANTHROPIC_API_KEY is not set: rehearsal mode, model agents talk to a local Messages-API server at ${rehearsal.server.url} (zero tokens)`,
+          ),
+        );
+      } else {
+        say(pc.yellow('ANTHROPIC_API_KEY is set: model agents call the real Anthropic API and cost money'));
+      }
       const logger = loggerFor({
         ...config,
         logLevel: config.logLevel === 'info' ? 'warn' : config.logLevel,
       });
-      installRuntimeLogger(logger);
-      const { worker, connection: nativeConnection } = await createWorker({ config, logger });
-      const running = worker.run();
-      const connection = await Connection.connect({ address: config.temporal.address });
-      const client = new Client({ connection, namespace: config.temporal.namespace });
       try {
-        const workspace = path.join(config.home, 'workspaces', `demo-${Date.now()}`);
-        const input = await startRun(client, {
-          spec,
-          workspace,
-          outputsDir: config.outputsDir,
-          taskQueue: config.temporal.taskQueue,
-        });
-        say(`${pc.bold('run')} ${input.runId}  ${pc.dim(`workspace ${workspace}`)}`);
-        let rolledBack = !opts.rollback;
-        const seen = new Map<string, string>();
-        const final = await watchRun(client, input.runId, (s) => {
-          // One line per phase transition: readable in a terminal and in a CI log alike.
-          s.phases.forEach((p, i) => {
-            const key = `${p.status}#${p.attempt}`;
-            if (seen.get(p.name) === key || p.status === 'pending') return;
-            seen.set(p.name, key);
-            const icon =
-              p.status === 'completed'
-                ? pc.green('✓')
-                : p.status === 'failed'
-                  ? pc.red('✗')
-                  : p.status === 'running'
-                    ? pc.cyan('▶')
-                    : pc.yellow('↺');
-            const cp = p.status === 'completed' && p.checkpoint ? pc.dim(` → ${p.checkpoint}`) : '';
-            const attempt = p.attempt > 1 ? pc.dim(` (attempt ${p.attempt})`) : '';
-            say(`  ${icon} Step ${i + 1}/${s.phases.length} ${p.name} ${p.status}${cp}${attempt}`);
+        await withLocalWorker(config, logger, async (client) => {
+          const workspace = path.join(config.home, 'workspaces', `demo-${Date.now()}`);
+          const input = await startRun(client, {
+            spec,
+            workspace,
+            outputsDir: config.outputsDir,
+            taskQueue: config.temporal.taskQueue,
           });
-          if (
-            !rolledBack &&
-            s.currentPhase === spec.phases[3]?.name &&
-            s.checkpoints.some((c) => c.id === 'CP3')
-          ) {
-            rolledBack = true;
-            say(
-              pc.yellow(`↺ phase 4 (${s.currentPhase}) is running: rolling back to CP2 to show a rollback`),
-            );
-            void rollbackRun(client, input.runId, 'CP2', 'demo: redo from the architecture checkpoint').then(
-              (r) =>
-                say(
-                  pc.yellow(`↺ restored the workspace to CP2; continuing with ${r.resumesAt ?? 'the end'}`),
+          say(`${pc.bold('run')} ${input.runId}  ${pc.dim(`workspace ${workspace}`)}`);
+          let rolledBack = !opts.rollback;
+          const seen = new Map<string, string>();
+          const final = await watchRun(client, input.runId, (s) => {
+            // One line per phase transition: readable in a terminal and in a CI log alike.
+            s.phases.forEach((p, i) => {
+              const key = `${p.status}#${p.attempt}`;
+              if (seen.get(p.name) === key || p.status === 'pending') return;
+              seen.set(p.name, key);
+              const icon =
+                p.status === 'completed'
+                  ? pc.green('✓')
+                  : p.status === 'failed'
+                    ? pc.red('✗')
+                    : p.status === 'running'
+                      ? pc.cyan('▶')
+                      : pc.yellow('↺');
+              const cp = p.status === 'completed' && p.checkpoint ? pc.dim(` → ${p.checkpoint}`) : '';
+              const attempt = p.attempt > 1 ? pc.dim(` (attempt ${p.attempt})`) : '';
+              say(`  ${icon} Step ${i + 1}/${s.phases.length} ${p.name} ${p.status}${cp}${attempt}`);
+            });
+            if (
+              !rolledBack &&
+              s.currentPhase === spec.phases[3]?.name &&
+              s.checkpoints.some((c) => c.id === 'CP3')
+            ) {
+              rolledBack = true;
+              say(
+                pc.yellow(
+                  `  ↺ phase 4 (${s.currentPhase}) is running: rolling back to CP2 to show a rollback`,
                 ),
-              (err: unknown) => say(pc.red(`rollback failed: ${String(err)}`)),
-            );
-          }
-        });
-        const status = await client.workflow
-          .getHandle(input.runId)
-          .query(statusQuery)
-          .catch(() => final);
-        say('');
-        say(renderSummary(status, uiUrl));
-        if (uiUrl) {
+              );
+              rollbackRun(client, input.runId, 'CP2', 'demo: redo from the architecture checkpoint').then(
+                (r) =>
+                  say(
+                    pc.yellow(
+                      `  ↺ restored the workspace to CP2; continuing with ${r.resumesAt ?? 'the end'}`,
+                    ),
+                  ),
+                (err: unknown) =>
+                  say(pc.red(`  rollback failed: ${err instanceof Error ? err.message : String(err)}`)),
+              );
+            }
+          });
+          const status = await client.workflow
+            .getHandle(input.runId)
+            .query(statusQuery)
+            .catch(() => final);
           say('');
-          say(
-            `${pc.green('Web UI')}: ${uiUrl}  ${pc.dim('(the dev server keeps running; stop it with `orchestrator server stop`)')}`,
-          );
-          say(pc.dim(`temporal workflow list --address ${config.temporal.address}`));
-        }
-        if (status.state !== 'completed') process.exitCode = 1;
+          say(renderSummary(status, uiUrl));
+          if (rehearsal)
+            say(`  model server served ${rehearsal.server.requests.length} requests (rehearsal, $0 billed)`);
+          if (uiUrl) {
+            say('');
+            say(
+              `${pc.green('Web UI')}: ${uiUrl}  ${pc.dim('(the dev server keeps running; stop it with `orchestrator server stop`)')}`,
+            );
+            say(pc.dim(`  temporal workflow list --address ${config.temporal.address}`));
+          }
+          if (status.state !== 'completed') process.exitCode = 1;
+        });
       } finally {
-        worker.shutdown();
-        await running;
-        await connection.close();
-        await nativeConnection.close();
+        await rehearsal?.close();
       }
     });
 }

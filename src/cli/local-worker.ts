@@ -1,0 +1,28 @@
+/**
+ * A worker inside the CLI process, for `orchestrator demo` and `run start --rehearse`: the run is served
+ * by this process (on its own task queue) and ends with it.
+ */
+import { Client, Connection } from '@temporalio/client';
+import type { AppConfig } from '../../config/env';
+import { installRuntimeLogger } from '../../workers/runtime-logger';
+import { createWorker } from '../../workers/worker';
+import type { Logger } from '../logger';
+
+export async function withLocalWorker<T>(
+  config: AppConfig,
+  logger: Logger,
+  fn: (client: Client) => Promise<T>,
+): Promise<T> {
+  installRuntimeLogger(logger);
+  const { worker, connection: native } = await createWorker({ config, logger });
+  const running = worker.run();
+  const connection = await Connection.connect({ address: config.temporal.address });
+  try {
+    return await fn(new Client({ connection, namespace: config.temporal.namespace }));
+  } finally {
+    worker.shutdown();
+    await running;
+    await connection.close();
+    await native.close();
+  }
+}
