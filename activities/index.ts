@@ -9,6 +9,7 @@ import { createAuditActivities } from './audit';
 import { createCliActivities } from './cli';
 import { createGovernanceActivities } from './governance';
 import { createScriptActivities } from './script';
+import { createTeamActivities } from './team';
 import { createToolActivities } from './tools';
 import { createWorkspaceActivities } from './workspace';
 
@@ -45,9 +46,12 @@ export function createActivities(deps: ActivityDeps) {
       claudePath: config.claudePath,
       outputsDir: config.outputsDir,
       anthropic: config.anthropic,
+      // Frequent heartbeats while the CLI is quiet, so a cancellation is noticed within a second or two.
+      heartbeatIntervalMs: 1_000,
       env: { ...pathEnv(), ...baseEnv, ...(config.agentHome ? { HOME: config.agentHome } : {}) },
     }),
     ...createAuditActivities({ logger }),
+    ...createTeamActivities({ logger }),
   };
 }
 

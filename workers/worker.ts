@@ -44,6 +44,10 @@ export async function createWorker(
     activities,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
+    // Cancellation reaches an activity only in a heartbeat response. The default throttle (80% of the
+    // heartbeat timeout) would let a rolled-back agent run on for ~25 s; a rollback should end it now.
+    defaultHeartbeatThrottleInterval: '1 second',
+    maxHeartbeatThrottleInterval: '2 seconds',
     shutdownGraceTime: config.worker.shutdownGraceMs,
     ...opts.workerOptions,
   });

@@ -9,12 +9,13 @@
  * script, `hybrid` the model backend and then the script if that failed.
  */
 import {
+  ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
   isCancellation,
   proxyActivities,
   setHandler,
-  uuid4,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { agentStatusQuery, type AgentWorkflowStatus } from '../src/shared/messages';
@@ -50,14 +51,23 @@ export function agentWorkflowId(runId: string, phase: string, agentId: string): 
 
 const SUMMARY_CAP = 600;
 
+/**
+ * Set explicitly: left unset, the SDK sends proto default 0 (TRY_CANCEL) whatever its docs say, and a
+ * cancelled agent would report "cancelled" while its process keeps running. Waiting means a rollback or
+ * a run cancel returns only after the activity has ended its process group.
+ */
+const WAIT = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED;
+
 const script = proxyActivities<Pick<Activities, 'scriptTurn'>>({
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '15 seconds',
+  cancellationType: WAIT,
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['ScriptNotFound'] },
 });
 const model = proxyActivities<Pick<Activities, 'claudeTurn' | 'apiTurn'>>({
   startToCloseTimeout: '1 hour',
   heartbeatTimeout: '30 seconds',
+  cancellationType: WAIT,
   // The activities mark permanent failures non-retryable themselves; a 429's retry-after becomes the
   // failure's nextRetryDelay, which overrides this backoff.
   retry: {
@@ -70,6 +80,7 @@ const model = proxyActivities<Pick<Activities, 'claudeTurn' | 'apiTurn'>>({
 const tools = proxyActivities<Pick<Activities, 'runTool'>>({
   startToCloseTimeout: '15 minutes',
   heartbeatTimeout: '30 seconds',
+  cancellationType: WAIT,
   retry: { maximumAttempts: 3 },
 });
 
@@ -218,7 +229,9 @@ async function runCli(
   account: Account,
 ): Promise<TurnOutcome> {
   const { agent } = input;
-  const sessionId = uuid4();
+  // The run id is a UUID unique to this execution: a re-run after a rollback (same workflow id, new run)
+  // gets a new session, while activity retries and replays keep this one.
+  const sessionId = workflowInfo().runId;
   status.sessionId = sessionId;
   let previous: {
     cost: number;

@@ -1,6 +1,7 @@
 /**
  * Maps how a `claude` run ended onto an ApplicationFailure type, and whether Temporal may retry it.
- * The CLI runs with CLAUDE_CODE_MAX_RETRIES=0, so every transient API error surfaces here and Temporal's
+ * The CLI runs with CLAUDE_CODE_MAX_RETRIES=1 (one retry that honours retry-after), so every transient
+ * API error that outlasts it surfaces here and Temporal's
  * retry policy (with its backoff) owns the retry.
  */
 import type { ResultLine } from '../../src/claude/stream';

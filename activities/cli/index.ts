@@ -253,8 +253,10 @@ export function createCliActivities(deps: CliActivityDeps) {
       DISABLE_TELEMETRY: '1',
       DISABLE_AUTOUPDATER: '1',
       CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-      // Temporal owns retries (with backoff and visibility); the CLI must fail fast.
-      CLAUDE_CODE_MAX_RETRIES: '0',
+      // Temporal owns retries (with backoff and visibility). One CLI-internal retry stays, because only the
+      // CLI sees a 429's retry-after header (its result reports just the status): that retry honours it,
+      // and anything still failing surfaces here for Temporal to retry.
+      CLAUDE_CODE_MAX_RETRIES: '1',
       ...deps.env,
       ...input.extraEnv,
       [SESSION_MARKER_ENV]: input.sessionId,

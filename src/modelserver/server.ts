@@ -48,6 +48,8 @@ export interface ServedUsage {
 /** One request the server received, in arrival order. */
 export interface ServedRequest {
   seq: number;
+  /** When the request arrived (ms since the epoch): tests check retry delays with it. */
+  receivedAt: number;
   endpoint: 'messages' | 'count_tokens';
   /** The model the request named. */
   model: string;
@@ -432,6 +434,7 @@ export async function startModelServer(opts: ModelServerOptions = {}): Promise<M
     }
     const entry: ServedRequest = {
       seq: ++seq,
+      receivedAt: Date.now(),
       endpoint: route,
       model: '',
       stream: false,

@@ -192,7 +192,11 @@ describe('claudeTurn with the real CLI', () => {
     expect(results).toHaveLength(2);
 
     // A failed resumed turn costs nothing new and never lowers the session's totals.
-    server.injectFaults({ status: 500, message: 'injected outage' });
+    // Two: the CLI retries once itself (only it sees retry-after), then the failure reaches the activity.
+    server.injectFaults(
+      { status: 500, message: 'injected outage' },
+      { status: 500, message: 'injected outage' },
+    );
     const f = await failureOf(
       turn(
         mockEnv(),

@@ -248,7 +248,7 @@ describe('claudeTurn process handling', () => {
     expect(env).toMatchObject({
       ANTHROPIC_BASE_URL: 'http://127.0.0.1:9',
       ANTHROPIC_API_KEY: 'sk-fake',
-      CLAUDE_CODE_MAX_RETRIES: '0',
+      CLAUDE_CODE_MAX_RETRIES: '1',
       DISABLE_TELEMETRY: '1',
       DISABLE_AUTOUPDATER: '1',
       CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',

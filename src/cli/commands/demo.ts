@@ -13,6 +13,7 @@ import { loadIntake } from '../../../config/intake';
 import { ensureDetachedServer } from '../../devserver';
 import { rollbackRun, startRun, watchRun } from '../../runs';
 import { statusQuery } from '../../shared/messages';
+import { preflight } from '../../preflight';
 import { startRehearsal, type Rehearsal } from '../../rehearsal';
 import { withLocalWorker } from '../local-worker';
 import { configFrom, loggerFor } from '../context';
@@ -27,8 +28,12 @@ export function registerDemoCommand(program: Command): void {
     .option('--intake <file>', 'intake to run', path.join(ROOT, 'examples/demo.yaml'))
     .option('--no-rollback', 'skip the demonstration rollback')
     .action(async (opts: { intake: string; rollback: boolean }, cmd: Command) => {
-      const spec = loadIntake(opts.intake);
       let config = configFrom(cmd);
+      const spec = await preflight(loadIntake(opts.intake), {
+        config,
+        intakeDir: path.dirname(path.resolve(opts.intake)),
+        rehearse: !config.anthropic.apiKey,
+      });
       const say = (s: string) => process.stdout.write(s + '\n');
       let uiUrl: string | undefined;
       if (!process.env.TEMPORAL_ADDRESS && !cmd.optsWithGlobals<{ address?: string }>().address) {

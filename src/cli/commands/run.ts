@@ -1,16 +1,22 @@
 /** `orchestrator run start|status|list|fork` and `checkpoint list|show|rollback`. */
 import fs from 'node:fs';
+import path from 'node:path';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import Table from 'cli-table3';
 import { type Command, InvalidArgumentError } from 'commander';
 import logUpdate from 'log-update';
 import pc from 'picocolors';
 import { loadIntake } from '../../../config/intake';
+import type { AppConfig } from '../../../config/env';
 import { CheckpointIdSchema, checkpointsQuery, phaseResultsQuery } from '../../shared/messages';
 import { WorkflowType } from '../../shared/names';
 import type { Checkpoint, RunStatus } from '../../shared/run';
+import type { ProjectSpec } from '../../shared/spec';
 import { forkRun, queryStatus, rollbackRun, startRun, watchRun } from '../../runs';
-import { CliError, configFrom, connectClient, printJson } from '../context';
+import { preflight } from '../../preflight';
+import { startRehearsal } from '../../rehearsal';
+import { CliError, configFrom, connectClient, loggerFor, printJson } from '../context';
+import { withLocalWorker } from '../local-worker';
 import { renderStatus, renderSummary } from '../render';
 
 export function parseCheckpointId(value: string): string {
@@ -59,14 +65,34 @@ export function registerRunCommands(program: Command): void {
     .requiredOption('--workspace <dir>', 'directory the agents work in (created if missing)')
     .option('--run-id <id>', 'workflow id to use (default: <project-slug>-<random>)')
     .option('--wait', 'show live progress and wait for the run to finish')
+    .option(
+      '--rehearse',
+      'zero tokens: model agents talk to a local Messages-API server and this process runs the worker (implies --wait)',
+    )
     .option('--json', 'print the result as JSON')
     .action(
       async (
-        opts: { intake: string; workspace: string; runId?: string; wait?: boolean; json?: boolean },
+        opts: {
+          intake: string;
+          workspace: string;
+          runId?: string;
+          wait?: boolean;
+          rehearse?: boolean;
+          json?: boolean;
+        },
         cmd: Command,
       ) => {
-        // The intake is validated before anything talks to Temporal: a bad file never starts a workflow.
-        const spec = loadIntake(opts.intake);
+        // Intake and setup are validated before anything talks to Temporal: a bad file never starts a workflow.
+        const base = configFrom(cmd);
+        const spec = await preflight(loadIntake(opts.intake), {
+          config: base,
+          intakeDir: path.dirname(path.resolve(opts.intake)),
+          rehearse: opts.rehearse,
+        });
+        if (opts.rehearse) {
+          await rehearse(spec, opts, base);
+          return;
+        }
         await withClient(cmd, async (client, config) => {
           const input = await startRun(client, {
             spec,
@@ -277,4 +303,40 @@ function positiveInt(v: string): number {
   if (!Number.isInteger(n) || n <= 0)
     throw new InvalidArgumentError(`must be a positive whole number, got "${v}"`);
   return n;
+}
+
+/** `run start --rehearse`: a local model server and an in-process worker on a private task queue. */
+async function rehearse(
+  spec: ProjectSpec,
+  opts: { workspace: string; runId?: string; json?: boolean },
+  base: AppConfig,
+): Promise<void> {
+  const rehearsal = await startRehearsal({
+    ...base,
+    // Only this process's worker, pointed at the local model server, serves this queue: zero tokens.
+    temporal: { ...base.temporal, taskQueue: `rehearse-${process.pid}-${Date.now()}` },
+  });
+  if (!opts.json)
+    process.stderr.write(pc.yellow(`rehearsal: model agents use ${rehearsal.server.url} (zero tokens)\n`));
+  try {
+    await withLocalWorker(
+      rehearsal.config,
+      loggerFor({ ...rehearsal.config, logLevel: 'warn' }),
+      async (client) => {
+        const input = await startRun(client, {
+          spec,
+          workspace: opts.workspace,
+          outputsDir: base.outputsDir,
+          taskQueue: rehearsal.config.temporal.taskQueue,
+          runId: opts.runId,
+        });
+        const final = await followRun(client, input.runId, Boolean(opts.json));
+        if (opts.json) printJson(final);
+        else process.stdout.write(renderSummary(final) + '\n');
+        if (final.state !== 'completed') process.exitCode = 1;
+      },
+    );
+  } finally {
+    await rehearsal.close();
+  }
 }
