@@ -19,6 +19,14 @@ import { CliError, configFrom, connectClient, loggerFor, printJson } from '../co
 import { withLocalWorker } from '../local-worker';
 import { renderStatus, renderSummary } from '../render';
 
+/** For positional arguments, checked inside an action: a one-line CliError rather than commander's. */
+function checkpointArg(value: string): string {
+  const r = CheckpointIdSchema.safeParse(value);
+  if (!r.success)
+    throw new CliError(`checkpoint: ${r.error.issues[0]?.message ?? 'invalid'} (got "${value}")`, 2);
+  return value;
+}
+
 export function parseCheckpointId(value: string): string {
   const r = CheckpointIdSchema.safeParse(value);
   if (!r.success)
@@ -225,7 +233,7 @@ export function registerRunCommands(program: Command): void {
     .description('show a checkpoint and its manifest (artifacts with sizes and sha256)')
     .option('--json', 'print JSON')
     .action(async (runId: string, id: string, opts: { json?: boolean }, cmd: Command) => {
-      parseCheckpointId(id);
+      checkpointArg(id);
       await withClient(cmd, async (client) => {
         const cps: Checkpoint[] = await client.workflow.getHandle(runId).query(checkpointsQuery);
         const c = cps.find((x) => x.id === id);
@@ -255,7 +263,7 @@ export function registerRunCommands(program: Command): void {
     .option('--reason <text>', 'why (goes into the audit trail)')
     .option('--json', 'print JSON')
     .action(async (runId: string, id: string, opts: { reason?: string; json?: boolean }, cmd: Command) => {
-      parseCheckpointId(id);
+      checkpointArg(id);
       await withClient(cmd, async (client) => {
         const r = await rollbackRun(client, runId, id, opts.reason);
         if (opts.json) printJson(r);
