@@ -5,8 +5,11 @@ SHELL := bash
 
 NPM_STAMP := node_modules/.install-stamp
 
+# `npm install`, not `npm ci`: with this machine's npm config (omit-lockfile-registry-resolved) npm
+# writes lock files without other platforms' optional packages, which its own `npm ci` then refuses.
+# The lock still pins every version installed.
 $(NPM_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund
+	npm install --no-audit --no-fund
 	@touch $@
 
 install: $(NPM_STAMP)
