@@ -200,6 +200,13 @@ export async function ensureDetachedServer(
 ): Promise<ServerState> {
   const existing = readServerState(home);
   if (existing) return existing;
+  // Another server (another checkout, a user's own) may hold the usual ports: then take free ones.
+  if (port !== undefined && (await portOpen(port))) {
+    process.stderr.write(`port ${port} is taken; starting this project's dev server on free ports instead\n`);
+    port = undefined;
+    uiPort = undefined;
+  }
+  if (uiPort !== undefined && (await portOpen(uiPort))) uiPort = undefined;
   const cliPath = await ensureTemporalCli();
   const srv = await startDevServer({
     cliPath,
