@@ -9,7 +9,6 @@ import { createAuditActivities } from './audit';
 import { createCliActivities } from './cli';
 import { createGovernanceActivities } from './governance';
 import { createScriptActivities } from './script';
-import { createTeamActivities } from './team';
 import { createToolActivities } from './tools';
 import { createWorkspaceActivities } from './workspace';
 
@@ -51,7 +50,6 @@ export function createActivities(deps: ActivityDeps) {
       env: { ...pathEnv(), ...baseEnv, ...(config.agentHome ? { HOME: config.agentHome } : {}) },
     }),
     ...createAuditActivities({ logger }),
-    ...createTeamActivities({ logger }),
   };
 }
 
