@@ -21,6 +21,9 @@ describe('orchestrator CLI', () => {
     await t.startWorker();
     cliEnv = {
       ...process.env,
+      // Plain output to match on: CI=true would otherwise turn picocolors on.
+      NO_COLOR: '1',
+      FORCE_COLOR: '0',
       ORCHESTRATOR_TASK_QUEUE: t.taskQueue,
       ORCHESTRATOR_OUTPUTS_DIR: t.config.outputsDir,
       LOG_LEVEL: 'warn',
