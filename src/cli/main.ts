@@ -9,6 +9,7 @@ import { CliError } from './context';
 import { registerInfraCommands } from './commands/infra';
 import { registerRunCommands } from './commands/run';
 import { registerDemoCommand } from './commands/demo';
+import { registerPhaseCommands } from './commands/phases';
 
 export function buildProgram(): Command {
   const program = new Command('orchestrator')
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerInfraCommands(program);
   registerRunCommands(program);
   registerDemoCommand(program);
+  registerPhaseCommands(program);
   return program;
 }
 
