@@ -14,6 +14,7 @@ import {
   type ProjectSpec,
 } from '../src/shared/spec';
 import { ConfigError } from './errors';
+import { gatesForPhase, loadPolicy } from './governance';
 import {
   AgentListSchema,
   ArtifactEntrySchema,
@@ -137,13 +138,18 @@ function fail(source: string, lines: string[]): never {
  * `intake.yaml: phases[2].artifacts[0]: must be a relative path inside the workspace`, or
  * `intake.yaml:3:7: invalid YAML: …` for a syntax error.
  *
+ * Each phase's `gates` come out resolved: the governance policy (universal < default < the client named by
+ * `project.client`, see config/governance) for that phase, overridden by the gates the intake lists.
+ *
  * @param source the file name used in messages.
  * @param presets phase presets to expand names with; defaults to the built-in ones.
+ * @param opts.policyDir governance policy folder (default config/governance).
  */
 export function parseIntake(
   yamlText: string,
   source = 'intake',
   presets: readonly PhasePreset[] = listPhasePresets(),
+  opts: IntakeOptions = {},
 ): ProjectSpec {
   const data = parseYamlText(yamlText, source);
   if (data === null || data === undefined)
@@ -172,20 +178,65 @@ export function parseIntake(
       issues.map((iss) => `${renderPath(iss.path)}: ${iss.message}`),
     );
 
+  const governed = resolveGates(phases as PhaseSpec[], intake.project.client, source, opts.policyDir);
+
   // The resolved spec is re-validated with the workflow's own schema: it fills defaults and keeps the
   // contract in one place. Paths still match the intake because phase indices are preserved.
   const spec = ProjectSpecSchema.safeParse({
     project: intake.project,
     requirements: intake.requirements,
-    phases,
+    phases: governed,
     constraints: intake.constraints,
   });
   if (!spec.success) fail(source, describeIssues(spec.error));
   return spec.data;
 }
 
+export interface IntakeOptions {
+  /** Governance policy folder (default config/governance). */
+  policyDir?: string;
+}
+
+/**
+ * Lays the client's governance policy under each phase's own gates. A bad policy file throws the policy's
+ * ConfigError (it names the file and the field); a bad intake gate names `<source>: phases[i].gates[j]…`.
+ */
+function resolveGates(
+  phases: PhaseSpec[],
+  client: string | undefined,
+  source: string,
+  policyDir: string | undefined,
+): PhaseSpec[] {
+  let policy: ReturnType<typeof loadPolicy>;
+  try {
+    policy = loadPolicy({ client, dir: policyDir });
+  } catch (err) {
+    // Only the client's name is the intake's fault; policy-file problems already name their file.
+    if (err instanceof ConfigError && err.message.startsWith('client:')) {
+      fail(source, [`project.${err.message}`]);
+    }
+    throw err;
+  }
+  const problems: string[] = [];
+  const out = phases.map((phase, i) => {
+    try {
+      return { ...phase, gates: gatesForPhase(policy, phase.name, phase.gates, `phases[${i}].gates`) };
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push(...err.message.split('; '));
+      return phase;
+    }
+  });
+  if (problems.length) fail(source, problems);
+  return out;
+}
+
 /** Reads an intake file and resolves it; see {@link parseIntake}. A missing file is a ConfigError. */
-export function loadIntake(filePath: string, presets?: readonly PhasePreset[]): ProjectSpec {
+export function loadIntake(
+  filePath: string,
+  presets?: readonly PhasePreset[],
+  opts: IntakeOptions = {},
+): ProjectSpec {
   let text: string;
   try {
     text = fs.readFileSync(filePath, 'utf8');
@@ -195,5 +246,5 @@ export function loadIntake(filePath: string, presets?: readonly PhasePreset[]): 
       code === 'ENOENT' ? `${filePath}: file not found` : `${filePath}: cannot read (${code ?? String(err)})`,
     );
   }
-  return parseIntake(text, filePath, presets);
+  return parseIntake(text, filePath, presets, opts);
 }

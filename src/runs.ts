@@ -4,9 +4,27 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { type Client, WorkflowUpdateFailedError } from '@temporalio/client';
+import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { checkpointsQuery, rollbackUpdate, statusQuery, type RollbackResult } from './shared/messages';
+import { readAuditTrail } from '../activities/audit';
+import type { AuditEntry } from './shared/audit';
+import {
+  ApproveRequestSchema,
+  approveUpdate,
+  auditQuery,
+  budgetQuery,
+  BudgetRaiseRequestSchema,
+  checkpointsQuery,
+  raiseBudgetUpdate,
+  rollbackUpdate,
+  statusQuery,
+  type ApproveRequest,
+  type ApproveResult,
+  type BudgetRaiseRequest,
+  type BudgetRaiseResult,
+  type BudgetStatus,
+  type RollbackResult,
+} from './shared/messages';
 import { DEFAULT_TASK_QUEUE, WorkflowType } from './shared/names';
 import type { Checkpoint, RunStatus } from './shared/run';
 import { type ProjectSpec, type ProjectWorkflowInput, ProjectWorkflowInputSchema } from './shared/spec';
@@ -148,4 +166,88 @@ export async function watchRun(
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+/**
+ * An update's failure as one line: a refusal by the workflow, or a run that has already finished (the
+ * server answers NOT_FOUND "workflow execution already completed", which must not read as "no such run").
+ */
+function updateFailure(err: unknown, runId: string, what: string): unknown {
+  if (err instanceof WorkflowUpdateFailedError)
+    return new Error(`${what} refused: ${err.cause?.message ?? err.message}`);
+  if (err instanceof WorkflowNotFoundError && /already completed/i.test(err.message)) {
+    return new Error(`${what} refused: run ${runId} has already finished`);
+  }
+  return err;
+}
+
+/** Issues as `path: message`, for requests validated before they are sent. */
+function describeIssues(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>): string {
+  return issues.map((i) => `${i.path.map(String).join('.') || 'request'}: ${i.message}`).join('; ');
+}
+
+/**
+ * Sends update `raiseBudget` (sets the USD and/or token limit at a scope). The request is validated here
+ * first; a refusal by the workflow's validator (unknown phase or agent, a finished run) becomes a
+ * one-line error.
+ */
+export async function raiseBudget(
+  client: Client,
+  runId: string,
+  request: BudgetRaiseRequest,
+): Promise<BudgetRaiseResult> {
+  const parsed = BudgetRaiseRequestSchema.safeParse(request);
+  if (!parsed.success) throw new Error(`invalid budget change: ${describeIssues(parsed.error.issues)}`);
+  try {
+    return await client.workflow.getHandle(runId).executeUpdate(raiseBudgetUpdate, { args: [parsed.data] });
+  } catch (err) {
+    throw updateFailure(err, runId, 'budget change');
+  }
+}
+
+/** Sends update `approve`: a run paused by a `pause_for_approval` gate continues as if the gate passed. */
+export async function approveRun(
+  client: Client,
+  runId: string,
+  request: ApproveRequest,
+): Promise<ApproveResult> {
+  const parsed = ApproveRequestSchema.safeParse(request);
+  if (!parsed.success) throw new Error(`invalid approval: ${describeIssues(parsed.error.issues)}`);
+  try {
+    return await client.workflow.getHandle(runId).executeUpdate(approveUpdate, { args: [parsed.data] });
+  } catch (err) {
+    throw updateFailure(err, runId, 'approval');
+  }
+}
+
+/** Queries `budget`: the ledger, its report per run, phase, agent and model, and why the run waits. */
+export async function queryBudget(client: Client, runId: string): Promise<BudgetStatus> {
+  return client.workflow.getHandle(runId).query(budgetQuery);
+}
+
+/**
+ * A run's audit trail: `outputs/<run>/audit.jsonl` merged with the entries the workflow holds but has not
+ * written yet (query `audit`). Without a worker to answer the query, the file alone.
+ */
+export async function readRunAudit(
+  client: Client,
+  runId: string,
+): Promise<{ entries: AuditEntry[]; file: string; live: boolean }> {
+  const input = await runInput(client, runId);
+  const fromFile = await readAuditTrail({ outputsDir: input.outputsDir, runId });
+  let recent: AuditEntry[] = [];
+  let live = false;
+  try {
+    recent = await client.workflow.getHandle(runId).query(auditQuery);
+    live = true;
+  } catch {
+    // No worker answers (or the run is between executions): the file is the record.
+  }
+  const bySeq = new Map<number, AuditEntry>();
+  for (const e of [...fromFile, ...recent]) bySeq.set(e.seq, e);
+  return {
+    entries: [...bySeq.values()].sort((a, b) => a.seq - b.seq),
+    file: path.join(input.outputsDir, runId, 'audit.jsonl'),
+    live,
+  };
 }

@@ -10,6 +10,8 @@ import { registerInfraCommands } from './commands/infra';
 import { registerRunCommands } from './commands/run';
 import { registerDemoCommand } from './commands/demo';
 import { registerPhaseCommands } from './commands/phases';
+import { registerBudgetCommands } from './commands/budget';
+import { registerGovernanceCommands } from './commands/governance';
 
 export function buildProgram(): Command {
   const program = new Command('orchestrator')
@@ -23,6 +25,8 @@ export function buildProgram(): Command {
   registerRunCommands(program);
   registerDemoCommand(program);
   registerPhaseCommands(program);
+  registerBudgetCommands(program);
+  registerGovernanceCommands(program);
   return program;
 }
 

@@ -4,7 +4,10 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
-import type { AgentStep, Checkpoint, PhaseResult, RunStatus } from './run';
+import type { AuditEntry } from './audit';
+import { BudgetScopeSchema, type BudgetReport, type BudgetScope, type Ledger } from './budget';
+import type { AgentStep, Checkpoint, PhaseResult, RunState, RunStatus } from './run';
+import type { BudgetLimit } from './spec';
 
 export const CheckpointIdSchema = z.string().regex(/^CP[1-9][0-9]*$/, 'must be a checkpoint id like CP2');
 
@@ -40,3 +43,78 @@ export interface AgentWorkflowStatus {
   sessionId?: string;
 }
 export const agentStatusQuery = defineQuery<AgentWorkflowStatus>('status');
+
+// ---------------------------------------------------------------------------------------------------------
+// Budgets, governance and the audit trail
+
+/**
+ * The agent ids of a phase as the project workflow names its agents (and charges and limits them): the
+ * agent's `id`, else its role for the first agent and `<role>-<n>` after. Budget scopes name agents by
+ * these ids.
+ */
+export function phaseAgentIds(phase: { agents: ReadonlyArray<{ id?: string; role: string }> }): string[] {
+  return phase.agents.map(agentIdAt);
+}
+
+/** The id of the agent at `index` of its phase (see {@link phaseAgentIds}). */
+export function agentIdAt(agent: { id?: string; role: string }, index: number): string {
+  return agent.id ?? (index === 0 ? agent.role : `${agent.role}-${index + 1}`);
+}
+
+const ActorSchema = z.string().min(1).max(200);
+
+/** Update `raiseBudget`: sets the USD and/or token limit at a scope (units left out keep their value). */
+export const BudgetRaiseRequestSchema = z
+  .object({
+    scope: BudgetScopeSchema,
+    usd: z.number().nonnegative('must be a number ≥ 0').optional(),
+    tokens: z.number().int('must be a whole number').nonnegative('must be ≥ 0').optional(),
+    /** Who asked (goes into the audit trail), e.g. `user:alice`. */
+    actor: ActorSchema.optional(),
+  })
+  .refine((r) => r.usd !== undefined || r.tokens !== undefined, {
+    message: 'give usd or tokens (or both)',
+    path: ['usd'],
+  });
+export type BudgetRaiseRequest = z.infer<typeof BudgetRaiseRequestSchema>;
+
+export interface BudgetRaiseResult {
+  scope: BudgetScope;
+  /** The limit now in force at the scope. */
+  limit: BudgetLimit;
+  /** True when the run was paused by a budget when the update arrived (it re-checks its budgets now). */
+  wasPaused: boolean;
+}
+
+/** Raise (or set) a budget limit; the validator rejects a malformed request or an unknown phase/agent. */
+export const raiseBudgetUpdate = defineUpdate<BudgetRaiseResult, [BudgetRaiseRequest]>('raiseBudget');
+
+/** Update `approve`: continues a run paused by a `pause_for_approval` gate as if the gate had passed. */
+export const ApproveRequestSchema = z.object({
+  note: z.string().trim().min(1, 'must not be empty').max(4000),
+  approver: ActorSchema.optional(),
+});
+export type ApproveRequest = z.infer<typeof ApproveRequestSchema>;
+
+export interface ApproveResult {
+  phase: string;
+  /** The failed gates the approval overrides. */
+  gates: string[];
+}
+
+export const approveUpdate = defineUpdate<ApproveResult, [ApproveRequest]>('approve');
+
+/** The last entries of the audit trail (the full trail is `outputs/<run>/audit.jsonl`). */
+export const auditQuery = defineQuery<AuditEntry[]>('audit');
+
+/** What `orchestrator budget status|report` shows. */
+export interface BudgetStatus {
+  runId: string;
+  state: RunState;
+  pausedReason?: string;
+  onExceeded: 'pause' | 'fail';
+  report: BudgetReport;
+  ledger: Ledger;
+}
+
+export const budgetQuery = defineQuery<BudgetStatus>('budget');

@@ -1,0 +1,247 @@
+/** `orchestrator budget status|set|report`: a run's budget ledger, its limits and its cost report. */
+import os from 'node:os';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import Table from 'cli-table3';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import pc from 'picocolors';
+import type { BudgetReport, BudgetScope, SpendTotals } from '../../shared/budget';
+import { phaseAgentIds, type BudgetStatus } from '../../shared/messages';
+import { WorkflowType } from '../../shared/names';
+import type { BudgetLimit } from '../../shared/spec';
+import { queryBudget, raiseBudget, runInput } from '../../runs';
+import { CliError, configFrom, connectClient, printJson } from '../context';
+import { formatUsd } from '../render';
+
+/** Runs `fn` with a connected client; a run that does not exist becomes a one-line error. */
+export async function withRunClient<T>(
+  cmd: Command,
+  fn: (client: Client, config: ReturnType<typeof configFrom>) => Promise<T>,
+): Promise<T> {
+  const config = configFrom(cmd);
+  const { client, close } = await connectClient(config);
+  try {
+    return await fn(client, config);
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) {
+      throw new CliError(
+        `no run with id "${err.workflowId || '?'}" in namespace ${config.temporal.namespace}`,
+      );
+    }
+    throw err;
+  } finally {
+    await close();
+  }
+}
+
+/** The most recent project run, for commands whose run id is optional. */
+export async function latestRunId(client: Client): Promise<string> {
+  for await (const wf of client.workflow.list({ query: `WorkflowType = '${WorkflowType.project}'` }))
+    return wf.workflowId;
+  throw new CliError('no runs yet: start one with `orchestrator run start --intake FILE --workspace DIR`');
+}
+
+/** Who runs the CLI, for the audit trail. */
+export function cliActor(): string {
+  try {
+    return `user:${os.userInfo().username}`;
+  } catch {
+    return 'user';
+  }
+}
+
+/** `--max-usd`: a non-negative amount in dollars. */
+export function parseUsd(value: string): number {
+  const n = Number(value.trim().replace(/^\$/, ''));
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0)
+    throw new InvalidArgumentError(`must be a non-negative number of US dollars, e.g. 2.50 (got "${value}")`);
+  return n;
+}
+
+/** `--max-tokens`: a non-negative whole number. */
+export function parseTokens(value: string): number {
+  const n = Number(value.trim().replace(/_/g, ''));
+  if (value.trim() === '' || !Number.isSafeInteger(n) || n < 0)
+    throw new InvalidArgumentError(`must be a non-negative whole number of tokens (got "${value}")`);
+  return n;
+}
+
+const fmtTokens = (n: number) => n.toLocaleString('en-US');
+const limitUsd = (l: BudgetLimit) => (l.usd === undefined ? pc.dim('—') : formatUsd(l.usd));
+const limitTokens = (l: BudgetLimit) => (l.tokens === undefined ? pc.dim('—') : fmtTokens(l.tokens));
+const leftUsd = (l: BudgetLimit, spent: number) =>
+  l.usd === undefined ? pc.dim('—') : formatUsd(Math.max(0, l.usd - spent));
+const leftTokens = (l: BudgetLimit, spent: number) =>
+  l.tokens === undefined ? pc.dim('—') : fmtTokens(Math.max(0, l.tokens - spent));
+
+/** Limits, spend and what is left per run, phase and agent. */
+export function renderBudgetStatus(b: BudgetStatus): string {
+  const r = b.report;
+  const stateColor = b.state === 'paused' ? pc.yellow : b.state === 'failed' ? pc.red : pc.cyan;
+  const lines = [
+    `run ${pc.bold(b.runId)} · ${stateColor(b.state)} · when a budget is exhausted: ${b.onExceeded}`,
+  ];
+  if (b.pausedReason) lines.push(`  ${pc.yellow('!')} ${b.pausedReason}`);
+  const table = new Table({
+    head: ['scope', 'limit USD', 'spent USD', 'left USD', 'limit tokens', 'spent tokens', 'left tokens'],
+  });
+  const row = (scope: string, limit: BudgetLimit, spent: SpendTotals) =>
+    table.push([
+      scope,
+      limitUsd(limit),
+      formatUsd(spent.usd),
+      leftUsd(limit, spent.usd),
+      limitTokens(limit),
+      fmtTokens(spent.tokens),
+      leftTokens(limit, spent.tokens),
+    ]);
+  row('run', r.run.limit, r.run);
+  for (const p of r.phases) row(`phase ${p.phase}`, p.limit, p);
+  for (const a of r.agents) row(`agent ${a.phase}/${a.agent}`, a.limit, a);
+  lines.push(table.toString());
+  if (r.run.reservedUsd > 0 || r.run.reservedTokens > 0) {
+    lines.push(
+      `  reserved by running agents: ${formatUsd(r.run.reservedUsd)}, ${fmtTokens(r.run.reservedTokens)} tokens`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** The cost report: spend per run, phase, agent and model. */
+export function renderBudgetReport(runId: string, r: BudgetReport): string {
+  const head = ['usd', 'tokens', 'input', 'output', 'cache write', 'cache read', 'charges'];
+  const cells = (t: SpendTotals) => [
+    formatUsd(t.usd),
+    fmtTokens(t.tokens),
+    fmtTokens(t.inputTokens),
+    fmtTokens(t.outputTokens),
+    fmtTokens(t.cacheCreationTokens),
+    fmtTokens(t.cacheReadTokens),
+    t.turns,
+  ];
+  const section = (title: string, key: string, rows: Array<[string, SpendTotals]>) => {
+    const table = new Table({ head: [key, ...head] });
+    for (const [name, t] of rows) table.push([name, ...cells(t)]);
+    return `${pc.bold(title)}\n${table.toString()}`;
+  };
+  return [
+    section('Run', 'run', [[runId, r.run]]),
+    section(
+      'Phases',
+      'phase',
+      r.phases.map((p) => [p.phase, p]),
+    ),
+    section(
+      'Agents',
+      'agent',
+      r.agents.map((a) => [`${a.phase}/${a.agent}`, a]),
+    ),
+    section(
+      'Models',
+      'model',
+      r.models.map((m) => [m.model, m]),
+    ),
+  ].join('\n');
+}
+
+/** Works out the budget scope from `--phase` / `--agent`; an agent alone is looked up in the run's phases. */
+async function scopeFor(
+  client: Client,
+  runId: string,
+  opts: { phase?: string; agent?: string },
+): Promise<BudgetScope> {
+  if (opts.agent === undefined) {
+    return opts.phase === undefined ? { level: 'run' } : { level: 'phase', phase: opts.phase };
+  }
+  if (opts.phase !== undefined) return { level: 'agent', phase: opts.phase, agent: opts.agent };
+  const { spec } = await runInput(client, runId);
+  const phases = spec.phases.filter((p) => phaseAgentIds(p).includes(opts.agent!)).map((p) => p.name);
+  if (phases.length === 1) return { level: 'agent', phase: phases[0]!, agent: opts.agent };
+  if (phases.length === 0) {
+    const known = spec.phases.flatMap((p) => phaseAgentIds(p).map((a) => `${p.name}/${a}`));
+    throw new CliError(`run ${runId} has no agent "${opts.agent}"; agents: ${known.join(', ')}`);
+  }
+  throw new CliError(`agent "${opts.agent}" is in phases ${phases.join(', ')}: say which with --phase`);
+}
+
+export function registerBudgetCommands(program: Command): void {
+  const budget = program
+    .command('budget')
+    .description('budgets: what a run may spend, what it spent, and raising a limit');
+
+  budget
+    .command('status [runId]')
+    .description("a run's budget limits, spend and what is left (default: the most recent run)")
+    .option('--json', 'print JSON')
+    .action(async (runIdArg: string | undefined, opts: { json?: boolean }, cmd: Command) => {
+      await withRunClient(cmd, async (client) => {
+        const runId = runIdArg ?? (await latestRunId(client));
+        const b = await queryBudget(client, runId);
+        if (opts.json) printJson(b);
+        else process.stdout.write(renderBudgetStatus(b) + '\n');
+      });
+    });
+
+  budget
+    .command('set')
+    .description('set a budget limit of a running run (a paused run re-checks and continues)')
+    .requiredOption('--run <id>', 'run id')
+    .option('--max-usd <usd>', 'limit in US dollars', parseUsd)
+    .option('--max-tokens <n>', 'limit in tokens (every token kind counts)', parseTokens)
+    .option('--phase <name>', 'limit this phase (default: the whole run)')
+    .option('--agent <id>', 'limit this agent (with --phase when the id is in several phases)')
+    .option('--json', 'print JSON')
+    .action(
+      async (
+        opts: {
+          run: string;
+          maxUsd?: number;
+          maxTokens?: number;
+          phase?: string;
+          agent?: string;
+          json?: boolean;
+        },
+        cmd: Command,
+      ) => {
+        if (opts.maxUsd === undefined && opts.maxTokens === undefined)
+          throw new CliError('give the new limit: --max-usd <usd> or --max-tokens <n>', 2);
+        if (opts.maxUsd !== undefined && opts.maxTokens !== undefined)
+          throw new CliError('give --max-usd or --max-tokens, not both (set them one at a time)', 2);
+        await withRunClient(cmd, async (client) => {
+          const scope = await scopeFor(client, opts.run, opts);
+          const r = await raiseBudget(client, opts.run, {
+            scope,
+            ...(opts.maxUsd !== undefined ? { usd: opts.maxUsd } : {}),
+            ...(opts.maxTokens !== undefined ? { tokens: opts.maxTokens } : {}),
+            actor: cliActor(),
+          });
+          if (opts.json) return printJson(r);
+          const where =
+            scope.level === 'run'
+              ? 'run'
+              : scope.level === 'phase'
+                ? `phase ${scope.phase}`
+                : `agent ${scope.phase}/${scope.agent}`;
+          const parts = [
+            r.limit.usd !== undefined ? formatUsd(r.limit.usd) : undefined,
+            r.limit.tokens !== undefined ? `${fmtTokens(r.limit.tokens)} tokens` : undefined,
+          ].filter(Boolean);
+          process.stdout.write(
+            `${opts.run}: ${where} budget is now ${parts.join(', ')}${r.wasPaused ? ' (the paused run re-checks its budgets now)' : ''}\n`,
+          );
+        });
+      },
+    );
+
+  budget
+    .command('report [runId]')
+    .description('cost report per run, phase, agent and model (default: the most recent run)')
+    .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
+    .action(async (runIdArg: string | undefined, opts: { format: 'table' | 'json' }, cmd: Command) => {
+      await withRunClient(cmd, async (client) => {
+        const runId = runIdArg ?? (await latestRunId(client));
+        const b = await queryBudget(client, runId);
+        if (opts.format === 'json') printJson({ runId, state: b.state, ...b.report });
+        else process.stdout.write(renderBudgetReport(runId, b.report) + '\n');
+      });
+    });
+}

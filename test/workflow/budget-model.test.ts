@@ -1,0 +1,269 @@
+/**
+ * Budgets with real spend: `cli` agents (the real `claude` CLI) against the local Messages-API server,
+ * whose `@cost <n>` directive makes a turn expensive. An agent with a 1-cent budget pauses the run;
+ * `raiseBudget` resumes it; the ledger's totals equal what the server served, priced with config/pricing.
+ * A worker SIGKILLed between an agent's reservation and its charge neither loses nor repeats the charge.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { priceUsage } from '../../config/pricing';
+import { startModelServer, type ModelServer } from '../../src/modelserver';
+import type { Ledger } from '../../src/shared/budget';
+import { auditQuery, budgetQuery, phaseResultsQuery } from '../../src/shared/messages';
+import type { RunStatus } from '../../src/shared/run';
+import { ProjectSpecSchema, type ProjectSpec } from '../../src/shared/spec';
+import { queryStatus, raiseBudget, startRun } from '../../src/runs';
+import { waitFor } from '../harness/gates';
+import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+
+/** What the server served (successful answers) from request index `since`, priced on the responding model. */
+function served(server: ModelServer, since: number): { usd: number; tokens: number; requests: number } {
+  const ok = server.requests
+    .slice(since)
+    .filter((r) => r.endpoint === 'messages' && r.status === 200 && r.usage);
+  return {
+    usd: ok.reduce((s, r) => s + priceUsage(r.responseModel!, r.usage!), 0),
+    tokens: ok.reduce(
+      (s, r) =>
+        s +
+        r.usage!.input_tokens +
+        r.usage!.output_tokens +
+        r.usage!.cache_creation_input_tokens +
+        r.usage!.cache_read_input_tokens,
+      0,
+    ),
+    requests: ok.length,
+  };
+}
+
+function ledgerUsd(l: Ledger): number {
+  let micro = 0;
+  for (const agents of Object.values(l.spend))
+    for (const models of Object.values(agents))
+      for (const row of Object.values(models)) micro += row.microUsd;
+  return micro / 1e6;
+}
+
+function cliSpec(prompt: string, agent: Record<string, unknown>, name: string): ProjectSpec {
+  return ProjectSpecSchema.parse({
+    project: { name },
+    constraints: { budget_usd: 10 },
+    phases: [
+      {
+        name: 'planning',
+        agents: [{ role: 'architect', backend: 'script', command: ['sh', '-c', 'echo "# plan" > plan.md'] }],
+        artifacts: [{ pattern: 'plan.md' }],
+      },
+      {
+        name: 'development',
+        agents: [
+          {
+            role: 'developer',
+            backend: 'cli',
+            model: 'opus',
+            permission_mode: 'acceptEdits',
+            prompt,
+            ...agent,
+          },
+        ],
+        artifacts: [{ pattern: 'out.txt' }],
+      },
+    ],
+  });
+}
+
+describe('budgets with cli agents and the local model server', () => {
+  let t: TestEnv;
+  let server: ModelServer;
+  beforeAll(async () => {
+    server = await startModelServer();
+    t = await createTestEnv();
+    await t.startWorker({
+      deps: {
+        config: {
+          ...t.config,
+          anthropic: { baseURL: server.url, apiKey: 'test-key' },
+          agentHome: tempDir('orch-home-'),
+        },
+      },
+    });
+  });
+  afterAll(async () => {
+    await t.close();
+    await server.close();
+  });
+
+  it('an agent with a 1-cent budget and a costly turn pauses the run; raiseBudget resumes it; the ledger matches the server, priced', async () => {
+    const since = server.requests.length;
+    const input = await startRun(t.client, {
+      spec: cliSpec(
+        'Write the output file.\n@cost 5000\n@write out.txt done',
+        { budget_usd: 0.01 },
+        'costly',
+      ),
+      workspace: tempDir('orch-ws-'),
+      outputsDir: t.config.outputsDir,
+      taskQueue: t.taskQueue,
+    });
+    const handle = t.client.workflow.getHandle(input.runId);
+    const paused = await waitFor(
+      async () => {
+        const s: RunStatus = await queryStatus(t.client, input.runId);
+        return s.state === 'paused' ? s : undefined;
+      },
+      'paused by the agent budget',
+      120_000,
+    );
+    expect(paused.pausedReason).toMatch(
+      /^agent "developer" in phase "development" USD budget exhausted: limit \$0\.01, \$0\.1\d*/,
+    );
+    expect(paused.pausedReason).toContain(
+      `orchestrator budget set --run ${input.runId} --max-usd <usd> --phase development --agent developer`,
+    );
+    // The CLI was held to what was left: its --max-budget-usd is recorded with the spawn.
+    const spawns = (await handle.query(auditQuery)).filter(
+      (e) => e.kind === 'spawn' && e.details.agent === 'developer',
+    );
+    expect(spawns.map((e) => e.details.maxBudgetUsd)).toEqual([0.01]);
+    const before = await handle.query(budgetQuery);
+    const agentRow = before.report.agents.find((a) => a.agent === 'developer')!;
+    expect(agentRow.usd).toBeGreaterThan(0.01);
+    expect(agentRow.limit).toEqual({ usd: 0.01 });
+    expect(ledgerUsd(before.ledger)).toBeCloseTo(served(server, since).usd, 6);
+
+    await raiseBudget(t.client, input.runId, {
+      scope: { level: 'agent', phase: 'development', agent: 'developer' },
+      usd: 1,
+    });
+    expect(((await handle.result()) as { state: string }).state).toBe('completed');
+
+    const after = await handle.query(budgetQuery);
+    const s = served(server, since);
+    // Both attempts of the agent were charged: the one that ran out and the re-run.
+    expect(Object.keys(after.ledger.charged).map((k) => k.replace(/@.*$/, ''))).toEqual([
+      `${input.runId}/development/developer#1`,
+      `${input.runId}/development/developer#2`,
+    ]);
+    expect(after.report.run.usd).toBeCloseTo(s.usd, 6);
+    expect(after.report.run.tokens).toBe(s.tokens);
+    expect(after.ledger.reservations).toEqual({});
+    // The re-run got what was left of the raised limit.
+    const rerun = (await handle.query(auditQuery)).filter(
+      (e) => e.kind === 'spawn' && e.details.agent === 'developer',
+    );
+    expect(rerun[1]?.details.maxBudgetUsd).toBeCloseTo(1 - agentRow.usd, 6);
+    // The phase result keeps the superseded attempt too, so run totals and the ledger agree.
+    const results = await handle.query(phaseResultsQuery);
+    const dev = results.find((r) => r.phase === 'development')!;
+    expect(dev.agents.map((a) => a.status)).toEqual(['failed', 'completed']);
+    expect(dev.costUsd).toBeCloseTo(s.usd, 6);
+  });
+
+  it('the report breaks spend down per model', async () => {
+    const since = server.requests.length;
+    const input = await startRun(t.client, {
+      spec: cliSpec('@write out.txt cheap', { model: 'claude-haiku-4-5' }, 'per-model'),
+      workspace: tempDir('orch-ws-'),
+      outputsDir: t.config.outputsDir,
+      taskQueue: t.taskQueue,
+    });
+    const handle = t.client.workflow.getHandle(input.runId);
+    expect(((await handle.result()) as { state: string }).state).toBe('completed');
+    const { report } = await handle.query(budgetQuery);
+    const s = served(server, since);
+    const models = new Set(
+      server.requests
+        .slice(since)
+        .filter((r) => r.status === 200)
+        .map((r) => r.responseModel),
+    );
+    expect(report.models.map((m) => m.model).sort()).toEqual([...models].sort());
+    expect(report.models.reduce((n, m) => n + m.usd, 0)).toBeCloseTo(s.usd, 6);
+    expect(report.phases.find((p) => p.phase === 'development')?.usd).toBeCloseTo(s.usd, 6);
+  });
+});
+
+describe('a worker SIGKILLed between reserve and charge', () => {
+  let t: TestEnv;
+  let server: ModelServer;
+  beforeAll(async () => {
+    server = await startModelServer();
+    t = await createTestEnv();
+  });
+  afterAll(async () => {
+    await t.close();
+    await server.close();
+  });
+
+  function spawnWorker(home: string): ChildProcess {
+    return spawn(process.execPath, [path.join(ROOT, 'bin/orchestrator.js'), 'worker'], {
+      env: {
+        ...process.env,
+        TEMPORAL_ADDRESS: t.config.temporal.address,
+        ORCHESTRATOR_TASK_QUEUE: t.taskQueue,
+        ORCHESTRATOR_OUTPUTS_DIR: t.config.outputsDir,
+        ORCHESTRATOR_AGENT_HOME: home,
+        ANTHROPIC_BASE_URL: server.url,
+        ANTHROPIC_API_KEY: 'test-key',
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+  }
+
+  it('charges the agent exactly once, and for everything the server served', async () => {
+    const home = tempDir('orch-home-');
+    const w1 = spawnWorker(home);
+    const input = await startRun(t.client, {
+      spec: cliSpec('@cost 3000\n@sleep 4000\n@write out.txt survived', { budget_usd: 5 }, 'killed'),
+      workspace: tempDir('orch-ws-'),
+      outputsDir: t.config.outputsDir,
+      taskQueue: t.taskQueue,
+    });
+    const handle = t.client.workflow.getHandle(input.runId);
+    // Reserved (the spawn is recorded) and the agent's turn is in flight at the server: not charged yet.
+    await waitFor(
+      () => server.requests.some((r) => r.firstUserText.includes('out.txt survived') && r.status === 0),
+      'the agent turn in flight',
+      120_000,
+    );
+    const mid = await handle.query(budgetQuery);
+    expect(Object.keys(mid.ledger.reservations)).toEqual([`${input.runId}/development/developer#1`]);
+    expect(Object.keys(mid.ledger.charged).some((k) => k.includes('developer'))).toBe(false);
+    w1.kill('SIGKILL');
+    await new Promise((r) => w1.once('exit', r));
+
+    const w2 = spawnWorker(home);
+    try {
+      expect(((await handle.result()) as { state: string }).state).toBe('completed');
+      const after = await handle.query(budgetQuery);
+      const charged = Object.keys(after.ledger.charged).filter((k) => k.includes('/development/developer#'));
+      // One reservation, charged once (one key per model the agent used, all under attempt #1).
+      expect(new Set(charged.map((k) => k.replace(/@.*$/, '')))).toEqual(
+        new Set([`${input.runId}/development/developer#1`]),
+      );
+      expect(after.ledger.reservations).toEqual({});
+      const charges = (await handle.query(auditQuery)).filter(
+        (e) => e.kind === 'budget' && e.details.event === 'charge',
+      );
+      expect(charges.map((e) => e.details.agent)).toEqual(['developer']);
+      // Nothing lost: the ledger holds everything the server served for this run, priced.
+      const s = served(server, 0);
+      expect(s.usd).toBeGreaterThan(0.05);
+      expect(after.report.run.usd).toBeCloseTo(s.usd, 6);
+      // The file agrees with the query: one charge line.
+      const file = fs
+        .readFileSync(path.join(t.config.outputsDir, input.runId, 'audit.jsonl'), 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('"event":"charge"'));
+      expect(file).toHaveLength(1);
+    } finally {
+      w2.kill('SIGTERM');
+      await new Promise((r) => w2.once('exit', r));
+    }
+  });
+});
