@@ -9,6 +9,7 @@ import { createAuditActivities } from './audit';
 import { createCliActivities } from './cli';
 import { createGovernanceActivities } from './governance';
 import { createScriptActivities } from './script';
+import { createTeamActivities } from './team';
 import { createToolActivities } from './tools';
 import { createWorkspaceActivities } from './workspace';
 
@@ -50,6 +51,7 @@ export function createActivities(deps: ActivityDeps) {
       env: { ...pathEnv(), ...baseEnv, ...(config.agentHome ? { HOME: config.agentHome } : {}) },
     }),
     ...createAuditActivities({ logger }),
+    ...createTeamActivities({ logger }),
   };
 }
 

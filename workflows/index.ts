@@ -2,3 +2,4 @@
 export { helloWorkflow } from './hello';
 export { projectWorkflow } from './project';
 export { agentWorkflow } from './agent';
+export { teamWorkflow, teamAgentWorkflow } from './team';

@@ -12,6 +12,8 @@ import { registerDemoCommand } from './commands/demo';
 import { registerPhaseCommands } from './commands/phases';
 import { registerBudgetCommands } from './commands/budget';
 import { registerGovernanceCommands } from './commands/governance';
+import { registerTeamCommands } from './commands/team';
+import { registerAttachCommand } from './commands/attach';
 
 export function buildProgram(): Command {
   const program = new Command('orchestrator')
@@ -27,6 +29,8 @@ export function buildProgram(): Command {
   registerPhaseCommands(program);
   registerBudgetCommands(program);
   registerGovernanceCommands(program);
+  registerTeamCommands(program);
+  registerAttachCommand(program);
   return program;
 }
 

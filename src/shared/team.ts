@@ -1,0 +1,493 @@
+/**
+ * Dynamic teams: the types, signals, updates and queries of `teamWorkflow` and its agents, and the pure
+ * rules both sides share (the hierarchy check, tasks.md, the persona text). Defined once, imported by the
+ * workflows and by the clients (CLI, benchmarks, other services). Names of messages are public API.
+ *
+ * Deterministic sandbox code: imports only @temporalio/workflow, zod and src/shared/.
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { z } from 'zod';
+import type { AuditEntry } from './audit';
+import { PermissionModeSchema } from './spec';
+
+/** The roles a team starts with or that the default policy knows. Policies may add more. */
+export const TeamRole = {
+  manager: 'manager',
+  architect: 'architect',
+  engineer: 'software-engineer',
+  intern: 'intern',
+} as const;
+
+export const RoleNameSchema = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]*$/, 'must be lower-case letters, digits or -, e.g. software-engineer');
+
+/** A teammate's name: unique within a team; requests are deduplicated by it. */
+export const AgentNameSchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(40, 'must be at most 40 characters')
+  .regex(/^[a-z0-9][a-z0-9_-]*$/i, 'must be letters, digits, - or _ (e.g. api-dev)');
+
+/** How every agent of a team runs (the cli backend's knobs; the script backend uses the timeouts). */
+export const TeamAgentSettingsSchema = z.object({
+  model: z.string().min(1).optional(),
+  /** `--max-turns` of each `claude` invocation. */
+  maxTurns: z.number().int().positive().optional(),
+  /** How many times an agent is prompted (its first prompt, then "continue") before it counts as failed. */
+  maxRounds: z.number().int().positive().default(3),
+  permissionMode: PermissionModeSchema.default('acceptEdits'),
+  allowedTools: z.array(z.string().min(1)).optional(),
+  disallowedTools: z.array(z.string().min(1)).optional(),
+  /** `--max-budget-usd` of each invocation. */
+  maxBudgetUsd: z.number().positive().optional(),
+  /** After its tasks are completed an agent's running turn gets this long to end by itself. */
+  completionGraceS: z.number().nonnegative().default(15),
+  /** A script agent's process is ended after this long. */
+  scriptTimeoutS: z.number().positive().default(3600),
+});
+export type TeamAgentSettings = z.infer<typeof TeamAgentSettingsSchema>;
+
+export const TeamRolePolicySchema = z.object({
+  /** Human title used in the persona ("software engineer"). */
+  title: z.string().min(1),
+  /** The base persona text for this role. */
+  persona: z.string(),
+  /** Roles an agent of this role may request. */
+  canRequest: z.array(RoleNameSchema).default([]),
+  /**
+   * Instructions of the agents of this role that a team starts with (cli backend); `{goal}` is replaced
+   * by the team's goal. Requested agents get their requester's instructions instead.
+   */
+  initialInstructions: z.string().min(1).optional(),
+});
+export type TeamRolePolicy = z.infer<typeof TeamRolePolicySchema>;
+
+/**
+ * The resolved hierarchy policy (config/hierarchy.ts loads it from YAML). Workflows receive it in their
+ * input and never read config.
+ */
+export const TeamPolicySchema = z
+  .object({
+    /** Most agents active (starting or running) at once. */
+    maxTeamSize: z.number().int().positive(),
+    /** Most hops from an agent the team started with: manager (0) → engineer (1) → intern (2). */
+    maxRequestDepth: z.number().int().nonnegative(),
+    roles: z.record(RoleNameSchema, TeamRolePolicySchema),
+    agent: TeamAgentSettingsSchema.default({
+      maxRounds: 3,
+      permissionMode: 'acceptEdits',
+      completionGraceS: 15,
+      scriptTimeoutS: 3600,
+    }),
+  })
+  .superRefine((p, ctx) => {
+    for (const [role, r] of Object.entries(p.roles)) {
+      r.canRequest.forEach((target, i) => {
+        if (!p.roles[target]) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['roles', role, 'canRequest', i],
+            message: `unknown role "${target}" (roles: ${Object.keys(p.roles).join(', ')})`,
+          });
+        }
+      });
+    }
+    for (const required of [TeamRole.manager, TeamRole.architect]) {
+      if (!p.roles[required]) {
+        ctx.addIssue({ code: 'custom', path: ['roles'], message: `must define role "${required}"` });
+      }
+    }
+  });
+export type TeamPolicy = z.infer<typeof TeamPolicySchema>;
+export type TeamPolicyInput = z.input<typeof TeamPolicySchema>;
+
+export const TeamBackendSchema = z.enum(['cli', 'script']);
+export type TeamBackend = z.infer<typeof TeamBackendSchema>;
+
+/** Input of `teamWorkflow`. Paths are absolute and resolved by the client. */
+export const TeamWorkflowInputSchema = z.object({
+  runId: z.string().min(1),
+  goal: z.string().min(1, 'must not be empty'),
+  workspace: z.string().startsWith('/', 'must be an absolute path'),
+  outputsDir: z.string().startsWith('/', 'must be an absolute path'),
+  engineers: z.number().int().nonnegative().default(0),
+  interns: z.number().int().nonnegative().default(0),
+  backend: TeamBackendSchema.default('cli'),
+  policy: TeamPolicySchema,
+  /**
+   * Instructions that replace the generated ones of the agents the team starts with (by role). For the
+   * script backend, instructions are the agent's shell script.
+   */
+  instructions: z.record(RoleNameSchema, z.string().min(1)).default({}),
+});
+export type TeamWorkflowInput = z.infer<typeof TeamWorkflowInputSchema>;
+
+/** A request for a new teammate, by signal `spawnAgent` or update `requestAgent`. */
+export const SpawnRequestSchema = z.object({
+  role: RoleNameSchema,
+  name: AgentNameSchema,
+  instructions: z.string().min(1, 'must not be empty').max(100_000, 'must be at most 100000 characters'),
+  /** The requesting agent's id (e.g. `manager-1`). */
+  requestedBy: z.string().min(1, 'must not be empty'),
+});
+export type SpawnRequest = z.infer<typeof SpawnRequestSchema>;
+
+/** What `requestAgent` returns once the agent's workflow has started. */
+export interface SpawnResult {
+  agentId: string;
+  name: string;
+  role: string;
+  workflowId: string;
+  dir: string;
+  depth: number;
+  state: TeamAgentState;
+  /** True when a request with this name had been accepted before (a retry): nothing new was started. */
+  duplicate: boolean;
+}
+
+export type TeamState = 'running' | 'stopping' | 'completed' | 'stopped';
+export type TeamAgentState = 'starting' | 'running' | 'completed' | 'failed' | 'stopped';
+
+export interface TaskCounts {
+  completed: number;
+  total: number;
+}
+
+export interface TeamAgentRow {
+  id: string;
+  name: string;
+  role: string;
+  depth: number;
+  requestedBy: string;
+  workflowId: string;
+  /** `<workspace>/.team/<id>` while the agent works. */
+  dir: string;
+  /** `<workspace>/.team/<id>-completed` (or `-failed`) once archived. */
+  archivedTo?: string;
+  state: TeamAgentState;
+  requestedAt: string;
+  startedAt?: string;
+  completedAt?: string;
+  costUsd: number;
+  turns: number;
+  tasks: TaskCounts;
+  sessionId?: string;
+  error?: string;
+}
+
+export interface TeamRefusal {
+  at: string;
+  /** How the request arrived: `signal`, or `update` (reported by the client whose update was refused). */
+  source: 'signal' | 'update';
+  request: { role: string; name: string; requestedBy: string };
+  reason: string;
+}
+
+/** The `status` query of a team run. */
+export interface TeamStatus {
+  runId: string;
+  goal: string;
+  state: TeamState;
+  backend: TeamBackend;
+  workspace: string;
+  outputsDir: string;
+  startedAt: string;
+  completedAt?: string;
+  stopReason?: string;
+  agents: TeamAgentRow[];
+  refusals: TeamRefusal[];
+  /** The run's audit entries (also written to `<outputsDir>/<runId>/audit.jsonl`). */
+  audit: AuditEntry[];
+  totals: { costUsd: number; agents: number; active: number };
+  policy: { maxTeamSize: number; maxRequestDepth: number; canRequest: Record<string, string[]> };
+}
+
+/** A client reports that the validator refused its `requestAgent` update, so the refusal is on record. */
+export const RefusalReportSchema = z.object({
+  request: z.object({ role: z.string(), name: z.string(), requestedBy: z.string() }),
+  reason: z.string().min(1),
+});
+export type RefusalReport = z.infer<typeof RefusalReportSchema>;
+
+/** Progress an agent workflow reports to its team. */
+export interface AgentProgress {
+  agentId: string;
+  state?: TeamAgentState;
+  startedAt?: string;
+  sessionId?: string;
+  costUsd?: number;
+  turns?: number;
+  tasks?: TaskCounts;
+}
+
+// ---- team workflow messages ----
+/** Ask for a teammate, fire-and-forget; a refusal is recorded in status and the audit trail. */
+export const spawnAgentSignal = defineSignal<[SpawnRequest]>('spawnAgent');
+/** Ask for a teammate and learn the outcome; the validator refuses a policy-breaking request with the reason. */
+export const requestAgentUpdate = defineUpdate<SpawnResult, [SpawnRequest]>('requestAgent');
+/** Records a refusal a client received from `requestAgent`'s validator (which leaves no trace itself). */
+export const spawnRefusedSignal = defineSignal<[RefusalReport]>('spawnRefused');
+/** Stop the team: every agent's process is ended and the run completes as `stopped`. */
+export const stopTeamSignal = defineSignal<[{ reason?: string }]>('stopTeam');
+/** Sent by agent workflows to their team. */
+export const agentProgressSignal = defineSignal<[AgentProgress]>('agentProgress');
+export const teamStatusQuery = defineQuery<TeamStatus>('status');
+
+// ---- team agent workflow messages ----
+export const TaskDoneRequestSchema = z
+  .object({ task: z.string().min(1).optional(), all: z.boolean().optional() })
+  .refine((r) => r.all === true || r.task !== undefined, 'give a task id or all');
+export type TaskDoneRequest = z.infer<typeof TaskDoneRequestSchema>;
+
+export interface TaskDoneResult {
+  agentId: string;
+  tasks: TeamTask[];
+  remaining: number;
+}
+
+export interface TeamAgentStatus {
+  agentId: string;
+  name: string;
+  role: string;
+  state: TeamAgentState;
+  round: number;
+  turns: number;
+  costUsd: number;
+  tasks: TaskCounts;
+  sessionId?: string;
+  dir: string;
+}
+
+/** Mark a task of this agent done (the `orchestrator team task done` command). */
+export const taskDoneUpdate = defineUpdate<TaskDoneResult, [TaskDoneRequest]>('taskDone');
+/** End this agent's process; it completes as `stopped`. */
+export const stopAgentSignal = defineSignal<[{ reason?: string }]>('stopAgent');
+export const teamAgentStatusQuery = defineQuery<TeamAgentStatus>('status');
+
+// ---- ids and paths ----
+/** The workflow id of a team agent: stable, so a replay or retry finds the same child. */
+export function teamAgentWorkflowId(runId: string, agentId: string): string {
+  return `${runId}/${agentId}`;
+}
+
+/** The directory of a team's agents inside the workspace. */
+export function teamDir(workspace: string): string {
+  return `${workspace.replace(/\/+$/, '')}/.team`;
+}
+
+export function agentDir(workspace: string, agentId: string): string {
+  return `${teamDir(workspace)}/${agentId}`;
+}
+
+// ---- the hierarchy check ----
+/** What the check needs to know about the team. */
+export interface TeamView {
+  state: TeamState;
+  agents: ReadonlyArray<Pick<TeamAgentRow, 'id' | 'name' | 'role' | 'depth' | 'requestedBy' | 'state'>>;
+}
+
+export type SpawnCheck =
+  { ok: true; request: SpawnRequest; duplicateOf?: string } | { ok: false; reason: string };
+
+/** "an intern", "a manager". */
+function article(role: string): string {
+  return `${/^[aeiou]/.test(role) ? 'an' : 'a'} ${role}`;
+}
+
+export function isActive(state: TeamAgentState): boolean {
+  return state === 'starting' || state === 'running';
+}
+
+/**
+ * Decides a spawn request against the policy. A request whose name was accepted before for the same role
+ * and requester is a duplicate (a retry), accepted without starting anything.
+ */
+export function checkSpawnRequest(policy: TeamPolicy, team: TeamView, raw: unknown): SpawnCheck {
+  const parsed = SpawnRequestSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'request'}: ${i.message}`);
+    return { ok: false, reason: `invalid request: ${issues.join('; ')}` };
+  }
+  const req = parsed.data;
+  const roles = Object.keys(policy.roles);
+  const target = policy.roles[req.role];
+  if (!target) return { ok: false, reason: `unknown role "${req.role}" (roles: ${roles.join(', ')})` };
+
+  const same = team.agents.find((a) => a.name === req.name);
+  if (same) {
+    if (same.role === req.role && same.requestedBy === req.requestedBy) {
+      return { ok: true, request: req, duplicateOf: same.id };
+    }
+    return {
+      ok: false,
+      reason: `name "${req.name}" is taken by ${same.id} (${same.role}, requested by ${same.requestedBy})`,
+    };
+  }
+  if (team.state !== 'running') return { ok: false, reason: `the team run is ${team.state}` };
+
+  const requester = team.agents.find((a) => a.id === req.requestedBy);
+  if (!requester) {
+    return { ok: false, reason: `requester "${req.requestedBy}" is not an agent of this team` };
+  }
+  const allowed = policy.roles[requester.role]?.canRequest ?? [];
+  if (!allowed.includes(req.role)) {
+    const may = allowed.length ? `may request only ${allowed.join(', ')}` : 'may not request teammates';
+    return {
+      ok: false,
+      reason: `hierarchy policy: ${article(requester.role)} may not request ${article(req.role)} (${requester.role} ${may})`,
+    };
+  }
+  const depth = requester.depth + 1;
+  if (depth > policy.maxRequestDepth) {
+    return {
+      ok: false,
+      reason: `hierarchy policy: request depth ${depth} exceeds max_request_depth ${policy.maxRequestDepth}`,
+    };
+  }
+  const active = team.agents.filter((a) => isActive(a.state)).length;
+  if (active >= policy.maxTeamSize) {
+    return {
+      ok: false,
+      reason: `hierarchy policy: the team is full (${active} active agents, max_team_size ${policy.maxTeamSize})`,
+    };
+  }
+  return { ok: true, request: req };
+}
+
+// ---- tasks.md ----
+export type TaskStatus = 'pending' | 'in_progress' | 'completed';
+
+export interface TeamTask {
+  id: string;
+  status: TaskStatus;
+  text: string;
+}
+
+const TASK_LINE = /^\s*[-*]\s*\[([^\]]*)\]\s*(?:(t\d+)\s*:\s*)?(.*)$/;
+
+function taskStatus(mark: string): TaskStatus {
+  const m = mark.trim().toLowerCase();
+  if (m === 'x' || m === 'done' || m === 'completed' || m === 'complete') return 'completed';
+  if (m === 'in_progress' || m === 'in-progress' || m === 'in progress' || m === '~') return 'in_progress';
+  return 'pending';
+}
+
+/**
+ * Reads the tasks of a tasks.md: lines `- [<status>] t<n>: <text>`. Tolerant of hand edits: `[x]` and
+ * `[done]` mean completed, `[ ]` pending, and a task without an id gets `t<position>`.
+ */
+export function parseTasks(text: string): TeamTask[] {
+  const tasks: TeamTask[] = [];
+  for (const line of text.split('\n')) {
+    const m = TASK_LINE.exec(line);
+    if (!m) continue;
+    tasks.push({
+      id: m[2] ?? `t${tasks.length + 1}`,
+      status: taskStatus(m[1] ?? ''),
+      text: (m[3] ?? '').trim(),
+    });
+  }
+  return tasks;
+}
+
+export function renderTasks(agent: { id: string; name: string }, tasks: readonly TeamTask[]): string {
+  return [
+    `# Tasks of ${agent.id} (${agent.name})`,
+    '',
+    'Statuses: pending, in_progress, completed. Mark a task done with `orchestrator team task done <id>`',
+    '(or edit its status here). When every task is completed your work is over.',
+    '',
+    ...tasks.map((t) => `- [${t.status}] ${t.id}: ${t.text}`),
+    '',
+  ].join('\n');
+}
+
+const BULLET = /^\s*(?:[-*]|\d+[.)])\s+(.+)$/;
+
+/**
+ * The initial tasks of an agent, from its instructions: each bullet line is a task; without bullets the
+ * first line of prose is the one task. Directive lines (`@…`) are never tasks.
+ */
+export function tasksFromInstructions(instructions: string): TeamTask[] {
+  const lines = instructions.split('\n').map((l) => l.trim());
+  const bullets = lines.flatMap((l) => {
+    const m = BULLET.exec(l);
+    const text = m?.[1]?.trim();
+    return text && !text.startsWith('@') && !l.startsWith('@') ? [text] : [];
+  });
+  const prose = lines.find((l) => l && !l.startsWith('@') && !l.startsWith('#'));
+  const texts = bullets.length ? bullets : [prose ?? 'Carry out your instructions'];
+  return texts.map((text, i) => ({
+    id: `t${i + 1}`,
+    status: 'pending' as const,
+    text: text.length > 200 ? `${text.slice(0, 197)}...` : text,
+  }));
+}
+
+export function countTasks(tasks: readonly TeamTask[]): TaskCounts {
+  return { completed: tasks.filter((t) => t.status === 'completed').length, total: tasks.length };
+}
+
+// ---- persona ----
+export interface PersonaInput {
+  runId: string;
+  goal: string;
+  workspace: string;
+  agent: { id: string; name: string; role: string; depth: number; requestedBy: string };
+  title: string;
+  persona: string;
+  canRequest: readonly string[];
+  sessionId?: string;
+  backend: TeamBackend;
+  startedAt: string;
+}
+
+/**
+ * The generated instructions of an agent (instructions.md and `--append-system-prompt`): base persona,
+ * session information, a guide to its directory, how to request teammates and how to mark tasks done.
+ */
+export function renderPersona(p: PersonaInput): string {
+  const dir = agentDir(p.workspace, p.agent.id);
+  const request = p.canRequest.length
+    ? [
+        `You may request teammates of these roles: ${p.canRequest.join(', ')}. Write their instructions to a`,
+        'markdown file (bullet lines become their tasks), then run:',
+        '',
+        `    orchestrator team request --role ${p.canRequest[0]} --name <short-name> --instructions-file <file.md>`,
+        '',
+        'The command prints the new agent id, or why the request was refused. Names are unique in the team;',
+        'repeating a request with the same name does not start a second agent.',
+      ]
+    : ['You may not request teammates.'];
+  return [
+    `Role: ${p.agent.role}`,
+    `You are ${p.agent.name}, the ${p.title} of a team of Claude agents (agent id ${p.agent.id}).`,
+    '',
+    p.persona.trim(),
+    '',
+    '## Session',
+    `- Team run: ${p.runId}`,
+    `- Team goal: ${p.goal}`,
+    `- Agent id: ${p.agent.id}; name: ${p.agent.name}; role: ${p.agent.role}`,
+    `- Requested by: ${p.agent.requestedBy} (depth ${p.agent.depth})`,
+    ...(p.sessionId ? [`- Session id: ${p.sessionId}`] : []),
+    `- Started: ${p.startedAt}`,
+    `- Workspace (shared with the team): ${p.workspace}`,
+    '',
+    '## Your directory',
+    `${dir}/`,
+    '- instructions.md: these instructions.',
+    '- tasks.md: your tasks, one per line as `- [<status>] t<n>: <text>` (pending, in_progress, completed).',
+    '- session.json: your session information.',
+    `When every task is completed your process is ended and the directory is archived as ${p.agent.id}-completed/.`,
+    '',
+    '## Requesting teammates',
+    ...request,
+    '',
+    '## Marking tasks done',
+    'When you finish a task, run `orchestrator team task done <task-id>` (e.g. `t1`), or',
+    '`orchestrator team task done --all` when all your work is done.',
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,244 @@
+/**
+ * Client-side operations on team runs (`teamWorkflow`), shared by the CLI, the benchmark and the tests.
+ * Other services can do the same with a Temporal client: the messages are in src/shared/team.ts.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { newRunId } from './runs';
+import { DEFAULT_TASK_QUEUE, WorkflowType } from './shared/names';
+import {
+  requestAgentUpdate,
+  spawnAgentSignal,
+  spawnRefusedSignal,
+  stopTeamSignal,
+  taskDoneUpdate,
+  teamAgentWorkflowId,
+  teamDir,
+  teamStatusQuery,
+  TeamWorkflowInputSchema,
+  type SpawnRequest,
+  type SpawnResult,
+  type TaskDoneRequest,
+  type TaskDoneResult,
+  type TeamBackend,
+  type TeamPolicy,
+  type TeamStatus,
+  type TeamWorkflowInput,
+} from './shared/team';
+
+/** A user-facing team error (the CLI prints its message on one line). */
+export class TeamError extends Error {
+  override readonly name = 'TeamError';
+}
+
+/** The validator of `requestAgent` refused the request; `reason` says why. */
+export class SpawnRefusedError extends TeamError {
+  constructor(readonly reason: string) {
+    super(`request refused: ${reason}`);
+  }
+}
+
+export interface StartTeamOptions {
+  goal: string;
+  workspace: string;
+  outputsDir: string;
+  policy: TeamPolicy;
+  engineers?: number;
+  interns?: number;
+  backend?: TeamBackend;
+  /** Replaces the generated instructions of the agents the team starts with, by role. */
+  instructions?: Record<string, string>;
+  taskQueue?: string;
+  runId?: string;
+}
+
+/**
+ * Validates the input and starts `teamWorkflow` with workflow id = run id. A workspace that holds the
+ * `.team/` of an earlier, finished team has it moved to `.team-<thatRunId>/`; one used by a running team
+ * is refused.
+ */
+export async function startTeam(client: Client, opts: StartTeamOptions): Promise<TeamWorkflowInput> {
+  const workspace = path.resolve(opts.workspace);
+  fs.mkdirSync(workspace, { recursive: true });
+  const input = TeamWorkflowInputSchema.parse({
+    runId: opts.runId ?? newRunId(`team-${opts.goal}`),
+    goal: opts.goal,
+    workspace,
+    outputsDir: path.resolve(opts.outputsDir),
+    engineers: opts.engineers ?? 0,
+    interns: opts.interns ?? 0,
+    backend: opts.backend ?? 'cli',
+    policy: opts.policy,
+    instructions: opts.instructions ?? {},
+  });
+  await clearPreviousTeam(client, workspace);
+  await client.workflow.start(WorkflowType.team, {
+    taskQueue: opts.taskQueue ?? DEFAULT_TASK_QUEUE,
+    workflowId: input.runId,
+    args: [input],
+    memo: { goal: input.goal, workspace: input.workspace },
+  });
+  return input;
+}
+
+async function clearPreviousTeam(client: Client, workspace: string): Promise<void> {
+  const dir = teamDir(workspace);
+  if (!fs.existsSync(dir) || fs.readdirSync(dir).length === 0) return;
+  let previous: string | undefined;
+  for (const entry of fs.readdirSync(dir)) {
+    try {
+      const s = JSON.parse(fs.readFileSync(path.join(dir, entry, 'session.json'), 'utf8')) as {
+        runId?: string;
+      };
+      if (s.runId) previous = s.runId;
+      if (previous) break;
+    } catch {
+      // not an agent directory
+    }
+  }
+  if (previous) {
+    const running = await client.workflow
+      .getHandle(previous)
+      .describe()
+      .then((d) => d.status.name === 'RUNNING')
+      .catch(() => false);
+    if (running) {
+      throw new TeamError(
+        `workspace ${workspace} is used by the running team run ${previous}: stop it (orchestrator team stop ${previous}) or choose another --workspace`,
+      );
+    }
+  }
+  let target = `${dir}-${previous ?? 'previous'}`;
+  for (let i = 2; fs.existsSync(target); i++) target = `${dir}-${previous ?? 'previous'}-${i}`;
+  fs.renameSync(dir, target);
+}
+
+/**
+ * Checks that `runId` is a running team run, with a message that says what is wrong otherwise (no such
+ * run, not a team run, finished).
+ */
+export async function ensureTeamRun(client: Client, runId: string, { running = true } = {}): Promise<void> {
+  let desc;
+  try {
+    desc = await client.workflow.getHandle(runId).describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError)
+      throw new TeamError(`no team run "${runId}" (is ORCHESTRATOR_RUN_ID right?)`);
+    throw err;
+  }
+  if (desc.type !== WorkflowType.team)
+    throw new TeamError(`run "${runId}" is a ${desc.type}, not a team run`);
+  if (running && desc.status.name !== 'RUNNING') {
+    throw new TeamError(`team run "${runId}" has ended (${desc.status.name.toLowerCase()})`);
+  }
+}
+
+/**
+ * Requests a teammate with update `requestAgent`; resolves once the agent's workflow has started. A
+ * refusal by the validator is reported back with signal `spawnRefused` (so that it shows in the team's
+ * status and audit trail) and thrown as {@link SpawnRefusedError}. Retrying a request is safe: the team
+ * answers a name it has seen with the same agent (`duplicate: true`) and starts nothing.
+ */
+export async function requestAgent(client: Client, runId: string, req: SpawnRequest): Promise<SpawnResult> {
+  await ensureTeamRun(client, runId);
+  const handle = client.workflow.getHandle(runId);
+  try {
+    return await handle.executeUpdate(requestAgentUpdate, { args: [req] });
+  } catch (err) {
+    if (!(err instanceof WorkflowUpdateFailedError)) throw err;
+    const reason = err.cause?.message ?? err.message;
+    await handle
+      .signal(spawnRefusedSignal, {
+        request: { role: req.role, name: req.name, requestedBy: req.requestedBy },
+        reason,
+      })
+      .catch(() => undefined);
+    throw new SpawnRefusedError(reason);
+  }
+}
+
+/** Requests a teammate with signal `spawnAgent` (fire and forget; refusals land in the team's status). */
+export async function spawnAgent(client: Client, runId: string, req: SpawnRequest): Promise<void> {
+  await client.workflow.getHandle(runId).signal(spawnAgentSignal, req);
+}
+
+/** Marks a task of an agent done (update `taskDone` on the agent's workflow). */
+export async function markTaskDone(
+  client: Client,
+  runId: string,
+  agentId: string,
+  req: TaskDoneRequest,
+): Promise<TaskDoneResult> {
+  const workflowId = teamAgentWorkflowId(runId, agentId);
+  try {
+    return await client.workflow.getHandle(workflowId).executeUpdate(taskDoneUpdate, { args: [req] });
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) {
+      await ensureTeamRun(client, runId, { running: false });
+      throw new TeamError(`team run "${runId}" has no agent "${agentId}"`);
+    }
+    if (err instanceof WorkflowUpdateFailedError) throw new TeamError(err.cause?.message ?? err.message);
+    const msg = (err as Error).message ?? '';
+    if (/already completed|completed|closed/i.test(msg)) throw new TeamError(`agent ${agentId} has finished`);
+    throw err;
+  }
+}
+
+export async function teamStatus(client: Client, runId: string): Promise<TeamStatus> {
+  try {
+    return await client.workflow.getHandle(runId).query(teamStatusQuery);
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new TeamError(`no team run "${runId}"`);
+    throw err;
+  }
+}
+
+export async function stopTeam(client: Client, runId: string, reason?: string): Promise<void> {
+  await ensureTeamRun(client, runId);
+  await client.workflow.getHandle(runId).signal(stopTeamSignal, { reason });
+}
+
+/** The most recently started team run. */
+export async function latestTeamRunId(client: Client): Promise<string> {
+  for await (const wf of client.workflow.list({ query: `WorkflowType = '${WorkflowType.team}'` })) {
+    return wf.workflowId;
+  }
+  throw new TeamError('no team runs yet: start one with `orchestrator team start "<goal>"`');
+}
+
+/**
+ * The pid of each running agent's process, from the heartbeat of its workflow's pending activity (both
+ * agent backends heartbeat `{ pid }` as soon as the process is spawned).
+ */
+export async function agentPids(client: Client, status: TeamStatus): Promise<Record<string, number>> {
+  const running = status.agents.filter((a) => a.state === 'running');
+  const pids = await Promise.all(
+    running.map(async (a): Promise<[string, number | undefined]> => {
+      try {
+        const desc = await client.workflow.getHandle(a.workflowId).describe();
+        for (const act of desc.raw.pendingActivities ?? []) {
+          const payload = act.heartbeatDetails?.payloads?.[0];
+          if (!payload) continue;
+          const details = defaultPayloadConverter.fromPayload<{ pid?: unknown }>(payload);
+          if (typeof details?.pid === 'number') return [a.id, details.pid];
+        }
+      } catch {
+        // The agent finished between the status query and the describe.
+      }
+      return [a.id, undefined];
+    }),
+  );
+  return Object.fromEntries(pids.filter((p): p is [string, number] => p[1] !== undefined));
+}
+
+/** Where an agent's transcript (cli: stream-json lines) or output (script) is written. */
+export function transcriptPath(status: TeamStatus, agentId: string): string {
+  return path.join(
+    status.outputsDir,
+    status.runId,
+    'agents',
+    `${agentId}.${status.backend === 'cli' ? 'jsonl' : 'log'}`,
+  );
+}

@@ -1,0 +1,739 @@
+/**
+ * `teamWorkflow`: a team of agents that grows at run time. It starts a manager and an architect (and
+ * optionally engineers and interns), each a child `teamAgentWorkflow` with id `<runId>/<agentId>`.
+ * Teammates are requested by signal `spawnAgent` or update `requestAgent` (whose validator refuses what
+ * the hierarchy policy forbids); an accepted request starts its child in the same workflow task.
+ * Requests are deduplicated by name, and child ids are deterministic, so a retried or replayed request
+ * never starts a second agent. The run ends when every agent has finished (and is archived), or on
+ * `stopTeam`.
+ *
+ * `teamAgentWorkflow`: one agent. It prepares `<workspace>/.team/<id>/` (instructions.md, tasks.md,
+ * session.json), runs its process (`claude` turns of one session, or a script) until every task in
+ * tasks.md is completed or it reports done, ends the process, and archives the directory as
+ * `<id>-completed/`.
+ */
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  allHandlersFinished,
+  ApplicationFailure,
+  CancellationScope,
+  ChildWorkflowFailure,
+  condition,
+  getExternalWorkflowHandle,
+  isCancellation,
+  log,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  startChild,
+  uuid4,
+  type ChildWorkflowHandle,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { nextAuditEntry, type AuditEntry, type AuditKind } from '../src/shared/audit';
+import {
+  agentDir,
+  agentProgressSignal,
+  checkSpawnRequest,
+  isActive,
+  RefusalReportSchema,
+  renderPersona,
+  requestAgentUpdate,
+  spawnAgentSignal,
+  spawnRefusedSignal,
+  stopAgentSignal,
+  stopTeamSignal,
+  taskDoneUpdate,
+  TaskDoneRequestSchema,
+  teamAgentStatusQuery,
+  teamAgentWorkflowId,
+  TeamRole,
+  teamStatusQuery,
+  TeamWorkflowInputSchema,
+  type AgentProgress,
+  type SpawnRequest,
+  type SpawnResult,
+  type TaskCounts,
+  type TeamAgentRow,
+  type TeamAgentSettings,
+  type TeamAgentStatus,
+  type TeamBackend,
+  type TeamRefusal,
+  type TeamState,
+  type TeamStatus,
+  type TeamTask,
+  type TeamWorkflowInput,
+} from '../src/shared/team';
+
+/** Input of one team agent's workflow. */
+export interface TeamAgentInput {
+  runId: string;
+  goal: string;
+  workspace: string;
+  outputsDir: string;
+  backend: TeamBackend;
+  agent: { id: string; name: string; role: string; depth: number; requestedBy: string };
+  /** What the requester asked for: the first prompt (cli) or the shell script (script). */
+  instructions: string;
+  title: string;
+  persona: string;
+  /** Roles this agent may request (already narrowed by the depth limit). */
+  canRequest: string[];
+  settings: TeamAgentSettings;
+  /** The `claude` session of a cli agent, chosen by the team so that its status shows it from the start. */
+  sessionId?: string;
+}
+
+export interface TeamAgentResult {
+  agentId: string;
+  state: 'completed' | 'failed' | 'stopped';
+  costUsd: number;
+  turns: number;
+  tasks: TaskCounts;
+  archivedTo?: string;
+  sessionId?: string;
+  error?: string;
+  startedAt: string;
+  completedAt: string;
+}
+
+/** Who the agents a team starts with were requested by. */
+export const TEAM_STARTER = 'user';
+/** The newest audit entries the status query shows (the file has them all). */
+const AUDIT_IN_STATUS = 200;
+/** How long audit entries gather before they are appended to audit.jsonl together. */
+const AUDIT_BATCH_WINDOW = '1 second';
+
+// ---------------------------------------------------------------------------------------------------
+// teamWorkflow
+// ---------------------------------------------------------------------------------------------------
+
+const auditing = proxyActivities<Pick<Activities, 'appendAudit'>>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 10, nonRetryableErrorTypes: ['InvalidAuditInput'] },
+});
+
+interface AgentRecord extends TeamAgentRow {
+  instructions: string;
+  handle?: ChildWorkflowHandle<typeof teamAgentWorkflow>;
+}
+
+export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> {
+  const parsed = TeamWorkflowInputSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw ApplicationFailure.nonRetryable(`invalid team input: ${issues}`, 'InvalidTeamInput');
+  }
+  const input = parsed.data;
+  const { runId, policy } = input;
+  const startedAt = new Date().toISOString();
+  let state: TeamState = 'running';
+  let completedAt: string | undefined = undefined;
+  let stopReason: string | undefined;
+  let stopSent = false;
+  const records: AgentRecord[] = [];
+  const pending: AgentRecord[] = [];
+  const counters: Record<string, number> = {};
+  const refusals: TeamRefusal[] = [];
+  const audit: AuditEntry[] = [];
+  let lastSeq = 0;
+
+  const record = (kind: AuditKind, actor: string, details: Record<string, unknown>) => {
+    const next = nextAuditEntry(lastSeq, { time: new Date(), actor, kind, details });
+    lastSeq = next.lastSeq;
+    audit.push(next.entry);
+  };
+  const byId = (id: string) => records.find((r) => r.id === id);
+  const view = () => ({ state, agents: records });
+
+  function accept(req: SpawnRequest, depth: number, source: string): AgentRecord {
+    const n = (counters[req.role] ?? 0) + 1;
+    counters[req.role] = n;
+    const id = `${req.role}-${n}`;
+    const rec: AgentRecord = {
+      id,
+      name: req.name,
+      role: req.role,
+      depth,
+      requestedBy: req.requestedBy,
+      workflowId: teamAgentWorkflowId(runId, id),
+      dir: agentDir(input.workspace, id),
+      state: 'starting',
+      requestedAt: new Date().toISOString(),
+      costUsd: 0,
+      turns: 0,
+      tasks: { completed: 0, total: 0 },
+      sessionId: input.backend === 'cli' ? uuid4() : undefined,
+      instructions: req.instructions,
+    };
+    records.push(rec);
+    pending.push(rec);
+    record('spawn', req.requestedBy, { agentId: id, name: req.name, role: req.role, depth, source });
+    return rec;
+  }
+
+  function refuse(source: TeamRefusal['source'], req: unknown, reason: string): void {
+    const r = (req ?? {}) as Partial<Record<'role' | 'name' | 'requestedBy', unknown>>;
+    // Whatever the sender put there, the record holds short strings.
+    const str = (v: unknown) =>
+      typeof v === 'string' ? v.slice(0, 100) : JSON.stringify(v ?? '?').slice(0, 100);
+    const request = { role: str(r.role), name: str(r.name), requestedBy: str(r.requestedBy) };
+    refusals.push({ at: new Date().toISOString(), source, request, reason });
+    record('spawn_refused', request.requestedBy, { ...request, reason, source });
+    log.warn('spawn request refused', { runId, ...request, reason, source });
+  }
+
+  /** Validates and accepts a request; the requester's depth + 1 is the new agent's depth. */
+  function admit(
+    req: unknown,
+    source: 'signal' | 'update',
+  ): { rec: AgentRecord; duplicate: boolean } | string {
+    const check = checkSpawnRequest(policy, view(), req);
+    if (!check.ok) return check.reason;
+    if (check.duplicateOf) return { rec: byId(check.duplicateOf)!, duplicate: true };
+    const requester = byId(check.request.requestedBy)!;
+    return { rec: accept(check.request, requester.depth + 1, source), duplicate: false };
+  }
+
+  const spawnResult = (rec: AgentRecord, duplicate: boolean): SpawnResult => ({
+    agentId: rec.id,
+    name: rec.name,
+    role: rec.role,
+    workflowId: rec.workflowId,
+    dir: rec.dir,
+    depth: rec.depth,
+    state: rec.state,
+    duplicate,
+  });
+
+  setHandler(spawnAgentSignal, (req) => {
+    const out = admit(req, 'signal');
+    // A signal cannot be refused to its sender, so the refusal is recorded where status shows it.
+    if (typeof out === 'string') refuse('signal', req, out);
+    else if (out.duplicate) log.info('duplicate spawn request ignored', { runId, agentId: out.rec.id });
+  });
+  setHandler(
+    requestAgentUpdate,
+    async (req): Promise<SpawnResult> => {
+      const out = admit(req, 'update');
+      if (typeof out === 'string') throw ApplicationFailure.nonRetryable(out, 'SpawnRefused');
+      const { rec, duplicate } = out;
+      await condition(() => rec.state !== 'starting');
+      return spawnResult(rec, duplicate);
+    },
+    {
+      validator: (req) => {
+        const check = checkSpawnRequest(policy, view(), req);
+        if (!check.ok) throw new Error(check.reason);
+      },
+    },
+  );
+  setHandler(spawnRefusedSignal, (report) => {
+    const r = RefusalReportSchema.safeParse(report);
+    if (r.success) refuse('update', r.data.request, r.data.reason);
+  });
+  setHandler(stopTeamSignal, (req) => {
+    if (state !== 'running') return;
+    stopReason = req?.reason || 'stopped on request';
+    state = 'stopping';
+    record('run', 'user', { event: 'team_stop_requested', reason: stopReason });
+  });
+  setHandler(agentProgressSignal, (p: AgentProgress) => {
+    const rec = byId(p.agentId);
+    if (!rec) return;
+    if (p.state && isActive(rec.state)) rec.state = p.state;
+    if (p.startedAt) rec.startedAt ??= p.startedAt;
+    if (p.sessionId) rec.sessionId = p.sessionId;
+    if (p.costUsd !== undefined) rec.costUsd = p.costUsd;
+    if (p.turns !== undefined) rec.turns = p.turns;
+    if (p.tasks) rec.tasks = p.tasks;
+  });
+  setHandler(teamStatusQuery, (): TeamStatus => status());
+
+  function status(): TeamStatus {
+    const agents = records.map(({ instructions: _i, handle: _h, ...row }) => row);
+    return {
+      runId,
+      goal: input.goal,
+      state,
+      backend: input.backend,
+      workspace: input.workspace,
+      outputsDir: input.outputsDir,
+      startedAt,
+      completedAt,
+      stopReason,
+      agents,
+      refusals,
+      audit: audit.slice(-AUDIT_IN_STATUS),
+      totals: {
+        costUsd: round6(records.reduce((s, r) => s + r.costUsd, 0)),
+        agents: records.length,
+        active: records.filter((r) => isActive(r.state)).length,
+      },
+      policy: {
+        maxTeamSize: policy.maxTeamSize,
+        maxRequestDepth: policy.maxRequestDepth,
+        canRequest: Object.fromEntries(Object.entries(policy.roles).map(([k, v]) => [k, v.canRequest])),
+      },
+    };
+  }
+
+  function agentInput(rec: AgentRecord): TeamAgentInput {
+    const role = policy.roles[rec.role]!;
+    return {
+      runId,
+      goal: input.goal,
+      workspace: input.workspace,
+      outputsDir: input.outputsDir,
+      backend: input.backend,
+      agent: { id: rec.id, name: rec.name, role: rec.role, depth: rec.depth, requestedBy: rec.requestedBy },
+      instructions: rec.instructions,
+      title: role.title,
+      persona: role.persona,
+      canRequest: rec.depth < policy.maxRequestDepth ? role.canRequest : [],
+      settings: policy.agent,
+      sessionId: rec.sessionId,
+    };
+  }
+
+  async function stopAgent(rec: AgentRecord): Promise<void> {
+    try {
+      await rec.handle?.signal(stopAgentSignal, { reason: stopReason });
+    } catch (err) {
+      // The child may have completed in the meantime: nothing left to stop.
+      log.info('stop signal not delivered', { agentId: rec.id, error: describe(err) });
+    }
+  }
+
+  async function launch(rec: AgentRecord): Promise<void> {
+    try {
+      rec.handle = await startChild(teamAgentWorkflow, {
+        workflowId: rec.workflowId,
+        args: [agentInput(rec)],
+      });
+    } catch (err) {
+      rec.state = 'failed';
+      rec.error = `could not start: ${describe(err)}`;
+      record('run', 'workflow', { event: 'agent_failed', agentId: rec.id, error: rec.error });
+      return;
+    }
+    if (rec.state === 'starting') rec.state = 'running';
+    rec.startedAt ??= new Date().toISOString();
+    if (stopSent) await stopAgent(rec);
+    try {
+      const r = await rec.handle.result();
+      rec.state = r.state;
+      rec.costUsd = r.costUsd;
+      rec.turns = r.turns;
+      rec.tasks = r.tasks;
+      rec.archivedTo = r.archivedTo;
+      rec.sessionId = r.sessionId ?? rec.sessionId;
+      rec.error = r.error;
+      rec.completedAt = r.completedAt;
+    } catch (err) {
+      rec.state = 'failed';
+      rec.error = describe(err);
+      rec.completedAt = new Date().toISOString();
+    }
+    record('run', rec.id, {
+      event: `agent_${rec.state}`,
+      agentId: rec.id,
+      archivedTo: rec.archivedTo,
+      costUsd: rec.costUsd,
+      error: rec.error,
+    });
+  }
+
+  // The audit file is written in the background, in batches, so that no request waits for a disk write
+  // and a burst of requests costs one activity. Entries not yet written are workflow state: none is lost.
+  let auditDone = false;
+  async function flushAudit(): Promise<void> {
+    let flushed = 0;
+    for (;;) {
+      await condition(() => audit.length > flushed || auditDone);
+      if (audit.length === flushed) return;
+      if (!auditDone) await condition(() => auditDone, AUDIT_BATCH_WINDOW);
+      const batch = audit.slice(flushed);
+      await auditing.appendAudit({ outputsDir: input.outputsDir, runId, entries: batch });
+      flushed += batch.length;
+    }
+  }
+
+  // ---- main ----
+  record('run', TEAM_STARTER, {
+    event: 'team_started',
+    goal: input.goal,
+    backend: input.backend,
+    engineers: input.engineers,
+    interns: input.interns,
+  });
+  const initial: [string, string][] = [
+    [TeamRole.manager, 'manager'],
+    [TeamRole.architect, 'architect'],
+    ...range(input.engineers).map((i): [string, string] => [TeamRole.engineer, `engineer-${i}`]),
+    ...range(input.interns).map((i): [string, string] => [TeamRole.intern, `intern-${i}`]),
+  ];
+  for (const [role, name] of initial) {
+    if (!policy.roles[role]) {
+      throw ApplicationFailure.nonRetryable(`the hierarchy policy has no role "${role}"`, 'InvalidTeamInput');
+    }
+    const instructions = input.instructions[role] ?? defaultInstructions(input, role, name);
+    accept({ role, name, instructions, requestedBy: TEAM_STARTER }, 0, 'start');
+  }
+  const auditWriter = flushAudit();
+  const launches: Promise<void>[] = [];
+  for (;;) {
+    await condition(
+      () =>
+        pending.length > 0 ||
+        (stopReason !== undefined && !stopSent) ||
+        records.every((r) => !isActive(r.state)),
+    );
+    while (pending.length > 0) launches.push(launch(pending.shift()!));
+    if (stopReason !== undefined && !stopSent) {
+      stopSent = true;
+      await Promise.all(records.filter((r) => r.handle && isActive(r.state)).map(stopAgent));
+    }
+    if (pending.length === 0 && records.every((r) => !isActive(r.state))) break;
+  }
+  await Promise.all(launches);
+  state = stopReason !== undefined ? 'stopped' : 'completed';
+  completedAt = new Date().toISOString();
+  record('run', 'workflow', {
+    event: `team_${state}`,
+    agents: records.length,
+    costUsd: status().totals.costUsd,
+  });
+  auditDone = true;
+  await auditWriter;
+  await condition(allHandlersFinished);
+  return status();
+}
+
+function defaultInstructions(input: TeamWorkflowInput, role: string, name: string): string {
+  if (input.backend === 'script') return `echo "${role} ${name}: no script given"`;
+  const template = input.policy.roles[role]?.initialInstructions ?? `- Contribute to the team goal: {goal}`;
+  return template.split('{goal}').join(input.goal);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// teamAgentWorkflow
+// ---------------------------------------------------------------------------------------------------
+
+const localFiles = proxyLocalActivities<
+  Pick<Activities, 'prepareTeamAgent' | 'readTeamTasks' | 'markTeamTasks'>
+>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['InvalidTeamInput'] },
+});
+const files = proxyActivities<Pick<Activities, 'archiveTeamAgent'>>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 10, nonRetryableErrorTypes: ['InvalidTeamInput', 'AgentDirMissing'] },
+});
+const model = proxyActivities<Pick<Activities, 'claudeTurn'>>({
+  startToCloseTimeout: '1 hour',
+  // Short enough that a cancellation (stop, completion) reaches the process within seconds: the SDK sends
+  // heartbeats, and learns of cancellation, every 0.8 × heartbeatTimeout.
+  heartbeatTimeout: '15 seconds',
+  // An unset cancellationType encodes as TRY_CANCEL: the workflow would move on while the process runs.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: 5,
+  },
+});
+
+interface TurnOutcome {
+  ok: boolean;
+  cancelled: boolean;
+  costUsd: number;
+  turns: number;
+  error?: string;
+  sessionCost?: number;
+  sessionUsage?: { inputTokens: number; outputTokens: number; cacheRead: number; cacheCreation: number };
+}
+
+export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgentResult> {
+  const { agent, settings } = input;
+  const startedAt = new Date().toISOString();
+  const dir = agentDir(input.workspace, agent.id);
+  const sessionId = input.backend === 'cli' ? (input.sessionId ?? uuid4()) : undefined;
+  const status: TeamAgentStatus = {
+    agentId: agent.id,
+    name: agent.name,
+    role: agent.role,
+    state: 'starting',
+    round: 0,
+    turns: 0,
+    costUsd: 0,
+    tasks: { completed: 0, total: 0 },
+    sessionId,
+    dir,
+  };
+  let stopReason: string | undefined;
+  let reportedDone = false;
+  let finished = false;
+  let tasks: TeamTask[] = [];
+  let turnScope: CancellationScope | undefined;
+
+  const team = getExternalWorkflowHandle(input.runId);
+  const reports: Promise<void>[] = [];
+  const report = (p: Omit<AgentProgress, 'agentId'>) => {
+    reports.push(
+      team.signal(agentProgressSignal, { agentId: agent.id, ...p }).catch((err: unknown) => {
+        log.warn('progress not delivered to the team', { agentId: agent.id, error: describe(err) });
+      }),
+    );
+  };
+  const allTasksDone = () => status.tasks.total > 0 && status.tasks.completed === status.tasks.total;
+  const complete = () => reportedDone || allTasksDone();
+
+  setHandler(teamAgentStatusQuery, () => status);
+  setHandler(stopAgentSignal, (req) => {
+    stopReason = req?.reason || 'stopped';
+    turnScope?.cancel();
+  });
+  setHandler(
+    taskDoneUpdate,
+    async (req) => {
+      const r = await localFiles.markTeamTasks({ dir, task: req.task, all: req.all });
+      if (r.unknown !== undefined) {
+        const known = r.tasks.map((t) => `${t.id} (${t.status})`).join(', ') || 'none';
+        throw ApplicationFailure.nonRetryable(
+          `${agent.id} has no task "${r.unknown}"; its tasks: ${known}`,
+          'UnknownTask',
+        );
+      }
+      tasks = r.tasks;
+      status.tasks = r.counts;
+      if (req.all) reportedDone = true;
+      report({ tasks: r.counts });
+      return { agentId: agent.id, tasks: r.tasks, remaining: r.counts.total - r.counts.completed };
+    },
+    {
+      validator: (req) => {
+        const r = TaskDoneRequestSchema.safeParse(req);
+        if (!r.success)
+          throw new Error(`invalid request: ${r.error.issues.map((i) => i.message).join('; ')}`);
+        if (finished || status.state === 'starting') throw new Error(`agent ${agent.id} is ${status.state}`);
+      },
+    },
+  );
+
+  const persona = renderPersona({
+    runId: input.runId,
+    goal: input.goal,
+    workspace: input.workspace,
+    agent,
+    title: input.title,
+    persona: input.persona,
+    canRequest: input.canRequest,
+    sessionId,
+    backend: input.backend,
+    startedAt,
+  });
+  const prep = await localFiles.prepareTeamAgent({
+    runId: input.runId,
+    workspace: input.workspace,
+    outputsDir: input.outputsDir,
+    agent,
+    workflowId: teamAgentWorkflowId(input.runId, agent.id),
+    backend: input.backend,
+    persona,
+    instructions: input.instructions,
+    sessionId,
+    startedAt,
+  });
+  status.tasks = prep.tasks;
+  status.state = 'running';
+  const env: Record<string, string> = {
+    ...prep.env,
+    ORCHESTRATOR_RUN_ID: input.runId,
+    ORCHESTRATOR_AGENT_ID: agent.id,
+    ORCHESTRATOR_WORKSPACE: input.workspace,
+  };
+
+  const script = proxyActivities<Pick<Activities, 'scriptTurn'>>({
+    startToCloseTimeout: `${settings.scriptTimeoutS + 60} seconds`,
+    heartbeatTimeout: '5 seconds',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    // A script's side effects may not be repeatable: only a crash (heartbeat timeout) retries it.
+    retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['ScriptNotFound'] },
+  });
+
+  let session = { cost: 0, usage: undefined as TurnOutcome['sessionUsage'] };
+  let turnRunning = false;
+  let error: string | undefined;
+
+  async function runTurn(round: number): Promise<TurnOutcome> {
+    try {
+      if (input.backend === 'script') {
+        const r = await script.scriptTurn({
+          runId: input.runId,
+          agentId: agent.id,
+          workspace: input.workspace,
+          command: ['sh', '-c', input.instructions],
+          env,
+          timeoutS: settings.scriptTimeoutS,
+        });
+        return {
+          ok: r.ok,
+          cancelled: false,
+          costUsd: 0,
+          turns: 1,
+          error: r.ok ? undefined : `script exited with code ${r.exitCode}: ${r.summary.slice(-300)}`,
+        };
+      }
+      const r = await model.claudeTurn({
+        runId: input.runId,
+        agentId: agent.id,
+        sessionId: sessionId!,
+        resume: round > 1,
+        prompt: round === 1 ? firstPrompt(input, dir) : continuePrompt(tasks),
+        cwd: input.workspace,
+        model: settings.model,
+        maxTurns: settings.maxTurns,
+        maxBudgetUsd: settings.maxBudgetUsd,
+        appendSystemPrompt: persona,
+        allowedTools: settings.allowedTools,
+        disallowedTools: settings.disallowedTools,
+        permissionMode: settings.permissionMode,
+        extraEnv: env,
+        previousSessionCostUsd: session.cost,
+        previousSessionUsage: session.usage,
+      });
+      session = { cost: r.totalCostUsd, usage: r.sessionUsage };
+      return {
+        ok: r.ok,
+        cancelled: false,
+        costUsd: r.costUsd,
+        turns: r.numTurns,
+        error: r.ok ? undefined : `${r.subtype}: ${r.resultText.slice(0, 300)}`,
+      };
+    } catch (err) {
+      // A failed or cancelled turn still cost money: its summary rides in the failure's details.
+      const summary = failureSummary(err);
+      return {
+        ok: false,
+        cancelled: isCancellation(err),
+        costUsd: summary?.costUsd ?? 0,
+        turns: 0,
+        error: describe(err),
+      };
+    } finally {
+      turnRunning = false;
+    }
+  }
+
+  try {
+    for (let round = 1; round <= settings.maxRounds && !complete() && stopReason === undefined; round++) {
+      status.round = round;
+      turnScope = new CancellationScope();
+      turnRunning = true;
+      const turn = turnScope.run(() => runTurn(round));
+      await condition(() => !turnRunning || complete() || stopReason !== undefined);
+      // Done while the process still runs (it marked its last task): let it end its turn, then end it.
+      if (turnRunning && stopReason === undefined) {
+        await condition(
+          () => !turnRunning || stopReason !== undefined,
+          `${settings.completionGraceS} seconds`,
+        );
+      }
+      if (turnRunning) turnScope.cancel();
+      const outcome = await turn;
+      turnScope = undefined;
+      status.costUsd = round6(status.costUsd + outcome.costUsd);
+      status.turns += outcome.turns;
+      if (stopReason !== undefined) break;
+      const read = await localFiles.readTeamTasks({ dir });
+      tasks = read.tasks;
+      status.tasks = read.counts;
+      if (input.backend === 'script' && outcome.ok) reportedDone = true;
+      report({ costUsd: status.costUsd, turns: status.turns, tasks: status.tasks });
+      if (!outcome.ok && !outcome.cancelled) {
+        error = outcome.error;
+        break;
+      }
+    }
+  } finally {
+    finished = true;
+  }
+
+  const state: TeamAgentResult['state'] =
+    stopReason !== undefined ? 'stopped' : complete() ? 'completed' : 'failed';
+  if (state === 'failed' && !error) {
+    error = `tasks not completed after ${settings.maxRounds} round(s): ${status.tasks.completed}/${status.tasks.total} done`;
+  }
+  status.state = state;
+  const completedAt = new Date().toISOString();
+  const { archivedTo } = await CancellationScope.nonCancellable(() =>
+    files.archiveTeamAgent({
+      dir,
+      outcome: state,
+      session: { completedAt, costUsd: status.costUsd, turns: status.turns, error, stopReason },
+    }),
+  );
+  await Promise.all(reports);
+  await condition(allHandlersFinished);
+  return {
+    agentId: agent.id,
+    state,
+    costUsd: status.costUsd,
+    turns: status.turns,
+    tasks: status.tasks,
+    archivedTo,
+    sessionId,
+    error,
+    startedAt,
+    completedAt,
+  };
+}
+
+function firstPrompt(input: TeamAgentInput, dir: string): string {
+  return [
+    input.instructions.trim(),
+    '',
+    `Your tasks are listed in ${dir}/tasks.md. Run \`orchestrator team task done <id>\` as you finish each one.`,
+  ].join('\n');
+}
+
+function continuePrompt(tasks: readonly TeamTask[]): string {
+  const open = tasks.filter((t) => t.status !== 'completed');
+  const list = open.length
+    ? open.map((t) => `- ${t.id} (${t.status}): ${t.text}`).join('\n')
+    : '- (none listed)';
+  return [
+    'Some of your tasks are not completed yet:',
+    list,
+    '',
+    'Continue with them. Run `orchestrator team task done <id>` for each task you finish, or',
+    '`orchestrator team task done --all` when all your work is done.',
+  ].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+function failureSummary(err: unknown): { costUsd?: number } | undefined {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  const details = (cause as { details?: unknown[] } | undefined)?.details;
+  const first = Array.isArray(details) ? details[0] : undefined;
+  return first && typeof first === 'object' ? first : undefined;
+}
+
+function describe(err: unknown): string {
+  const cause = err instanceof ActivityFailure || err instanceof ChildWorkflowFailure ? err.cause : err;
+  if (cause instanceof ApplicationFailure) return `${cause.type ?? 'Error'}: ${cause.message}`;
+  if (cause instanceof Error) return cause.message;
+  return String(err);
+}
+
+function range(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i + 1);
+}
+
+function round6(n: number): number {
+  return Math.round(n * 1e6) / 1e6;
+}
