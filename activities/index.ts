@@ -25,6 +25,9 @@ export function createActivities(deps: ActivityDeps) {
     TEMPORAL_ADDRESS: config.temporal.address,
     TEMPORAL_NAMESPACE: config.temporal.namespace,
     ORCHESTRATOR_TASK_QUEUE: config.temporal.taskQueue,
+    // What agents' tools print is read by a model (and by tests): plain text, even when the worker runs
+    // under CI=true, which would otherwise switch colour on in tools like our own CLI.
+    NO_COLOR: '1',
   };
   return {
     /** A trivial activity used by the smoke workflow and the foundation tests. */

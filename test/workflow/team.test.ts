@@ -43,7 +43,8 @@ afterAll(async () => {
 function cli(args: string[], env: Record<string, string> = {}, input?: string) {
   return execa(process.execPath, [path.join(ROOT, 'bin/orchestrator.js'), ...args], {
     reject: false,
-    env: { TEMPORAL_ADDRESS: t.config.temporal.address, LOG_LEVEL: 'warn', ...env },
+    // NO_COLOR: plain text to match on, even under CI=true (which turns picocolors on).
+    env: { TEMPORAL_ADDRESS: t.config.temporal.address, LOG_LEVEL: 'warn', NO_COLOR: '1', ...env },
     ...(input === undefined ? { stdin: 'ignore' as const } : { input }),
   });
 }
