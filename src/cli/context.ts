@@ -1,7 +1,8 @@
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { type Command } from 'commander';
 import { type AppConfig, loadConfig } from '../../config/env';
 import { createLogger, type Logger } from '../logger';
+import { WorkflowType } from '../shared/names';
 
 /** Global flags shared by every command (they override the matching environment variables). */
 export interface GlobalFlags {
@@ -57,4 +58,38 @@ export class CliError extends Error {
 /** Prints data as JSON (for `--json`) on stdout. */
 export function printJson(data: unknown): void {
   process.stdout.write(JSON.stringify(data, null, 2) + '\n');
+}
+
+/**
+ * Runs `fn` with a connected client and closes it afterwards. A run that does not exist becomes a
+ * one-line error; `mapError` lets a command family (teams) translate its own errors first.
+ */
+export async function withClient<T>(
+  cmd: Command,
+  fn: (client: Client, config: AppConfig) => Promise<T>,
+  mapError?: (err: unknown, config: AppConfig) => Error | undefined,
+): Promise<T> {
+  const config = configFrom(cmd);
+  const { client, close } = await connectClient(config);
+  try {
+    return await fn(client, config);
+  } catch (err) {
+    const mapped = mapError?.(err, config);
+    if (mapped) throw mapped;
+    if (err instanceof WorkflowNotFoundError) {
+      throw new CliError(
+        `no run with id "${err.workflowId || '?'}" in namespace ${config.temporal.namespace}`,
+      );
+    }
+    throw err;
+  } finally {
+    await close();
+  }
+}
+
+/** The most recent project run, for commands whose run id is optional. */
+export async function latestRunId(client: Client): Promise<string> {
+  for await (const wf of client.workflow.list({ query: `WorkflowType = '${WorkflowType.project}'` }))
+    return wf.workflowId;
+  throw new CliError('no runs yet: start one with `orchestrator run start --intake FILE --workspace DIR`');
 }

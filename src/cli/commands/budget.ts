@@ -1,44 +1,15 @@
 /** `orchestrator budget status|set|report`: a run's budget ledger, its limits and its cost report. */
 import os from 'node:os';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { type Client } from '@temporalio/client';
 import Table from 'cli-table3';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import pc from 'picocolors';
 import type { BudgetReport, BudgetScope, SpendTotals } from '../../shared/budget';
 import { phaseAgentIds, type BudgetStatus } from '../../shared/messages';
-import { WorkflowType } from '../../shared/names';
 import type { BudgetLimit } from '../../shared/spec';
 import { queryBudget, raiseBudget, runInput } from '../../runs';
-import { CliError, configFrom, connectClient, printJson } from '../context';
+import { CliError, latestRunId, printJson, withClient } from '../context';
 import { formatUsd } from '../render';
-
-/** Runs `fn` with a connected client; a run that does not exist becomes a one-line error. */
-export async function withRunClient<T>(
-  cmd: Command,
-  fn: (client: Client, config: ReturnType<typeof configFrom>) => Promise<T>,
-): Promise<T> {
-  const config = configFrom(cmd);
-  const { client, close } = await connectClient(config);
-  try {
-    return await fn(client, config);
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) {
-      throw new CliError(
-        `no run with id "${err.workflowId || '?'}" in namespace ${config.temporal.namespace}`,
-      );
-    }
-    throw err;
-  } finally {
-    await close();
-  }
-}
-
-/** The most recent project run, for commands whose run id is optional. */
-export async function latestRunId(client: Client): Promise<string> {
-  for await (const wf of client.workflow.list({ query: `WorkflowType = '${WorkflowType.project}'` }))
-    return wf.workflowId;
-  throw new CliError('no runs yet: start one with `orchestrator run start --intake FILE --workspace DIR`');
-}
 
 /** Who runs the CLI, for the audit trail. */
 export function cliActor(): string {
@@ -173,7 +144,7 @@ export function registerBudgetCommands(program: Command): void {
     .description("a run's budget limits, spend and what is left (default: the most recent run)")
     .option('--json', 'print JSON')
     .action(async (runIdArg: string | undefined, opts: { json?: boolean }, cmd: Command) => {
-      await withRunClient(cmd, async (client) => {
+      await withClient(cmd, async (client) => {
         const runId = runIdArg ?? (await latestRunId(client));
         const b = await queryBudget(client, runId);
         if (opts.json) printJson(b);
@@ -206,7 +177,7 @@ export function registerBudgetCommands(program: Command): void {
           throw new CliError('give the new limit: --max-usd <usd> or --max-tokens <n>', 2);
         if (opts.maxUsd !== undefined && opts.maxTokens !== undefined)
           throw new CliError('give --max-usd or --max-tokens, not both (set them one at a time)', 2);
-        await withRunClient(cmd, async (client) => {
+        await withClient(cmd, async (client) => {
           const scope = await scopeFor(client, opts.run, opts);
           const r = await raiseBudget(client, opts.run, {
             scope,
@@ -237,7 +208,7 @@ export function registerBudgetCommands(program: Command): void {
     .description('cost report per run, phase, agent and model (default: the most recent run)')
     .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
     .action(async (runIdArg: string | undefined, opts: { format: 'table' | 'json' }, cmd: Command) => {
-      await withRunClient(cmd, async (client) => {
+      await withClient(cmd, async (client) => {
         const runId = runIdArg ?? (await latestRunId(client));
         const b = await queryBudget(client, runId);
         if (opts.format === 'json') printJson({ runId, state: b.state, ...b.report });

@@ -6,8 +6,8 @@ import { checkGates } from '../../../activities/governance';
 import { DEFAULT_POLICY_DIR, validatePolicies } from '../../../config/governance';
 import type { AuditEntry } from '../../shared/audit';
 import { approveRun, readRunAudit } from '../../runs';
-import { CliError, printJson } from '../context';
-import { cliActor, withRunClient } from './budget';
+import { CliError, printJson, withClient } from '../context';
+import { cliActor } from './budget';
 
 const SHOWN = 160;
 
@@ -59,7 +59,7 @@ export function registerGovernanceCommands(program: Command): void {
     )
     .option('--json', 'print JSON')
     .action(async (opts: { run: string; kind?: string; json?: boolean }, cmd: Command) => {
-      await withRunClient(cmd, async (client) => {
+      await withClient(cmd, async (client) => {
         const { entries, file, live } = await readRunAudit(client, opts.run);
         const shown = opts.kind ? entries.filter((e) => e.kind === opts.kind) : entries;
         if (opts.json) return printJson(shown);
@@ -156,7 +156,7 @@ export function registerGovernanceCommands(program: Command): void {
     .option('--approver <name>', 'who approves (default: the current user)')
     .option('--json', 'print JSON')
     .action(async (opts: { run: string; note: string; approver?: string; json?: boolean }, cmd: Command) => {
-      await withRunClient(cmd, async (client) => {
+      await withClient(cmd, async (client) => {
         const r = await approveRun(client, opts.run, {
           note: opts.note,
           approver: opts.approver ?? cliActor(),

@@ -1,7 +1,7 @@
 /** `orchestrator run start|status|list|fork` and `checkpoint list|show|rollback`. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { type Client } from '@temporalio/client';
 import Table from 'cli-table3';
 import { type Command, InvalidArgumentError } from 'commander';
 import logUpdate from 'log-update';
@@ -15,7 +15,7 @@ import type { ProjectSpec } from '../../shared/spec';
 import { forkRun, queryStatus, rollbackRun, startRun, watchRun } from '../../runs';
 import { preflight } from '../../preflight';
 import { startRehearsal } from '../../rehearsal';
-import { CliError, configFrom, connectClient, loggerFor, printJson } from '../context';
+import { CliError, configFrom, latestRunId, loggerFor, printJson, withClient } from '../context';
 import { withLocalWorker } from '../local-worker';
 import { renderStatus, renderSummary } from '../render';
 
@@ -32,24 +32,6 @@ export function parseCheckpointId(value: string): string {
   if (!r.success)
     throw new InvalidArgumentError(`${r.error.issues[0]?.message ?? 'invalid'} (got "${value}")`);
   return value;
-}
-
-/** Runs `fn` with a connected client and maps "run not found" to a clear message. */
-async function withClient<T>(
-  cmd: Command,
-  fn: (client: Client, config: ReturnType<typeof configFrom>) => Promise<T>,
-): Promise<T> {
-  const config = configFrom(cmd);
-  const { client, close } = await connectClient(config);
-  try {
-    return await fn(client, config);
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError)
-      throw new CliError(`no run with id "${err.workflowId}" in namespace ${config.temporal.namespace}`);
-    throw err;
-  } finally {
-    await close();
-  }
 }
 
 /** Live progress until the run closes; returns the final status. */
@@ -298,12 +280,6 @@ export function registerRunCommands(program: Command): void {
         process.stdout.write(table.toString() + '\n');
       });
     });
-}
-
-async function latestRunId(client: Client): Promise<string> {
-  for await (const wf of client.workflow.list({ query: `WorkflowType = '${WorkflowType.project}'` }))
-    return wf.workflowId;
-  throw new CliError('no runs yet: start one with `orchestrator run start --intake FILE --workspace DIR`');
 }
 
 function positiveInt(v: string): number {

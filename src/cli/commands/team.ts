@@ -24,25 +24,19 @@ import {
   TeamError,
   teamStatus,
 } from '../../teams';
-import { CliError, configFrom, connectClient, printJson } from '../context';
+import { CliError, type configFrom, printJson, withClient } from '../context';
 import { formatUsd } from '../render';
 
 /** Runs `fn` with a connected client; team errors become one-line CLI errors. */
-export async function withTeamClient<T>(
+export function withTeamClient<T>(
   cmd: Command,
   fn: (client: Client, config: ReturnType<typeof configFrom>) => Promise<T>,
 ): Promise<T> {
-  const config = configFrom(cmd);
-  const { client, close } = await connectClient(config);
-  try {
-    return await fn(client, config);
-  } catch (err) {
-    if (err instanceof TeamError) throw new CliError(err.message);
-    if (err instanceof WorkflowNotFoundError) throw new CliError(`no team run "${err.workflowId}"`);
-    throw err;
-  } finally {
-    await close();
-  }
+  return withClient(cmd, fn, (err) => {
+    if (err instanceof TeamError) return new CliError(err.message);
+    if (err instanceof WorkflowNotFoundError) return new CliError(`no team run "${err.workflowId}"`);
+    return undefined;
+  });
 }
 
 /** The run to act on: the argument, else ORCHESTRATOR_RUN_ID, else the latest team run. */
