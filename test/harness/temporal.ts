@@ -1,6 +1,7 @@
 /**
  * Helpers for tests that run against the dev server started by global-setup.ts.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -76,4 +77,24 @@ export async function createTestEnv(overrides: { outputsDir?: string } = {}): Pr
       await nativeConnection.close();
     },
   };
+}
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/orchestrator.js');
+
+/**
+ * `orchestrator worker` as its own process on this env's server, task queue and outputs: the crash tests
+ * SIGKILL it. `env` adds to (or overrides) that, e.g. the model server's URL.
+ */
+export function spawnWorkerProcess(t: TestEnv, env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, [BIN, 'worker'], {
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: t.config.temporal.address,
+      ORCHESTRATOR_TASK_QUEUE: t.taskQueue,
+      ORCHESTRATOR_OUTPUTS_DIR: t.config.outputsDir,
+      LOG_LEVEL: 'warn',
+      ...env,
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
 }

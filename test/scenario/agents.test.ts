@@ -3,7 +3,6 @@
  * local Messages-API server (the only stand-in: the model). Prompts carry directives the server executes
  * through Claude Code's own tools (`@write`, `@bash`) or uses to shape a turn (`@sleep`).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -13,9 +12,7 @@ import { agentStatusQuery, phaseResultsQuery } from '../../src/shared/messages';
 import { rollbackRun, startRun } from '../../src/runs';
 import { ProjectSpecSchema, type ProjectSpec } from '../../src/shared/spec';
 import { waitFor } from '../harness/gates';
-import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
-
-const ROOT = path.resolve(import.meta.dirname, '../..');
+import { createTestEnv, tempDir, type TestEnv, spawnWorkerProcess } from '../harness/temporal';
 
 function cliPhaseSpec(
   prompt: string,
@@ -270,26 +267,14 @@ describe('crash during a claude turn', () => {
     await server.close();
   });
 
-  function spawnWorker(home: string): ChildProcess {
-    return spawn(process.execPath, [path.join(ROOT, 'bin/orchestrator.js'), 'worker'], {
-      env: {
-        ...process.env,
-        TEMPORAL_ADDRESS: t.config.temporal.address,
-        ORCHESTRATOR_TASK_QUEUE: t.taskQueue,
-        ORCHESTRATOR_OUTPUTS_DIR: t.config.outputsDir,
-        ORCHESTRATOR_AGENT_HOME: home,
-        ANTHROPIC_BASE_URL: server.url,
-        ANTHROPIC_API_KEY: 'test-key',
-        LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
-  }
-
   it('a SIGKILLed worker: the retry resumes the same session and the run counts its cost once', async () => {
     const home = tempDir('orch-home-');
     const ws = tempDir('orch-ws-');
-    const w1 = spawnWorker(home);
+    const w1 = spawnWorkerProcess(t, {
+      ORCHESTRATOR_AGENT_HOME: home,
+      ANTHROPIC_BASE_URL: server.url,
+      ANTHROPIC_API_KEY: 'test-key',
+    });
     const input = await startRun(t.client, {
       spec: cliPhaseSpec('@sleep 4000\n@write crash.txt survived', { artifacts: ['crash.txt'] }),
       workspace: ws,
@@ -303,7 +288,11 @@ describe('crash during a claude turn', () => {
     );
     w1.kill('SIGKILL');
     await new Promise((r) => w1.once('exit', r));
-    const w2 = spawnWorker(home);
+    const w2 = spawnWorkerProcess(t, {
+      ORCHESTRATOR_AGENT_HOME: home,
+      ANTHROPIC_BASE_URL: server.url,
+      ANTHROPIC_API_KEY: 'test-key',
+    });
     try {
       const handle = t.client.workflow.getHandle(input.runId);
       expect(((await handle.result()) as { state: string }).state).toBe('completed');

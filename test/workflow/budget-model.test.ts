@@ -4,7 +4,6 @@
  * `raiseBudget` resumes it; the ledger's totals equal what the server served, priced with config/pricing.
  * A worker SIGKILLed between an agent's reservation and its charge neither loses nor repeats the charge.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,9 +15,7 @@ import type { RunStatus } from '../../src/shared/run';
 import { ProjectSpecSchema, type ProjectSpec } from '../../src/shared/spec';
 import { queryStatus, raiseBudget, startRun } from '../../src/runs';
 import { waitFor } from '../harness/gates';
-import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
-
-const ROOT = path.resolve(import.meta.dirname, '../..');
+import { createTestEnv, tempDir, type TestEnv, spawnWorkerProcess } from '../harness/temporal';
 
 /** What the server served (successful answers) from request index `since`, priced on the responding model. */
 function served(server: ModelServer, since: number): { usd: number; tokens: number; requests: number } {
@@ -199,25 +196,13 @@ describe('a worker SIGKILLed between reserve and charge', () => {
     await server.close();
   });
 
-  function spawnWorker(home: string): ChildProcess {
-    return spawn(process.execPath, [path.join(ROOT, 'bin/orchestrator.js'), 'worker'], {
-      env: {
-        ...process.env,
-        TEMPORAL_ADDRESS: t.config.temporal.address,
-        ORCHESTRATOR_TASK_QUEUE: t.taskQueue,
-        ORCHESTRATOR_OUTPUTS_DIR: t.config.outputsDir,
-        ORCHESTRATOR_AGENT_HOME: home,
-        ANTHROPIC_BASE_URL: server.url,
-        ANTHROPIC_API_KEY: 'test-key',
-        LOG_LEVEL: 'warn',
-      },
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
-  }
-
   it('charges the agent exactly once, and for everything the server served', async () => {
     const home = tempDir('orch-home-');
-    const w1 = spawnWorker(home);
+    const w1 = spawnWorkerProcess(t, {
+      ORCHESTRATOR_AGENT_HOME: home,
+      ANTHROPIC_BASE_URL: server.url,
+      ANTHROPIC_API_KEY: 'test-key',
+    });
     const input = await startRun(t.client, {
       spec: cliSpec('@cost 3000\n@sleep 4000\n@write out.txt survived', { budget_usd: 5 }, 'killed'),
       workspace: tempDir('orch-ws-'),
@@ -237,7 +222,11 @@ describe('a worker SIGKILLed between reserve and charge', () => {
     w1.kill('SIGKILL');
     await new Promise((r) => w1.once('exit', r));
 
-    const w2 = spawnWorker(home);
+    const w2 = spawnWorkerProcess(t, {
+      ORCHESTRATOR_AGENT_HOME: home,
+      ANTHROPIC_BASE_URL: server.url,
+      ANTHROPIC_API_KEY: 'test-key',
+    });
     try {
       expect(((await handle.result()) as { state: string }).state).toBe('completed');
       const after = await handle.query(budgetQuery);

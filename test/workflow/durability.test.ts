@@ -2,7 +2,7 @@
  * Crashes: a worker process SIGKILLed mid-phase, and the dev server stopped and restarted on the same
  * SQLite file. Runs complete; completed phases never run again (the scripts count their invocations).
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 // execFileSync is fine here: ps is instant and only the crash test's own subprocess worker is running.
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,23 +14,8 @@ import { loadConfig } from '../../config/env';
 import { createLogger } from '../../src/logger';
 import { createWorker } from '../../workers/worker';
 import { Gates, waitFor } from '../harness/gates';
-import { createTestEnv, env, tempDir, type TestEnv } from '../harness/temporal';
+import { createTestEnv, env, tempDir, type TestEnv, spawnWorkerProcess } from '../harness/temporal';
 import { sixPhaseSpec } from '../harness/specs';
-
-const ROOT = path.resolve(import.meta.dirname, '../..');
-
-function spawnWorker(t: TestEnv): ChildProcess {
-  return spawn(process.execPath, [path.join(ROOT, 'bin/orchestrator.js'), 'worker'], {
-    env: {
-      ...process.env,
-      TEMPORAL_ADDRESS: t.config.temporal.address,
-      ORCHESTRATOR_TASK_QUEUE: t.taskQueue,
-      ORCHESTRATOR_OUTPUTS_DIR: t.config.outputsDir,
-      LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-}
 
 function processesMentioning(text: string): string[] {
   return execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
@@ -47,7 +32,7 @@ describe('durability', () => {
 
   it('survives a SIGKILLed worker mid-phase without re-running completed phases or leaving orphans', async () => {
     const gates = new Gates(tempDir('orch-gates-'));
-    const w1 = spawnWorker(t);
+    const w1 = spawnWorkerProcess(t);
     const input = await startRun(t.client, {
       spec: sixPhaseSpec(gates, ['development']),
       workspace: tempDir('orch-ws-'),
@@ -58,7 +43,7 @@ describe('durability', () => {
     w1.kill('SIGKILL');
     await new Promise((r) => w1.once('exit', r));
 
-    const w2 = spawnWorker(t);
+    const w2 = spawnWorkerProcess(t);
     try {
       // The retry (after the heartbeat timeout) first ends the previous attempt's process group.
       await waitFor(() => gates.count('development') === 2, 'phase 4 retried on worker 2', 90_000);

@@ -3,7 +3,7 @@
  * are neither lost nor executed twice. Script agents keep it fast; the requests still go through the
  * real CLI from inside the agents' processes.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,22 +11,7 @@ import { loadHierarchyPolicy } from '../../config/hierarchy';
 import type { TeamStatus } from '../../src/shared/team';
 import { startTeam, teamStatus } from '../../src/teams';
 import { waitFor } from '../harness/gates';
-import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
-
-const ROOT = path.resolve(import.meta.dirname, '../..');
-
-function spawnWorker(t: TestEnv): ChildProcess {
-  return spawn(process.execPath, [path.join(ROOT, 'bin/orchestrator.js'), 'worker'], {
-    env: {
-      ...process.env,
-      TEMPORAL_ADDRESS: t.config.temporal.address,
-      ORCHESTRATOR_TASK_QUEUE: t.taskQueue,
-      ORCHESTRATOR_OUTPUTS_DIR: t.config.outputsDir,
-      LOG_LEVEL: 'error',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-}
+import { createTestEnv, tempDir, type TestEnv, spawnWorkerProcess } from '../harness/temporal';
 
 async function stop(w: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   if (w.exitCode !== null || w.signalCode !== null) return;
@@ -54,7 +39,7 @@ describe('team durability', () => {
         'orchestrator team request --role intern --name "intern-of-$ORCHESTRATOR_AGENT_ID" --instructions-file intern.sh\n',
     );
     fs.writeFileSync(path.join(workspace, 'intern.sh'), 'echo "$ORCHESTRATOR_AGENT_ID" >> starts.log\n');
-    const w1 = spawnWorker(t);
+    const w1 = spawnWorkerProcess(t, { LOG_LEVEL: 'error' });
     workers.push(w1);
     const input = await startTeam(t.client, {
       goal: 'Grow under fire',
@@ -80,7 +65,7 @@ describe('team durability', () => {
     );
     await stop(w1, 'SIGKILL');
 
-    const w2 = spawnWorker(t);
+    const w2 = spawnWorkerProcess(t, { LOG_LEVEL: 'error' });
     workers.push(w2);
     const final = (await t.client.workflow.getHandle(input.runId).result()) as TeamStatus;
     await stop(w2, 'SIGTERM');
