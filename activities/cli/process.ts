@@ -10,21 +10,12 @@
  */
 import fs from 'node:fs/promises';
 import { setTimeout as delay } from 'node:timers/promises';
+import { signalGroup } from '../process-group';
+
+export { signalGroup };
 
 /** Environment variable that tags every process of a CLI run with its session id. */
 export const SESSION_MARKER_ENV = 'ORCHESTRATOR_CLAUDE_SESSION';
-
-/** Sends a signal to a whole process group; false when the group is gone already. */
-export function signalGroup(pgid: number | undefined, signal: NodeJS.Signals): boolean {
-  if (!pgid) return false;
-  try {
-    process.kill(-pgid, signal);
-    return true;
-  } catch {
-    // ESRCH: no process left in the group.
-    return false;
-  }
-}
 
 /** Whether a process (or, with a negative id, a process group) still exists. */
 export function isAlive(pid: number): boolean {

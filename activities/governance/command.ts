@@ -6,6 +6,7 @@
  * output pipe after the command exits are killed after a short grace, so they cannot stall the gate.
  */
 import { execa } from 'execa';
+import { signalGroup } from '../process-group';
 
 export interface CommandResult {
   /** undefined when the process could not start or was killed by a signal. */
@@ -39,15 +40,6 @@ function gateEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-function killGroup(pid: number | undefined, sig: NodeJS.Signals): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(-pid, sig);
-  } catch {
-    // ESRCH: the group is already gone.
-  }
-}
-
 export async function runCommand(argv: string[], opts: RunCommandOptions): Promise<CommandResult> {
   const [file, ...args] = argv;
   if (file === undefined) throw new Error('runCommand: empty argv');
@@ -74,8 +66,8 @@ export async function runCommand(argv: string[], opts: RunCommandOptions): Promi
 
   const timers: NodeJS.Timeout[] = [];
   const stop = () => {
-    killGroup(sub.pid, 'SIGTERM');
-    timers.push(setTimeout(() => killGroup(sub.pid, 'SIGKILL'), grace));
+    signalGroup(sub.pid, 'SIGTERM');
+    timers.push(setTimeout(() => signalGroup(sub.pid, 'SIGKILL'), grace));
   };
   timers.push(
     setTimeout(() => {
@@ -90,7 +82,7 @@ export async function runCommand(argv: string[], opts: RunCommandOptions): Promi
   if (opts.signal?.aborted) onAbort();
   else opts.signal?.addEventListener('abort', onAbort, { once: true });
   // Leftover background processes would keep the pipes open and the promise pending.
-  sub.on('exit', () => timers.push(setTimeout(() => killGroup(sub.pid, 'SIGKILL'), 2000)));
+  sub.on('exit', () => timers.push(setTimeout(() => signalGroup(sub.pid, 'SIGKILL'), 2000)));
 
   try {
     const r = await sub;

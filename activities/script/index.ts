@@ -9,6 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
 import { z } from 'zod';
 import type { Logger } from '../../src/logger';
+import { signalGroup } from '../process-group';
 
 export const ScriptTurnInputSchema = z.object({
   runId: z.string().min(1),
@@ -33,16 +34,6 @@ export interface ScriptTurnResult {
 const SUMMARY_CHARS = 600;
 /** How long a cancelled or timed-out process group gets between SIGTERM and SIGKILL. */
 export const KILL_GRACE_MS = 3_000;
-
-/** Sends a signal to a whole process group, ignoring a group that is already gone. */
-export function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (!pid) return;
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // ESRCH: the group has exited already.
-  }
-}
 
 export function createScriptActivities(deps: {
   logger: Logger;
@@ -69,7 +60,7 @@ export function createScriptActivities(deps: {
       const previous = ctx.info.heartbeatDetails as { pid?: number } | undefined;
       if (ctx.info.attempt > 1 && typeof previous?.pid === 'number') {
         log.warn({ pid: previous.pid }, 'ending process group left by the previous attempt');
-        killGroup(previous.pid, 'SIGKILL');
+        signalGroup(previous.pid, 'SIGKILL');
       }
 
       const [file, ...args] = input.command as [string, ...string[]];
@@ -89,8 +80,8 @@ export function createScriptActivities(deps: {
       });
       const terminate = (why: string) => {
         log.warn({ pid: child.pid, why }, 'ending script process group');
-        killGroup(child.pid, 'SIGTERM');
-        setTimeout(() => killGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS).unref();
+        signalGroup(child.pid, 'SIGTERM');
+        setTimeout(() => signalGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS).unref();
       };
       ctx.heartbeat({ pid: child.pid, elapsedMs: 0 });
       const beat = setInterval(

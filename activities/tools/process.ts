@@ -3,6 +3,7 @@
  * it started), output captured into a bounded buffer that keeps the head and the tail.
  */
 import { execa } from 'execa';
+import { signalGroup } from '../process-group';
 
 /** Bytes of output a tool result keeps (head and tail halves). */
 export const OUTPUT_CAP_BYTES = 64 * 1024;
@@ -73,15 +74,6 @@ export interface RunOptions {
   env?: Record<string, string | undefined>;
 }
 
-function killGroup(pid: number | undefined): void {
-  if (pid === undefined) return;
-  try {
-    process.kill(-pid, 'SIGKILL');
-  } catch {
-    // ESRCH: the group is already gone.
-  }
-}
-
 /** Runs `argv` without a shell. Never throws for the program's own failures; they are in the result. */
 export async function runProgram(argv: readonly string[], opts: RunOptions): Promise<RunResult> {
   const [file, ...args] = argv;
@@ -105,15 +97,15 @@ export async function runProgram(argv: readonly string[], opts: RunOptions): Pro
   let cancelled = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    killGroup(child.pid);
+    signalGroup(child.pid, 'SIGKILL');
   }, opts.timeoutMs);
   const onAbort = () => {
     cancelled = true;
-    killGroup(child.pid);
+    signalGroup(child.pid, 'SIGKILL');
   };
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   // Background processes left behind would hold the output pipe open and hang the tool.
-  child.once('exit', () => killGroup(child.pid));
+  child.once('exit', () => signalGroup(child.pid, 'SIGKILL'));
   try {
     const r = await child;
     const spawnError = r.failed && r.exitCode === undefined && !r.isTerminated ? r.shortMessage : undefined;
