@@ -78,7 +78,12 @@ import {
   type Usage,
   ZERO_USAGE,
 } from '../src/shared/run';
-import type { AgentSpec, PhaseSpec, ProjectWorkflowInput } from '../src/shared/spec';
+import {
+  type AgentSpec,
+  type PhaseSpec,
+  type ProjectWorkflowInput,
+  ProjectWorkflowInputSchema,
+} from '../src/shared/spec';
 import { agentWorkflow, agentWorkflowId, type AgentWorkflowInput } from './agent';
 import { createAuditTrail, type AuditCarry } from './audit';
 import { runStrategy } from './strategies';
@@ -167,9 +172,17 @@ interface Spend {
 }
 
 export async function projectWorkflow(
-  input: ProjectWorkflowInput,
+  raw: ProjectWorkflowInput,
   carry?: ProjectCarry,
 ): Promise<ProjectSummary> {
+  // Runs can be started by `temporal workflow start` or another service, not only by our CLI: a bad
+  // input fails the run with the field named, instead of a workflow task that retries forever.
+  const parsed = ProjectWorkflowInputSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ');
+    throw ApplicationFailure.nonRetryable(`invalid projectWorkflow input: ${issues}`, 'InvalidRunInput');
+  }
+  const input = parsed.data;
   const { runId, spec } = input;
   const phases = spec.phases;
   const onExceeded = spec.constraints.on_budget_exceeded;

@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkpointsQuery, phaseResultsQuery, statusQuery } from '../../src/shared/messages';
 import type { RunStatus } from '../../src/shared/run';
@@ -161,6 +162,26 @@ describe('projectWorkflow', () => {
       /checkpoint: must be a checkpoint id like CP2/,
     );
     await t.client.workflow.getHandle(input.runId).terminate('test done');
+  });
+
+  it('fails a run started with a bad input, naming the field, instead of retrying forever', async () => {
+    const handle = await t.client.workflow.start('projectWorkflow', {
+      taskQueue: t.taskQueue,
+      workflowId: `bad-input-${Date.now()}`,
+      args: [
+        {
+          runId: 'x',
+          spec: { project: { name: 'x' }, phases: [] },
+          workspace: 'relative/ws',
+          outputsDir: '/tmp',
+        },
+      ],
+    });
+    const err = await handle.result().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const message = String((err as WorkflowFailedError).cause?.message);
+    expect(message).toMatch(/invalid projectWorkflow input: .*spec\.phases: must list at least one phase/);
+    expect(message).toMatch(/workspace: must be an absolute path/);
   });
 
   it('takes signal `rollback` and query `status` from the Temporal CLI alone', async () => {
