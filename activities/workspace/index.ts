@@ -174,10 +174,13 @@ export function createWorkspaceActivities(deps: { logger: Logger }) {
       phase: a.phase,
       path: r.path,
     })),
-    updateRunManifest: activity('updateRunManifest', Inputs.updateRunManifest, updateRunManifest, (a, r) => ({
-      runId: a.runId,
-      path: r.path,
-    })),
+    // Only the path goes back into workflow history: the manifest itself grows with every phase.
+    updateRunManifest: activity(
+      'updateRunManifest',
+      Inputs.updateRunManifest,
+      async (a) => ({ path: (await updateRunManifest(a)).path }),
+      (a, r) => ({ runId: a.runId, path: r.path }),
+    ),
     checkpointPhase: activity('checkpointPhase', Inputs.checkpointPhase, checkpointPhase, (a, r) => ({
       runId: a.runId,
       phase: a.phase,
