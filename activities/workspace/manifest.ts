@@ -1,7 +1,7 @@
 /**
  * Run outputs on disk: `<outputsDir>/<runId>/manifest.json` (the run), `<outputsDir>/<runId>/<phase>/
- * manifest.json` (one per checkpointed phase) and large outputs written by activities instead of being
- * passed through workflow history.
+ * manifest-<checkpoint>.json` (one per checkpoint, never overwritten by a later visit of the phase) and
+ * large outputs written by activities instead of being passed through workflow history.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -114,9 +114,24 @@ async function readJson<T>(file: string, schema: z.ZodType<T>): Promise<T | unde
   return parsed.success ? parsed.data : undefined;
 }
 
-/** `<outputsDir>/<runId>/<phase>/manifest.json`. */
-export function phaseManifestPath(outputsDir: string, runId: string, phase: string): string {
-  return path.join(outputsDir, segment(runId, 'run id'), segment(phase, 'phase'), 'manifest.json');
+const MANIFEST_FILE = /^manifest-([A-Za-z0-9][A-Za-z0-9._-]*)\.json$/;
+
+/**
+ * `<outputsDir>/<runId>/<phase>/manifest-<checkpoint>.json`: a phase that runs again after a rollback
+ * takes a new checkpoint and so writes a new file; `checkpoint show` of the old one still shows its own.
+ */
+export function phaseManifestPath(
+  outputsDir: string,
+  runId: string,
+  phase: string,
+  checkpoint: string,
+): string {
+  return path.join(
+    outputsDir,
+    segment(runId, 'run id'),
+    segment(phase, 'phase'),
+    `manifest-${segment(checkpoint, 'checkpoint')}.json`,
+  );
 }
 
 /** Writes the manifest of one phase checkpoint: id, label, commit, time and every artifact's hash. */
@@ -129,7 +144,7 @@ export async function writeManifest(args: {
   commit: string;
   files: readonly ArtifactFile[];
 }): Promise<{ path: string }> {
-  const file = phaseManifestPath(args.outputsDir, args.runId, args.phase);
+  const file = phaseManifestPath(args.outputsDir, args.runId, args.phase, args.checkpoint);
   const manifest: PhaseManifest = {
     version: 1,
     runId: args.runId,
@@ -155,10 +170,10 @@ export async function updateRunManifest(args: {
   project?: string;
   status?: string;
   forkedFrom?: { runId: string; checkpoint: string };
-  /** Phases to include, in order; default every phase folder with a manifest, oldest first. After a
-   * rollback the workflow passes the phases that are still valid. */
+  /** Only checkpoints of these phases count (after a rollback the workflow passes the valid ones). */
   phases?: readonly string[];
-  /** The run's checkpoints; default one per included phase. */
+  /** The run's live checkpoints, in order: their manifests make the phase list. Default: every
+   * checkpoint manifest on disk, oldest first. */
   checkpoints?: readonly CheckpointRef[];
   costUsd?: number;
   /** Token counts by kind (input, output, cache_read, …), totals for the run. */
@@ -168,17 +183,31 @@ export async function updateRunManifest(args: {
   const file = path.join(runDir, 'manifest.json');
   const previous = await readJson(file, RunManifestSchema);
 
-  let names = args.phases ? [...args.phases] : undefined;
-  if (!names) {
+  // Which checkpoint manifests count: the caller's checkpoints, or every one on disk.
+  let wanted: { phase: string; checkpoint: string }[];
+  if (args.checkpoints) {
+    wanted = args.checkpoints.flatMap((c) => (c.phase ? [{ phase: c.phase, checkpoint: c.id }] : []));
+  } else {
+    wanted = [];
     const dirents = await fs.readdir(runDir, { withFileTypes: true }).catch(() => []);
-    names = dirents.filter((d) => d.isDirectory() && SEGMENT.test(d.name)).map((d) => d.name);
+    for (const d of dirents.filter((e) => e.isDirectory() && SEGMENT.test(e.name))) {
+      for (const f of await fs.readdir(path.join(runDir, d.name)).catch(() => [])) {
+        const cp = MANIFEST_FILE.exec(f)?.[1];
+        if (cp) wanted.push({ phase: d.name, checkpoint: cp });
+      }
+    }
+  }
+  if (args.phases) {
+    const keep = new Set(args.phases);
+    wanted = wanted.filter((w) => keep.has(w.phase));
   }
   const phaseManifests: PhaseManifest[] = [];
-  for (const name of names) {
-    const m = await readJson(phaseManifestPath(args.outputsDir, args.runId, name), PhaseManifestSchema);
+  for (const w of wanted) {
+    const file = phaseManifestPath(args.outputsDir, args.runId, w.phase, w.checkpoint);
+    const m = await readJson(file, PhaseManifestSchema);
     if (m) phaseManifests.push(m);
   }
-  if (!args.phases) phaseManifests.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  if (!args.checkpoints) phaseManifests.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
 
   const phases = phaseManifests.map((m) => ({
     phase: m.phase,
@@ -188,7 +217,7 @@ export async function updateRunManifest(args: {
     createdAt: m.createdAt,
     files: m.totals.files,
     bytes: m.totals.bytes,
-    manifest: `${m.phase}/manifest.json`,
+    manifest: `${m.phase}/manifest-${m.checkpoint}.json`,
   }));
   const checkpoints =
     args.checkpoints?.map((c) => ({ ...c })) ??

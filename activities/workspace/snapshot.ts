@@ -2,15 +2,26 @@
  * Workspace snapshots: commit the whole work tree to the shadow repository, restore a commit exactly,
  * and materialize a commit into a fresh directory (fork).
  *
- * "Exactly" means: every file and symlink with its content and executable bit, and empty directories
- * (git cannot store those, so they are listed in the commit message as `Empty-Dir:` trailers). The
+ * "Exactly" means: every file and symlink with its content and permission bits, empty directories (git
+ * cannot store those, so they are listed in the commit message as `Empty-Dir:` trailers) and nested git
+ * repositories with their files and their `.git` (see exact.ts for the bits a git tree cannot hold). The
  * workspace's `.gitignore` files are deliberately ignored (`add --force`): a rollback must also remove a
  * `dist/` or `.env` that an agent created after the checkpoint. Never included or touched: `.orchestrator/`
- * at the workspace root and every `.git` directory.
+ * and `.git` at the workspace root (the user's own repository).
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import {
+  applyModes,
+  exactTrailers,
+  keepExact,
+  parseExact,
+  readModes,
+  restoreNestedGits,
+  stageExact,
+  unlockDirs,
+} from './exact';
 import { runGit, resolveCommit, shadowGitDir, STATE_DIR, WorkspaceError } from './git';
 import { withWorkspaceLock } from './lock';
 
@@ -72,26 +83,6 @@ export async function initWorkspace(args: {
   return withWorkspaceLock(workspace, () => ensureRepo(workspace));
 }
 
-/** Directories with no entries at all, relative with `/`, sorted; skips the state dir and `.git` dirs. */
-async function findEmptyDirs(root: string): Promise<string[]> {
-  const found: string[] = [];
-  async function walk(rel: string): Promise<void> {
-    const entries = await fs.readdir(path.join(root, rel), { withFileTypes: true });
-    if (rel && entries.length === 0) found.push(rel);
-    for (const e of entries) {
-      if (!e.isDirectory() || e.name === '.git' || (!rel && e.name === STATE_DIR)) continue;
-      await walk(rel ? `${rel}/${e.name}` : e.name);
-    }
-  }
-  await walk('');
-  return found.sort();
-}
-
-/** Stages the whole work tree, .gitignore'd files included, the state dir excluded. */
-async function stageAll(gitDir: string, workspace: string): Promise<void> {
-  await runGit(gitDir, workspace, ['add', '--all', '--force', '--', '.', `:(exclude)${STATE_DIR}`]);
-}
-
 function withTrailers(message: string, emptyDirs: string[], extra: string[] = []): string {
   const trailers = [...extra, ...emptyDirs.map((d) => EMPTY_DIR_TRAILER + JSON.stringify(d))];
   return trailers.length ? `${message.trimEnd()}\n\n${trailers.join('\n')}\n` : `${message.trimEnd()}\n`;
@@ -121,13 +112,13 @@ async function snapshotLocked(
   extraTrailers: string[] = [],
 ): Promise<{ commit: string; tree: string }> {
   const { gitDir } = await ensureRepo(workspace);
-  await stageAll(gitDir, workspace);
+  const { scan, exact } = await stageExact(gitDir, workspace);
   const tree = (await runGit(gitDir, workspace, ['write-tree'])).stdout.trim();
   const head = await runGit(gitDir, workspace, ['rev-parse', '--verify', '--quiet', 'HEAD'], {
     okCodes: [1],
   });
   const parent = head.exitCode === 0 ? head.stdout.trim() : undefined;
-  const body = withTrailers(message, await findEmptyDirs(workspace), extraTrailers);
+  const body = withTrailers(message, scan.emptyDirs, [...extraTrailers, ...exactTrailers(exact)]);
   // Plumbing rather than `git commit`: an unchanged tree still gets its own commit (one per checkpoint),
   // and no hook or signing setting can interfere.
   const commit = (
@@ -135,6 +126,7 @@ async function snapshotLocked(
       input: body,
     })
   ).stdout.trim();
+  await keepExact(gitDir, workspace, commit, exact);
   // HEAD only ever moves forward, so every snapshot stays reachable even after a rollback.
   await runGit(gitDir, workspace, ['update-ref', '-m', message.split('\n')[0] ?? 'snapshot', 'HEAD', commit]);
   return { commit, tree };
@@ -154,8 +146,9 @@ export async function snapshotWorkspace(args: {
 
 /**
  * Makes the workspace exactly the tree of `commit`: files created since are deleted (ignored ones too),
- * changed or deleted files come back byte for byte with their executable bit, empty directories are
- * recreated. `.orchestrator/` and `.git` directories are left alone.
+ * changed or deleted files come back byte for byte with their permission bits, empty directories are
+ * recreated, nested repositories get back their files and their `.git`. `.orchestrator/` and the root
+ * `.git` are left alone.
  */
 export async function restoreWorkspace(args: {
   workspace: string;
@@ -171,13 +164,23 @@ export async function restoreWorkspace(args: {
       );
     }
     const commit = await resolveCommit(gitDir, workspace, args.commit);
+    const target = parseExact(await commitMessage(gitDir, workspace, commit));
     // Staging first makes the index describe the work tree exactly, so read-tree knows every file that
     // must change or go, whatever happened since the last snapshot (it trusts the index, not the disk).
-    await stageAll(gitDir, workspace);
+    const { scan, exact: current } = await stageExact(gitDir, workspace);
+    await unlockDirs(workspace, scan);
     await runGit(gitDir, workspace, ['read-tree', '--reset', '-u', commit]);
     // -x: .gitignore'd files are removed too; -ff: also nested repositories created since the snapshot.
     await runGit(gitDir, workspace, ['clean', '-ffdxq', '-e', `/${STATE_DIR}/`]);
+    await restoreNestedGits({
+      gitDir,
+      workspace,
+      target: target.nested,
+      current: current.nested,
+      present: scan.nestedRepos,
+    });
     await createDirs(workspace, await emptyDirsOf(gitDir, workspace, commit));
+    await applyModes(workspace, await readModes(gitDir, workspace, target.modes));
     return { commit };
   });
 }
@@ -258,7 +261,10 @@ export async function materializeCheckpoint(args: {
     await runGit(srcGitDir, tmp, ['read-tree', sourceCommit], { env });
     await runGit(srcGitDir, tmp, ['checkout-index', '--all', '--force'], { env });
     await fs.rm(env.GIT_INDEX_FILE, { force: true });
+    const exact = parseExact(await commitMessage(srcGitDir, source, sourceCommit));
+    await restoreNestedGits({ gitDir: srcGitDir, workspace: tmp, target: exact.nested });
     await createDirs(tmp, await emptyDirsOf(srcGitDir, source, sourceCommit));
+    await applyModes(tmp, await readModes(srcGitDir, source, exact.modes));
     const snap = await withWorkspaceLock(tmp, () =>
       snapshotLocked(tmp, `Materialized from ${sourceCommit}`, [MATERIALIZED_TRAILER + sourceCommit]),
     );

@@ -116,7 +116,7 @@ describe('manifests and outputs', () => {
       commit: 'abc123',
       files,
     });
-    expect(file).toBe(path.join(outputs, 'run-1/planning/manifest.json'));
+    expect(file).toBe(path.join(outputs, 'run-1/planning/manifest-CP1.json'));
     const m = PhaseManifestSchema.parse(JSON.parse(fs.readFileSync(file, 'utf8')));
     expect(m).toMatchObject({
       runId: 'run-1',
@@ -255,7 +255,7 @@ describe('checkpointPhase', () => {
     });
     const head = await execa('git', [`--git-dir=${shadowGitDir(ws)}`, 'rev-parse', 'HEAD']);
     expect(head.stdout).toBe(before.commit);
-    expect(fs.existsSync(path.join(outputs, 'r1/planning/manifest.json'))).toBe(false);
+    expect(fs.existsSync(path.join(outputs, 'r1/planning/manifest-CP1.json'))).toBe(false);
   });
 });
 

@@ -299,3 +299,114 @@ describe('materializeCheckpoint (fork)', () => {
     expect(fs.readdirSync(busy)).toEqual(['mine.txt']);
   });
 });
+
+/**
+ * Stricter than {@link treeListing}: full permission bits, and nested repositories' `.git` contents
+ * (only the workspace's own root `.git` and `.orchestrator/` are left out).
+ */
+function exactListing(root: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string) => {
+    for (const e of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (r === '.git' || r === '.orchestrator') continue;
+      const full = path.join(root, r);
+      const st = fs.lstatSync(full);
+      const mode = (st.mode & 0o7777).toString(8);
+      if (st.isSymbolicLink()) out.push(`l ${r} -> ${fs.readlinkSync(full)}`);
+      else if (st.isDirectory()) {
+        out.push(`d ${r} ${mode}`);
+        walk(r);
+      } else out.push(`f ${r} ${mode} ${createHash('sha256').update(fs.readFileSync(full)).digest('hex')}`);
+    }
+  };
+  walk('');
+  return out.sort();
+}
+
+describe('exact restores: nested repositories and permission bits', () => {
+  /** A workspace with a nested repository (two commits), one without commits, a 600 file and a 700 dir. */
+  async function populateExact() {
+    write('app.txt', 'app\n');
+    write('vendor/lib/lib.txt', 'lib v1\n');
+    write('vendor/lib/src/x.c', 'int x;\n');
+    await userGit(path.join(ws, 'vendor/lib'), 'init', '-q');
+    await userGit(path.join(ws, 'vendor/lib'), 'add', '.');
+    await userGit(path.join(ws, 'vendor/lib'), 'commit', '-q', '-m', 'lib v1');
+    write('fresh/notes.txt', 'no commit yet\n');
+    await userGit(path.join(ws, 'fresh'), 'init', '-q');
+    write('secret.key', 'key\n', 0o600);
+    write('private/data.txt', 'data\n', 0o640);
+    fs.chmodSync(path.join(ws, 'private'), 0o700);
+    write('tool.sh', '#!/bin/sh\n', 0o750);
+  }
+
+  it('rollback brings back a nested repository (files and .git) and 600/640/700 modes exactly', async () => {
+    await populateExact();
+    const cp = await snapshotWorkspace({ workspace: ws, message: 'CP1' });
+    const before = exactListing(ws);
+    expect(before).toContain(`f secret.key 600 ${createHash('sha256').update('key\n').digest('hex')}`);
+    expect(before).toContain('d private 700');
+
+    // Later work: the nested repository gets a new commit and new files, modes change.
+    write('vendor/lib/lib.txt', 'lib v2\n');
+    write('vendor/lib/added.txt', 'later\n');
+    await userGit(path.join(ws, 'vendor/lib'), 'add', '.');
+    await userGit(path.join(ws, 'vendor/lib'), 'commit', '-q', '-m', 'lib v2');
+    fs.rmSync(path.join(ws, 'fresh/.git'), { recursive: true });
+    await userGit(path.join(ws, 'private'), 'init', '-q'); // a repository where there was none
+    fs.chmodSync(path.join(ws, 'secret.key'), 0o644);
+    fs.chmodSync(path.join(ws, 'private'), 0o755);
+    fs.chmodSync(path.join(ws, 'private/data.txt'), 0o600);
+    fs.chmodSync(path.join(ws, 'tool.sh'), 0o700);
+    write('new-repo/a.txt', 'a\n');
+    await userGit(path.join(ws, 'new-repo'), 'init', '-q');
+    await snapshotWorkspace({ workspace: ws, message: 'CP2' });
+    expect(exactListing(ws)).not.toEqual(before);
+
+    await restoreWorkspace({ workspace: ws, commit: cp.commit });
+    expect(exactListing(ws)).toEqual(before);
+    expect(fs.readFileSync(path.join(ws, 'vendor/lib/lib.txt'), 'utf8')).toBe('lib v1\n');
+    // The nested repository works and is back at its own commit, with a clean status.
+    const lib = path.join(ws, 'vendor/lib');
+    expect((await userGit(lib, 'log', '--format=%s')).stdout).toBe('lib v1');
+    expect((await userGit(lib, 'status', '--porcelain')).stdout).toBe('');
+    expect(fs.existsSync(path.join(ws, 'fresh/.git/HEAD'))).toBe(true);
+  });
+
+  it('a fork gets the nested repository and the modes exactly', async () => {
+    await populateExact();
+    const cp = await snapshotWorkspace({ workspace: ws, message: 'CP1' });
+    const before = exactListing(ws);
+    write('vendor/lib/lib.txt', 'changed after the checkpoint\n');
+
+    const target = path.join(tmp, 'fork');
+    const res = await materializeCheckpoint({
+      sourceWorkspace: ws,
+      commit: cp.commit,
+      targetWorkspace: target,
+    });
+    expect(exactListing(target)).toEqual(before);
+    expect(res.tree).toBe(cp.tree);
+    expect((await userGit(path.join(target, 'vendor/lib'), 'log', '--format=%s')).stdout).toBe('lib v1');
+    expect((await userGit(path.join(target, 'vendor/lib'), 'status', '--porcelain')).stdout).toBe('');
+
+    // And the fork's own rollbacks are exact too.
+    fs.rmSync(path.join(target, 'vendor'), { recursive: true });
+    fs.chmodSync(path.join(target, 'secret.key'), 0o666);
+    await restoreWorkspace({ workspace: target, commit: res.commit });
+    expect(exactListing(target)).toEqual(before);
+  });
+
+  it('stores nested files as plain files, never as a gitlink', async () => {
+    await populateExact();
+    const { commit } = await snapshotWorkspace({ workspace: ws, message: 'CP1' });
+    const entries = (
+      await execa('git', [`--git-dir=${shadowGitDir(ws)}`, 'ls-tree', '-r', commit])
+    ).stdout.split('\n');
+    expect(entries.filter((e) => e.startsWith('160000'))).toEqual([]);
+    expect(entries.some((e) => e.endsWith('\tvendor/lib/src/x.c'))).toBe(true);
+    expect(entries.some((e) => e.includes('.git/'))).toBe(false);
+    await execa('git', [`--git-dir=${shadowGitDir(ws)}`, 'fsck', '--strict', '--no-dangling']);
+  });
+});

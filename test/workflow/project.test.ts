@@ -49,7 +49,9 @@ describe('projectWorkflow', () => {
       const manifest = JSON.parse(fs.readFileSync(cp.manifestPath, 'utf8')) as {
         artifacts: { path: string; size: number; sha256: string }[];
       };
-      expect(cp.manifestPath).toBe(path.join(t.config.outputsDir, input.runId, cp.phase, 'manifest.json'));
+      expect(cp.manifestPath).toBe(
+        path.join(t.config.outputsDir, input.runId, cp.phase, `manifest-${cp.id}.json`),
+      );
       expect(manifest.artifacts.length).toBeGreaterThan(0);
       for (const a of manifest.artifacts) {
         // Later phases may change a file, so compare against the checkpoint's own phase output where stable.
@@ -65,7 +67,7 @@ describe('projectWorkflow', () => {
     );
     for (const r of results) {
       expect(r.duration_ms).toBeGreaterThanOrEqual(0);
-      expect(r.outputRef).toMatch(/manifest\.json$/);
+      expect(r.outputRef).toMatch(/manifest-CP\d+\.json$/);
     }
     // Each script ran exactly once.
     for (const p of PHASES) expect(gates.count(p)).toBe(1);

@@ -1,0 +1,309 @@
+/**
+ * What a git tree cannot hold, made exact: nested git repositories and full permission bits.
+ *
+ * - A nested repository (`vendor/lib/.git`) would be staged by `git add` as a gitlink, which records a
+ *   commit id but none of the files (a rollback left their later content, a fork got an empty folder), and
+ *   a nested repository without a commit made staging fail outright. Here its files are staged like any
+ *   other files (from its own index file, so git never sees the gitlink), and its `.git` (a directory, a
+ *   `gitdir:` file or a symlink) is stored as a separate object named in the commit message.
+ * - Git keeps only the executable bit. Every file or directory whose permission bits differ from the
+ *   canonical ones (0644, 0755 for executables and directories) is listed in a JSON blob named in the
+ *   commit message, and set back after a restore.
+ *
+ * Those objects are kept reachable by `refs/orchestrator/aux/<commit>`. The workspace's own root `.git`
+ * is never read or written (it is the user's repository).
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { runGit, STATE_DIR, WorkspaceError } from './git';
+
+export const NESTED_GIT_TRAILER = 'Nested-Git: ';
+export const MODES_TRAILER = 'Modes: ';
+
+/** What a scan of the work tree found (paths relative, with `/`, sorted). */
+export interface WorkspaceScan {
+  /** Directories with no entries at all (inside nested `.git` dirs too). */
+  emptyDirs: string[];
+  /** Directories (not the root) that hold a `.git` entry. */
+  nestedRepos: { path: string; git: 'dir' | 'file' | 'symlink' }[];
+  /** Permission bits (octal string) of every file or directory whose bits are not canonical. */
+  modes: Record<string, string>;
+}
+
+/** The permission bits git's checkout is made to produce: 0755 for directories and executables. */
+export function canonicalMode(isDir: boolean, mode: number): number {
+  return isDir || (mode & 0o100) !== 0 ? 0o755 : 0o644;
+}
+
+/**
+ * Walks the workspace without following symlinks; skips the root state dir and the root `.git`, and
+ * descends into nested repositories and their `.git` directories.
+ */
+export async function scanWorkspace(root: string): Promise<WorkspaceScan> {
+  const scan: WorkspaceScan = { emptyDirs: [], nestedRepos: [], modes: {} };
+  async function walk(rel: string): Promise<void> {
+    const entries = await fs.readdir(path.join(root, rel), { withFileTypes: true });
+    if (rel && entries.length === 0) scan.emptyDirs.push(rel);
+    for (const e of entries) {
+      if (!rel && (e.name === STATE_DIR || e.name === '.git')) continue;
+      const child = rel ? `${rel}/${e.name}` : e.name;
+      if (e.name === '.git' && rel) {
+        scan.nestedRepos.push({
+          path: rel,
+          git: e.isDirectory() ? 'dir' : e.isSymbolicLink() ? 'symlink' : 'file',
+        });
+      }
+      if (e.isSymbolicLink()) continue;
+      if (!e.isDirectory() && !e.isFile()) continue;
+      const st = await fs.lstat(path.join(root, child));
+      const bits = st.mode & 0o7777;
+      if (bits !== canonicalMode(e.isDirectory(), bits)) scan.modes[child] = bits.toString(8);
+      if (e.isDirectory()) await walk(child);
+    }
+  }
+  await walk('');
+  scan.emptyDirs.sort();
+  scan.nestedRepos.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return scan;
+}
+
+/** A nested repository's `.git` as stored: a tree (directory), a `gitdir:` file's text, or a link target. */
+export const NestedGitSchema = z.object({
+  path: z.string(),
+  type: z.enum(['tree', 'file', 'symlink']),
+  /** The tree's object id; the `gitdir:` file's content; the link target. */
+  id: z.string(),
+});
+export type NestedGit = z.infer<typeof NestedGitSchema>;
+
+/** Extra state of a snapshot that the tree itself cannot hold. */
+export interface ExactState {
+  nested: NestedGit[];
+  /** Blob id of the modes JSON, when any mode is not canonical. */
+  modes?: string;
+}
+
+function indexFile(gitDir: string, kind: string, rel: string): string {
+  const id = createHash('sha1').update(rel).digest('hex').slice(0, 16);
+  return path.join(gitDir, 'orchestrator', `${kind}-${id}.index`);
+}
+
+/** `:(exclude,literal)` pathspecs for the nested repositories strictly inside `under` (relative to it). */
+function excludesUnder(nested: readonly { path: string }[], under: string): string[] {
+  const prefix = under ? `${under}/` : '';
+  return nested
+    .filter((n) => n.path !== under && n.path.startsWith(prefix))
+    .map((n) => `:(exclude,literal)${n.path.slice(prefix.length)}`);
+}
+
+/** Stages `dir` (relative to the workspace) into its own index file and returns the tree id. */
+async function treeOf(
+  gitDir: string,
+  workspace: string,
+  dir: string,
+  index: string,
+  excludes: string[],
+): Promise<string> {
+  await fs.mkdir(path.dirname(index), { recursive: true });
+  const env = { GIT_INDEX_FILE: index };
+  const workTree = path.join(workspace, dir);
+  await runGit(gitDir, workTree, ['add', '--all', '--force', '--', '.', ...excludes], { env });
+  return (await runGit(gitDir, workTree, ['write-tree'], { env })).stdout.trim();
+}
+
+/**
+ * Stages the whole work tree into the shadow repository's index: every file (.gitignore'd ones too, the
+ * state dir excluded), nested repositories' files included as plain files. Returns what the tree cannot
+ * hold, already written as objects.
+ */
+export async function stageExact(
+  gitDir: string,
+  workspace: string,
+): Promise<{ scan: WorkspaceScan; exact: ExactState }> {
+  const scan = await scanWorkspace(workspace);
+  await runGit(gitDir, workspace, [
+    'add',
+    '--all',
+    '--force',
+    '--',
+    '.',
+    `:(exclude)${STATE_DIR}`,
+    ...excludesUnder(scan.nestedRepos, ''),
+  ]);
+  const nested: NestedGit[] = [];
+  // Parents before children (sorted): `rm --cached -r` of a parent must not drop a child's entries.
+  for (const repo of scan.nestedRepos) {
+    const tree = await treeOf(
+      gitDir,
+      workspace,
+      repo.path,
+      indexFile(gitDir, 'nested', repo.path),
+      excludesUnder(scan.nestedRepos, repo.path),
+    );
+    await runGit(gitDir, workspace, ['rm', '-r', '--cached', '--quiet', '--ignore-unmatch', '--', repo.path]);
+    await runGit(gitDir, workspace, ['read-tree', `--prefix=${repo.path}/`, tree]);
+    const dotGit = `${repo.path}/.git`;
+    if (repo.git === 'dir') {
+      const id = await treeOf(gitDir, workspace, dotGit, indexFile(gitDir, 'gitdir', repo.path), []);
+      nested.push({ path: repo.path, type: 'tree', id });
+    } else if (repo.git === 'file') {
+      // A `gitdir: <path>` pointer (submodule, worktree): a line of text, kept in the message itself.
+      nested.push({
+        path: repo.path,
+        type: 'file',
+        id: await fs.readFile(path.join(workspace, dotGit), 'utf8'),
+      });
+    } else {
+      nested.push({ path: repo.path, type: 'symlink', id: await fs.readlink(path.join(workspace, dotGit)) });
+    }
+  }
+  let modes: string | undefined;
+  if (Object.keys(scan.modes).length > 0) {
+    modes = (
+      await runGit(gitDir, workspace, ['hash-object', '-w', '--stdin'], {
+        input: JSON.stringify({ version: 1, modes: scan.modes }),
+      })
+    ).stdout.trim();
+  }
+  return { scan, exact: { nested, modes } };
+}
+
+/** Commit-message trailers naming the extra state. */
+export function exactTrailers(exact: ExactState): string[] {
+  return [
+    ...exact.nested.map((n) => NESTED_GIT_TRAILER + JSON.stringify(n)),
+    ...(exact.modes ? [MODES_TRAILER + exact.modes] : []),
+  ];
+}
+
+/** Keeps the extra objects of `commit` reachable (a tree naming them, under one ref per commit). */
+export async function keepExact(
+  gitDir: string,
+  workspace: string,
+  commit: string,
+  exact: ExactState,
+): Promise<void> {
+  const lines = exact.nested
+    .filter((n) => n.type === 'tree')
+    .map((n, i) => `040000 tree ${n.id}\tnested-${i}`);
+  if (exact.modes) lines.push(`100644 blob ${exact.modes}\tmodes`);
+  if (lines.length === 0) return;
+  const tree = (
+    await runGit(gitDir, workspace, ['mktree'], { input: lines.join('\n') + '\n' })
+  ).stdout.trim();
+  await runGit(gitDir, workspace, ['update-ref', `refs/orchestrator/aux/${commit}`, tree]);
+}
+
+const safeRel = (p: string) => p !== '' && !p.startsWith('/') && !p.split('/').includes('..');
+
+/** The extra state recorded in a commit message (entries that are not safe relative paths are dropped). */
+export function parseExact(message: string): ExactState {
+  const nested: NestedGit[] = [];
+  let modes: string | undefined;
+  for (const line of message.split('\n')) {
+    if (line.startsWith(NESTED_GIT_TRAILER)) {
+      const parsed = NestedGitSchema.safeParse(JSON.parse(line.slice(NESTED_GIT_TRAILER.length)));
+      if (parsed.success && safeRel(parsed.data.path)) nested.push(parsed.data);
+    } else if (line.startsWith(MODES_TRAILER)) {
+      modes = line.slice(MODES_TRAILER.length).trim();
+    }
+  }
+  return { nested, modes };
+}
+
+/** Checks out a tree of `gitDir` into `dir` (which must be empty or missing) with a private index. */
+async function checkoutTree(gitDir: string, dir: string, tree: string): Promise<void> {
+  await fs.mkdir(dir, { recursive: true });
+  // In the shadow repository, never in the workspace: a crash must not leave it where a snapshot sees it.
+  const index = path.join(gitDir, 'orchestrator', `checkout-${randomUUID().slice(0, 8)}.index`);
+  await fs.mkdir(path.dirname(index), { recursive: true });
+  const env = { GIT_INDEX_FILE: index };
+  try {
+    await runGit(gitDir, dir, ['read-tree', tree], { env });
+    await runGit(gitDir, dir, ['checkout-index', '--all', '--force'], { env });
+  } finally {
+    await fs.rm(index, { force: true });
+  }
+}
+
+/**
+ * Makes every nested repository's `.git` in `workspace` what `target` records: replaced when it differs
+ * from `current` (what the workspace holds now, from {@link stageExact}; omit to always write), removed
+ * where the target has no repository.
+ */
+export async function restoreNestedGits(args: {
+  gitDir: string;
+  workspace: string;
+  target: readonly NestedGit[];
+  current?: readonly NestedGit[];
+  /** Nested repositories present now (from a scan), so that ones absent in the target are removed. */
+  present?: readonly { path: string }[];
+}): Promise<void> {
+  const wanted = new Set(args.target.map((n) => n.path));
+  for (const p of args.present ?? []) {
+    if (!wanted.has(p.path))
+      await fs.rm(path.join(args.workspace, p.path, '.git'), { recursive: true, force: true });
+  }
+  for (const n of args.target) {
+    const same = args.current?.find((c) => c.path === n.path && c.type === n.type && c.id === n.id);
+    if (same) continue;
+    const dotGit = path.join(args.workspace, n.path, '.git');
+    await fs.rm(dotGit, { recursive: true, force: true });
+    await fs.mkdir(path.dirname(dotGit), { recursive: true });
+    if (n.type === 'tree') await checkoutTree(args.gitDir, dotGit, n.id);
+    else if (n.type === 'symlink') await fs.symlink(n.id, dotGit);
+    else await fs.writeFile(dotGit, n.id);
+  }
+}
+
+const ModesSchema = z.object({ version: z.literal(1), modes: z.record(z.string(), z.string()) });
+
+/** The recorded modes of a snapshot (empty when every mode was canonical). */
+export async function readModes(
+  gitDir: string,
+  workspace: string,
+  blob: string | undefined,
+): Promise<Record<string, string>> {
+  if (!blob) return {};
+  const { stdout } = await runGit(gitDir, workspace, ['cat-file', 'blob', blob]);
+  const parsed = ModesSchema.safeParse(JSON.parse(stdout));
+  if (!parsed.success) throw new WorkspaceError(`modes object ${blob} is malformed`, 'GitFailed');
+  return Object.fromEntries(Object.entries(parsed.data.modes).filter(([p]) => safeRel(p)));
+}
+
+/**
+ * Sets every file's and directory's permission bits to the recorded ones, or to the canonical ones when
+ * none is recorded. Only paths whose bits differ are touched.
+ */
+export async function applyModes(
+  workspace: string,
+  recorded: Readonly<Record<string, string>>,
+): Promise<void> {
+  const now = await scanWorkspace(workspace);
+  const paths = new Set([...Object.keys(recorded), ...Object.keys(now.modes)]);
+  // Deepest first: a directory made read-only must not block fixing what is inside it.
+  for (const rel of [...paths].sort((a, b) => b.split('/').length - a.split('/').length)) {
+    const full = path.join(workspace, rel);
+    const st = await fs.lstat(full).catch(() => undefined);
+    if (!st || st.isSymbolicLink()) continue;
+    const want =
+      recorded[rel] !== undefined ? parseInt(recorded[rel], 8) : canonicalMode(st.isDirectory(), st.mode);
+    if ((st.mode & 0o7777) !== want) await fs.chmod(full, want);
+  }
+}
+
+/**
+ * Makes every directory of the scan writable and searchable by us before git writes into it (a
+ * checkpoint may hold a 0555 directory); {@link applyModes} sets the recorded bits back afterwards.
+ */
+export async function unlockDirs(workspace: string, scan: WorkspaceScan): Promise<void> {
+  for (const [rel, bits] of Object.entries(scan.modes)) {
+    const full = path.join(workspace, rel);
+    const mode = parseInt(bits, 8);
+    if ((mode & 0o700) === 0o700) continue;
+    const st = await fs.lstat(full).catch(() => undefined);
+    if (st?.isDirectory()) await fs.chmod(full, mode | 0o700);
+  }
+}
