@@ -150,3 +150,103 @@ export function priceUsage(model: string, usage: UsageLike, table: PriceTable = 
   // Rounded to 1e-12 USD so float noise (0.2 * 30 = 6.000000000000001) never shows in sums and comparisons.
   return Math.round(micro * 1e6) / 1e12;
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Exact money: integer micro-dollars
+
+/**
+ * The one rounding rule for money: an exact amount in nano-dollars (integer) becomes integer micro-dollars,
+ * half up. Every response is priced once, with this, by the metering gateway and by the local model
+ * server's tally alike, so sums of responses agree to the micro-dollar with no drift.
+ */
+export function microFromNano(nano: number): number {
+  return Math.floor((nano + 500) / 1000);
+}
+
+/** tokens × (USD per million) in nano-dollars, exact for prices with at most three decimals. */
+function nanoOf(tokens: number, perMillion: number): number {
+  return Math.round(tokens * perMillion * 1000);
+}
+
+function usageMicroUsd(pricing: ModelPricing, usage: UsageLike): number {
+  const n = (v: number | null | undefined) => v ?? 0;
+  const input = n(usage.input_tokens);
+  const cacheRead = n(usage.cache_read_input_tokens);
+  const cacheCreation = n(usage.cache_creation_input_tokens);
+  const w1h = n(usage.cache_creation?.ephemeral_1h_input_tokens);
+  const w5m = Math.max(n(usage.cache_creation?.ephemeral_5m_input_tokens), cacheCreation - w1h);
+  const promptTokens = input + cacheRead + Math.max(cacheCreation, w5m + w1h);
+  const price =
+    pricing.longPrompt && promptTokens > pricing.longPrompt.aboveTokens
+      ? pricing.longPrompt.price
+      : pricing.base;
+  return microFromNano(
+    nanoOf(input, price.input) +
+      nanoOf(w5m, price.cacheWrite5m) +
+      nanoOf(w1h, price.cacheWrite1h) +
+      nanoOf(cacheRead, price.cacheRead) +
+      nanoOf(n(usage.output_tokens), price.output),
+  );
+}
+
+/** Integer micro-dollars of one response's usage on a known `model`; throws {@link ConfigError} otherwise. */
+export function priceMicroUsd(model: string, usage: UsageLike, table: PriceTable = PRICE_TABLE): number {
+  const id = resolveModel(model, table);
+  const pricing = id === undefined ? undefined : table.models[id];
+  if (!pricing) {
+    throw new ConfigError(
+      `model: no price known for "${model}" (known: ${Object.keys(table.models).join(', ')})`,
+    );
+  }
+  return usageMicroUsd(pricing, usage);
+}
+
+/** What a served response costs, and which price it was charged at. */
+export interface ServedPrice {
+  microUsd: number;
+  /** The table model whose price was used: the served model itself when known. */
+  pricedAs: string;
+  /** True when the served model is not in the table: charged at its family's most expensive price. */
+  unknownModel: boolean;
+}
+
+/** The family of a model id (`claude-opus-…` → `opus`), if it names one. */
+export function modelFamily(model: string): string | undefined {
+  return /\b(opus|sonnet|haiku)\b/.exec(model.replace(/-/g, ' '))?.[1];
+}
+
+/** A price's weight for "most expensive": output first, then input (the dominant terms of any turn). */
+function dearness(m: ModelPricing): [number, number] {
+  return [m.base.output, m.base.input];
+}
+
+/**
+ * The most expensive table model of `model`'s family (of the whole table when the id names no family):
+ * what an unknown served model is charged at, so it is never free.
+ */
+export function dearestOfFamily(model: string, table: PriceTable = PRICE_TABLE): string {
+  const family = modelFamily(model);
+  const ids = Object.keys(table.models);
+  const candidates = ids.filter((id) => family !== undefined && modelFamily(id) === family);
+  let best: string | undefined;
+  for (const id of candidates.length > 0 ? candidates : ids) {
+    const [o, i] = dearness(table.models[id]!);
+    const cur = best === undefined ? undefined : dearness(table.models[best]!);
+    if (!cur || o > cur[0] || (o === cur[0] && i > cur[1])) best = id;
+  }
+  return best!;
+}
+
+/**
+ * Prices a response on the model that served it. Never throws and never returns 0 for an unknown model:
+ * that is charged at the most expensive known price of its family and flagged.
+ */
+export function priceServed(model: string, usage: UsageLike, table: PriceTable = PRICE_TABLE): ServedPrice {
+  const known = resolveModel(model, table);
+  const pricedAs = known ?? dearestOfFamily(model, table);
+  return {
+    microUsd: usageMicroUsd(table.models[pricedAs]!, usage),
+    pricedAs,
+    unknownModel: known === undefined,
+  };
+}

@@ -12,7 +12,7 @@ import http from 'node:http';
 import { type AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
-import { priceUsage, resolveModel } from '../../config/pricing';
+import { priceServed, resolveModel } from '../../config/pricing';
 import { type Logger } from '../logger';
 import {
   type Brain,
@@ -69,6 +69,8 @@ export interface ServedRequest {
   usage?: ServedUsage;
   /** `usage` priced on `responseModel`. */
   costUsd?: number;
+  /** The same in integer micro-dollars (config/pricing's one rounding rule): what the tally sums. */
+  microUsd?: number;
   /** Error type answered, for failures. */
   error?: string;
   /** Content blocks answered (tool inputs included). */
@@ -78,6 +80,8 @@ export interface ServedRequest {
 export interface ModelTotals extends ServedUsage {
   requests: number;
   costUsd: number;
+  /** Integer micro-dollars served: the figure ledgers are compared with, exactly. */
+  microUsd: number;
 }
 
 export interface ModelServer {
@@ -88,7 +92,7 @@ export interface ModelServer {
   readonly requests: ServedRequest[];
   /** Queues faults; each is consumed by the next `/v1/messages` request, first in first out. */
   injectFaults(...faults: Fault[]): void;
-  /** Usage served (successful responses only), summed per response model. */
+  /** Usage served (successful responses only), summed per response model. Also `GET /_tally`. */
   totals(): Record<string, ModelTotals>;
   close(): Promise<void>;
 }
@@ -314,10 +318,20 @@ export async function startModelServer(opts: ModelServerOptions = {}): Promise<M
         ? b
         : { type: 'tool_use' as const, id: `toolu_${id.slice(4)}_${i}`, name: b.name, input: b.input },
     );
-    const costUsd = priceUsage(served, usage);
+    // A served model missing from the price table is billed at its family's dearest price, as our meter does.
+    const { microUsd } = priceServed(served, usage);
+    const costUsd = microUsd / 1e6;
     // Usage is recorded only once the whole answer went out: an aborted or failed stream served nothing.
     const commit = () => {
-      Object.assign(entry, { status: 200, responseModel: served, stopReason, usage, costUsd, content });
+      Object.assign(entry, {
+        status: 200,
+        responseModel: served,
+        stopReason,
+        usage,
+        costUsd,
+        microUsd,
+        content,
+      });
     };
 
     const message = {
@@ -415,6 +429,33 @@ export async function startModelServer(opts: ModelServerOptions = {}): Promise<M
     res.end(JSON.stringify({ input_tokens: prefix + estimateTokens(body.messages) }));
   }
 
+  function totals(): Record<string, ModelTotals> {
+    const out: Record<string, ModelTotals> = {};
+    for (const r of requests) {
+      if (!r.usage || !r.responseModel) continue;
+      const t = (out[r.responseModel] ??= {
+        requests: 0,
+        costUsd: 0,
+        microUsd: 0,
+        input_tokens: 0,
+        output_tokens: 0,
+        cache_creation_input_tokens: 0,
+        cache_read_input_tokens: 0,
+        cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 0 },
+      });
+      t.requests++;
+      t.microUsd += r.microUsd ?? 0;
+      t.costUsd = t.microUsd / 1e6;
+      t.input_tokens += r.usage.input_tokens;
+      t.output_tokens += r.usage.output_tokens;
+      t.cache_creation_input_tokens += r.usage.cache_creation_input_tokens;
+      t.cache_read_input_tokens += r.usage.cache_read_input_tokens;
+      t.cache_creation.ephemeral_5m_input_tokens += r.usage.cache_creation.ephemeral_5m_input_tokens;
+      t.cache_creation.ephemeral_1h_input_tokens += r.usage.cache_creation.ephemeral_1h_input_tokens;
+    }
+    return out;
+  }
+
   const server = http.createServer((req, res) => {
     const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
     const route =
@@ -423,6 +464,12 @@ export async function startModelServer(opts: ModelServerOptions = {}): Promise<M
         : req.method === 'POST' && pathname === '/v1/messages/count_tokens'
           ? 'count_tokens'
           : undefined;
+    if (req.method === 'GET' && pathname === '/_tally') {
+      // What the server served, for tests and rehearsals that compare a ledger with it from outside.
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(totals()));
+      return;
+    }
     if (!route) {
       // The CLI probes reachability with `HEAD /api/hello`; any other path is unknown.
       if (req.method === 'HEAD') {
@@ -485,30 +532,7 @@ export async function startModelServer(opts: ModelServerOptions = {}): Promise<M
     port,
     requests,
     injectFaults: (...f) => void faults.push(...f),
-    totals() {
-      const out: Record<string, ModelTotals> = {};
-      for (const r of requests) {
-        if (!r.usage || !r.responseModel) continue;
-        const t = (out[r.responseModel] ??= {
-          requests: 0,
-          costUsd: 0,
-          input_tokens: 0,
-          output_tokens: 0,
-          cache_creation_input_tokens: 0,
-          cache_read_input_tokens: 0,
-          cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 0 },
-        });
-        t.requests++;
-        t.costUsd = Math.round((t.costUsd + (r.costUsd ?? 0)) * 1e12) / 1e12;
-        t.input_tokens += r.usage.input_tokens;
-        t.output_tokens += r.usage.output_tokens;
-        t.cache_creation_input_tokens += r.usage.cache_creation_input_tokens;
-        t.cache_read_input_tokens += r.usage.cache_read_input_tokens;
-        t.cache_creation.ephemeral_5m_input_tokens += r.usage.cache_creation.ephemeral_5m_input_tokens;
-        t.cache_creation.ephemeral_1h_input_tokens += r.usage.cache_creation.ephemeral_1h_input_tokens;
-      }
-      return out;
-    },
+    totals,
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()));
