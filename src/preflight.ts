@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { listAgentPresets, knownModels, type AgentPreset } from '../config/agents';
+import { listAgentPresets, knownModels, subagentsForCli, type AgentPreset } from '../config/agents';
 import type { AppConfig } from '../config/env';
 import { ConfigError } from '../config/errors';
 import { isKnownModel } from '../config/pricing';
@@ -44,6 +44,8 @@ export async function preflight(spec: ProjectSpec, opts: PreflightOptions): Prom
         allowed_tools: agent.allowed_tools ?? preset?.allowed_tools,
         disallowed_tools: agent.disallowed_tools ?? preset?.disallowed_tools,
         permission_mode: agent.permission_mode ?? preset?.permission_mode,
+        subagents:
+          agent.subagents ?? (preset?.subagents.length ? subagentsForCli(preset.subagents) : undefined),
       };
       if (merged.model !== undefined && !isKnownModel(merged.model)) {
         throw new ConfigError(

@@ -260,6 +260,7 @@ async function runCli(
         allowedTools: agent.allowed_tools,
         disallowedTools: agent.disallowed_tools,
         permissionMode: agent.permission_mode ?? 'acceptEdits',
+        agents: agent.subagents,
         extraEnv: { ...input.env, ...agent.env },
         previousSessionCostUsd: previous.cost,
         previousSessionUsage: previous.usage,

@@ -3,16 +3,10 @@
  * `--allowedTools`/`--disallowedTools` are variadic and would swallow a positional prompt that follows
  * them, and stdin has no argv length limit.
  */
-import { z } from 'zod';
+import type { CliSubagent } from '../shared/spec';
 
-/** One entry of `--agents <json>`: a subagent the main agent can delegate to with the Task tool. */
-export const CliSubagentSchema = z.object({
-  description: z.string().min(1, 'must not be empty'),
-  prompt: z.string().min(1, 'must not be empty'),
-  tools: z.array(z.string().min(1)).optional(),
-  model: z.string().min(1).optional(),
-});
-export type CliSubagent = z.infer<typeof CliSubagentSchema>;
+// The schema lives in src/shared (workflows carry subagents in their inputs); re-exported for the CLI side.
+export { CliSubagentSchema, type CliSubagent } from '../shared/spec';
 
 /** `new` starts the session with `--session-id`; `resume` continues it with `--resume`. */
 export type SessionMode = 'new' | 'resume';

@@ -28,6 +28,21 @@ export const WorkspaceGlobSchema = z
     'must be a relative path inside the workspace',
   );
 
+/** One entry of `--agents <json>`: a subagent the main agent can delegate to with its Agent/Task tool. */
+export const CliSubagentSchema = z.object({
+  description: z.string().min(1, 'must not be empty'),
+  prompt: z.string().min(1, 'must not be empty'),
+  tools: z.array(z.string().min(1)).optional(),
+  model: z.string().min(1).optional(),
+});
+export type CliSubagent = z.infer<typeof CliSubagentSchema>;
+
+/** Subagents by name, as `claude --agents` takes them. */
+export const SubagentsSchema = z.record(
+  z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i, 'must be letters, digits, - or _'),
+  CliSubagentSchema,
+);
+
 export const AgentSpecSchema = z
   .object({
     /** Unique within its phase; defaults to the role (with a suffix when repeated). */
@@ -48,6 +63,8 @@ export const AgentSpecSchema = z
     allowed_tools: z.array(z.string()).optional(),
     disallowed_tools: z.array(z.string()).optional(),
     permission_mode: PermissionModeSchema.optional(),
+    /** cli backend: subagents by name, handed to `claude --agents` (filled from the role's definition). */
+    subagents: SubagentsSchema.optional(),
     timeout_s: z.number().positive().optional(),
     env: z.record(z.string(), z.string()).optional(),
     budget_usd: z.number().nonnegative().optional(),
