@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { PermissionModeSchema } from '../src/shared/spec';
 import { RoleNameSchema, TeamPolicySchema, type TeamPolicy } from '../src/shared/team';
+import { getAgentPreset, loadAgentFile, subagentsForCli, type AgentPreset } from './agents';
 import { ConfigError } from './errors';
 import { configErrorMap, describeIssues, parseYamlText } from './phases';
 
@@ -27,6 +28,13 @@ const RoleFileSchema = z
     persona_file: z.string().min(1).optional(),
     can_request: z.array(RoleNameSchema).default([]),
     initial_instructions: z.string().min(1).optional(),
+    /**
+     * The agent definition (config/agents/<id>.yaml) of this role: its model, max_turns and subagents
+     * become the role's. An `agents/` folder next to the policy file overrides the shipped definitions.
+     */
+    definition: z.string().min(1).optional(),
+    model: z.string().min(1).optional(),
+    max_turns: z.number().int().positive().optional(),
   })
   .refine((r) => r.persona === undefined || r.persona_file === undefined, {
     message: 'give at most one of persona and persona_file',
@@ -87,11 +95,16 @@ export function parseHierarchyPolicy(
         );
       }
     }
+    const def = r.definition === undefined ? undefined : definitionOf(r.definition, baseDir, source, role);
+    const subagents = def?.subagents.length ? subagentsForCli(def.subagents) : undefined;
     roles[role] = {
       title: r.title ?? role.replace(/-/g, ' '),
       persona: persona.trim(),
       canRequest: r.can_request,
       initialInstructions: r.initial_instructions,
+      model: r.model ?? def?.model,
+      maxTurns: r.max_turns ?? def?.max_turns,
+      subagents,
     };
   }
   const a = f.agent;
@@ -132,6 +145,22 @@ export function loadHierarchyPolicy(
     throw new ConfigError(`${full}: cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
   return parseHierarchyPolicy(parseYamlText(text, full), full, path.dirname(full), overrides);
+}
+
+/** A role's agent definition: `<policy dir>/agents/<id>.yaml` if there is one, else the shipped one. */
+function definitionOf(id: string, baseDir: string, source: string, role: string): AgentPreset {
+  const local = path.join(baseDir, 'agents');
+  try {
+    for (const ext of ['.yaml', '.yml']) {
+      if (fs.existsSync(path.join(local, `${id}${ext}`)))
+        return loadAgentFile(path.join(local, `${id}${ext}`));
+    }
+    return getAgentPreset(id);
+  } catch (err) {
+    if (err instanceof ConfigError)
+      throw new ConfigError(`${source}: roles.${role}.definition: ${err.message}`);
+    throw err;
+  }
 }
 
 function lines(source: string, issues: string[]): string {

@@ -32,6 +32,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { nextAuditEntry, type AuditEntry, type AuditKind } from '../src/shared/audit';
+import type { CliSubagent } from '../src/shared/spec';
 import {
   agentDir,
   agentProgressSignal,
@@ -81,6 +82,11 @@ export interface TeamAgentInput {
   /** Roles this agent may request (already narrowed by the depth limit). */
   canRequest: string[];
   settings: TeamAgentSettings;
+  /** From the role's agent definition; they win over `settings.model`/`settings.maxTurns`. */
+  model?: string;
+  maxTurns?: number;
+  /** Subagents of the role, handed to `claude --agents`. */
+  subagents?: Record<string, CliSubagent>;
   /** The `claude` session of a cli agent, chosen by the team so that its status shows it from the start. */
   sessionId?: string;
 }
@@ -293,6 +299,9 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
       persona: role.persona,
       canRequest: rec.depth < policy.maxRequestDepth ? role.canRequest : [],
       settings: policy.agent,
+      model: role.model,
+      maxTurns: role.maxTurns,
+      subagents: role.subagents,
       sessionId: rec.sessionId,
     };
   }
@@ -594,13 +603,14 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
         resume: round > 1,
         prompt: round === 1 ? firstPrompt(input, dir) : continuePrompt(tasks),
         cwd: input.workspace,
-        model: settings.model,
-        maxTurns: settings.maxTurns,
+        model: input.model ?? settings.model,
+        maxTurns: input.maxTurns ?? settings.maxTurns,
         maxBudgetUsd: settings.maxBudgetUsd,
         appendSystemPrompt: persona,
         allowedTools: settings.allowedTools,
         disallowedTools: settings.disallowedTools,
         permissionMode: settings.permissionMode,
+        agents: input.subagents,
         extraEnv: env,
         previousSessionCostUsd: session.cost,
         previousSessionUsage: session.usage,

@@ -8,7 +8,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { AuditEntry } from './audit';
-import { PermissionModeSchema } from './spec';
+import { PermissionModeSchema, SubagentsSchema } from './spec';
 
 /** The roles a team starts with or that the default policy knows. Policies may add more. */
 export const TeamRole = {
@@ -60,6 +60,11 @@ export const TeamRolePolicySchema = z.object({
    * by the team's goal. Requested agents get their requester's instructions instead.
    */
   initialInstructions: z.string().min(1).optional(),
+  /** From the role's agent definition (config/agents/): these win over the team-wide `agent` settings. */
+  model: z.string().min(1).optional(),
+  maxTurns: z.number().int().positive().optional(),
+  /** Subagents of this role's agents, handed to `claude --agents`. */
+  subagents: SubagentsSchema.optional(),
 });
 export type TeamRolePolicy = z.infer<typeof TeamRolePolicySchema>;
 

@@ -186,6 +186,53 @@ describe('loading a policy file', () => {
   });
 });
 
+describe('role definitions', () => {
+  it('gives each role the model, max_turns and subagents of its agent definition', () => {
+    const eng = policy.roles['software-engineer']!;
+    expect(eng.model).toBe('sonnet');
+    expect(eng.maxTurns).toBe(50);
+    expect(Object.keys(eng.subagents ?? {})).toEqual(['test-runner']);
+    expect(eng.subagents?.['test-runner']).toMatchObject({ tools: ['Read', 'Bash'], model: 'haiku' });
+    expect(policy.roles.architect).toMatchObject({ model: 'opus', maxTurns: 25 });
+    expect(policy.roles.manager?.model).toBeUndefined();
+  });
+
+  it('reads definitions from an agents/ folder next to the policy first, and names an unknown one', () => {
+    const file = yamlFile(
+      [
+        'max_team_size: 3',
+        'max_request_depth: 1',
+        'roles:',
+        '  manager: { definition: lead, can_request: [] }',
+        '  architect: { definition: nope, max_turns: 7 }',
+      ].join('\n'),
+    );
+    fs.mkdirSync(path.join(path.dirname(file), 'agents'));
+    fs.writeFileSync(
+      path.join(path.dirname(file), 'agents', 'lead.yaml'),
+      [
+        'role: lead',
+        'description: leads',
+        'system_prompt: lead well',
+        'model: haiku',
+        'max_turns: 4',
+        'subagents:',
+        '  - { id: scout, description: looks around, prompt: look, tools: [Read] }',
+        '  - { id: scribe, description: writes notes, prompt: write, model: haiku }',
+      ].join('\n'),
+    );
+    const missing = () => loadHierarchyPolicy(file);
+    expect(missing).toThrow(ConfigError);
+    expect(missing).toThrow(/roles\.architect\.definition: unknown agent preset "nope"/);
+
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace('definition: nope, ', ''));
+    const p = loadHierarchyPolicy(file);
+    expect(p.roles.manager).toMatchObject({ model: 'haiku', maxTurns: 4 });
+    expect(Object.keys(p.roles.manager?.subagents ?? {})).toEqual(['scout', 'scribe']);
+    expect(p.roles.architect).toMatchObject({ maxTurns: 7 });
+  });
+});
+
 describe('tasks.md', () => {
   it('turns instruction bullets into tasks, skipping directives', () => {
     expect(

@@ -24,7 +24,10 @@ import {
   TeamError,
   teamStatus,
 } from '../../teams';
-import { CliError, type configFrom, printJson, withClient } from '../context';
+import type { AppConfig } from '../../../config/env';
+import { startRehearsal } from '../../rehearsal';
+import { CliError, configFrom, loggerFor, printJson, withClient } from '../context';
+import { withLocalWorker } from '../local-worker';
 import { formatUsd } from '../render';
 
 /** Runs `fn` with a connected client; team errors become one-line CLI errors. */
@@ -93,6 +96,10 @@ export function registerTeamCommands(program: Command): void {
     )
     .option('--run-id <id>', 'workflow id to use')
     .option('--wait', 'show the live dashboard until the team finishes')
+    .option(
+      '--rehearse',
+      'zero tokens: agents talk to a local Messages-API server and this process runs the worker (implies --wait)',
+    )
     .option('--json', 'print JSON')
     .action(
       async (
@@ -106,6 +113,7 @@ export function registerTeamCommands(program: Command): void {
           instructions: Record<string, string>;
           runId?: string;
           wait?: boolean;
+          rehearse?: boolean;
           json?: boolean;
         },
         cmd: Command,
@@ -123,8 +131,8 @@ export function registerTeamCommands(program: Command): void {
             return [role, readInstructionsFile(file)];
           }),
         );
-        await withTeamClient(cmd, async (client, config) => {
-          const input = await startTeam(client, {
+        const start = (client: Client, config: AppConfig) =>
+          startTeam(client, {
             goal,
             workspace: opts.workspace ?? process.cwd(),
             outputsDir: config.outputsDir,
@@ -136,13 +144,37 @@ export function registerTeamCommands(program: Command): void {
             taskQueue: config.temporal.taskQueue,
             runId: opts.runId,
           });
-          if (opts.wait) {
-            const final = await trackTeam(client, input.runId, { json: Boolean(opts.json) });
-            if (opts.json) printJson(final);
-            if (final.state !== 'completed' || final.agents.some((a) => a.state === 'failed'))
-              process.exitCode = 1;
-            return;
+        const follow = async (client: Client, runId: string) => {
+          const final = await trackTeam(client, runId, { json: Boolean(opts.json) });
+          if (opts.json) printJson(final);
+          if (final.state !== 'completed' || final.agents.some((a) => a.state === 'failed'))
+            process.exitCode = 1;
+        };
+        if (opts.rehearse) {
+          const base = configFrom(cmd);
+          const rehearsal = await startRehearsal({
+            ...base,
+            // Only this process's worker, pointed at the local model server, serves this queue.
+            temporal: { ...base.temporal, taskQueue: `rehearse-${process.pid}-${Date.now()}` },
+          });
+          if (!opts.json)
+            process.stderr.write(pc.yellow(`rehearsal: agents use ${rehearsal.server.url} (zero tokens)\n`));
+          try {
+            await withLocalWorker(
+              rehearsal.config,
+              loggerFor({ ...rehearsal.config, logLevel: 'warn' }),
+              async (client) => follow(client, (await start(client, rehearsal.config)).runId),
+            );
+          } catch (err) {
+            throw err instanceof TeamError ? new CliError(err.message) : err;
+          } finally {
+            await rehearsal.close();
           }
+          return;
+        }
+        await withTeamClient(cmd, async (client, config) => {
+          const input = await start(client, config);
+          if (opts.wait) return follow(client, input.runId);
           if (opts.json) return printJson({ runId: input.runId, workspace: input.workspace });
           const out = process.stdout;
           out.write(`started team run ${pc.bold(input.runId)} in ${input.workspace}\n`);
