@@ -2,6 +2,47 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
+import path from 'node:path';
+
+const ROOT = import.meta.dirname;
+/** Folders the sandbox may reach by a relative path (activities/ only for types: the rule below). */
+const SANDBOX_DIRS = ['workflows', 'src/shared', 'activities'];
+
+/**
+ * Relative imports are resolved against the importing file, so a file in src/shared/ cannot reach
+ * `'../logger'` or `'../runs'` (Node-side neighbours) by a path that a folder pattern would not see.
+ */
+const sandboxPlugin = {
+  rules: {
+    'relative-imports': {
+      meta: {
+        type: 'problem',
+        schema: [],
+        messages: {
+          outside:
+            '"{{source}}" resolves to {{target}}, outside the deterministic sandbox: workflows/ and src/shared/ may import only each other and activity types.',
+        },
+      },
+      /** @param {import('eslint').Rule.RuleContext} context */
+      create(context) {
+        /** @param {import('estree').Node} node @param {unknown} source */
+        const check = (node, source) => {
+          if (typeof source !== 'string' || !source.startsWith('.')) return;
+          const target = path.relative(ROOT, path.resolve(path.dirname(context.filename), source));
+          const inside = SANDBOX_DIRS.some((d) => target === d || target.startsWith(`${d}/`));
+          if (!inside)
+            context.report({ node, messageId: 'outside', data: { source, target: target || '.' } });
+        };
+        return {
+          ImportDeclaration: (node) => check(node, node.source.value),
+          ExportAllDeclaration: (node) => check(node, node.source.value),
+          ExportNamedDeclaration: (node) => node.source && check(node, node.source.value),
+          ImportExpression: (node) => node.source.type === 'Literal' && check(node, node.source.value),
+        };
+      },
+    },
+  },
+};
 
 /**
  * The workflow sandbox boundary is a folder boundary: code under workflows/ and src/shared/ runs inside
@@ -11,7 +52,9 @@ import prettier from 'eslint-config-prettier';
  */
 const sandboxBoundary = {
   files: ['workflows/**/*.ts', 'src/shared/**/*.ts'],
+  plugins: { sandbox: sandboxPlugin },
   rules: {
+    'sandbox/relative-imports': 'error',
     '@typescript-eslint/no-restricted-imports': [
       'error',
       {

@@ -6,11 +6,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { ESLint } from 'eslint';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { WORKFLOWS_PATH } from '../../workers/worker';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const WORKFLOWS_DIR = path.dirname(WORKFLOWS_PATH);
+const SHARED_DIR = path.join(ROOT, 'src/shared');
 const noop = (): void => undefined;
 const quiet = { trace: noop, debug: noop, info: noop, warn: noop, error: noop, log: noop };
 
@@ -46,7 +47,9 @@ function tsFilesUnder(dir: string): string[] {
 describe('workflow bundle', () => {
   it('bundles workflows/index.ts', async () => {
     const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quiet });
-    expect(code).toContain('helloWorkflow');
+    expect(code).toContain('projectWorkflow');
+    // The smoke-test workflow lives in test/harness, not in the production worker.
+    expect(code).not.toContain('helloWorkflow');
   });
 
   it('bundles every file under workflows/ and src/shared/, not only those index.ts reaches', async () => {
@@ -72,46 +75,124 @@ describe('workflow bundle', () => {
 });
 
 describe('lint boundary', () => {
-  const probes: Record<string, string> = {
-    'imports fs': "import fs from 'fs';\nexport const x = fs.existsSync('/');\n",
-    'imports node:path': "import path from 'node:path';\nexport const x = path.sep;\n",
-    'imports pino': "import pino from 'pino';\nexport const x = pino;\n",
-    'imports an activity value':
-      "import { createActivities } from '../activities';\nexport const x = createActivities;\n",
-    'imports config/': "import { loadConfig } from '../config/env';\nexport const x = loadConfig;\n",
-  };
-
-  async function lintProbe(source: string): Promise<string[]> {
-    const file = path.join(WORKFLOWS_DIR, `__lint_probe_${process.pid}.ts`);
-    fs.writeFileSync(file, source);
-    try {
-      const [result] = await new ESLint({ cwd: ROOT }).lintFiles([file]);
-      return (result?.messages ?? [])
-        .filter((m) => m.ruleId === '@typescript-eslint/no-restricted-imports')
-        .map((m) => m.message);
-    } finally {
-      fs.rmSync(file, { force: true });
-    }
+  interface Probe {
+    what: string;
+    dir: string;
+    source: string;
+    /** undefined: the probe must lint clean; otherwise a sandbox rule must report a matching message. */
+    fails?: RegExp;
   }
-
-  for (const [what, source] of Object.entries(probes)) {
-    it(`fails a workflows/ file that ${what}`, async () => {
-      const messages = await lintProbe(source);
-      expect(messages.length).toBeGreaterThan(0);
-    });
-  }
-
-  it('allows @temporalio/workflow, zod, src/shared and activity types', async () => {
-    const messages = await lintProbe(
-      [
+  const lines = (...l: string[]): string => l.join('\n') + '\n';
+  const probes: Probe[] = [
+    {
+      what: 'a workflows/ file that imports fs',
+      dir: WORKFLOWS_DIR,
+      fails: /sandbox/,
+      source: lines("import fs from 'fs';", "export const x = fs.existsSync('/');"),
+    },
+    {
+      what: 'a workflows/ file that imports node:path',
+      dir: WORKFLOWS_DIR,
+      fails: /sandbox/,
+      source: lines("import path from 'node:path';", 'export const x = path.sep;'),
+    },
+    {
+      what: 'a workflows/ file that imports pino',
+      dir: WORKFLOWS_DIR,
+      fails: /sandbox/,
+      source: lines("import pino from 'pino';", 'export const x = pino;'),
+    },
+    {
+      what: 'a workflows/ file that imports an activity value',
+      dir: WORKFLOWS_DIR,
+      fails: /\*types\* only/,
+      source: lines(
+        "import { createActivities } from '../activities';",
+        'export const x = createActivities;',
+      ),
+    },
+    {
+      what: 'a workflows/ file that imports config/',
+      dir: WORKFLOWS_DIR,
+      fails: /I\/O code|outside/,
+      source: lines("import { loadConfig } from '../config/env';", 'export const x = loadConfig;'),
+    },
+    // A folder pattern cannot see where a relative path lands: '../logger' from src/shared/ is src/logger.
+    {
+      what: 'a src/shared/ file that imports ../logger',
+      dir: SHARED_DIR,
+      fails: /src\/logger, outside the deterministic sandbox/,
+      source: lines("import { createLogger } from '../logger';", 'export const x = createLogger;'),
+    },
+    {
+      what: 'a src/shared/ file that re-exports ../runs',
+      dir: SHARED_DIR,
+      fails: /src\/runs, outside/,
+      source: lines("export { startRun } from '../runs';"),
+    },
+    {
+      what: 'a src/shared/ file that imports types of ../devserver',
+      dir: SHARED_DIR,
+      fails: /src\/devserver, outside/,
+      source: lines("import type { DevServer } from '../devserver';", 'export type X = DevServer;'),
+    },
+    {
+      what: 'a workflows/ file that imports ../bench',
+      dir: WORKFLOWS_DIR,
+      fails: /bench\/workflows, outside/,
+      source: lines("export * from '../bench/workflows';"),
+    },
+    {
+      what: 'a workflows/ file importing @temporalio/workflow, zod, src/shared and activity types',
+      dir: WORKFLOWS_DIR,
+      source: lines(
         "import { sleep } from '@temporalio/workflow';",
         "import { z } from 'zod';",
         "import { WorkflowType } from '../src/shared/names';",
         "import type { Activities } from '../activities';",
         'export const x = [sleep, z, WorkflowType];',
         'export type A = Activities;',
-      ].join('\n') + '\n',
-    );
-    expect(messages).toEqual([]);
+      ),
+    },
+    {
+      what: 'a src/shared/ file importing its neighbours, zod and activity types',
+      dir: SHARED_DIR,
+      source: lines(
+        "import { z } from 'zod';",
+        "import { WorkflowType } from './names';",
+        "import type { Activities } from '../../activities';",
+        'export const x = [z, WorkflowType];',
+        'export type A = Activities;',
+      ),
+    },
+  ];
+  const SANDBOX_RULES = ['@typescript-eslint/no-restricted-imports', 'sandbox/relative-imports'];
+  const files = probes.map((p, i) => path.join(p.dir, `__lint_probe_${process.pid}_${i}.ts`));
+  const messages = new Map<string, string[]>();
+
+  // One ESLint pass over every probe: type-aware linting pays its project setup once, not per probe.
+  beforeAll(async () => {
+    probes.forEach((p, i) => fs.writeFileSync(files[i]!, p.source));
+    try {
+      for (const result of await new ESLint({ cwd: ROOT }).lintFiles(files)) {
+        messages.set(
+          result.filePath,
+          result.messages
+            .filter((m) => m.ruleId !== null && SANDBOX_RULES.includes(m.ruleId))
+            .map((m) => m.message),
+        );
+      }
+    } finally {
+      for (const f of files) fs.rmSync(f, { force: true });
+    }
+  }, 180_000);
+
+  probes.forEach((p, i) => {
+    it(p.fails ? `fails ${p.what}` : `allows ${p.what}`, () => {
+      const got = messages.get(files[i]!);
+      expect(got, 'linted').toBeDefined();
+      if (p.fails) expect(got!.join('\n')).toMatch(p.fails);
+      else expect(got).toEqual([]);
+    });
   });
 });
