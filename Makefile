@@ -12,7 +12,9 @@ $(NPM_STAMP): package.json package-lock.json
 	npm install --no-audit --no-fund
 	@touch $@
 
+# `npm install` builds dist/ (the prepare script); this rebuilds it when a source changed since.
 install: $(NPM_STAMP)
+	node scripts/build.mjs
 
 # Locates the Temporal CLI or builds it once into .tools/bin (reused afterwards).
 temporal:

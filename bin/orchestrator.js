@@ -1,5 +1,8 @@
 #!/usr/bin/env node
-// The CLI is TypeScript run through tsx's loader: no build step between a change and its use.
-import { register } from 'tsx/esm/api';
-register();
-await import('../src/cli/main.ts');
+// The CLI runs as compiled JavaScript from dist/cli/, built by `npm install` (prepare) or `make install`.
+// When a source changed since that build, it is recompiled first (esbuild, well under a second), so the
+// CLI never runs stale code and tsx is never on this path.
+import { loadCli } from '../scripts/build-lib.mjs';
+
+const { main, manifest } = await loadCli();
+await main(process.argv, manifest);

@@ -1,61 +1,138 @@
 /**
  * `orchestrator`: a thin CLI over Temporal. Every failure that is the user's to fix prints one line
  * (no stack trace) and exits non-zero.
+ *
+ * Startup loads commander and nothing else: each command module is imported only when one of its
+ * commands runs. bin/orchestrator.js runs this file compiled (dist/cli/main.js) and passes the command
+ * manifest written at build time ({@link describeCommands}), which says which module owns which
+ * top-level command and holds the help lines, so `--help` needs no command module at all.
  */
-import { Command, CommanderError } from 'commander';
-import { ZodError } from 'zod';
-import { ConfigError, formatZodIssues } from '../../config/errors';
-import { CliError } from './context';
-import { registerInfraCommands } from './commands/infra';
-import { registerRunCommands } from './commands/run';
-import { registerDemoCommand } from './commands/demo';
-import { registerPhaseCommands } from './commands/phases';
-import { registerBudgetCommands } from './commands/budget';
-import { registerGovernanceCommands } from './commands/governance';
-import { registerTeamCommands } from './commands/team';
-import { registerAttachCommand } from './commands/attach';
+import { Command, CommanderError, Help } from 'commander';
 
-export function buildProgram(): Command {
-  const program = new Command('orchestrator')
+type Register = (program: Command) => void;
+
+/**
+ * Every command module and its register function. A new module is one line here; a new top-level
+ * command inside a module needs nothing (the manifest is rebuilt from the modules).
+ */
+const COMMAND_MODULES: Record<string, () => Promise<Register>> = {
+  infra: async () => (await import('./commands/infra')).registerInfraCommands,
+  run: async () => (await import('./commands/run')).registerRunCommands,
+  demo: async () => (await import('./commands/demo')).registerDemoCommand,
+  phases: async () => (await import('./commands/phases')).registerPhaseCommands,
+  budget: async () => (await import('./commands/budget')).registerBudgetCommands,
+  governance: async () => (await import('./commands/governance')).registerGovernanceCommands,
+  team: async () => (await import('./commands/team')).registerTeamCommands,
+  attach: async () => (await import('./commands/attach')).registerAttachCommand,
+};
+
+/** One top-level command: the module that registers it and its line in `orchestrator --help`. */
+export interface CommandManifestEntry {
+  module: string;
+  name: string;
+  /** Help's term, e.g. `attach [options] [agentId]`. */
+  term: string;
+  description: string;
+}
+
+function baseProgram(): Command {
+  return new Command('orchestrator')
     .description('Durable teams of Claude coding agents on Temporal')
     .option('--address <host:port>', 'Temporal frontend address (env TEMPORAL_ADDRESS)')
     .option('--namespace <ns>', 'Temporal namespace (env TEMPORAL_NAMESPACE)')
     .option('--task-queue <name>', 'task queue (env ORCHESTRATOR_TASK_QUEUE)')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  registerInfraCommands(program);
-  registerRunCommands(program);
-  registerDemoCommand(program);
-  registerPhaseCommands(program);
-  registerBudgetCommands(program);
-  registerGovernanceCommands(program);
-  registerTeamCommands(program);
-  registerAttachCommand(program);
+}
+
+/** Loads every command module (the build step's manifest, and the fallback for unknown names). */
+async function registerAll(program: Command): Promise<void> {
+  const registers = await Promise.all(Object.values(COMMAND_MODULES).map((load) => load()));
+  for (const register of registers) register(program);
+}
+
+/** Every top-level command with its module and help line; the build step writes it next to the CLI. */
+export async function describeCommands(): Promise<CommandManifestEntry[]> {
+  const help = new Help();
+  const out: CommandManifestEntry[] = [];
+  for (const [module, load] of Object.entries(COMMAND_MODULES)) {
+    const program = baseProgram();
+    (await load())(program);
+    for (const cmd of program.commands) {
+      out.push({
+        module,
+        name: cmd.name(),
+        term: help.subcommandTerm(cmd),
+        description: help.subcommandDescription(cmd),
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * The top-level command named in argv (`help X` names X), skipping the program's own options and
+ * their values; undefined when argv names none (`--help`, nothing at all).
+ */
+export function commandNameIn(program: Command, args: string[]): string | undefined {
+  const takesValue = new Set(
+    program.options.filter((o) => o.required || o.optional).flatMap((o) => [o.long, o.short]),
+  );
+  const operands: string[] = [];
+  for (let i = 0; i < args.length && operands.length < 2; i++) {
+    const a = args[i]!;
+    if (a === '--') break;
+    if (a.startsWith('-')) {
+      if (!a.includes('=') && takesValue.has(a)) i++;
+      continue;
+    }
+    operands.push(a);
+  }
+  return operands[0] === 'help' ? operands[1] : operands[0];
+}
+
+/**
+ * The program for these arguments. With a manifest, only the module owning the named command is
+ * loaded; with none named, the manifest's placeholders print the same help the full program would.
+ * Without a manifest (run from source), or for a name it does not know, every module is loaded.
+ */
+export async function buildProgram(argv: string[], manifest?: CommandManifestEntry[]): Promise<Command> {
+  const program = baseProgram();
+  if (manifest) {
+    const name = commandNameIn(program, argv.slice(2));
+    const owner = manifest.find((e) => e.name === name);
+    const load = owner && COMMAND_MODULES[owner.module];
+    if (load) {
+      (await load())(program);
+      return program;
+    }
+    if (name === undefined) {
+      const terms = new Map(manifest.map((e) => [e.name, e.term]));
+      for (const e of manifest) program.command(e.name).description(e.description);
+      program.configureHelp({
+        subcommandTerm: (cmd) => terms.get(cmd.name()) ?? new Help().subcommandTerm(cmd),
+      });
+      return program;
+    }
+  }
+  await registerAll(program);
   return program;
 }
 
-/** Turns any error into a one-line message and an exit code. */
-export function describeError(err: unknown): { message: string; code: number } {
-  if (err instanceof ConfigError) return { message: err.message, code: 2 };
-  if (err instanceof CliError) return { message: err.message, code: err.exitCode };
-  if (err instanceof ZodError) return { message: formatZodIssues(err).join('; '), code: 2 };
-  if (err instanceof Error) return { message: err.message, code: 1 };
-  return { message: String(err), code: 1 };
-}
-
-async function main(argv: string[]): Promise<void> {
+/** Parses argv and runs the command; a failure becomes one line on stderr and an exit code. */
+export async function main(argv: string[], manifest?: CommandManifestEntry[]): Promise<void> {
   try {
-    await buildProgram().parseAsync(argv);
+    await (await buildProgram(argv, manifest)).parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
       // Commander has already printed its message (and help on request).
       process.exitCode = err.exitCode;
       return;
     }
+    // Loaded only on failure: the error classes it knows come with their modules (and the SDK).
+    const { describeError } = await import('./errors');
     const { message, code } = describeError(err);
     process.stderr.write(`orchestrator: ${message}\n`);
     process.exitCode = code;
   }
 }
-
-await main(process.argv);

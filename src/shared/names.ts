@@ -10,7 +10,6 @@ export const WorkflowType = {
   project: 'projectWorkflow',
   agent: 'agentWorkflow',
   team: 'teamWorkflow',
-  hello: 'helloWorkflow',
 } as const;
 
 /** Search attributes the project registers on the dev server (`--search-attribute`). */

@@ -1,30 +1,34 @@
 /**
  * Vitest global setup for the `temporal` project: one real dev server (the Temporal CLI's
  * `temporal server start-dev`, located or built by scripts/ensure-temporal.sh) on a free port, and one
- * workflow bundle, shared by every test file of the run. Test files read both from the environment,
- * which forked test processes inherit.
+ * workflow bundle (the build step's, rebuilt here when a workflow changed), shared by every test file.
+ * Test files read both from the environment, which forked test processes inherit. The compiled CLI is
+ * brought up to date here too, once, rather than by the first of many parallel CLI runs.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import { ensureTemporalCli, startDevServer, type DevServer } from '../../src/devserver';
-import { WORKFLOWS_PATH } from '../../workers/worker';
+import { createLogger } from '../../src/logger';
+import { loadWorkflowBundle } from '../../workers/bundle';
+import { ensureCli } from '../../scripts/build-lib.mjs';
 
 let server: DevServer | undefined;
 
 export default async function setup(): Promise<() => Promise<void>> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orchestrator-test-'));
   const cliPath = await ensureTemporalCli();
-  server = await startDevServer({
-    cliPath,
-    dbFile: path.join(dir, 'temporal.db'),
-    logFile: path.join(dir, 'temporal.log'),
-    headless: true,
-  });
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
-  const bundlePath = path.join(dir, 'workflow-bundle.js');
-  fs.writeFileSync(bundlePath, code);
+  const [started, { codePath: bundlePath }] = await Promise.all([
+    startDevServer({
+      cliPath,
+      dbFile: path.join(dir, 'temporal.db'),
+      logFile: path.join(dir, 'temporal.log'),
+      headless: true,
+    }),
+    loadWorkflowBundle(createLogger('warn')),
+    ensureCli(),
+  ]);
+  server = started;
 
   process.env.TEMPORAL_ADDRESS = server.address;
   process.env.ORCH_TEST_TEMPORAL_CLI = cliPath;
@@ -38,6 +42,3 @@ export default async function setup(): Promise<() => Promise<void>> {
     fs.rmSync(dir, { recursive: true, force: true });
   };
 }
-
-const noop = (): void => undefined;
-const quietLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: noop, log: noop };

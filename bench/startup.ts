@@ -1,0 +1,148 @@
+/**
+ * `npm run bench:startup`: how fast the CLI and the worker are ready, each next to a baseline measured
+ * in the same run (so a loaded machine shows in both):
+ *
+ * - `orchestrator --help`, median of 10, against a bare `node -e ''` (Node's own start) and against
+ *   the same compiled CLI loading every command module (what lazy loading saves). Target: ≤ 150 ms.
+ * - `orchestrator worker` from spawn to polling: its own `startupMs` log field (process start to
+ *   polling) and, end to end, spawn until a workflow that was already waiting on the task queue has had
+ *   its first workflow task completed. Target: < 1 s. Uses the prebuilt workflow bundle (dist/).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { ensureCli, WORKFLOW_BUNDLE, workflowBundleStaleness } from '../scripts/build-lib.mjs';
+import { ensureTemporalCli, startDevServer } from '../src/devserver';
+import { WorkflowType } from '../src/shared/names';
+import { createLogger } from '../src/logger';
+import { loadWorkflowBundle } from '../workers/bundle';
+import { median } from './harness';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const BIN = path.join(ROOT, 'bin/orchestrator.js');
+const RUNS = Number(process.env.BENCH_RUNS ?? 10);
+const WORKER_RUNS = Number(process.env.BENCH_WORKER_RUNS ?? 3);
+
+/** Wall time of one process run, in ms; throws if it fails. */
+function timeRun(args: string[]): number {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  const ms = performance.now() - t0;
+  if (r.status !== 0) throw new Error(`node ${args.join(' ')} exited ${r.status}: ${String(r.stderr)}`);
+  return ms;
+}
+
+/** Median of RUNS runs, the three commands interleaved so that machine noise hits them alike. */
+function benchCli(): { node: number; help: number; eager: number } {
+  const eagerScript =
+    `const { main } = await import(${JSON.stringify(path.join(ROOT, 'dist/cli/main.js'))});` +
+    `await main(['node', 'orchestrator', '--help']);`;
+  const samples = { node: [] as number[], help: [] as number[], eager: [] as number[] };
+  timeRun([BIN, '--help']); // warm the file cache
+  for (let i = 0; i < RUNS; i++) {
+    samples.node.push(timeRun(['-e', '']));
+    samples.help.push(timeRun([BIN, '--help']));
+    samples.eager.push(timeRun(['--input-type=module', '-e', eagerScript]));
+  }
+  return { node: median(samples.node), help: median(samples.help), eager: median(samples.eager) };
+}
+
+interface WorkerSample {
+  /** The worker's own report: process start to polling. */
+  startupMs: number;
+  /** Spawn until a waiting workflow's first task is done. */
+  firstTaskMs: number;
+}
+
+/** Spawns `orchestrator worker` with a workflow already waiting on its task queue. */
+async function benchWorkerOnce(
+  client: Client,
+  address: string,
+  i: number,
+  dir: string,
+): Promise<WorkerSample> {
+  const taskQueue = `startup-${i}`;
+  // An input the workflow refuses: its first workflow task fails the run, which proves the poll.
+  const handle = await client.workflow.start(WorkflowType.project, {
+    taskQueue,
+    workflowId: `startup-${i}-${Date.now()}`,
+    args: [{}],
+  });
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [BIN, 'worker'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: address,
+      ORCHESTRATOR_TASK_QUEUE: taskQueue,
+      ORCHESTRATOR_OUTPUTS_DIR: path.join(dir, 'outputs'),
+      LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let startupMs = NaN;
+  let stderr = '';
+  child.stderr.on('data', (b: Buffer) => {
+    stderr += String(b);
+    const m = /"startupMs":(\d+)/.exec(stderr);
+    if (m && Number.isNaN(startupMs)) startupMs = Number(m[1]);
+  });
+  try {
+    await handle.result().then(
+      () => {
+        throw new Error('the bench workflow was expected to fail on its input');
+      },
+      (err: unknown) => {
+        if (!(err instanceof WorkflowFailedError)) throw err;
+      },
+    );
+    const firstTaskMs = performance.now() - t0;
+    if (Number.isNaN(startupMs)) throw new Error(`worker logged no startupMs:\n${stderr}`);
+    return { startupMs, firstTaskMs };
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child.once('exit', resolve));
+  }
+}
+
+await ensureCli();
+if (workflowBundleStaleness() !== undefined) await loadWorkflowBundle(createLogger('warn'));
+
+const cli = benchCli();
+console.log(`orchestrator --help, median of ${RUNS}: ${cli.help.toFixed(0)} ms (target <= 150 ms)`);
+console.log(
+  `  baseline node -e '': ${cli.node.toFixed(0)} ms; --help is ${(cli.help / cli.node).toFixed(2)}x Node's own start`,
+);
+console.log(
+  `  same CLI loading every command module: ${cli.eager.toFixed(0)} ms; lazy loading is ${(cli.help / cli.eager).toFixed(2)}x that`,
+);
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orch-bench-startup-'));
+const server = await startDevServer({
+  cliPath: await ensureTemporalCli(),
+  dbFile: path.join(dir, 'temporal.db'),
+  logFile: path.join(dir, 'temporal.log'),
+  headless: true,
+});
+const connection = await Connection.connect({ address: server.address });
+try {
+  const client = new Client({ connection });
+  const samples: WorkerSample[] = [];
+  for (let i = 0; i < WORKER_RUNS; i++) samples.push(await benchWorkerOnce(client, server.address, i, dir));
+  const startup = median(samples.map((s) => s.startupMs));
+  const firstTask = median(samples.map((s) => s.firstTaskMs));
+  console.log(
+    `orchestrator worker, median of ${WORKER_RUNS} (prebuilt ${path.relative(ROOT, WORKFLOW_BUNDLE)}):`,
+  );
+  console.log(`  process start to polling (worker's startupMs): ${startup} ms (target < 1000 ms)`);
+  console.log(`  spawn to a waiting workflow's first task done: ${firstTask.toFixed(0)} ms`);
+  console.log(
+    `  baseline node -e '': ${cli.node.toFixed(0)} ms; polling is ${(startup / cli.node).toFixed(2)}x Node's own start`,
+  );
+} finally {
+  await connection.close();
+  await server.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,24 @@
+/** Types of scripts/build-lib.mjs (plain JavaScript: it runs before anything is compiled). */
+import type { BundleOptions } from '@temporalio/worker';
+
+export type Fingerprint = Record<string, { size: number; mtimeMs: number; sha1: string }>;
+
+export const ROOT: string;
+export const DIST: string;
+export const CLI_DIR: string;
+export const CLI_MAIN: string;
+export const WORKFLOWS_ENTRY: string;
+export const WORKFLOW_BUNDLE: string;
+
+export function fingerprint(files: string[]): Fingerprint;
+export function firstChanged(recorded: Fingerprint): string | undefined;
+export function writeAtomic(file: string, data: string | Uint8Array): void;
+export function cliStaleness(): string | undefined;
+export function buildCli(): Promise<void>;
+export function ensureCli(): Promise<void>;
+export function loadCli(): Promise<{
+  main: (argv: string[], manifest?: unknown[]) => Promise<void>;
+  manifest: unknown[] | undefined;
+}>;
+export function workflowBundleStaleness(): string | undefined;
+export function buildWorkflowBundle(opts?: { logger?: BundleOptions['logger'] }): Promise<string>;

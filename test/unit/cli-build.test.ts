@@ -1,0 +1,96 @@
+/**
+ * The CLI as shipped: compiled into dist/cli by the build step, each command module loaded only when its
+ * command runs, help from the build's manifest; and the freshness check that keeps dist/ from running
+ * stale code after a developer's edit.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { CLI_MAIN, cliStaleness, fingerprint, firstChanged, ROOT } from '../../scripts/build-lib.mjs';
+import { buildProgram, commandNameIn, describeCommands } from '../../src/cli/main';
+
+const exec = promisify(execFile);
+const argv = (...args: string[]): string[] => ['node', 'orchestrator', ...args];
+
+describe('lazy command loading', () => {
+  it('finds the command name past global options and their values', async () => {
+    const program = await buildProgram(argv('--help'), []);
+    expect(commandNameIn(program, ['run', 'status'])).toBe('run');
+    expect(commandNameIn(program, ['--address', 'h:1', '--task-queue', 'q', 'team', 'start'])).toBe('team');
+    expect(commandNameIn(program, ['--address=h:1', 'budget'])).toBe('budget');
+    expect(commandNameIn(program, ['help', 'checkpoint'])).toBe('checkpoint');
+    expect(commandNameIn(program, ['--help'])).toBeUndefined();
+    expect(commandNameIn(program, [])).toBeUndefined();
+  });
+
+  it('loads only the module that owns the command', async () => {
+    const manifest = await describeCommands();
+    const program = await buildProgram(argv('checkpoint', 'list', 'r1'), manifest);
+    // run.ts registers run, checkpoint and results; nothing else is loaded.
+    expect(program.commands.map((c) => c.name()).sort()).toEqual(['checkpoint', 'results', 'run']);
+  });
+
+  it('prints from the manifest exactly the help the full program prints', async () => {
+    const manifest = await describeCommands();
+    expect(manifest.map((e) => e.name)).toEqual(expect.arrayContaining(['run', 'team', 'worker', 'attach']));
+    const lazy = await buildProgram(argv('--help'), manifest);
+    const full = await buildProgram(argv('--help'));
+    expect(lazy.commands.every((c) => c.commands.length === 0)).toBe(true); // placeholders only
+    expect(lazy.helpInformation()).toBe(full.helpInformation());
+  });
+
+  it('loads every module for a name the manifest does not know, so commander can answer', async () => {
+    const program = await buildProgram(argv('frobnicate'), await describeCommands());
+    expect(program.commands.length).toBeGreaterThan(8);
+  });
+});
+
+describe('the compiled CLI', () => {
+  it('is current after the build step and prints help from dist/cli', async () => {
+    const { stdout } = await exec(process.execPath, [path.join(ROOT, 'bin/orchestrator.js'), '--help']);
+    expect(cliStaleness()).toBeUndefined();
+    expect(fs.existsSync(CLI_MAIN)).toBe(true);
+    expect(stdout).toMatch(/Usage: orchestrator/);
+    for (const e of await describeCommands()) expect(stdout).toContain(e.term);
+  });
+
+  it('keeps no tsx on the runtime path', () => {
+    const dist = path.dirname(CLI_MAIN);
+    const files = [
+      path.join(ROOT, 'bin/orchestrator.js'),
+      path.join(ROOT, 'scripts/build-lib.mjs'),
+      ...fs
+        .readdirSync(dist)
+        .filter((f) => f.endsWith('.js'))
+        .map((f) => path.join(dist, f)),
+    ];
+    for (const f of files) expect(fs.readFileSync(f, 'utf8'), f).not.toMatch(/(from |import\()['"]tsx/);
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+    };
+    expect(Object.keys(pkg.dependencies)).not.toContain('tsx');
+  });
+});
+
+describe('build freshness', () => {
+  const rel = 'package.json';
+
+  it('an unchanged source is current', () => {
+    expect(firstChanged(fingerprint([rel]))).toBeUndefined();
+  });
+
+  it('a touched source with the same content is current (a checkout changes only mtimes)', () => {
+    const fp = fingerprint([rel]);
+    fp[rel] = { ...fp[rel]!, mtimeMs: 1 };
+    expect(firstChanged(fp)).toBeUndefined();
+  });
+
+  it('a source whose content changed, or that is gone, is named', () => {
+    const fp = fingerprint([rel]);
+    expect(firstChanged({ [rel]: { ...fp[rel]!, mtimeMs: 1, sha1: '0'.repeat(40) } })).toBe(rel);
+    expect(firstChanged({ [rel]: { ...fp[rel]!, size: fp[rel]!.size + 1 } })).toBe(rel);
+    expect(firstChanged({ 'no/such/file.ts': fp[rel]! })).toBe('no/such/file.ts');
+  });
+});
