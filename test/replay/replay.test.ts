@@ -1,34 +1,98 @@
 /**
  * Replays histories recorded from real runs (scripts/record-histories.ts) against the current workflow
- * code. A failure means a change would break runs already in flight: guard it with `patched()`.
+ * code, without a server. A failure means a change would break runs already in flight: guard it with
+ * `patched()`.
+ *
+ * The archive only grows: test/replay/histories/<date>/<name>.json, one folder per recording, never
+ * overwritten or deleted. archive.json holds each file's SHA-1, so an overwritten history fails here.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from '@temporalio/worker';
-import { describe, expect, it } from 'vitest';
-import { WORKFLOWS_PATH } from '../../workers/worker';
+import { DeterminismViolationError } from '@temporalio/workflow';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/logger';
+import { loadWorkflowBundle } from '../../workers/bundle';
+import { installRuntimeLogger } from '../../workers/runtime-logger';
+
+// The SDK's own lines (worker state changes, the edited history's expected nondeterminism) stay quiet.
+installRuntimeLogger(createLogger('error'));
 
 const DIR = path.resolve(import.meta.dirname, 'histories');
-const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.json'));
+const ARCHIVE = path.resolve(import.meta.dirname, 'archive.json');
+const EDITED = path.resolve(import.meta.dirname, 'nondeterministic');
 
-describe('replay of recorded histories', () => {
-  it('has recorded histories of a full run and of a run with a rollback', () => {
-    expect(files).toEqual(expect.arrayContaining(['project-full.json', 'project-rollback.json']));
+/** Every archived history, named `<folder>/<file>` without `.json`. */
+function historyFiles(dir: string): string[] {
+  return fs
+    .readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.json'))
+    .sort();
+}
+
+const sha1 = (file: string): string => crypto.createHash('sha1').update(fs.readFileSync(file)).digest('hex');
+
+async function replay(dir: string, files: string[]): Promise<Map<string, ReplayOutcome>> {
+  const { codePath } = await loadWorkflowBundle(createLogger('warn'));
+  const histories = files.map((f) => ({
+    workflowId: f.replace(/\.json$/, ''),
+    history: JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as unknown,
+  }));
+  const out = new Map<string, ReplayOutcome>();
+  for await (const r of Worker.runReplayHistories(
+    { workflowBundle: { codePath }, replayName: 'archive' },
+    histories,
+  )) {
+    out.set(r.workflowId, { error: r.error });
+  }
+  return out;
+}
+
+interface ReplayOutcome {
+  error?: Error;
+}
+
+describe('replay archive', () => {
+  const files = historyFiles(DIR);
+
+  it('keeps every recording folder: the pre-budget set restored from git and the budget set', () => {
+    for (const set of ['2026-11-21-pre-budget', '2026-11-21-budgets']) {
+      for (const name of ['project-full', 'project-rollback', 'agent-script'])
+        expect(files).toContain(`${set}/${name}.json`);
+    }
   });
 
-  it('replays every recorded history without non-determinism', async () => {
-    const histories = files.map((f) => ({
-      workflowId: f.replace(/\.json$/, ''),
-      history: JSON.parse(fs.readFileSync(path.join(DIR, f), 'utf8')) as unknown,
-    }));
-    const results: { workflowId: string; error?: unknown }[] = [];
-    for await (const r of Worker.runReplayHistories(
-      { workflowsPath: WORKFLOWS_PATH, replayName: 'recorded' },
-      histories,
-    )) {
-      results.push(r);
+  it('only grows: every archived file is unchanged, and every file is archived', () => {
+    const archive = JSON.parse(fs.readFileSync(ARCHIVE, 'utf8')) as Record<string, string>;
+    for (const [f, hash] of Object.entries(archive)) {
+      expect(fs.existsSync(path.join(DIR, f)), `${f} was deleted`).toBe(true);
+      expect(sha1(path.join(DIR, f)), `${f} was overwritten`).toBe(hash);
     }
-    expect(results.map((r) => r.workflowId).sort()).toEqual(histories.map((h) => h.workflowId).sort());
-    for (const r of results) expect(r.error, `${r.workflowId}: ${String(r.error)}`).toBeUndefined();
+    expect(
+      files.filter((f) => !(f in archive)),
+      'add new histories to archive.json',
+    ).toEqual([]);
+  });
+
+  it('replays every archived history without non-determinism', async () => {
+    const results = await replay(DIR, files);
+    expect([...results.keys()].sort()).toEqual(files.map((f) => f.replace(/\.json$/, '')));
+    for (const [id, r] of results) expect(r.error, `${id}: ${String(r.error)}`).toBeUndefined();
+  });
+
+  describe('a deliberately edited history', () => {
+    let results: Map<string, ReplayOutcome>;
+    beforeAll(async () => {
+      results = await replay(EDITED, historyFiles(EDITED));
+    });
+
+    it('fails with a determinism error naming what no longer matches', () => {
+      // A full run whose first checkpointPhase was renamed in the history: the code schedules
+      // checkpointPhase where the history says checkpointPhaseRenamed.
+      const r = results.get('checkpoint-activity-renamed');
+      expect(r?.error).toBeInstanceOf(DeterminismViolationError);
+      expect(String(r?.error)).toMatch(/checkpointPhaseRenamed/);
+    });
   });
 });
