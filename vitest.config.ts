@@ -1,8 +1,12 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * Two projects: `unit` needs nothing running; `temporal` gets one real dev server for the whole run
- * (test/harness/global-setup.ts). Both use the forks pool: Temporal workers must not run in worker threads.
+ * Two projects, run as two tiers by `make test` (CONTRIBUTING.md):
+ * - `unit`: needs nothing running (pure functions, the replay archive, the CLI without a server).
+ *   Its global setup only brings the compiled CLI up to date.
+ * - `temporal`: one real dev server for the whole run (test/harness/global-setup.ts); test/workflow
+ *   and test/scenario (the real claude CLI against the local model server).
+ * Both use the forks pool: Temporal workers must not run in worker threads.
  */
 export default defineConfig({
   test: {
@@ -11,16 +15,22 @@ export default defineConfig({
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     testTimeout: 60_000,
     hookTimeout: 120_000,
+    // Console output of passing tests is noise; a failing test's output is shown with its failure.
+    silent: 'passed-only',
     projects: [
       {
         extends: true,
-        test: { name: 'unit', include: ['test/unit/**/*.test.ts'] },
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts', 'test/replay/**/*.test.ts'],
+          globalSetup: ['test/harness/build-setup.ts'],
+        },
       },
       {
         extends: true,
         test: {
           name: 'temporal',
-          include: ['test/workflow/**/*.test.ts', 'test/replay/**/*.test.ts', 'test/scenario/**/*.test.ts'],
+          include: ['test/workflow/**/*.test.ts', 'test/scenario/**/*.test.ts'],
           globalSetup: ['test/harness/global-setup.ts'],
           testTimeout: 180_000,
         },

@@ -1,4 +1,4 @@
-import { DefaultLogger, type LogEntry, Runtime } from '@temporalio/worker';
+import { DefaultLogger, type LogEntry, makeTelemetryFilterString, Runtime } from '@temporalio/worker';
 import type { Logger } from '../src/logger';
 
 let installed = false;
@@ -31,5 +31,12 @@ export function installRuntimeLogger(logger: Logger): void {
           logger.info(meta, entry.message);
       }
     }),
+    // The SDK core's own (Rust) lines come through the same logger instead of straight to the console.
+    telemetryOptions: {
+      logging: {
+        forward: {},
+        filter: makeTelemetryFilterString({ core: level === 'INFO' ? 'WARN' : level }),
+      },
+    },
   });
 }
