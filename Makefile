@@ -28,10 +28,17 @@ check: install
 unit: install
 	npx vitest run --project unit
 
+# Two tiers (CONTRIBUTING.md): the server-free one first (its files in parallel), then the one on a
+# real dev server. Both always run; the last line sums them for CI.
+TIERS := unit temporal
 test: install temporal check
 	@mkdir -p .orchestrator
-	@status=0; npx vitest run --reporter=default --reporter=json --outputFile=.orchestrator/test-results.json || status=$$?; \
-	  node scripts/test-summary.mjs .orchestrator/test-results.json; exit $$status
+	@status=0; for tier in $(TIERS); do \
+	  rm -f .orchestrator/test-$$tier.json; \
+	  npx vitest run --project $$tier --reporter=default --reporter=json \
+	    --outputFile=.orchestrator/test-$$tier.json || status=$$?; \
+	done; \
+	node scripts/test-summary.mjs $(TIERS:%=.orchestrator/test-%.json); exit $$status
 
 demo: install temporal
 	node bin/orchestrator.js demo

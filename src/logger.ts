@@ -15,11 +15,18 @@ export const REDACT_PATHS = [
   '*.authorization',
 ];
 
-/** Creates the process logger. Logs go to stderr so that `--json` output on stdout stays clean. */
-export function createLogger(level: string = 'info', bindings: Record<string, unknown> = {}): Logger {
+/**
+ * Creates the process logger. Logs go to stderr so that `--json` output on stdout stays clean; tests
+ * pass their own destination (the test runner's console, shown only for a failing test).
+ */
+export function createLogger(
+  level: string = 'info',
+  bindings: Record<string, unknown> = {},
+  destination: pino.DestinationStream = pino.destination({ dest: 2, sync: true }),
+): Logger {
   return pino(
     { level, base: { pid: process.pid, ...bindings }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } },
-    pino.destination({ dest: 2, sync: true }),
+    destination,
   );
 }
 export type { Logger };

@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
@@ -12,6 +13,29 @@ import { loadConfig, type AppConfig } from '../../config/env';
 import { createLogger } from '../../src/logger';
 import { installRuntimeLogger } from '../../workers/runtime-logger';
 import { createWorker, type CreateWorkerOptions } from '../../workers/worker';
+import { saveHistories } from './record';
+
+/**
+ * Log lines of tests (and of the processes they spawn) go to the test runner's console, which shows
+ * them with a failing test and drops them for a passing one (vitest `silent: 'passed-only'`).
+ */
+export const testLogDestination = {
+  write(line: string): void {
+    console.error(line.trimEnd());
+  },
+};
+
+/** Forwards a child process's output lines to the test runner's console (see testLogDestination). */
+export function forwardOutput(stream: Readable | null): void {
+  stream?.setEncoding('utf8');
+  let rest = '';
+  stream?.on('data', (chunk: string) => {
+    const lines = (rest + chunk).split('\n');
+    rest = lines.pop() ?? '';
+    for (const l of lines) if (l) console.error(l);
+  });
+  stream?.on('end', () => rest && console.error(rest));
+}
 
 export function env(name: string): string {
   const v = process.env[name];
@@ -46,7 +70,7 @@ export async function createTestEnv(overrides: { outputsDir?: string } = {}): Pr
     ORCHESTRATOR_SHUTDOWN_GRACE_MS: '2000',
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
   });
-  const logger = createLogger(config.logLevel, { test: true });
+  const logger = createLogger(config.logLevel, { test: true }, testLogDestination);
   // The runtime logger must be installed before the first NativeConnection creates the runtime.
   installRuntimeLogger(logger);
   const connection = await Connection.connect({ address: config.temporal.address });
@@ -73,6 +97,8 @@ export async function createTestEnv(overrides: { outputsDir?: string } = {}): Pr
     async close() {
       for (const { worker } of workers) if (worker.getState() === 'RUNNING') worker.shutdown();
       await Promise.allSettled(workers.map((w) => w.running));
+      const recordTo = process.env.ORCH_RECORD_HISTORIES;
+      if (recordTo) await saveHistories(client, taskQueue, recordTo);
       await connection.close();
       await nativeConnection.close();
     },
@@ -86,7 +112,7 @@ const BIN = path.resolve(import.meta.dirname, '../../bin/orchestrator.js');
  * SIGKILL it. `env` adds to (or overrides) that, e.g. the model server's URL.
  */
 export function spawnWorkerProcess(t: TestEnv, env: Record<string, string> = {}): ChildProcess {
-  return spawn(process.execPath, [BIN, 'worker'], {
+  const child = spawn(process.execPath, [BIN, 'worker'], {
     env: {
       ...process.env,
       TEMPORAL_ADDRESS: t.config.temporal.address,
@@ -95,6 +121,9 @@ export function spawnWorkerProcess(t: TestEnv, env: Record<string, string> = {})
       LOG_LEVEL: 'warn',
       ...env,
     },
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
+  forwardOutput(child.stdout);
+  forwardOutput(child.stderr);
+  return child;
 }

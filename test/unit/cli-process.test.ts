@@ -140,8 +140,8 @@ describe('claudeTurn process handling', () => {
 
   it('heartbeats on a timer while the CLI is quiet', async () => {
     const env = mockEnv();
-    let beats = 0;
-    env.on('heartbeat', () => beats++);
+    const beats: ClaudeHeartbeat[] = [];
+    env.on('heartbeat', (d: ClaudeHeartbeat) => beats.push(d));
     const pidFile = path.join(tmp, `quiet-${randomUUID()}`);
     const run = turn(env, activities(), {
       runId: 'r',
@@ -151,10 +151,11 @@ describe('claudeTurn process handling', () => {
       cwd: tmp,
       extraEnv: { FAKE_MODE: 'stubborn', FAKE_PIDFILE: pidFile },
     }).catch(() => undefined);
-    await delay(300);
-    const early = beats;
-    await delay(500);
-    expect(beats - early).toBeGreaterThanOrEqual(3); // 100 ms interval, no output meanwhile
+    // After its last line (the Bash tool_use) the fake CLI prints nothing more: later beats are the timer's.
+    while (!beats.some((b) => b.lastTool === 'Bash')) await delay(20);
+    const early = beats.length;
+    await new Promise<void>((resolve) => env.on('heartbeat', () => beats.length - early >= 3 && resolve()));
+    expect(beats.length - early).toBeGreaterThanOrEqual(3);
     env.cancel();
     await run;
   });
