@@ -71,6 +71,7 @@ export async function runWorkerUntilSignal(opts: CreateWorkerOptions): Promise<v
       namespace: opts.config.temporal.namespace,
       // From process start to polling: the prebuilt workflow bundle keeps this under a second.
       startupMs: Math.round(performance.now()),
+      startupCpuMs: Math.round((process.cpuUsage().user + process.cpuUsage().system) / 1000),
     },
     'worker started',
   );
