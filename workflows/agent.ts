@@ -13,11 +13,19 @@ import {
   ActivityFailure,
   ApplicationFailure,
   isCancellation,
+  log,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import {
+  countsAgainstAgent,
+  DEFAULT_AGENT_ATTEMPTS,
+  HEARTBEAT_TIMEOUT,
+  retryPolicy,
+} from '../src/shared/failures';
 import { agentStatusQuery, type AgentWorkflowStatus } from '../src/shared/messages';
 import { addUsage, type AgentResult, type AgentStep, type Usage, ZERO_USAGE } from '../src/shared/run';
 import type { AgentSpec } from '../src/shared/spec';
@@ -58,31 +66,37 @@ const SUMMARY_CAP = 600;
  */
 const WAIT = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED;
 
+// Retries by cause (src/shared/failures): infrastructure failures, including a lost worker noticed by the
+// heartbeat timeout, retry without limit; the agent's own failures are counted below, per agent attempt.
 const script = proxyActivities<Pick<Activities, 'scriptTurn'>>({
   startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '15 seconds',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
   cancellationType: WAIT,
-  retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['ScriptNotFound'] },
+  retry: retryPolicy(),
 });
 const model = proxyActivities<Pick<Activities, 'claudeTurn' | 'apiTurn'>>({
   startToCloseTimeout: '1 hour',
-  heartbeatTimeout: '30 seconds',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
   cancellationType: WAIT,
-  // The activities mark permanent failures non-retryable themselves; a 429's retry-after becomes the
-  // failure's nextRetryDelay, which overrides this backoff.
-  retry: {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '1 minute',
-    maximumAttempts: 5,
-  },
+  // The activities type their failures; a 429's retry-after becomes the failure's nextRetryDelay, which
+  // overrides this backoff.
+  retry: retryPolicy({ maximumInterval: '1 minute' }),
 });
 const tools = proxyActivities<Pick<Activities, 'runTool'>>({
   startToCloseTimeout: '15 minutes',
-  heartbeatTimeout: '30 seconds',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
   cancellationType: WAIT,
-  retry: { maximumAttempts: 3 },
+  retry: retryPolicy(),
 });
+
+/** Where a cli agent is in its three turns, kept across the agent's attempts. */
+interface CliProgress {
+  nextTurn: number;
+  previous: {
+    cost: number;
+    usage?: { inputTokens: number; outputTokens: number; cacheRead: number; cacheCreation: number };
+  };
+}
 
 interface TurnOutcome {
   ok: boolean;
@@ -93,6 +107,8 @@ interface TurnOutcome {
   models?: AgentResult['models'];
   sessionId?: string;
   error?: string;
+  /** The failure type (src/shared/failures), when the outcome is a failure. */
+  errorType?: string;
 }
 
 export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentResult> {
@@ -127,6 +143,8 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRes
       models: o.models,
       sessionId: o.sessionId,
       error: o.error,
+      ...(o.ok ? {} : { errorType: o.errorType }),
+      ...(status.attempt !== undefined ? { attempts: status.attempt } : {}),
       startedAt,
       completedAt: new Date().toISOString(),
     };
@@ -137,7 +155,42 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRes
     status.costUsd = round6(spent.costUsd);
   };
 
-  try {
+  // Histories recorded before agents had attempts of their own ran each agent once.
+  const maxAttempts = patched('agent-attempts') ? (agent.max_attempts ?? DEFAULT_AGENT_ATTEMPTS) : 1;
+  const cliProgress: CliProgress = { nextTurn: 0, previous: { cost: 0 } };
+  for (let attempt = 1; ; attempt++) {
+    if (maxAttempts > 1) status.attempt = attempt;
+    let outcome: TurnOutcome;
+    try {
+      outcome = await attemptOnce(attempt);
+    } catch (err) {
+      if (isCancellation(err)) {
+        step('CANCELLED');
+        throw err;
+      }
+      outcome = {
+        ok: false,
+        summary: '',
+        usage: ZERO_USAGE,
+        costUsd: 0,
+        error: describe(err),
+        errorType: failureType(err),
+      };
+    }
+    if (outcome.ok || attempt >= maxAttempts || !countsAgainstAgent(outcome.errorType)) {
+      return finish(outcome, outcome.ok ? 'COMPLETE' : 'FAILED');
+    }
+    log.warn('agent attempt failed; trying again', {
+      agentId: agent.id,
+      attempt,
+      maxAttempts,
+      errorType: outcome.errorType,
+      error: outcome.error?.slice(0, 300),
+    });
+  }
+
+  /** One attempt of the agent: its backend (and the script fallback of `hybrid`). */
+  async function attemptOnce(attempt: number): Promise<TurnOutcome> {
     let outcome: TurnOutcome | undefined;
     if (routing === 'ai' || routing === 'hybrid') {
       if (agent.backend === 'script') {
@@ -148,12 +201,12 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRes
       }
       outcome =
         agent.backend === 'cli'
-          ? await runCli(input, fileId, step, status, account)
+          ? await runCli(input, fileId, step, status, account, cliProgress, attempt)
           : await runApi(input, fileId, step, status, account);
     }
     if (routing === 'static' || (routing === 'hybrid' && !outcome?.ok)) {
       if (!agent.command) {
-        if (outcome) return finish(outcome, 'FAILED');
+        if (outcome) return outcome;
         throw ApplicationFailure.nonRetryable(`agent "${agent.id}" has no script command`, 'InvalidAgent');
       }
       step('ACT');
@@ -183,17 +236,12 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRes
         error: r.ok
           ? undefined
           : `${fallbackNote}script exited with code ${r.exitCode}: ${r.summary.slice(-300)}`,
+        ...(r.ok ? {} : { errorType: 'AgentExited' }),
       };
     }
     if (!outcome)
       throw ApplicationFailure.nonRetryable(`agent "${agent.id}": nothing to run`, 'InvalidAgent');
-    return finish(outcome, outcome.ok ? 'COMPLETE' : 'FAILED');
-  } catch (err) {
-    if (isCancellation(err)) {
-      step('CANCELLED');
-      throw err;
-    }
-    return finish({ ok: false, summary: '', usage: ZERO_USAGE, costUsd: 0, error: describe(err) }, 'FAILED');
+    return outcome;
   }
 }
 
@@ -227,30 +275,34 @@ async function runCli(
   step: (s: AgentStep) => void,
   status: AgentWorkflowStatus,
   account: Account,
+  progress: CliProgress,
+  attempt: number,
 ): Promise<TurnOutcome> {
   const { agent } = input;
   // The run id is a UUID unique to this execution: a re-run after a rollback (same workflow id, new run)
-  // gets a new session, while activity retries and replays keep this one.
+  // gets a new session, while activity retries, agent attempts and replays keep this one.
   const sessionId = workflowInfo().runId;
   status.sessionId = sessionId;
-  let previous: {
-    cost: number;
-    usage?: { inputTokens: number; outputTokens: number; cacheRead: number; cacheCreation: number };
-  } = { cost: 0 };
   const turns: { step: AgentStep; prompt: string }[] = [
     { step: 'PLAN', prompt: `${taskPrompt(input)}\n\nFirst write a short plan of the steps you will take.` },
     { step: 'ACT', prompt: 'Carry out the plan now: make the changes in the working directory.' },
     { step: 'SUMMARIZE', prompt: 'Summarize in at most five lines what you changed and what is left.' },
   ];
   let last: Awaited<ReturnType<typeof model.claudeTurn>> | undefined;
+  // A later attempt resumes the session at the turn that failed; earlier turns' work is in the session.
   for (const [i, turn] of turns.entries()) {
+    if (i < progress.nextTurn) continue;
     step(turn.step);
+    const previous = progress.previous;
     try {
       last = await model.claudeTurn({
         runId: input.runId,
         agentId: fileId,
         sessionId,
-        resume: i > 0,
+        resume: i > 0 || attempt > 1,
+        ...(attempt > 1 ? { agentAttempt: attempt } : {}),
+        ...(agent.timeout_s !== undefined ? { timeoutS: agent.timeout_s } : {}),
+        ...(agent.hang_after_s !== undefined ? { hangAfterS: agent.hang_after_s } : {}),
         prompt: turn.prompt,
         cwd: input.workspace,
         model: agent.model,
@@ -268,7 +320,12 @@ async function runCli(
     } catch (err) {
       // A failed turn still cost money: its summary rides in the failure's details.
       const summary = failureSummary(err);
-      if (summary) account({ usage: toUsage(summary.usage), costUsd: summary.costUsd ?? 0 });
+      if (summary) {
+        account({ usage: toUsage(summary.usage), costUsd: summary.costUsd ?? 0 });
+        // The session's totals moved on: the next attempt's cost is a delta from here.
+        if (summary.totalCostUsd !== undefined)
+          progress.previous = { cost: summary.totalCostUsd, usage: summary.sessionUsage ?? previous.usage };
+      }
       if (isCancellation(err)) throw err;
       return {
         ok: false,
@@ -277,13 +334,15 @@ async function runCli(
         costUsd: 0,
         sessionId,
         error: describe(err),
+        errorType: failureType(err),
         outputRef: summary?.transcriptPath,
       };
     }
     account({ usage: toUsage(last.usage), costUsd: last.costUsd });
     status.turns += last.numTurns;
     status.lastTool = last.lastTool ?? status.lastTool;
-    previous = { cost: last.totalCostUsd, usage: last.sessionUsage };
+    progress.previous = { cost: last.totalCostUsd, usage: last.sessionUsage };
+    progress.nextTurn = i + 1;
     if (!last.ok) {
       return {
         ok: false,
@@ -293,6 +352,7 @@ async function runCli(
         sessionId,
         outputRef: last.transcriptPath,
         error: `${last.subtype}: ${last.resultText.slice(0, 300)}`,
+        errorType: 'CliError',
       };
     }
   }
@@ -348,6 +408,8 @@ async function runApi(
         messages,
         tools: true,
         maxTokens: 8192,
+        ...(agent.timeout_s !== undefined ? { timeoutS: agent.timeout_s } : {}),
+        ...(agent.hang_after_s !== undefined ? { hangAfterS: agent.hang_after_s } : {}),
       });
     } catch (err) {
       if (isCancellation(err)) throw err;
@@ -357,6 +419,7 @@ async function runApi(
         usage: ZERO_USAGE,
         costUsd: 0,
         error: describe(err),
+        errorType: failureType(err),
         outputRef,
         models,
       };
@@ -406,6 +469,7 @@ async function runApi(
     usage: ZERO_USAGE,
     costUsd: 0,
     error: `MaxTurnsExceeded: ${maxTurns} turns`,
+    errorType: 'MaxTurnsExceeded',
     outputRef,
     models,
   };
@@ -414,6 +478,8 @@ async function runApi(
 interface FailureSummary {
   costUsd?: number;
   usage?: { inputTokens: number; outputTokens: number; cacheRead: number; cacheCreation: number };
+  totalCostUsd?: number;
+  sessionUsage?: { inputTokens: number; outputTokens: number; cacheRead: number; cacheCreation: number };
   transcriptPath?: string;
 }
 
@@ -432,6 +498,12 @@ function toUsage(u: FailureSummary['usage']): Usage {
     cache_read_input_tokens: u.cacheRead,
     cache_creation_input_tokens: u.cacheCreation,
   };
+}
+
+/** The ApplicationFailure type behind an activity failure; undefined for timeouts and plain errors. */
+function failureType(err: unknown): string | undefined {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
 }
 
 function describe(err: unknown): string {

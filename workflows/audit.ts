@@ -6,6 +6,7 @@
  * Unflushed entries are workflow state: a crash loses none of them, replay rebuilds them.
  */
 import { CancellationScope, log, patched, proxyActivities } from '@temporalio/workflow';
+import { retryPolicy } from '../src/shared/failures';
 import type { Activities } from '../activities';
 import { nextAuditEntry, type AuditEntry, type AuditKind } from '../src/shared/audit';
 
@@ -18,7 +19,7 @@ export const AUDIT_PATCH = 'audit-trail';
 
 const activities = proxyActivities<Pick<Activities, 'appendAudit'>>({
   startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 10, nonRetryableErrorTypes: ['InvalidAuditInput'] },
+  retry: retryPolicy(),
 });
 
 /** What a workflow carries across continue-as-new. */

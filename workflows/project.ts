@@ -24,11 +24,13 @@ import {
   executeChild,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { HEARTBEAT_TIMEOUT, isBudgetFailure, retryPolicy } from '../src/shared/failures';
 import {
   charge,
   createLedger,
@@ -120,6 +122,9 @@ export interface ProjectSummary {
   manifestPath?: string;
 }
 
+// Retries by cause (src/shared/failures): infrastructure failures retry without limit, the rest fail at
+// once. Every workspace activity heartbeats every second, so a worker that dies mid-checkpoint or
+// mid-restore is noticed after HEARTBEAT_TIMEOUT, not after the start-to-close timeout.
 const workspace = proxyActivities<
   Pick<
     Activities,
@@ -127,11 +132,13 @@ const workspace = proxyActivities<
   >
 >({
   startToCloseTimeout: '10 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['TargetNotEmpty', 'InvalidActivityInput'] },
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
+  retry: retryPolicy(),
 });
 const checkpointing = proxyActivities<Pick<Activities, 'checkpointPhase'>>({
   startToCloseTimeout: '10 minutes',
-  retry: { maximumAttempts: 5 },
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
+  retry: retryPolicy(),
 });
 
 const governance = proxyActivities<Pick<Activities, 'evaluateGates'>>({
@@ -139,11 +146,9 @@ const governance = proxyActivities<Pick<Activities, 'evaluateGates'>>({
   // Explicit: unset, the SDK sends TRY_CANCEL and a rollback would not wait for the gate's process to end.
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '1 minute',
-  retry: {
-    maximumAttempts: 3,
-    nonRetryableErrorTypes: ['InvalidGate', 'InvalidGateInput', 'WorkspaceNotFound'],
-  },
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
+  // A failing gate is not an activity failure: its verdict is counted by the gate's on_fail policy.
+  retry: retryPolicy(),
 });
 
 class RollbackRequested extends Error {}
@@ -470,7 +475,9 @@ export async function projectWorkflow(
   ): { reason: string; exceeded?: BudgetExceeded } | undefined {
     const probe = reserve(st.ledger, { key: '\u0000probe', phase, agent, estimateUsd: 0, estimateTokens: 0 });
     if (!probe.ok) return { reason: describeExceeded(probe.exceeded), exceeded: probe.exceeded };
-    if (/BudgetExhausted|max_budget/i.test(r.error ?? '')) {
+    // Recognised by failure type. Only histories from before failure types existed match the text.
+    const byType = patched('failure-types');
+    if (byType ? isBudgetFailure(r.errorType) : /BudgetExhausted|max_budget/i.test(r.error ?? '')) {
       return {
         reason: `agent "${agent}" in phase "${phase}" ran out of budget: ${(r.error ?? '').slice(0, 200)}`,
       };

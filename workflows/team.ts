@@ -30,6 +30,7 @@ import {
   uuid4,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
+import { HEARTBEAT_TIMEOUT, retryPolicy } from '../src/shared/failures';
 import type { Activities } from '../activities';
 import { nextAuditEntry, type AuditEntry, type AuditKind } from '../src/shared/audit';
 import type { CliSubagent } from '../src/shared/spec';
@@ -117,7 +118,7 @@ const AUDIT_BATCH_WINDOW = '1 second';
 
 const auditing = proxyActivities<Pick<Activities, 'appendAudit'>>({
   startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 10, nonRetryableErrorTypes: ['InvalidAuditInput'] },
+  retry: retryPolicy(),
 });
 
 interface AgentRecord extends TeamAgentRow {
@@ -434,25 +435,22 @@ const localFiles = proxyLocalActivities<
   Pick<Activities, 'prepareTeamAgent' | 'readTeamTasks' | 'markTeamTasks'>
 >({
   startToCloseTimeout: '30 seconds',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['InvalidTeamInput'] },
+  retry: retryPolicy(),
 });
 const files = proxyActivities<Pick<Activities, 'archiveTeamAgent'>>({
   startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 10, nonRetryableErrorTypes: ['InvalidTeamInput', 'AgentDirMissing'] },
+  retry: retryPolicy(),
 });
 const model = proxyActivities<Pick<Activities, 'claudeTurn'>>({
   startToCloseTimeout: '1 hour',
   // Short enough that a cancellation (stop, completion) reaches the process within seconds: the SDK sends
   // heartbeats, and learns of cancellation, every 0.8 × heartbeatTimeout.
-  heartbeatTimeout: '15 seconds',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
   // An unset cancellationType encodes as TRY_CANCEL: the workflow would move on while the process runs.
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  retry: {
-    initialInterval: '1 second',
-    backoffCoefficient: 2,
-    maximumInterval: '1 minute',
-    maximumAttempts: 5,
-  },
+  // By cause (src/shared/failures): crashes and API outages retry without limit, the agent's own
+  // failures end the turn.
+  retry: retryPolicy({ maximumInterval: '1 minute' }),
 });
 
 interface TurnOutcome {
@@ -569,8 +567,9 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
     startToCloseTimeout: `${settings.scriptTimeoutS + 60} seconds`,
     heartbeatTimeout: '5 seconds',
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    // A script's side effects may not be repeatable: only a crash (heartbeat timeout) retries it.
-    retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['ScriptNotFound'] },
+    // A script's side effects may not be repeatable: only a crash (heartbeat timeout) retries it, and
+    // then without limit (src/shared/failures); its own failures are not retried.
+    retry: retryPolicy(),
   });
 
   let session = { cost: 0, usage: undefined as TurnOutcome['sessionUsage'] };

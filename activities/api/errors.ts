@@ -4,6 +4,7 @@
  */
 import { APIConnectionError, APIError, AnthropicError } from '@anthropic-ai/sdk';
 import { ApplicationFailure } from '@temporalio/activity';
+import { isRetryable } from '../../src/shared/failures';
 
 /** Failure types of the api backend; callers list the non-retryable ones in `nonRetryableErrorTypes`. */
 export const ApiFailureType = {
@@ -17,15 +18,15 @@ export const ApiFailureType = {
   AuthenticationFailed: 'AuthenticationFailed',
   /** 404 for the model, or a response model without a known price. */
   UnknownModel: 'UnknownModel',
+  /** No stream event for the hang limit, or the turn outlived `timeout_s`. */
+  AgentHung: 'AgentHung',
 } as const;
 export type ApiFailureType = (typeof ApiFailureType)[keyof typeof ApiFailureType];
 
-/** Types that must not be retried. */
-export const NON_RETRYABLE_API_FAILURES: ApiFailureType[] = [
-  ApiFailureType.InvalidRequest,
-  ApiFailureType.AuthenticationFailed,
-  ApiFailureType.UnknownModel,
-];
+/** Types that must not be retried, from the one registry (src/shared/failures). */
+export const NON_RETRYABLE_API_FAILURES: ApiFailureType[] = Object.values(ApiFailureType).filter(
+  (t) => !isRetryable(t),
+);
 
 /** The delay a `retry-after` (seconds or HTTP date) or `retry-after-ms` header asks for, in ms. */
 export function retryAfterMs(headers: Headers | undefined): number | undefined {

@@ -39,6 +39,10 @@ export const ApiTurnInputSchema = z.object({
   /** Offer the workspace tools (activities/tools) to the model. */
   tools: z.boolean().default(false),
   maxTokens: z.number().int().positive(),
+  /** Wall-clock limit of the turn (the agent's `timeout_s`): past it the request is aborted as hung. */
+  timeoutS: z.number().positive().optional(),
+  /** Seconds without a stream event before the turn counts as hung; default 5 min. */
+  hangAfterS: z.number().positive().optional(),
 });
 export type ApiTurnInput = z.input<typeof ApiTurnInputSchema>;
 
@@ -134,8 +138,28 @@ export function createApiActivities({ logger, anthropic, outputsDir }: ApiActivi
       });
 
       let message: Anthropic.Message;
+      // A stalled stream sends nothing: a timer heartbeats, and ends the request when no event arrived
+      // for the hang limit or the turn outlived timeout_s. Either is the agent's failure AgentHung.
+      const abort = new AbortController();
+      const onCancel = () => abort.abort(ctx.cancellationSignal.reason);
+      ctx.cancellationSignal.addEventListener('abort', onCancel);
+      const started = Date.now();
+      const hangAfterMs = (input.hangAfterS ?? 300) * 1000;
+      let lastEventAt = started;
+      let events = 0;
+      let streamedChars = 0;
+      let hung: string | undefined;
+      const watch = setInterval(() => {
+        const now = Date.now();
+        ctx.heartbeat({ streamedChars, events, lastEventAt });
+        if (hung) return;
+        if (now - lastEventAt > hangAfterMs)
+          hung = `no stream event for ${Math.round((now - lastEventAt) / 1000)} s`;
+        else if (input.timeoutS !== undefined && now - started > input.timeoutS * 1000)
+          hung = `the turn outlived its timeout_s (${input.timeoutS} s)`;
+        if (hung) abort.abort(new Error(hung));
+      }, 1000);
       try {
-        let streamedChars = 0;
         const stream = getClient().messages.stream(
           {
             model: input.model,
@@ -146,9 +170,11 @@ export function createApiActivities({ logger, anthropic, outputsDir }: ApiActivi
             messages: input.messages as Anthropic.MessageParam[],
             ...(input.tools ? { tools: toolDefinitions } : {}),
           },
-          { signal: ctx.cancellationSignal },
+          { signal: abort.signal },
         );
         stream.on('streamEvent', (event) => {
+          events += 1;
+          lastEventAt = Date.now();
           if (event.type === 'content_block_delta') {
             streamedChars +=
               event.delta.type === 'text_delta'
@@ -158,10 +184,19 @@ export function createApiActivities({ logger, anthropic, outputsDir }: ApiActivi
                   : 0;
           }
           // Heartbeats are throttled by the SDK; each event is a sign of life and a chance to learn of cancellation.
-          ctx.heartbeat({ streamedChars });
+          ctx.heartbeat({ streamedChars, events, lastEventAt });
         });
         message = await stream.finalMessage();
       } catch (err) {
+        if (hung && !ctx.cancellationSignal.aborted) {
+          log.warn({ why: hung, events, streamedChars }, 'api turn ended as hung');
+          await appendJsonl(file, { type: 'error', failureType: ApiFailureType.AgentHung, message: hung });
+          throw ApplicationFailure.create({
+            type: ApiFailureType.AgentHung,
+            message: `model turn hung: ${hung}`,
+            nonRetryable: true,
+          });
+        }
         if (ctx.cancellationSignal.aborted) {
           await appendJsonl(file, { type: 'cancelled' });
           const reason: unknown = ctx.cancellationSignal.reason;
@@ -174,6 +209,9 @@ export function createApiActivities({ logger, anthropic, outputsDir }: ApiActivi
         );
         await appendJsonl(file, { type: 'error', failureType: failure.type, message: failure.message });
         throw failure;
+      } finally {
+        clearInterval(watch);
+        ctx.cancellationSignal.removeEventListener('abort', onCancel);
       }
 
       let costUsd: number;

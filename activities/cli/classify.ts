@@ -5,6 +5,7 @@
  * retry policy (with its backoff) owns the retry.
  */
 import type { ResultLine } from '../../src/claude/stream';
+import { isRetryable } from '../../src/shared/failures';
 
 /** Every failure type a `claudeTurn` can raise; workflows match on these strings. */
 export const CliFailureType = {
@@ -22,23 +23,17 @@ export const CliFailureType = {
   /** `--resume` named a session without a transcript. */
   SessionNotFound: 'SessionNotFound',
   StructuredOutputFailed: 'StructuredOutputFailed',
-  /** Anything else (e.g. `error_during_execution`): retryable, the next attempt resumes the session. */
+  /** Anything else (e.g. `error_during_execution`): the agent's own failure, its next attempt resumes the session. */
   CliError: 'CliError',
+  /** No progress for the hang limit, or the run outlived `timeout_s`: ended and retried as a hang. */
+  AgentHung: 'AgentHung',
 } as const;
 export type CliFailureType = (typeof CliFailureType)[keyof typeof CliFailureType];
 
-/** Types Temporal must not retry; the same list suits a RetryPolicy's `nonRetryableErrorTypes`. */
-export const NON_RETRYABLE_CLI_FAILURES: readonly CliFailureType[] = [
-  'AuthenticationFailed',
-  'InvalidRequest',
-  'MaxTurnsExceeded',
-  'BudgetExhausted',
-  'ClaudeNotFound',
-  'InvalidInvocation',
-  'SessionInUse',
-  'SessionNotFound',
-  'StructuredOutputFailed',
-];
+/** Types Temporal must not retry, from the one registry (src/shared/failures). */
+export const NON_RETRYABLE_CLI_FAILURES: readonly CliFailureType[] = Object.values(CliFailureType).filter(
+  (t) => !isRetryable(t),
+);
 
 /** What is known about a finished (or never started) CLI process. */
 export interface CliFailureFacts {

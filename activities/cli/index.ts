@@ -14,6 +14,7 @@
  * run the same session; the pgid is also in the heartbeat details for diagnosis.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { Context } from '@temporalio/activity';
@@ -33,6 +34,14 @@ import {
 import { PermissionModeSchema } from '../../src/shared/spec';
 import type { Logger } from '../../src/logger';
 import { classifyCliFailure, type CliFailureClass } from './classify';
+import {
+  endEarlierAttempts,
+  findProgram,
+  Lease,
+  leaseFile,
+  previousLease,
+  watchedCommand,
+} from '../watchdog';
 import { SESSION_MARKER_ENV, signalGroup, sweepSessionProcesses, terminateGroup } from './process';
 
 export { classifyCliFailure, CliFailureType, NON_RETRYABLE_CLI_FAILURES } from './classify';
@@ -67,6 +76,12 @@ export const ClaudeTurnInputSchema = z.object({
   /** Subagents, passed as `--agents <json>`. */
   agents: z.record(z.string().min(1), CliSubagentSchema).optional(),
   extraEnv: z.record(z.string(), z.string()).optional(),
+  /** The agent's own attempt (agentWorkflow counts them); above 1 the turn is a retry of a failed one. */
+  agentAttempt: z.number().int().positive().default(1),
+  /** Wall-clock limit of the turn (the agent's `timeout_s`): past it the run is ended as hung. */
+  timeoutS: z.number().positive().optional(),
+  /** Seconds without output from the CLI before the run counts as hung; default from the worker. */
+  hangAfterS: z.number().positive().optional(),
   /** The session's `total_cost_usd` after its previous turn (0 for a new session). */
   previousSessionCostUsd: z.number().nonnegative().default(0),
   /** The session's cumulative token usage after its previous turn (the summary's `sessionUsage`). */
@@ -114,6 +129,13 @@ export const ClaudeHeartbeatSchema = z.object({
   turns: z.number(),
   lastTool: z.string().optional(),
   costUsd: z.number(),
+  /** Real progress: bytes and stream-json lines received from the CLI, and when the last arrived. */
+  bytes: z.number().optional(),
+  lines: z.number().optional(),
+  lastProgressAt: z.number().optional(),
+  /** The attempt's lease (../watchdog): where it runs and when it last renewed. */
+  host: z.string().optional(),
+  leaseAt: z.number().optional(),
 });
 export type ClaudeHeartbeat = z.infer<typeof ClaudeHeartbeatSchema>;
 
@@ -128,8 +150,10 @@ export interface CliActivityDeps {
   env?: Record<string, string>;
   /** SIGTERM → SIGKILL grace period; default 5 s. */
   killGraceMs?: number;
-  /** Heartbeat interval while the CLI is quiet (a long tool run); default 5 s. */
+  /** Heartbeat (and lease renewal) interval while the CLI is quiet; default 1 s. */
   heartbeatIntervalMs?: number;
+  /** Default for `hangAfterS`: a run with no output for this long is ended as hung; default 10 min. */
+  hangAfterMs?: number;
   /** `--setting-sources` value; default `''` (no settings files). `null` omits the flag. */
   settingSources?: string | null;
 }
@@ -259,7 +283,7 @@ export function createCliActivities(deps: CliActivityDeps) {
       CLAUDE_CODE_MAX_RETRIES: '1',
       ...deps.env,
       ...input.extraEnv,
-      [SESSION_MARKER_ENV]: input.sessionId,
+      // The session marker (SESSION_MARKER_ENV) is set by the watchdog on the CLI alone, not on it.
     };
   }
 
@@ -299,8 +323,14 @@ export function createCliActivities(deps: CliActivityDeps) {
       'claude run starting',
     );
 
-    // detached: own process group, so cancellation can end the CLI and everything it started.
-    const child = execa(deps.claudePath, args, {
+    const lease = new Lease(leaseFile());
+    const [wFile, wArgs] = watchedCommand([deps.claudePath, ...args], {
+      leaseFile: lease.file,
+      mark: input.sessionId,
+      markEnv: SESSION_MARKER_ENV,
+    });
+    // detached: the watchdog leads a process group of its own, so ending it ends the CLI and its children.
+    const child = execa(wFile, wArgs, {
       cwd: input.cwd,
       env: buildEnv(input),
       extendEnv: true,
@@ -316,6 +346,10 @@ export function createCliActivities(deps: CliActivityDeps) {
       child.once('error', () => resolve());
     });
 
+    let bytes = 0;
+    let lineCount = 0;
+    let lastProgressAt = started;
+    let hung: string | undefined;
     const progress = (): ClaudeHeartbeat => ({
       sessionId: input.sessionId,
       attempt: ctx.info.attempt,
@@ -323,6 +357,11 @@ export function createCliActivities(deps: CliActivityDeps) {
       pgid: pid,
       turns: state.turns,
       lastTool: state.lastTool,
+      bytes,
+      lines: lineCount,
+      lastProgressAt,
+      host: os.hostname(),
+      leaseAt: lease.renew(),
       costUsd: Math.max(
         0,
         roundUsd(
@@ -330,16 +369,31 @@ export function createCliActivities(deps: CliActivityDeps) {
         ),
       ),
     });
-    const beat = () => ctx.heartbeat(progress());
-    beat();
-    const interval = setInterval(beat, deps.heartbeatIntervalMs ?? 5_000);
-
     let stopping: Promise<'term' | 'kill'> | undefined;
     const stop = (why: string) => {
       if (stopping || pid === undefined) return;
       log.warn({ pid, why }, 'ending claude process group');
       stopping = terminateGroup(pid, exited, killGraceMs);
     };
+    // A hang is judged by real progress (output from the CLI), not by the heartbeat timer.
+    const hangAfterMs =
+      input.hangAfterS !== undefined ? input.hangAfterS * 1000 : (deps.hangAfterMs ?? 600_000);
+    const beat = () => {
+      ctx.heartbeat(progress());
+      if (!hung && Date.now() - lastProgressAt > hangAfterMs) {
+        hung = `no output from claude for ${Math.round((Date.now() - lastProgressAt) / 1000)} s (hang limit ${hangAfterMs / 1000} s)`;
+        stop(hung);
+      }
+    };
+    beat();
+    const interval = setInterval(beat, deps.heartbeatIntervalMs ?? 1_000);
+    const deadline =
+      input.timeoutS !== undefined
+        ? setTimeout(() => {
+            hung ??= `the turn outlived its timeout_s (${input.timeoutS} s)`;
+            stop(hung);
+          }, input.timeoutS * 1000)
+        : undefined;
     const onAbort = () =>
       stop(
         `activity ${String((ctx.cancellationSignal.reason as Error | undefined)?.message ?? 'cancelled')}`,
@@ -355,7 +409,12 @@ export function createCliActivities(deps: CliActivityDeps) {
       ? readline.createInterface({ input: child.stdout, crlfDelay: Infinity })
       : undefined;
     const linesClosed = new Promise<void>((r) => (lines ? lines.once('close', () => r()) : r()));
+    child.stdout?.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      lastProgressAt = Date.now();
+    });
     lines?.on('line', (line) => {
+      lineCount += 1;
       transcript.write(`${line}\n`);
       const ev = feedLine(state, line);
       if (ev.kind === 'malformed')
@@ -389,6 +448,14 @@ export function createCliActivities(deps: CliActivityDeps) {
         sessionMode: mode,
       });
       const cancelled = ctx.cancellationSignal.aborted;
+      if (hung && !cancelled) {
+        log.warn({ why: hung, bytes, lines: lineCount }, 'claude run ended as hung');
+        return {
+          summary,
+          cancelled,
+          failure: { type: 'AgentHung', message: `claude hung: ${hung}`, nonRetryable: true },
+        };
+      }
       log.info(
         {
           exitCode,
@@ -414,6 +481,8 @@ export function createCliActivities(deps: CliActivityDeps) {
       return { summary, failure, cancelled };
     } finally {
       clearInterval(interval);
+      if (deadline) clearTimeout(deadline);
+      lease.release();
       ctx.cancellationSignal.removeEventListener('abort', onAbort);
       await Promise.all([
         new Promise<void>((r) => transcript.end(r)),
@@ -457,13 +526,24 @@ export function createCliActivities(deps: CliActivityDeps) {
 
       const previous = ClaudeHeartbeatSchema.safeParse(ctx.info.heartbeatDetails);
       if (previous.success) log.info({ previous: previous.data }, 'previous attempt progress');
-      // A previous attempt whose worker died may have left its CLI running: never run one session twice.
-      const leftovers = await sweepSessionProcesses(input.sessionId);
+      // A previous attempt whose worker died may have left its CLI running, here or on another host:
+      // never run one session twice (../watchdog).
+      const earlier = await endEarlierAttempts(
+        input.sessionId,
+        previousLease(ctx.info.heartbeatDetails),
+        ctx.cancellationSignal,
+        SESSION_MARKER_ENV,
+      );
       if (ctx.cancellationSignal.aborted)
         throw ctx.cancellationSignal.reason ?? new CancelledFailure('CANCELLED');
-      if (leftovers.length) log.warn({ pids: leftovers }, 'killed processes left by an earlier attempt');
+      if (earlier.killed.length || earlier.waitedMs)
+        log.warn(earlier, 'ended processes of an earlier attempt before starting');
+      if (!findProgram(deps.claudePath, input.cwd, process.env.PATH)) {
+        const failure = classifyCliFailure({ spawnErrorCode: 'ENOENT', claudePath: deps.claudePath });
+        throw ApplicationFailure.create({ type: failure.type, message: failure.message, nonRetryable: true });
+      }
 
-      const retrying = attempt > 1;
+      const retrying = attempt > 1 || input.agentAttempt > 1;
       let mode: SessionMode = input.resume || retrying ? 'resume' : 'new';
       let prompt = retrying ? RETRY_NOTE + input.prompt : input.prompt;
       let out = await runOnce(input, mode, prompt, log);

@@ -25,7 +25,7 @@ const EvaluateGatesInputSchema = z.object({
 export type EvaluateGatesInput = z.input<typeof EvaluateGatesInputSchema>;
 
 /** How often a long gate (a test suite) heartbeats, so that cancellation reaches it. */
-const HEARTBEAT_MS = 5000;
+const HEARTBEAT_MS = 1_000;
 
 function invalid(type: string, message: string): ApplicationFailure {
   return ApplicationFailure.create({ type, message, nonRetryable: true });

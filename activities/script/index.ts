@@ -3,6 +3,7 @@
  * It makes the whole engine testable without a model.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -10,6 +11,16 @@ import { execa } from 'execa';
 import { z } from 'zod';
 import type { Logger } from '../../src/logger';
 import { signalGroup } from '../process-group';
+import {
+  endEarlierAttempts,
+  findProgram,
+  groupMembers,
+  Lease,
+  LEASE_RENEW_MS,
+  leaseFile,
+  previousLease,
+  watchedCommand,
+} from '../watchdog';
 
 export const ScriptTurnInputSchema = z.object({
   runId: z.string().min(1),
@@ -42,32 +53,50 @@ export function createScriptActivities(deps: {
 }) {
   const { logger, outputsDir } = deps;
   return {
-    /** Runs one script agent turn. Heartbeats every second; cancellation ends the whole process group. */
+    /**
+     * Runs one script agent turn under the watchdog (../watchdog): heartbeats and renews its lease every
+     * second; cancellation and timeout end the whole process group. The turn ends when the script ends:
+     * background children it leaves are ended with its group, and logged.
+     */
     async scriptTurn(raw: ScriptTurnInput): Promise<ScriptTurnResult> {
       const input = ScriptTurnInputSchema.parse(raw);
       const ctx = Context.current();
       const outDir = path.join(outputsDir, input.runId, 'agents');
       fs.mkdirSync(outDir, { recursive: true });
       const outputRef = path.join(outDir, `${input.agentId}.log`);
+      const log = logger.child({ runId: input.runId, agentId: input.agentId, attempt: ctx.info.attempt });
+      const [file, ...args] = input.command as [string, ...string[]];
+      const env = { ...deps.baseEnv, ...input.env };
+      if (!findProgram(file, input.workspace, env.PATH ?? process.env.PATH)) {
+        throw ApplicationFailure.create({
+          type: 'ScriptNotFound',
+          message: `script program not found: ${file}`,
+          nonRetryable: true,
+        });
+      }
+
+      // Every earlier attempt of this agent ends before this one starts, on this host or elsewhere.
+      const mark = `${input.runId}/${input.agentId}`;
+      const earlier = await endEarlierAttempts(
+        mark,
+        previousLease(ctx.info.heartbeatDetails),
+        ctx.cancellationSignal,
+      );
+      if (earlier.killed.length || earlier.waitedMs)
+        log.warn(earlier, 'ended processes of an earlier attempt before starting');
+      if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
+
       const out = fs.createWriteStream(outputRef, { flags: 'a' });
       const started = Date.now();
       let tail = '';
-      const log = logger.child({ runId: input.runId, agentId: input.agentId });
-      log.info({ command: input.command, attempt: ctx.info.attempt }, 'script agent started');
-
-      // A previous attempt whose worker died leaves its detached group running; end it before starting
-      // again so that two copies of one agent never run at once.
-      const previous = ctx.info.heartbeatDetails as { pid?: number } | undefined;
-      if (ctx.info.attempt > 1 && typeof previous?.pid === 'number') {
-        log.warn({ pid: previous.pid }, 'ending process group left by the previous attempt');
-        signalGroup(previous.pid, 'SIGKILL');
-      }
-
-      const [file, ...args] = input.command as [string, ...string[]];
-      // detached: the script gets its own process group, so cancellation can end it and its children.
-      const child = execa(file, args, {
+      let bytes = 0;
+      log.info({ command: input.command }, 'script agent started');
+      const lease = new Lease(leaseFile());
+      const [wFile, wArgs] = watchedCommand([file, ...args], { leaseFile: lease.file, mark });
+      // detached: the watchdog leads a process group of its own, so ending it ends everything it started.
+      const child = execa(wFile, wArgs, {
         cwd: input.workspace,
-        env: { ...deps.baseEnv, ...input.env },
+        env,
         detached: true,
         reject: false,
         all: true,
@@ -76,18 +105,39 @@ export function createScriptActivities(deps: {
       });
       child.all?.on('data', (chunk: Buffer) => {
         out.write(chunk);
+        bytes += chunk.length;
         tail = (tail + chunk.toString()).slice(-SUMMARY_CHARS);
       });
-      const terminate = (why: string) => {
+      // The script is done when its process is: children it left in the background would hold the
+      // output pipe open until timeout_s. They are ended with the group, and named in the log.
+      child.once('exit', () => {
+        const left = groupMembers(child.pid);
+        if (left.length) {
+          log.warn({ processes: left }, 'ending background processes the script left behind');
+          out.write(
+            `\n[orchestrator] ended ${left.length} background process(es) left by the script: ${left.map((p) => `${p.pid} ${p.cmd}`).join('; ')}\n`,
+          );
+        }
+        signalGroup(child.pid, 'SIGKILL');
+      });
+      let ended: 'timeout' | 'cancelled' | undefined;
+      const terminate = (why: 'timeout' | 'cancelled') => {
+        ended ??= why;
         log.warn({ pid: child.pid, why }, 'ending script process group');
         signalGroup(child.pid, 'SIGTERM');
         setTimeout(() => signalGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS).unref();
       };
-      ctx.heartbeat({ pid: child.pid, elapsedMs: 0 });
-      const beat = setInterval(
-        () => ctx.heartbeat({ pid: child.pid, elapsedMs: Date.now() - started }),
-        1_000,
-      );
+      const beat = () =>
+        ctx.heartbeat({
+          pid: child.pid,
+          pgid: child.pid,
+          host: os.hostname(),
+          leaseAt: lease.renew(),
+          elapsedMs: Date.now() - started,
+          bytes,
+        });
+      beat();
+      const interval = setInterval(beat, LEASE_RENEW_MS);
       const timer = setTimeout(() => terminate('timeout'), input.timeoutS * 1_000);
       const onCancel = () => terminate('cancelled');
       ctx.cancellationSignal.addEventListener('abort', onCancel);
@@ -96,23 +146,28 @@ export function createScriptActivities(deps: {
         const durationMs = Date.now() - started;
         await new Promise<void>((r) => out.end(r));
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
-        if (result.failed && result.exitCode === undefined) {
-          const notFound = (result as { code?: string }).code === 'ENOENT';
+        if (ended === 'timeout') {
           throw ApplicationFailure.create({
-            type: notFound ? 'ScriptNotFound' : 'ScriptKilled',
-            message: notFound
-              ? `script program not found: ${file}`
-              : `script ended by ${result.signal ?? 'error'}: ${result.shortMessage}`,
-            nonRetryable: notFound,
+            type: 'AgentHung',
+            message: `script outlived its timeout_s (${input.timeoutS} s) and was ended`,
+            nonRetryable: true,
+          });
+        }
+        if (result.failed && result.exitCode === undefined) {
+          throw ApplicationFailure.create({
+            type: 'ScriptKilled',
+            message: `script ended by ${result.signal ?? 'error'}: ${result.shortMessage}`,
+            nonRetryable: true,
           });
         }
         const exitCode = result.exitCode ?? -1;
         log.info({ exitCode, durationMs }, 'script agent finished');
         return { ok: exitCode === 0, exitCode, summary: tail.trim(), outputRef, durationMs };
       } finally {
-        clearInterval(beat);
+        clearInterval(interval);
         clearTimeout(timer);
         ctx.cancellationSignal.removeEventListener('abort', onCancel);
+        lease.release();
         if (!out.closed) out.end();
       }
     },

@@ -33,7 +33,7 @@ export interface ToolActivityDeps {
   logger: Logger;
 }
 
-const HEARTBEAT_MS = 5_000;
+const HEARTBEAT_MS = 1_000;
 
 export function createToolActivities({ logger }: ToolActivityDeps) {
   return {

@@ -83,7 +83,7 @@ export interface GitResult {
   exitCode: number;
 }
 
-/** A lock file older than this was left by a git process that died; anything younger is contention. */
+/** A lock file older than this was left by a git process that died, whoever may still run git. */
 const STALE_LOCK_MS = 120_000;
 const LOCK_RETRY_DELAYS_MS = [50, 100, 200, 400, 800, 1600];
 
@@ -129,7 +129,7 @@ export async function runGit(
 
     const lock = /Unable to create '([^']+\.lock)': File exists/.exec(result.stderr)?.[1];
     if (lock) {
-      if (await isStale(lock)) {
+      if (await isStale(lock, gitDir)) {
         await fs.rm(lock, { force: true });
         continue;
       }
@@ -148,13 +148,46 @@ export async function runGit(
   }
 }
 
-async function isStale(lockFile: string): Promise<boolean> {
+/**
+ * Whether a lock file was left by a git that died (a worker SIGKILLed mid-`git add`): old, or no live
+ * process runs git on this repository. Every git here names its git dir on the command line, so the
+ * check is exact on this host; without /proc only the age counts.
+ */
+async function isStale(lockFile: string, gitDir: string | undefined): Promise<boolean> {
+  let st;
   try {
-    const st = await fs.stat(lockFile);
-    return Date.now() - st.mtimeMs > STALE_LOCK_MS;
+    st = await fs.stat(lockFile);
   } catch {
     return true; // Gone already: retrying is right.
   }
+  if (Date.now() - st.mtimeMs > STALE_LOCK_MS) return true;
+  if (!gitDir) return false;
+  const users = await gitProcessesUsing(gitDir);
+  return users !== undefined && users.length === 0;
+}
+
+/** Pids of live git processes whose command line names `gitDir`; undefined where /proc is missing. */
+export async function gitProcessesUsing(gitDir: string): Promise<number[] | undefined> {
+  let entries: string[];
+  try {
+    entries = await fs.readdir('/proc');
+  } catch {
+    return undefined;
+  }
+  const needle = `--git-dir=${gitDir}\0`;
+  const found = await Promise.all(
+    entries
+      .filter((e) => /^\d+$/.test(e))
+      .map(async (pid) => {
+        try {
+          const cmd = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8');
+          return cmd.includes(needle) ? Number(pid) : undefined;
+        } catch {
+          return undefined;
+        }
+      }),
+  );
+  return found.filter((p): p is number => p !== undefined);
 }
 
 const SHA = /^[0-9a-f]{4,64}$/i;

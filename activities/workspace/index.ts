@@ -3,7 +3,7 @@
  * manifests and forks. The plain functions take explicit arguments and are usable (and tested) without
  * Temporal; {@link createWorkspaceActivities} wraps them for a worker.
  */
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { formatZodIssues } from '../../config/errors';
 import type { Logger } from '../../src/logger';
@@ -119,6 +119,15 @@ function parseInput<S extends z.ZodType>(name: string, schema: S, input: unknown
   });
 }
 
+/** The activity context, or undefined when the wrapper is called directly (tests, tools). */
+function currentContext(): Context | undefined {
+  try {
+    return Context.current();
+  } catch {
+    return undefined;
+  }
+}
+
 function toFailure(err: unknown): never {
   if (err instanceof WorkspaceError) {
     throw ApplicationFailure.create({ type: err.type, message: err.message, nonRetryable: !err.retryable });
@@ -140,6 +149,12 @@ export function createWorkspaceActivities(deps: { logger: Logger }) {
     return async (input: z.input<S>): Promise<R> => {
       const args = parseInput(name, schema, input);
       const started = Date.now();
+      // Heartbeats every second, so a worker that dies mid-snapshot or mid-restore is noticed within the
+      // heartbeat timeout; the retry then finds git's lock left behind and removes it (./git).
+      const ctx = currentContext();
+      const beat = () => ctx?.heartbeat({ activity: name, elapsedMs: Date.now() - started });
+      beat();
+      const interval = setInterval(beat, 1_000);
       try {
         const result = await fn(args);
         log.info({ activity: name, ms: Date.now() - started, ...summary(args, result) }, `${name} done`);
@@ -147,6 +162,8 @@ export function createWorkspaceActivities(deps: { logger: Logger }) {
       } catch (err) {
         log.warn({ activity: name, err: (err as Error).message }, `${name} failed`);
         return toFailure(err);
+      } finally {
+        clearInterval(interval);
       }
     };
   }

@@ -41,6 +41,8 @@ export interface AgentWorkflowStatus {
   lastTool?: string;
   costUsd: number;
   sessionId?: string;
+  /** The agent's current attempt (1-based; its own failures count, crashes of workers do not). */
+  attempt?: number;
 }
 export const agentStatusQuery = defineQuery<AgentWorkflowStatus>('status');
 

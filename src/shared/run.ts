@@ -52,6 +52,10 @@ export interface AgentResult {
   models?: Record<string, { usage: Usage; costUsd: number }>;
   sessionId?: string;
   error?: string;
+  /** The failure type (src/shared/failures) of a failed agent: what callers match on, never `error`. */
+  errorType?: string;
+  /** Attempts the agent used (its own failures, counted against `max_attempts`). */
+  attempts?: number;
   startedAt: string;
   completedAt: string;
 }

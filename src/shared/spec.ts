@@ -65,7 +65,12 @@ export const AgentSpecSchema = z
     permission_mode: PermissionModeSchema.optional(),
     /** cli backend: subagents by name, handed to `claude --agents` (filled from the role's definition). */
     subagents: SubagentsSchema.optional(),
+    /** Wall-clock limit of one attempt; an agent that outlives it is ended and retried as a hang. */
     timeout_s: z.number().positive().optional(),
+    /** cli and api agents: seconds without any progress (output from the model) before it counts as hung. */
+    hang_after_s: z.number().positive().optional(),
+    /** Attempts for the agent's own failures (exit code, hang, model error); worker crashes never count. */
+    max_attempts: z.number().int().positive().max(20).optional(),
     env: z.record(z.string(), z.string()).optional(),
     budget_usd: z.number().nonnegative().optional(),
     budget_tokens: z.number().int().nonnegative().optional(),

@@ -121,15 +121,16 @@ describe('classifyCliFailure', () => {
     });
   });
 
-  it('anything else is a retryable CliError with the reason', () => {
+  // The agent's own failure: Temporal does not retry it, agentWorkflow counts it against max_attempts.
+  it('anything else is a CliError (the agent\'s own, not retried by Temporal) with the reason', () => {
     const c = classifyCliFailure({
       exitCode: 1,
       result: result({ subtype: 'error_during_execution', errors: ['disk full'] }),
     });
-    expect(c).toMatchObject({ type: 'CliError', nonRetryable: false });
+    expect(c).toMatchObject({ type: 'CliError', nonRetryable: true });
     expect(c.message).toContain('disk full');
     const d = classifyCliFailure({ exitCode: 3, stderr: 'Segmentation fault\n' });
-    expect(d).toMatchObject({ type: 'CliError', nonRetryable: false });
+    expect(d).toMatchObject({ type: 'CliError', nonRetryable: true });
     expect(d.message).toContain('exited 3');
   });
 });

@@ -270,6 +270,18 @@ describe('createWorkspaceActivities', () => {
     expect(fs.readFileSync(path.join(ws, 'x.txt'), 'utf8')).toBe('x');
   });
 
+  it('removes an index.lock left by a git that died (a killed attempt) and snapshots at once', async () => {
+    write('x.txt', 'x');
+    await acts.snapshotWorkspace({ workspace: ws, message: 'CP0' });
+    // What a worker SIGKILLed during `git add` leaves behind: a fresh lock, and no git running.
+    const lock = path.join(shadowGitDir(ws), 'index.lock');
+    fs.writeFileSync(lock, '');
+    write('x.txt', 'y');
+    const snap = await acts.snapshotWorkspace({ workspace: ws, message: 'CP1' });
+    expect(snap.commit).toMatch(/^[0-9a-f]{40}$/);
+    expect(fs.existsSync(lock)).toBe(false);
+  });
+
   it('turns bad input and workspace errors into non-retryable ApplicationFailures', async () => {
     const bad = await acts
       .snapshotWorkspace({ workspace: 'relative/path', message: 'm' })

@@ -1,0 +1,256 @@
+/**
+ * At most one live attempt per agent, on any number of hosts.
+ *
+ * Every agent process (script or `claude`) starts under a small POSIX-sh watchdog that leads its process
+ * group. The activity renews a lease file every second while it runs; the watchdog ends the whole group
+ * (SIGTERM, SIGKILL after {@link WATCHDOG_GRACE_S}) when the lease goes stale or the worker that started it
+ * is gone, and also kills whatever carries the agent's marker variable outside the group (the claude
+ * Bash tool starts commands in sessions of their own). So an orphan ends by itself: within about a second
+ * of its worker's death on the same host, and within {@link ORPHAN_BOUND_MS} of the last lease renewal
+ * whatever happened (a frozen worker, a stuck event loop). Nothing here depends on a sandbox: the
+ * watchdog only needs `sh`, `kill`, `stat`, `date` and `grep`.
+ *
+ * The next attempt of the same agent then: kills every marked process on its own host at once, and, when
+ * the previous attempt may have run elsewhere, waits until that attempt's lease must have run out before
+ * it starts its process. Heartbeat details carry what it needs ({@link AttemptLease}).
+ */
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
+
+/** Environment variable that tags every process of an agent (all its attempts) with the agent's key. */
+export const AGENT_MARK_ENV = 'ORCHESTRATOR_AGENT_MARK';
+/** A lease older than this (seconds) means its activity is gone. */
+export const LEASE_STALE_S = 5;
+/** SIGTERM → SIGKILL grace the watchdog gives a group it ends. */
+export const WATCHDOG_GRACE_S = 2;
+/** Upper bound from the last lease renewal to the end of every process of that attempt. */
+export const ORPHAN_BOUND_MS = (LEASE_STALE_S + 1 + WATCHDOG_GRACE_S + 1) * 1000;
+/** How often the activity renews the lease. */
+export const LEASE_RENEW_MS = 1_000;
+
+/**
+ * The watchdog. Arguments: lease file, stale seconds, parent pid, marker `NAME=value`, grace seconds,
+ * then the command. It keeps the command's stdin (a prompt on a pipe), forwards SIGTERM, exits with the
+ * command's status, and leaves ending the group's leftovers to its caller when the command ends normally.
+ */
+const WATCHDOG_SH = `
+lease=$1 stale=$2 parent=$3 mark=$4 grace=$5
+shift 5
+exec 3<&0
+env "$mark" "$@" <&3 3<&- &
+child=$!
+exec 3<&-
+end_all() {
+  kill -USR1 $$ 2>/dev/null
+  echo "[watchdog] $1: ending process group $$ and processes marked $mark" >&2
+  for f in $(grep -lzx -- "$mark" /proc/[0-9]*/environ 2>/dev/null); do
+    p=\${f#/proc/}; p=\${p%/environ}
+    kill -TERM "$p" 2>/dev/null
+  done
+  kill -TERM 0 2>/dev/null
+  sleep "$grace"
+  for f in $(grep -lzx -- "$mark" /proc/[0-9]*/environ 2>/dev/null); do
+    p=\${f#/proc/}; p=\${p%/environ}
+    kill -KILL "$p" 2>/dev/null
+  done
+  kill -KILL 0 2>/dev/null
+}
+ending=0
+trap 'ending=1' USR1
+(
+  trap '' TERM
+  while sleep 1; do
+    kill -0 "$parent" 2>/dev/null || { end_all "worker $parent is gone"; exit 0; }
+    m=$(stat -c %Y "$lease" 2>/dev/null || echo 0)
+    [ $(( $(date +%s) - m )) -gt "$stale" ] && { end_all "lease $lease is stale"; exit 0; }
+  done
+) </dev/null &
+poller=$!
+trap 'kill -TERM "$child" 2>/dev/null' TERM INT HUP
+while :; do
+  wait "$child"; code=$?
+  kill -0 "$child" 2>/dev/null || break
+done
+# Ending on the poller's word: let it finish (its last step kills this shell too).
+[ "$ending" = 1 ] && while kill -0 "$poller" 2>/dev/null; do wait "$poller"; done
+kill -KILL "$poller" 2>/dev/null
+exit "$code"
+`;
+
+/** What an attempt records in its heartbeat details so that the next attempt can end it first. */
+export interface AttemptLease {
+  host: string;
+  /** Process group of the attempt (the watchdog's pid). */
+  pgid?: number;
+  /** Epoch ms of the last lease renewal (the heartbeat that carried it). */
+  leaseAt: number;
+}
+
+/** The argv that runs `argv` under the watchdog. */
+export function watchedCommand(
+  argv: readonly [string, ...string[]],
+  opts: { leaseFile: string; mark: string; markEnv?: string },
+): [string, string[]] {
+  return [
+    'sh',
+    [
+      '-c',
+      WATCHDOG_SH,
+      'orchestrator-watchdog',
+      opts.leaseFile,
+      String(LEASE_STALE_S),
+      String(process.pid),
+      `${opts.markEnv ?? AGENT_MARK_ENV}=${opts.mark}`,
+      String(WATCHDOG_GRACE_S),
+      ...argv,
+    ],
+  ];
+}
+
+/** A fresh lease file path for one attempt (never shared: an orphan must not see a successor's renewals). */
+export function leaseFile(): string {
+  const dir = path.join(os.tmpdir(), 'orchestrator-leases');
+  fs.mkdirSync(dir, { recursive: true });
+  return path.join(dir, `${process.pid}-${randomUUID()}.lease`);
+}
+
+/** The lease file of one attempt: created fresh, renewed by {@link Lease.renew}, removed at the end. */
+export class Lease {
+  constructor(readonly file: string) {
+    fs.writeFileSync(file, `${process.pid}\n`);
+  }
+
+  /** Marks the attempt alive now; returns the time for the heartbeat details. */
+  renew(): number {
+    const now = Date.now();
+    try {
+      const t = new Date(now);
+      fs.utimesSync(this.file, t, t);
+    } catch {
+      // Removed under us: the watchdog then ends the group, which is what an unknown state deserves.
+    }
+    return now;
+  }
+
+  release(): void {
+    fs.rmSync(this.file, { force: true });
+  }
+}
+
+/** Pids of live processes whose environment has `ORCHESTRATOR_AGENT_MARK=<mark>` (Linux /proc). */
+export async function findMarkedProcesses(mark: string, envName = AGENT_MARK_ENV): Promise<number[]> {
+  let entries: string[];
+  try {
+    entries = await fsp.readdir('/proc');
+  } catch {
+    return [];
+  }
+  const needle = Buffer.from(`\0${envName}=${mark}\0`);
+  const self = String(process.pid);
+  const found = await Promise.all(
+    entries
+      .filter((e) => /^\d+$/.test(e) && e !== self)
+      .map(async (pid) => {
+        try {
+          const env = Buffer.concat([
+            Buffer.from('\0'),
+            await fsp.readFile(`/proc/${pid}/environ`),
+            Buffer.from('\0'),
+          ]);
+          return env.includes(needle) ? Number(pid) : undefined;
+        } catch {
+          return undefined;
+        }
+      }),
+  );
+  return found.filter((p): p is number => p !== undefined);
+}
+
+/** SIGKILLs every process carrying the mark, repeating while new ones appear. Returns what it killed. */
+export async function sweepMarked(mark: string, envName = AGENT_MARK_ENV, rounds = 5): Promise<number[]> {
+  const killed: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const pids = await findMarkedProcesses(mark, envName);
+    if (pids.length === 0) break;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+        killed.push(pid);
+      } catch {
+        // gone already
+      }
+    }
+    await delay(50);
+  }
+  return killed;
+}
+
+/** Reads the lease an earlier attempt left in its heartbeat details, if any. */
+export function previousLease(details: unknown): AttemptLease | undefined {
+  const d = details as Partial<AttemptLease> | undefined;
+  if (!d || typeof d.leaseAt !== 'number' || typeof d.host !== 'string') return undefined;
+  return { host: d.host, leaseAt: d.leaseAt, ...(typeof d.pgid === 'number' ? { pgid: d.pgid } : {}) };
+}
+
+/**
+ * Ends every earlier attempt of the agent before a new one starts: marked processes on this host now;
+ * an attempt on another host by waiting out its lease (its watchdog ends it). Returns what it did.
+ */
+export async function endEarlierAttempts(
+  mark: string,
+  previous: AttemptLease | undefined,
+  signal: AbortSignal,
+  markEnv = AGENT_MARK_ENV,
+): Promise<{ killed: number[]; waitedMs: number }> {
+  const killed = await sweepMarked(mark, markEnv);
+  let waitedMs = 0;
+  if (previous && previous.host !== os.hostname()) {
+    waitedMs = Math.max(0, previous.leaseAt + ORPHAN_BOUND_MS - Date.now());
+    if (waitedMs > 0) await delay(waitedMs, undefined, { signal }).catch(() => undefined);
+  }
+  return { killed, waitedMs };
+}
+
+/** Whether `file` names an executable: a path (relative to `cwd`) or a name found on PATH. */
+export function findProgram(file: string, cwd: string, pathVar: string | undefined): boolean {
+  const executable = (p: string) => {
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return fs.statSync(p).isFile();
+    } catch {
+      return false;
+    }
+  };
+  if (file.includes('/')) return executable(path.resolve(cwd, file));
+  return (pathVar ?? '').split(':').some((dir) => dir && executable(path.join(dir, file)));
+}
+
+/** The other members of a process group, with their command lines (for logging what is ended). */
+export function groupMembers(pgid: number | undefined): { pid: number; cmd: string }[] {
+  if (!pgid) return [];
+  const out: { pid: number; cmd: string }[] = [];
+  let entries: string[];
+  try {
+    entries = fs.readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e) || Number(e) === pgid) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      // Fields after the parenthesised command: state, ppid, pgrp, …
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(rest[2]) !== pgid || rest[0] === 'Z') continue;
+      const cmd = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').join(' ').trim();
+      out.push({ pid: Number(e), cmd: cmd.slice(0, 200) });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}

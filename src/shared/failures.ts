@@ -1,0 +1,151 @@
+/**
+ * The one registry of failure types (ApplicationFailure `type`s) that activities and workflows raise, and
+ * the retry rule built from it. Deterministic code: workflows import it to build their proxies' retry
+ * policies and to recognise failures by type, never by message text.
+ *
+ * The retry rule, by cause:
+ * - `infrastructure` (worker lost, heartbeat timeout, server or API unavailable, a git lock): Temporal
+ *   retries without limit, with backoff. A crashed worker never uses up an agent's attempts.
+ * - `agent` (non-zero exit, a hang, a model error the agent cannot retry away, a failed gate): Temporal
+ *   does not retry them; `agentWorkflow` counts them against the agent's own `max_attempts` and starts
+ *   the next attempt itself. Counting there, not with Temporal's `maximumAttempts`, is the point:
+ *   Temporal's count also includes heartbeat timeouts, i.e. crashes of our own workers.
+ * - `input`, `config`, `budget`, `policy`: retrying cannot help; never retried, the run says why.
+ */
+import type { RetryPolicy } from '@temporalio/workflow';
+
+export type FailureCause = 'infrastructure' | 'agent' | 'input' | 'config' | 'budget' | 'policy';
+
+export interface FailureInfo {
+  cause: FailureCause;
+  /** What the failure means, for people reading a failed run. */
+  meaning: string;
+}
+
+/** Every failure type, with its cause and meaning. Add a type here before raising it anywhere. */
+export const FAILURES = {
+  // ---- infrastructure: retried by Temporal without limit ----
+  RateLimited: {
+    cause: 'infrastructure',
+    meaning: 'the model API answered 429; retried after its retry-after',
+  },
+  ApiUnavailable: {
+    cause: 'infrastructure',
+    meaning: 'the model API was unavailable (5xx, 529, connection)',
+  },
+  ProcessKilled: {
+    cause: 'infrastructure',
+    meaning: 'the agent process was killed by a signal from outside',
+  },
+  GitLocked: {
+    cause: 'infrastructure',
+    meaning: 'another live git process holds the shadow repository lock',
+  },
+  GitFailed: { cause: 'infrastructure', meaning: 'a git command failed in a way a retry may fix (I/O)' },
+  // ---- agent: counted against the agent's own max_attempts by agentWorkflow ----
+  AgentExited: { cause: 'agent', meaning: 'a script agent exited with a non-zero code' },
+  AgentHung: {
+    cause: 'agent',
+    meaning: 'the agent made no progress for its hang limit, or outlived its timeout_s; it was ended',
+  },
+  ScriptKilled: { cause: 'agent', meaning: 'a script agent was ended by a signal (not by us)' },
+  MaxTurnsExceeded: { cause: 'agent', meaning: 'the agent used its max_turns without finishing' },
+  StructuredOutputFailed: {
+    cause: 'agent',
+    meaning: 'the agent did not produce the structured output asked for',
+  },
+  CliError: { cause: 'agent', meaning: 'the claude CLI failed during execution (error_during_execution)' },
+  InvalidRequest: { cause: 'agent', meaning: 'the model API rejected the request the agent built (4xx)' },
+  SessionInUse: { cause: 'agent', meaning: 'the claude session id is in use (repaired in-process once)' },
+  SessionNotFound: {
+    cause: 'agent',
+    meaning: 'the claude session has no transcript (repaired in-process once)',
+  },
+  // ---- config: the installation is wrong ----
+  ClaudeNotFound: { cause: 'config', meaning: 'the claude CLI is not installed or not executable' },
+  InvalidInvocation: { cause: 'config', meaning: 'the claude CLI refused its arguments (version mismatch?)' },
+  AuthenticationFailed: { cause: 'config', meaning: 'the model API refused the credentials (401/403)' },
+  UnknownModel: { cause: 'config', meaning: 'the model does not exist or has no known price' },
+  GitMissing: { cause: 'config', meaning: 'git is not installed' },
+  ScriptNotFound: { cause: 'config', meaning: "a script agent's program does not exist" },
+  // ---- input: a request that can never succeed ----
+  InvalidInput: { cause: 'input', meaning: 'an activity input failed validation' },
+  InvalidActivityInput: { cause: 'input', meaning: 'a workspace activity input failed validation' },
+  InvalidToolInput: { cause: 'input', meaning: 'a tool call input failed validation' },
+  InvalidAuditInput: { cause: 'input', meaning: 'an audit entry failed validation' },
+  InvalidTeamInput: { cause: 'input', meaning: 'a team input or role is invalid' },
+  InvalidRunInput: { cause: 'input', meaning: 'the projectWorkflow input failed validation' },
+  InvalidAgent: { cause: 'input', meaning: 'an agent spec cannot run (no command, wrong routing)' },
+  InvalidFork: { cause: 'input', meaning: 'a fork names a checkpoint or phase that does not fit' },
+  InvalidGate: { cause: 'input', meaning: 'a gate definition is invalid' },
+  InvalidGateInput: { cause: 'input', meaning: 'the evaluateGates input failed validation' },
+  InvalidPath: { cause: 'input', meaning: 'a path leaves the workspace or is not usable' },
+  WorkspaceNotFound: { cause: 'input', meaning: 'the workspace does not exist' },
+  WorkspaceNotInitialized: { cause: 'input', meaning: 'the workspace has no shadow repository' },
+  UnknownCommit: { cause: 'input', meaning: 'a commit is not a snapshot of this workspace' },
+  TargetNotEmpty: { cause: 'input', meaning: 'a fork target workspace is not empty' },
+  AgentDirMissing: { cause: 'input', meaning: "a team agent's directory is missing" },
+  // ---- budget and policy ----
+  BudgetExhausted: { cause: 'budget', meaning: 'the agent stopped at its budget (the CLI max_budget_usd)' },
+  BudgetExceeded: { cause: 'budget', meaning: 'the run failed because a budget was exceeded (policy fail)' },
+  SpawnRefused: { cause: 'policy', meaning: 'the hierarchy policy refused a spawn request' },
+  PhaseFailed: { cause: 'agent', meaning: 'a phase failed for good (its agents, artifacts or gates)' },
+} as const satisfies Record<string, FailureInfo>;
+
+export type FailureType = keyof typeof FAILURES;
+
+/** Whether `type` is a registered failure type. */
+export function isFailureType(type: unknown): type is FailureType {
+  return typeof type === 'string' && Object.prototype.hasOwnProperty.call(FAILURES, type);
+}
+
+/** The cause of a failure type; unknown types (plain errors, timeouts) count as infrastructure. */
+export function failureCause(type: string | undefined): FailureCause {
+  return isFailureType(type) ? FAILURES[type].cause : 'infrastructure';
+}
+
+/** Whether Temporal may retry a failure of this type: only infrastructure failures. */
+export function isRetryable(type: string | undefined): boolean {
+  return failureCause(type) === 'infrastructure';
+}
+
+/** Whether a failure of this type is the agent's own, to be counted against its `max_attempts`. */
+export function countsAgainstAgent(type: string | undefined): boolean {
+  return failureCause(type) === 'agent';
+}
+
+/** Whether a failure type means a budget stopped the work. */
+export function isBudgetFailure(type: string | undefined): boolean {
+  return failureCause(type) === 'budget';
+}
+
+/** Every registered type Temporal must not retry: what every proxy's `nonRetryableErrorTypes` lists. */
+export const NON_RETRYABLE_ERROR_TYPES: readonly FailureType[] = (
+  Object.keys(FAILURES) as FailureType[]
+).filter((t) => !isRetryable(t));
+
+/**
+ * The one retry policy of every activity: infrastructure failures retry without limit, with backoff
+ * capped at `maximumInterval`; every other registered type fails at once (and an agent's own failure is
+ * then counted by agentWorkflow). No `maximumAttempts` on purpose: it would count crashes of our workers.
+ */
+export function retryPolicy(
+  overrides: Pick<RetryPolicy, 'maximumInterval' | 'initialInterval'> = {},
+): RetryPolicy {
+  return {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '30 seconds',
+    ...overrides,
+    nonRetryableErrorTypes: [...NON_RETRYABLE_ERROR_TYPES],
+  };
+}
+
+/**
+ * Heartbeat timeout of every long activity: a dead worker is noticed this long after its last
+ * heartbeat. Activities heartbeat every second; the worker throttles to at most every 2 s.
+ */
+export const HEARTBEAT_TIMEOUT = '10 seconds';
+
+/** How many times an agent's own failure is tried when its spec does not say (`max_attempts`). */
+export const DEFAULT_AGENT_ATTEMPTS = 3;

@@ -1,0 +1,98 @@
+/**
+ * The watchdog that bounds an orphaned agent's life (activities/watchdog): it ends the process group
+ * and every marked process when its lease goes stale or its worker dies, and otherwise stays out of the way.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  findMarkedProcesses,
+  Lease,
+  LEASE_STALE_S,
+  ORPHAN_BOUND_MS,
+  watchedCommand,
+} from '../../activities/watchdog';
+import { signalGroup } from '../../activities/process-group';
+import { waitFor } from '../harness/gates';
+
+const started: ChildProcess[] = [];
+afterEach(() => {
+  for (const c of started.splice(0)) signalGroup(c.pid, 'SIGKILL');
+});
+
+function leasePath(): string {
+  return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'orch-wd-')), 'x.lease');
+}
+
+function run(argv: [string, string[]], opts: { stdin?: string } = {}) {
+  const child = spawn(argv[0], argv[1], { detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+  started.push(child);
+  child.stdin.end(opts.stdin ?? '');
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  return { child, exited, out: () => out, err: () => err };
+}
+
+describe('watchdog', () => {
+  it("passes stdin through, exits with the command's code, and marks only the command", async () => {
+    const lease = new Lease(leasePath());
+    const mark = `wd-${process.pid}-a`;
+    const r = run(
+      watchedCommand(['sh', '-c', 'cat; echo "mark=$ORCHESTRATOR_AGENT_MARK"; exit 7'], {
+        leaseFile: lease.file,
+        mark,
+      }),
+      { stdin: 'the prompt\n' },
+    );
+    expect(await r.exited).toBe(7);
+    expect(r.out()).toBe(`the prompt\nmark=${mark}\n`);
+    lease.release();
+  });
+
+  it('ends the group and marked processes outside it once the lease goes stale', async () => {
+    const lease = new Lease(leasePath());
+    const mark = `wd-${process.pid}-b`;
+    const r = run(
+      watchedCommand(['sh', '-c', 'setsid sleep 301 & sleep 302'], { leaseFile: lease.file, mark }),
+    );
+    await waitFor(async () => (await findMarkedProcesses(mark)).length >= 2, 'both sleeps running', 10_000);
+    const t0 = Date.now();
+    // Nobody renews the lease from here on (a frozen worker).
+    await r.exited;
+    await waitFor(
+      async () => (await findMarkedProcesses(mark)).length === 0,
+      'marked processes gone',
+      15_000,
+    );
+    const took = Date.now() - t0;
+    expect(took).toBeLessThanOrEqual(ORPHAN_BOUND_MS);
+    expect(took).toBeGreaterThanOrEqual((LEASE_STALE_S - 1) * 1000);
+    expect(r.err()).toContain('is stale');
+  });
+
+  it('ends the group within seconds when the worker that started it dies', async () => {
+    const lease = new Lease(leasePath());
+    const mark = `wd-${process.pid}-c`;
+    const worker = spawn('sleep', ['1000'], { stdio: 'ignore' });
+    const [file, args] = watchedCommand(['sh', '-c', 'sleep 303'], { leaseFile: lease.file, mark });
+    args[5] = String(worker.pid); // the parent the watchdog watches
+    const r = run([file, args]);
+    const renew = setInterval(() => lease.renew(), 500);
+    try {
+      await waitFor(async () => (await findMarkedProcesses(mark)).length >= 1, 'sleep running', 10_000);
+      worker.kill('SIGKILL');
+      const t0 = Date.now();
+      await r.exited;
+      expect(Date.now() - t0).toBeLessThan(ORPHAN_BOUND_MS);
+      expect(r.err()).toContain('is gone');
+      expect(await findMarkedProcesses(mark)).toEqual([]);
+    } finally {
+      clearInterval(renew);
+    }
+  });
+});
