@@ -52,7 +52,7 @@ end_all() {
     kill -TERM "$p" 2>/dev/null
   done
   kill -TERM 0 2>/dev/null
-  sleep "$grace"
+  sleep "$grace" </dev/null >/dev/null 2>&1
   for f in $(grep -lzx -- "$mark" /proc/[0-9]*/environ 2>/dev/null); do
     p=\${f#/proc/}; p=\${p%/environ}
     kill -KILL "$p" 2>/dev/null
@@ -63,7 +63,7 @@ ending=0
 trap 'ending=1' USR1
 (
   trap '' TERM
-  while sleep 1; do
+  while sleep 1 </dev/null >/dev/null 2>&1; do
     kill -0 "$parent" 2>/dev/null || { end_all "worker $parent is gone"; exit 0; }
     m=$(stat -c %Y "$lease" 2>/dev/null || echo 0)
     [ $(( $(date +%s) - m )) -gt "$stale" ] && { end_all "lease $lease is stale"; exit 0; }
@@ -229,28 +229,20 @@ export function findProgram(file: string, cwd: string, pathVar: string | undefin
   return (pathVar ?? '').split(':').some((dir) => dir && executable(path.join(dir, file)));
 }
 
-/** The other members of a process group, with their command lines (for logging what is ended). */
-export function groupMembers(pgid: number | undefined): { pid: number; cmd: string }[] {
-  if (!pgid) return [];
-  const out: { pid: number; cmd: string }[] = [];
-  let entries: string[];
+/** A process's command line, spaces for NULs, capped; empty when it is gone. */
+export function commandLine(pid: number): string {
   try {
-    entries = fs.readdirSync('/proc');
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim().slice(0, 200);
   } catch {
-    return out;
+    return '';
   }
-  for (const e of entries) {
-    if (!/^\d+$/.test(e) || Number(e) === pgid) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
-      // Fields after the parenthesised command: state, ppid, pgrp, …
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(rest[2]) !== pgid || rest[0] === 'Z') continue;
-      const cmd = fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').join(' ').trim();
-      out.push({ pid: Number(e), cmd: cmd.slice(0, 200) });
-    } catch {
-      // exited meanwhile
-    }
+}
+
+/** SIGKILL to one process; gone already is fine. */
+export function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone already
   }
-  return out;
 }

@@ -14,7 +14,9 @@ import { signalGroup } from '../process-group';
 import {
   endEarlierAttempts,
   findProgram,
-  groupMembers,
+  commandLine,
+  findMarkedProcesses,
+  killQuietly,
   Lease,
   LEASE_RENEW_MS,
   leaseFile,
@@ -111,14 +113,19 @@ export function createScriptActivities(deps: {
       // The script is done when its process is: children it left in the background would hold the
       // output pipe open until timeout_s. They are ended with the group, and named in the log.
       child.once('exit', () => {
-        const left = groupMembers(child.pid);
-        if (left.length) {
-          log.warn({ processes: left }, 'ending background processes the script left behind');
-          out.write(
-            `\n[orchestrator] ended ${left.length} background process(es) left by the script: ${left.map((p) => `${p.pid} ${p.cmd}`).join('; ')}\n`,
-          );
-        }
-        signalGroup(child.pid, 'SIGKILL');
+        // Only what carries the agent's mark: the watchdog's own helpers are not the script's.
+        void findMarkedProcesses(mark)
+          .then((pids) => {
+            const left = pids.map((pid) => ({ pid, cmd: commandLine(pid) }));
+            if (left.length) {
+              log.warn({ processes: left }, 'ending background processes the script left behind');
+              out.write(
+                `\n[orchestrator] ended ${left.length} background process(es) left by the script: ${left.map((p) => `${p.pid} ${p.cmd}`).join('; ')}\n`,
+              );
+            }
+            for (const pid of pids) killQuietly(pid);
+          })
+          .finally(() => signalGroup(child.pid, 'SIGKILL'));
       });
       let ended: 'timeout' | 'cancelled' | undefined;
       const terminate = (why: 'timeout' | 'cancelled') => {

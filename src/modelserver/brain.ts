@@ -59,6 +59,11 @@ export interface Fault {
   errorType?: string;
   /** Streaming requests only: answer 200, send `message_start`, then an SSE `error` event. */
   midStream?: boolean;
+  /**
+   * A stall, not an error: send nothing at all (no headers, no pings) for this long, then answer
+   * normally. `status` is ignored. Tests of hang detection use it.
+   */
+  stallMs?: number;
 }
 
 export type BrainReply =

@@ -92,6 +92,8 @@ export interface ModelServer {
   readonly requests: ServedRequest[];
   /** Queues faults; each is consumed by the next `/v1/messages` request, first in first out. */
   injectFaults(...faults: Fault[]): void;
+  /** Drops the faults not consumed yet. */
+  clearFaults(): void;
   /** Usage served (successful responses only), summed per response model. Also `GET /_tally`. */
   totals(): Record<string, ModelTotals>;
   close(): Promise<void>;
@@ -256,7 +258,7 @@ export async function startModelServer(opts: ModelServerOptions = {}): Promise<M
 
   async function handleMessages(req: http.IncomingMessage, res: http.ServerResponse, entry: ServedRequest) {
     const raw = await readJson(req);
-    const fault = faults.shift();
+    let fault = faults.shift();
     const rawObj = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
     entry.model = typeof rawObj.model === 'string' ? rawObj.model : '';
     entry.stream = rawObj.stream === true;
@@ -272,6 +274,13 @@ export async function startModelServer(opts: ModelServerOptions = {}): Promise<M
         toolNames: (parsed.data.tools ?? []).map((t) => t.name),
         cwd: findCwd(system, messages),
       });
+    }
+    if (fault?.stallMs !== undefined) {
+      const closed = new AbortController();
+      res.on('close', () => closed.abort());
+      await delay(fault.stallMs, undefined, { signal: closed.signal }).catch(() => undefined);
+      if (closed.signal.aborted) return clientClosed(entry);
+      fault = undefined;
     }
     // An injected fault wins over everything, even a malformed body: tests decide the answer.
     if (fault && !(fault.midStream && entry.stream)) throw new HttpError(fault);
@@ -532,6 +541,7 @@ export async function startModelServer(opts: ModelServerOptions = {}): Promise<M
     port,
     requests,
     injectFaults: (...f) => void faults.push(...f),
+    clearFaults: () => void faults.splice(0),
     totals,
     close: () =>
       new Promise<void>((resolve, reject) => {

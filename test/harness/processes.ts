@@ -1,0 +1,49 @@
+/** What processes a test left behind: by working directory or by a text in their command line. */
+import fs from 'node:fs';
+
+function pids(): number[] {
+  return fs
+    .readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
+    .filter((p) => p !== process.pid);
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+function cmdline(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** Live processes whose working directory is `dir` or inside it, as "pid command". */
+export function processesIn(dir: string): string[] {
+  const out: string[] = [];
+  for (const pid of pids()) {
+    let cwd: string;
+    try {
+      cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
+    } catch {
+      continue;
+    }
+    if ((cwd === dir || cwd.startsWith(`${dir}/`)) && !isZombie(pid)) out.push(`${pid} ${cmdline(pid)}`);
+  }
+  return out;
+}
+
+/** Live processes whose command line contains `text`, as "pid command". */
+export function processesMentioning(text: string): string[] {
+  return pids()
+    .filter((pid) => !isZombie(pid) && cmdline(pid).includes(text))
+    .map((pid) => `${pid} ${cmdline(pid)}`);
+}
