@@ -127,3 +127,22 @@ export function spawnWorkerProcess(t: TestEnv, env: Record<string, string> = {})
   forwardOutput(child.stderr);
   return child;
 }
+
+/**
+ * Resolves once a worker process (by pid) polls this env's task queue for workflow tasks: the moment
+ * "the worker is back" in crash tests. Identity is the SDK default `<pid>@<host>`.
+ */
+export async function waitUntilPolling(t: TestEnv, pid: number, timeoutMs = 180_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await t.client.workflowService.describeTaskQueue({
+      namespace: t.config.temporal.namespace,
+      taskQueue: { name: t.taskQueue },
+      taskQueueType: 1, // TASK_QUEUE_TYPE_WORKFLOW
+    });
+    if ((res.pollers ?? []).some((p) => p.identity?.startsWith(`${pid}@`))) return Date.now();
+    if (Date.now() > deadline)
+      throw new Error(`worker ${pid} did not poll ${t.taskQueue} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
