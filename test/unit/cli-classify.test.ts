@@ -122,7 +122,7 @@ describe('classifyCliFailure', () => {
   });
 
   // The agent's own failure: Temporal does not retry it, agentWorkflow counts it against max_attempts.
-  it('anything else is a CliError (the agent\'s own, not retried by Temporal) with the reason', () => {
+  it("anything else is a CliError (the agent's own, not retried by Temporal) with the reason", () => {
     const c = classifyCliFailure({
       exitCode: 1,
       result: result({ subtype: 'error_during_execution', errors: ['disk full'] }),
