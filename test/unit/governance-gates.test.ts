@@ -93,7 +93,9 @@ describe('tool gates', () => {
     expect(r.summary).toMatch(/timed out after 1s/);
     expect(r.evidence.output_tail).toContain('started');
     const child = Number(fs.readFileSync(path.join(ws, 'child.pid'), 'utf8'));
-    await new Promise((res) => setTimeout(res, 300));
+    // The group kill is asynchronous: wait for the child to be gone (bounded), not for a fixed time.
+    for (const deadline = Date.now() + 10_000; !isDead(child) && Date.now() < deadline;)
+      await new Promise((res) => setTimeout(res, 20));
     expect(isDead(child)).toBe(true);
   });
 
