@@ -8,9 +8,10 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { glob } from 'tinyglobby';
 import { ConfigError } from '../../config/errors';
 import type { Gate, MetricGate, OnFail, ToolGate, ValidatorGate } from '../../config/governance';
+import { blobId, listWorkspace, LruMap, matcher, type WorkspaceEntry } from '../workspace/files';
+import { STATE_DIR } from '../workspace/git';
 import { runCommand, type CommandResult } from './command';
 
 /** Output tail kept in evidence. */
@@ -21,7 +22,6 @@ export const EVIDENCE_MAX_FILES = 20;
 const METRIC_OUTPUT_BYTES = 1024 * 1024;
 /** Validator files above this size are not read (listed as skipped). */
 const MAX_VALIDATED_FILE_BYTES = 2 * 1024 * 1024;
-const ALWAYS_EXCLUDED = ['**/node_modules/**', '**/.git/**'];
 
 export interface GateResult {
   id: string;
@@ -217,17 +217,27 @@ async function evaluateMetric(root: string, gate: MetricGate, signal?: AbortSign
   };
 }
 
-async function workspaceFiles(root: string, pattern: string, exclude: string[]): Promise<string[]> {
-  const files = await glob(pattern, {
-    cwd: root,
-    dot: true,
-    onlyFiles: true,
-    followSymbolicLinks: false,
-    ignore: [...ALWAYS_EXCLUDED, ...exclude],
-    expandDirectories: false,
-  });
-  return files.sort();
+/** Files a gate may look at: never `.orchestrator/`, `.git` or `node_modules`, never through a symlink. */
+const ALWAYS_EXCLUDED = ['**/node_modules/**', '**/.git/**', `${STATE_DIR}/**`];
+
+/** The workspace's files, listed once per evaluation (from the shadow index when the run has one). */
+type Files = () => Promise<WorkspaceEntry[]>;
+
+function filesOf(root: string): Files {
+  let listing: Promise<WorkspaceEntry[]> | undefined;
+  return () => (listing ??= listWorkspace(root).then((l) => l.entries.filter((e) => e.kind !== 'symlink')));
 }
+
+async function workspaceFiles(files: Files, pattern: string, exclude: string[]): Promise<WorkspaceEntry[]> {
+  const isMatch = matcher(pattern, [...ALWAYS_EXCLUDED, ...exclude]);
+  return (await files()).filter((e) => isMatch(e.path)).sort((a, b) => (a.path < b.path ? -1 : 1));
+}
+
+/**
+ * Files that passed a content rule, by `<rule digest>:<blob id>`: a file's verdict depends only on its
+ * content, so an unchanged file (same blob) is not read again at the next phase, in any workspace.
+ */
+const PASSED = new LruMap(200_000);
 
 function lineOf(text: string, index: number): number {
   let line = 1;
@@ -235,16 +245,19 @@ function lineOf(text: string, index: number): number {
   return line;
 }
 
-async function evaluateValidator(root: string, gate: ValidatorGate): Promise<Verdict> {
-  const files = await workspaceFiles(root, gate.glob, gate.exclude);
+async function evaluateValidator(root: string, gate: ValidatorGate, all: Files): Promise<Verdict> {
+  const files = await workspaceFiles(all, gate.glob, gate.exclude);
   const mustContain = gate.must_contain !== undefined ? new RegExp(gate.must_contain) : undefined;
   const mustNot = gate.must_not_contain !== undefined ? new RegExp(gate.must_not_contain) : undefined;
+  const rule = JSON.stringify([gate.must_contain ?? null, gate.must_not_contain ?? null]);
   const offending: Array<{ file: string; reason: string }> = [];
   const skipped: string[] = [];
+  let read = 0;
 
   if (mustContain || mustNot) {
-    for (const rel of files) {
-      let text: string;
+    for (const { path: rel, blob } of files) {
+      if (blob && PASSED.get(`${rule}:${blob}`) !== undefined) continue;
+      let content: Buffer;
       try {
         const abs = await confine(root, rel);
         const stat = await fs.stat(abs);
@@ -252,7 +265,8 @@ async function evaluateValidator(root: string, gate: ValidatorGate): Promise<Ver
           skipped.push(rel);
           continue;
         }
-        text = await fs.readFile(abs, 'utf8');
+        content = await fs.readFile(abs);
+        read++;
       } catch (err) {
         offending.push({
           file: rel,
@@ -263,12 +277,18 @@ async function evaluateValidator(root: string, gate: ValidatorGate): Promise<Ver
         });
         continue;
       }
+      const text = content.toString('utf8');
       if (mustContain && !mustContain.test(text)) {
         offending.push({ file: rel, reason: 'missing required pattern' });
         continue;
       }
       const bad = mustNot?.exec(text);
-      if (bad) offending.push({ file: rel, reason: `forbidden pattern at line ${lineOf(text, bad.index)}` });
+      if (bad) {
+        offending.push({ file: rel, reason: `forbidden pattern at line ${lineOf(text, bad.index)}` });
+        continue;
+      }
+      // Remembered only when the bytes judged are the bytes git indexed.
+      if (blob && blobId(content) === blob) PASSED.set(`${rule}:${blob}`, '');
     }
   }
 
@@ -285,6 +305,7 @@ async function evaluateValidator(root: string, gate: ValidatorGate): Promise<Ver
     evidence: {
       glob: gate.glob,
       files_checked: files.length,
+      files_read: read,
       offending_count: offending.length,
       offending: offending.slice(0, EVIDENCE_MAX_FILES),
       ...(skipped.length > 0
@@ -294,14 +315,14 @@ async function evaluateValidator(root: string, gate: ValidatorGate): Promise<Ver
   };
 }
 
-async function evaluateOne(root: string, gate: Gate, signal?: AbortSignal): Promise<Verdict> {
+async function evaluateOne(root: string, gate: Gate, files: Files, signal?: AbortSignal): Promise<Verdict> {
   switch (gate.kind) {
     case 'tool':
       return evaluateTool(root, gate, signal);
     case 'metric':
       return evaluateMetric(root, gate, signal);
     case 'validator':
-      return evaluateValidator(root, gate);
+      return evaluateValidator(root, gate, files);
   }
 }
 
@@ -325,6 +346,8 @@ export async function resolveWorkspace(workspace: string): Promise<string> {
 export async function evaluateGateList(opts: EvaluateOptions): Promise<GateEvaluation> {
   const root = await resolveWorkspace(opts.workspace);
   const results: GateResult[] = [];
+  // Listed once, when first needed, and again after a gate that ran a command (it may have written files).
+  let files = filesOf(root);
   for (const gate of opts.gates) {
     opts.onGate?.(gate);
     const head = {
@@ -333,7 +356,7 @@ export async function evaluateGateList(opts: EvaluateOptions): Promise<GateEvalu
       on_fail: gate.on_fail,
       ...(gate.max_retries !== undefined ? { max_retries: gate.max_retries } : {}),
     };
-    if (gate.if_exists !== undefined && (await workspaceFiles(root, gate.if_exists, [])).length === 0) {
+    if (gate.if_exists !== undefined && (await workspaceFiles(files, gate.if_exists, [])).length === 0) {
       results.push({
         ...head,
         passed: true,
@@ -342,7 +365,8 @@ export async function evaluateGateList(opts: EvaluateOptions): Promise<GateEvalu
       });
       continue;
     }
-    results.push({ ...head, ...(await evaluateOne(root, gate, opts.signal)) });
+    results.push({ ...head, ...(await evaluateOne(root, gate, files, opts.signal)) });
+    if (gate.kind !== 'validator') files = filesOf(root);
   }
   return { passed: results.every((r) => r.passed), results };
 }

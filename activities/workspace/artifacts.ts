@@ -4,9 +4,8 @@ import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { glob } from 'tinyglobby';
-import { ArtifactSpecSchema } from '../../src/shared/spec';
-import { STATE_DIR } from './git';
+import { ArtifactSpecSchema, type ArtifactSpec } from '../../src/shared/spec';
+import { hashFile, listWorkspace, LruMap, matcher, symlinksOnPrefix, type WorkspaceEntry } from './files';
 
 /** One file found for an artifact pattern; `path` is relative to the workspace, with `/`. */
 export interface ArtifactFile {
@@ -30,11 +29,34 @@ export async function sha256File(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/** sha256 and size by git blob id: content-addressed, so valid for any workspace and any phase. */
+const HASH_BY_BLOB = new LruMap(200_000);
+
+/** What tinyglobby makes of a pattern by default: a folder name matches everything under it. */
+function expand(pattern: string): string[] {
+  const p = pattern.endsWith('/') ? pattern.slice(0, -1) : pattern;
+  return p.endsWith('*') ? [p] : [p, `${p}/**`];
+}
+
+/** Size and sha256 of an indexed regular file; read only when its content was never hashed before. */
+async function describeIndexed(workspace: string, rel: string, blob: string): Promise<ArtifactFile> {
+  const known = HASH_BY_BLOB.get(blob);
+  if (known !== undefined) {
+    const [sha256, size] = known.split(':');
+    return { path: rel, size: Number(size), sha256: sha256! };
+  }
+  const h = await hashFile(path.join(workspace, rel));
+  // Cached only when the bytes read are the bytes git indexed (the file did not change meanwhile).
+  if (h.blob === blob) HASH_BY_BLOB.set(blob, `${h.sha256}:${h.size}`);
+  return { path: rel, size: h.size, sha256: h.sha256 };
+}
+
 /**
- * Matches each artifact pattern in the workspace (dot files included; `.orchestrator/` and `.git`
- * excluded; symbolic links not followed while searching) and checks `min_count`. A pattern that escapes
- * the workspace is reported as an error and not searched; so is a match that resolves outside it, which
- * is never read.
+ * Matches each artifact pattern against the workspace's files as the shadow index lists them (dot files
+ * included; `.orchestrator/` and `.git` never; symbolic links never followed or matched), and checks
+ * `min_count`. Listing stages the work tree (initialising the shadow repository if needed), so a file
+ * unchanged since an earlier listing is neither re-read nor re-hashed. A pattern that escapes the
+ * workspace is reported as an error and not searched; so is one whose folder is a link leading out of it.
  * Patterns are taken as `unknown` shapes on purpose: a bad one is a finding about the phase, not a crash.
  */
 export async function validateArtifacts(args: {
@@ -45,36 +67,46 @@ export async function validateArtifacts(args: {
   const realRoot = await fs.realpath(workspace);
   const errors: string[] = [];
   const files = new Map<string, ArtifactFile>();
+  const specs: ArtifactSpec[] = [];
   for (const raw of args.artifacts) {
     const spec = ArtifactSpecSchema.safeParse(raw);
-    if (!spec.success) {
-      errors.push(`artifact "${raw.pattern}": ${spec.error.issues.map((i) => i.message).join('; ')}`);
-      continue;
+    if (spec.success) specs.push(spec.data);
+    else errors.push(`artifact "${raw.pattern}": ${spec.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  const { entries } = specs.length
+    ? await listWorkspace(workspace, { create: true })
+    : { entries: [] as WorkspaceEntry[] };
+  for (const { pattern, min_count } of specs) {
+    for (const link of symlinksOnPrefix(pattern, entries)) {
+      const real = await fs.realpath(path.join(workspace, link)).catch(() => undefined);
+      if (real === undefined || !real.startsWith(realRoot + path.sep))
+        errors.push(`artifact "${pattern}": "${link}" resolves outside the workspace`);
     }
-    const { pattern, min_count } = spec.data;
-    const found = await glob(pattern, {
-      cwd: workspace,
-      dot: true,
-      onlyFiles: true,
-      followSymbolicLinks: false,
-      ignore: [`${STATE_DIR}/**`, '**/.git/**'],
-    });
+    const isMatch = matcher(expand(pattern));
     let count = 0;
-    for (const rel of found) {
-      const full = path.join(workspace, rel);
-      // The glob's static prefix (`up/` in `up/**`) is entered even when it is a symlink, so check where
-      // each match really is.
+    for (const e of entries) {
+      if (e.kind === 'symlink' || !isMatch(e.path)) continue;
+      if (files.has(e.path)) {
+        count++;
+        continue;
+      }
+      if (e.kind === 'file' && e.blob) {
+        files.set(e.path, await describeIndexed(workspace, e.path, e.blob));
+        count++;
+        continue;
+      }
+      // Not from the index (inside a nested repository): check where it really is before reading.
+      const full = path.join(workspace, e.path);
       const real = await fs.realpath(full);
       if (!real.startsWith(realRoot + path.sep)) {
-        errors.push(`artifact "${pattern}": "${rel}" resolves outside the workspace`);
+        errors.push(`artifact "${pattern}": "${e.path}" resolves outside the workspace`);
         continue;
       }
       const st = await fs.stat(full);
       // Sockets and FIFOs are not artifacts (and reading a FIFO would block).
       if (!st.isFile()) continue;
       count++;
-      if (files.has(rel)) continue;
-      files.set(rel, { path: rel, size: st.size, sha256: await sha256File(full) });
+      files.set(e.path, { path: e.path, size: st.size, sha256: await sha256File(full) });
     }
     if (count < min_count) {
       errors.push(

@@ -49,7 +49,7 @@ async function exists(p: string): Promise<boolean> {
   );
 }
 
-async function isInitialized(gitDir: string): Promise<boolean> {
+export async function isInitialized(gitDir: string): Promise<boolean> {
   try {
     return (await fs.readFile(path.join(gitDir, 'info', 'exclude'), 'utf8')) === EXCLUDE_FILE_CONTENT;
   } catch {
@@ -57,7 +57,7 @@ async function isInitialized(gitDir: string): Promise<boolean> {
   }
 }
 
-async function ensureRepo(workspace: string): Promise<{ gitDir: string; created: boolean }> {
+export async function ensureRepo(workspace: string): Promise<{ gitDir: string; created: boolean }> {
   const gitDir = shadowGitDir(workspace);
   if (await isInitialized(gitDir)) return { gitDir, created: false };
   await fs.mkdir(workspace, { recursive: true });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { checkGates, createGovernanceActivities, evaluateGateList } from '../../activities/governance';
+import { snapshotWorkspace } from '../../activities/workspace';
 import { GateSchema, type Gate } from '../../config/governance';
 
 let ws: string;
@@ -284,6 +285,54 @@ describe('validator gates', () => {
     expect((await evalOne({ id: 'docs', kind: 'validator', glob: 'docs/*.md', min_files: 1 })).passed).toBe(
       true,
     );
+  });
+});
+
+describe('validators see only the workspace, and re-read only what changed', () => {
+  const keys = {
+    id: 'no-keys',
+    kind: 'validator',
+    glob: '**/*',
+    must_not_contain: '-----BEGIN ([A-Z]+ )?PRIVATE KEY-----',
+  };
+
+  it('a validator on **/* reports only workspace files, never .orchestrator/ or .git/', async () => {
+    write('a.txt', 'a');
+    write('src/b.txt', 'b');
+    write('.git/config', '-----BEGIN RSA PRIVATE KEY-----');
+    write('.orchestrator/notes.txt', '-----BEGIN RSA PRIVATE KEY-----');
+    write('sub/.git/HEAD', '-----BEGIN RSA PRIVATE KEY-----');
+    // A shadow repository with a few snapshots: its objects are files under .orchestrator/ too.
+    for (let i = 0; i < 3; i++) {
+      write(`gen${i}.txt`, `generation ${i}`);
+      await snapshotWorkspace({ workspace: ws, message: `s${i}` });
+    }
+    const r = await evalOne(keys);
+    expect(r).toMatchObject({ passed: true, evidence: { files_checked: 5, offending_count: 0 } });
+  });
+
+  it('reads only the files whose content changed since the last evaluation; failures are never remembered', async () => {
+    for (let i = 0; i < 30; i++) write(`f${i}.txt`, `file ${i}`);
+    await snapshotWorkspace({ workspace: ws, message: 'CP1' });
+    const first = await evalOne(keys);
+    expect(first.evidence).toMatchObject({ files_checked: 30, files_read: 30 });
+
+    write('f3.txt', 'changed');
+    write('new.txt', '-----BEGIN EC PRIVATE KEY-----');
+    const second = await evalOne(keys);
+    expect(second).toMatchObject({ passed: false, evidence: { files_checked: 31, files_read: 2 } });
+    expect(second.evidence.offending).toEqual([{ file: 'new.txt', reason: 'forbidden pattern at line 1' }]);
+    // The offending file is judged again every time (an approval does not make it pass).
+    const third = await evalOne(keys);
+    expect(third).toMatchObject({ passed: false, evidence: { files_read: 1 } });
+  });
+
+  it('a rule is judged per rule: another pattern re-reads the files', async () => {
+    write('x.txt', 'hello');
+    await snapshotWorkspace({ workspace: ws, message: 'CP1' });
+    expect((await evalOne(keys)).evidence).toMatchObject({ files_read: 1 });
+    const other = await evalOne({ id: 'hello', kind: 'validator', glob: '**/*', must_contain: 'hello' });
+    expect(other).toMatchObject({ passed: true, evidence: { files_read: 1 } });
   });
 });
 

@@ -96,9 +96,35 @@ describe('validateArtifacts', () => {
     expect(res.errors).toEqual([
       'artifact "../outside.txt": must be a relative path inside the workspace',
       'artifact "/etc/*": must be a relative path inside the workspace',
-      'artifact "up/**/*": "up/outside.txt" resolves outside the workspace',
+      'artifact "up/**/*": "up" resolves outside the workspace',
     ]);
     expect(res.files).toEqual([]);
+  });
+});
+
+describe('validateArtifacts with the shadow index', () => {
+  it('lists from the index (never .orchestrator/ or .git/) and re-hashes only changed content', async () => {
+    write('a.txt', 'one');
+    write('b.txt', 'two');
+    write('.git/HEAD', 'ref: refs/heads/main');
+    const first = await validateArtifacts({ workspace: ws, artifacts: [{ pattern: '**/*' }] });
+    expect(first.files.map((f) => f.path)).toEqual(['a.txt', 'b.txt']);
+    expect(fs.existsSync(shadowGitDir(ws))).toBe(true);
+    write('a.txt', 'one, changed');
+    const second = await validateArtifacts({ workspace: ws, artifacts: [{ pattern: '**/*' }] });
+    expect(second.files.map((f) => f.path)).toEqual(['a.txt', 'b.txt']);
+    for (const f of second.files) {
+      expect(f.sha256).toBe(sha256(path.join(ws, f.path)));
+      expect(f.size).toBe(fs.statSync(path.join(ws, f.path)).size);
+    }
+  });
+
+  it('a folder name matches everything under it, as a glob walk would', async () => {
+    write('docs/a.md', 'a');
+    write('docs/sub/b.md', 'b');
+    const res = await validateArtifacts({ workspace: ws, artifacts: [{ pattern: 'docs', min_count: 2 }] });
+    expect(res.ok).toBe(true);
+    expect(res.files.map((f) => f.path)).toEqual(['docs/a.md', 'docs/sub/b.md']);
   });
 });
 
