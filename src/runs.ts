@@ -157,14 +157,47 @@ export async function watchRun(
     if (desc.status.name !== 'RUNNING') {
       try {
         last = await handle.query(statusQuery);
-        onStatus(last);
       } catch {
         // A closed run with no worker to answer queries: keep the last status seen.
       }
-      if (!last) throw new Error(`run ${runId} ended (${desc.status.name}) before any status was seen`);
+      const ended = await closedRun(client, runId, desc.status.name);
+      if (!last) {
+        throw new Error(
+          `run ${runId} ended (${desc.status.name}) before any status was seen${ended ? `: ${ended.error}` : ''}`,
+        );
+      }
+      // A run can close failed while its own state still says running (a failure it did not catch, a
+      // workflow task that cannot complete): the server's verdict wins, with its reason.
+      if (ended) last = { ...last, state: ended.state, error: ended.error };
+      onStatus(last);
       return last;
     }
     await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/**
+ * How a closed run ended when it did not complete: its state and the failure's message (the innermost
+ * cause, which names the problem), or undefined for a completed run.
+ */
+export async function closedRun(
+  client: Client,
+  runId: string,
+  status: string,
+): Promise<{ state: 'failed' | 'cancelled'; error: string } | undefined> {
+  if (status === 'COMPLETED') return undefined;
+  const state = status === 'CANCELLED' ? 'cancelled' : 'failed';
+  try {
+    await client.workflow.getHandle(runId).result();
+    return undefined;
+  } catch (err) {
+    const messages: string[] = [];
+    for (let e: unknown = err; e instanceof Error && messages.length < 6; e = e.cause) {
+      const type = (e as { type?: unknown }).type;
+      messages.push(typeof type === 'string' && type ? `${type}: ${e.message}` : e.message);
+    }
+    const error = messages.at(-1) ?? `run ${status.toLowerCase()}`;
+    return { state, error: `${status.toLowerCase().replace('_', ' ')}: ${error}` };
   }
 }
 

@@ -193,7 +193,8 @@ export async function projectWorkflow(
   const onExceeded = spec.constraints.on_budget_exceeded;
   const st: Required<Omit<ProjectCarry, 'audit'>> = {
     nextPhase: carry?.nextPhase ?? 0,
-    phaseResults: carry?.phaseResults ?? [],
+    // Carries written before artifact lists left history hold them per phase: not carried any further.
+    phaseResults: (carry?.phaseResults ?? []).map(({ artifacts: _list, ...r }) => r),
     checkpoints: carry?.checkpoints ?? [],
     cpCounter: carry?.cpCounter ?? 0,
     rollbacks: carry?.rollbacks ?? [],
@@ -640,9 +641,16 @@ export async function projectWorkflow(
       label: `post-${phase.name}`,
       artifacts: phase.artifacts,
     });
-    result.artifacts = cp.files;
+    // Counts only: the list is in the manifest. A result recorded before totals existed carries the list.
+    const legacy = (cp as { files?: { size: number }[] }).files;
+    result.artifactTotals = cp.totals ?? {
+      files: legacy?.length ?? 0,
+      bytes: legacy?.reduce((n, f) => n + f.size, 0) ?? 0,
+    };
     if (!cp.ok || !cp.commit) {
       result.errors.push(...cp.errors);
+      if (cp.errorCount !== undefined && cp.errorCount > cp.errors.length)
+        result.errors.push(`… and ${cp.errorCount - cp.errors.length} more artifact error(s)`);
       return { kind: 'failed' };
     }
     st.cpCounter += 1;
@@ -653,6 +661,7 @@ export async function projectWorkflow(
       phaseIndex: index,
       commit: cp.commit,
       manifestPath: cp.manifestPath ?? '',
+      ...(cp.manifestSha256 ? { manifestSha256: cp.manifestSha256 } : {}),
       createdAt: new Date().toISOString(),
       runId,
     };
@@ -665,7 +674,7 @@ export async function projectWorkflow(
       attempt: result.attempt,
       commit: cp.commit,
       manifest: cp.manifestPath,
-      files: cp.files.length,
+      files: result.artifactTotals.files,
     });
     return { kind: 'completed' };
   }
@@ -871,7 +880,6 @@ export async function projectWorkflow(
             duration_ms: 0,
             usage: { ...ZERO_USAGE },
             costUsd: 0,
-            artifacts: [],
             errors: [],
             agents: [],
           });
@@ -935,7 +943,6 @@ export async function projectWorkflow(
         startedAt: new Date().toISOString(),
         usage: { ...ZERO_USAGE },
         costUsd: 0,
-        artifacts: [],
         errors: [],
         agents: [],
       };

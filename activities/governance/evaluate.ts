@@ -6,11 +6,20 @@
  * (missing file, bad JSON, command not found) fails with a summary saying why; only a missing workspace or
  * an invalid gate throws.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError } from '../../config/errors';
 import type { Gate, MetricGate, OnFail, ToolGate, ValidatorGate } from '../../config/governance';
-import { blobId, listWorkspace, LruMap, matcher, type WorkspaceEntry } from '../workspace/files';
+import {
+  blobId,
+  listWorkspace,
+  LruMap,
+  mapLimit,
+  matcher,
+  rememberHash,
+  type WorkspaceEntry,
+} from '../workspace/files';
 import { STATE_DIR } from '../workspace/git';
 import { runCommand, type CommandResult } from './command';
 
@@ -238,6 +247,8 @@ async function workspaceFiles(files: Files, pattern: string, exclude: string[]):
  * content, so an unchanged file (same blob) is not read again at the next phase, in any workspace.
  */
 const PASSED = new LruMap(200_000);
+/** Files read at once by a validator. */
+const READ_CONCURRENCY = 8;
 
 function lineOf(text: string, index: number): number {
   let line = 1;
@@ -255,40 +266,36 @@ async function evaluateValidator(root: string, gate: ValidatorGate, all: Files):
   let read = 0;
 
   if (mustContain || mustNot) {
-    for (const { path: rel, blob } of files) {
-      if (blob && PASSED.get(`${rule}:${blob}`) !== undefined) continue;
+    const toRead = files.filter((f) => !(f.blob && PASSED.get(`${rule}:${f.blob}`) !== undefined));
+    const verdicts = await mapLimit(toRead, READ_CONCURRENCY, async ({ path: rel, blob }) => {
       let content: Buffer;
       try {
         const abs = await confine(root, rel);
         const stat = await fs.stat(abs);
-        if (stat.size > MAX_VALIDATED_FILE_BYTES) {
-          skipped.push(rel);
-          continue;
-        }
+        if (stat.size > MAX_VALIDATED_FILE_BYTES) return { rel, skipped: true };
         content = await fs.readFile(abs);
-        read++;
       } catch (err) {
-        offending.push({
-          file: rel,
-          reason:
-            err instanceof OutsideWorkspace
-              ? 'resolves outside the workspace'
-              : `unreadable: ${(err as Error).message}`,
-        });
-        continue;
+        const reason =
+          err instanceof OutsideWorkspace
+            ? 'resolves outside the workspace'
+            : `unreadable: ${(err as Error).message}`;
+        return { rel, reason };
       }
+      read++;
+      // Only bytes that are what git indexed may vouch for the blob (the file did not change meanwhile).
+      const actual = blob ? blobId(content) : '';
+      if (blob)
+        rememberHash(blob, actual, createHash('sha256').update(content).digest('hex'), content.length);
       const text = content.toString('utf8');
-      if (mustContain && !mustContain.test(text)) {
-        offending.push({ file: rel, reason: 'missing required pattern' });
-        continue;
-      }
+      if (mustContain && !mustContain.test(text)) return { rel, reason: 'missing required pattern' };
       const bad = mustNot?.exec(text);
-      if (bad) {
-        offending.push({ file: rel, reason: `forbidden pattern at line ${lineOf(text, bad.index)}` });
-        continue;
-      }
-      // Remembered only when the bytes judged are the bytes git indexed.
-      if (blob && blobId(content) === blob) PASSED.set(`${rule}:${blob}`, '');
+      if (bad) return { rel, reason: `forbidden pattern at line ${lineOf(text, bad.index)}` };
+      if (blob && actual === blob) PASSED.set(`${rule}:${blob}`, '');
+      return { rel };
+    });
+    for (const v of verdicts) {
+      if (v.skipped) skipped.push(v.rel);
+      else if (v.reason !== undefined) offending.push({ file: v.rel, reason: v.reason });
     }
   }
 

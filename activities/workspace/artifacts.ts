@@ -5,7 +5,17 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { ArtifactSpecSchema, type ArtifactSpec } from '../../src/shared/spec';
-import { hashFile, listWorkspace, LruMap, matcher, symlinksOnPrefix, type WorkspaceEntry } from './files';
+import {
+  hashFile,
+  knownHash,
+  listWorkspace,
+  mapLimit,
+  matcher,
+  rememberHash,
+  symlinksOnPrefix,
+  type WorkspaceEntry,
+  type WorkspaceListing,
+} from './files';
 
 /** One file found for an artifact pattern; `path` is relative to the workspace, with `/`. */
 export interface ArtifactFile {
@@ -29,25 +39,21 @@ export async function sha256File(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** sha256 and size by git blob id: content-addressed, so valid for any workspace and any phase. */
-const HASH_BY_BLOB = new LruMap(200_000);
-
 /** What tinyglobby makes of a pattern by default: a folder name matches everything under it. */
 function expand(pattern: string): string[] {
   const p = pattern.endsWith('/') ? pattern.slice(0, -1) : pattern;
   return p.endsWith('*') ? [p] : [p, `${p}/**`];
 }
 
+/** Files hashed at once: overlaps file-system latency without flooding the worker. */
+const HASH_CONCURRENCY = 8;
+
 /** Size and sha256 of an indexed regular file; read only when its content was never hashed before. */
 async function describeIndexed(workspace: string, rel: string, blob: string): Promise<ArtifactFile> {
-  const known = HASH_BY_BLOB.get(blob);
-  if (known !== undefined) {
-    const [sha256, size] = known.split(':');
-    return { path: rel, size: Number(size), sha256: sha256! };
-  }
+  const known = knownHash(blob);
+  if (known) return { path: rel, size: known.size, sha256: known.sha256 };
   const h = await hashFile(path.join(workspace, rel));
-  // Cached only when the bytes read are the bytes git indexed (the file did not change meanwhile).
-  if (h.blob === blob) HASH_BY_BLOB.set(blob, `${h.sha256}:${h.size}`);
+  rememberHash(blob, h.blob, h.sha256, h.size);
   return { path: rel, size: h.size, sha256: h.sha256 };
 }
 
@@ -62,20 +68,21 @@ async function describeIndexed(workspace: string, rel: string, blob: string): Pr
 export async function validateArtifacts(args: {
   workspace: string;
   artifacts: readonly { pattern: string; min_count?: number }[];
+  /** The workspace as the caller just staged and listed it (checkpointPhase); default: list it here. */
+  listing?: WorkspaceListing;
 }): Promise<ArtifactValidation> {
   const workspace = path.resolve(args.workspace);
   const realRoot = await fs.realpath(workspace);
   const errors: string[] = [];
-  const files = new Map<string, ArtifactFile>();
   const specs: ArtifactSpec[] = [];
   for (const raw of args.artifacts) {
     const spec = ArtifactSpecSchema.safeParse(raw);
     if (spec.success) specs.push(spec.data);
     else errors.push(`artifact "${raw.pattern}": ${spec.error.issues.map((i) => i.message).join('; ')}`);
   }
-  const { entries } = specs.length
-    ? await listWorkspace(workspace, { create: true })
-    : { entries: [] as WorkspaceEntry[] };
+  const { entries } =
+    args.listing ?? (specs.length ? await listWorkspace(workspace, { create: true }) : { entries: [] });
+  const matched = new Map<string, WorkspaceEntry>();
   for (const { pattern, min_count } of specs) {
     for (const link of symlinksOnPrefix(pattern, entries)) {
       const real = await fs.realpath(path.join(workspace, link)).catch(() => undefined);
@@ -86,27 +93,23 @@ export async function validateArtifacts(args: {
     let count = 0;
     for (const e of entries) {
       if (e.kind === 'symlink' || !isMatch(e.path)) continue;
-      if (files.has(e.path)) {
+      if (matched.has(e.path)) {
         count++;
         continue;
       }
-      if (e.kind === 'file' && e.blob) {
-        files.set(e.path, await describeIndexed(workspace, e.path, e.blob));
-        count++;
-        continue;
+      if (e.kind !== 'file' || !e.blob) {
+        // Not from the index: check where it really is before it is ever read.
+        const full = path.join(workspace, e.path);
+        const real = await fs.realpath(full);
+        if (!real.startsWith(realRoot + path.sep)) {
+          errors.push(`artifact "${pattern}": "${e.path}" resolves outside the workspace`);
+          continue;
+        }
+        // Sockets and FIFOs are not artifacts (and reading a FIFO would block).
+        if (!(await fs.stat(full)).isFile()) continue;
       }
-      // Not from the index (inside a nested repository): check where it really is before reading.
-      const full = path.join(workspace, e.path);
-      const real = await fs.realpath(full);
-      if (!real.startsWith(realRoot + path.sep)) {
-        errors.push(`artifact "${pattern}": "${e.path}" resolves outside the workspace`);
-        continue;
-      }
-      const st = await fs.stat(full);
-      // Sockets and FIFOs are not artifacts (and reading a FIFO would block).
-      if (!st.isFile()) continue;
       count++;
-      files.set(e.path, { path: e.path, size: st.size, sha256: await sha256File(full) });
+      matched.set(e.path, e);
     }
     if (count < min_count) {
       errors.push(
@@ -114,9 +117,11 @@ export async function validateArtifacts(args: {
       );
     }
   }
-  return {
-    ok: errors.length === 0,
-    files: [...files.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
-    errors,
-  };
+  const sorted = [...matched.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const files = await mapLimit(sorted, HASH_CONCURRENCY, async (e) => {
+    if (e.kind === 'file' && e.blob) return describeIndexed(workspace, e.path, e.blob);
+    const full = path.join(workspace, e.path);
+    return { path: e.path, size: (await fs.stat(full)).size, sha256: await sha256File(full) };
+  });
+  return { ok: errors.length === 0, files, errors };
 }

@@ -73,21 +73,29 @@ export async function listWorkspace(
   opts: { create?: boolean } = {},
 ): Promise<WorkspaceListing> {
   const root = path.resolve(workspace);
-  const gitDir = shadowGitDir(root);
-  if (!opts.create && !(await isInitialized(gitDir))) return { entries: await walk(root), indexed: false };
-  const out = await withWorkspaceLock(root, async () => {
-    await ensureRepo(root);
-    // Staging here is work the checkpoint would do next anyway; what it finds unchanged costs a stat.
-    await stageExact(gitDir, root);
-    return (await runGit(gitDir, root, ['ls-files', '--stage', '-z'])).stdout;
-  });
+  if (!opts.create && !(await isInitialized(shadowGitDir(root))))
+    return { entries: await walk(root), indexed: false };
+  return withWorkspaceLock(root, async () => (await stageAndList(root)).listing);
+}
+
+/**
+ * Stages the work tree into the shadow index (initialising the repository) and lists the index. The
+ * caller holds the workspace lock; `staged` can be handed to `snapshotLocked` to commit exactly this.
+ */
+export async function stageAndList(
+  root: string,
+): Promise<{ listing: WorkspaceListing; staged: Awaited<ReturnType<typeof stageExact>> }> {
+  const { gitDir } = await ensureRepo(root);
+  // Staging here is work the checkpoint would do next anyway; what it finds unchanged costs a stat.
+  const staged = await stageExact(gitDir, root);
+  const out = (await runGit(gitDir, root, ['ls-files', '--stage', '-z'])).stdout;
   const entries: WorkspaceEntry[] = [];
   for (const row of parseLsFiles(out)) {
     if (row.mode === MODE_GITLINK) entries.push(...(await walk(root, row.path)));
     else if (row.mode === MODE_SYMLINK) entries.push({ path: row.path, kind: 'symlink' });
     else entries.push({ path: row.path, kind: 'file', blob: row.blob });
   }
-  return { entries, indexed: true };
+  return { listing: { entries, indexed: true }, staged };
 }
 
 /** A matcher for workspace-relative paths, dot files included, with tinyglobby's pattern semantics. */
@@ -107,26 +115,6 @@ export function symlinksOnPrefix(pattern: string, entries: readonly WorkspaceEnt
   return entries
     .filter((e) => e.kind === 'symlink' && (base === e.path || base.startsWith(`${e.path}/`)))
     .map((e) => e.path);
-}
-
-/** sha256 and git blob id of a file in one read. */
-export async function hashFile(file: string): Promise<{ sha256: string; blob: string; size: number }> {
-  const { size } = await fs.stat(file);
-  const sha = createHash('sha256');
-  const git = createHash('sha1').update(`blob ${size}\0`);
-  let read = 0;
-  for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
-    sha.update(chunk);
-    git.update(chunk);
-    read += chunk.length;
-  }
-  // A file that changed size while being read has no consistent blob id: report one that matches nothing.
-  return { sha256: sha.digest('hex'), blob: read === size ? git.digest('hex') : '', size: read };
-}
-
-/** Git blob id of a buffer (what `git hash-object` prints). */
-export function blobId(content: Buffer): string {
-  return createHash('sha1').update(`blob ${content.length}\0`).update(content).digest('hex');
 }
 
 /**
@@ -155,4 +143,66 @@ export class LruMap {
   get size(): number {
     return this.items.size;
   }
+}
+
+/** Files up to this size are read whole; larger ones are streamed. */
+const WHOLE_READ_BYTES = 1024 * 1024;
+
+/** sha256 and git blob id of a file in one read. */
+export async function hashFile(file: string): Promise<{ sha256: string; blob: string; size: number }> {
+  const { size } = await fs.stat(file);
+  if (size <= WHOLE_READ_BYTES) {
+    const content = await fs.readFile(file);
+    return {
+      sha256: createHash('sha256').update(content).digest('hex'),
+      // A file that changed size since the stat has no consistent blob id: one that matches nothing.
+      blob: content.length === size ? blobId(content) : '',
+      size: content.length,
+    };
+  }
+  const sha = createHash('sha256');
+  const git = createHash('sha1').update(`blob ${size}\0`);
+  let read = 0;
+  for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
+    sha.update(chunk);
+    git.update(chunk);
+    read += chunk.length;
+  }
+  return { sha256: sha.digest('hex'), blob: read === size ? git.digest('hex') : '', size: read };
+}
+
+/** sha256 and size by git blob id: content-addressed, so valid for any workspace and any phase. */
+const HASHES = new LruMap(200_000);
+
+/** The sha256 and size of content git indexed as `blob`, when some earlier read has seen it. */
+export function knownHash(blob: string): { sha256: string; size: number } | undefined {
+  const v = HASHES.get(blob);
+  if (v === undefined) return undefined;
+  const [sha256, size] = v.split(':');
+  return { sha256: sha256!, size: Number(size) };
+}
+
+/** Remembers what was read, if it is what git indexed (`actualBlob === blob`). */
+export function rememberHash(blob: string, actualBlob: string, sha256: string, size: number): void {
+  if (blob && actualBlob === blob) HASHES.set(blob, `${sha256}:${size}`);
+}
+
+/** Runs `fn` over `items` with at most `limit` at a time; results in input order. */
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const lane = async () => {
+    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i]!, i);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return out;
+}
+
+/** Git blob id of a buffer (what `git hash-object` prints). */
+export function blobId(content: Buffer): string {
+  return createHash('sha1').update(`blob ${content.length}\0`).update(content).digest('hex');
 }

@@ -3,14 +3,23 @@
  * manifests and forks. The plain functions take explicit arguments and are usable (and tested) without
  * Temporal; {@link createWorkspaceActivities} wraps them for a worker.
  */
+import path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { formatZodIssues } from '../../config/errors';
 import type { Logger } from '../../src/logger';
-import { validateArtifacts, type ArtifactFile } from './artifacts';
+import { validateArtifacts } from './artifacts';
 import { WorkspaceError } from './git';
 import { updateRunManifest, writeManifest, writeOutput, CheckpointRefSchema } from './manifest';
-import { initWorkspace, materializeCheckpoint, restoreWorkspace, snapshotWorkspace } from './snapshot';
+import { stageAndList } from './files';
+import { withWorkspaceLock } from './lock';
+import {
+  initWorkspace,
+  materializeCheckpoint,
+  restoreWorkspace,
+  snapshotLocked,
+  snapshotWorkspace,
+} from './snapshot';
 export { validateArtifacts, sha256File, type ArtifactFile, type ArtifactValidation } from './artifacts';
 export { WorkspaceError, shadowGitDir, STATE_DIR, type WorkspaceErrorType } from './git';
 export {
@@ -27,13 +36,26 @@ export {
 export { initWorkspace, materializeCheckpoint, restoreWorkspace, snapshotWorkspace } from './snapshot';
 export { withWorkspaceLock } from './lock';
 
+/** Errors kept in a checkpoint's result (history); the count is always complete. */
+export const MAX_RESULT_ERRORS = 20;
+
+/**
+ * What a checkpoint puts into workflow history: counts, totals and references. The artifact list itself
+ * (every path, size and sha256) lives only in the manifest file, so a phase with 100,000 artifacts costs
+ * history as much as a phase with one.
+ */
 export interface CheckpointPhaseResult {
   /** False when an artifact check failed; then no snapshot or manifest was made. */
   ok: boolean;
+  /** At most {@link MAX_RESULT_ERRORS}; `errorCount` has the total. */
   errors: string[];
+  errorCount?: number;
   commit?: string;
   manifestPath?: string;
-  files: ArtifactFile[];
+  /** sha256 of the manifest file as written. */
+  manifestSha256?: string;
+  /** Artifacts matched (files) and their total size. */
+  totals: { files: number; bytes: number };
 }
 
 /**
@@ -49,14 +71,39 @@ export async function checkpointPhase(args: {
   label: string;
   artifacts: readonly { pattern: string; min_count?: number }[];
 }): Promise<CheckpointPhaseResult> {
-  const validation = await validateArtifacts({ workspace: args.workspace, artifacts: args.artifacts });
-  if (!validation.ok) return { ok: false, errors: validation.errors, files: validation.files };
-  const { commit } = await snapshotWorkspace({
-    workspace: args.workspace,
-    message: `${args.checkpoint} ${args.label}\n\nRun ${args.runId}, phase ${args.phase}.`,
+  const workspace = path.resolve(args.workspace);
+  // One staging of the tree serves the artifact check, the hashes and the commit.
+  const done = await withWorkspaceLock(workspace, async () => {
+    const { listing, staged } = await stageAndList(workspace);
+    const validation = await validateArtifacts({ workspace, artifacts: args.artifacts, listing });
+    if (!validation.ok) return { validation };
+    const message = `${args.checkpoint} ${args.label}\n\nRun ${args.runId}, phase ${args.phase}.`;
+    return { validation, snapshot: await snapshotLocked(workspace, message, [], staged) };
   });
+  const { validation } = done;
+  const totals = {
+    files: validation.files.length,
+    bytes: validation.files.reduce((n, f) => n + f.size, 0),
+  };
+  if (!validation.ok || !done.snapshot) {
+    const errors = validation.errors.slice(0, MAX_RESULT_ERRORS);
+    return {
+      ok: false,
+      errors,
+      ...(errors.length < validation.errors.length ? { errorCount: validation.errors.length } : {}),
+      totals,
+    };
+  }
+  const { commit } = done.snapshot;
   const manifest = await writeManifest({ ...args, commit, files: validation.files });
-  return { ok: true, errors: [], commit, manifestPath: manifest.path, files: validation.files };
+  return {
+    ok: true,
+    errors: [],
+    commit,
+    manifestPath: manifest.path,
+    manifestSha256: manifest.sha256,
+    totals,
+  };
 }
 
 // Activity inputs arrive from workflow history: validated here so a bad call fails clearly, once.
@@ -204,7 +251,7 @@ export function createWorkspaceActivities(deps: { logger: Logger }) {
       checkpoint: a.checkpoint,
       ok: r.ok,
       commit: r.commit,
-      files: r.files.length,
+      files: r.totals.files,
     })),
     materializeCheckpoint: activity(
       'materializeCheckpoint',

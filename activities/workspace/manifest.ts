@@ -143,7 +143,7 @@ export async function writeManifest(args: {
   label: string;
   commit: string;
   files: readonly ArtifactFile[];
-}): Promise<{ path: string }> {
+}): Promise<{ path: string; sha256: string }> {
   const file = phaseManifestPath(args.outputsDir, args.runId, args.phase, args.checkpoint);
   const manifest: PhaseManifest = {
     version: 1,
@@ -156,8 +156,9 @@ export async function writeManifest(args: {
     artifacts: args.files.map((f) => ({ path: f.path, size: f.size, sha256: f.sha256 })),
     totals: { files: args.files.length, bytes: args.files.reduce((n, f) => n + f.size, 0) },
   };
-  await writeFileAtomic(file, JSON.stringify(manifest, null, 2) + '\n');
-  return { path: file };
+  const data = Buffer.from(JSON.stringify(manifest, null, 2) + '\n', 'utf8');
+  await writeFileAtomic(file, data);
+  return { path: file, sha256: createHash('sha256').update(data).digest('hex') };
 }
 
 /**

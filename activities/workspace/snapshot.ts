@@ -106,13 +106,19 @@ async function createDirs(root: string, dirs: string[]): Promise<void> {
   for (const d of dirs) await fs.mkdir(path.join(root, d), { recursive: true });
 }
 
-async function snapshotLocked(
+/**
+ * Commits the workspace; the caller holds the workspace lock. `staged` is what the caller's own
+ * {@link stageExact} returned just before, under the same lock (a checkpoint validates what it staged and
+ * commits it without staging again).
+ */
+export async function snapshotLocked(
   workspace: string,
   message: string,
   extraTrailers: string[] = [],
+  staged?: Awaited<ReturnType<typeof stageExact>>,
 ): Promise<{ commit: string; tree: string }> {
   const { gitDir } = await ensureRepo(workspace);
-  const { scan, exact } = await stageExact(gitDir, workspace);
+  const { scan, exact } = staged ?? (await stageExact(gitDir, workspace));
   const tree = (await runGit(gitDir, workspace, ['write-tree'])).stdout.trim();
   const head = await runGit(gitDir, workspace, ['rev-parse', '--verify', '--quiet', 'HEAD'], {
     okCodes: [1],

@@ -64,6 +64,7 @@ export function renderStatus(s: RunStatus, tick = 0): string {
     );
   }
   if (s.pausedReason) lines.push(`  ${pc.yellow('!')} ${s.pausedReason}`);
+  if (s.error) lines.push(`  ${pc.red('✗')} ${s.error}`);
   lines.push(`  Totals: ${s.totals.tokens} tokens, ${formatUsd(s.totals.costUsd)}`);
   return lines.join('\n');
 }

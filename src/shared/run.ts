@@ -84,7 +84,10 @@ export interface PhaseResult {
   outputRef?: string;
   usage: Usage;
   costUsd: number;
-  artifacts: ArtifactFile[];
+  /** Artifacts of the checkpoint (count, bytes); the list with hashes is in the manifest (`outputRef`). */
+  artifactTotals?: { files: number; bytes: number };
+  /** @deprecated Only in results recorded before artifact lists left history; see `artifactTotals`. */
+  artifacts?: ArtifactFile[];
   errors: string[];
   agents: AgentResult[];
   checkpoint?: string;
@@ -101,6 +104,8 @@ export interface Checkpoint {
   /** Commit of the workspace snapshot in the shadow repository. */
   commit: string;
   manifestPath: string;
+  /** sha256 of the manifest file. */
+  manifestSha256?: string;
   createdAt: string;
   /** The run that took it (a fork inherits its parent's checkpoints). */
   runId: string;
@@ -140,4 +145,6 @@ export interface RunStatus {
   forkedFrom?: { runId: string; checkpoint: string };
   /** How many times the run continued-as-new (history stays small). */
   continuedAsNew: number;
+  /** Why a closed run did not complete, as the server reports it (set by clients, not the workflow). */
+  error?: string;
 }

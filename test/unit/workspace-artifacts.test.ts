@@ -260,7 +260,11 @@ describe('checkpointPhase', () => {
     expect(res.commit).toMatch(/^[0-9a-f]{40}$/);
     const manifest = PhaseManifestSchema.parse(JSON.parse(fs.readFileSync(res.manifestPath!, 'utf8')));
     expect(manifest.commit).toBe(res.commit);
-    expect(manifest.artifacts).toEqual(res.files);
+    expect(manifest.artifacts.map((a) => a.path)).toEqual(['plan.md']);
+    // The result carries counts and the manifest's digest, never the list.
+    expect(res.totals).toEqual(manifest.totals);
+    expect(res).not.toHaveProperty('files');
+    expect(res.manifestSha256).toBe(sha256(res.manifestPath!));
     const subject = await execa('git', [
       `--git-dir=${shadowGitDir(ws)}`,
       'log',
@@ -277,7 +281,7 @@ describe('checkpointPhase', () => {
     expect(res).toEqual({
       ok: false,
       errors: ['artifact "plan.md": found 0 files, need at least 1'],
-      files: [],
+      totals: { files: 0, bytes: 0 },
     });
     const head = await execa('git', [`--git-dir=${shadowGitDir(ws)}`, 'rev-parse', 'HEAD']);
     expect(head.stdout).toBe(before.commit);
@@ -351,7 +355,12 @@ describe('examples/demo.yaml end to end', () => {
         artifacts: phase.artifacts,
       });
       expect(res.errors, phase.name).toEqual([]);
-      checkpoints.push({ phase: phase.name, commit: res.commit!, files: res.files.map((f) => f.path) });
+      const manifest = PhaseManifestSchema.parse(JSON.parse(fs.readFileSync(res.manifestPath!, 'utf8')));
+      checkpoints.push({
+        phase: phase.name,
+        commit: res.commit!,
+        files: manifest.artifacts.map((f) => f.path),
+      });
     }
     const all = checkpoints.flatMap((c) => c.files);
     for (const f of [

@@ -274,7 +274,7 @@ export function registerRunCommands(program: Command): void {
             r.status,
             r.duration_ms ?? '',
             r.costUsd.toFixed(4),
-            r.artifacts.length,
+            r.artifactTotals?.files ?? r.artifacts?.length ?? 0,
             r.checkpoint ?? '',
           ]);
         process.stdout.write(table.toString() + '\n');
