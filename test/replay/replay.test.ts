@@ -77,7 +77,7 @@ describe('replay archive', () => {
 
   it('replays every archived history without non-determinism', async () => {
     const results = await replay(DIR, files);
-    expect([...results.keys()].sort()).toEqual(files.map((f) => f.replace(/\.json$/, '')));
+    expect([...results.keys()].sort()).toEqual(files.map((f) => f.replace(/\.json$/, '')).sort());
     for (const [id, r] of results) expect(r.error, `${id}: ${String(r.error)}`).toBeUndefined();
   });
 
