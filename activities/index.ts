@@ -4,10 +4,12 @@
  */
 import type { AppConfig } from '../config/env';
 import type { Logger } from '../src/logger';
+import { startMeterGateway, type MeterGateway } from '../src/meter/gateway';
 import { createApiActivities } from './api';
 import { createAuditActivities } from './audit';
 import { createCliActivities } from './cli';
 import { createGovernanceActivities } from './governance';
+import { createMeterActivities } from './meter';
 import { createScriptActivities } from './script';
 import { createTeamActivities } from './team';
 import { createToolActivities } from './tools';
@@ -16,10 +18,22 @@ import { createWorkspaceActivities } from './workspace';
 export interface ActivityDeps {
   config: AppConfig;
   logger: Logger;
+  /**
+   * The metering gateway every model request goes through (workers/ starts it); started on first use
+   * when not given.
+   */
+  gateway?: MeterGateway;
 }
 
 export function createActivities(deps: ActivityDeps) {
   const { logger, config } = deps;
+  let started: Promise<MeterGateway> | undefined = deps.gateway ? Promise.resolve(deps.gateway) : undefined;
+  const gateway = () =>
+    (started ??= startMeterGateway({
+      upstream: config.anthropic.baseURL,
+      outputsDir: config.outputsDir,
+      logger,
+    }));
   // Every agent process learns where Temporal is, so it can signal its own run (team requests).
   const baseEnv: Record<string, string> = {
     TEMPORAL_ADDRESS: config.temporal.address,
@@ -42,7 +56,13 @@ export function createActivities(deps: ActivityDeps) {
     }),
     ...createWorkspaceActivities({ logger }),
     ...createGovernanceActivities({ logger }),
-    ...createApiActivities({ logger, anthropic: config.anthropic, outputsDir: config.outputsDir }),
+    ...createApiActivities({
+      logger,
+      anthropic: config.anthropic,
+      outputsDir: config.outputsDir,
+      gateway,
+    }),
+    ...createMeterActivities({ logger, outputsDir: config.outputsDir }),
     ...createToolActivities({ logger }),
     ...createCliActivities({
       logger,
@@ -51,6 +71,7 @@ export function createActivities(deps: ActivityDeps) {
       anthropic: config.anthropic,
       // Frequent heartbeats while the CLI is quiet, so a cancellation is noticed within a second or two.
       heartbeatIntervalMs: 1_000,
+      gateway,
       env: { ...pathEnv(), ...baseEnv, ...(config.agentHome ? { HOME: config.agentHome } : {}) },
     }),
     ...createAuditActivities({ logger }),

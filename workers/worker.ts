@@ -6,6 +6,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import type { AppConfig } from '../config/env';
 import { createActivities, type ActivityDeps } from '../activities';
 import type { Logger } from '../src/logger';
+import { startMeterGateway } from '../src/meter/gateway';
 import { loadWorkflowBundle } from './bundle';
 import { installRuntimeLogger } from './runtime-logger';
 
@@ -31,7 +32,16 @@ export async function createWorker(
   installRuntimeLogger(logger);
   const connection =
     opts.connection ?? (await NativeConnection.connect({ address: config.temporal.address }));
-  const activities = createActivities({ config, logger, ...opts.deps });
+  // The metering gateway lives in this process: when the worker dies, no agent can spend unmetered.
+  const actConfig = opts.deps?.config ?? config;
+  const gateway =
+    opts.deps?.gateway ??
+    (await startMeterGateway({
+      upstream: actConfig.anthropic.baseURL,
+      outputsDir: actConfig.outputsDir,
+      logger,
+    }));
+  const activities = createActivities({ config, logger, ...opts.deps, gateway });
   // Workflows named by the caller (a benchmark's workflowsPath) replace the production bundle.
   const own = opts.workerOptions?.workflowsPath ?? opts.workerOptions?.workflowBundle;
   const workflowBundle = opts.workflowBundle ?? (own ? undefined : await loadWorkflowBundle(logger));

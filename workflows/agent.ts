@@ -12,6 +12,8 @@ import {
   ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
+  condition,
+  getExternalWorkflowHandle,
   isCancellation,
   log,
   patched,
@@ -26,7 +28,13 @@ import {
   HEARTBEAT_TIMEOUT,
   retryPolicy,
 } from '../src/shared/failures';
-import { agentStatusQuery, type AgentWorkflowStatus } from '../src/shared/messages';
+import {
+  agentBudgetLimitsSignal,
+  agentBudgetPausedSignal,
+  agentStatusQuery,
+  type AgentWorkflowStatus,
+  type MeterLimitsMessage,
+} from '../src/shared/messages';
 import { addUsage, type AgentResult, type AgentStep, type Usage, ZERO_USAGE } from '../src/shared/run';
 import type { AgentSpec } from '../src/shared/spec';
 
@@ -43,8 +51,29 @@ export interface AgentWorkflowInput {
   passedOutput?: string;
   /** Environment every agent process gets (ORCHESTRATOR_RUN_ID, ORCHESTRATOR_AGENT_ID, …). */
   env: Record<string, string>;
-  /** What is left of this agent's budget; the cli backend gets it as `--max-budget-usd`. */
+  /** What is left of this agent's budget; the cli backend gets it as `--max-budget-usd` when unmetered. */
   maxBudgetUsd?: number;
+  /**
+   * The meter this agent start spends on (`outputs/<run>/meter/<id>.jsonl`) and the limits every one of
+   * its model requests is admitted under. Set by the run; without it the agent is metered under its file id.
+   */
+  meter?: { id: string; limits: MeterLimitsMessage };
+  /** What a budget refusal does: `pause` waits in place (same session) for new limits; `fail` ends the agent. */
+  onBudgetExceeded?: 'pause' | 'fail';
+}
+
+/** Failure type of a model turn stopped by a budget (activities/meter BUDGET_EXCEEDED). */
+const BUDGET_EXCEEDED = 'BudgetExceeded';
+
+/** Prefixed to the prompt of a turn resumed after its budget was raised. */
+const BUDGET_RESUME_NOTE =
+  'Note: this request was interrupted because the budget ran out; it has been raised. Continue where you left off.\n\n';
+
+/** The meter part of a model turn's input, and what to do when a budget refuses a request. */
+interface Metering {
+  meter: () => { id: string; phase: string; agent: string; limits: MeterLimitsMessage } | undefined;
+  /** After a budget refusal: true once new limits arrived (run the turn again), false to fail the agent. */
+  waitForRaise: (err: unknown) => Promise<boolean>;
 }
 
 /** A file-safe id for outputs/<run>/agents/<fileId>.*: phase and agent id joined. */
@@ -154,6 +183,43 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRes
     spent.costUsd += o.costUsd;
     status.costUsd = round6(spent.costUsd);
   };
+  let limits: MeterLimitsMessage = input.meter?.limits ?? {};
+  let limitsVersion = 0;
+  setHandler(agentBudgetLimitsSignal, (l) => {
+    limits = l;
+    limitsVersion += 1;
+  });
+  const metering: Metering = {
+    meter: () =>
+      input.meter ? { id: input.meter.id, phase: input.phase, agent: agent.id, limits } : undefined,
+    async waitForRaise(err) {
+      const parent = workflowInfo().parent;
+      const cause = err instanceof ActivityFailure ? err.cause : undefined;
+      if (
+        !input.meter ||
+        input.onBudgetExceeded !== 'pause' ||
+        !parent ||
+        !(cause instanceof ApplicationFailure) ||
+        cause.type !== BUDGET_EXCEEDED
+      ) {
+        return false;
+      }
+      const refusal = (failureSummary(err) as { budgetRefusal?: { level?: string; unit?: string } })
+        ?.budgetRefusal;
+      const seen = limitsVersion;
+      // The run pauses and names the limit; this agent keeps its session and conversation and waits.
+      await getExternalWorkflowHandle(parent.workflowId).signal(agentBudgetPausedSignal, {
+        workflowId: workflowInfo().workflowId,
+        phase: input.phase,
+        agent: agent.id,
+        reason: cause.message,
+        level: refusal?.level === 'run' || refusal?.level === 'phase' ? refusal.level : 'agent',
+        unit: refusal?.unit === 'tokens' ? 'tokens' : 'usd',
+      });
+      await condition(() => limitsVersion > seen);
+      return true;
+    },
+  };
 
   // Histories recorded before agents had attempts of their own ran each agent once.
   const maxAttempts = patched('agent-attempts') ? (agent.max_attempts ?? DEFAULT_AGENT_ATTEMPTS) : 1;
@@ -201,8 +267,8 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRes
       }
       outcome =
         agent.backend === 'cli'
-          ? await runCli(input, fileId, step, status, account, cliProgress, attempt)
-          : await runApi(input, fileId, step, status, account);
+          ? await runCli(input, fileId, step, status, account, cliProgress, attempt, metering)
+          : await runApi(input, fileId, step, status, account, metering);
     }
     if (routing === 'static' || (routing === 'hybrid' && !outcome?.ok)) {
       if (!agent.command) {
@@ -277,6 +343,7 @@ async function runCli(
   account: Account,
   progress: CliProgress,
   attempt: number,
+  metering: Metering,
 ): Promise<TurnOutcome> {
   const { agent } = input;
   // The run id is a UUID unique to this execution: a re-run after a rollback (same workflow id, new run)
@@ -293,50 +360,61 @@ async function runCli(
   for (const [i, turn] of turns.entries()) {
     if (i < progress.nextTurn) continue;
     step(turn.step);
-    const previous = progress.previous;
-    try {
-      last = await model.claudeTurn({
-        runId: input.runId,
-        agentId: fileId,
-        sessionId,
-        resume: i > 0 || attempt > 1,
-        ...(attempt > 1 ? { agentAttempt: attempt } : {}),
-        ...(agent.timeout_s !== undefined ? { timeoutS: agent.timeout_s } : {}),
-        ...(agent.hang_after_s !== undefined ? { hangAfterS: agent.hang_after_s } : {}),
-        prompt: turn.prompt,
-        cwd: input.workspace,
-        model: agent.model,
-        maxTurns: agent.max_turns,
-        maxBudgetUsd: input.maxBudgetUsd,
-        appendSystemPrompt: systemPrompt(input),
-        allowedTools: agent.allowed_tools,
-        disallowedTools: agent.disallowed_tools,
-        permissionMode: agent.permission_mode ?? 'acceptEdits',
-        agents: agent.subagents,
-        extraEnv: { ...input.env, ...agent.env },
-        previousSessionCostUsd: previous.cost,
-        previousSessionUsage: previous.usage,
-      });
-    } catch (err) {
-      // A failed turn still cost money: its summary rides in the failure's details.
-      const summary = failureSummary(err);
-      if (summary) {
-        account({ usage: toUsage(summary.usage), costUsd: summary.costUsd ?? 0 });
-        // The session's totals moved on: the next attempt's cost is a delta from here.
-        if (summary.totalCostUsd !== undefined)
-          progress.previous = { cost: summary.totalCostUsd, usage: summary.sessionUsage ?? previous.usage };
+    // After a budget refusal the same turn runs again in the same session once limits are raised.
+    let resumed = false;
+    for (;;) {
+      const previous = progress.previous;
+      try {
+        last = await model.claudeTurn({
+          runId: input.runId,
+          agentId: fileId,
+          sessionId,
+          resume: i > 0 || attempt > 1 || resumed,
+          ...(attempt > 1 ? { agentAttempt: attempt } : {}),
+          ...(agent.timeout_s !== undefined ? { timeoutS: agent.timeout_s } : {}),
+          ...(agent.hang_after_s !== undefined ? { hangAfterS: agent.hang_after_s } : {}),
+          prompt: resumed ? BUDGET_RESUME_NOTE + turn.prompt : turn.prompt,
+          cwd: input.workspace,
+          model: agent.model,
+          maxTurns: agent.max_turns,
+          // Metered agents are held to their limits per request by the gateway, not by the CLI's own sum.
+          ...(input.meter ? {} : { maxBudgetUsd: input.maxBudgetUsd }),
+          appendSystemPrompt: systemPrompt(input),
+          allowedTools: agent.allowed_tools,
+          disallowedTools: agent.disallowed_tools,
+          permissionMode: agent.permission_mode ?? 'acceptEdits',
+          agents: agent.subagents,
+          extraEnv: { ...input.env, ...agent.env },
+          previousSessionCostUsd: previous.cost,
+          previousSessionUsage: previous.usage,
+          ...(metering.meter() ? { meter: metering.meter() } : {}),
+        });
+        break;
+      } catch (err) {
+        // A failed turn still cost money: its summary rides in the failure's details.
+        const summary = failureSummary(err);
+        if (summary) {
+          account({ usage: toUsage(summary.usage), costUsd: summary.costUsd ?? 0 });
+          // The session's totals moved on: the next attempt's cost is a delta from here.
+          if (summary.totalCostUsd !== undefined)
+            progress.previous = { cost: summary.totalCostUsd, usage: summary.sessionUsage ?? previous.usage };
+        }
+        if (isCancellation(err)) throw err;
+        if (await metering.waitForRaise(err)) {
+          resumed = true;
+          continue;
+        }
+        return {
+          ok: false,
+          summary: '',
+          usage: ZERO_USAGE,
+          costUsd: 0,
+          sessionId,
+          error: describe(err),
+          errorType: failureType(err),
+          outputRef: summary?.transcriptPath,
+        };
       }
-      if (isCancellation(err)) throw err;
-      return {
-        ok: false,
-        summary: '',
-        usage: ZERO_USAGE,
-        costUsd: 0,
-        sessionId,
-        error: describe(err),
-        errorType: failureType(err),
-        outputRef: summary?.transcriptPath,
-      };
     }
     account({ usage: toUsage(last.usage), costUsd: last.costUsd });
     status.turns += last.numTurns;
@@ -386,6 +464,7 @@ async function runApi(
   step: (s: AgentStep) => void,
   status: AgentWorkflowStatus,
   account: Account,
+  metering: Metering,
 ): Promise<TurnOutcome> {
   const { agent } = input;
   const maxTurns = agent.max_turns ?? 20;
@@ -410,9 +489,15 @@ async function runApi(
         maxTokens: 8192,
         ...(agent.timeout_s !== undefined ? { timeoutS: agent.timeout_s } : {}),
         ...(agent.hang_after_s !== undefined ? { hangAfterS: agent.hang_after_s } : {}),
+        ...(metering.meter() ? { meter: metering.meter() } : {}),
       });
     } catch (err) {
       if (isCancellation(err)) throw err;
+      // Refused by a budget: nothing was served; once limits are raised the same turn is asked again.
+      if (await metering.waitForRaise(err)) {
+        turn -= 1;
+        continue;
+      }
       return {
         ok: false,
         summary: text,

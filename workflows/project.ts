@@ -26,6 +26,7 @@ import {
   log,
   patched,
   proxyActivities,
+  getExternalWorkflowHandle,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -36,6 +37,7 @@ import {
   createLedger,
   describeExceeded,
   getLimit,
+  limitsFor,
   LedgerSchema,
   limitsFromSpec,
   release,
@@ -53,6 +55,8 @@ import {
   approveUpdate,
   ApproveRequestSchema,
   auditQuery,
+  agentBudgetLimitsSignal,
+  agentBudgetPausedSignal,
   budgetQuery,
   BudgetRaiseRequestSchema,
   checkpointsQuery,
@@ -86,7 +90,7 @@ import {
   type ProjectWorkflowInput,
   ProjectWorkflowInputSchema,
 } from '../src/shared/spec';
-import { agentWorkflow, agentWorkflowId, type AgentWorkflowInput } from './agent';
+import { agentFileId, agentWorkflow, agentWorkflowId, type AgentWorkflowInput } from './agent';
 import { createAuditTrail, type AuditCarry } from './audit';
 import { runStrategy } from './strategies';
 
@@ -150,6 +154,17 @@ const governance = proxyActivities<Pick<Activities, 'evaluateGates'>>({
   // A failing gate is not an activity failure: its verdict is counted by the gate's on_fail policy.
   retry: retryPolicy(),
 });
+
+const meter = proxyActivities<Pick<Activities, 'readMeter'>>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 10, nonRetryableErrorTypes: ['InvalidInput'] },
+});
+
+/** What an agent start was served, from its meter (see activities/meter). */
+type MeterSummary = Awaited<ReturnType<Activities['readMeter']>>;
+
+/** Patch id: agents spend through metered turns and are charged from their meters (issue #9). */
+const METERED = 'metered-charge';
 
 class RollbackRequested extends Error {}
 
@@ -216,6 +231,12 @@ export async function projectWorkflow(
   const pauses = new Map<string, string>();
   /** Bumped by every `raiseBudget`: budget waiters re-check when it moves. */
   let budgetVersion = 0;
+  /** Metered agent starts in flight, by child workflow id: where their spend is recorded. */
+  const runningMeters = new Map<string, { key: string; meterId: string; phase: string; agent: string }>();
+  /** Metered agents waiting in place (same session) for a raise, by child workflow id. */
+  const budgetPausedAgents = new Set<string>();
+  /** Per reservation key: what has been charged from its meter so far, per served model. */
+  const meteredCharged = new Map<string, Record<string, { microUsd: number; usage: Usage }>>();
   let awaitingApproval:
     { phase: string; gates: string[]; decision?: { note: string; approver?: string } } | undefined;
 
@@ -303,6 +324,18 @@ export async function projectWorkflow(
         valid.actor ?? 'user',
       );
       log.info('budget changed', { runId, scope: valid.scope, limit });
+      // Running metered agents get the new limits; those paused by a refusal resume in their own session.
+      for (const [workflowId, m] of runningMeters) {
+        if (budgetPausedAgents.delete(workflowId)) {
+          pauses.delete(`budget ${m.phase}/${m.agent}`);
+          audit.record('budget', { event: 'resume', phase: m.phase, agent: m.agent });
+        }
+        getExternalWorkflowHandle(workflowId)
+          .signal(agentBudgetLimitsSignal, limitsFor(st.ledger, m.phase, m.agent))
+          .catch((err: unknown) =>
+            log.warn('could not send limits to agent', { workflowId, err: String(err) }),
+          );
+      }
       return { scope: valid.scope, limit, wasPaused };
     },
     { validator: (req) => void checkRaise(req) },
@@ -322,6 +355,23 @@ export async function projectWorkflow(
     },
     { validator: (req) => void checkApprove(req) },
   );
+  setHandler(agentBudgetPausedSignal, async (p) => {
+    const m = runningMeters.get(p.workflowId);
+    if (!m) return;
+    const scope: BudgetScope =
+      p.level === 'run'
+        ? { level: 'run' }
+        : p.level === 'phase'
+          ? { level: 'phase', phase: p.phase }
+          : { level: 'agent', phase: p.phase, agent: p.agent };
+    budgetPausedAgents.add(p.workflowId);
+    pauses.set(`budget ${m.phase}/${m.agent}`, `${p.reason}; raise it with: ${raiseCommand(scope, p.unit)}`);
+    audit.record('budget', { event: 'pause', reason: p.reason, phase: m.phase, agent: m.agent, scope });
+    log.warn('paused: budget exhausted', { runId, phase: m.phase, agent: m.agent, reason: p.reason });
+    if (onExceeded === 'fail') return;
+    // What the agent spent so far goes into the ledger now, so `budget status` shows it while it waits.
+    chargeMeter(m.key, m.phase, m.agent, await meter.readMeter({ runId, meterId: m.meterId }));
+  });
   setHandler(checkpointsQuery, () => st.checkpoints);
   setHandler(phaseResultsQuery, () => st.phaseResults);
   setHandler(statusQuery, (): RunStatus => buildStatus());
@@ -432,10 +482,90 @@ export async function projectWorkflow(
   }
 
   function raiseHint(e: BudgetExceeded | undefined, where: { phase: string; agent: string }): string {
-    const scope: BudgetScope = e?.scope ?? { level: 'agent', ...where };
-    const unit = e?.unit === 'tokens' ? '--max-tokens <n>' : '--max-usd <usd>';
+    return raiseCommand(e?.scope ?? { level: 'agent', ...where }, e?.unit ?? 'usd');
+  }
+
+  function raiseCommand(scope: BudgetScope, unitName: 'usd' | 'tokens'): string {
+    const unit = unitName === 'tokens' ? '--max-tokens <n>' : '--max-usd <usd>';
     const at = `${scope.phase ? ` --phase ${scope.phase}` : ''}${scope.agent ? ` --agent ${scope.agent}` : ''}`;
     return `orchestrator budget set --run ${runId} ${unit}${at}`;
+  }
+
+  /**
+   * Charges what a meter recorded beyond what was already charged under `key` (a paused agent is charged
+   * while it waits, the rest when it ends), in exact micro-dollars on the served models.
+   */
+  function chargeMeter(key: string, phase: string, agent: string, m: MeterSummary): { microUsd: number } {
+    const done = meteredCharged.get(key) ?? {};
+    let microUsd = 0;
+    for (const [model, row] of Object.entries(m.models)) {
+      const prev = done[model] ?? { microUsd: 0, usage: { ...ZERO_USAGE } };
+      const usage: Usage = {
+        input_tokens: Math.max(0, row.usage.input_tokens - prev.usage.input_tokens),
+        output_tokens: Math.max(0, row.usage.output_tokens - prev.usage.output_tokens),
+        cache_creation_input_tokens: Math.max(
+          0,
+          row.usage.cache_creation_input_tokens - prev.usage.cache_creation_input_tokens,
+        ),
+        cache_read_input_tokens: Math.max(
+          0,
+          row.usage.cache_read_input_tokens - prev.usage.cache_read_input_tokens,
+        ),
+      };
+      const delta = Math.max(0, row.microUsd - prev.microUsd);
+      if (delta === 0 && totalTokens(usage) === 0) continue;
+      const prevTokens = totalTokens(prev.usage);
+      st.ledger = charge(st.ledger, {
+        key: prevTokens === 0 ? `${key}@${model}` : `${key}@${model}@${prevTokens}`,
+        phase,
+        agent,
+        model,
+        usage,
+        costUsd: delta / 1e6,
+        microUsd: delta,
+      });
+      done[model] = { microUsd: row.microUsd, usage: { ...row.usage } };
+      microUsd += delta;
+    }
+    meteredCharged.set(key, done);
+    const unknown = Object.entries(m.models).filter(([, r]) => r.unknownModel);
+    if (microUsd > 0 || unknown.length > 0) {
+      audit.record('budget', {
+        event: 'charge',
+        key,
+        phase,
+        agent,
+        costUsd: microUsd / 1e6,
+        microUsd,
+        models: Object.fromEntries(Object.entries(m.models).map(([model, r]) => [model, r.microUsd / 1e6])),
+        ...(unknown.length > 0
+          ? {
+              unknownModels: unknown.map(([model, r]) => ({ model, pricedAs: r.pricedAs })),
+            }
+          : {}),
+      });
+    }
+    return { microUsd };
+  }
+
+  /** Reads an ended agent start's meter (even while the run is being cancelled) and charges the rest. */
+  async function settleMetered(
+    key: string,
+    workflowId: string,
+    phase: string,
+    agent: string,
+    meterId: string,
+  ): Promise<Spend> {
+    const m = await CancellationScope.nonCancellable(() => meter.readMeter({ runId, meterId }));
+    chargeMeter(key, phase, agent, m);
+    st.ledger = release(st.ledger, key);
+    meteredCharged.delete(key);
+    runningMeters.delete(workflowId);
+    if (budgetPausedAgents.delete(workflowId)) pauses.delete(`budget ${phase}/${agent}`);
+    const models: NonNullable<Spend['models']> = Object.fromEntries(
+      Object.entries(m.models).map(([model, r]) => [model, { usage: r.usage, costUsd: r.microUsd / 1e6 }]),
+    );
+    return { usage: m.usage, costUsd: m.microUsd / 1e6, models };
   }
 
   /** Records what an agent child spent (per model) and closes its reservation. */
@@ -539,6 +669,9 @@ export async function projectWorkflow(
         st.ledger = reserved.ledger;
         st.agentAttempts[workflowId] = n;
         const left = remaining(st.ledger, phase.name, agent.id, key);
+        const metered = patched(METERED);
+        const meterId = `${agentFileId(phase.name, agent.id)}-${n}`;
+        if (metered) runningMeters.set(workflowId, { key, meterId, phase: phase.name, agent: agent.id });
         row.state = 'running';
         row.error = undefined;
         audit.record('spawn', {
@@ -568,6 +701,12 @@ export async function projectWorkflow(
             ORCHESTRATOR_WORKSPACE: input.workspace,
           },
           ...(left.usd !== undefined ? { maxBudgetUsd: left.usd } : {}),
+          ...(metered
+            ? {
+                meter: { id: meterId, limits: limitsFor(st.ledger, phase.name, agent.id) },
+                onBudgetExceeded: onExceeded,
+              }
+            : {}),
         };
         let r: AgentResult;
         try {
@@ -578,8 +717,13 @@ export async function projectWorkflow(
         } catch (err) {
           const reported = reportedSpend(err);
           if (isCancellation(err)) {
-            settle(key, phase.name, agent, reported ?? { usage: ZERO_USAGE, costUsd: 0 });
-            if (reported) account(reported);
+            if (metered) {
+              // Cancelled, rolled back or the run stopped: charged exactly what the agent was served.
+              account(await settleMetered(key, workflowId, phase.name, agent.id, meterId));
+            } else {
+              settle(key, phase.name, agent, reported ?? { usage: ZERO_USAGE, costUsd: 0 });
+              if (reported) account(reported);
+            }
             row.state = 'cancelled';
             throw err;
           }
@@ -587,7 +731,13 @@ export async function projectWorkflow(
           row.error = err instanceof ChildWorkflowFailure ? (err.cause?.message ?? err.message) : String(err);
           r = failedAgent(agent.id, agent.role, agent.backend, row.error, reported);
         }
-        settle(key, phase.name, agent, r);
+        if (metered) {
+          const spend = await settleMetered(key, workflowId, phase.name, agent.id, meterId);
+          r = { ...r, usage: spend.usage, costUsd: spend.costUsd, models: spend.models };
+          row.costUsd = r.costUsd;
+        } else {
+          settle(key, phase.name, agent, r);
+        }
         account(r);
         if (r.status !== 'completed') {
           const stop = budgetFailure(phase.name, agent.id, r);

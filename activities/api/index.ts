@@ -11,6 +11,8 @@ import { z } from 'zod';
 import { ConfigError } from '../../config/errors';
 import { priceUsage } from '../../config/pricing';
 import type { Logger } from '../../src/logger';
+import type { MeterGateway } from '../../src/meter/gateway';
+import { BUDGET_EXCEEDED, MeterInputSchema, openMeter } from '../meter';
 import { capText } from '../tools/process';
 import { toolDefinitions } from '../tools/tools';
 import { ApiFailureType, classifyAnthropicError } from './errors';
@@ -43,6 +45,8 @@ export const ApiTurnInputSchema = z.object({
   timeoutS: z.number().positive().optional(),
   /** Seconds without a stream event before the turn counts as hung; default 5 min. */
   hangAfterS: z.number().positive().optional(),
+  /** The meter this turn spends on, and its limits; default: a meter named after `agentId`. */
+  meter: MeterInputSchema.optional(),
 });
 export type ApiTurnInput = z.input<typeof ApiTurnInputSchema>;
 
@@ -72,6 +76,10 @@ export const ApiTurnResultSchema = z.object({
   text: z.string(),
   usage: UsageSchema,
   costUsd: z.number(),
+  /** The same in integer micro-dollars, when metered. */
+  microUsd: z.number().int().optional(),
+  /** Set when the served model is not in the price table (charged at its family's dearest price). */
+  unknownModel: z.boolean().optional(),
   tool_uses: z.array(ToolUseSchema),
   /** Absolute path of the agent's transcript (JSONL). */
   transcriptPath: z.string(),
@@ -83,6 +91,8 @@ export interface ApiActivityDeps {
   anthropic: { apiKey?: string; baseURL?: string };
   /** Root for run outputs; transcripts go to `<outputsDir>/<runId>/agents/<agentId>.jsonl`. */
   outputsDir: string;
+  /** The metering gateway; without one the SDK calls the API directly and the turn is priced here. */
+  gateway?: () => Promise<MeterGateway>;
 }
 
 /** Where an agent's transcript lives. */
@@ -101,7 +111,7 @@ function newMessages(messages: ApiMessage[]): { messages: ApiMessage[]; firstTur
   return { messages: messages.slice(lastAssistant + 1), firstTurn: lastAssistant === -1 };
 }
 
-export function createApiActivities({ logger, anthropic, outputsDir }: ApiActivityDeps) {
+export function createApiActivities({ logger, anthropic, outputsDir, gateway }: ApiActivityDeps) {
   let client: Anthropic | undefined;
   // Built on first use: a worker without credentials can still run every other activity.
   const getClient = () =>
@@ -137,6 +147,17 @@ export function createApiActivities({ logger, anthropic, outputsDir }: ApiActivi
         messages: fresh.messages,
       });
 
+      const handle = gateway
+        ? await openMeter(
+            gateway,
+            input.runId,
+            input.meter ?? { id: input.agentId, phase: '', agent: input.agentId, limits: {} },
+          )
+        : undefined;
+      // One client per metered turn: its base URL names this agent's meter on the gateway.
+      const turnClient = handle
+        ? new Anthropic({ apiKey: anthropic.apiKey ?? 'none', baseURL: handle.baseURL, maxRetries: 0 })
+        : getClient();
       let message: Anthropic.Message;
       // A stalled stream sends nothing: a timer heartbeats, and ends the request when no event arrived
       // for the hang limit or the turn outlived timeout_s. Either is the agent's failure AgentHung.
@@ -160,7 +181,7 @@ export function createApiActivities({ logger, anthropic, outputsDir }: ApiActivi
         if (hung) abort.abort(new Error(hung));
       }, 1000);
       try {
-        const stream = getClient().messages.stream(
+        const stream = turnClient.messages.stream(
           {
             model: input.model,
             max_tokens: input.maxTokens,
@@ -188,6 +209,18 @@ export function createApiActivities({ logger, anthropic, outputsDir }: ApiActivi
         });
         message = await stream.finalMessage();
       } catch (err) {
+        handle?.close();
+        const refusal = handle?.refusal();
+        if (refusal) {
+          log.warn({ reason: refusal.message }, 'api turn refused by its budget');
+          await appendJsonl(file, { type: 'budget_refused', reason: refusal.message });
+          throw ApplicationFailure.create({
+            type: BUDGET_EXCEEDED,
+            message: refusal.message,
+            nonRetryable: true,
+            details: [{ budgetRefusal: refusal, costUsd: 0, microUsd: 0 }],
+          });
+        }
         if (hung && !ctx.cancellationSignal.aborted) {
           log.warn({ why: hung, events, streamedChars }, 'api turn ended as hung');
           await appendJsonl(file, { type: 'error', failureType: ApiFailureType.AgentHung, message: hung });
@@ -215,17 +248,33 @@ export function createApiActivities({ logger, anthropic, outputsDir }: ApiActivi
       }
 
       let costUsd: number;
-      try {
-        costUsd = priceUsage(message.model, message.usage);
-      } catch (err) {
-        if (!(err instanceof ConfigError)) throw err;
-        throw ApplicationFailure.create({
-          type: ApiFailureType.UnknownModel,
-          message: err.message,
-          nonRetryable: true,
-        });
+      let microUsd: number | undefined;
+      let unknownModel: boolean | undefined;
+      if (handle) {
+        // The meter recorded the response on its way through: its figure is the charge.
+        handle.close();
+        const spent = handle.spent();
+        microUsd = spent.microUsd;
+        costUsd = microUsd / 1e6;
+        unknownModel = spent.models[message.model]?.unknownModel;
+      } else {
+        try {
+          costUsd = priceUsage(message.model, message.usage);
+        } catch (err) {
+          if (!(err instanceof ConfigError)) throw err;
+          throw ApplicationFailure.create({
+            type: ApiFailureType.UnknownModel,
+            message: err.message,
+            nonRetryable: true,
+          });
+        }
       }
-      await appendJsonl(file, { type: 'response', message, costUsd });
+      await appendJsonl(file, {
+        type: 'response',
+        message,
+        costUsd,
+        ...(unknownModel ? { unknownModel } : {}),
+      });
 
       const usage: TurnUsage = {
         input_tokens: message.usage.input_tokens,
@@ -249,6 +298,8 @@ export function createApiActivities({ logger, anthropic, outputsDir }: ApiActivi
         text: capText(text, TURN_TEXT_CAP_BYTES),
         usage,
         costUsd,
+        ...(microUsd !== undefined ? { microUsd } : {}),
+        ...(unknownModel ? { unknownModel } : {}),
         tool_uses,
         transcriptPath: file,
       };

@@ -33,6 +33,9 @@ import {
 } from '../../src/claude/stream';
 import { PermissionModeSchema } from '../../src/shared/spec';
 import type { Logger } from '../../src/logger';
+import type { Refusal } from '../../src/meter/admission';
+import type { MeterGateway, MeterHandle } from '../../src/meter/gateway';
+import { BUDGET_EXCEEDED, MeterInputSchema, openMeter } from '../meter';
 import { classifyCliFailure, type CliFailureClass } from './classify';
 import {
   endEarlierAttempts,
@@ -86,6 +89,8 @@ export const ClaudeTurnInputSchema = z.object({
   previousSessionCostUsd: z.number().nonnegative().default(0),
   /** The session's cumulative token usage after its previous turn (the summary's `sessionUsage`). */
   previousSessionUsage: UsageTotalsSchema.optional(),
+  /** The meter this turn spends on, and its limits; default: a meter named after `agentId`. */
+  meter: MeterInputSchema.optional(),
 });
 export type ClaudeTurnInput = z.input<typeof ClaudeTurnInputSchema>;
 
@@ -101,8 +106,17 @@ export interface ClaudeTurnSummary {
   durationMs: number;
   /** Cumulative session cost as the CLI reports it (carried over on resume). */
   totalCostUsd: number;
-  /** This turn's cost: totalCostUsd − previousSessionCostUsd, never negative. */
+  /**
+   * This turn's cost: what the metering gateway recorded for it (every response served, priced on the
+   * served model), or without a gateway totalCostUsd − previousSessionCostUsd.
+   */
   costUsd: number;
+  /** The same in integer micro-dollars, when metered. */
+  microUsd?: number;
+  /** The CLI's own figure for this turn (a cross-check of the meter). */
+  cliCostUsd?: number;
+  /** Set when the turn was stopped because a budget refused its next model request. */
+  budgetRefusal?: Refusal;
   /** False when the run printed no result (killed): its cost shows up in the next turn's delta. */
   costKnown: boolean;
   /** This turn's tokens: sessionUsage − previousSessionUsage, never negative. */
@@ -156,7 +170,12 @@ export interface CliActivityDeps {
   hangAfterMs?: number;
   /** `--setting-sources` value; default `''` (no settings files). `null` omits the flag. */
   settingSources?: string | null;
+  /** The metering gateway; without one the CLI calls the API directly and costs are the CLI's own. */
+  gateway?: () => Promise<MeterGateway>;
 }
+
+/** How long a refused CLI gets to end its turn by itself before its process group is ended. */
+const REFUSAL_GRACE_MS = 5_000;
 
 /** Characters of the result text kept in the summary. */
 export const RESULT_TEXT_CAP = 2048;
@@ -269,10 +288,14 @@ export function createCliActivities(deps: CliActivityDeps) {
   const killGraceMs = deps.killGraceMs ?? 5_000;
   const settingSources = deps.settingSources === undefined ? '' : deps.settingSources;
 
-  function buildEnv(input: z.infer<typeof ClaudeTurnInputSchema>): Record<string, string | undefined> {
+  function buildEnv(
+    input: z.infer<typeof ClaudeTurnInputSchema>,
+    baseURL: string | undefined,
+  ): Record<string, string | undefined> {
     return {
-      // deps are authoritative for the API endpoint and key: unset means unset, not "inherit".
-      ANTHROPIC_BASE_URL: deps.anthropic.baseURL,
+      // deps are authoritative for the API endpoint and key: unset means unset, not "inherit". With a
+      // gateway, the agent reaches the API only through its meter.
+      ANTHROPIC_BASE_URL: baseURL ?? deps.anthropic.baseURL,
       ANTHROPIC_API_KEY: deps.anthropic.apiKey,
       DISABLE_TELEMETRY: '1',
       DISABLE_AUTOUPDATER: '1',
@@ -284,6 +307,7 @@ export function createCliActivities(deps: CliActivityDeps) {
       ...deps.env,
       ...input.extraEnv,
       // The session marker (SESSION_MARKER_ENV) is set by the watchdog on the CLI alone, not on it.
+      ...(baseURL ? { ANTHROPIC_BASE_URL: baseURL } : {}),
     };
   }
 
@@ -293,6 +317,7 @@ export function createCliActivities(deps: CliActivityDeps) {
     mode: SessionMode,
     prompt: string,
     log: Logger,
+    meter: { handle: MeterHandle; onRefused: (stop: (why: string) => void) => void } | undefined,
   ): Promise<RunOutcome> {
     const ctx = Context.current();
     const dir = path.join(deps.outputsDir, input.runId, 'agents');
@@ -332,7 +357,7 @@ export function createCliActivities(deps: CliActivityDeps) {
     // detached: the watchdog leads a process group of its own, so ending it ends the CLI and its children.
     const child = execa(wFile, wArgs, {
       cwd: input.cwd,
-      env: buildEnv(input),
+      env: buildEnv(input, meter?.handle.baseURL),
       extendEnv: true,
       detached: true,
       reject: false,
@@ -362,12 +387,15 @@ export function createCliActivities(deps: CliActivityDeps) {
       lastProgressAt,
       host: os.hostname(),
       leaseAt: lease.renew(),
-      costUsd: Math.max(
-        0,
-        roundUsd(
-          (state.lastResult?.total_cost_usd ?? input.previousSessionCostUsd) - input.previousSessionCostUsd,
-        ),
-      ),
+      costUsd: meter
+        ? meter.handle.spent().microUsd / 1e6
+        : Math.max(
+            0,
+            roundUsd(
+              (state.lastResult?.total_cost_usd ?? input.previousSessionCostUsd) -
+                input.previousSessionCostUsd,
+            ),
+          ),
     });
     let stopping: Promise<'term' | 'kill'> | undefined;
     const stop = (why: string) => {
@@ -400,6 +428,11 @@ export function createCliActivities(deps: CliActivityDeps) {
       );
     ctx.cancellationSignal.addEventListener('abort', onAbort);
     if (ctx.cancellationSignal.aborted) onAbort();
+    let refusalTimer: NodeJS.Timeout | undefined;
+    // A refused CLI normally ends its turn on the error; if it carries on, it is ended mid-turn.
+    meter?.onRefused((why) => {
+      refusalTimer ??= setTimeout(() => stop(why), REFUSAL_GRACE_MS);
+    });
 
     child.stderr?.on('data', (chunk: Buffer) => {
       stderrFile.write(chunk);
@@ -483,6 +516,7 @@ export function createCliActivities(deps: CliActivityDeps) {
       clearInterval(interval);
       if (deadline) clearTimeout(deadline);
       lease.release();
+      if (refusalTimer) clearTimeout(refusalTimer);
       ctx.cancellationSignal.removeEventListener('abort', onAbort);
       await Promise.all([
         new Promise<void>((r) => transcript.end(r)),
@@ -544,23 +578,56 @@ export function createCliActivities(deps: CliActivityDeps) {
       }
 
       const retrying = attempt > 1 || input.agentAttempt > 1;
-      let mode: SessionMode = input.resume || retrying ? 'resume' : 'new';
-      let prompt = retrying ? RETRY_NOTE + input.prompt : input.prompt;
-      let out = await runOnce(input, mode, prompt, log);
-      if (!out.cancelled && out.failure?.type === 'SessionInUse' && mode === 'new') {
-        log.warn('session exists already (an earlier attempt created it): resuming it');
-        mode = 'resume';
-        prompt = RETRY_NOTE + input.prompt;
-        out = await runOnce(input, mode, prompt, log);
-      } else if (!out.cancelled && out.failure?.type === 'SessionNotFound' && mode === 'resume') {
-        log.warn('session has no transcript yet (an earlier attempt died first): starting it');
-        mode = 'new';
-        out = await runOnce(input, mode, input.prompt, log);
+      let refusedHook: ((why: string) => void) | undefined;
+      const meterInput = input.meter ?? { id: input.agentId, phase: '', agent: input.agentId, limits: {} };
+      const handle = deps.gateway
+        ? await openMeter(deps.gateway, input.runId, meterInput, {
+            onRefuse: (r) => refusedHook?.(`budget: ${r.message}`),
+          })
+        : undefined;
+      const meter = handle
+        ? { handle, onRefused: (fn: (why: string) => void) => void (refusedHook = fn) }
+        : undefined;
+      let out: RunOutcome;
+      try {
+        let mode: SessionMode = input.resume || retrying ? 'resume' : 'new';
+        let prompt = retrying ? RETRY_NOTE + input.prompt : input.prompt;
+        out = await runOnce(input, mode, prompt, log, meter);
+        if (!out.cancelled && !handle?.refusal() && out.failure?.type === 'SessionInUse' && mode === 'new') {
+          log.warn('session exists already (an earlier attempt created it): resuming it');
+          mode = 'resume';
+          prompt = RETRY_NOTE + input.prompt;
+          out = await runOnce(input, mode, prompt, log, meter);
+        } else if (
+          !out.cancelled &&
+          !handle?.refusal() &&
+          out.failure?.type === 'SessionNotFound' &&
+          mode === 'resume'
+        ) {
+          log.warn('session has no transcript yet (an earlier attempt died first): starting it');
+          mode = 'new';
+          out = await runOnce(input, mode, input.prompt, log, meter);
+        }
+      } finally {
+        handle?.close();
       }
+      // On a retry the CLI's session total also holds the dead attempt's spend: no like-for-like check.
+      if (handle) meterSummary(out.summary, handle, log, !retrying);
 
       if (out.cancelled) {
         const reason = ctx.cancellationSignal.reason as Error | undefined;
         throw new CancelledFailure(reason?.message ?? 'CANCELLED', [out.summary]);
+      }
+      const refusal = handle?.refusal();
+      if (refusal) {
+        out.summary.budgetRefusal = refusal;
+        log.warn({ reason: refusal.message }, 'claude turn stopped by its budget');
+        throw ApplicationFailure.create({
+          type: BUDGET_EXCEEDED,
+          message: refusal.message,
+          nonRetryable: true,
+          details: [out.summary],
+        });
       }
       if (!out.failure) return out.summary;
       log.warn(
@@ -575,6 +642,39 @@ export function createCliActivities(deps: CliActivityDeps) {
       });
     },
   };
+}
+
+/**
+ * Replaces the CLI's cost figures with the meter's (what was served, on the served model) and warns when
+ * the CLI's own figure differs by more than 1%: a price table out of date, or a response the meter missed.
+ */
+function meterSummary(
+  summary: ClaudeTurnSummary,
+  handle: MeterHandle,
+  log: Logger,
+  crossCheck: boolean,
+): void {
+  const spent = handle.spent();
+  const cli = summary.costUsd;
+  summary.cliCostUsd = cli;
+  summary.microUsd = spent.microUsd;
+  summary.costUsd = spent.microUsd / 1e6;
+  summary.usage = {
+    inputTokens: spent.usage.input_tokens,
+    outputTokens: spent.usage.output_tokens,
+    cacheRead: spent.usage.cache_read_input_tokens,
+    cacheCreation: spent.usage.cache_creation_input_tokens,
+  };
+  if (
+    crossCheck &&
+    summary.costKnown &&
+    Math.abs(cli - summary.costUsd) > 0.01 * Math.max(cli, summary.costUsd)
+  ) {
+    log.warn(
+      { meterUsd: summary.costUsd, cliUsd: cli, meterFile: handle.meterFile },
+      'CLI cost differs from the meter by more than 1%',
+    );
+  }
 }
 
 export type CliActivities = ReturnType<typeof createCliActivities>;

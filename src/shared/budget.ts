@@ -117,6 +117,8 @@ export interface ChargeRequest {
   usage: TokenUsage;
   /** The cost of this turn alone (not a session's cumulative cost). */
   costUsd: number;
+  /** The exact cost in integer micro-dollars (from the meter); wins over `costUsd` when given. */
+  microUsd?: number;
 }
 
 export type BudgetUnit = 'usd' | 'tokens';
@@ -460,8 +462,9 @@ export function charge(ledger: Ledger, req: ChargeRequest): Ledger {
     cacheReadTokens: req.usage.cache_read_input_tokens ?? 0,
   };
   for (const [k, v] of Object.entries(u)) assertTokens(v, k);
+  if (req.microUsd !== undefined) assertTokens(req.microUsd, 'microUsd');
   const row: SpendRow = {
-    microUsd: toMicroUsd(req.costUsd),
+    microUsd: req.microUsd ?? toMicroUsd(req.costUsd),
     tokens: u.inputTokens + u.outputTokens + u.cacheCreationTokens + u.cacheReadTokens,
     ...u,
     turns: 1,
@@ -520,6 +523,25 @@ export function remaining(
   const out: { usd?: number; tokens?: number } = {};
   if (microUsd !== undefined) out.usd = fromMicroUsd(microUsd);
   if (tokens !== undefined) out.tokens = tokens;
+  return out;
+}
+
+/**
+ * The limits that govern `agent` in `phase`, in exact units (micro-dollars, tokens), as the metering
+ * gateway enforces them per model request: it counts every response of the run itself, so spend is not
+ * subtracted here. A level without a limit is left out.
+ */
+export function limitsFor(
+  ledger: Ledger,
+  phase: string,
+  agent: string,
+): { run?: StoredLimit; phase?: StoredLimit; agent?: StoredLimit } {
+  const out: { run?: StoredLimit; phase?: StoredLimit; agent?: StoredLimit } = {};
+  for (const lv of levelsFor(ledger, phase, agent)) {
+    if (lv.limit && (lv.limit.microUsd !== undefined || lv.limit.tokens !== undefined)) {
+      out[lv.level] = { ...lv.limit };
+    }
+  }
   return out;
 }
 

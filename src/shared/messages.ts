@@ -120,3 +120,28 @@ export interface BudgetStatus {
 }
 
 export const budgetQuery = defineQuery<BudgetStatus>('budget');
+
+/** Limits in exact units (micro-dollars, tokens) per level, as the metering gateway admits requests. */
+export interface MeterLimitsMessage {
+  run?: { microUsd?: number; tokens?: number };
+  phase?: { microUsd?: number; tokens?: number };
+  agent?: { microUsd?: number; tokens?: number };
+}
+
+/**
+ * Signal `agentBudgetPaused`, agent → its run: a budget refused the agent's next model request. The agent
+ * waits, its session and conversation intact, until the run sends {@link agentBudgetLimitsSignal}.
+ */
+export interface AgentBudgetPaused {
+  workflowId: string;
+  phase: string;
+  agent: string;
+  /** The limit that refused, in words. */
+  reason: string;
+  level: 'run' | 'phase' | 'agent';
+  unit: 'usd' | 'tokens';
+}
+export const agentBudgetPausedSignal = defineSignal<[AgentBudgetPaused]>('agentBudgetPaused');
+
+/** Signal `budgetLimits`, run → agent: the limits now in force (after `raiseBudget`); a paused agent resumes. */
+export const agentBudgetLimitsSignal = defineSignal<[MeterLimitsMessage]>('budgetLimits');

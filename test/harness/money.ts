@@ -1,0 +1,53 @@
+/**
+ * Money checks for tests: what the local model server served by its own tally, and what a run's ledger
+ * holds, both in integer micro-dollars so they compare exactly.
+ */
+import type { ModelServer } from '../../src/modelserver';
+import type { Ledger } from '../../src/shared/budget';
+
+export interface Served {
+  microUsd: number;
+  tokens: number;
+  requests: number;
+  /** Micro-dollars of each response, in arrival order. */
+  responses: number[];
+  /** Served model → micro-dollars. */
+  models: Record<string, number>;
+}
+
+/** What the server served (successful answers only) from request index `since` on. */
+export function servedSince(server: ModelServer, since: number): Served {
+  const ok = server.requests
+    .slice(since)
+    .filter((r) => r.endpoint === 'messages' && r.status === 200 && r.usage);
+  const models: Record<string, number> = {};
+  for (const r of ok) models[r.responseModel!] = (models[r.responseModel!] ?? 0) + r.microUsd!;
+  return {
+    microUsd: ok.reduce((s, r) => s + r.microUsd!, 0),
+    tokens: ok.reduce(
+      (s, r) =>
+        s +
+        r.usage!.input_tokens +
+        r.usage!.output_tokens +
+        r.usage!.cache_creation_input_tokens +
+        r.usage!.cache_read_input_tokens,
+      0,
+    ),
+    requests: ok.length,
+    responses: ok.map((r) => r.microUsd!),
+    models,
+  };
+}
+
+/** The ledger's total spend in micro-dollars, and per model. */
+export function ledgerSpend(l: Ledger): { microUsd: number; models: Record<string, number> } {
+  let microUsd = 0;
+  const models: Record<string, number> = {};
+  for (const agents of Object.values(l.spend))
+    for (const byModel of Object.values(agents))
+      for (const [model, row] of Object.entries(byModel)) {
+        microUsd += row.microUsd;
+        models[model] = (models[model] ?? 0) + row.microUsd;
+      }
+  return { microUsd, models };
+}
