@@ -364,13 +364,15 @@ export async function projectWorkflow(
         : p.level === 'phase'
           ? { level: 'phase', phase: p.phase }
           : { level: 'agent', phase: p.phase, agent: p.agent };
+    // What the agent spent so far goes into the ledger first, so the paused run shows it.
+    const seen = budgetVersion;
+    chargeMeter(m.key, m.phase, m.agent, await meter.readMeter({ runId, meterId: m.meterId }));
+    // Ended meanwhile, or a raise already sent new limits: nothing waits any more.
+    if (!runningMeters.has(p.workflowId) || budgetVersion !== seen) return;
     budgetPausedAgents.add(p.workflowId);
     pauses.set(`budget ${m.phase}/${m.agent}`, `${p.reason}; raise it with: ${raiseCommand(scope, p.unit)}`);
     audit.record('budget', { event: 'pause', reason: p.reason, phase: m.phase, agent: m.agent, scope });
     log.warn('paused: budget exhausted', { runId, phase: m.phase, agent: m.agent, reason: p.reason });
-    if (onExceeded === 'fail') return;
-    // What the agent spent so far goes into the ledger now, so `budget status` shows it while it waits.
-    chargeMeter(m.key, m.phase, m.agent, await meter.readMeter({ runId, meterId: m.meterId }));
   });
   setHandler(checkpointsQuery, () => st.checkpoints);
   setHandler(phaseResultsQuery, () => st.phaseResults);
@@ -523,6 +525,7 @@ export async function projectWorkflow(
         usage,
         costUsd: delta / 1e6,
         microUsd: delta,
+        ...(row.unknownModel ? { pricedAs: row.pricedAs } : {}),
       });
       done[model] = { microUsd: row.microUsd, usage: { ...row.usage } };
       microUsd += delta;

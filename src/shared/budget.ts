@@ -61,6 +61,11 @@ export const LedgerSchema = z.object({
   reservations: z.record(z.string(), ReservationSchema),
   /** Keys already charged: the idempotency record. */
   charged: z.record(z.string(), z.literal(true)),
+  /**
+   * Served models missing from the price table → the table model they were charged at (the dearest of
+   * their family). Flagged in reports: such a charge is an upper bound, not a published price.
+   */
+  unknownModels: z.record(z.string(), z.string()).optional(),
 });
 export type Ledger = z.infer<typeof LedgerSchema>;
 
@@ -119,6 +124,8 @@ export interface ChargeRequest {
   costUsd: number;
   /** The exact cost in integer micro-dollars (from the meter); wins over `costUsd` when given. */
   microUsd?: number;
+  /** Set when `model` is not in the price table: the table model it was charged at. */
+  pricedAs?: string;
 }
 
 export type BudgetUnit = 'usd' | 'tokens';
@@ -152,7 +159,9 @@ export interface BudgetReport {
   run: SpendTotals & { limit: BudgetLimit; reservedUsd: number; reservedTokens: number };
   phases: Array<SpendTotals & { phase: string; limit: BudgetLimit }>;
   agents: Array<SpendTotals & { phase: string; agent: string; limit: BudgetLimit }>;
-  models: Array<SpendTotals & { model: string }>;
+  models: Array<
+    SpendTotals & { model: string; /** Unknown model: the price it was charged at. */ pricedAs?: string }
+  >;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -483,6 +492,14 @@ export function charge(ledger: Ledger, req: ChargeRequest): Ledger {
     },
     reservations,
     charged: { ...ledger.charged, [req.key]: true },
+    ...(req.pricedAs || ledger.unknownModels
+      ? {
+          unknownModels: {
+            ...ledger.unknownModels,
+            ...(req.pricedAs ? { [req.model]: req.pricedAs } : {}),
+          },
+        }
+      : {}),
   };
 }
 
@@ -582,7 +599,14 @@ export function report(ledger: Ledger): BudgetReport {
       ...publicRow(sumCells(ledger, (c) => c.phase === phase && c.agent === agent)),
       limit: getLimit(ledger, { level: 'agent', phase, agent }),
     })),
-    models: models.map((model) => ({ model, ...publicRow(sumCells(ledger, (c) => c.model === model)) })),
+    models: models.map((model) => {
+      const pricedAs = ledger.unknownModels ? own(ledger.unknownModels, model) : undefined;
+      return {
+        model,
+        ...publicRow(sumCells(ledger, (c) => c.model === model)),
+        ...(pricedAs ? { pricedAs } : {}),
+      };
+    }),
   };
 }
 

@@ -109,7 +109,7 @@ export function renderBudgetReport(runId: string, r: BudgetReport): string {
     section(
       'Models',
       'model',
-      r.models.map((m) => [m.model, m]),
+      r.models.map((m) => [m.pricedAs ? `${m.model} (unknown: charged as ${m.pricedAs})` : m.model, m]),
     ),
   ].join('\n');
 }
