@@ -9,6 +9,16 @@
  * A patch under a phase may patch a `*` gate, which then differs for that phase only. `enabled: false`
  * switches a gate off. Gates in an intake phase (`PhaseSpec.gates`) are one more layer on top, with the
  * same rules ({@link gatesForPhase}).
+ *
+ * Mandatory gates: a gate marked `mandatory: true` (every gate of universal.yaml is, unless it says
+ * `mandatory: false`) can be tightened by a later layer but never loosened: a client policy or an intake
+ * may raise its threshold, lower its max_retries, raise min_files or make on_fail `fail`, and nothing
+ * else; disabling, replacing or otherwise changing it is refused naming the gate and the policy file that
+ * made it mandatory. Switching off a gate that is not mandatory is allowed and reported as a waiver, which
+ * the run records in its audit trail.
+ *
+ * Clients: `project.client` (or `--client`) must name a file in `clients/`; an unknown client is an error
+ * listing the known ones.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -54,6 +64,8 @@ const gateBase = {
   /** How often `retry_phase` may retry before the gate counts as failed for good. */
   max_retries: z.number().int().nonnegative().optional(),
   enabled: z.boolean().default(true),
+  /** Later layers may only tighten a mandatory gate (see the module doc). Default: true in universal.yaml. */
+  mandatory: z.boolean().optional(),
   /**
    * Workspace-relative glob: when nothing matches, the gate is skipped (passes), e.g. `package.json` so a
    * Node test gate leaves other kinds of project alone.
@@ -135,12 +147,25 @@ const PolicyFileSchema = z.strictObject({
   phases: z.record(PhaseKeySchema, z.array(z.unknown())).default({}),
 });
 
+/** A gate switched off by a layer: allowed only for gates that are not mandatory, and put on record. */
+export interface GateWaiver {
+  /** Phase key (`*` = every phase) or phase name. */
+  phase: string;
+  gate: string;
+  /** The policy file, or the intake path (`phases[2].gates[0]`), that switched it off. */
+  by: string;
+}
+
 /** The layered policy: gates per phase key (`*` = every phase), disabled gates included. */
 export interface ResolvedPolicy {
   client?: string;
   /** Files that contributed, lowest layer first. */
   sources: string[];
   phases: Record<string, Gate[]>;
+  /** Mandatory gates by id, with the policy file that made each one mandatory. */
+  mandatory: Record<string, string>;
+  /** Gates the policy layers switched off. */
+  waived: GateWaiver[];
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -165,6 +190,59 @@ function issuesAt(err: z.ZodError, prefix: string): string[] {
 
 type GateTable = Map<string, Map<string, Gate>>;
 
+/** What layering tracks besides the gates: where mandatory gates come from, and gates switched off. */
+interface LayerContext {
+  mandatory: Map<string, string>;
+  waived: GateWaiver[];
+  /** Names the layer in a waiver (a policy file, or the intake). */
+  by: string;
+}
+
+const FAIL_ACTIONS = new Set(['fail']);
+/** Fields a later layer may change on a mandatory gate (only in the tightening direction, see below). */
+const TIGHTENABLE = new Set([
+  'description',
+  'threshold',
+  'max_retries',
+  'min_files',
+  'on_fail',
+  'enabled',
+  'mandatory',
+]);
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Why `next` loosens the mandatory gate `earlier`; undefined when it only tightens it (or is equal). */
+export function loosening(earlier: Gate, next: Gate): string | undefined {
+  if (!next.enabled) return 'it may not be disabled';
+  if (next.mandatory === false) return 'it may not be made optional (mandatory: false)';
+  if (next.kind !== earlier.kind) return `it may not be replaced by a ${next.kind} gate`;
+  const a = earlier as Record<string, unknown>;
+  const b = next as Record<string, unknown>;
+  for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    if (!TIGHTENABLE.has(key) && !sameJson(a[key], b[key])) return `its ${key} may not change`;
+  }
+  if (earlier.kind === 'metric' && next.kind === 'metric' && next.threshold !== earlier.threshold) {
+    const up = earlier.op === '>=' || earlier.op === '>';
+    const down = earlier.op === '<=' || earlier.op === '<';
+    if (!(up && next.threshold > earlier.threshold) && !(down && next.threshold < earlier.threshold)) {
+      return `its threshold may only be made stricter than ${earlier.op} ${earlier.threshold} (got ${next.threshold})`;
+    }
+  }
+  if ((next.max_retries ?? 1) > (earlier.max_retries ?? 1)) {
+    return `its max_retries may only go down from ${earlier.max_retries ?? 1} (got ${next.max_retries})`;
+  }
+  if (earlier.kind === 'validator' && next.kind === 'validator' && next.min_files < earlier.min_files) {
+    return `its min_files may only go up from ${earlier.min_files} (got ${next.min_files})`;
+  }
+  if (next.on_fail !== earlier.on_fail && !FAIL_ACTIONS.has(next.on_fail)) {
+    return `its on_fail may only become fail (it is ${earlier.on_fail}; got ${next.on_fail})`;
+  }
+  return undefined;
+}
+
 /**
  * Applies `entries` (full gates or patches) for `phaseKey` onto `table`. Problems are pushed as
  * `<label><path>: message`; bad entries are skipped so that every problem is reported in one pass.
@@ -176,6 +254,7 @@ function applyEntries(
   pathPrefix: string,
   label: string,
   problems: string[],
+  ctx?: LayerContext,
 ): void {
   const target = table.get(phaseKey) ?? new Map<string, Gate>();
   table.set(phaseKey, target);
@@ -205,7 +284,22 @@ function applyEntries(
       problems.push(...issuesAt(parsed.error, at).map((p) => `${label}${p}`));
       return;
     }
-    target.set(parsed.data.id, parsed.data);
+    const gate = parsed.data;
+    const earlier = target.get(gate.id) ?? table.get('*')?.get(gate.id);
+    if (earlier?.mandatory) {
+      const why = loosening(earlier, gate);
+      if (why) {
+        const origin = ctx?.mandatory.get(gate.id);
+        problems.push(
+          `${label}${at}: gate "${gate.id}" is mandatory${origin ? ` (${displayPath(origin)})` : ''}: ${why}; it can be tightened, never loosened`,
+        );
+        return;
+      }
+    }
+    if (gate.mandatory && ctx && !ctx.mandatory.has(gate.id)) ctx.mandatory.set(gate.id, ctx.by);
+    if (earlier?.enabled && !gate.enabled)
+      ctx?.waived.push({ phase: phaseKey, gate: gate.id, by: `${ctx.by}${label ? '' : ` ${at}`}` });
+    target.set(gate.id, gate);
   });
 }
 
@@ -253,29 +347,83 @@ function checkClient(client: string | undefined): void {
   }
 }
 
+/** Every gate universal.yaml defines is mandatory unless it says otherwise. */
+function mandatoryByDefault(entries: unknown[]): unknown[] {
+  return entries.map((e) =>
+    e && typeof e === 'object' && !Array.isArray(e) && 'kind' in e && !('mandatory' in e)
+      ? { ...e, mandatory: true }
+      : e,
+  );
+}
+
 function resolve(dir: string, client: string | undefined, problems: string[]): ResolvedPolicy {
   const table: GateTable = new Map();
   const sources: string[] = [];
+  const mandatory = new Map<string, string>();
+  const waived: GateWaiver[] = [];
   for (const file of layerFiles(dir, client)) {
     const layer = readLayer(file, problems);
     if (!layer) continue;
     sources.push(file);
+    const universal = path.basename(file) === 'universal.yaml' && path.dirname(file) === dir;
+    const ctx: LayerContext = { mandatory, waived, by: displayPath(file) };
     // '*' first, so that a phase entry in the same file may patch a '*' gate.
     const keys = Object.keys(layer.phases).sort((a, b) => (a === '*' ? -1 : b === '*' ? 1 : 0));
     for (const key of keys) {
-      applyEntries(table, key, layer.phases[key] ?? [], `phases.${key}`, `${displayPath(file)}: `, problems);
+      const entries = layer.phases[key] ?? [];
+      applyEntries(
+        table,
+        key,
+        universal ? mandatoryByDefault(entries) : entries,
+        `phases.${key}`,
+        `${displayPath(file)}: `,
+        problems,
+        ctx,
+      );
     }
   }
   const phases = Object.fromEntries([...table].map(([k, gates]) => [k, [...gates.values()]]));
-  return { ...(client !== undefined ? { client } : {}), sources, phases };
+  return {
+    ...(client !== undefined ? { client } : {}),
+    sources,
+    phases,
+    mandatory: Object.fromEntries(mandatory),
+    waived,
+  };
+}
+
+/** The clients that have a policy file in `<dir>/clients/`. */
+export function knownClients(dir: string = DEFAULT_POLICY_DIR): string[] {
+  try {
+    return fs
+      .readdirSync(path.join(dir, 'clients'))
+      .filter((f) => f.endsWith('.yaml'))
+      .map((f) => f.slice(0, -'.yaml'.length))
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+/** A client must have a policy file: a typo must not silently fall back to the default policy. */
+function checkKnownClient(client: string | undefined, dir: string): void {
+  if (client === undefined) return;
+  const known = knownClients(dir);
+  if (!known.includes(client)) {
+    throw new ConfigError(
+      `client: unknown client "${client}"; known clients: ${known.length ? known.join(', ') : 'none'} (policies in ${displayPath(path.join(dir, 'clients'))})`,
+    );
+  }
 }
 
 /**
- * Loads and layers the policies for `client` (none: universal + default). A client without a policy file
- * simply gets the default. Throws {@link ConfigError} naming the file and the field of the first problem.
+ * Loads and layers the policies for `client` (none: universal + default). An unknown client (no file in
+ * `clients/`) is an error listing the known ones. Throws {@link ConfigError} naming the file and the
+ * field of the first problem.
  */
 export function loadPolicy(opts: { client?: string; dir?: string } = {}): ResolvedPolicy {
   checkClient(opts.client);
+  checkKnownClient(opts.client, opts.dir ?? DEFAULT_POLICY_DIR);
   const problems: string[] = [];
   const policy = resolve(opts.dir ?? DEFAULT_POLICY_DIR, opts.client, problems);
   if (problems.length > 0) {
@@ -294,6 +442,7 @@ export function validatePolicies(opts: { client?: string; dir?: string } = {}): 
   if (opts.client !== undefined) {
     try {
       checkClient(opts.client);
+      checkKnownClient(opts.client, dir);
     } catch (err) {
       return [(err as Error).message];
     }
@@ -336,12 +485,20 @@ export function validatePolicies(opts: { client?: string; dir?: string } = {}): 
  * {@link ConfigError} whose message names each bad field under `pathPrefix` (e.g. `phases[2].gates`).
  * The result includes disabled gates.
  */
-export function mergeGates(base: Gate[], entries: unknown[], pathPrefix = 'gates'): Gate[] {
-  const table: GateTable = new Map([['phase', new Map(base.map((g) => [g.id, g]))]]);
+export function mergeGates(
+  base: Gate[],
+  entries: unknown[],
+  pathPrefix = 'gates',
+  origins: Record<string, string> = {},
+  waived: GateWaiver[] = [],
+  phase = 'phase',
+): Gate[] {
+  const table: GateTable = new Map([[phase, new Map(base.map((g) => [g.id, g]))]]);
   const problems: string[] = [];
-  applyEntries(table, 'phase', entries, pathPrefix, '', problems);
+  const ctx: LayerContext = { mandatory: new Map(Object.entries(origins)), waived, by: 'intake' };
+  applyEntries(table, phase, entries, pathPrefix, '', problems, ctx);
   if (problems.length > 0) throw new ConfigError(problems.join('; '));
-  return [...(table.get('phase')?.values() ?? [])];
+  return [...(table.get(phase)?.values() ?? [])];
 }
 
 /**
@@ -354,8 +511,38 @@ export function gatesForPhase(
   intakeGates: unknown[] = [],
   pathPrefix = 'gates',
 ): Gate[] {
+  return phaseGates(policy, phase, intakeGates, pathPrefix).gates;
+}
+
+/**
+ * {@link gatesForPhase}, and the gates switched off for that phase (by a policy layer or the intake),
+ * which the run puts in its audit trail. A refusal to loosen a mandatory gate names the gate and the
+ * policy file that made it mandatory.
+ */
+export function phaseGates(
+  policy: ResolvedPolicy,
+  phase: string,
+  intakeGates: unknown[] = [],
+  pathPrefix = 'gates',
+): { gates: Gate[]; waived: GateWaiver[] } {
   const byId = new Map<string, Gate>();
   for (const g of policy.phases['*'] ?? []) byId.set(g.id, g);
   if (phase !== '*') for (const g of policy.phases[phase] ?? []) byId.set(g.id, g);
-  return mergeGates([...byId.values()], intakeGates, pathPrefix).filter((g) => g.enabled);
+  const waived: GateWaiver[] = (policy.waived ?? [])
+    .filter((w) => (w.phase === '*' || w.phase === phase) && byId.get(w.gate)?.enabled === false)
+    .map((w) => ({ ...w, phase }));
+  const intakeWaived: GateWaiver[] = [];
+  const merged = mergeGates(
+    [...byId.values()],
+    intakeGates,
+    pathPrefix,
+    policy.mandatory ?? {},
+    intakeWaived,
+    phase,
+  );
+  for (const w of intakeWaived) {
+    // The intake's own path is more useful than "intake": the message names the gate entry.
+    waived.push({ ...w, by: `intake ${w.by.replace(/^intake ?/, '')}`.trim() });
+  }
+  return { gates: merged.filter((g) => g.enabled), waived };
 }

@@ -14,7 +14,7 @@ import {
   type ProjectSpec,
 } from '../src/shared/spec';
 import { ConfigError } from './errors';
-import { gatesForPhase, loadPolicy } from './governance';
+import { loadPolicy, phaseGates, type GateWaiver } from './governance';
 import {
   AgentListSchema,
   ArtifactEntrySchema,
@@ -178,7 +178,12 @@ export function parseIntake(
       issues.map((iss) => `${renderPath(iss.path)}: ${iss.message}`),
     );
 
-  const governed = resolveGates(phases as PhaseSpec[], intake.project.client, source, opts.policyDir);
+  const { phases: governed, waived } = resolveGates(
+    phases as PhaseSpec[],
+    intake.project.client,
+    source,
+    opts.policyDir,
+  );
 
   // The resolved spec is re-validated with the workflow's own schema: it fills defaults and keeps the
   // contract in one place. Paths still match the intake because phase indices are preserved.
@@ -187,6 +192,7 @@ export function parseIntake(
     requirements: intake.requirements,
     phases: governed,
     constraints: intake.constraints,
+    ...(waived.length ? { governance: { waived } } : {}),
   });
   if (!spec.success) fail(source, describeIssues(spec.error));
   return spec.data;
@@ -206,7 +212,7 @@ function resolveGates(
   client: string | undefined,
   source: string,
   policyDir: string | undefined,
-): PhaseSpec[] {
+): { phases: PhaseSpec[]; waived: GateWaiver[] } {
   let policy: ReturnType<typeof loadPolicy>;
   try {
     policy = loadPolicy({ client, dir: policyDir });
@@ -218,9 +224,16 @@ function resolveGates(
     throw err;
   }
   const problems: string[] = [];
+  const waived: GateWaiver[] = [];
   const out = phases.map((phase, i) => {
     try {
-      return { ...phase, gates: gatesForPhase(policy, phase.name, phase.gates, `phases[${i}].gates`) };
+      const r = phaseGates(policy, phase.name, phase.gates, `phases[${i}].gates`);
+      waived.push(
+        ...r.waived.map((w) =>
+          w.by.startsWith('intake') ? { ...w, by: `${source}: ${w.by.slice('intake '.length)}` } : w,
+        ),
+      );
+      return { ...phase, gates: r.gates };
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err;
       problems.push(...err.message.split('; '));
@@ -228,7 +241,7 @@ function resolveGates(
     }
   });
   if (problems.length) fail(source, problems);
-  return out;
+  return { phases: out, waived };
 }
 
 /** Reads an intake file and resolves it; see {@link parseIntake}. A missing file is a ConfigError. */

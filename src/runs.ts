@@ -6,12 +6,9 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { readAuditTrail } from '../activities/audit';
-import type { AuditEntry } from './shared/audit';
 import {
   ApproveRequestSchema,
   approveUpdate,
-  auditQuery,
   budgetQuery,
   BudgetRaiseRequestSchema,
   checkpointsQuery,
@@ -26,6 +23,7 @@ import {
   type RollbackResult,
 } from './shared/messages';
 import { DEFAULT_TASK_QUEUE, WorkflowType } from './shared/names';
+import { ensureWorkspaceFree, holdWorkspace } from './workspace-hold';
 import type { Checkpoint, RunStatus } from './shared/run';
 import { type ProjectSpec, type ProjectWorkflowInput, ProjectWorkflowInputSchema } from './shared/spec';
 
@@ -48,10 +46,13 @@ export interface StartRunOptions {
   forkedFrom?: ProjectWorkflowInput['forkedFrom'];
 }
 
-/** Validates the input and starts `projectWorkflow` with workflow id = run id. */
+/**
+ * Validates the input and starts `projectWorkflow` with workflow id = run id. A workspace held by another
+ * open run is refused ({@link WorkspaceBusyError}); otherwise this run becomes its holder (a fork's empty
+ * target is held from inside the run, once it is materialized).
+ */
 export async function startRun(client: Client, opts: StartRunOptions): Promise<ProjectWorkflowInput> {
   const workspace = path.resolve(opts.workspace);
-  fs.mkdirSync(workspace, { recursive: true });
   const input = ProjectWorkflowInputSchema.parse({
     runId: opts.runId ?? newRunId(opts.spec.project.name),
     spec: opts.spec,
@@ -59,6 +60,11 @@ export async function startRun(client: Client, opts: StartRunOptions): Promise<P
     outputsDir: path.resolve(opts.outputsDir),
     forkedFrom: opts.forkedFrom,
   });
+  if (opts.forkedFrom) await ensureWorkspaceFree(client, workspace, input.runId);
+  else {
+    fs.mkdirSync(workspace, { recursive: true });
+    await holdWorkspace(client, workspace, { runId: input.runId, kind: 'run' });
+  }
   await client.workflow.start(WorkflowType.project, {
     taskQueue: opts.taskQueue ?? DEFAULT_TASK_QUEUE,
     workflowId: input.runId,
@@ -116,6 +122,8 @@ export async function forkRun(
     );
   }
   const target = path.resolve(opts.workspace);
+  // A target held by an open run is refused naming that run (before the generic "not empty").
+  await ensureWorkspaceFree(client, target);
   if (fs.existsSync(target) && fs.readdirSync(target).length > 0) {
     throw new Error(`fork workspace ${target} must be empty or not exist`);
   }
@@ -258,29 +266,4 @@ export async function queryBudget(client: Client, runId: string): Promise<Budget
   return client.workflow.getHandle(runId).query(budgetQuery);
 }
 
-/**
- * A run's audit trail: `outputs/<run>/audit.jsonl` merged with the entries the workflow holds but has not
- * written yet (query `audit`). Without a worker to answer the query, the file alone.
- */
-export async function readRunAudit(
-  client: Client,
-  runId: string,
-): Promise<{ entries: AuditEntry[]; file: string; live: boolean }> {
-  const input = await runInput(client, runId);
-  const fromFile = await readAuditTrail({ outputsDir: input.outputsDir, runId });
-  let recent: AuditEntry[] = [];
-  let live = false;
-  try {
-    recent = await client.workflow.getHandle(runId).query(auditQuery);
-    live = true;
-  } catch {
-    // No worker answers (or the run is between executions): the file is the record.
-  }
-  const bySeq = new Map<number, AuditEntry>();
-  for (const e of [...fromFile, ...recent]) bySeq.set(e.seq, e);
-  return {
-    entries: [...bySeq.values()].sort((a, b) => a.seq - b.seq),
-    file: path.join(input.outputsDir, runId, 'audit.jsonl'),
-    live,
-  };
-}
+export { readRunAudit } from './audit';

@@ -7,6 +7,8 @@ import path from 'node:path';
 import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { newRunId } from './runs';
+import { holdWorkspace } from './workspace-hold';
+import { capabilityProof, type CapabilityPurpose } from './shared/identity';
 import { DEFAULT_TASK_QUEUE, WorkflowType } from './shared/names';
 import {
   requestAgentUpdate,
@@ -16,6 +18,7 @@ import {
   taskDoneUpdate,
   teamAgentWorkflowId,
   teamDir,
+  teamAgentStatusQuery,
   teamStatusQuery,
   TeamWorkflowInputSchema,
   type SpawnRequest,
@@ -73,6 +76,7 @@ export async function startTeam(client: Client, opts: StartTeamOptions): Promise
     policy: opts.policy,
     instructions: opts.instructions ?? {},
   });
+  await holdWorkspace(client, workspace, { runId: input.runId, kind: 'team' });
   await clearPreviousTeam(client, workspace);
   await client.workflow.start(WorkflowType.team, {
     taskQueue: opts.taskQueue ?? DEFAULT_TASK_QUEUE,
@@ -136,44 +140,135 @@ export async function ensureTeamRun(client: Client, runId: string, { running = t
 }
 
 /**
- * Requests a teammate with update `requestAgent`; resolves once the agent's workflow has started. A
- * refusal by the validator is reported back with signal `spawnRefused` (so that it shows in the team's
- * status and audit trail) and thrown as {@link SpawnRefusedError}. Retrying a request is safe: the team
+ * Who an agent is, as its own process knows it: its id and its secret (`ORCHESTRATOR_AGENT_ID`,
+ * `ORCHESTRATOR_AGENT_KEY`). Requests made with them carry proof of the agent's identity.
+ */
+export interface AgentCredentials {
+  agentId: string;
+  key: string;
+}
+
+/** The credentials in an agent's environment; undefined outside an agent (the operator's shell). */
+export function agentCredentialsFromEnv(env: NodeJS.ProcessEnv = process.env): AgentCredentials | undefined {
+  const agentId = env.ORCHESTRATOR_AGENT_ID;
+  const key = env.ORCHESTRATOR_AGENT_KEY;
+  return agentId && key ? { agentId, key: key.trim() } : undefined;
+}
+
+/**
+ * The proof for an agent's next request of `purpose`: `team` (requests to the team, counted in the team's
+ * status) or `agent` (taskDone, counted by the agent's own workflow). Undefined for teams without
+ * capabilities.
+ */
+export async function nextProof(
+  client: Client,
+  runId: string,
+  creds: AgentCredentials,
+  purpose: CapabilityPurpose,
+): Promise<string | undefined> {
+  let used: number | undefined;
+  if (purpose === 'team') {
+    const s = await teamStatus(client, runId);
+    const row = s.agents.find((a) => a.id === creds.agentId);
+    // A team that issues capabilities shows proofsUsed on its agents; an unknown id starts at 0.
+    const issues = s.agents.some((a) => a.proofsUsed !== undefined);
+    if (!issues) return undefined;
+    used = row?.proofsUsed ?? 0;
+  } else {
+    try {
+      const st = await client.workflow
+        .getHandle(teamAgentWorkflowId(runId, creds.agentId))
+        .query(teamAgentStatusQuery);
+      if (st.proofsUsed === undefined) return undefined;
+      used = st.proofsUsed;
+    } catch {
+      used = 0;
+    }
+  }
+  const proof = capabilityProof(creds.key, purpose, used);
+  if (!proof) throw new TeamError(`agent ${creds.agentId} has used up its capability (${used} requests)`);
+  return proof;
+}
+
+/** The request as sent: requester and proof from the credentials, when given. */
+async function proven(
+  client: Client,
+  runId: string,
+  req: Omit<SpawnRequest, 'requestedBy' | 'proof'> & Partial<Pick<SpawnRequest, 'requestedBy' | 'proof'>>,
+  creds: AgentCredentials | undefined,
+): Promise<SpawnRequest> {
+  if (!creds) {
+    if (!req.requestedBy)
+      throw new TeamError(
+        'who is asking? run this from inside an agent (ORCHESTRATOR_AGENT_ID and ORCHESTRATOR_AGENT_KEY)',
+      );
+    return { ...req, requestedBy: req.requestedBy };
+  }
+  const proof = await nextProof(client, runId, creds, 'team');
+  return { ...req, requestedBy: creds.agentId, ...(proof ? { proof } : {}) };
+}
+
+/**
+ * Requests a teammate with update `requestAgent`; resolves once the agent's workflow has started. With
+ * `creds` (an agent's own), the request names that agent and carries its next proof; without, it is sent
+ * as given (a raw request, as any client could send). A refusal (by policy, or a spoof attempt) is
+ * recorded by the team and thrown as {@link SpawnRefusedError}. Retrying a request is safe: the team
  * answers a name it has seen with the same agent (`duplicate: true`) and starts nothing.
  */
-export async function requestAgent(client: Client, runId: string, req: SpawnRequest): Promise<SpawnResult> {
+export async function requestAgent(
+  client: Client,
+  runId: string,
+  req: Omit<SpawnRequest, 'requestedBy'> & Partial<Pick<SpawnRequest, 'requestedBy'>>,
+  creds?: AgentCredentials,
+): Promise<SpawnResult> {
   await ensureTeamRun(client, runId);
   const handle = client.workflow.getHandle(runId);
+  const sent = await proven(client, runId, req, creds);
   try {
-    return await handle.executeUpdate(requestAgentUpdate, { args: [req] });
+    return await handle.executeUpdate(requestAgentUpdate, { args: [sent] });
   } catch (err) {
     if (!(err instanceof WorkflowUpdateFailedError)) throw err;
     const reason = err.cause?.message ?? err.message;
-    await handle
-      .signal(spawnRefusedSignal, {
-        request: { role: req.role, name: req.name, requestedBy: req.requestedBy },
-        reason,
-      })
-      .catch(() => undefined);
+    // Teams without capabilities refuse in the validator, which leaves no trace: report the refusal.
+    if (!sent.proof) {
+      await handle
+        .signal(spawnRefusedSignal, {
+          request: { role: sent.role, name: sent.name, requestedBy: sent.requestedBy },
+          reason,
+        })
+        .catch(() => undefined);
+    }
     throw new SpawnRefusedError(reason);
   }
 }
 
 /** Requests a teammate with signal `spawnAgent` (fire and forget; refusals land in the team's status). */
-export async function spawnAgent(client: Client, runId: string, req: SpawnRequest): Promise<void> {
-  await client.workflow.getHandle(runId).signal(spawnAgentSignal, req);
+export async function spawnAgent(
+  client: Client,
+  runId: string,
+  req: Omit<SpawnRequest, 'requestedBy'> & Partial<Pick<SpawnRequest, 'requestedBy'>>,
+  creds?: AgentCredentials,
+): Promise<void> {
+  const sent = await proven(client, runId, req, creds);
+  await client.workflow.getHandle(runId).signal(spawnAgentSignal, sent);
 }
 
-/** Marks a task of an agent done (update `taskDone` on the agent's workflow). */
+/**
+ * Marks a task of an agent done (update `taskDone` on the agent's workflow). With `creds` the request
+ * carries the agent's next proof; an agent can mark only its own tasks.
+ */
 export async function markTaskDone(
   client: Client,
   runId: string,
   agentId: string,
   req: TaskDoneRequest,
+  creds?: AgentCredentials,
 ): Promise<TaskDoneResult> {
   const workflowId = teamAgentWorkflowId(runId, agentId);
   try {
-    return await client.workflow.getHandle(workflowId).executeUpdate(taskDoneUpdate, { args: [req] });
+    const proof = creds ? await nextProof(client, runId, { ...creds, agentId }, 'agent') : undefined;
+    const sent = { ...req, ...(proof ? { proof } : {}) };
+    return await client.workflow.getHandle(workflowId).executeUpdate(taskDoneUpdate, { args: [sent] });
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) {
       await ensureTeamRun(client, runId, { running: false });

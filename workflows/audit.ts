@@ -1,19 +1,33 @@
 /**
- * The audit trail as a workflow keeps it: entries are numbered and timed in workflow code (deterministic),
- * the last {@link AUDIT_MEMORY} stay in memory for the `audit` query, and batches are appended to
- * `outputs/<run>/audit.jsonl` by the `appendAudit` activity (idempotent by seq) when the workflow calls
- * {@link AuditTrail.flush} — at phase boundaries, before pausing, before the run ends or continues-as-new.
+ * The audit trail as a workflow keeps it, for every workflow that has one (projectWorkflow, teamWorkflow):
+ * entries are numbered, timed and hash-chained in workflow code (deterministic), the last
+ * {@link AUDIT_MEMORY} stay in memory for the `audit` query (with every entry not yet written), and batches
+ * are appended to `outputs/<run>/audit.jsonl` by the `appendAudit` activity (idempotent by seq) when the
+ * workflow calls {@link AuditTrail.flush}, or in the background ({@link AuditTrail.background}).
  * Unflushed entries are workflow state: a crash loses none of them, replay rebuilds them.
+ *
+ * The head (count and hash of the last entry) is workflow state too, answered by query `auditHead` and
+ * carried across continue-as-new instead of entries, so the carry stays small however long the run.
  */
-import { CancellationScope, log, patched, proxyActivities } from '@temporalio/workflow';
+import { CancellationScope, condition, log, patched, proxyActivities } from '@temporalio/workflow';
 import { retryPolicy } from '../src/shared/failures';
 import type { Activities } from '../activities';
-import { nextAuditEntry, type AuditEntry, type AuditKind } from '../src/shared/audit';
+import {
+  GENESIS,
+  nextAuditEntry,
+  type AuditEntry,
+  type AuditHead,
+  type AuditHeadStatus,
+  type AuditKind,
+} from '../src/shared/audit';
+import type { AuditPage, AuditPageRequest } from '../src/shared/messages';
 
-/** Entries kept in memory (and across continue-as-new) for the `audit` query. */
+/** Entries kept in memory (besides those not yet written) for the `audit` query. */
 export const AUDIT_MEMORY = 200;
-/** Upper bound on the JSON size of the entries carried across continue-as-new (payloads are capped at 2 MB). */
-const CARRY_BYTES = 256 * 1024;
+/** Most JSON characters one `appendAudit` call carries (payloads are capped at 2 MB). */
+const BATCH_CHARS = 256 * 1024;
+/** Most JSON characters one page of the `audit` query returns. */
+const PAGE_CHARS = 512 * 1024;
 /** Runs recorded before the audit trail existed never call `appendAudit`; replaying them must not either. */
 export const AUDIT_PATCH = 'audit-trail';
 
@@ -22,10 +36,13 @@ const activities = proxyActivities<Pick<Activities, 'appendAudit'>>({
   retry: retryPolicy(),
 });
 
-/** What a workflow carries across continue-as-new. */
+/** What a workflow carries across continue-as-new: the head, never the entries already written. */
 export interface AuditCarry {
   lastSeq: number;
-  recent: AuditEntry[];
+  /** Hash of entry `lastSeq` (absent in carries written before the chain: the chain restarts there). */
+  head?: string;
+  /** Written by older versions; ignored. */
+  recent?: AuditEntry[];
   /** Entries recorded but not yet appended to the file (normally none: flush before continuing). */
   pending?: AuditEntry[];
 }
@@ -35,15 +52,24 @@ export interface AuditTrail {
   record(kind: AuditKind, details: Record<string, unknown>, actor?: string): AuditEntry;
   /** The last entries, oldest first. */
   recent(): AuditEntry[];
+  /** A page of the entries in memory (query `audit`). */
+  page(req?: AuditPageRequest): AuditPage;
+  /** Count and hash of the last entry, and of the last one written (query `auditHead`). */
+  head(): AuditHeadStatus;
   /** Appends the entries recorded since the last flush to audit.jsonl; never cancelled half-way. */
   flush(): Promise<void>;
+  /**
+   * Writes entries in the background, gathering them for `window` so that a burst costs one activity.
+   * `close()` writes what is left and ends the writer.
+   */
+  background(window: string): { close(): Promise<void> };
   /** State to hand to the next run after continue-as-new. */
   carry(): AuditCarry;
 }
 
 /**
  * Creates a workflow's audit trail. Call it once, early in the workflow function (it decides, with
- * `patched`, whether this execution writes the file).
+ * `patched`, whether this execution writes the file, unless `persist` is given).
  */
 export function createAuditTrail(opts: {
   runId: string;
@@ -53,47 +79,103 @@ export function createAuditTrail(opts: {
   persist?: boolean;
 }): AuditTrail {
   const persist = opts.persist ?? patched(AUDIT_PATCH);
-  let lastSeq = opts.carry?.lastSeq ?? 0;
-  const recent: AuditEntry[] = [...(opts.carry?.recent ?? [])];
+  const start: AuditHead = { count: opts.carry?.lastSeq ?? 0, head: opts.carry?.head ?? GENESIS };
+  let last: AuditHead = start;
   let pending: AuditEntry[] = [...(opts.carry?.pending ?? [])];
+  let flushed: AuditHead = pending.length
+    ? { count: (pending[0]?.seq ?? 1) - 1, head: pending[0]?.prev ?? GENESIS }
+    : start;
+  const recent: AuditEntry[] = [...pending];
 
-  return {
-    record(kind, details, actor = 'workflow') {
-      const next = nextAuditEntry(lastSeq, { time: new Date(), actor, kind, details });
-      lastSeq = next.lastSeq;
-      recent.push(next.entry);
-      if (recent.length > AUDIT_MEMORY) recent.splice(0, recent.length - AUDIT_MEMORY);
-      if (persist) pending.push(next.entry);
-      return next.entry;
-    },
-    recent: () => recent,
-    async flush() {
-      if (pending.length === 0) return;
-      const batch = pending;
-      pending = [];
+  async function flush(): Promise<void> {
+    while (pending.length > 0) {
+      const batch: AuditEntry[] = [];
+      let chars = 0;
+      for (const e of pending) {
+        const size = JSON.stringify(e).length;
+        if (batch.length > 0 && chars + size > BATCH_CHARS) break;
+        batch.push(e);
+        chars += size;
+      }
       try {
         await CancellationScope.nonCancellable(() =>
           activities.appendAudit({ outputsDir: opts.outputsDir, runId: opts.runId, entries: batch }),
         );
       } catch (err) {
-        // The trail must not take the run down with it: keep the batch for the next flush.
-        pending = [...batch, ...pending];
+        // The trail must not take the run down with it: the batch stays pending for the next flush.
         log.warn('audit append failed; will retry at the next flush', {
           runId: opts.runId,
           error: String(err),
         });
+        return;
       }
+      pending = pending.slice(batch.length);
+      const lastWritten = batch[batch.length - 1]!;
+      flushed = { count: lastWritten.seq, head: lastWritten.hash ?? flushed.head };
+    }
+  }
+
+  return {
+    record(kind, details, actor = 'workflow') {
+      const next = nextAuditEntry(last, { time: new Date(), actor, kind, details });
+      last = next.head;
+      recent.push(next.entry);
+      if (recent.length > AUDIT_MEMORY) recent.splice(0, recent.length - AUDIT_MEMORY);
+      if (persist) pending.push(next.entry);
+      else flushed = last;
+      return next.entry;
+    },
+    recent: () => recent,
+    page(req) {
+      // Queries come from any client: take only well-formed numbers from the request.
+      const num = (v: unknown, dflt: number) => (typeof v === 'number' && Number.isFinite(v) ? v : dflt);
+      const after = num(req?.afterSeq, 0);
+      const limit = Math.max(1, Math.min(num(req?.limit, 500), 1000));
+      const bySeq = new Map<number, AuditEntry>();
+      for (const e of [...recent, ...pending]) if (e.seq > after) bySeq.set(e.seq, e);
+      const all = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+      const entries: AuditEntry[] = [];
+      let chars = 0;
+      for (const e of all) {
+        const size = JSON.stringify(e).length;
+        if (entries.length >= limit || (entries.length > 0 && chars + size > PAGE_CHARS)) break;
+        entries.push(e);
+        chars += size;
+      }
+      const more = entries.length < all.length;
+      return {
+        entries,
+        count: last.count,
+        ...(more ? { nextAfterSeq: entries[entries.length - 1]!.seq } : {}),
+      };
+    },
+    head: () => ({ ...last, flushed }),
+    flush,
+    background(window) {
+      let closed = false;
+      const loop = (async () => {
+        for (;;) {
+          await condition(() => pending.length > 0 || closed);
+          if (pending.length === 0) return;
+          if (!closed) await condition(() => closed, window);
+          const before = pending.length;
+          await flush();
+          // A failed append keeps its entries: wait a window before trying again (or give up once closed).
+          if (pending.length >= before) {
+            if (closed) return;
+            await condition(() => closed, window);
+          }
+        }
+      })();
+      return {
+        async close() {
+          closed = true;
+          await loop;
+        },
+      };
     },
     carry() {
-      const kept: AuditEntry[] = [];
-      let bytes = 0;
-      for (let i = recent.length - 1; i >= 0; i--) {
-        const e = recent[i]!;
-        bytes += JSON.stringify(e).length;
-        if (bytes > CARRY_BYTES) break;
-        kept.unshift(e);
-      }
-      return { lastSeq, recent: kept, ...(pending.length ? { pending } : {}) };
+      return { lastSeq: last.count, head: last.head, ...(pending.length ? { pending } : {}) };
     },
   };
 }

@@ -54,6 +54,7 @@ import {
   agentIdAt,
   approveUpdate,
   ApproveRequestSchema,
+  auditHeadQuery,
   auditQuery,
   agentBudgetLimitsSignal,
   agentBudgetPausedSignal,
@@ -92,6 +93,8 @@ import {
 } from '../src/shared/spec';
 import { agentFileId, agentWorkflow, agentWorkflowId, type AgentWorkflowInput } from './agent';
 import { createAuditTrail, type AuditCarry } from './audit';
+import { cutText } from '../src/shared/audit';
+import { OPERATOR } from '../src/shared/identity';
 import { runStrategy } from './strategies';
 
 /** Continue-as-new after this many phases in one run, or earlier when Temporal suggests it. */
@@ -292,8 +295,11 @@ export async function projectWorkflow(
     } catch (err) {
       // A signal cannot be refused to its sender, so the refusal is recorded where status shows it.
       const reason = (err as Error).message;
-      rejected.push({ at: new Date().toISOString(), reason });
-      audit.record('rollback', { event: 'refused', reason, request: req }, 'user');
+      // Kept short: a sender may flood the run with refused signals.
+      rejected.push({ at: new Date().toISOString(), reason: cutText(reason, 500) });
+      if (rejected.length > 20) rejected.splice(0, rejected.length - 20);
+      // The request goes to the audit as it came (cut to the entry bound), whatever its shape or size.
+      audit.record('rollback', { event: 'refused', reason, request: req }, OPERATOR);
       log.warn('rollback signal refused', { runId, reason });
     }
   });
@@ -321,7 +327,7 @@ export async function projectWorkflow(
       audit.record(
         'budget',
         { event: 'raise', scope: valid.scope, previous, limit, wasPaused },
-        valid.actor ?? 'user',
+        valid.actor ?? OPERATOR,
       );
       log.info('budget changed', { runId, scope: valid.scope, limit });
       // Running metered agents get the new limits; those paused by a refusal resume in their own session.
@@ -349,7 +355,7 @@ export async function projectWorkflow(
       audit.record(
         'approval',
         { event: 'approved', phase: waiting.phase, gates: waiting.gates, note: valid.note },
-        valid.approver ?? 'user',
+        valid.approver ?? OPERATOR,
       );
       return { phase: waiting.phase, gates: waiting.gates };
     },
@@ -377,7 +383,8 @@ export async function projectWorkflow(
   setHandler(checkpointsQuery, () => st.checkpoints);
   setHandler(phaseResultsQuery, () => st.phaseResults);
   setHandler(statusQuery, (): RunStatus => buildStatus());
-  setHandler(auditQuery, () => audit.recent());
+  setHandler(auditQuery, (req) => audit.page(req).entries);
+  setHandler(auditHeadQuery, () => audit.head());
   setHandler(budgetQuery, () => ({
     runId,
     state: effectiveState(),
@@ -922,7 +929,7 @@ export async function projectWorkflow(
       pauses.delete('approval');
       awaitingApproval = undefined;
     }
-    const by = decision?.approver ?? 'user';
+    const by = decision?.approver ?? OPERATOR;
     result.errors = result.errors.map((e) => `approved by ${by} (${decision?.note ?? ''}): ${e}`);
     return undefined;
   }
@@ -950,7 +957,7 @@ export async function projectWorkflow(
     audit.record(
       'rollback',
       { to: cp.id, commit: cp.commit, reason: req.reason, source: req.source, fromPhase: currentPhase },
-      req.source === 'gate' ? 'workflow' : 'user',
+      req.source === 'gate' ? 'workflow' : OPERATOR,
     );
     st.nextPhase = cp.phaseIndex + 1;
     if (req.source !== 'gate') rollbackRequestsServed += 1;
@@ -1003,6 +1010,11 @@ export async function projectWorkflow(
           ? { forkedFrom: { runId: input.forkedFrom.runId, checkpoint: input.forkedFrom.checkpoint } }
           : {}),
       });
+      // Gates switched off by the client's policy or the intake (never mandatory ones: those are refused
+      // before a run starts) are on record from the first entries.
+      for (const w of spec.governance?.waived ?? []) {
+        audit.record('governance', { event: 'gate_disabled', phase: w.phase, gate: w.gate, by: w.by });
+      }
       const fork = input.forkedFrom;
       if (fork) {
         await workspace.materializeCheckpoint({
@@ -1011,7 +1023,7 @@ export async function projectWorkflow(
           targetWorkspace: input.workspace,
         });
       }
-      await workspace.initWorkspace({ workspace: input.workspace });
+      await workspace.initWorkspace({ workspace: input.workspace, holder: runId });
       if (fork) {
         // The fork re-takes the checkpoint it starts from in its own shadow repository, under the same id,
         // so that it can roll back to it like any checkpoint of its own.
@@ -1195,9 +1207,10 @@ export async function projectWorkflow(
     }
 
     currentPhase = undefined;
-    const manifestPath = await writeRunManifest();
     state = 'completed';
+    // Recorded before the manifest, so that the manifest holds the trail's final head.
     audit.record('run', { event: 'completed', totals: totals(), budget: ledgerTotals(st.ledger) });
+    const manifestPath = await writeRunManifest();
     await audit.flush();
     await condition(allHandlersFinished);
     return {
@@ -1236,6 +1249,7 @@ export async function projectWorkflow(
         .map((c) => ({ id: c.id, label: c.label, phase: c.phase, commit: c.commit, createdAt: c.createdAt })),
       costUsd: t.costUsd,
       usage: { ...t.usage },
+      audit: { entries: audit.head().count, head: audit.head().head },
     });
     return r.path;
   }

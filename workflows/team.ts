@@ -23,6 +23,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -32,14 +33,20 @@ import {
 } from '@temporalio/workflow';
 import { HEARTBEAT_TIMEOUT, retryPolicy } from '../src/shared/failures';
 import type { Activities } from '../activities';
-import { nextAuditEntry, type AuditEntry, type AuditKind } from '../src/shared/audit';
+import { auditHeadQuery, auditQuery } from '../src/shared/messages';
+import { checkProof, OPERATOR, type CapabilityState } from '../src/shared/identity';
+import { sha256Hex } from '../src/shared/sha256';
+import type { AuditKind } from '../src/shared/audit';
 import type { CliSubagent } from '../src/shared/spec';
+import { createAuditTrail } from './audit';
 import {
   agentDir,
   agentProgressSignal,
   checkSpawnRequest,
   isActive,
   RefusalReportSchema,
+  spoofReportSignal,
+  SpoofReportSchema,
   renderPersona,
   requestAgentUpdate,
   spawnAgentSignal,
@@ -90,6 +97,12 @@ export interface TeamAgentInput {
   subagents?: Record<string, CliSubagent>;
   /** The `claude` session of a cli agent, chosen by the team so that its status shows it from the start. */
   sessionId?: string;
+  /**
+   * The agent's capability: the file the spawning activity reads its secret from (never the secret), and
+   * the anchor of its `agent` chain, which proves `taskDone` requests. Absent for teams started before
+   * capabilities existed.
+   */
+  capability?: { file: string; anchor: string };
 }
 
 export interface TeamAgentResult {
@@ -105,10 +118,12 @@ export interface TeamAgentResult {
   completedAt: string;
 }
 
-/** Who the agents a team starts with were requested by. */
-export const TEAM_STARTER = 'user';
-/** The newest audit entries the status query shows (the file has them all). */
+/** Who the agents a team starts with were requested by: the human operator who started the team. */
+export const TEAM_STARTER = OPERATOR;
+/** The newest audit entries the status query shows (the file and query `audit` have them all). */
 const AUDIT_IN_STATUS = 200;
+/** Teams started before agent capabilities existed take requests without proof when replayed. */
+export const CAPABILITY_PATCH = 'agent-capabilities';
 /** How long audit entries gather before they are appended to audit.jsonl together. */
 const AUDIT_BATCH_WINDOW = '1 second';
 
@@ -116,7 +131,7 @@ const AUDIT_BATCH_WINDOW = '1 second';
 // teamWorkflow
 // ---------------------------------------------------------------------------------------------------
 
-const auditing = proxyActivities<Pick<Activities, 'appendAudit'>>({
+const identity = proxyActivities<Pick<Activities, 'issueCapability'>>({
   startToCloseTimeout: '1 minute',
   retry: retryPolicy(),
 });
@@ -124,7 +139,13 @@ const auditing = proxyActivities<Pick<Activities, 'appendAudit'>>({
 interface AgentRecord extends TeamAgentRow {
   instructions: string;
   handle?: ChildWorkflowHandle<typeof teamAgentWorkflow>;
+  /** The agent's `team` chain: what its next request must prove. */
+  cap?: CapabilityState;
+  capability?: TeamAgentInput['capability'];
 }
+
+/** Whether a request proved its requester: `duplicate` marks a resent request that was accepted before. */
+type Authentication = { ok: true; replay?: boolean } | { ok: false; reason: string };
 
 export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> {
   const parsed = TeamWorkflowInputSchema.safeParse(raw);
@@ -143,14 +164,10 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
   const pending: AgentRecord[] = [];
   const counters: Record<string, number> = {};
   const refusals: TeamRefusal[] = [];
-  const audit: AuditEntry[] = [];
-  let lastSeq = 0;
-
-  const record = (kind: AuditKind, actor: string, details: Record<string, unknown>) => {
-    const next = nextAuditEntry(lastSeq, { time: new Date(), actor, kind, details });
-    lastSeq = next.lastSeq;
-    audit.push(next.entry);
-  };
+  const trail = createAuditTrail({ runId, outputsDir: input.outputsDir, persist: true });
+  const capabilities = patched(CAPABILITY_PATCH);
+  const record = (kind: AuditKind, actor: string, details: Record<string, unknown>) =>
+    void trail.record(kind, details, actor);
   const byId = (id: string) => records.find((r) => r.id === id);
   const view = () => ({ state, agents: records });
 
@@ -186,9 +203,68 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
     const str = (v: unknown) =>
       typeof v === 'string' ? v.slice(0, 100) : JSON.stringify(v ?? '?').slice(0, 100);
     const request = { role: str(r.role), name: str(r.name), requestedBy: str(r.requestedBy) };
-    refusals.push({ at: new Date().toISOString(), source, request, reason });
+    refusals.push({ at: new Date().toISOString(), source, request, reason: reason.slice(0, 500) });
+    // A flood of bad requests must not grow the status without bound: the audit keeps every one.
+    if (refusals.length > 50) refusals.splice(0, refusals.length - 50);
     record('spawn_refused', request.requestedBy, { ...request, reason, source });
     log.warn('spawn request refused', { runId, ...request, reason, source });
+  }
+
+  /**
+   * Checks that a request comes from the agent it names: its proof must be the next element of that
+   * agent's `team` chain. A failure is audited as a spoof attempt, naming the agent whose proof it was
+   * when it belongs to another agent of the team.
+   */
+  function authenticate(req: unknown, source: 'signal' | 'update'): Authentication {
+    if (!capabilities) return { ok: true };
+    const r = (req ?? {}) as { requestedBy?: unknown; proof?: unknown; name?: unknown; role?: unknown };
+    const claimed = typeof r.requestedBy === 'string' ? r.requestedBy : JSON.stringify(r.requestedBy ?? null);
+    const rec = typeof r.requestedBy === 'string' ? byId(r.requestedBy) : undefined;
+    let reason: string;
+    if (!rec?.cap) {
+      reason = `"${claimed.slice(0, 100)}" is not an agent of this team with a capability`;
+    } else {
+      const check = checkProof(rec.cap, r.proof);
+      if (check.ok) {
+        rec.cap = check.next;
+        if (!isActive(rec.state)) return { ok: false, reason: `requester ${rec.id} has ${rec.state}` };
+        return { ok: true };
+      }
+      // A resent request (same proof, same teammate) is the duplicate of one accepted before: harmless.
+      const same = records.find((a) => a.name === r.name);
+      if (check.replayed && same && same.role === r.role && same.requestedBy === rec.id) {
+        return { ok: true, replay: true };
+      }
+      reason = check.reason;
+    }
+    // Whose proof was it? Another agent's valid proof is consumed: it is in history now.
+    const proof = typeof r.proof === 'string' ? r.proof : undefined;
+    const digest = proof && /^[0-9a-f]{64}$/.test(proof) ? sha256Hex(proof) : undefined;
+    const owner = digest ? records.find((a) => a.cap && a.cap.anchor === digest) : undefined;
+    if (owner?.cap && proof) owner.cap = { anchor: proof, used: owner.cap.used + 1 };
+    const message = `spoof attempt: the request does not prove it comes from ${claimed.slice(0, 100)} (${reason})${
+      owner ? `; the proof is ${owner.id}'s` : ''
+    }`;
+    record('spoof_attempt', owner?.id ?? 'unknown', {
+      claimed,
+      source,
+      request: { role: r.role, name: r.name },
+      reason,
+      ...(owner ? { by: owner.id } : {}),
+    });
+    refusals.push({
+      at: new Date().toISOString(),
+      source,
+      request: {
+        role: String(r.role).slice(0, 100),
+        name: String(r.name).slice(0, 100),
+        requestedBy: claimed.slice(0, 100),
+      },
+      reason: message,
+    });
+    if (refusals.length > 50) refusals.splice(0, refusals.length - 50);
+    log.warn('spoof attempt refused', { runId, claimed: claimed.slice(0, 100), by: owner?.id, source });
+    return { ok: false, reason: message };
   }
 
   /** Validates and accepts a request; the requester's depth + 1 is the new agent's depth. */
@@ -215,6 +291,8 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
   });
 
   setHandler(spawnAgentSignal, (req) => {
+    const auth = authenticate(req, 'signal');
+    if (!auth.ok) return;
     const out = admit(req, 'signal');
     // A signal cannot be refused to its sender, so the refusal is recorded where status shows it.
     if (typeof out === 'string') refuse('signal', req, out);
@@ -223,28 +301,51 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
   setHandler(
     requestAgentUpdate,
     async (req): Promise<SpawnResult> => {
+      const auth = authenticate(req, 'update');
+      if (!auth.ok) throw ApplicationFailure.nonRetryable(auth.reason, 'SpoofAttempt');
       const out = admit(req, 'update');
-      if (typeof out === 'string') throw ApplicationFailure.nonRetryable(out, 'SpawnRefused');
+      if (typeof out === 'string') {
+        // Refused here, not in the validator, so that the refusal is on record whoever sent it.
+        if (capabilities) refuse('update', req, out);
+        throw ApplicationFailure.nonRetryable(out, 'SpawnRefused');
+      }
       const { rec, duplicate } = out;
       await condition(() => rec.state !== 'starting');
       return spawnResult(rec, duplicate);
     },
     {
       validator: (req) => {
+        // With capabilities, every well-formed request reaches the handler, which records its outcome.
         const check = checkSpawnRequest(policy, view(), req);
-        if (!check.ok) throw new Error(check.reason);
+        if (!check.ok && (!capabilities || check.reason.startsWith('invalid request')))
+          throw new Error(check.reason);
       },
     },
   );
   setHandler(spawnRefusedSignal, (report) => {
+    // Clients of teams without capabilities report the validator's refusals; now the handler records them.
+    if (capabilities) return;
     const r = RefusalReportSchema.safeParse(report);
     if (r.success) refuse('update', r.data.request, r.data.reason);
+  });
+  setHandler(spoofReportSignal, (report) => {
+    // An agent workflow refused a request made in its agent's name (e.g. `team task done`).
+    const r = SpoofReportSchema.safeParse(report);
+    if (!r.success) return;
+    const rec = byId(r.data.agentId);
+    if (!rec) return;
+    record('spoof_attempt', 'unknown', {
+      claimed: rec.id,
+      source: r.data.source,
+      request: r.data.request,
+      reason: r.data.reason,
+    });
   });
   setHandler(stopTeamSignal, (req) => {
     if (state !== 'running') return;
     stopReason = req?.reason || 'stopped on request';
     state = 'stopping';
-    record('run', 'user', { event: 'team_stop_requested', reason: stopReason });
+    record('run', OPERATOR, { event: 'team_stop_requested', reason: stopReason });
   });
   setHandler(agentProgressSignal, (p: AgentProgress) => {
     const rec = byId(p.agentId);
@@ -257,9 +358,14 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
     if (p.tasks) rec.tasks = p.tasks;
   });
   setHandler(teamStatusQuery, (): TeamStatus => status());
+  setHandler(auditQuery, (req) => trail.page(req).entries);
+  setHandler(auditHeadQuery, () => trail.head());
 
   function status(): TeamStatus {
-    const agents = records.map(({ instructions: _i, handle: _h, ...row }) => row);
+    const agents = records.map(({ instructions: _i, handle: _h, cap, capability: _c, ...row }) => ({
+      ...row,
+      ...(cap ? { proofsUsed: cap.used } : {}),
+    }));
     return {
       runId,
       goal: input.goal,
@@ -272,7 +378,7 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
       stopReason,
       agents,
       refusals,
-      audit: audit.slice(-AUDIT_IN_STATUS),
+      audit: trail.recent().slice(-AUDIT_IN_STATUS),
       totals: {
         costUsd: round6(records.reduce((s, r) => s + r.costUsd, 0)),
         agents: records.length,
@@ -304,6 +410,7 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
       maxTurns: role.maxTurns,
       subagents: role.subagents,
       sessionId: rec.sessionId,
+      ...(rec.capability ? { capability: rec.capability } : {}),
     };
   }
 
@@ -318,6 +425,12 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
 
   async function launch(rec: AgentRecord): Promise<void> {
     try {
+      if (capabilities) {
+        // Issued before the agent's process can exist: its first request always finds the anchor here.
+        const cap = await identity.issueCapability({ outputsDir: input.outputsDir, runId, agentId: rec.id });
+        rec.cap = { anchor: cap.teamAnchor, used: 0 };
+        rec.capability = { file: cap.file, anchor: cap.agentAnchor };
+      }
       rec.handle = await startChild(teamAgentWorkflow, {
         workflowId: rec.workflowId,
         args: [agentInput(rec)],
@@ -355,21 +468,6 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
     });
   }
 
-  // The audit file is written in the background, in batches, so that no request waits for a disk write
-  // and a burst of requests costs one activity. Entries not yet written are workflow state: none is lost.
-  let auditDone = false;
-  async function flushAudit(): Promise<void> {
-    let flushed = 0;
-    for (;;) {
-      await condition(() => audit.length > flushed || auditDone);
-      if (audit.length === flushed) return;
-      if (!auditDone) await condition(() => auditDone, AUDIT_BATCH_WINDOW);
-      const batch = audit.slice(flushed);
-      await auditing.appendAudit({ outputsDir: input.outputsDir, runId, entries: batch });
-      flushed += batch.length;
-    }
-  }
-
   // ---- main ----
   record('run', TEAM_STARTER, {
     event: 'team_started',
@@ -391,7 +489,9 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
     const instructions = input.instructions[role] ?? defaultInstructions(input, role, name);
     accept({ role, name, instructions, requestedBy: TEAM_STARTER }, 0, 'start');
   }
-  const auditWriter = flushAudit();
+  // The audit file is written in the background, in batches, so that no request waits for a disk write
+  // and a burst of requests costs one activity. Entries not yet written are workflow state: none is lost.
+  const auditWriter = trail.background(AUDIT_BATCH_WINDOW);
   const launches: Promise<void>[] = [];
   for (;;) {
     await condition(
@@ -415,8 +515,7 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
     agents: records.length,
     costUsd: status().totals.costUsd,
   });
-  auditDone = true;
-  await auditWriter;
+  await auditWriter.close();
   await condition(allHandlersFinished);
   return status();
 }
@@ -485,6 +584,10 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
   let finished = false;
   let tasks: TeamTask[] = [];
   let turnScope: CancellationScope | undefined;
+  /** The agent's `agent` chain: what its next `taskDone` must prove. */
+  let cap: CapabilityState | undefined = input.capability
+    ? { anchor: input.capability.anchor, used: 0 }
+    : undefined;
 
   const team = getExternalWorkflowHandle(input.runId);
   const reports: Promise<void>[] = [];
@@ -498,7 +601,7 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
   const allTasksDone = () => status.tasks.total > 0 && status.tasks.completed === status.tasks.total;
   const complete = () => reportedDone || allTasksDone();
 
-  setHandler(teamAgentStatusQuery, () => status);
+  setHandler(teamAgentStatusQuery, () => ({ ...status, ...(cap ? { proofsUsed: cap.used } : {}) }));
   setHandler(stopAgentSignal, (req) => {
     stopReason = req?.reason || 'stopped';
     turnScope?.cancel();
@@ -506,6 +609,29 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
   setHandler(
     taskDoneUpdate,
     async (req) => {
+      if (cap) {
+        const check = checkProof(cap, req.proof);
+        if (!check.ok) {
+          const reason = `spoof attempt: the request does not prove it comes from ${agent.id} (${check.reason})`;
+          reports.push(
+            team
+              .signal(spoofReportSignal, {
+                agentId: agent.id,
+                source: 'taskDone',
+                request: { task: req.task, all: req.all },
+                reason: check.reason,
+              })
+              .catch((err: unknown) => {
+                log.warn('spoof report not delivered to the team', {
+                  agentId: agent.id,
+                  error: describe(err),
+                });
+              }),
+          );
+          throw ApplicationFailure.nonRetryable(reason, 'SpoofAttempt');
+        }
+        cap = check.next;
+      }
       const r = await localFiles.markTeamTasks({ dir, task: req.task, all: req.all });
       if (r.unknown !== undefined) {
         const known = r.tasks.map((t) => `${t.id} (${t.status})`).join(', ') || 'none';
@@ -586,6 +712,7 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
           command: ['sh', '-c', input.instructions],
           env,
           timeoutS: settings.scriptTimeoutS,
+          ...(input.capability ? { capabilityFile: input.capability.file } : {}),
         });
         return {
           ok: r.ok,
@@ -611,6 +738,7 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
         permissionMode: settings.permissionMode,
         agents: input.subagents,
         extraEnv: env,
+        ...(input.capability ? { capabilityFile: input.capability.file } : {}),
         previousSessionCostUsd: session.cost,
         previousSessionUsage: session.usage,
       });

@@ -46,6 +46,7 @@ import {
   watchedCommand,
 } from '../watchdog';
 import { SESSION_MARKER_ENV, signalGroup, sweepSessionProcesses, terminateGroup } from './process';
+import { capabilityEnvSync } from '../identity';
 
 export { classifyCliFailure, CliFailureType, NON_RETRYABLE_CLI_FAILURES } from './classify';
 export type { CliFailureClass, CliFailureFacts } from './classify';
@@ -85,6 +86,8 @@ export const ClaudeTurnInputSchema = z.object({
   timeoutS: z.number().positive().optional(),
   /** Seconds without output from the CLI before the run counts as hung; default from the worker. */
   hangAfterS: z.number().positive().optional(),
+  /** A team agent's capability file: its secret goes into this process's environment only. */
+  capabilityFile: z.string().startsWith('/').optional(),
   /** The session's `total_cost_usd` after its previous turn (0 for a new session). */
   previousSessionCostUsd: z.number().nonnegative().default(0),
   /** The session's cumulative token usage after its previous turn (the summary's `sessionUsage`). */
@@ -308,6 +311,8 @@ export function createCliActivities(deps: CliActivityDeps) {
       ...input.extraEnv,
       // The session marker (SESSION_MARKER_ENV) is set by the watchdog on the CLI alone, not on it.
       ...(baseURL ? { ANTHROPIC_BASE_URL: baseURL } : {}),
+      // The agent's own secret, from its 0600 file: never part of the activity's input or history.
+      ...capabilityEnvSync(input.capabilityFile),
     };
   }
 

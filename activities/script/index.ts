@@ -10,6 +10,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
 import { z } from 'zod';
 import type { Logger } from '../../src/logger';
+import { AGENT_KEY_ENV, capabilityEnv, redactSecret } from '../identity';
 import { signalGroup } from '../process-group';
 import {
   endEarlierAttempts,
@@ -32,6 +33,8 @@ export const ScriptTurnInputSchema = z.object({
   command: z.array(z.string()).min(1),
   env: z.record(z.string(), z.string()).default({}),
   timeoutS: z.number().positive().default(600),
+  /** A team agent's capability file: its secret goes into this process's environment only. */
+  capabilityFile: z.string().startsWith('/').optional(),
 });
 export type ScriptTurnInput = z.input<typeof ScriptTurnInputSchema>;
 
@@ -69,6 +72,7 @@ export function createScriptActivities(deps: {
       const log = logger.child({ runId: input.runId, agentId: input.agentId, attempt: ctx.info.attempt });
       const [file, ...args] = input.command as [string, ...string[]];
       const env = { ...deps.baseEnv, ...input.env };
+      const secretEnv = await capabilityEnv(input.capabilityFile);
       if (!findProgram(file, input.workspace, env.PATH ?? process.env.PATH)) {
         throw ApplicationFailure.create({
           type: 'ScriptNotFound',
@@ -98,7 +102,7 @@ export function createScriptActivities(deps: {
       // detached: the watchdog leads a process group of its own, so ending it ends everything it started.
       const child = execa(wFile, wArgs, {
         cwd: input.workspace,
-        env,
+        env: { ...env, ...secretEnv },
         detached: true,
         reject: false,
         all: true,
@@ -106,9 +110,9 @@ export function createScriptActivities(deps: {
         buffer: false,
       });
       child.all?.on('data', (chunk: Buffer) => {
-        out.write(chunk);
+        out.write(secretEnv[AGENT_KEY_ENV] ? redactSecret(chunk.toString(), secretEnv) : chunk);
         bytes += chunk.length;
-        tail = (tail + chunk.toString()).slice(-SUMMARY_CHARS);
+        tail = (tail + chunk.toString()).slice(-(SUMMARY_CHARS + 200));
       });
       // The script is done when its process is: children it left in the background would hold the
       // output pipe open until timeout_s. They are ended with the group, and named in the log.
@@ -169,7 +173,9 @@ export function createScriptActivities(deps: {
         }
         const exitCode = result.exitCode ?? -1;
         log.info({ exitCode, durationMs }, 'script agent finished');
-        return { ok: exitCode === 0, exitCode, summary: tail.trim(), outputRef, durationMs };
+        // The summary goes into history: the agent's own secret never does.
+        const summary = redactSecret(tail, secretEnv).slice(-SUMMARY_CHARS).trim();
+        return { ok: exitCode === 0, exitCode, summary, outputRef, durationMs };
       } finally {
         clearInterval(interval);
         clearTimeout(timer);

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { formatZodIssues } from '../../config/errors';
+import { issueCapability } from '../identity';
 import type { Logger } from '../../src/logger';
 import {
   agentDir,
@@ -56,6 +57,11 @@ export interface PreparedTeamAgent {
 }
 
 const DirInputSchema = z.object({ dir: AbsPath });
+const IssueCapabilityInputSchema = z.object({
+  outputsDir: AbsPath,
+  runId: z.string().min(1),
+  agentId: AgentRef.shape.id,
+});
 const MarkTasksInputSchema = z.object({
   dir: AbsPath,
   task: z.string().min(1).optional(),
@@ -151,6 +157,27 @@ export function createTeamActivities(deps: { logger: Logger; binDir?: string; no
   }
 
   return {
+    /**
+     * Issues a team agent's capability (src/shared/identity): its secret goes to a 0600 file under
+     * `<outputsDir>/<runId>/keys/`, and only the anchors (digests) come back into history. Idempotent.
+     */
+    async issueCapability(raw: {
+      outputsDir: string;
+      runId: string;
+      agentId: string;
+    }): Promise<{ file: string; teamAnchor: string; agentAnchor: string }> {
+      const input = parseInput(IssueCapabilityInputSchema, raw, 'issueCapability');
+      try {
+        return await issueCapability(input);
+      } catch (err) {
+        throw ApplicationFailure.create({
+          type: 'InvalidTeamInput',
+          message: `issueCapability: ${(err as Error).message}`,
+          nonRetryable: !(err as NodeJS.ErrnoException).code,
+        });
+      }
+    },
+
     /**
      * Creates (or finds) the agent's directory: instructions.md and session.json are (re)written,
      * tasks.md only when missing so that progress survives a retry.

@@ -35,6 +35,7 @@ export {
 } from './manifest';
 export { initWorkspace, materializeCheckpoint, restoreWorkspace, snapshotWorkspace } from './snapshot';
 export { withWorkspaceLock } from './lock';
+export { ensureStateDir, holdPath, readHold, writeHold, HOLD_FILE, type WorkspaceHold } from './hold';
 
 /** Errors kept in a checkpoint's result (history); the count is always complete. */
 export const MAX_RESULT_ERRORS = 20;
@@ -110,7 +111,7 @@ export async function checkpointPhase(args: {
 const absPath = z.string().startsWith('/', 'must be an absolute path');
 const ArtifactInput = z.object({ pattern: z.string(), min_count: z.number().int().nonnegative().optional() });
 const Inputs = {
-  initWorkspace: z.object({ workspace: absPath }),
+  initWorkspace: z.object({ workspace: absPath, holder: z.string().min(1).optional() }),
   snapshotWorkspace: z.object({ workspace: absPath, message: z.string().min(1) }),
   restoreWorkspace: z.object({ workspace: absPath, commit: z.string().min(1) }),
   validateArtifacts: z.object({ workspace: absPath, artifacts: z.array(ArtifactInput) }),
@@ -133,6 +134,7 @@ const Inputs = {
     checkpoints: z.array(CheckpointRefSchema).optional(),
     costUsd: z.number().optional(),
     usage: z.record(z.string(), z.number()).optional(),
+    audit: z.object({ entries: z.number().int().nonnegative(), head: z.string() }).optional(),
   }),
   checkpointPhase: z.object({
     workspace: absPath,

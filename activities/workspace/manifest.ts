@@ -71,6 +71,8 @@ export const RunManifestSchema = z.object({
     }),
   ),
   checkpoints: z.array(CheckpointRefSchema),
+  /** The audit trail's head when the manifest was written: `governance audit --verify` checks against it. */
+  audit: z.object({ entries: z.number().int().nonnegative(), head: z.string() }).optional(),
   totals: z.object({
     phases: z.number().int(),
     checkpoints: z.number().int(),
@@ -179,6 +181,8 @@ export async function updateRunManifest(args: {
   costUsd?: number;
   /** Token counts by kind (input, output, cache_read, …), totals for the run. */
   usage?: Readonly<Record<string, number>>;
+  /** Count and hash of the audit trail's last entry. */
+  audit?: { entries: number; head: string };
 }): Promise<{ path: string; manifest: RunManifest }> {
   const runDir = path.join(args.outputsDir, segment(args.runId, 'run id'));
   const file = path.join(runDir, 'manifest.json');
@@ -242,6 +246,7 @@ export async function updateRunManifest(args: {
     updatedAt: now,
     phases,
     checkpoints,
+    ...((args.audit ?? previous?.audit) ? { audit: args.audit ?? previous?.audit } : {}),
     totals: {
       phases: phases.length,
       checkpoints: checkpoints.length,

@@ -23,6 +23,7 @@ import {
   unlockDirs,
 } from './exact';
 import { runGit, resolveCommit, shadowGitDir, STATE_DIR, WorkspaceError } from './git';
+import { ensureStateDir, readHold, writeHold } from './hold';
 import { withWorkspaceLock } from './lock';
 
 const EXCLUDE_FILE_CONTENT = `# Managed by orchestrator: never snapshot its own state or a git dir.\n/${STATE_DIR}/\n.git/\n`;
@@ -59,8 +60,13 @@ export async function isInitialized(gitDir: string): Promise<boolean> {
 
 export async function ensureRepo(workspace: string): Promise<{ gitDir: string; created: boolean }> {
   const gitDir = shadowGitDir(workspace);
-  if (await isInitialized(gitDir)) return { gitDir, created: false };
+  if (await isInitialized(gitDir)) {
+    // Workspaces initialised before the .gitignore existed get it now.
+    await ensureStateDir(workspace);
+    return { gitDir, created: false };
+  }
   await fs.mkdir(workspace, { recursive: true });
+  await ensureStateDir(workspace);
   // --bare keeps git from recording an absolute core.worktree: a forked workspace is renamed into place,
   // and the work tree is passed on every command anyway.
   if (!(await exists(path.join(gitDir, 'HEAD')))) {
@@ -75,12 +81,22 @@ export async function ensureRepo(workspace: string): Promise<{ gitDir: string; c
   return { gitDir, created: true };
 }
 
-/** Creates the workspace folder (mkdir -p) and its shadow repository; safe to call repeatedly. */
+/**
+ * Creates the workspace folder (mkdir -p) and its shadow repository; safe to call repeatedly. With
+ * `holder`, records that run as the one holding the workspace (see ./hold).
+ */
 export async function initWorkspace(args: {
   workspace: string;
+  holder?: string;
 }): Promise<{ gitDir: string; created: boolean }> {
   const workspace = path.resolve(args.workspace);
-  return withWorkspaceLock(workspace, () => ensureRepo(workspace));
+  return withWorkspaceLock(workspace, async () => {
+    const repo = await ensureRepo(workspace);
+    if (args.holder && (await readHold(workspace))?.runId !== args.holder) {
+      await writeHold(workspace, { runId: args.holder, kind: 'run', since: new Date().toISOString() });
+    }
+    return repo;
+  });
 }
 
 function withTrailers(message: string, emptyDirs: string[], extra: string[] = []): string {

@@ -4,7 +4,7 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
-import type { AuditEntry } from './audit';
+import type { AuditEntry, AuditHeadStatus } from './audit';
 import { BudgetScopeSchema, type BudgetReport, type BudgetScope, type Ledger } from './budget';
 import type { AgentStep, Checkpoint, PhaseResult, RunState, RunStatus } from './run';
 import type { BudgetLimit } from './spec';
@@ -106,8 +106,28 @@ export interface ApproveResult {
 
 export const approveUpdate = defineUpdate<ApproveResult, [ApproveRequest]>('approve');
 
-/** The last entries of the audit trail (the full trail is `outputs/<run>/audit.jsonl`). */
-export const auditQuery = defineQuery<AuditEntry[]>('audit');
+/** Which entries query `audit` returns: those after `afterSeq`, at most `limit` (and at most ~512 KB). */
+export interface AuditPageRequest {
+  afterSeq?: number;
+  limit?: number;
+}
+
+/** A page of the entries a workflow holds in memory. */
+export interface AuditPage {
+  entries: AuditEntry[];
+  /** Entries the run has recorded in all. */
+  count: number;
+  /** Set when more entries follow: ask again with this as `afterSeq`. */
+  nextAfterSeq?: number;
+}
+
+/**
+ * The entries a workflow holds (the last 200 and every one not yet written to `outputs/<run>/audit.jsonl`,
+ * which has them all), oldest first, a page at a time: pass `{ afterSeq }` to read on.
+ */
+export const auditQuery = defineQuery<AuditEntry[], [AuditPageRequest?]>('audit');
+/** Count and hash of the trail's last entry, and of the last one written to audit.jsonl. */
+export const auditHeadQuery = defineQuery<AuditHeadStatus>('auditHead');
 
 /** What `orchestrator budget status|report` shows. */
 export interface BudgetStatus {

@@ -132,6 +132,15 @@ export const ProjectSpecSchema = z.object({
       on_budget_exceeded: z.enum(['pause', 'fail']).default('pause'),
     })
     .default({ on_budget_exceeded: 'pause' }),
+  /**
+   * Governance decisions taken when the intake was resolved: gates (never mandatory ones) that a client
+   * policy or the intake switched off. The run records each in its audit trail.
+   */
+  governance: z
+    .object({
+      waived: z.array(z.object({ phase: z.string(), gate: z.string(), by: z.string() })).default([]),
+    })
+    .optional(),
 });
 export type ProjectSpec = z.infer<typeof ProjectSpecSchema>;
 

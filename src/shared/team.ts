@@ -133,8 +133,13 @@ export const SpawnRequestSchema = z.object({
   role: RoleNameSchema,
   name: AgentNameSchema,
   instructions: z.string().min(1, 'must not be empty').max(100_000, 'must be at most 100000 characters'),
-  /** The requesting agent's id (e.g. `manager-1`). */
-  requestedBy: z.string().min(1, 'must not be empty'),
+  /** The requesting agent's id (e.g. `manager-1`): a claim, believed only with `proof`. */
+  requestedBy: z.string().min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
+  /**
+   * The next element of the requester's `team` capability chain (src/shared/identity), which only the
+   * requesting agent's process can compute. Required by teams that issue capabilities.
+   */
+  proof: z.string().max(200).optional(),
 });
 export type SpawnRequest = z.infer<typeof SpawnRequestSchema>;
 
@@ -179,6 +184,8 @@ export interface TeamAgentRow {
   tasks: TaskCounts;
   sessionId?: string;
   error?: string;
+  /** Requests this agent has proven so far: its next proof is element CHAIN_LENGTH - proofsUsed - 1. */
+  proofsUsed?: number;
 }
 
 export interface TeamRefusal {
@@ -235,13 +242,28 @@ export const requestAgentUpdate = defineUpdate<SpawnResult, [SpawnRequest]>('req
 export const spawnRefusedSignal = defineSignal<[RefusalReport]>('spawnRefused');
 /** Stop the team: every agent's process is ended and the run completes as `stopped`. */
 export const stopTeamSignal = defineSignal<[{ reason?: string }]>('stopTeam');
+/** An agent workflow refused a request made in its agent's name; the team records the spoof attempt. */
+export const SpoofReportSchema = z.object({
+  agentId: z.string().min(1).max(200),
+  source: z.string().min(1).max(50),
+  request: z.record(z.string(), z.unknown()).default({}),
+  reason: z.string().min(1).max(2000),
+});
+export type SpoofReport = z.infer<typeof SpoofReportSchema>;
+export const spoofReportSignal = defineSignal<[SpoofReport]>('spoofReport');
+
 /** Sent by agent workflows to their team. */
 export const agentProgressSignal = defineSignal<[AgentProgress]>('agentProgress');
 export const teamStatusQuery = defineQuery<TeamStatus>('status');
 
 // ---- team agent workflow messages ----
 export const TaskDoneRequestSchema = z
-  .object({ task: z.string().min(1).optional(), all: z.boolean().optional() })
+  .object({
+    task: z.string().min(1).max(1000).optional(),
+    all: z.boolean().optional(),
+    /** The next element of the agent's `agent` capability chain (src/shared/identity). */
+    proof: z.string().max(200).optional(),
+  })
   .refine((r) => r.all === true || r.task !== undefined, 'give a task id or all');
 export type TaskDoneRequest = z.infer<typeof TaskDoneRequestSchema>;
 
@@ -262,6 +284,8 @@ export interface TeamAgentStatus {
   tasks: TaskCounts;
   sessionId?: string;
   dir: string;
+  /** `taskDone` requests proven so far (see {@link TeamAgentRow.proofsUsed}). */
+  proofsUsed?: number;
 }
 
 /** Mark a task of this agent done (the `orchestrator team task done` command). */

@@ -4,7 +4,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { auditFilePath, createAuditActivities, readAuditTrail } from '../../activities/audit';
-import { auditEntry, nextAuditEntry, type AuditEntry } from '../../src/shared/audit';
+import { auditEntry, auditEntryHash, GENESIS, nextAuditEntry, type AuditEntry } from '../../src/shared/audit';
 
 const logger = pino({ level: 'silent' });
 const T = '2025-01-02T03:04:05.000Z';
@@ -22,22 +22,23 @@ function lines(file: string): string[] {
 }
 
 describe('audit entries', () => {
-  it('builds valid entries and numbers them', () => {
-    const first = nextAuditEntry(0, {
-      time: new Date(T),
-      actor: 'workflow',
-      kind: 'gate',
-      details: { id: 'tests' },
-    });
-    expect(first.entry).toEqual({
+  it('builds valid entries, numbers and chains them', () => {
+    const first = nextAuditEntry(
+      { count: 0, head: GENESIS },
+      { time: new Date(T), actor: 'workflow', kind: 'gate', details: { id: 'tests' } },
+    );
+    expect(first.entry).toMatchObject({
       seq: 1,
       time: T,
       actor: 'workflow',
       kind: 'gate',
       details: { id: 'tests' },
+      prev: GENESIS,
     });
-    const second = nextAuditEntry(first.lastSeq, { time: T, actor: 'cli', kind: 'approval' });
+    expect(first.entry.hash).toBe(auditEntryHash(first.entry));
+    const second = nextAuditEntry(first.head, { time: T, actor: 'cli', kind: 'approval' });
     expect(second.entry.seq).toBe(2);
+    expect(second.entry.prev).toBe(first.entry.hash);
     expect(second.entry.details).toEqual({});
   });
 

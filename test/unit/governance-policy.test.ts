@@ -7,6 +7,7 @@ import {
   GateSchema,
   gatesForPhase,
   loadPolicy,
+  phaseGates,
   mergeGates,
   validatePolicies,
   type Gate,
@@ -68,9 +69,13 @@ describe('shipped policies', () => {
     expect(byId(base, 'license-header')).toBeUndefined();
   });
 
-  it('a client without a policy file gets the default', () => {
-    const p = loadPolicy({ client: 'nobody-inc' });
-    expect(p.sources.map((s) => path.basename(s))).toEqual(['universal.yaml', 'default.yaml']);
+  it('an unknown client (a typo) is an error listing the known ones, never the default policy', () => {
+    expect(configError(() => loadPolicy({ client: 'acme-crop' }))).toMatch(
+      /^client: unknown client "acme-crop"; known clients: acme-corp \(/,
+    );
+    expect(validatePolicies({ client: 'acme-crop' })).toEqual([
+      expect.stringMatching(/unknown client "acme-crop"; known clients: acme-corp/),
+    ]);
   });
 });
 
@@ -80,7 +85,7 @@ describe('layering', () => {
       'universal.yaml': `
 phases:
   '*':
-    - { id: secrets, kind: validator, glob: '**/*', must_not_contain: 'SECRET' }
+    - { id: secrets, kind: validator, glob: '**/*', must_not_contain: 'SECRET', mandatory: false }
 `,
       'default.yaml': DEFAULT,
       'clients/strict.yaml': `
@@ -105,6 +110,59 @@ phases:
     expect(gatesForPhase(loadPolicy({ client: 'strict', dir }), 'dev').map((g) => g.id)).toEqual(['secrets']);
     // Without the client, defaults stand.
     expect(byId(gatesForPhase(loadPolicy({ dir }), 'qa'), 'coverage')).toMatchObject({ threshold: 80 });
+    // Switching off a gate that is not mandatory is allowed, and on record.
+    expect(phaseGates(loadPolicy({ client: 'strict', dir }), 'qa').waived).toEqual([
+      { phase: 'qa', gate: 'secrets', by: `${dir}/clients/strict.yaml` },
+    ]);
+  });
+});
+
+describe('mandatory gates: tightened, never loosened', () => {
+  const dir = policyDir({
+    'universal.yaml': `
+phases:
+  '*':
+    - { id: no-keys, kind: validator, glob: '**/*', must_not_contain: 'PRIVATE KEY' }
+  qa:
+    - { id: cov, kind: metric, source: { file: c.json, json_path: pct }, op: '>=', threshold: 80, on_fail: retry_phase, max_retries: 2 }
+`,
+    'default.yaml': 'phases: {}\n',
+    'clients/loose.yaml': "phases:\n  '*':\n    - { id: no-keys, enabled: false }\n",
+    'clients/tight.yaml': 'phases:\n  qa:\n    - { id: cov, threshold: 95, max_retries: 1, on_fail: fail }\n',
+  });
+
+  it('universal gates are mandatory by default; a client policy may raise but not disable them', () => {
+    const universal = `${dir}/universal.yaml`;
+    expect(configError(() => loadPolicy({ client: 'loose', dir }))).toBe(
+      `${dir}/clients/loose.yaml: phases.*[0]: gate "no-keys" is mandatory (${universal}): it may not be disabled; it can be tightened, never loosened`,
+    );
+    const tight = gatesForPhase(loadPolicy({ client: 'tight', dir }), 'qa');
+    expect(byId(tight, 'cov')).toMatchObject({
+      threshold: 95,
+      max_retries: 1,
+      on_fail: 'fail',
+      mandatory: true,
+    });
+  });
+
+  it('an intake may raise a threshold but not disable, lower, replace or retarget a mandatory gate', () => {
+    const policy = loadPolicy({ dir });
+    const at = 'phases[0].gates';
+    const refused = (entries: unknown[]) => configError(() => phaseGates(policy, 'qa', entries, at));
+    expect(refused([{ id: 'no-keys', enabled: false }])).toMatch(
+      /^phases\[0\]\.gates\[0\]: gate "no-keys" is mandatory \(.*universal\.yaml\): it may not be disabled/,
+    );
+    expect(refused([{ id: 'cov', threshold: 50 }])).toMatch(
+      /its threshold may only be made stricter than >= 80 \(got 50\)/,
+    );
+    expect(refused([{ id: 'no-keys', glob: 'src/*.ts' }])).toMatch(/its glob may not change/);
+    expect(refused([{ id: 'no-keys', mandatory: false }])).toMatch(/may not be made optional/);
+    expect(refused([{ id: 'cov', max_retries: 9 }])).toMatch(/max_retries may only go down/);
+    expect(refused([{ id: 'cov', on_fail: 'pause_for_approval' }])).toMatch(/on_fail may only become fail/);
+    expect(refused([{ id: 'no-keys', kind: 'tool', command: ['true'] }])).toMatch(/replaced by a tool gate/);
+    const ok = phaseGates(policy, 'qa', [{ id: 'cov', threshold: 99 }], at);
+    expect(byId(ok.gates, 'cov')).toMatchObject({ threshold: 99 });
+    expect(ok.waived).toEqual([]);
   });
 
   it('intake gates are one more layer on top', () => {

@@ -279,7 +279,7 @@ describe('budgets in projectWorkflow (script agents)', () => {
 
     expect(audit.code, audit.stderr).toBe(0);
     expect(audit.stdout).toMatch(/budget\s+event=raise/);
-    expect(audit.stdout).toMatch(/user:\S+\s+budget/);
+    expect(audit.stdout).toMatch(/operator\s+budget/);
   });
 
   it('the ledger and the audit trail survive continue-as-new', async () => {

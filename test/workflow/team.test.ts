@@ -12,7 +12,7 @@ import { loadHierarchyPolicy } from '../../config/hierarchy';
 import { startModelServer, type ModelServer } from '../../src/modelserver';
 import { parseTasks, type TeamStatus } from '../../src/shared/team';
 import { readAuditTrail } from '../../activities/audit';
-import { spawnAgent, startTeam, stopTeam, teamStatus } from '../../src/teams';
+import { nextProof, spawnAgent, startTeam, stopTeam, teamStatus } from '../../src/teams';
 import { waitFor } from '../harness/gates';
 import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
 
@@ -95,8 +95,8 @@ describe('team chain with the real claude CLI', () => {
     expect(final.state).toBe('completed');
     const rows = final.agents.map((a) => [a.id, a.name, a.role, a.requestedBy, a.depth, a.state]);
     expect(rows, JSON.stringify(final.agents.map((a) => a.error))).toEqual([
-      ['manager-1', 'manager', 'manager', 'user', 0, 'completed'],
-      ['architect-1', 'architect', 'architect', 'user', 0, 'completed'],
+      ['manager-1', 'manager', 'manager', 'operator', 0, 'completed'],
+      ['architect-1', 'architect', 'architect', 'operator', 0, 'completed'],
       ['software-engineer-1', 'api-dev', 'software-engineer', 'manager-1', 1, 'completed'],
       ['intern-1', 'api-tester', 'intern', 'software-engineer-1', 2, 'completed'],
     ]);
@@ -178,18 +178,30 @@ describe('team requests by signal, bad requests, stop (script backend)', () => {
     await waitFor(() => fs.existsSync(path.join(workspace, 'manager.pid')), 'the manager process');
     const managerPid = Number(fs.readFileSync(path.join(workspace, 'manager.pid'), 'utf8'));
 
-    // The same signal twice (a retried sender) spawns one agent; a policy-breaking one is refused.
+    // The test acts as the manager with the manager's own secret (from its 0600 key file).
+    const creds = {
+      agentId: 'manager-1',
+      key: fs.readFileSync(path.join(t.config.outputsDir, runId, 'keys', 'manager-1.key'), 'utf8').trim(),
+    };
+    // The same signal twice (a retried sender, same proof) spawns one agent; a policy-breaking one is refused.
     const script =
       'echo "$ORCHESTRATOR_AGENT_ID $ORCHESTRATOR_RUN_ID" >> spawned.log; echo "hello from sig-dev"';
+    const proof = await nextProof(t.client, runId, creds, 'team');
     const req = {
       role: 'software-engineer',
       name: 'sig-dev',
       instructions: script,
       requestedBy: 'manager-1',
+      proof,
     };
     await spawnAgent(t.client, runId, req);
     await spawnAgent(t.client, runId, req);
-    await spawnAgent(t.client, runId, { ...req, name: 'boss', role: 'manager' });
+    // The next proof follows the one the team has consumed.
+    await waitFor(
+      async () => (await teamStatus(t.client, runId)).agents[0]?.proofsUsed === 1,
+      'the first proof to be used',
+    );
+    await spawnAgent(t.client, runId, { role: 'manager', name: 'boss', instructions: script }, creds);
     const s1 = await waitFor(async () => {
       const s = await teamStatus(t.client, runId);
       return (
@@ -208,8 +220,12 @@ describe('team requests by signal, bad requests, stop (script backend)', () => {
     });
 
     // Bad requests from the CLI get one clear line each.
-    const env = { ORCHESTRATOR_RUN_ID: runId, ORCHESTRATOR_AGENT_ID: 'manager-1' };
-    const [badRole, noFile, noRun, okReq] = await Promise.all([
+    const env = {
+      ORCHESTRATOR_RUN_ID: runId,
+      ORCHESTRATOR_AGENT_ID: 'manager-1',
+      ORCHESTRATOR_AGENT_KEY: creds.key,
+    };
+    const [badRole, noFile, noRun] = await Promise.all([
       cli(
         [
           'team',
@@ -252,21 +268,22 @@ describe('team requests by signal, bad requests, stop (script backend)', () => {
           ORCHESTRATOR_RUN_ID: 'no-such-team-run',
         },
       ),
-      cli(
-        [
-          'team',
-          'request',
-          '--role',
-          'software-engineer',
-          '--name',
-          'cli-dev',
-          '--instructions-file',
-          path.join(workspace, 'ok.md'),
-          '--json',
-        ],
-        env,
-      ),
     ]);
+    // One agent's requests one after another: each carries the next proof of its chain.
+    const okReq = await cli(
+      [
+        'team',
+        'request',
+        '--role',
+        'software-engineer',
+        '--name',
+        'cli-dev',
+        '--instructions-file',
+        path.join(workspace, 'ok.md'),
+        '--json',
+      ],
+      env,
+    );
     expect(badRole.exitCode).toBe(1);
     expect(badRole.stderr.trim()).toBe(
       'orchestrator: request refused: unknown role "enginer" (roles: manager, architect, software-engineer, intern)',

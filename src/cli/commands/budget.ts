@@ -1,9 +1,9 @@
 /** `orchestrator budget status|set|report`: a run's budget ledger, its limits and its cost report. */
-import os from 'node:os';
 import { type Client } from '@temporalio/client';
 import Table from 'cli-table3';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import pc from 'picocolors';
+import { OPERATOR } from '../../shared/identity';
 import type { BudgetReport, BudgetScope, SpendTotals } from '../../shared/budget';
 import { phaseAgentIds, type BudgetStatus } from '../../shared/messages';
 import type { BudgetLimit } from '../../shared/spec';
@@ -11,13 +11,12 @@ import { queryBudget, raiseBudget, runInput } from '../../runs';
 import { CliError, latestRunId, printJson, withClient } from '../context';
 import { formatUsd } from '../render';
 
-/** Who runs the CLI, for the audit trail. */
+/**
+ * Who runs the CLI, for the audit trail: the human operator. The operator holds no agent capability, and
+ * is recorded as `operator` whatever the local user name (src/shared/identity).
+ */
 export function cliActor(): string {
-  try {
-    return `user:${os.userInfo().username}`;
-  } catch {
-    return 'user';
-  }
+  return OPERATOR;
 }
 
 /** `--max-usd`: a non-negative amount in dollars. */

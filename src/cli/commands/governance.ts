@@ -5,7 +5,8 @@ import pc from 'picocolors';
 import { checkGates } from '../../../activities/governance';
 import { DEFAULT_POLICY_DIR, validatePolicies } from '../../../config/governance';
 import type { AuditEntry } from '../../shared/audit';
-import { approveRun, readRunAudit } from '../../runs';
+import { readRunAudit, verifyRunAudit } from '../../audit';
+import { approveRun } from '../../runs';
 import { CliError, printJson, withClient } from '../context';
 import { cliActor } from './budget';
 
@@ -57,9 +58,26 @@ export function registerGovernanceCommands(program: Command): void {
       '--kind <kind>',
       'only entries of this kind (gate, budget, spawn, checkpoint, rollback, approval, …)',
     )
+    .option('--verify', 'check the hash chain against what the run recorded (works without a worker)')
     .option('--json', 'print JSON')
-    .action(async (opts: { run: string; kind?: string; json?: boolean }, cmd: Command) => {
+    .action(async (opts: { run: string; kind?: string; verify?: boolean; json?: boolean }, cmd: Command) => {
       await withClient(cmd, async (client) => {
+        if (opts.verify) {
+          const v = await verifyRunAudit(client, opts.run);
+          if (opts.json) printJson(v);
+          else if (v.ok)
+            process.stdout.write(
+              `intact, ${v.count} entries, head ${v.head}\n${pc.dim(`${v.file} · checked against ${v.against}`)}\n`,
+            );
+          if (!v.ok) {
+            if (opts.json) process.exitCode = 1;
+            else
+              throw new CliError(
+                `audit trail of ${opts.run} is not intact: ${v.message} (${v.file}; checked against ${v.against})`,
+              );
+          }
+          return;
+        }
         const { entries, file, live } = await readRunAudit(client, opts.run);
         const shown = opts.kind ? entries.filter((e) => e.kind === opts.kind) : entries;
         if (opts.json) return printJson(shown);

@@ -1,8 +1,10 @@
 /**
  * `orchestrator team start|status|stop|request|task done` and `orchestrator track`.
  *
- * `team request` and `team task done` are what agents run from inside their own process: the run and the
- * agent come from ORCHESTRATOR_RUN_ID and ORCHESTRATOR_AGENT_ID, Temporal from TEMPORAL_ADDRESS.
+ * `team request` and `team task done` are what agents run from inside their own process: the run, the
+ * agent and its secret come from ORCHESTRATOR_RUN_ID, ORCHESTRATOR_AGENT_ID and ORCHESTRATOR_AGENT_KEY,
+ * Temporal from TEMPORAL_ADDRESS. No flag names another requester: a request proves the identity of the
+ * agent whose secret made it (src/shared/identity).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,6 +16,7 @@ import pc from 'picocolors';
 import { loadHierarchyPolicy } from '../../../config/hierarchy';
 import { AgentNameSchema, RoleNameSchema, type TeamAgentRow, type TeamStatus } from '../../shared/team';
 import {
+  agentCredentialsFromEnv,
   agentPids,
   latestTeamRunId,
   markTaskDone,
@@ -58,6 +61,21 @@ function collectInstructions(v: string, acc: Record<string, string>): Record<str
   const m = /^([a-z][a-z0-9-]*)=(.+)$/.exec(v);
   if (!m) throw new InvalidArgumentError(`must be <role>=<file>, e.g. manager=plan.md (got "${v}")`);
   return { ...acc, [m[1]!]: m[2]! };
+}
+
+/**
+ * The calling agent's credentials, from its environment. Outside an agent there are none: the operator
+ * acts through `team start`, `team stop` and the other operator commands, never as an agent.
+ */
+function requireAgent(what: string) {
+  const creds = agentCredentialsFromEnv();
+  if (!creds) {
+    throw new CliError(
+      `${what} is run by team agents: it needs ORCHESTRATOR_AGENT_ID and ORCHESTRATOR_AGENT_KEY, which the orchestrator gives each agent's process (an operator adds agents with team start)`,
+      2,
+    );
+  }
+  return creds;
 }
 
 /** Reads an instructions file, or fails with a message naming the path. */
@@ -220,7 +238,6 @@ export function registerTeamCommands(program: Command): void {
       'markdown file with its instructions (bullets become tasks)',
     )
     .option('--run <runId>', 'team run (default: $ORCHESTRATOR_RUN_ID)')
-    .option('--as <agentId>', 'requesting agent (default: $ORCHESTRATOR_AGENT_ID)')
     .option('--signal', 'send signal spawnAgent instead of waiting for the outcome')
     .option('--json', 'print JSON')
     .action(
@@ -230,7 +247,6 @@ export function registerTeamCommands(program: Command): void {
           name: string;
           instructionsFile: string;
           run?: string;
-          as?: string;
           signal?: boolean;
           json?: boolean;
         },
@@ -245,18 +261,16 @@ export function registerTeamCommands(program: Command): void {
         const instructions = readInstructionsFile(opts.instructionsFile);
         const runId = opts.run ?? process.env.ORCHESTRATOR_RUN_ID;
         if (!runId) throw new CliError('no team run: pass --run <runId> or set ORCHESTRATOR_RUN_ID', 2);
-        const requestedBy = opts.as ?? process.env.ORCHESTRATOR_AGENT_ID;
-        if (!requestedBy)
-          throw new CliError('who is asking? pass --as <agentId> or set ORCHESTRATOR_AGENT_ID', 2);
-        const req = { role: opts.role, name: opts.name, instructions, requestedBy };
+        const creds = requireAgent('team request');
+        const req = { role: opts.role, name: opts.name, instructions };
         await withTeamClient(cmd, async (client) => {
           if (opts.signal) {
-            await spawnAgent(client, runId, req);
+            await spawnAgent(client, runId, req, creds);
             if (opts.json) printJson({ sent: true });
             else process.stdout.write(`sent spawnAgent for ${opts.role} "${opts.name}" to ${runId}\n`);
             return;
           }
-          const r = await requestAgent(client, runId, req);
+          const r = await requestAgent(client, runId, req, creds);
           if (opts.json) return printJson(r);
           const what = r.duplicate ? 'was requested before' : 'started';
           process.stdout.write(
@@ -272,22 +286,20 @@ export function registerTeamCommands(program: Command): void {
     .description('mark a task of this agent done (its id, e.g. t1, or its text)')
     .option('--all', 'mark every task done: the agent reports its work done')
     .option('--run <runId>', 'team run (default: $ORCHESTRATOR_RUN_ID)')
-    .option('--agent <agentId>', 'agent (default: $ORCHESTRATOR_AGENT_ID)')
     .option('--json', 'print JSON')
     .action(
       async (
         taskArg: string | undefined,
-        opts: { all?: boolean; run?: string; agent?: string; json?: boolean },
+        opts: { all?: boolean; run?: string; json?: boolean },
         cmd: Command,
       ) => {
         if (!taskArg && !opts.all) throw new CliError('name a task (e.g. t1) or pass --all', 2);
         const runId = opts.run ?? process.env.ORCHESTRATOR_RUN_ID;
         if (!runId) throw new CliError('no team run: pass --run <runId> or set ORCHESTRATOR_RUN_ID', 2);
-        const agentId = opts.agent ?? process.env.ORCHESTRATOR_AGENT_ID;
-        if (!agentId)
-          throw new CliError('which agent? pass --agent <agentId> or set ORCHESTRATOR_AGENT_ID', 2);
+        const creds = requireAgent('team task done');
+        const agentId = creds.agentId;
         await withTeamClient(cmd, async (client) => {
-          const r = await markTaskDone(client, runId, agentId, { task: taskArg, all: opts.all });
+          const r = await markTaskDone(client, runId, agentId, { task: taskArg, all: opts.all }, creds);
           if (opts.json) return printJson(r);
           const what = opts.all ? 'all tasks' : `task ${taskArg}`;
           process.stdout.write(

@@ -1,0 +1,68 @@
+/**
+ * Agent capabilities without a server: the hash-chain proofs a workflow checks (src/shared/identity), the
+ * key file the activity writes (0600, idempotent, anchors only in its result) and the environment entry
+ * that hands the secret to the agent's own process.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { AGENT_KEY_ENV, capabilityEnv, issueCapability, redactSecret } from '../../activities/identity';
+import {
+  capabilityAnchor,
+  capabilityProof,
+  checkProof,
+  type CapabilityState,
+} from '../../src/shared/identity';
+import { sha256Hex } from '../../src/shared/sha256';
+
+const secret = 'a'.repeat(64);
+const other = 'b'.repeat(64);
+
+describe('capability proofs', () => {
+  it('accepts each next proof once, in order', () => {
+    let state: CapabilityState = { anchor: capabilityAnchor(secret, 'team'), used: 0 };
+    for (let i = 0; i < 5; i++) {
+      const proof = capabilityProof(secret, 'team', state.used)!;
+      const r = checkProof(state, proof);
+      expect(r.ok).toBe(true);
+      if (r.ok) state = r.next;
+      // The same proof again is a replay.
+      expect(checkProof(state, proof)).toMatchObject({ ok: false, replayed: true });
+    }
+    expect(state.used).toBe(5);
+  });
+
+  it("refuses another agent's proof, the other chain's proof, a forged one and none", () => {
+    const state: CapabilityState = { anchor: capabilityAnchor(secret, 'team'), used: 0 };
+    expect(checkProof(state, capabilityProof(other, 'team', 0))).toMatchObject({
+      ok: false,
+      replayed: false,
+    });
+    expect(checkProof(state, capabilityProof(secret, 'agent', 0))).toMatchObject({ ok: false });
+    expect(checkProof(state, 'f'.repeat(64))).toMatchObject({ ok: false });
+    expect(checkProof(state, undefined)).toMatchObject({ ok: false });
+    // What a history reader sees (the anchor, a used proof) does not give the next proof.
+    expect(checkProof(state, state.anchor)).toMatchObject({ ok: false, replayed: true });
+    expect(checkProof(state, sha256Hex(state.anchor))).toMatchObject({ ok: false, replayed: false });
+  });
+});
+
+describe('issueCapability', () => {
+  it('writes a 0600 secret in a 0700 folder once, returns only anchors, and hands the secret to one env', async () => {
+    const outputsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'orch-cap-'));
+    const a = await issueCapability({ outputsDir, runId: 'team-x', agentId: 'intern-1' });
+    const again = await issueCapability({ outputsDir, runId: 'team-x', agentId: 'intern-1' });
+    expect(again).toEqual(a);
+    expect(a.file).toBe(path.join(outputsDir, 'team-x', 'keys', 'intern-1.key'));
+    expect(fs.statSync(a.file).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(path.dirname(a.file)).mode & 0o777).toBe(0o700);
+    const key = fs.readFileSync(a.file, 'utf8').trim();
+    expect(key).toMatch(/^[0-9a-f]{64}$/);
+    expect(JSON.stringify(a)).not.toContain(key);
+    expect(a.teamAnchor).toBe(capabilityAnchor(key, 'team'));
+    expect(await capabilityEnv(a.file)).toEqual({ [AGENT_KEY_ENV]: key });
+    expect(redactSecret(`env: ${AGENT_KEY_ENV}=${key}\n`, { [AGENT_KEY_ENV]: key })).not.toContain(key);
+    await expect(issueCapability({ outputsDir, runId: '../escape', agentId: 'x' })).rejects.toThrow(/run id/);
+  });
+});
