@@ -18,6 +18,8 @@ import { AuditEntrySchema, verifyAuditChain, type AuditEntry, type AuditHeadStat
 import { auditHeadQuery, auditQuery } from './shared/messages';
 
 export const AUDIT_FILE = 'audit.jsonl';
+/** How long a query may wait for a worker before the history is used instead. */
+const QUERY_WAIT_MS = 5_000;
 
 /** What the server's history says about a run's trail. */
 export interface HistoryAudit {
@@ -94,12 +96,14 @@ export async function liveAudit(
   runId: string,
 ): Promise<{ head: AuditHeadStatus; entries: AuditEntry[] } | undefined> {
   const handle = client.workflow.getHandle(runId);
+  // Without a worker a query waits for one: give up after a few seconds and use the history instead.
+  const soon = <T>(fn: () => Promise<T>) => client.workflow.withDeadline(Date.now() + QUERY_WAIT_MS, fn);
   try {
-    const head = await handle.query(auditHeadQuery);
+    const head = await soon(() => handle.query(auditHeadQuery));
     const entries: AuditEntry[] = [];
     let after = 0;
     for (;;) {
-      const page = await handle.query(auditQuery, { afterSeq: after, limit: 500 });
+      const page = await soon(() => handle.query(auditQuery, { afterSeq: after, limit: 500 }));
       if (page.length === 0) break;
       entries.push(...page);
       after = page[page.length - 1]!.seq;

@@ -230,6 +230,7 @@ export async function projectWorkflow(
   let rollbackRequestsServed = 0;
   let phaseScope: CancellationScope | undefined;
   const rejected: { at: string; reason: string }[] = [];
+  let refusedSignals = 0;
   /** Why the run waits, by waiter (a budget per agent, an approval): non-empty means `paused`. */
   const pauses = new Map<string, string>();
   /** Bumped by every `raiseBudget`: budget waiters re-check when it moves. */
@@ -300,7 +301,11 @@ export async function projectWorkflow(
       if (rejected.length > 20) rejected.splice(0, rejected.length - 20);
       // The request goes to the audit as it came (cut to the entry bound), whatever its shape or size.
       audit.record('rollback', { event: 'refused', reason, request: req }, OPERATOR);
-      log.warn('rollback signal refused', { runId, reason });
+      // A flood of bad signals must not flood the log (the audit has every one): the first few, then 1 in 100.
+      refusedSignals += 1;
+      if (refusedSignals <= 5 || refusedSignals % 100 === 0) {
+        log.warn('rollback signal refused', { runId, reason: cutText(reason, 300), refused: refusedSignals });
+      }
     }
   });
   setHandler(

@@ -207,7 +207,8 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
     // A flood of bad requests must not grow the status without bound: the audit keeps every one.
     if (refusals.length > 50) refusals.splice(0, refusals.length - 50);
     record('spawn_refused', request.requestedBy, { ...request, reason, source });
-    log.warn('spawn request refused', { runId, ...request, reason, source });
+    if (refusals.length < 10)
+      log.warn('spawn request refused', { runId, ...request, reason: reason.slice(0, 300), source });
   }
 
   /**
