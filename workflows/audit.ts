@@ -87,11 +87,15 @@ export function createAuditTrail(opts: {
     : start;
   const recent: AuditEntry[] = [...pending];
 
-  async function flush(): Promise<void> {
-    while (pending.length > 0) {
+  /** Appends what is pending; false when an append failed (its entries stay pending). */
+  async function append(): Promise<boolean> {
+    // Only what is pending now: entries recorded while an append runs wait for the next flush (as they
+    // always have: recorded histories replay only if the sequence of appends stays the same).
+    let toSend = pending.length;
+    while (toSend > 0) {
       const batch: AuditEntry[] = [];
       let chars = 0;
-      for (const e of pending) {
+      for (const e of pending.slice(0, toSend)) {
         const size = JSON.stringify(e).length;
         if (batch.length > 0 && chars + size > BATCH_CHARS) break;
         batch.push(e);
@@ -107,12 +111,14 @@ export function createAuditTrail(opts: {
           runId: opts.runId,
           error: String(err),
         });
-        return;
+        return false;
       }
       pending = pending.slice(batch.length);
+      toSend -= batch.length;
       const lastWritten = batch[batch.length - 1]!;
       flushed = { count: lastWritten.seq, head: lastWritten.hash ?? flushed.head };
     }
+    return true;
   }
 
   return {
@@ -150,7 +156,9 @@ export function createAuditTrail(opts: {
       };
     },
     head: () => ({ ...last, flushed }),
-    flush,
+    async flush() {
+      await append();
+    },
     background(window) {
       let closed = false;
       const loop = (async () => {
@@ -158,10 +166,8 @@ export function createAuditTrail(opts: {
           await condition(() => pending.length > 0 || closed);
           if (pending.length === 0) return;
           if (!closed) await condition(() => closed, window);
-          const before = pending.length;
-          await flush();
           // A failed append keeps its entries: wait a window before trying again (or give up once closed).
-          if (pending.length >= before) {
+          if (!(await append())) {
             if (closed) return;
             await condition(() => closed, window);
           }
