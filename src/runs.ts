@@ -53,6 +53,7 @@ export interface StartRunOptions {
  */
 export async function startRun(client: Client, opts: StartRunOptions): Promise<ProjectWorkflowInput> {
   const workspace = path.resolve(opts.workspace);
+  // Validated before the workspace is created: a bad run id must not leave anything behind.
   const input = ProjectWorkflowInputSchema.parse({
     runId: opts.runId ?? newRunId(opts.spec.project.name),
     spec: opts.spec,

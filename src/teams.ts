@@ -64,7 +64,7 @@ export interface StartTeamOptions {
  */
 export async function startTeam(client: Client, opts: StartTeamOptions): Promise<TeamWorkflowInput> {
   const workspace = path.resolve(opts.workspace);
-  fs.mkdirSync(workspace, { recursive: true });
+  // Validated before the workspace is created: a bad run id must not leave anything behind.
   const input = TeamWorkflowInputSchema.parse({
     runId: opts.runId ?? newRunId(`team-${opts.goal}`),
     goal: opts.goal,

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { formatZodIssues } from '../../config/errors';
 import { issueCapability } from '../identity';
 import type { Logger } from '../../src/logger';
+import { SafeNameSchema } from '../../src/shared/ids';
 import {
   agentDir,
   countTasks,
@@ -26,7 +27,7 @@ export const REPO_BIN_DIR = fileURLToPath(new URL('../../bin', import.meta.url))
 
 const AbsPath = z.string().startsWith('/', 'must be an absolute path');
 const AgentRef = z.object({
-  id: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i, 'must be letters, digits, - or _'),
+  id: SafeNameSchema,
   name: z.string().min(1),
   role: z.string().min(1),
   depth: z.number().int().nonnegative(),
@@ -34,7 +35,7 @@ const AgentRef = z.object({
 });
 
 export const PrepareTeamAgentInputSchema = z.object({
-  runId: z.string().min(1),
+  runId: SafeNameSchema,
   workspace: AbsPath,
   outputsDir: AbsPath,
   agent: AgentRef,

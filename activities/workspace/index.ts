@@ -20,6 +20,7 @@ import {
   snapshotLocked,
   snapshotWorkspace,
 } from './snapshot';
+import { SafeNameSchema } from '../../src/shared/ids';
 export { validateArtifacts, sha256File, type ArtifactFile, type ArtifactValidation } from './artifacts';
 export { WorkspaceError, shadowGitDir, STATE_DIR, type WorkspaceErrorType } from './git';
 export {
@@ -117,8 +118,8 @@ const Inputs = {
   validateArtifacts: z.object({ workspace: absPath, artifacts: z.array(ArtifactInput) }),
   writeManifest: z.object({
     outputsDir: absPath,
-    runId: z.string().min(1),
-    phase: z.string().min(1),
+    runId: SafeNameSchema,
+    phase: SafeNameSchema,
     checkpoint: z.string().min(1),
     label: z.string().min(1),
     commit: z.string().min(1),
@@ -126,7 +127,7 @@ const Inputs = {
   }),
   updateRunManifest: z.object({
     outputsDir: absPath,
-    runId: z.string().min(1),
+    runId: SafeNameSchema,
     project: z.string().optional(),
     status: z.string().optional(),
     forkedFrom: z.object({ runId: z.string(), checkpoint: z.string() }).optional(),
@@ -139,8 +140,8 @@ const Inputs = {
   checkpointPhase: z.object({
     workspace: absPath,
     outputsDir: absPath,
-    runId: z.string().min(1),
-    phase: z.string().min(1),
+    runId: SafeNameSchema,
+    phase: SafeNameSchema,
     checkpoint: z.string().min(1),
     label: z.string().min(1),
     artifacts: z.array(ArtifactInput),
@@ -152,7 +153,7 @@ const Inputs = {
   }),
   writeOutput: z.object({
     outputsDir: absPath,
-    runId: z.string().min(1),
+    runId: SafeNameSchema,
     relPath: z.string().min(1),
     content: z.string(),
   }),

@@ -36,13 +36,17 @@ export interface CommandManifestEntry {
 }
 
 function baseProgram(): Command {
-  return new Command('orchestrator')
-    .description('Durable teams of Claude coding agents on Temporal')
-    .option('--address <host:port>', 'Temporal frontend address (env TEMPORAL_ADDRESS)')
-    .option('--namespace <ns>', 'Temporal namespace (env TEMPORAL_NAMESPACE)')
-    .option('--task-queue <name>', 'task queue (env ORCHESTRATOR_TASK_QUEUE)')
-    .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
+  return (
+    new Command('orchestrator')
+      .description('Durable teams of Claude coding agents on Temporal')
+      .option('--address <host:port>', 'Temporal frontend address (env TEMPORAL_ADDRESS)')
+      .option('--namespace <ns>', 'Temporal namespace (env TEMPORAL_NAMESPACE)')
+      .option('--task-queue <name>', 'task queue (env ORCHESTRATOR_TASK_QUEUE)')
+      .showHelpAfterError('(run with --help for usage)')
+      .exitOverride()
+      // Names become file paths and workflow ids: refuse a bad one before any command does anything.
+      .hook('preAction', async (_program, action) => (await import('./names')).checkCommandNames(action))
+  );
 }
 
 /** Loads every command module (the build step's manifest, and the fallback for unknown names). */

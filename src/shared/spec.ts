@@ -3,6 +3,7 @@
  * expanded presets. Deterministic code only (zod), so workflows may import it.
  */
 import { z } from 'zod';
+import { SafeNameSchema } from './ids';
 
 export const BackendSchema = z.enum(['script', 'cli', 'api']);
 export type Backend = z.infer<typeof BackendSchema>;
@@ -46,10 +47,7 @@ export const SubagentsSchema = z.record(
 export const AgentSpecSchema = z
   .object({
     /** Unique within its phase; defaults to the role (with a suffix when repeated). */
-    id: z
-      .string()
-      .regex(/^[a-z0-9][a-z0-9_-]*$/i, 'must be letters, digits, - or _')
-      .optional(),
+    id: SafeNameSchema.optional(),
     role: z.string().min(1),
     backend: BackendSchema.default('script'),
     routing: RoutingSchema.optional(),
@@ -107,7 +105,7 @@ export const BudgetLimitSchema = z.object({
 export type BudgetLimit = z.infer<typeof BudgetLimitSchema>;
 
 export const PhaseSpecSchema = z.object({
-  name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/i, 'must be letters, digits, - or _'),
+  name: SafeNameSchema,
   optional: z.boolean().default(false),
   /** When true the phase is skipped (only allowed for optional phases). */
   skip: z.boolean().default(false),
@@ -122,7 +120,7 @@ export const PhaseSpecSchema = z.object({
 export type PhaseSpec = z.infer<typeof PhaseSpecSchema>;
 
 export const ProjectSpecSchema = z.object({
-  project: z.object({ name: z.string().min(1), client: z.string().optional() }),
+  project: z.object({ name: z.string().min(1), client: SafeNameSchema.optional() }),
   requirements: z.array(z.string()).default([]),
   phases: z.array(PhaseSpecSchema).min(1, 'must list at least one phase'),
   constraints: z
@@ -146,14 +144,14 @@ export type ProjectSpec = z.infer<typeof ProjectSpecSchema>;
 
 /** Input of `projectWorkflow`. Paths are absolute and resolved by the client, never by the workflow. */
 export const ProjectWorkflowInputSchema = z.object({
-  runId: z.string().min(1),
+  runId: SafeNameSchema,
   spec: ProjectSpecSchema,
   workspace: z.string().startsWith('/', 'must be an absolute path'),
   outputsDir: z.string().startsWith('/', 'must be an absolute path'),
   /** Set when this run was forked from another run's checkpoint. */
   forkedFrom: z
     .object({
-      runId: z.string(),
+      runId: SafeNameSchema,
       checkpoint: z.string(),
       /** The parent's workspace and the checkpoint's commit, materialized into this run's workspace. */
       sourceWorkspace: z.string().startsWith('/'),

@@ -8,6 +8,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { AuditEntry } from './audit';
+import { SafeNameSchema } from './ids';
 import { PermissionModeSchema, SubagentsSchema } from './spec';
 
 /** The roles a team starts with or that the default policy knows. Policies may add more. */
@@ -20,14 +21,11 @@ export const TeamRole = {
 
 export const RoleNameSchema = z
   .string()
+  .max(40, 'must be at most 40 characters')
   .regex(/^[a-z][a-z0-9-]*$/, 'must be lower-case letters, digits or -, e.g. software-engineer');
 
 /** A teammate's name: unique within a team; requests are deduplicated by it. */
-export const AgentNameSchema = z
-  .string()
-  .min(1, 'must not be empty')
-  .max(40, 'must be at most 40 characters')
-  .regex(/^[a-z0-9][a-z0-9_-]*$/i, 'must be letters, digits, - or _ (e.g. api-dev)');
+export const AgentNameSchema = SafeNameSchema.max(40, 'must be at most 40 characters');
 
 /** How every agent of a team runs (the cli backend's knobs; the script backend uses the timeouts). */
 export const TeamAgentSettingsSchema = z.object({
@@ -112,7 +110,7 @@ export type TeamBackend = z.infer<typeof TeamBackendSchema>;
 
 /** Input of `teamWorkflow`. Paths are absolute and resolved by the client. */
 export const TeamWorkflowInputSchema = z.object({
-  runId: z.string().min(1),
+  runId: SafeNameSchema,
   goal: z.string().min(1, 'must not be empty'),
   workspace: z.string().startsWith('/', 'must be an absolute path'),
   outputsDir: z.string().startsWith('/', 'must be an absolute path'),
