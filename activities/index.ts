@@ -14,6 +14,7 @@ import { createScriptActivities } from './script';
 import { createTeamActivities } from './team';
 import { createToolActivities } from './tools';
 import { createWorkspaceActivities } from './workspace';
+import { createSandbox, type Sandbox } from './sandbox';
 
 export interface ActivityDeps {
   config: AppConfig;
@@ -23,6 +24,8 @@ export interface ActivityDeps {
    * when not given.
    */
   gateway?: MeterGateway;
+  /** Confinement of agent programs; default one built from the config (outputs and state hidden). */
+  sandbox?: Sandbox;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -34,6 +37,7 @@ export function createActivities(deps: ActivityDeps) {
       outputsDir: config.outputsDir,
       logger,
     }));
+  const sandbox = deps.sandbox ?? createSandbox({ outputsDir: config.outputsDir, stateDir: config.home });
   // Every agent process learns where Temporal is, so it can signal its own run (team requests).
   const baseEnv: Record<string, string> = {
     TEMPORAL_ADDRESS: config.temporal.address,
@@ -52,10 +56,11 @@ export function createActivities(deps: ActivityDeps) {
     ...createScriptActivities({
       logger,
       outputsDir: config.outputsDir,
-      baseEnv: { ...pathEnv(), ...baseEnv },
+      baseEnv,
+      sandbox,
     }),
     ...createWorkspaceActivities({ logger }),
-    ...createGovernanceActivities({ logger }),
+    ...createGovernanceActivities({ logger, sandbox }),
     ...createApiActivities({
       logger,
       anthropic: config.anthropic,
@@ -63,7 +68,7 @@ export function createActivities(deps: ActivityDeps) {
       gateway,
     }),
     ...createMeterActivities({ logger, outputsDir: config.outputsDir }),
-    ...createToolActivities({ logger }),
+    ...createToolActivities({ logger, sandbox }),
     ...createCliActivities({
       logger,
       claudePath: config.claudePath,
@@ -72,17 +77,13 @@ export function createActivities(deps: ActivityDeps) {
       // Frequent heartbeats while the CLI is quiet, so a cancellation is noticed within a second or two.
       heartbeatIntervalMs: 1_000,
       gateway,
-      env: { ...pathEnv(), ...baseEnv, ...(config.agentHome ? { HOME: config.agentHome } : {}) },
+      env: baseEnv,
+      agentHome: config.agentHome,
+      sandbox,
     }),
     ...createAuditActivities({ logger }),
     ...createTeamActivities({ logger }),
   };
-}
-
-/** The parts of the worker's environment a child process needs to run at all (PATH, HOME, locale). */
-function pathEnv(): Record<string, string> {
-  const keep = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TMPDIR', 'USER', 'SHELL'];
-  return Object.fromEntries(keep.flatMap((k) => (process.env[k] ? [[k, process.env[k]]] : [])));
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { redact, redactDeep } from './redact';
 
 /** Paths pino redacts wherever they appear in a log object: secrets never reach a log line. */
 export const REDACT_PATHS = [
@@ -25,7 +26,21 @@ export function createLogger(
   destination: pino.DestinationStream = pino.destination({ dest: 2, sync: true }),
 ): Logger {
   return pino(
-    { level, base: { pid: process.pid, ...bindings }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } },
+    {
+      level,
+      base: { pid: process.pid, ...bindings },
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      // Paths catch known fields; values catch a key anywhere else (an error message, a command's output).
+      formatters: { log: (obj) => redactDeep(obj) },
+      hooks: {
+        logMethod(args, method) {
+          method.apply(
+            this,
+            args.map((a: unknown) => (typeof a === 'string' ? redact(a) : a)) as Parameters<typeof method>,
+          );
+        },
+      },
+    },
     destination,
   );
 }

@@ -8,6 +8,7 @@ import { createActivities, type ActivityDeps } from '../activities';
 import type { Logger } from '../src/logger';
 import { startMeterGateway } from '../src/meter/gateway';
 import { loadWorkflowBundle } from './bundle';
+import { redactingActivityInterceptors } from './redaction';
 import { installRuntimeLogger } from './runtime-logger';
 
 export { WORKFLOWS_PATH } from './bundle';
@@ -57,6 +58,8 @@ export async function createWorker(
     defaultHeartbeatThrottleInterval: '1 second',
     maxHeartbeatThrottleInterval: '2 seconds',
     shutdownGraceTime: config.worker.shutdownGraceMs,
+    // Secrets never reach history: every activity result and failure is redacted on its way out.
+    interceptors: { activity: [redactingActivityInterceptors] },
     ...opts.workerOptions,
   });
   return { worker, connection };

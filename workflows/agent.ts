@@ -138,7 +138,23 @@ interface TurnOutcome {
   error?: string;
   /** The failure type (src/shared/failures), when the outcome is a failure. */
   errorType?: string;
+  refusedTools?: AgentResult['refusedTools'];
 }
+
+/** The api tools an agent may call: `allowed_tools` (default all) minus `disallowed_tools`. */
+export function allowedApiTools(
+  agent: Pick<AgentSpec, 'allowed_tools' | 'disallowed_tools'>,
+  all: readonly string[],
+): string[] {
+  const listed = agent.allowed_tools ?? all;
+  return all.filter((t) => listed.includes(t) && !(agent.disallowed_tools ?? []).includes(t));
+}
+
+/** Every api tool (activities/tools TOOL_NAMES; repeated here because workflows import no activity code). */
+export const API_TOOL_NAMES = ['read_file', 'write_file', 'list_files', 'search', 'run_command', 'git'];
+
+/** Refused tool calls reported in the result (and so in the audit): enough to see what was tried. */
+const REFUSALS_KEPT = 20;
 
 export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentResult> {
   const { agent } = input;
@@ -174,6 +190,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRes
       error: o.error,
       ...(o.ok ? {} : { errorType: o.errorType }),
       ...(status.attempt !== undefined ? { attempts: status.attempt } : {}),
+      ...(o.refusedTools?.length ? { refusedTools: o.refusedTools } : {}),
       startedAt,
       completedAt: new Date().toISOString(),
     };
@@ -475,6 +492,10 @@ async function runApi(
   const models: NonNullable<AgentResult['models']> = {};
   let text = '';
   let outputRef: string | undefined;
+  // Histories recorded before allowed_tools was enforced ran every tool call the model made.
+  const enforce = patched('api-allowed-tools');
+  const allowed = enforce ? allowedApiTools(agent, API_TOOL_NAMES) : API_TOOL_NAMES;
+  const refusedTools: NonNullable<AgentResult['refusedTools']> = [];
   step('PLAN');
   for (let turn = 0; turn < maxTurns; turn++) {
     let r: Awaited<ReturnType<typeof model.apiTurn>>;
@@ -486,6 +507,7 @@ async function runApi(
         system: systemPrompt(input),
         messages,
         tools: true,
+        ...(enforce ? { allowedTools: allowed } : {}),
         maxTokens: 8192,
         ...(agent.timeout_s !== undefined ? { timeoutS: agent.timeout_s } : {}),
         ...(agent.hang_after_s !== undefined ? { hangAfterS: agent.hang_after_s } : {}),
@@ -507,6 +529,7 @@ async function runApi(
         errorType: failureType(err),
         outputRef,
         models,
+        refusedTools,
       };
     }
     const usage: Usage = {
@@ -524,7 +547,7 @@ async function runApi(
     text = r.text || text;
     if (r.stop_reason !== 'tool_use' || r.tool_uses.length === 0) {
       step('SUMMARIZE');
-      return { ok: true, summary: text, usage: ZERO_USAGE, costUsd: 0, outputRef, models };
+      return { ok: true, summary: text, usage: ZERO_USAGE, costUsd: 0, outputRef, models, refusedTools };
     }
     step('ACT');
     messages.push({
@@ -535,7 +558,23 @@ async function runApi(
       ],
     });
     const results = await Promise.all(
-      r.tool_uses.map((t) => tools.runTool({ workspace: input.workspace, name: t.name, input: t.input })),
+      r.tool_uses.map((t) => {
+        // A tool the agent may not use is refused here, as an error the model reads; it never runs.
+        if (enforce && !allowed.includes(t.name)) {
+          if (refusedTools.length < REFUSALS_KEPT) refusedTools.push({ tool: t.name.slice(0, 100), turn });
+          return Promise.resolve({
+            ok: false,
+            output: '',
+            error: `tool "${t.name}" is not allowed for this agent (allowed: ${allowed.join(', ') || 'none'})`,
+          });
+        }
+        return tools.runTool({
+          workspace: input.workspace,
+          name: t.name,
+          input: t.input,
+          ...(enforce ? { allowedTools: allowed } : {}),
+        });
+      }),
     );
     status.lastTool = r.tool_uses[r.tool_uses.length - 1]?.name;
     messages.push({
@@ -557,6 +596,7 @@ async function runApi(
     errorType: 'MaxTurnsExceeded',
     outputRef,
     models,
+    refusedTools,
   };
 }
 

@@ -726,6 +726,13 @@ export async function projectWorkflow(
         let r: AgentResult;
         try {
           r = await executeChild(agentWorkflow, { workflowId, args: [childInput] });
+          for (const t of r.refusedTools ?? []) {
+            audit.record(
+              'tool_refused',
+              { phase: phase.name, agent: agent.id, tool: t.tool, turn: t.turn },
+              workflowId,
+            );
+          }
           row.state = r.status === 'completed' ? 'completed' : 'failed';
           row.costUsd = r.costUsd;
           row.error = r.error;

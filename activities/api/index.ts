@@ -13,16 +13,13 @@ import { priceUsage } from '../../config/pricing';
 import type { Logger } from '../../src/logger';
 import type { MeterGateway } from '../../src/meter/gateway';
 import { BUDGET_EXCEEDED, MeterInputSchema, openMeter } from '../meter';
+import { redact } from '../../src/redact';
 import { capText } from '../tools/process';
 import { toolDefinitions } from '../tools/tools';
 import { ApiFailureType, classifyAnthropicError } from './errors';
+import { FileIdSchema, SafeNameSchema } from '../../src/shared/ids';
 
 export { classifyAnthropicError, retryAfterMs, ApiFailureType, NON_RETRYABLE_API_FAILURES } from './errors';
-
-/** A path segment: runId and agentId name files, so they must not be able to climb out of outputs/. */
-const segment = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ., _ or - (a file name)');
 
 const ContentBlockSchema = z.looseObject({ type: z.string() });
 export const ApiMessageSchema = z.object({
@@ -32,14 +29,17 @@ export const ApiMessageSchema = z.object({
 export type ApiMessage = z.infer<typeof ApiMessageSchema>;
 
 export const ApiTurnInputSchema = z.object({
-  runId: segment,
-  agentId: segment,
+  runId: SafeNameSchema,
+  /** `<phase>-<agent>`: it names the transcript file. */
+  agentId: FileIdSchema,
   model: z.string().min(1),
   system: z.string().default(''),
   /** The conversation so far, in Messages API format; it ends with the user turn to answer. */
   messages: z.array(ApiMessageSchema).min(1, 'must contain at least one message'),
   /** Offer the workspace tools (activities/tools) to the model. */
   tools: z.boolean().default(false),
+  /** The tools offered, when not all: the agent's `allowed_tools`. */
+  allowedTools: z.array(z.string()).optional(),
   maxTokens: z.number().int().positive(),
   /** Wall-clock limit of the turn (the agent's `timeout_s`): past it the request is aborted as hung. */
   timeoutS: z.number().positive().optional(),
@@ -102,7 +102,8 @@ export function transcriptPath(outputsDir: string, runId: string, agentId: strin
 
 async function appendJsonl(file: string, record: Record<string, unknown>): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true });
-  await fs.appendFile(file, `${JSON.stringify({ at: new Date().toISOString(), ...record })}\n`);
+  // Tool results (a command's output) are part of the conversation: redacted before they are kept.
+  await fs.appendFile(file, `${redact(JSON.stringify({ at: new Date().toISOString(), ...record }))}\n`);
 }
 
 /** The messages added since the last assistant turn: what is new in this request. */
@@ -189,7 +190,13 @@ export function createApiActivities({ logger, anthropic, outputsDir, gateway }: 
             // Validated above as Messages API messages; the SDK's union of block types is far richer than
             // what the schema spells out, so the shape is asserted rather than re-declared.
             messages: input.messages as Anthropic.MessageParam[],
-            ...(input.tools ? { tools: toolDefinitions } : {}),
+            ...(input.tools
+              ? {
+                  tools: input.allowedTools
+                    ? toolDefinitions.filter((t) => input.allowedTools?.includes(t.name))
+                    : toolDefinitions,
+                }
+              : {}),
           },
           { signal: abort.signal },
         );

@@ -10,16 +10,15 @@ import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { formatZodIssues } from '../../config/errors';
 import type { Logger } from '../../src/logger';
+import { redact } from '../../src/redact';
 import { AuditEntrySchema, type AuditEntry } from '../../src/shared/audit';
+import { SafeNameSchema } from '../../src/shared/ids';
 
 export const AUDIT_FILE = 'audit.jsonl';
 
 const AppendAuditInputSchema = z.object({
   outputsDir: z.string().startsWith('/', 'must be an absolute path'),
-  runId: z
-    .string()
-    .min(1)
-    .refine((id) => !/[\\/]/.test(id) && id !== '.' && id !== '..', 'must be a single path segment'),
+  runId: SafeNameSchema,
   entries: z.array(AuditEntrySchema),
 });
 export type AppendAuditInput = z.input<typeof AppendAuditInputSchema>;
@@ -97,7 +96,8 @@ export function createAuditActivities(deps: { logger: Logger }) {
     if (fresh.length > 0) {
       const handle = await fs.open(file, 'a');
       try {
-        await handle.write(fresh.map((e) => JSON.stringify(e) + '\n').join(''));
+        // Details come from requests and agents' results: a secret in them never reaches the file.
+        await handle.write(fresh.map((e) => redact(JSON.stringify(e)) + '\n').join(''));
         // The activity reports success only once the lines are on disk.
         await handle.datasync();
       } finally {

@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { setTimeout as delay } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { execa } from 'execa';
@@ -36,6 +37,8 @@ import type { Logger } from '../../src/logger';
 import type { Refusal } from '../../src/meter/admission';
 import type { MeterGateway, MeterHandle } from '../../src/meter/gateway';
 import { BUDGET_EXCEEDED, MeterInputSchema, openMeter } from '../meter';
+import { redact } from '../../src/redact';
+import { defaultSandbox, modelCredentialEnv, type Sandbox } from '../sandbox';
 import { classifyCliFailure, type CliFailureClass } from './classify';
 import {
   endEarlierAttempts,
@@ -45,7 +48,8 @@ import {
   previousLease,
   watchedCommand,
 } from '../watchdog';
-import { SESSION_MARKER_ENV, signalGroup, sweepSessionProcesses, terminateGroup } from './process';
+import { isAlive, SESSION_MARKER_ENV, signalGroup, sweepSessionProcesses, terminateGroup } from './process';
+import { FileIdSchema, SafeNameSchema } from '../../src/shared/ids';
 import { capabilityEnvSync } from '../identity';
 
 export { classifyCliFailure, CliFailureType, NON_RETRYABLE_CLI_FAILURES } from './classify';
@@ -60,9 +64,9 @@ const UsageTotalsSchema = z.object({
 
 /** Input of {@link CliActivities.claudeTurn}. */
 export const ClaudeTurnInputSchema = z.object({
-  runId: z.string().min(1),
+  runId: SafeNameSchema,
   /** File-safe: it names the transcript file. */
-  agentId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'must be letters, digits, ., - or _'),
+  agentId: FileIdSchema,
   /** Chosen by the workflow, stable across turns of one agent. */
   sessionId: z.uuid('must be a UUID'),
   /** True for every turn after the first of the session. */
@@ -163,8 +167,15 @@ export interface CliActivityDeps {
   /** Run outputs root; transcripts go to `<outputsDir>/<runId>/agents/<agentId>.jsonl`. */
   outputsDir: string;
   anthropic: { apiKey?: string; baseURL?: string };
-  /** Extra environment for every run (e.g. HOME for isolation); `extraEnv` of the input wins over it. */
+  /** Variables every run gets (Temporal's address, NO_COLOR); on top of the allow-listed environment. */
   env?: Record<string, string>;
+  /**
+   * HOME of the `claude` processes (Claude Code keeps its sessions under it); default the worker's HOME,
+   * of which only `.claude/` and `.claude.json` stay writable inside the sandbox.
+   */
+  agentHome?: string;
+  /** Confines `claude` (and so its Bash, Read and Write tools) to the workspace; default {@link defaultSandbox}. */
+  sandbox?: Sandbox;
   /** SIGTERM → SIGKILL grace period; default 5 s. */
   killGraceMs?: number;
   /** Heartbeat (and lease renewal) interval while the CLI is quiet; default 1 s. */
@@ -291,15 +302,15 @@ export function createCliActivities(deps: CliActivityDeps) {
   const killGraceMs = deps.killGraceMs ?? 5_000;
   const settingSources = deps.settingSources === undefined ? '' : deps.settingSources;
 
-  function buildEnv(
+  /** What the activity itself sets for `claude` (the allow-list adds PATH, locale and HOME). */
+  function fixedEnv(
     input: z.infer<typeof ClaudeTurnInputSchema>,
     baseURL: string | undefined,
   ): Record<string, string | undefined> {
     return {
-      // deps are authoritative for the API endpoint and key: unset means unset, not "inherit". With a
-      // gateway, the agent reaches the API only through its meter.
-      ANTHROPIC_BASE_URL: baseURL ?? deps.anthropic.baseURL,
-      ANTHROPIC_API_KEY: deps.anthropic.apiKey,
+      // The model endpoint and key reach `claude` and nothing else: the one place they enter a child's
+      // env. With a gateway, the agent reaches the API only through its meter.
+      ...modelCredentialEnv({ apiKey: deps.anthropic.apiKey, baseURL: baseURL ?? deps.anthropic.baseURL }),
       DISABLE_TELEMETRY: '1',
       DISABLE_AUTOUPDATER: '1',
       CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
@@ -308,12 +319,25 @@ export function createCliActivities(deps: CliActivityDeps) {
       // and anything still failing surfaces here for Temporal to retry.
       CLAUDE_CODE_MAX_RETRIES: '1',
       ...deps.env,
-      ...input.extraEnv,
-      // The session marker (SESSION_MARKER_ENV) is set by the watchdog on the CLI alone, not on it.
       ...(baseURL ? { ANTHROPIC_BASE_URL: baseURL } : {}),
       // The agent's own secret, from its 0600 file: never part of the activity's input or history.
       ...capabilityEnvSync(input.capabilityFile),
+      // The session marker is in the sandbox's environment too: bwrap clears what the watchdog set.
+      [SESSION_MARKER_ENV]: input.sessionId,
     };
+  }
+
+  /** HOME of `claude` and the parts of it that stay writable in the sandbox. */
+  function claudeHome(): { home: string | undefined; writable: string[] } {
+    const agentHome = deps.agentHome ?? deps.env?.HOME;
+    if (agentHome) return { home: agentHome, writable: [agentHome] };
+    const home = process.env.HOME;
+    if (!home) return { home: undefined, writable: [] };
+    fs.mkdirSync(path.join(home, '.claude'), { recursive: true });
+    // A bind needs an existing file; Claude Code reads an empty object as "no settings yet".
+    const config = path.join(home, '.claude.json');
+    if (!fs.existsSync(config)) fs.writeFileSync(config, '{}\n', { mode: 0o600 });
+    return { home, writable: [path.join(home, '.claude'), config] };
   }
 
   /** One CLI process, start to exit, with transcript, heartbeats and cancellation. */
@@ -353,17 +377,29 @@ export function createCliActivities(deps: CliActivityDeps) {
       'claude run starting',
     );
 
+    // The whole CLI runs in the sandbox, so its Bash, Read and Write tools see only the workspace (and
+    // its own HOME); it keeps the network, as its model calls go to the configured endpoint. The
+    // watchdog stays outside: it must see its lease file.
+    const { home, writable } = claudeHome();
+    const cmd = await (deps.sandbox ?? defaultSandbox()).wrap([deps.claudePath, ...args], {
+      workspace: input.cwd,
+      network: true,
+      fixed: fixedEnv(input, meter?.handle.baseURL),
+      extra: input.extraEnv,
+      home,
+      writable,
+    });
     const lease = new Lease(leaseFile());
-    const [wFile, wArgs] = watchedCommand([deps.claudePath, ...args], {
+    const [wFile, wArgs] = watchedCommand([cmd.file, ...cmd.args], {
       leaseFile: lease.file,
       mark: input.sessionId,
       markEnv: SESSION_MARKER_ENV,
     });
     // detached: the watchdog leads a process group of its own, so ending it ends the CLI and its children.
     const child = execa(wFile, wArgs, {
-      cwd: input.cwd,
-      env: buildEnv(input, meter?.handle.baseURL),
-      extendEnv: true,
+      cwd: cmd.cwd,
+      env: cmd.env,
+      extendEnv: false,
       detached: true,
       reject: false,
       buffer: false,
@@ -440,8 +476,9 @@ export function createCliActivities(deps: CliActivityDeps) {
     });
 
     child.stderr?.on('data', (chunk: Buffer) => {
-      stderrFile.write(chunk);
-      stderrTail = (stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL_CHARS);
+      const text = redact(chunk.toString('utf8'));
+      stderrFile.write(text);
+      stderrTail = (stderrTail + text).slice(-STDERR_TAIL_CHARS);
     });
     const lines = child.stdout
       ? readline.createInterface({ input: child.stdout, crlfDelay: Infinity })
@@ -453,7 +490,8 @@ export function createCliActivities(deps: CliActivityDeps) {
     });
     lines?.on('line', (line) => {
       lineCount += 1;
-      transcript.write(`${line}\n`);
+      // Tool output (a Bash `env`, a cat of a key file) is in the stream: redacted before it is kept.
+      transcript.write(`${redact(line)}\n`);
       const ev = feedLine(state, line);
       if (ev.kind === 'malformed')
         log.warn({ error: ev.error, line: line.slice(0, 200) }, 'malformed stream-json line');
@@ -467,14 +505,25 @@ export function createCliActivities(deps: CliActivityDeps) {
       // Whatever the CLI left in its group (it is gone, so nothing legitimate remains), then whatever
       // is still tagged with this session: tools run in sessions of their own, outside the group.
       signalGroup(pid, 'SIGKILL');
+      // In the sandbox the group also holds bwrap's own init: wait until the kernel has removed it.
+      for (let i = 0; i < 40 && pid !== undefined && isAlive(-pid); i++) await delay(50);
       const swept = await sweepSessionProcesses(input.sessionId);
       if (swept.length) log.warn({ pids: swept }, 'killed leftover processes of the claude run');
       const result = await child;
       if (stopping) await stopping;
       await linesClosed;
       const durationMs = Date.now() - started;
+      // In the sandbox a missing or unusable binary is bwrap's exec failure (exit 1) on stderr.
+      const execFailure =
+        cmd.sandboxed && result.exitCode === 1 ? /^bwrap: execvp .*: (.*)$/m.exec(stderrTail) : null;
       const spawnErrorCode =
-        result.failed && result.exitCode === undefined ? (result as { code?: string }).code : undefined;
+        result.failed && result.exitCode === undefined
+          ? (result as { code?: string }).code
+          : execFailure
+            ? /Permission denied/.test(execFailure[1] ?? '')
+              ? 'EACCES'
+              : 'ENOENT'
+            : undefined;
       const exitCode = result.exitCode;
       const ok = exitCode === 0 && state.lastResult !== undefined && !state.lastResult.is_error;
       const summary = summarizeRun(state, input, {

@@ -21,7 +21,8 @@ import {
   type WorkspaceEntry,
 } from '../workspace/files';
 import { STATE_DIR } from '../workspace/git';
-import { runCommand, type CommandResult } from './command';
+import { defaultSandbox, type Sandbox } from '../sandbox';
+import { runProgram, type RunResult as CommandResult } from '../sandbox/run';
 
 /** Output tail kept in evidence. */
 export const EVIDENCE_OUTPUT_BYTES = 4096;
@@ -54,11 +55,35 @@ export interface EvaluateOptions {
   workspace: string;
   gates: Gate[];
   signal?: AbortSignal;
+  /** Confines gate commands; default {@link defaultSandbox}. */
+  sandbox?: Sandbox;
   /** Called before each gate (the activity heartbeats from here). */
   onGate?: (gate: Gate) => void;
 }
 
 type Verdict = Pick<GateResult, 'passed' | 'summary' | 'evidence'>;
+
+/** How gate commands run: in the sandbox, without network, cancelled with the activity. */
+interface GateRun {
+  signal?: AbortSignal;
+  sandbox: Sandbox;
+}
+
+/** Runs a gate's command confined to the workspace, keeping the tail of its output. */
+function runGateCommand(root: string, argv: string[], timeoutS: number, keepBytes: number, run: GateRun) {
+  return runProgram(argv, {
+    sandbox: run.sandbox,
+    workspace: root,
+    network: false,
+    // Test runners switch to CI behaviour (no watch mode, no colour) with these.
+    fixed: { CI: '1', NO_COLOR: '1' },
+    timeoutMs: timeoutS * 1000,
+    keep: 'tail',
+    capBytes: keepBytes,
+    killGraceMs: 3000,
+    signal: run.signal,
+  });
+}
 
 /** A path a gate names that resolves outside the workspace. */
 class OutsideWorkspace extends Error {}
@@ -103,13 +128,8 @@ function commandFailure(r: CommandResult, timeoutS: number): string | undefined 
   return undefined;
 }
 
-async function evaluateTool(root: string, gate: ToolGate, signal?: AbortSignal): Promise<Verdict> {
-  const r = await runCommand(gate.command, {
-    cwd: root,
-    timeoutMs: gate.timeout_s * 1000,
-    keepBytes: EVIDENCE_OUTPUT_BYTES,
-    signal,
-  });
+async function evaluateTool(root: string, gate: ToolGate, run: GateRun): Promise<Verdict> {
+  const r = await runGateCommand(root, gate.command, gate.timeout_s, EVIDENCE_OUTPUT_BYTES, run);
   const problem = commandFailure(r, gate.timeout_s);
   const passed = problem === undefined && r.exitCode === gate.expect_exit;
   const shown = gate.command.join(' ');
@@ -157,7 +177,7 @@ function toNumber(v: unknown): number | undefined {
 async function readMetric(
   root: string,
   gate: MetricGate,
-  signal?: AbortSignal,
+  run: GateRun,
 ): Promise<{ value?: number; problem?: string; evidence: Record<string, unknown> }> {
   const src = gate.source;
   if (src.file !== undefined) {
@@ -184,12 +204,7 @@ async function readMetric(
   }
 
   const argv = src.command ?? [];
-  const r = await runCommand(argv, {
-    cwd: root,
-    timeoutMs: src.timeout_s * 1000,
-    keepBytes: METRIC_OUTPUT_BYTES,
-    signal,
-  });
+  const r = await runGateCommand(root, argv, src.timeout_s, METRIC_OUTPUT_BYTES, run);
   const failure = commandFailure(r, src.timeout_s);
   if (failure)
     return { problem: `\`${argv.join(' ')}\` ${failure}`, evidence: commandEvidence(argv, r, true) };
@@ -208,8 +223,8 @@ async function readMetric(
   return { value, evidence: { ...commandEvidence(argv, r, false), regex: src.regex } };
 }
 
-async function evaluateMetric(root: string, gate: MetricGate, signal?: AbortSignal): Promise<Verdict> {
-  const m = await readMetric(root, gate, signal);
+async function evaluateMetric(root: string, gate: MetricGate, run: GateRun): Promise<Verdict> {
+  const m = await readMetric(root, gate, run);
   const evidence = { ...m.evidence, op: gate.op, threshold: gate.threshold };
   if (m.value === undefined) {
     return {
@@ -322,12 +337,12 @@ async function evaluateValidator(root: string, gate: ValidatorGate, all: Files):
   };
 }
 
-async function evaluateOne(root: string, gate: Gate, files: Files, signal?: AbortSignal): Promise<Verdict> {
+async function evaluateOne(root: string, gate: Gate, files: Files, run: GateRun): Promise<Verdict> {
   switch (gate.kind) {
     case 'tool':
-      return evaluateTool(root, gate, signal);
+      return evaluateTool(root, gate, run);
     case 'metric':
-      return evaluateMetric(root, gate, signal);
+      return evaluateMetric(root, gate, run);
     case 'validator':
       return evaluateValidator(root, gate, files);
   }
@@ -355,6 +370,7 @@ export async function evaluateGateList(opts: EvaluateOptions): Promise<GateEvalu
   const results: GateResult[] = [];
   // Listed once, when first needed, and again after a gate that ran a command (it may have written files).
   let files = filesOf(root);
+  const run: GateRun = { signal: opts.signal, sandbox: opts.sandbox ?? defaultSandbox() };
   for (const gate of opts.gates) {
     opts.onGate?.(gate);
     const head = {
@@ -372,7 +388,7 @@ export async function evaluateGateList(opts: EvaluateOptions): Promise<GateEvalu
       });
       continue;
     }
-    results.push({ ...head, ...(await evaluateOne(root, gate, files, opts.signal)) });
+    results.push({ ...head, ...(await evaluateOne(root, gate, files, run)) });
     if (gate.kind !== 'validator') files = filesOf(root);
   }
   return { passed: results.every((r) => r.passed), results };

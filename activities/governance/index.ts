@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { ConfigError, formatZodIssues } from '../../config/errors';
 import { GateSchema, gatesForPhase, loadPolicy, type Gate } from '../../config/governance';
 import type { Logger } from '../../src/logger';
+import type { Sandbox } from '../sandbox';
 import { evaluateGateList, type GateEvaluation } from './evaluate';
 
 export type { GateEvaluation, GateResult } from './evaluate';
@@ -32,7 +33,7 @@ function invalid(type: string, message: string): ApplicationFailure {
 }
 
 /** Builds the governance activities. */
-export function createGovernanceActivities(deps: { logger: Logger }) {
+export function createGovernanceActivities(deps: { logger: Logger; sandbox?: Sandbox }) {
   const { logger } = deps;
   return {
     /**
@@ -62,6 +63,7 @@ export function createGovernanceActivities(deps: { logger: Logger }) {
           workspace,
           gates,
           signal: ctx?.cancellationSignal,
+          sandbox: deps.sandbox,
           onGate: (g) => {
             current = g.id;
             ctx?.heartbeat({ gate: g.id });

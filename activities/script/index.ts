@@ -11,8 +11,12 @@ import { execa } from 'execa';
 import { z } from 'zod';
 import type { Logger } from '../../src/logger';
 import { AGENT_KEY_ENV, capabilityEnv, redactSecret } from '../identity';
+import { LineRedactor, redact } from '../../src/redact';
+import { FileIdSchema, SafeNameSchema } from '../../src/shared/ids';
+import { defaultSandbox, type Sandbox } from '../sandbox';
 import { signalGroup } from '../process-group';
 import {
+  AGENT_MARK_ENV,
   endEarlierAttempts,
   findProgram,
   commandLine,
@@ -26,9 +30,9 @@ import {
 } from '../watchdog';
 
 export const ScriptTurnInputSchema = z.object({
-  runId: z.string().min(1),
+  runId: SafeNameSchema,
   /** File-safe agent id, used for the output file name. */
-  agentId: z.string().min(1),
+  agentId: FileIdSchema,
   workspace: z.string().startsWith('/'),
   command: z.array(z.string()).min(1),
   env: z.record(z.string(), z.string()).default({}),
@@ -55,6 +59,8 @@ export function createScriptActivities(deps: {
   logger: Logger;
   outputsDir: string;
   baseEnv?: Record<string, string>;
+  /** Confines the script to its workspace; default {@link defaultSandbox}. */
+  sandbox?: Sandbox;
 }) {
   const { logger, outputsDir } = deps;
   return {
@@ -98,21 +104,36 @@ export function createScriptActivities(deps: {
       let bytes = 0;
       log.info({ command: input.command }, 'script agent started');
       const lease = new Lease(leaseFile());
-      const [wFile, wArgs] = watchedCommand([file, ...args], { leaseFile: lease.file, mark });
+      // Confined to its workspace with an allow-listed environment (the mark included, so leftovers are
+      // still found); it keeps the network, because team scripts signal their run through Temporal.
+      // The watchdog stays outside the sandbox: it must see its lease file.
+      const cmd = await (deps.sandbox ?? defaultSandbox()).wrap(input.command, {
+        workspace: input.workspace,
+        network: true,
+        fixed: { ...deps.baseEnv, [AGENT_MARK_ENV]: mark, ...secretEnv },
+        extra: input.env,
+      });
+      const [wFile, wArgs] = watchedCommand([cmd.file, ...cmd.args], { leaseFile: lease.file, mark });
       // detached: the watchdog leads a process group of its own, so ending it ends everything it started.
       const child = execa(wFile, wArgs, {
-        cwd: input.workspace,
-        env: { ...env, ...secretEnv },
+        cwd: cmd.cwd,
+        env: cmd.env,
+        extendEnv: false,
         detached: true,
         reject: false,
         all: true,
         stdin: 'ignore',
         buffer: false,
       });
+      // Whatever the script prints is redacted before it reaches the log file or the summary (history).
+      const lines = new LineRedactor();
       child.all?.on('data', (chunk: Buffer) => {
-        out.write(secretEnv[AGENT_KEY_ENV] ? redactSecret(chunk.toString(), secretEnv) : chunk);
         bytes += chunk.length;
-        tail = (tail + chunk.toString()).slice(-(SUMMARY_CHARS + 200));
+        const text = chunk.toString('utf8');
+        const clean = lines.push(secretEnv[AGENT_KEY_ENV] ? redactSecret(text, secretEnv) : text);
+        if (!clean) return;
+        out.write(clean);
+        tail = (tail + clean).slice(-(SUMMARY_CHARS + 200));
       });
       // The script is done when its process is: children it left in the background would hold the
       // output pipe open until timeout_s. They are ended with the group, and named in the log.
@@ -155,6 +176,11 @@ export function createScriptActivities(deps: {
       try {
         const result = await child;
         const durationMs = Date.now() - started;
+        const rest = lines.flush();
+        if (rest) {
+          out.write(rest);
+          tail = (tail + rest).slice(-(SUMMARY_CHARS + 200));
+        }
         await new Promise<void>((r) => out.end(r));
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
         if (ended === 'timeout') {
@@ -174,7 +200,7 @@ export function createScriptActivities(deps: {
         const exitCode = result.exitCode ?? -1;
         log.info({ exitCode, durationMs }, 'script agent finished');
         // The summary goes into history: the agent's own secret never does.
-        const summary = redactSecret(tail, secretEnv).slice(-SUMMARY_CHARS).trim();
+        const summary = redact(redactSecret(tail, secretEnv).slice(-SUMMARY_CHARS).trim());
         return { ok: exitCode === 0, exitCode, summary, outputRef, durationMs };
       } finally {
         clearInterval(interval);

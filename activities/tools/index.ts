@@ -5,6 +5,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { z } from 'zod';
 import type { Logger } from '../../src/logger';
+import type { Sandbox } from '../sandbox';
 import { executeTool, type ToolResult } from './tools';
 
 export {
@@ -26,16 +27,20 @@ export const RunToolInputSchema = z.object({
   name: z.string().min(1),
   /** The tool_use block's input, validated by the tool itself. */
   input: z.unknown(),
+  /** The tools this agent may call (its `allowed_tools`); default all. */
+  allowedTools: z.array(z.string()).optional(),
 });
 export type RunToolInput = z.infer<typeof RunToolInputSchema>;
 
 export interface ToolActivityDeps {
   logger: Logger;
+  /** Confines run_command and git; default the process's {@link defaultSandbox}. */
+  sandbox?: Sandbox;
 }
 
 const HEARTBEAT_MS = 1_000;
 
-export function createToolActivities({ logger }: ToolActivityDeps) {
+export function createToolActivities({ logger, sandbox }: ToolActivityDeps) {
   return {
     /**
      * Runs one tool in the workspace. Returns `{ ok, output, error? }`; only a malformed activity input (a
@@ -50,13 +55,18 @@ export function createToolActivities({ logger }: ToolActivityDeps) {
           nonRetryable: true,
         });
       }
-      const { workspace, name, input } = parsed.data;
+      const { workspace, name, input, allowedTools } = parsed.data;
       const ctx = Context.current();
       // Long commands must keep heartbeating, or the heartbeat timeout would fail a healthy activity.
       const beat = setInterval(() => ctx.heartbeat({ tool: name }), HEARTBEAT_MS);
       const started = Date.now();
       try {
-        const result = await executeTool(name, input, { workspace, signal: ctx.cancellationSignal });
+        const result = await executeTool(name, input, {
+          workspace,
+          signal: ctx.cancellationSignal,
+          sandbox,
+          allowedTools,
+        });
         logger.info(
           { tool: name, ok: result.ok, error: result.error, ms: Date.now() - started },
           'tool call',

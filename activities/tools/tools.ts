@@ -8,7 +8,9 @@ import path from 'node:path';
 import { glob } from 'tinyglobby';
 import { z } from 'zod';
 import { WorkspaceGlobSchema } from '../../src/shared/spec';
-import { capText, OUTPUT_CAP_BYTES, runProgram, type RunResult } from './process';
+import { defaultSandbox, type Sandbox } from '../sandbox';
+import { runProgram, type RunResult } from '../sandbox/run';
+import { capText, OUTPUT_CAP_BYTES } from './process';
 import { WorkspaceEscapeError, relativeToWorkspace, resolveInWorkspace } from './workspace';
 
 export const ToolResultSchema = z.object({
@@ -89,6 +91,10 @@ export interface ToolContext {
   workspace: string;
   /** Aborts a running command (activity cancellation). */
   signal?: AbortSignal;
+  /** Confines `run_command` and `git`; default {@link defaultSandbox}. */
+  sandbox?: Sandbox;
+  /** The tools this agent may call; others are refused as an error result. Default all. */
+  allowedTools?: readonly string[];
 }
 
 const ok = (output: string): ToolResult => ({ ok: true, output: capText(output) });
@@ -180,17 +186,33 @@ const impls: { [N in ToolName]: Impl<N> } = {
     return ok(lines.length ? lines.join('\n') : '(no matches)');
   },
 
-  async run_command({ argv, timeout_s, cwd }, { workspace, signal }) {
+  async run_command({ argv, timeout_s, cwd }, { workspace, signal, sandbox }) {
     const dir = await resolveInWorkspace(workspace, cwd ?? '.');
     const timeoutS = timeout_s ?? DEFAULT_COMMAND_TIMEOUT_S;
-    const r = await runProgram(argv, { cwd: dir, timeoutMs: timeoutS * 1000, signal });
+    // Confined to the workspace, with no network: a model-chosen command reaches nothing else.
+    const r = await runProgram(argv, {
+      sandbox: sandbox ?? defaultSandbox(),
+      workspace: await fs.realpath(workspace),
+      cwd: dir,
+      network: false,
+      fixed: { NO_COLOR: '1' },
+      timeoutMs: timeoutS * 1000,
+      signal,
+    });
     return commandResult(r, timeoutS);
   },
 
-  async git({ op, message }, { workspace, signal }) {
-    const cwd = await resolveInWorkspace(workspace, '.');
+  async git({ op, message }, { workspace, signal, sandbox }) {
+    const root = await fs.realpath(workspace);
     const git = (...args: string[]) =>
-      runProgram(['git', ...args], { cwd, timeoutMs: DEFAULT_COMMAND_TIMEOUT_S * 1000, signal });
+      runProgram(['git', ...args], {
+        sandbox: sandbox ?? defaultSandbox(),
+        workspace: root,
+        network: false,
+        fixed: { NO_COLOR: '1' },
+        timeoutMs: DEFAULT_COMMAND_TIMEOUT_S * 1000,
+        signal,
+      });
     if (op === 'status')
       return commandResult(await git('status', '--short', '--branch'), DEFAULT_COMMAND_TIMEOUT_S);
     if (op === 'diff') return commandResult(await git('diff'), DEFAULT_COMMAND_TIMEOUT_S);
@@ -219,6 +241,10 @@ function formatIssues(err: z.ZodError): string {
 export async function executeTool(name: string, input: unknown, ctx: ToolContext): Promise<ToolResult> {
   if (!(name in ToolInputSchemas)) return fail(`unknown tool "${name}" (tools: ${TOOL_NAMES.join(', ')})`);
   const toolName = name as ToolName;
+  if (ctx.allowedTools && !ctx.allowedTools.includes(toolName))
+    return fail(
+      `tool "${toolName}" is not allowed for this agent (allowed: ${ctx.allowedTools.join(', ') || 'none'})`,
+    );
   const parsed = ToolInputSchemas[toolName].safeParse(input);
   if (!parsed.success) return fail(`invalid input for ${toolName}: ${formatIssues(parsed.error)}`);
   try {

@@ -32,6 +32,8 @@ export const AuditKindSchema = z.enum([
   'governance',
   /** A task an agent marked done (with proof of its identity). */
   'task',
+  /** An agent called a tool its `allowed_tools` does not list; it got an error and the tool never ran. */
+  'tool_refused',
 ]);
 export type AuditKind = z.infer<typeof AuditKindSchema>;
 

@@ -56,6 +56,8 @@ export interface AgentResult {
   errorType?: string;
   /** Attempts the agent used (its own failures, counted against `max_attempts`). */
   attempts?: number;
+  /** api tool calls refused because the agent's `allowed_tools` does not list them (first 20). */
+  refusedTools?: { tool: string; turn: number }[];
   startedAt: string;
   completedAt: string;
 }

@@ -13,6 +13,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSandbox } from '../../activities/sandbox';
 import {
   createCliActivities,
   type CliActivities,
@@ -77,6 +78,11 @@ function activities() {
     env: { HOME: tmp },
     killGraceMs: 300,
     heartbeatIntervalMs: 100,
+    // Process handling is tested on the host: the fake CLI reports pids, which a pid namespace would hide.
+    sandbox: createSandbox({
+      outputsDir: path.join(tmp, 'outputs'),
+      env: { ...process.env, ORCHESTRATOR_SANDBOX: 'off' },
+    }),
   });
 }
 
