@@ -1,7 +1,7 @@
 # The README's two commands: `make demo` and `make test`. Both install what they need.
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
-.PHONY: install temporal test check unit demo clean
+.PHONY: install temporal sandbox test check unit demo clean
 
 NPM_STAMP := node_modules/.install-stamp
 
@@ -20,6 +20,13 @@ install: $(NPM_STAMP)
 temporal:
 	@scripts/ensure-temporal.sh >/dev/null
 
+# bubblewrap confines agents' commands (activities/sandbox). Installed when missing (as root, apt-get);
+# without it the confinement tests fail, and this says so loudly rather than skipping them.
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y bubblewrap >/dev/null 2>&1 || { apt-get update >/dev/null 2>&1 && apt-get install -y bubblewrap >/dev/null 2>&1; }; }; } || true
+	@command -v bwrap >/dev/null 2>&1 || echo '*** bubblewrap (bwrap) is missing and could not be installed (apt-get install bubblewrap as root): agent commands are NOT sandboxed and test/workflow/confinement.test.ts will fail ***' >&2
+
 check: install
 	npm run --silent lint
 	npm run --silent typecheck
@@ -31,7 +38,7 @@ unit: install
 # Two tiers (CONTRIBUTING.md): the server-free one first (its files in parallel), then the one on a
 # real dev server. Both always run; the last line sums them for CI.
 TIERS := unit temporal
-test: install temporal check
+test: install temporal sandbox check
 	@mkdir -p .orchestrator
 	@status=0; for tier in $(TIERS); do \
 	  rm -f .orchestrator/test-$$tier.json; \

@@ -14,6 +14,7 @@ import { createScriptActivities } from './script';
 import { createTeamActivities } from './team';
 import { createToolActivities } from './tools';
 import { createWorkspaceActivities } from './workspace';
+import { registerSecret } from '../src/redact';
 import { createSandbox, type Sandbox } from './sandbox';
 
 export interface ActivityDeps {
@@ -30,6 +31,8 @@ export interface ActivityDeps {
 
 export function createActivities(deps: ActivityDeps) {
   const { logger, config } = deps;
+  // A key given by configuration rather than the environment is a secret all the same.
+  registerSecret(config.anthropic.apiKey);
   let started: Promise<MeterGateway> | undefined = deps.gateway ? Promise.resolve(deps.gateway) : undefined;
   const gateway = () =>
     (started ??= startMeterGateway({

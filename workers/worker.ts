@@ -5,6 +5,7 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { AppConfig } from '../config/env';
 import { createActivities, type ActivityDeps } from '../activities';
+import { createSandbox, describeSandbox } from '../activities/sandbox';
 import type { Logger } from '../src/logger';
 import { startMeterGateway } from '../src/meter/gateway';
 import { loadWorkflowBundle } from './bundle';
@@ -42,7 +43,13 @@ export async function createWorker(
       outputsDir: actConfig.outputsDir,
       logger,
     }));
-  const activities = createActivities({ config, logger, ...opts.deps, gateway });
+  const sandbox =
+    opts.deps?.sandbox ?? createSandbox({ outputsDir: config.outputsDir, stateDir: config.home });
+  const activities = createActivities({ config, logger, sandbox, ...opts.deps, gateway });
+  // One line at start: whether agent commands are confined here, and if not, why.
+  const state = await sandbox.state();
+  if (state.kind === 'bwrap') logger.info({ sandbox: state.kind }, describeSandbox(state));
+  else logger.warn({ sandbox: state.kind }, describeSandbox(state));
   // Workflows named by the caller (a benchmark's workflowsPath) replace the production bundle.
   const own = opts.workerOptions?.workflowsPath ?? opts.workerOptions?.workflowBundle;
   const workflowBundle = opts.workflowBundle ?? (own ? undefined : await loadWorkflowBundle(logger));

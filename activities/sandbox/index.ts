@@ -45,7 +45,11 @@ export interface SandboxOptions {
   stateDir?: string;
   /** Extra folders to hide. */
   hide?: string[];
-  /** `ORCHESTRATOR_SANDBOX=off` forces the fallback (to test it, or where bwrap misbehaves). */
+  /**
+   * `ORCHESTRATOR_SANDBOX=off` forces the fallback (to test it, or where bwrap misbehaves);
+   * `ORCHESTRATOR_SANDBOX_WRITABLE=/a:/b` adds folders every sandboxed program may write (a shared cache,
+   * or the control folder through which tests pace their script agents).
+   */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -87,6 +91,9 @@ export function createSandbox(opts: SandboxOptions): Sandbox {
   const env = opts.env ?? process.env;
   let probed: Promise<SandboxState> | undefined;
   const state = () => (probed ??= probeBwrap(env));
+  const sharedWritable = (env.ORCHESTRATOR_SANDBOX_WRITABLE ?? '')
+    .split(path.delimiter)
+    .filter((d) => d && path.isAbsolute(d));
 
   function policy(o: WrapOptions): SandboxPolicy {
     const workspace = path.resolve(o.workspace);
@@ -116,7 +123,7 @@ export function createSandbox(opts: SandboxOptions): Sandbox {
     return {
       workspace,
       cwd: o.cwd ? path.resolve(o.cwd) : workspace,
-      writable: (o.writable ?? []).filter(exists),
+      writable: [...(o.writable ?? []), ...sharedWritable].filter(exists),
       hide,
       reveal,
       readOnlyInside: exists(shadow) ? [shadow] : [],

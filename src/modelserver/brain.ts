@@ -6,6 +6,8 @@
  * Directives, one per line anywhere in the conversation's first user text (the task prompt):
  * - `@write <relative/path> <content>`: write a file (content is one line; `\n`, `\t` and `\\` are unescaped).
  * - `@bash <command>`: run a shell command.
+ * - `@force-bash <command>`: the same even when the request does not offer the tool (a model that
+ *   misbehaves: it calls a tool its agent may not use).
  * - `@cost <output_tokens>`: the next step's response reports this many output tokens (capped at max_tokens).
  * - `@fail <status> [times]`: the next step's request fails with this HTTP status, on its first `times`
  *   attempts (default: always).
@@ -82,7 +84,8 @@ export type BrainReply =
 /** Decides the answer to one request. May be async (e.g. a test script awaiting a latch). */
 export type Brain = (req: BrainRequest) => BrainReply | Promise<BrainReply>;
 
-type Action = { kind: 'write'; path: string; content: string } | { kind: 'bash'; command: string };
+type Action =
+  { kind: 'write'; path: string; content: string } | { kind: 'bash'; command: string; forced?: boolean };
 
 interface Modifiers {
   cost?: number;
@@ -172,7 +175,7 @@ function parseDirectives(task: string, canRun: (a: Action) => boolean): Parsed {
   let say: string | undefined;
   let directiveCount = 0;
   for (const raw of task.split('\n')) {
-    const m = /^@(write|bash|cost|fail|sleep|say)(?:\s+(.*))?$/.exec(raw.trim());
+    const m = /^@(write|bash|force-bash|cost|fail|sleep|say)(?:\s+(.*))?$/.exec(raw.trim());
     if (!m) continue;
     const verb = m[1];
     const arg = (m[2] ?? '').trim();
@@ -185,6 +188,10 @@ function parseDirectives(task: string, canRun: (a: Action) => boolean): Parsed {
         steps.push({ action, mods: pending });
         pending = {};
       }
+    } else if (verb === 'force-bash') {
+      if (!arg) continue;
+      steps.push({ action: { kind: 'bash', command: arg, forced: true }, mods: pending });
+      pending = {};
     } else if (verb === 'bash') {
       if (!arg) continue;
       const action: Action = { kind: 'bash', command: arg };

@@ -4,12 +4,24 @@
  * a phase proceeds (no timing guesses).
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 
+/**
+ * Where gate folders really live: a folder the test workers' sandbox lets script agents write
+ * (`ORCHESTRATOR_SANDBOX_WRITABLE`, set by the global setup). Anywhere else the sandbox would hide it.
+ */
+function controlRoot(): string {
+  return (process.env.ORCHESTRATOR_SANDBOX_WRITABLE ?? '').split(path.delimiter)[0] || os.tmpdir();
+}
+
 export class Gates {
-  constructor(readonly dir: string) {
-    fs.mkdirSync(dir, { recursive: true });
+  readonly dir: string;
+  /** `name` only names the folder, which is created under the sandbox's writable control root. */
+  constructor(name: string) {
+    this.dir = path.join(controlRoot(), `${path.basename(name)}-${crypto.randomBytes(4).toString('hex')}`);
+    fs.mkdirSync(this.dir, { recursive: true });
   }
 
   /** argv for a script agent that counts itself under `name`, waits for its gate, then runs `work` (sh). */

@@ -36,6 +36,11 @@ export default async function setup(): Promise<() => Promise<void>> {
   process.env.ORCH_TEST_SERVER_PID = String(server.pid);
   process.env.ORCH_TEST_WORKFLOW_BUNDLE = bundlePath;
   process.env.ORCH_TEST_DIR = dir;
+  // Script agents run sandboxed; the one folder outside their workspace they may write is this control
+  // folder, where test/harness/gates.ts paces them.
+  const control = path.join(dir, 'control');
+  fs.mkdirSync(control);
+  process.env.ORCHESTRATOR_SANDBOX_WRITABLE = control;
 
   return async () => {
     await server?.stop();

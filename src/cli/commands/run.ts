@@ -18,6 +18,7 @@ import { startRehearsal } from '../../rehearsal';
 import { CliError, configFrom, latestRunId, loggerFor, printJson, withClient } from '../context';
 import { withLocalWorker } from '../local-worker';
 import { renderStatus, renderSummary } from '../render';
+import { createSandbox, describeSandbox } from '../../../activities/sandbox';
 
 /** For positional arguments, checked inside an action: a one-line CliError rather than commander's. */
 function checkpointArg(value: string): string {
@@ -126,7 +127,12 @@ export function registerRunCommands(program: Command): void {
         }
         const s = await queryStatus(client, runId);
         if (opts.json) printJson(s);
-        else process.stdout.write(renderStatus(s) + '\n');
+        else {
+          process.stdout.write(renderStatus(s) + '\n');
+          // Whether agent commands are confined (probed on this host, where `orchestrator worker` runs).
+          const sandbox = await createSandbox({ outputsDir: configFrom(cmd).outputsDir }).state();
+          process.stdout.write(`${describeSandbox(sandbox)}\n`);
+        }
       });
     });
 
