@@ -76,7 +76,7 @@ export function createScriptActivities(deps: {
       fs.mkdirSync(outDir, { recursive: true });
       const outputRef = path.join(outDir, `${input.agentId}.log`);
       const log = logger.child({ runId: input.runId, agentId: input.agentId, attempt: ctx.info.attempt });
-      const [file, ...args] = input.command as [string, ...string[]];
+      const [file] = input.command as [string, ...string[]];
       const env = { ...deps.baseEnv, ...input.env };
       const secretEnv = await capabilityEnv(input.capabilityFile);
       if (!findProgram(file, input.workspace, env.PATH ?? process.env.PATH)) {
