@@ -22,10 +22,12 @@ import {
   type BudgetStatus,
   type RollbackResult,
 } from './shared/messages';
+import { checkRunInputSize } from './run-input-size';
 import { DEFAULT_TASK_QUEUE, WorkflowType } from './shared/names';
 import { ensureWorkspaceFree, holdWorkspace } from './workspace-hold';
 import type { Checkpoint, RunStatus } from './shared/run';
 import { type ProjectSpec, type ProjectWorkflowInput, ProjectWorkflowInputSchema } from './shared/spec';
+import { checkWorkspacePath, isInside, prepareWorkspace, WorkspacePathError } from './workspace-path';
 
 /** A run id readable in the Web UI: the project's slug plus a short random suffix. */
 export function newRunId(projectName: string): string {
@@ -49,11 +51,13 @@ export interface StartRunOptions {
 /**
  * Validates the input and starts `projectWorkflow` with workflow id = run id. A workspace held by another
  * open run is refused ({@link WorkspaceBusyError}); otherwise this run becomes its holder (a fork's empty
- * target is held from inside the run, once it is materialized).
+ * target is held from inside the run, once it is materialized). The workspace is created (a fork's is left
+ * for the workflow to fill, so a refused fork leaves no folder behind); the outputs folder is resolved here,
+ * once, and recorded in the run's input and memo for every later writer.
  */
 export async function startRun(client: Client, opts: StartRunOptions): Promise<ProjectWorkflowInput> {
-  const workspace = path.resolve(opts.workspace);
-  // Validated before the workspace is created: a bad run id must not leave anything behind.
+  // Checked, not created, until the input is validated: a bad run id must not leave anything behind.
+  const workspace = checkWorkspacePath(opts.workspace);
   const input = ProjectWorkflowInputSchema.parse({
     runId: opts.runId ?? newRunId(opts.spec.project.name),
     spec: opts.spec,
@@ -61,16 +65,18 @@ export async function startRun(client: Client, opts: StartRunOptions): Promise<P
     outputsDir: path.resolve(opts.outputsDir),
     forkedFrom: opts.forkedFrom,
   });
+  checkRunInputSize(input);
   if (opts.forkedFrom) await ensureWorkspaceFree(client, workspace, input.runId);
   else {
-    fs.mkdirSync(workspace, { recursive: true });
+    // A fork's folder is left for the workflow to fill, so a refused fork leaves no folder behind.
+    prepareWorkspace(workspace);
     await holdWorkspace(client, workspace, { runId: input.runId, kind: 'run' });
   }
   await client.workflow.start(WorkflowType.project, {
     taskQueue: opts.taskQueue ?? DEFAULT_TASK_QUEUE,
     workflowId: input.runId,
     args: [input],
-    memo: { project: input.spec.project.name, workspace: input.workspace },
+    memo: { project: input.spec.project.name, workspace: input.workspace, outputsDir: input.outputsDir },
   });
   return input;
 }
@@ -122,11 +128,16 @@ export async function forkRun(
       `run ${opts.runId} has no checkpoint "${opts.checkpoint}"; it has: ${cps.map((c) => c.id).join(', ') || 'none'}`,
     );
   }
-  const target = path.resolve(opts.workspace);
+  const target = checkWorkspacePath(opts.workspace, 'fork workspace');
+  if (isInside(target, source.workspace) || isInside(source.workspace, target)) {
+    throw new WorkspacePathError(
+      `fork workspace ${target} overlaps the source workspace ${source.workspace}: choose a folder outside it`,
+    );
+  }
   // A target held by an open run is refused naming that run (before the generic "not empty").
   await ensureWorkspaceFree(client, target);
   if (fs.existsSync(target) && fs.readdirSync(target).length > 0) {
-    throw new Error(`fork workspace ${target} must be empty or not exist`);
+    throw new WorkspacePathError(`fork workspace ${target} must be empty or not exist`);
   }
   return startRun(client, {
     spec: source.spec,

@@ -6,6 +6,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import type { AppConfig } from '../config/env';
 import { createActivities, type ActivityDeps } from '../activities';
 import { createSandbox, describeSandbox } from '../activities/sandbox';
+import { cannotReachTemporal } from '../src/connection-error';
 import type { Logger } from '../src/logger';
 import { startMeterGateway } from '../src/meter/gateway';
 import { loadWorkflowBundle } from './bundle';
@@ -33,7 +34,10 @@ export async function createWorker(
   const { config, logger } = opts;
   installRuntimeLogger(logger);
   const connection =
-    opts.connection ?? (await NativeConnection.connect({ address: config.temporal.address }));
+    opts.connection ??
+    (await NativeConnection.connect({ address: config.temporal.address }).catch((err: unknown) => {
+      throw new Error(cannotReachTemporal(config.temporal.address, err));
+    }));
   // The metering gateway lives in this process: when the worker dies, no agent can spend unmetered.
   const actConfig = opts.deps?.config ?? config;
   const gateway =

@@ -53,6 +53,7 @@ import {
   spawnRefusedSignal,
   stopAgentSignal,
   stopTeamSignal,
+  StopTeamRequestSchema,
   taskDoneUpdate,
   TaskDoneRequestSchema,
   teamAgentStatusQuery,
@@ -342,9 +343,21 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
       reason: r.data.reason,
     });
   });
-  setHandler(stopTeamSignal, (req) => {
+  setHandler(stopTeamSignal, (raw) => {
+    const req = StopTeamRequestSchema.safeParse(raw);
+    if (!req.success) {
+      // A signal cannot be refused to its sender: the refusal goes where status and the audit show it.
+      const reason = `stopTeam refused: ${req.error.issues.map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`).join('; ')}`;
+      record('run', OPERATOR, {
+        event: 'team_stop_refused',
+        reason,
+        payload: JSON.stringify(raw ?? null).slice(0, 200),
+      });
+      log.warn('stopTeam signal refused', { runId, reason });
+      return;
+    }
     if (state !== 'running') return;
-    stopReason = req?.reason || 'stopped on request';
+    stopReason = req.data?.reason || 'stopped on request';
     state = 'stopping';
     record('run', OPERATOR, { event: 'team_stop_requested', reason: stopReason });
   });

@@ -1,6 +1,7 @@
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { type Command } from 'commander';
 import { type AppConfig, loadConfig } from '../../config/env';
+import { cannotReachTemporal } from '../connection-error';
 import { createLogger, type Logger } from '../logger';
 import { WorkflowType } from '../shared/names';
 
@@ -33,10 +34,7 @@ export async function connectClient(
   try {
     connection = await Connection.connect({ address: config.temporal.address, connectTimeout: '5s' });
   } catch (err) {
-    throw new CliError(
-      `cannot reach Temporal at ${config.temporal.address} (TEMPORAL_ADDRESS): ${(err as Error).message}. ` +
-        'Start a dev server with `orchestrator dev` or `orchestrator server start`.',
-    );
+    throw new CliError(cannotReachTemporal(config.temporal.address, err));
   }
   return {
     client: new Client({ connection, namespace: config.temporal.namespace }),

@@ -123,8 +123,21 @@ export async function buildProgram(argv: string[], manifest?: CommandManifestEnt
   return program;
 }
 
+/**
+ * A reader that stops early (`run start … | head -1`) closes the pipe: that ends the output, not the
+ * command with an unhandled EPIPE stack trace.
+ */
+function exitQuietlyOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
+
 /** Parses argv and runs the command; a failure becomes one line on stderr and an exit code. */
 export async function main(argv: string[], manifest?: CommandManifestEntry[]): Promise<void> {
+  exitQuietlyOnClosedPipe(process.stdout);
+  exitQuietlyOnClosedPipe(process.stderr);
   try {
     await (await buildProgram(argv, manifest)).parseAsync(argv);
   } catch (err) {

@@ -238,8 +238,17 @@ export const spawnAgentSignal = defineSignal<[SpawnRequest]>('spawnAgent');
 export const requestAgentUpdate = defineUpdate<SpawnResult, [SpawnRequest]>('requestAgent');
 /** Records a refusal a client received from `requestAgent`'s validator (which leaves no trace itself). */
 export const spawnRefusedSignal = defineSignal<[RefusalReport]>('spawnRefused');
+/**
+ * `stopTeam`'s payload: nothing, or an object with an optional reason. Anything else (a string, a number,
+ * unknown fields) is refused, so that a garbled signal never stops a team.
+ */
+export const StopTeamRequestSchema = z
+  .object({ reason: z.string().max(1000).optional() })
+  .strict()
+  .nullish();
+export type StopTeamRequest = z.infer<typeof StopTeamRequestSchema>;
 /** Stop the team: every agent's process is ended and the run completes as `stopped`. */
-export const stopTeamSignal = defineSignal<[{ reason?: string }]>('stopTeam');
+export const stopTeamSignal = defineSignal<[StopTeamRequest]>('stopTeam');
 /** An agent workflow refused a request made in its agent's name; the team records the spoof attempt. */
 export const SpoofReportSchema = z.object({
   agentId: z.string().min(1).max(200),

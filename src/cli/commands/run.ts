@@ -14,6 +14,7 @@ import type { Checkpoint, RunStatus } from '../../shared/run';
 import type { ProjectSpec } from '../../shared/spec';
 import { forkRun, queryStatus, rollbackRun, startRun, watchRun } from '../../runs';
 import { preflight } from '../../preflight';
+import { checkWorkspacePath } from '../../workspace-path';
 import { startRehearsal } from '../../rehearsal';
 import { CliError, configFrom, latestRunId, loggerFor, printJson, withClient } from '../context';
 import { withLocalWorker } from '../local-worker';
@@ -75,6 +76,7 @@ export function registerRunCommands(program: Command): void {
       ) => {
         // Intake and setup are validated before anything talks to Temporal: a bad file never starts a workflow.
         const base = configFrom(cmd);
+        checkWorkspacePath(opts.workspace);
         const spec = await preflight(loadIntake(opts.intake), {
           config: base,
           intakeDir: path.dirname(path.resolve(opts.intake)),
@@ -175,6 +177,7 @@ export function registerRunCommands(program: Command): void {
         opts: { from: string; workspace: string; wait?: boolean; json?: boolean },
         cmd: Command,
       ) => {
+        checkWorkspacePath(opts.workspace, 'fork workspace');
         await withClient(cmd, async (client, config) => {
           const input = await forkRun(client, {
             runId,
