@@ -4,8 +4,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import {
+  type Client,
+  type WorkflowExecutionInfo,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+} from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
+import { readAuditTrail } from '../activities/audit';
+import { recordRunEnd } from '../activities/workspace/manifest';
+import { reconcileState, stateFromServer } from './run-state';
+import type { AuditEntry } from './shared/audit';
 import {
   ApproveRequestSchema,
   approveUpdate,
@@ -25,8 +34,13 @@ import {
 import { checkRunInputSize } from './run-input-size';
 import { DEFAULT_TASK_QUEUE, WorkflowType } from './shared/names';
 import { ensureWorkspaceFree, holdWorkspace } from './workspace-hold';
-import type { Checkpoint, RunStatus } from './shared/run';
-import { type ProjectSpec, type ProjectWorkflowInput, ProjectWorkflowInputSchema } from './shared/spec';
+import type { Checkpoint, RunState, RunStatus } from './shared/run';
+import {
+  compactSpec,
+  type ProjectSpec,
+  type ProjectWorkflowInput,
+  ProjectWorkflowInputSchema,
+} from './shared/spec';
 import { checkWorkspacePath, isInside, prepareWorkspace, WorkspacePathError } from './workspace-path';
 
 /** A run id readable in the Web UI: the project's slug plus a short random suffix. */
@@ -65,7 +79,9 @@ export async function startRun(client: Client, opts: StartRunOptions): Promise<P
     outputsDir: path.resolve(opts.outputsDir),
     forkedFrom: opts.forkedFrom,
   });
-  checkRunInputSize(input);
+  // Sent without the values the workflow's own parse fills in again: long intakes stay small.
+  const sent = { ...input, spec: compactSpec(input.spec) };
+  checkRunInputSize(sent);
   if (opts.forkedFrom) await ensureWorkspaceFree(client, workspace, input.runId);
   else {
     // A fork's folder is left for the workflow to fill, so a refused fork leaves no folder behind.
@@ -75,15 +91,70 @@ export async function startRun(client: Client, opts: StartRunOptions): Promise<P
   await client.workflow.start(WorkflowType.project, {
     taskQueue: opts.taskQueue ?? DEFAULT_TASK_QUEUE,
     workflowId: input.runId,
-    args: [input],
+    args: [sent],
     memo: { project: input.spec.project.name, workspace: input.workspace, outputsDir: input.outputsDir },
   });
   return input;
 }
 
-/** Queries `status`; undefined when no worker answered in time (the run waits for a worker). */
+/**
+ * Queries `status` and settles it with the server: a closed run shows how the server says it ended (a
+ * query replays the workflow, which never sees a termination), and its manifest is made to agree.
+ */
 export async function queryStatus(client: Client, runId: string): Promise<RunStatus> {
-  return client.workflow.getHandle(runId).query(statusQuery);
+  const handle = client.workflow.getHandle(runId);
+  const status = await handle.query(statusQuery);
+  return settleStatus(status, (await handle.describe()).status.name);
+}
+
+/** The status with the server's verdict, recorded in the run's manifest (in its recorded outputs folder). */
+async function settleStatus(status: RunStatus, serverStatus: string): Promise<RunStatus> {
+  const state = reconcileState(status.state, serverStatus);
+  if (stateFromServer(serverStatus)) await recordEnd(status.outputsDir, status.runId, state);
+  return { ...status, state };
+}
+
+/** Best effort: the outputs folder may live on the worker's host only. */
+async function recordEnd(outputsDir: string | undefined, runId: string, state: RunState): Promise<void> {
+  if (!outputsDir) return;
+  await recordRunEnd({ outputsDir, runId, status: state }).catch(() => undefined);
+}
+
+/** One row of `run list`: the latest execution of each run, in the same words as `run status`. */
+export interface RunListRow {
+  runId: string;
+  state: RunState;
+  started: string;
+  closed?: string;
+}
+
+/**
+ * Lists project runs, newest first, one row per run (a run that continued-as-new has one execution per
+ * segment on the server). Closed runs' manifests are made to agree with the server, as in queryStatus.
+ */
+export async function listRuns(client: Client, limit: number): Promise<RunListRow[]> {
+  const latest = new Map<string, WorkflowExecutionInfo>();
+  for await (const wf of client.workflow.list({ query: `WorkflowType = '${WorkflowType.project}'` })) {
+    const seen = latest.get(wf.workflowId);
+    if (!seen || seen.startTime < wf.startTime) latest.set(wf.workflowId, wf);
+    if (latest.size > limit) break;
+  }
+  const rows: RunListRow[] = [];
+  for (const wf of [...latest.values()].sort((a, b) => b.startTime.getTime() - a.startTime.getTime())) {
+    if (rows.length >= limit) break;
+    const ended = stateFromServer(wf.status.name);
+    if (ended) {
+      const outputsDir = (wf.memo as { outputsDir?: unknown } | undefined)?.outputsDir;
+      await recordEnd(typeof outputsDir === 'string' ? outputsDir : undefined, wf.workflowId, ended);
+    }
+    rows.push({
+      runId: wf.workflowId,
+      state: ended ?? 'running',
+      started: wf.startTime.toISOString(),
+      closed: ended ? wf.closeTime?.toISOString() : undefined,
+    });
+  }
+  return rows;
 }
 
 /** The input a run was started with, read from the first event of its latest execution. */
@@ -189,6 +260,7 @@ export async function watchRun(
       // A run can close failed while its own state still says running (a failure it did not catch, a
       // workflow task that cannot complete): the server's verdict wins, with its reason.
       if (ended) last = { ...last, state: ended.state, error: ended.error };
+      last = await settleStatus(last, desc.status.name);
       onStatus(last);
       return last;
     }

@@ -58,6 +58,9 @@ export interface AgentWorkflowInput {
    * its model requests is admitted under. Set by the run; without it the agent is metered under its file id.
    */
   meter?: { id: string; limits: MeterLimitsMessage };
+  /** The run's outputs folder, decided at run start: transcripts and logs go there, whatever the
+   * worker's own ORCHESTRATOR_OUTPUTS_DIR or working directory. */
+  outputsDir?: string;
   /** What a budget refusal does: `pause` waits in place (same session) for new limits; `fail` ends the agent. */
   onBudgetExceeded?: 'pause' | 'fail';
 }
@@ -296,6 +299,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRes
       const r = await script.scriptTurn({
         runId: input.runId,
         agentId: fileId,
+        ...(input.outputsDir ? { outputsDir: input.outputsDir } : {}),
         workspace: input.workspace,
         command: agent.command,
         env: {
@@ -385,6 +389,7 @@ async function runCli(
         last = await model.claudeTurn({
           runId: input.runId,
           agentId: fileId,
+          ...(input.outputsDir ? { outputsDir: input.outputsDir } : {}),
           sessionId,
           resume: i > 0 || attempt > 1 || resumed,
           ...(attempt > 1 ? { agentAttempt: attempt } : {}),
@@ -503,6 +508,7 @@ async function runApi(
       r = await model.apiTurn({
         runId: input.runId,
         agentId: fileId,
+        ...(input.outputsDir ? { outputsDir: input.outputsDir } : {}),
         model: agent.model ?? 'claude-sonnet-5-5',
         system: systemPrompt(input),
         messages,

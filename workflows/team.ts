@@ -723,6 +723,7 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
           runId: input.runId,
           agentId: agent.id,
           workspace: input.workspace,
+          outputsDir: input.outputsDir,
           command: ['sh', '-c', input.instructions],
           env,
           timeoutS: settings.scriptTimeoutS,
@@ -739,6 +740,7 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
       const r = await model.claudeTurn({
         runId: input.runId,
         agentId: agent.id,
+        outputsDir: input.outputsDir,
         sessionId: sessionId!,
         resume: round > 1,
         prompt: round === 1 ? firstPrompt(input, dir) : continuePrompt(tasks),

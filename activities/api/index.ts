@@ -32,6 +32,8 @@ export const ApiTurnInputSchema = z.object({
   runId: SafeNameSchema,
   /** `<phase>-<agent>`: it names the transcript file. */
   agentId: FileIdSchema,
+  /** The run's outputs folder (recorded at run start); default the worker's ORCHESTRATOR_OUTPUTS_DIR. */
+  outputsDir: z.string().startsWith('/', 'must be an absolute path').optional(),
   model: z.string().min(1),
   system: z.string().default(''),
   /** The conversation so far, in Messages API format; it ends with the user turn to answer. */
@@ -135,7 +137,8 @@ export function createApiActivities({ logger, anthropic, outputsDir, gateway }: 
       }
       const input = parsed.data;
       const ctx = Context.current();
-      const file = transcriptPath(outputsDir, input.runId, input.agentId);
+      // The run's recorded outputs folder; the worker's own only for callers that do not pass one.
+      const file = transcriptPath(input.outputsDir ?? outputsDir, input.runId, input.agentId);
       const log = logger.child({ runId: input.runId, agentId: input.agentId, attempt: ctx.info.attempt });
       const fresh = newMessages(input.messages);
       await appendJsonl(file, {

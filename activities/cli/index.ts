@@ -67,6 +67,8 @@ export const ClaudeTurnInputSchema = z.object({
   runId: SafeNameSchema,
   /** File-safe: it names the transcript file. */
   agentId: FileIdSchema,
+  /** The run's outputs folder (recorded at run start); default the worker's ORCHESTRATOR_OUTPUTS_DIR. */
+  outputsDir: z.string().startsWith('/', 'must be an absolute path').optional(),
   /** Chosen by the workflow, stable across turns of one agent. */
   sessionId: z.uuid('must be a UUID'),
   /** True for every turn after the first of the session. */
@@ -349,7 +351,8 @@ export function createCliActivities(deps: CliActivityDeps) {
     meter: { handle: MeterHandle; onRefused: (stop: (why: string) => void) => void } | undefined,
   ): Promise<RunOutcome> {
     const ctx = Context.current();
-    const dir = path.join(deps.outputsDir, input.runId, 'agents');
+    // The run's recorded outputs folder; the worker's own only for callers that do not pass one.
+    const dir = path.join(input.outputsDir ?? deps.outputsDir, input.runId, 'agents');
     fs.mkdirSync(dir, { recursive: true });
     const transcriptPath = path.join(dir, `${input.agentId}.jsonl`);
     const stderrPath = path.join(dir, `${input.agentId}.stderr.log`);

@@ -34,6 +34,8 @@ export const ScriptTurnInputSchema = z.object({
   /** File-safe agent id, used for the output file name. */
   agentId: FileIdSchema,
   workspace: z.string().startsWith('/'),
+  /** The run's outputs folder (recorded at run start); default the worker's ORCHESTRATOR_OUTPUTS_DIR. */
+  outputsDir: z.string().startsWith('/', 'must be an absolute path').optional(),
   command: z.array(z.string()).min(1),
   env: z.record(z.string(), z.string()).default({}),
   timeoutS: z.number().positive().default(600),
@@ -72,7 +74,8 @@ export function createScriptActivities(deps: {
     async scriptTurn(raw: ScriptTurnInput): Promise<ScriptTurnResult> {
       const input = ScriptTurnInputSchema.parse(raw);
       const ctx = Context.current();
-      const outDir = path.join(outputsDir, input.runId, 'agents');
+      // The run's recorded outputs folder; the worker's own only for callers that do not pass one.
+      const outDir = path.join(input.outputsDir ?? outputsDir, input.runId, 'agents');
       fs.mkdirSync(outDir, { recursive: true });
       const outputRef = path.join(outDir, `${input.agentId}.log`);
       const log = logger.child({ runId: input.runId, agentId: input.agentId, attempt: ctx.info.attempt });

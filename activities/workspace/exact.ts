@@ -147,7 +147,16 @@ export async function stageExact(
       indexFile(gitDir, 'nested', repo.path),
       excludesUnder(scan.nestedRepos, repo.path),
     );
-    await runGit(gitDir, workspace, ['rm', '-r', '--cached', '--quiet', '--ignore-unmatch', '--', repo.path]);
+    await runGit(gitDir, workspace, [
+      'rm',
+      '-r',
+      '--cached',
+      '--force',
+      '--quiet',
+      '--ignore-unmatch',
+      '--',
+      repo.path,
+    ]);
     await runGit(gitDir, workspace, ['read-tree', `--prefix=${repo.path}/`, tree]);
     const dotGit = `${repo.path}/.git`;
     if (repo.git === 'dir') {

@@ -282,3 +282,25 @@ export async function writeOutput(args: {
   await writeFileAtomic(file, data);
   return { path: file, bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') };
 }
+
+/**
+ * Records how a run ended in its manifest when the writer of the run could not: a terminated run runs no
+ * more code, so the first client that sees it closed writes the server's verdict. Creates the manifest
+ * from the checkpoint manifests on disk when there is none; returns whether anything changed.
+ */
+export async function recordRunEnd(args: {
+  outputsDir: string;
+  runId: string;
+  status: string;
+}): Promise<boolean> {
+  const file = path.join(args.outputsDir, segment(args.runId, 'run id'), 'manifest.json');
+  const previous = await readJson(file, RunManifestSchema);
+  if (previous?.status === args.status) return false;
+  if (!previous) {
+    await updateRunManifest({ outputsDir: args.outputsDir, runId: args.runId, status: args.status });
+    return true;
+  }
+  const manifest: RunManifest = { ...previous, status: args.status, updatedAt: new Date().toISOString() };
+  await writeFileAtomic(file, JSON.stringify(manifest, null, 2) + '\n');
+  return true;
+}

@@ -115,8 +115,17 @@ export interface Checkpoint {
   rolledBack?: boolean;
 }
 
+/** `terminated` and `timed_out` come from the server only: the workflow cannot observe them. */
 export type RunState =
-  'starting' | 'running' | 'rolling_back' | 'paused' | 'completed' | 'failed' | 'cancelled';
+  | 'starting'
+  | 'running'
+  | 'rolling_back'
+  | 'paused'
+  | 'completed'
+  | 'failed'
+  | 'cancelled'
+  | 'terminated'
+  | 'timed_out';
 
 export interface AgentStatusRow {
   id: string;

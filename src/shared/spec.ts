@@ -162,3 +162,29 @@ export const ProjectWorkflowInputSchema = z.object({
     .optional(),
 });
 export type ProjectWorkflowInput = z.infer<typeof ProjectWorkflowInputSchema>;
+
+/**
+ * The spec without the values its schema fills in by default (a phase's `optional: false`, empty
+ * `prompt`, `artifacts` and `gates`, the default strategy): the same spec once parsed again, in a
+ * fraction of the bytes. Runs carry their spec into every continue-as-new; 1,000 phases must fit.
+ */
+export function compactSpec(spec: ProjectSpec): ProjectSpec {
+  const isDefaultStrategy = (s: Strategy) =>
+    s.type === 'parallel' &&
+    s.pass_output === false &&
+    s.stop_on_failure === true &&
+    s.max_concurrency === undefined &&
+    s.batch_size === undefined;
+  const phases = spec.phases.map((p) => {
+    const out: Partial<PhaseSpec> = { name: p.name, agents: p.agents };
+    if (p.optional) out.optional = true;
+    if (p.skip) out.skip = true;
+    if (p.prompt) out.prompt = p.prompt;
+    if (!isDefaultStrategy(p.strategy)) out.strategy = p.strategy;
+    if (p.artifacts.length > 0) out.artifacts = p.artifacts;
+    if (p.gates.length > 0) out.gates = p.gates;
+    if (p.budget) out.budget = p.budget;
+    return out as PhaseSpec;
+  });
+  return { ...spec, phases };
+}

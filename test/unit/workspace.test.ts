@@ -372,6 +372,16 @@ describe('exact restores: nested repositories and permission bits', () => {
     expect((await userGit(lib, 'log', '--format=%s')).stdout).toBe('lib v1');
     expect((await userGit(lib, 'status', '--porcelain')).stdout).toBe('');
     expect(fs.existsSync(path.join(ws, 'fresh/.git/HEAD'))).toBe(true);
+
+    // Work after the rollback snapshots again: the index (CP1), HEAD (CP2) and the file all differ.
+    write('vendor/lib/lib.txt', 'lib v3\n');
+    const cp3 = await snapshotWorkspace({ workspace: ws, message: 'CP3' });
+    const shown = await execa('git', [
+      `--git-dir=${shadowGitDir(ws)}`,
+      'show',
+      `${cp3.commit}:vendor/lib/lib.txt`,
+    ]);
+    expect(shown.stdout).toBe('lib v3');
   });
 
   it('a fork gets the nested repository and the modes exactly', async () => {

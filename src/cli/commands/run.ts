@@ -9,10 +9,9 @@ import pc from 'picocolors';
 import { loadIntake } from '../../../config/intake';
 import type { AppConfig } from '../../../config/env';
 import { CheckpointIdSchema, checkpointsQuery, phaseResultsQuery } from '../../shared/messages';
-import { WorkflowType } from '../../shared/names';
 import type { Checkpoint, RunStatus } from '../../shared/run';
 import type { ProjectSpec } from '../../shared/spec';
-import { forkRun, queryStatus, rollbackRun, startRun, watchRun } from '../../runs';
+import { forkRun, listRuns, queryStatus, rollbackRun, startRun, watchRun } from '../../runs';
 import { preflight } from '../../preflight';
 import { checkWorkspacePath } from '../../workspace-path';
 import { startRehearsal } from '../../rehearsal';
@@ -145,19 +144,10 @@ export function registerRunCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (opts: { limit: number; json?: boolean }, cmd: Command) => {
       await withClient(cmd, async (client) => {
-        const rows: { runId: string; status: string; started: string; closed?: string }[] = [];
-        for await (const wf of client.workflow.list({ query: `WorkflowType = '${WorkflowType.project}'` })) {
-          rows.push({
-            runId: wf.workflowId,
-            status: wf.status.name,
-            started: wf.startTime.toISOString(),
-            closed: wf.closeTime?.toISOString(),
-          });
-          if (rows.length >= opts.limit) break;
-        }
+        const rows = await listRuns(client, opts.limit);
         if (opts.json) return printJson(rows);
-        const table = new Table({ head: ['run', 'status', 'started', 'closed'] });
-        for (const r of rows) table.push([r.runId, r.status, r.started, r.closed ?? '']);
+        const table = new Table({ head: ['run', 'state', 'started', 'closed'] });
+        for (const r of rows) table.push([r.runId, r.state, r.started, r.closed ?? '']);
         process.stdout.write(table.toString() + '\n');
       });
     });
