@@ -11,10 +11,8 @@ import {
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { readAuditTrail } from '../activities/audit';
 import { recordRunEnd } from '../activities/workspace/manifest';
 import { reconcileState, stateFromServer } from './run-state';
-import type { AuditEntry } from './shared/audit';
 import {
   ApproveRequestSchema,
   approveUpdate,
