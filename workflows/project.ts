@@ -166,7 +166,7 @@ const governance = proxyActivities<Pick<Activities, 'evaluateGates'>>({
 
 const meter = proxyActivities<Pick<Activities, 'readMeter'>>({
   startToCloseTimeout: '1 minute',
-  retry: { maximumAttempts: 10, nonRetryableErrorTypes: ['InvalidInput'] },
+  retry: retryPolicy(),
 });
 
 /** What an agent start was served, from its meter (see activities/meter). */

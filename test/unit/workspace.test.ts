@@ -225,11 +225,20 @@ describe('snapshot and restore', () => {
     await snapshotWorkspace({ workspace: ws, message: 'first' });
     const lock = path.join(shadowGitDir(ws), 'index.lock');
 
+    // A live process naming this repository's git dir holds the lock (as a running git would); the
+    // lock goes when it ends, and the snapshot must have waited for that rather than removed the lock.
     fs.writeFileSync(lock, '');
-    const released = new Promise((r) => setTimeout(r, 300)).then(() => fs.rmSync(lock));
+    const holder = execa('sh', ['-c', 'sleep 0.5', 'sh', `--git-dir=${shadowGitDir(ws)}`]);
+    const released = holder.then(() => fs.rmSync(lock));
     const held = await snapshotWorkspace({ workspace: ws, message: 'waited' });
     await released;
     expect(held.commit).toMatch(/^[0-9a-f]{40}$/);
+
+    // A fresh lock that no git process uses was left by a killed attempt: it is removed at once.
+    fs.writeFileSync(lock, '');
+    const orphaned = await snapshotWorkspace({ workspace: ws, message: 'orphaned lock' });
+    expect(orphaned.commit).toMatch(/^[0-9a-f]{40}$/);
+    expect(fs.existsSync(lock)).toBe(false);
 
     fs.writeFileSync(lock, '');
     const old = new Date(Date.now() - 10 * 60_000);
