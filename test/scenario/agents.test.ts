@@ -13,6 +13,7 @@ import { rollbackRun, startRun } from '../../src/runs';
 import { ProjectSpecSchema, type ProjectSpec } from '../../src/shared/spec';
 import { waitFor } from '../harness/gates';
 import { createTestEnv, tempDir, type TestEnv, spawnWorkerProcess } from '../harness/temporal';
+import { DEFAULT_AGENT_ATTEMPTS } from '../../src/shared/failures';
 
 function cliPhaseSpec(
   prompt: string,
@@ -182,7 +183,7 @@ describe('agent runtime on the real dev server', () => {
     expect(statuses.slice(0, 3)).toEqual([500, 500, 200]);
   });
 
-  it('a 400 fails once, not retried, with the server message in the failure', async () => {
+  it("a 400 is never retried by Temporal, counts against the agent's attempts, and names the server message", async () => {
     const since = server.requests.length;
     // Several, because the CLI itself retries a 400 once with fewer beta features.
     // `@fail 400` makes the server answer this conversation with a 400 every time (the CLI itself retries
@@ -199,11 +200,12 @@ describe('agent runtime on the real dev server', () => {
     expect(String((err as WorkflowFailedError).cause?.message)).toMatch(
       /InvalidRequest: .*rehearsal: @fail 400/,
     );
-    // One activity attempt: the child's history has a single claudeTurn start, on attempt 1.
+    // Temporal never retries it (every claudeTurn start is attempt 1): a 400 is the agent's own failure,
+    // counted by agentWorkflow against the agent's max_attempts (src/shared/failures.ts, the retry rule).
     const child = await t.client.workflow.getHandle(`${input.runId}/development/developer`).fetchHistory();
     const starts = (child.events ?? []).filter((e) => e.activityTaskStartedEventAttributes);
-    expect(starts).toHaveLength(1);
-    expect(starts[0]!.activityTaskStartedEventAttributes!.attempt).toBe(1);
+    expect(starts).toHaveLength(DEFAULT_AGENT_ATTEMPTS);
+    for (const s of starts) expect(s.activityTaskStartedEventAttributes!.attempt).toBe(1);
     expect(server.requests.slice(since).filter((r) => r.status === 200)).toHaveLength(0);
   });
 
