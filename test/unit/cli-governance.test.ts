@@ -210,7 +210,7 @@ describe('intake gates from the layered policy', () => {
       parseIntake(intake(undefined, '    gates: [{ id: mystery, threshold: 3 }]'), 'i.yaml'),
     ).toThrow('i.yaml: phases[0].gates[0].kind: is required (no earlier gate "mystery" to override)');
     expect(() => parseIntake(intake('../etc'), 'i.yaml')).toThrow(
-      'i.yaml: project.client: must be letters, digits, ., - or _',
+      'i.yaml: project.client: must be letters, digits, - or _, starting with a letter or digit',
     );
   });
 });

@@ -14,6 +14,7 @@ import { parseTasks, type TeamStatus } from '../../src/shared/team';
 import { readAuditTrail } from '../../activities/audit';
 import { nextProof, spawnAgent, startTeam, stopTeam, teamStatus } from '../../src/teams';
 import { waitFor } from '../harness/gates';
+import { processesMentioning } from '../harness/processes';
 import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -164,6 +165,7 @@ describe('team requests by signal, bad requests, stop (script backend)', () => {
   it('dedupes signals by name, records refused signals, gives clear CLI errors, and stops every process', async () => {
     const workspace = tempDir('orch-team-ws-');
     write(workspace, { 'ok.md': '- do nothing much' });
+    const holdMark = `hold-the-line-${path.basename(workspace)}`;
     const input = await startTeam(t.client, {
       goal: 'Hold the line',
       workspace,
@@ -172,11 +174,12 @@ describe('team requests by signal, bad requests, stop (script backend)', () => {
       backend: 'script',
       taskQueue: t.taskQueue,
       // The manager's process runs until the team is stopped.
-      instructions: { manager: `echo $$ > manager.pid; while :; do sleep 0.2; done` },
+      // Its pid is the sandbox's own (a pid namespace), so the test finds it by a marker in its command line.
+      instructions: { manager: `echo $$ > manager.pid; while :; do sleep 0.2; done # ${holdMark}` },
     });
     const { runId } = input;
     await waitFor(() => fs.existsSync(path.join(workspace, 'manager.pid')), 'the manager process');
-    const managerPid = Number(fs.readFileSync(path.join(workspace, 'manager.pid'), 'utf8'));
+    expect(processesMentioning(holdMark)).not.toEqual([]);
 
     // The test acts as the manager with the manager's own secret (from its 0600 key file).
     const creds = {
@@ -358,15 +361,7 @@ describe('team requests by signal, bad requests, stop (script backend)', () => {
     expect(session).toMatchObject({ state: 'stopped', stopReason: 'test over' });
     expect(final.agents.find((a) => a.id === 'architect-1')?.state).toBe('completed');
     // The manager's process group was ended before the run completed.
-    const alive = (pid: number) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    expect(alive(managerPid)).toBe(false);
+    expect(processesMentioning(holdMark)).toEqual([]);
     // `track` on a finished run prints the final dashboard once.
     const tracked = await cli(['track', runId]);
     expect(tracked.exitCode).toBe(0);
