@@ -73,13 +73,17 @@ describe('agents end when they should', () => {
     expect(phases[0]?.status).toBe('completed');
     expect(processesMentioning(`sleep ${seconds}`)).toEqual([]);
     expect(processesIn(ws)).toEqual([]);
+    // Which layer ends the sleep depends on the sandbox: bubblewrap's pid namespace ends it with the
+    // script; without a sandbox the runner does, and says so in the agent's log.
     const log = fs.readFileSync(
       path.join(t.config.outputsDir, input.runId, 'agents', 'planning-architect.log'),
       'utf8',
     );
-    expect(log).toMatch(
-      /\[orchestrator\] ended 1 background process\(es\) left by the script: \d+ sleep 300\./,
-    );
+    if (process.env.ORCHESTRATOR_SANDBOX === 'off') {
+      expect(log).toMatch(
+        /\[orchestrator\] ended 1 background process\(es\) left by the script: \d+ sleep 300\./,
+      );
+    }
   });
 
   it('a cli agent with timeout_s 10 against a model that stalls 120 s is ended at about 10 s, retried as a hang, and leaves no process', async () => {
