@@ -2,6 +2,7 @@ import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { type Command } from 'commander';
 import { type AppConfig, loadConfig } from '../../config/env';
 import { cannotReachTemporal } from '../connection-error';
+import { CLIENT_CHANNEL_ARGS } from '../client-channel';
 import { createLogger, type Logger } from '../logger';
 import { WorkflowType } from '../shared/names';
 
@@ -32,7 +33,11 @@ export async function connectClient(
 ): Promise<{ client: Client; close: () => Promise<void> }> {
   let connection: Connection;
   try {
-    connection = await Connection.connect({ address: config.temporal.address, connectTimeout: '5s' });
+    connection = await Connection.connect({
+      address: config.temporal.address,
+      connectTimeout: '5s',
+      channelArgs: CLIENT_CHANNEL_ARGS,
+    });
   } catch (err) {
     throw new CliError(cannotReachTemporal(config.temporal.address, err));
   }

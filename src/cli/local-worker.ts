@@ -4,6 +4,7 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import type { AppConfig } from '../../config/env';
+import { CLIENT_CHANNEL_ARGS } from '../client-channel';
 import { installRuntimeLogger } from '../../workers/runtime-logger';
 import { createWorker } from '../../workers/worker';
 import type { Logger } from '../logger';
@@ -16,7 +17,10 @@ export async function withLocalWorker<T>(
   installRuntimeLogger(logger);
   const { worker, connection: native } = await createWorker({ config, logger });
   const running = worker.run();
-  const connection = await Connection.connect({ address: config.temporal.address });
+  const connection = await Connection.connect({
+    address: config.temporal.address,
+    channelArgs: CLIENT_CHANNEL_ARGS,
+  });
   try {
     return await fn(new Client({ connection, namespace: config.temporal.namespace }));
   } finally {

@@ -11,6 +11,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { loadConfig, type AppConfig } from '../../config/env';
 import { createLogger } from '../../src/logger';
+import { CLIENT_CHANNEL_ARGS } from '../../src/client-channel';
 import { installRuntimeLogger } from '../../workers/runtime-logger';
 import { createWorker, type CreateWorkerOptions } from '../../workers/worker';
 import { saveHistories } from './record';
@@ -73,7 +74,10 @@ export async function createTestEnv(overrides: { outputsDir?: string } = {}): Pr
   const logger = createLogger(config.logLevel, { test: true }, testLogDestination);
   // The runtime logger must be installed before the first NativeConnection creates the runtime.
   installRuntimeLogger(logger);
-  const connection = await Connection.connect({ address: config.temporal.address });
+  const connection = await Connection.connect({
+    address: config.temporal.address,
+    channelArgs: CLIENT_CHANNEL_ARGS,
+  });
   const nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const workers: { worker: Worker; running: Promise<void> }[] = [];
