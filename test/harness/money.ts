@@ -51,3 +51,30 @@ export function ledgerSpend(l: Ledger): { microUsd: number; models: Record<strin
       }
   return { microUsd, models };
 }
+
+/**
+ * The model server's own tally (`GET /_tally`, as a client outside the test process would read it): total
+ * micro-dollars served over every model. Compare differences taken before and after a case.
+ */
+export async function tallyMicroUsd(server: Pick<ModelServer, 'url'>): Promise<number> {
+  const res = await fetch(`${server.url}/_tally`);
+  if (!res.ok) throw new Error(`GET /_tally answered ${res.status}`);
+  const tally = (await res.json()) as Record<string, { microUsd: number }>;
+  return Object.values(tally).reduce((s, m) => s + m.microUsd, 0);
+}
+
+/**
+ * Environment for a worker process (`spawnWorkerProcess`) whose agents talk to the local model server
+ * through the worker's metering gateway, with their own HOME for Claude Code sessions.
+ */
+export function modelWorkerEnv(
+  server: Pick<ModelServer, 'url'>,
+  agentHome: string,
+  apiKey = 'test-key',
+): Record<string, string> {
+  return {
+    ORCHESTRATOR_AGENT_HOME: agentHome,
+    ANTHROPIC_BASE_URL: server.url,
+    ANTHROPIC_API_KEY: apiKey,
+  };
+}

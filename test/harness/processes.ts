@@ -47,3 +47,19 @@ export function processesMentioning(text: string): string[] {
     .filter((pid) => !isZombie(pid) && cmdline(pid).includes(text))
     .map((pid) => `${pid} ${cmdline(pid)}`);
 }
+
+/** The pids of {@link processesMentioning} lines. */
+export function pidsOf(lines: readonly string[]): number[] {
+  return lines.map((l) => Number(l.split(' ', 1)[0]));
+}
+
+/** Sends `signal` to each pid; one gone already is fine. */
+export function signalEach(pids: readonly number[], signal: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // gone already
+    }
+  }
+}

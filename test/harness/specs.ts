@@ -39,3 +39,23 @@ export function sixPhaseSpec(gates: Gates, gated: readonly string[] = []): Proje
     })),
   });
 }
+
+/** A planning script phase (one artifact), so model phases run on a checkpointed workspace. */
+const PLAN_PHASE = {
+  name: 'planning',
+  agents: [{ role: 'architect', backend: 'script', command: ['sh', '-c', 'echo "# plan" > plan.md'] }],
+  artifacts: [{ pattern: 'plan.md' }],
+};
+
+/** A run of a planning script phase, then `phases` (raw intake shapes), with a $10 budget unless told. */
+export function modelSpec(
+  name: string,
+  phases: Record<string, unknown>[],
+  constraints: Record<string, unknown> = {},
+): ProjectSpec {
+  return ProjectSpecSchema.parse({
+    project: { name },
+    constraints: { budget_usd: 10, ...constraints },
+    phases: [PLAN_PHASE, ...phases],
+  });
+}

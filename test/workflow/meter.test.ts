@@ -12,29 +12,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startModelServer, type ModelServer } from '../../src/modelserver';
 import { auditQuery, budgetQuery } from '../../src/shared/messages';
 import type { RunStatus } from '../../src/shared/run';
-import { ProjectSpecSchema, type ProjectSpec } from '../../src/shared/spec';
+import type { ProjectSpec } from '../../src/shared/spec';
 import { queryStatus, raiseBudget, rollbackRun, startRun } from '../../src/runs';
 import { waitFor } from '../harness/gates';
 import { ledgerSpend, servedSince } from '../harness/money';
+import { modelSpec } from '../harness/specs';
 import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
 
-const plan = {
-  name: 'planning',
-  agents: [{ role: 'architect', backend: 'script', command: ['sh', '-c', 'echo "# plan" > plan.md'] }],
-  artifacts: [{ pattern: 'plan.md' }],
-};
-
-function spec(
-  name: string,
-  phases: Record<string, unknown>[],
-  constraints: Record<string, unknown> = {},
-): ProjectSpec {
-  return ProjectSpecSchema.parse({
-    project: { name },
-    constraints: { budget_usd: 10, ...constraints },
-    phases: [plan, ...phases],
-  });
-}
+const spec = modelSpec;
 
 describe('metered money', () => {
   let t: TestEnv;

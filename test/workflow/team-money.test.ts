@@ -1,0 +1,130 @@
+/**
+ * Exact money for team agents ended mid-turn (issue #9), with the real `claude` CLI against the local
+ * model server on the real dev server: `team stop` with agents in the middle of a model request, and
+ * `team task done` ending an agent whose turn goes on (the grace period). Each agent's charge equals what
+ * the server served to it (requests are told apart by the agent id in the persona), and their sum equals
+ * the server's own tally.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadHierarchyPolicy } from '../../config/hierarchy';
+import { startModelServer, type ModelServer } from '../../src/modelserver';
+import type { TeamStatus } from '../../src/shared/team';
+import { startTeam, stopTeam } from '../../src/teams';
+import { waitFor } from '../harness/gates';
+import { tallyMicroUsd } from '../harness/money';
+import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
+
+const policy = loadHierarchyPolicy(undefined, { agent: { completionGraceS: 2 } });
+
+describe('team agents ended mid-turn are charged what they were served', () => {
+  let t: TestEnv;
+  let server: ModelServer;
+  beforeAll(async () => {
+    server = await startModelServer();
+    t = await createTestEnv();
+    await t.startWorker({
+      deps: {
+        config: {
+          ...t.config,
+          anthropic: { baseURL: server.url, apiKey: 'test-key' },
+          agentHome: tempDir('orch-team-home-'),
+        },
+      },
+    });
+  });
+  afterAll(async () => {
+    await t.close();
+    await server.close();
+  });
+
+  /** Micro-dollars the server served to one agent's requests since index `since`. */
+  const servedTo = (agentId: string, since: number) =>
+    server.requests
+      .slice(since)
+      .filter(
+        (r) =>
+          r.endpoint === 'messages' &&
+          r.status === 200 &&
+          r.usage &&
+          r.system.includes(`(agent id ${agentId})`),
+      )
+      .reduce((s, r) => s + r.microUsd!, 0);
+
+  /** A request of `agentId` waiting at the server for its (long) answer, after something was served. */
+  const inFlight = (agentId: string, since: number) =>
+    servedTo(agentId, since) > 0 &&
+    server.requests
+      .slice(since)
+      .some((r) => r.status === 0 && r.system.includes(`(agent id ${agentId})`) && r.maxTokens! > 1);
+
+  function expectChargedAsServed(final: TeamStatus, since: number, tallied: number): void {
+    let sum = 0;
+    for (const a of final.agents) {
+      const charged = Math.round(a.costUsd * 1e6);
+      expect(charged, a.id).toBe(servedTo(a.id, since));
+      sum += charged;
+    }
+    expect(sum).toBe(tallied);
+  }
+
+  it('team stop with every agent in the middle of a model request', async () => {
+    const since = server.requests.length;
+    const before = await tallyMicroUsd(server);
+    const input = await startTeam(t.client, {
+      goal: 'Stopped mid-turn',
+      workspace: tempDir('orch-team-ws-'),
+      outputsDir: t.config.outputsDir,
+      policy,
+      taskQueue: t.taskQueue,
+      instructions: {
+        manager: 'Coordinate.\n@cost 800\n@write m.txt manager\n@sleep 120000\n@write m2.txt late',
+        architect: 'Design.\n@cost 800\n@write a.txt architect\n@sleep 120000\n@write a2.txt late',
+      },
+    });
+    await waitFor(
+      () => inFlight('manager-1', since) && inFlight('architect-1', since),
+      'both agents waiting for a model answer',
+      150_000,
+    );
+    await stopTeam(t.client, input.runId, 'test: stop mid-turn');
+    const final = (await t.client.workflow.getHandle(input.runId).result()) as TeamStatus;
+    expect(final.agents.map((a) => [a.id, a.state]).sort()).toEqual([
+      ['architect-1', 'stopped'],
+      ['manager-1', 'stopped'],
+    ]);
+    for (const a of final.agents) expect(a.costUsd).toBeGreaterThan(0);
+    expectChargedAsServed(final, since, (await tallyMicroUsd(server)) - before);
+  });
+
+  it('team task done ends an agent whose turn goes on: charged what it was served', async () => {
+    const since = server.requests.length;
+    const before = await tallyMicroUsd(server);
+    const input = await startTeam(t.client, {
+      goal: 'Done mid-turn',
+      workspace: tempDir('orch-team-ws-'),
+      outputsDir: t.config.outputsDir,
+      policy,
+      taskQueue: t.taskQueue,
+      instructions: {
+        manager: 'Coordinate.\n@cost 500\n@bash orchestrator team task done --all',
+        // After its last task it keeps the model busy: the grace period ends it mid-request.
+        architect:
+          'Design.\n@cost 800\n@write a.txt architect\n@bash orchestrator team task done --all\n@sleep 120000\n@say late',
+      },
+    });
+    const final = (await t.client.workflow.getHandle(input.runId).result()) as TeamStatus;
+    expect(final.state).toBe('completed');
+    expect(final.agents.map((a) => [a.id, a.state]).sort()).toEqual([
+      ['architect-1', 'completed'],
+      ['manager-1', 'completed'],
+    ]);
+    // The architect was ended while its last request waited at the server: that one was never served.
+    expect(
+      server.requests
+        .slice(since)
+        .some((r) => r.system.includes('(agent id architect-1)') && r.status === 499),
+    ).toBe(true);
+    for (const a of final.agents) expect(a.costUsd).toBeGreaterThan(0);
+    expectChargedAsServed(final, since, (await tallyMicroUsd(server)) - before);
+  });
+});
