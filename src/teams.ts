@@ -12,6 +12,7 @@ import { capabilityProof, type CapabilityPurpose } from './shared/identity';
 import { DEFAULT_TASK_QUEUE, WorkflowType } from './shared/names';
 import {
   requestAgentUpdate,
+  sendMessageUpdate,
   spawnAgentSignal,
   spawnRefusedSignal,
   stopTeamSignal,
@@ -21,6 +22,8 @@ import {
   teamAgentStatusQuery,
   teamStatusQuery,
   TeamWorkflowInputSchema,
+  type MessageRequest,
+  type MessageResult,
   type SpawnRequest,
   type SpawnResult,
   type TaskDoneRequest,
@@ -251,6 +254,32 @@ export async function spawnAgent(
 ): Promise<void> {
   const sent = await proven(client, runId, req, creds);
   await client.workflow.getHandle(runId).signal(spawnAgentSignal, sent);
+}
+
+/**
+ * Sends a message to a running agent of the team (update `sendMessage`); it reaches the agent's live
+ * session as a new user turn. With `creds` (an agent's own) the message proves it comes from that agent.
+ * Refused (thrown as {@link TeamError}) when the agent has ended or is unknown.
+ */
+export async function sendMessage(
+  client: Client,
+  runId: string,
+  req: Omit<MessageRequest, 'from' | 'proof'>,
+  creds?: AgentCredentials,
+): Promise<MessageResult> {
+  await ensureTeamRun(client, runId);
+  // From an agent, the message names it and carries its next `team` proof; otherwise it is the user's.
+  const proof = creds ? await nextProof(client, runId, creds, 'team') : undefined;
+  const sent: MessageRequest = creds
+    ? { ...req, from: creds.agentId, ...(proof ? { proof } : {}) }
+    : { ...req, from: 'user' };
+  try {
+    return await client.workflow.getHandle(runId).executeUpdate(sendMessageUpdate, { args: [sent] });
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError)
+      throw new TeamError(`message not delivered: ${err.cause?.message ?? err.message}`);
+    throw err;
+  }
 }
 
 /**

@@ -41,8 +41,15 @@ import type { CliSubagent } from '../src/shared/spec';
 import { createAuditTrail } from './audit';
 import {
   agentDir,
+  agentInboxQuery,
   agentProgressSignal,
+  checkMessage,
   checkSpawnRequest,
+  deliverMessageSignal,
+  messageAgentSignal,
+  messagePrompt,
+  reportStatusSignal,
+  sendMessageUpdate,
   isActive,
   RefusalReportSchema,
   spoofReportSignal,
@@ -62,6 +69,7 @@ import {
   teamStatusQuery,
   TeamWorkflowInputSchema,
   type AgentProgress,
+  type MessageResult,
   type SpawnRequest,
   type SpawnResult,
   type TaskCounts,
@@ -69,6 +77,7 @@ import {
   type TeamAgentSettings,
   type TeamAgentStatus,
   type TeamBackend,
+  type TeamMessage,
   type TeamRefusal,
   type TeamState,
   type TeamStatus,
@@ -343,6 +352,65 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
       reason: r.data.reason,
     });
   });
+  /** Hands an accepted message to its agent's workflow (once that has started), on the audit trail. */
+  async function deliver(agentId: string, from: string, text: string): Promise<MessageResult> {
+    const rec = byId(agentId)!;
+    record('run', from, { event: 'message', to: rec.id, from, text: text.slice(0, 2000) });
+    await condition(() => rec.handle !== undefined || !isActive(rec.state));
+    try {
+      if (!rec.handle) throw new Error('never started');
+      await rec.handle.signal(deliverMessageSignal, { from, text });
+    } catch (err) {
+      // It ended between the check and the delivery (its result is not processed yet).
+      const state = isActive(rec.state) ? 'ended' : rec.state;
+      record('run', from, { event: 'message_refused', to: rec.id, reason: describe(err) });
+      throw ApplicationFailure.nonRetryable(
+        `agent ${rec.id} (${rec.name}) has ended: ${state}`,
+        'MessageRefused',
+      );
+    }
+    return { to: rec.id, name: rec.name, state: rec.state };
+  }
+  /**
+   * A message from an agent must prove it comes from that agent (as its requests do); the operator's
+   * messages (`from: user`) carry no proof. A refusal is audited as a spoof attempt.
+   */
+  function authenticateSender(req: { from: string; proof?: string }, source: 'signal' | 'update') {
+    if (req.from === 'user') return { ok: true as const };
+    return authenticate({ requestedBy: req.from, proof: req.proof }, source);
+  }
+  setHandler(messageAgentSignal, async (req) => {
+    const check = checkMessage(view(), req);
+    if (!check.ok) {
+      const from = typeof req?.from === 'string' ? req.from.slice(0, 100) : 'user';
+      record('run', from, {
+        event: 'message_refused',
+        to: String(req?.to).slice(0, 100),
+        reason: check.reason,
+      });
+      log.warn('message refused', { runId, reason: check.reason });
+      return;
+    }
+    if (!authenticateSender(check.request, 'signal').ok) return;
+    // A signal has no caller to tell: a late refusal is on the audit trail (deliver records it).
+    await deliver(check.agentId, check.request.from, check.request.text).catch(() => undefined);
+  });
+  setHandler(
+    sendMessageUpdate,
+    async (req): Promise<MessageResult> => {
+      const check = checkMessage(view(), req);
+      if (!check.ok) throw ApplicationFailure.nonRetryable(check.reason, 'MessageRefused');
+      const auth = authenticateSender(check.request, 'update');
+      if (!auth.ok) throw ApplicationFailure.nonRetryable(auth.reason, 'SpoofAttempt');
+      return deliver(check.agentId, check.request.from, check.request.text);
+    },
+    {
+      validator: (req) => {
+        const check = checkMessage(view(), req);
+        if (!check.ok) throw new Error(check.reason);
+      },
+    },
+  );
   setHandler(stopTeamSignal, (raw) => {
     const req = StopTeamRequestSchema.safeParse(raw);
     if (!req.success) {
@@ -370,6 +438,7 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
     if (p.costUsd !== undefined) rec.costUsd = p.costUsd;
     if (p.turns !== undefined) rec.turns = p.turns;
     if (p.tasks) rec.tasks = p.tasks;
+    if (p.note !== undefined) rec.note = p.note;
   });
   setHandler(teamStatusQuery, (): TeamStatus => status());
   setHandler(auditQuery, (req) => trail.page(req).entries);
@@ -615,6 +684,18 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
   const allTasksDone = () => status.tasks.total > 0 && status.tasks.completed === status.tasks.total;
   const complete = () => reportedDone || allTasksDone();
 
+  // Messages from teammates and users: the running turn's activity polls them into the live session;
+  // what arrives between turns goes into the next turn's prompt.
+  const inbox: TeamMessage[] = [];
+  let deliveredSeq = 0;
+  setHandler(deliverMessageSignal, (m) => {
+    inbox.push({ seq: inbox.length + 1, from: m.from, text: m.text, at: new Date().toISOString() });
+  });
+  setHandler(agentInboxQuery, (after) => inbox.filter((m) => m.seq > (after ?? 0)));
+  setHandler(reportStatusSignal, ({ text }) => {
+    status.note = String(text).slice(0, 500);
+    report({ note: status.note });
+  });
   setHandler(teamAgentStatusQuery, () => ({ ...status, ...(cap ? { proofsUsed: cap.used } : {}) }));
   setHandler(stopAgentSignal, (req) => {
     stopReason = req?.reason || 'stopped';
@@ -737,13 +818,19 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
           error: r.ok ? undefined : `script exited with code ${r.exitCode}: ${r.summary.slice(-300)}`,
         };
       }
+      // Messages that arrived while no turn ran open the next prompt.
+      const unread = inbox.filter((m) => m.seq > deliveredSeq);
+      const base = round === 1 ? firstPrompt(input, dir) : continuePrompt(tasks);
+      const prompt = unread.length ? [...unread.map(messagePrompt), '', base].join('\n') : base;
+      const afterSeq = unread.at(-1)?.seq ?? deliveredSeq;
       const r = await model.claudeTurn({
         runId: input.runId,
         agentId: agent.id,
         outputsDir: input.outputsDir,
         sessionId: sessionId!,
         resume: round > 1,
-        prompt: round === 1 ? firstPrompt(input, dir) : continuePrompt(tasks),
+        prompt,
+        team: { runId: input.runId, agentId: agent.id, afterSeq },
         cwd: input.workspace,
         model: input.model ?? settings.model,
         maxTurns: input.maxTurns ?? settings.maxTurns,
@@ -759,6 +846,7 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
         previousSessionUsage: session.usage,
       });
       session = { cost: r.totalCostUsd, usage: r.sessionUsage };
+      deliveredSeq = Math.max(deliveredSeq, r.deliveredSeq ?? afterSeq);
       return {
         ok: r.ok,
         cancelled: false,

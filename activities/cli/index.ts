@@ -23,7 +23,11 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { execa } from 'execa';
 import { z } from 'zod';
 import { ConfigError, formatZodIssues } from '../../config/errors';
-import { buildClaudeArgs, CliSubagentSchema, type SessionMode } from '../../src/claude/args';
+import { buildClaudeArgs, CliSubagentSchema, type SessionMode, userLine } from '../../src/claude/args';
+import { agentInboxQuery, messagePrompt, teamAgentWorkflowId } from '../../src/shared/team';
+import { TEAM_MCP_SERVER, teamToolsAllowed } from '../team-tools/definitions';
+import { createTeamToolHandler } from '../team-tools/handler';
+import { serveTeamTools, TEAM_MCP_SCRIPT, TEAM_SOCKET_ENV, type TeamToolSocket } from '../team-tools/socket';
 import {
   createStreamState,
   feedLine,
@@ -100,6 +104,20 @@ export const ClaudeTurnInputSchema = z.object({
   previousSessionUsage: UsageTotalsSchema.optional(),
   /** The meter this turn spends on, and its limits; default: a meter named after `agentId`. */
   meter: MeterInputSchema.optional(),
+  /**
+   * A team agent: the run gets the team MCP server (tools act as this agent) and live input, so messages
+   * the agent receives while it runs reach the session as new user turns.
+   */
+  team: z
+    .object({
+      runId: z.string().min(1),
+      agentId: z.string().min(1),
+      /** Messages up to this inbox seq were already given to the session (e.g. in the prompt). */
+      afterSeq: z.number().int().nonnegative().default(0),
+      /** How often the agent's inbox is polled while its process runs. */
+      pollMs: z.number().int().positive().default(250),
+    })
+    .optional(),
 });
 export type ClaudeTurnInput = z.input<typeof ClaudeTurnInputSchema>;
 
@@ -141,6 +159,8 @@ export interface ClaudeTurnSummary {
   exitCode?: number;
   /** How the session was opened by the run that produced this summary. */
   sessionMode: SessionMode;
+  /** Team agents: the highest inbox seq given to the live session. */
+  deliveredSeq?: number;
 }
 
 /** Heartbeat details: progress, plus the process group so a later attempt can tell what ran before. */
@@ -320,6 +340,8 @@ export function createCliActivities(deps: CliActivityDeps) {
       // CLI sees a 429's retry-after header (its result reports just the status): that retry honours it,
       // and anything still failing surfaces here for Temporal to retry.
       CLAUDE_CODE_MAX_RETRIES: '1',
+      // Team tools are offered up front: behind tool search the model would need a lookup turn to find them.
+      ...(input.team ? { ENABLE_TOOL_SEARCH: 'false' } : {}),
       ...deps.env,
       ...(baseURL ? { ANTHROPIC_BASE_URL: baseURL } : {}),
       // The agent's own secret, from its 0600 file: never part of the activity's input or history.
@@ -362,6 +384,28 @@ export function createCliActivities(deps: CliActivityDeps) {
     const started = Date.now();
     let stderrTail = '';
 
+    const team = input.team;
+    let tools: TeamToolSocket | undefined;
+    if (team) {
+      tools = await serveTeamTools(
+        createTeamToolHandler({
+          client: ctx.client,
+          identity: { runId: team.runId, agentId: team.agentId },
+          logger: log,
+        }),
+      );
+    }
+    const mcpConfig = tools
+      ? JSON.stringify({
+          mcpServers: {
+            [TEAM_MCP_SERVER]: {
+              command: process.execPath,
+              args: [TEAM_MCP_SCRIPT],
+              env: { [TEAM_SOCKET_ENV]: tools.path },
+            },
+          },
+        })
+      : undefined;
     const args = buildClaudeArgs({
       sessionId: input.sessionId,
       mode,
@@ -369,10 +413,12 @@ export function createCliActivities(deps: CliActivityDeps) {
       maxTurns: input.maxTurns,
       maxBudgetUsd: input.maxBudgetUsd,
       appendSystemPrompt: input.appendSystemPrompt,
-      allowedTools: input.allowedTools,
+      allowedTools: team ? [...(input.allowedTools ?? []), ...teamToolsAllowed()] : input.allowedTools,
       disallowedTools: input.disallowedTools,
       permissionMode: input.permissionMode,
       agents: input.agents,
+      mcpConfig,
+      liveInput: Boolean(team),
       ...(settingSources === null ? {} : { settingSources }),
     });
     log.info(
@@ -406,9 +452,47 @@ export function createCliActivities(deps: CliActivityDeps) {
       detached: true,
       reject: false,
       buffer: false,
-      input: prompt,
+      ...(team ? { stdin: 'pipe' as const } : { input: prompt }),
       stripFinalNewline: false,
     });
+    // Live input: the prompt is the first user line; messages follow as lines of their own while it runs.
+    let deliveredSeq = team?.afterSeq ?? 0;
+    let inputOpen = Boolean(team);
+    let polling: Promise<number> | undefined;
+    const write = (text: string) => {
+      if (inputOpen) child.stdin?.write(userLine(text));
+    };
+    const pollInbox = (): Promise<number> => {
+      if (!team || !inputOpen) return Promise.resolve(0);
+      polling ??= ctx.client.workflow
+        .getHandle(teamAgentWorkflowId(team.runId, team.agentId))
+        .query(agentInboxQuery, deliveredSeq)
+        .then((messages) => {
+          let written = 0;
+          for (const m of messages) {
+            if (m.seq <= deliveredSeq || !inputOpen) continue;
+            write(messagePrompt(m));
+            deliveredSeq = m.seq;
+            written++;
+            log.info({ seq: m.seq, from: m.from }, 'message passed to the live session');
+          }
+          return written;
+        })
+        .catch((err: unknown) => {
+          log.warn({ error: (err as Error).message }, 'inbox poll failed');
+          return 0;
+        })
+        .finally(() => (polling = undefined));
+      return polling;
+    };
+    const endInput = () => {
+      if (!inputOpen) return;
+      inputOpen = false;
+      child.stdin?.end();
+    };
+    child.stdin?.on('error', () => undefined);
+    if (team) write(prompt);
+    const poller = team ? setInterval(() => void pollInbox(), team.pollMs) : undefined;
     const pid = child.pid;
     const exited = new Promise<void>((resolve) => {
       child.once('exit', () => resolve());
@@ -500,6 +584,14 @@ export function createCliActivities(deps: CliActivityDeps) {
         log.warn({ error: ev.error, line: line.slice(0, 200) }, 'malformed stream-json line');
       else if (ev.kind === 'result' && ev.result.is_error)
         log.info({ subtype: ev.result.subtype }, 'claude result is an error');
+      // The turn is over: one last look at the inbox, then end the input (the process exits) unless a
+      // message arrived, which becomes the next turn of this process.
+      if (ev.kind === 'result' && inputOpen) {
+        void (async () => {
+          await polling;
+          if ((await pollInbox()) === 0) endInput();
+        })();
+      }
       beat();
     });
 
@@ -537,6 +629,7 @@ export function createCliActivities(deps: CliActivityDeps) {
         exitCode,
         sessionMode: mode,
       });
+      if (team) summary.deliveredSeq = deliveredSeq;
       const cancelled = ctx.cancellationSignal.aborted;
       if (hung && !cancelled) {
         log.warn({ why: hung, bytes, lines: lineCount }, 'claude run ended as hung');
@@ -574,6 +667,9 @@ export function createCliActivities(deps: CliActivityDeps) {
       if (deadline) clearTimeout(deadline);
       lease.release();
       if (refusalTimer) clearTimeout(refusalTimer);
+      clearInterval(poller);
+      endInput();
+      await tools?.close();
       ctx.cancellationSignal.removeEventListener('abort', onAbort);
       await Promise.all([
         new Promise<void>((r) => transcript.end(r)),

@@ -30,6 +30,23 @@ export interface ClaudeArgsOptions {
    * load them all.
    */
   settingSources?: string;
+  /** `--mcp-config <json>` (a JSON string or a file), with `--strict-mcp-config`: only these MCP servers. */
+  mcpConfig?: string;
+  /**
+   * Live input: `--input-format stream-json --replay-user-messages`. The prompt and later user turns
+   * arrive on stdin as JSON lines ({@link userLine}); each is echoed to stdout, so it is in the transcript.
+   */
+  liveInput?: boolean;
+}
+
+/** One user turn on the stdin of a `claude --input-format stream-json` process. */
+export function userLine(text: string): string {
+  return `${JSON.stringify({
+    type: 'user',
+    message: { role: 'user', content: text },
+    parent_tool_use_id: null,
+    session_id: '',
+  })}\n`;
 }
 
 /** Builds the argv (without the binary) of `claude -p --output-format stream-json --verbose …`. */
@@ -43,6 +60,9 @@ export function buildClaudeArgs(o: ClaudeArgsOptions): string[] {
   if (o.permissionMode) args.push('--permission-mode', o.permissionMode);
   if (o.settingSources !== undefined) args.push('--setting-sources', o.settingSources);
   if (o.agents && Object.keys(o.agents).length > 0) args.push('--agents', JSON.stringify(o.agents));
+  if (o.liveInput) args.push('--input-format', 'stream-json', '--replay-user-messages');
+  // --mcp-config is variadic too: the flag after it ends its list.
+  if (o.mcpConfig) args.push('--mcp-config', o.mcpConfig, '--strict-mcp-config');
   // Variadic flags go last so nothing after them can be read as one more tool name.
   if (o.allowedTools?.length) args.push('--allowedTools', ...o.allowedTools);
   if (o.disallowedTools?.length) args.push('--disallowedTools', ...o.disallowedTools);

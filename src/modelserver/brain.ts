@@ -13,7 +13,9 @@
  *   attempts (default: always).
  * - `@sleep <ms>`: the next step's response streams only after this delay (pings keep the stream alive).
  * - `@say <text>`: the final answer's text.
- * `@write`/`@bash` become one tool_use per turn; "the next step" is the next `@write`/`@bash` or, after the
+ * - `@tool <name> <json>`: call a tool the request offers by its exact name (e.g. an MCP tool
+ *   `mcp__team__request_teammate`) with these JSON arguments; skipped when the tool is not offered.
+ * `@write`/`@bash`/`@tool` become one tool_use per turn; "the next step" is the next `@write`/`@bash` or, after the
  * last one, the final answer.
  */
 import path from 'node:path';
@@ -85,7 +87,9 @@ export type BrainReply =
 export type Brain = (req: BrainRequest) => BrainReply | Promise<BrainReply>;
 
 type Action =
-  { kind: 'write'; path: string; content: string } | { kind: 'bash'; command: string; forced?: boolean };
+  | { kind: 'write'; path: string; content: string }
+  | { kind: 'bash'; command: string; forced?: boolean }
+  | { kind: 'tool'; name: string; input: Record<string, unknown> };
 
 interface Modifiers {
   cost?: number;
@@ -175,7 +179,7 @@ function parseDirectives(task: string, canRun: (a: Action) => boolean): Parsed {
   let say: string | undefined;
   let directiveCount = 0;
   for (const raw of task.split('\n')) {
-    const m = /^@(write|bash|force-bash|cost|fail|sleep|say)(?:\s+(.*))?$/.exec(raw.trim());
+    const m = /^@(write|bash|force-bash|tool|cost|fail|sleep|say)(?:\s+(.*))?$/.exec(raw.trim());
     if (!m) continue;
     const verb = m[1];
     const arg = (m[2] ?? '').trim();
@@ -195,6 +199,21 @@ function parseDirectives(task: string, canRun: (a: Action) => boolean): Parsed {
     } else if (verb === 'bash') {
       if (!arg) continue;
       const action: Action = { kind: 'bash', command: arg };
+      if (canRun(action)) {
+        steps.push({ action, mods: pending });
+        pending = {};
+      }
+    } else if (verb === 'tool') {
+      const t = /^(\S+)\s*(.*)$/.exec(arg);
+      if (!t?.[1]) continue;
+      let input: unknown = {};
+      try {
+        input = t[2] ? JSON.parse(t[2]) : {};
+      } catch {
+        continue;
+      }
+      if (!input || typeof input !== 'object' || Array.isArray(input)) continue;
+      const action: Action = { kind: 'tool', name: t[1], input: input as Record<string, unknown> };
       if (canRun(action)) {
         steps.push({ action, mods: pending });
         pending = {};
@@ -343,6 +362,7 @@ function toolFamily(toolNames: string[]): ToolFamily {
 }
 
 function toolUse(action: Action, family: ToolFamily, cwd: string | undefined): ReplyBlock {
+  if (action.kind === 'tool') return { type: 'tool_use', name: action.name, input: action.input };
   if (action.kind === 'write') {
     if (family === 'cli') {
       const filePath = path.isAbsolute(action.path) || !cwd ? action.path : path.join(cwd, action.path);
@@ -361,6 +381,7 @@ function toolUse(action: Action, family: ToolFamily, cwd: string | undefined): R
 }
 
 function describe(action: Action): string {
+  if (action.kind === 'tool') return `called ${action.name}`;
   return action.kind === 'write' ? `wrote ${action.path}` : `ran \`${action.command}\``;
 }
 
@@ -391,9 +412,11 @@ export const rehearsalBrain: Brain = (req) => {
   const task = firstUserText(req.messages);
   const family = toolFamily(req.toolNames);
   const can = (a: Action) =>
-    family === 'cli'
-      ? req.toolNames.includes(a.kind === 'write' ? 'Write' : 'Bash')
-      : family === 'api' && req.toolNames.includes(a.kind === 'write' ? 'write_file' : 'run_command');
+    a.kind === 'tool'
+      ? req.toolNames.includes(a.name)
+      : family === 'cli'
+        ? req.toolNames.includes(a.kind === 'write' ? 'Write' : 'Bash')
+        : family === 'api' && req.toolNames.includes(a.kind === 'write' ? 'write_file' : 'run_command');
   const parsed = parseDirectives(task, can);
   // Role lines may arrive as mid-conversation `system` entries as well as in the system prompt.
   const systemTexts = [

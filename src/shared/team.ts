@@ -184,6 +184,8 @@ export interface TeamAgentRow {
   error?: string;
   /** Requests this agent has proven so far: its next proof is element CHAIN_LENGTH - proofsUsed - 1. */
   proofsUsed?: number;
+  /** The agent's latest `report_status` text. */
+  note?: string;
 }
 
 export interface TeamRefusal {
@@ -229,6 +231,70 @@ export interface AgentProgress {
   costUsd?: number;
   turns?: number;
   tasks?: TaskCounts;
+  /** A `report_status` text. */
+  note?: string;
+}
+
+// ---- messages between agents ----
+/**
+ * A message to a running agent, by signal `messageAgent` or update `sendMessage` on the team run. `to` is
+ * an agent id (`software-engineer-1`) or name (`api-dev`); `from` is an agent id, or `user` (the default).
+ */
+export const MessageRequestSchema = z.object({
+  to: z.string().min(1, 'must name an agent (id or name)'),
+  text: z.string().min(1, 'must not be empty').max(20_000, 'must be at most 20000 characters'),
+  from: z.string().min(1).max(200).default('user'),
+  /** From an agent: its next `team` capability proof (see shared/identity), as in {@link SpawnRequest}. */
+  proof: z.string().max(200).optional(),
+});
+export type MessageRequest = z.input<typeof MessageRequestSchema>;
+
+/** A message as the receiving agent's workflow keeps it (its inbox). */
+export interface TeamMessage {
+  /** Per receiving agent, from 1. */
+  seq: number;
+  from: string;
+  text: string;
+  at: string;
+}
+
+/** What `sendMessage` returns: the message reached the agent's workflow and goes to its live session. */
+export interface MessageResult {
+  to: string;
+  name: string;
+  state: TeamAgentState;
+}
+
+/** The user turn a message becomes in the receiving agent's session. */
+export function messagePrompt(m: Pick<TeamMessage, 'from' | 'text'>): string {
+  return `Message from ${m.from}:\n${m.text}`;
+}
+
+/** Decides a message against the team: the agent named, or why it cannot receive one (pure). */
+export function checkMessage(
+  team: TeamView,
+  raw: unknown,
+):
+  | { ok: true; request: z.infer<typeof MessageRequestSchema>; agentId: string }
+  | { ok: false; reason: string } {
+  const parsed = MessageRequestSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'message'}: ${i.message}`);
+    return { ok: false, reason: `invalid message: ${issues.join('; ')}` };
+  }
+  const req = parsed.data;
+  const target = team.agents.find((a) => a.id === req.to) ?? team.agents.find((a) => a.name === req.to);
+  if (!target) {
+    const known = team.agents.map((a) => `${a.id} (${a.name})`).join(', ') || 'none';
+    return { ok: false, reason: `no agent "${req.to}" in this team; agents: ${known}` };
+  }
+  if (!isActive(target.state)) {
+    return { ok: false, reason: `agent ${target.id} (${target.name}) has ended: ${target.state}` };
+  }
+  if (req.from !== 'user' && !team.agents.some((a) => a.id === req.from)) {
+    return { ok: false, reason: `sender "${req.from}" is not an agent of this team` };
+  }
+  return { ok: true, request: req, agentId: target.id };
 }
 
 // ---- team workflow messages ----
@@ -262,6 +328,10 @@ export const spoofReportSignal = defineSignal<[SpoofReport]>('spoofReport');
 /** Sent by agent workflows to their team. */
 export const agentProgressSignal = defineSignal<[AgentProgress]>('agentProgress');
 export const teamStatusQuery = defineQuery<TeamStatus>('status');
+/** A message to a running agent, fire-and-forget; a refusal (ended agent, unknown name) is in status and audit. */
+export const messageAgentSignal = defineSignal<[MessageRequest]>('messageAgent');
+/** A message to a running agent; refused with the agent's state when it has ended. */
+export const sendMessageUpdate = defineUpdate<MessageResult, [MessageRequest]>('sendMessage');
 
 // ---- team agent workflow messages ----
 export const TaskDoneRequestSchema = z
@@ -293,6 +363,8 @@ export interface TeamAgentStatus {
   dir: string;
   /** `taskDone` requests proven so far (see {@link TeamAgentRow.proofsUsed}). */
   proofsUsed?: number;
+  /** The latest `report_status` text. */
+  note?: string;
 }
 
 /** Mark a task of this agent done (the `orchestrator team task done` command). */
@@ -300,6 +372,12 @@ export const taskDoneUpdate = defineUpdate<TaskDoneResult, [TaskDoneRequest]>('t
 /** End this agent's process; it completes as `stopped`. */
 export const stopAgentSignal = defineSignal<[{ reason?: string }]>('stopAgent');
 export const teamAgentStatusQuery = defineQuery<TeamAgentStatus>('status');
+/** The team hands an accepted message to its agent's workflow, which passes it to the live session. */
+export const deliverMessageSignal = defineSignal<[{ from: string; text: string }]>('deliverMessage');
+/** The messages an agent has received after `afterSeq` (its activity polls this for its live session). */
+export const agentInboxQuery = defineQuery<TeamMessage[], [number]>('inbox');
+/** `report_status`: a short text shown in team status and track. */
+export const reportStatusSignal = defineSignal<[{ text: string }]>('reportStatus');
 
 // ---- ids and paths ----
 /** The workflow id of a team agent: stable, so a replay or retry finds the same child. */
@@ -518,6 +596,15 @@ export function renderPersona(p: PersonaInput): string {
     '- session.json: your session information.',
     `When every task is completed your process is ended and the directory is archived as ${p.agent.id}-completed/.`,
     '',
+    ...(p.backend === 'cli'
+      ? [
+          '## Team tools',
+          'Your team tools act as you: request_teammate, message_teammate (reaches a running teammate within',
+          'seconds), read_messages, list_team, complete_task and report_status. Messages to you arrive as new',
+          'user turns starting "Message from <agent id>:". The commands below do the same from a shell.',
+          '',
+        ]
+      : []),
     '## Requesting teammates',
     ...request,
     '',

@@ -21,6 +21,7 @@ import {
   latestTeamRunId,
   markTaskDone,
   requestAgent,
+  sendMessage,
   spawnAgent,
   startTeam,
   stopTeam,
@@ -280,6 +281,29 @@ export function registerTeamCommands(program: Command): void {
       },
     );
 
+  team
+    .command('message <agent> <text>')
+    .description('send a message to a running agent (id or name); it reaches its session within seconds')
+    .option('--run <runId>', 'team run (default: $ORCHESTRATOR_RUN_ID, else the latest)')
+    .option('--json', 'print JSON')
+    .action(
+      async (
+        agent: string,
+        text: string,
+        opts: { run?: string; json?: boolean },
+        cmd: Command,
+      ) => {
+        if (!text.trim()) throw new CliError('the message is empty', 2);
+        await withTeamClient(cmd, async (client) => {
+          const runId = await resolveRunId(client, opts.run);
+          // The sender is never a flag: an agent's own credentials prove it; without them it is the user.
+          const r = await sendMessage(client, runId, { to: agent, text }, agentCredentialsFromEnv());
+          if (opts.json) return printJson(r);
+          process.stdout.write(`message delivered to ${r.to} (${r.name}, ${r.state})\n`);
+        });
+      },
+    );
+
   const task = team.command('task').description("mark an agent's tasks done (run by agents)");
   task
     .command('done [task]')
@@ -386,10 +410,11 @@ export function renderTeamStatus(
     const pid = opts.pids?.[a.id];
     const where = a.archivedTo ? pc.dim(` → ${path.basename(a.archivedTo)}/`) : '';
     const err = a.error ? pc.red(` ${a.error.slice(0, 120)}`) : '';
+    const note = a.note ? ` ${pc.italic(`"${a.note.slice(0, 80)}"`)}` : '';
     lines.push(
       `  ${agentIcon(a, opts.tick)} ${a.id.padEnd(idW)} ${a.name.padEnd(nameW)} ${a.state.padEnd(9)} ` +
         `tasks ${a.tasks.completed}/${a.tasks.total}  ${formatUsd(a.costUsd).padStart(8)}  ` +
-        `${pc.dim(`by ${a.requestedBy}`)}${pid ? pc.dim(` pid ${pid}`) : ''}${where}${err}`,
+        `${pc.dim(`by ${a.requestedBy}`)}${pid ? pc.dim(` pid ${pid}`) : ''}${note}${where}${err}`,
     );
   }
   if (s.refusals.length) {
