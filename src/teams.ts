@@ -8,7 +8,7 @@ import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@
 import { defaultPayloadConverter } from '@temporalio/common';
 import { newRunId } from './runs';
 import { holdWorkspace } from './workspace-hold';
-import { capabilityProof, type CapabilityPurpose } from './shared/identity';
+import { capabilityProof, OPERATOR, type CapabilityPurpose } from './shared/identity';
 import { DEFAULT_TASK_QUEUE, WorkflowType } from './shared/names';
 import {
   requestAgentUpdate,
@@ -268,11 +268,11 @@ export async function sendMessage(
   creds?: AgentCredentials,
 ): Promise<MessageResult> {
   await ensureTeamRun(client, runId);
-  // From an agent, the message names it and carries its next `team` proof; otherwise it is the user's.
+  // From an agent, the message names it and carries its next `team` proof; otherwise the operator's.
   const proof = creds ? await nextProof(client, runId, creds, 'team') : undefined;
   const sent: MessageRequest = creds
     ? { ...req, from: creds.agentId, ...(proof ? { proof } : {}) }
-    : { ...req, from: 'user' };
+    : { ...req, from: OPERATOR };
   try {
     return await client.workflow.getHandle(runId).executeUpdate(sendMessageUpdate, { args: [sent] });
   } catch (err) {

@@ -373,16 +373,16 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
   }
   /**
    * A message from an agent must prove it comes from that agent (as its requests do); the operator's
-   * messages (`from: user`) carry no proof. A refusal is audited as a spoof attempt.
+   * messages (`from: operator`) carry no proof. A refusal is audited as a spoof attempt.
    */
   function authenticateSender(req: { from: string; proof?: string }, source: 'signal' | 'update') {
-    if (req.from === 'user') return { ok: true as const };
+    if (req.from === OPERATOR) return { ok: true as const };
     return authenticate({ requestedBy: req.from, proof: req.proof }, source);
   }
   setHandler(messageAgentSignal, async (req) => {
     const check = checkMessage(view(), req);
     if (!check.ok) {
-      const from = typeof req?.from === 'string' ? req.from.slice(0, 100) : 'user';
+      const from = typeof req?.from === 'string' ? req.from.slice(0, 100) : OPERATOR;
       record('run', from, {
         event: 'message_refused',
         to: String(req?.to).slice(0, 100),

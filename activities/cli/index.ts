@@ -54,7 +54,7 @@ import {
 } from '../watchdog';
 import { isAlive, SESSION_MARKER_ENV, signalGroup, sweepSessionProcesses, terminateGroup } from './process';
 import { FileIdSchema, SafeNameSchema } from '../../src/shared/ids';
-import { capabilityEnvSync } from '../identity';
+import { AGENT_KEY_ENV, capabilityEnvSync } from '../identity';
 
 export { classifyCliFailure, CliFailureType, NON_RETRYABLE_CLI_FAILURES } from './classify';
 export type { CliFailureClass, CliFailureFacts } from './classify';
@@ -390,7 +390,11 @@ export function createCliActivities(deps: CliActivityDeps) {
       tools = await serveTeamTools(
         createTeamToolHandler({
           client: ctx.client,
-          identity: { runId: team.runId, agentId: team.agentId },
+          identity: {
+            runId: team.runId,
+            agentId: team.agentId,
+            key: capabilityEnvSync(input.capabilityFile)[AGENT_KEY_ENV],
+          },
           logger: log,
         }),
       );
@@ -437,6 +441,8 @@ export function createCliActivities(deps: CliActivityDeps) {
       extra: input.extraEnv,
       home,
       writable,
+      // The team MCP server (started by `claude` inside the sandbox) reaches its socket read-only.
+      ...(tools ? { readable: [path.dirname(tools.path)] } : {}),
     });
     const lease = new Lease(leaseFile());
     const [wFile, wArgs] = watchedCommand([cmd.file, ...cmd.args], {

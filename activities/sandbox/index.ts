@@ -73,6 +73,8 @@ export interface WrapOptions {
   extra?: Record<string, string>;
   /** Further writable folders (`claude`'s HOME). */
   writable?: string[];
+  /** Further folders visible read-only, even under a hidden one (a team agent's tool socket). */
+  readable?: string[];
   /** HOME for the program; default a private scratch folder inside the sandbox. */
   home?: string;
 }
@@ -111,7 +113,9 @@ export function createSandbox(opts: SandboxOptions): Sandbox {
       ...(opts.hide ?? []),
     ].filter(exists);
     const pathDirs = (env.PATH ?? '').split(path.delimiter).filter((d) => d && path.isAbsolute(d));
-    const reveal = [...pathDirs, TOOL_ROOT, path.dirname(process.execPath)].filter(exists);
+    const reveal = [...pathDirs, TOOL_ROOT, path.dirname(process.execPath), ...(o.readable ?? [])].filter(
+      exists,
+    );
     const shadow = path.join(workspace, '.orchestrator');
     const programEnv = childEnv({
       worker: env,

@@ -11,7 +11,15 @@ import {
   sendMessageUpdate,
   teamAgentWorkflowId,
 } from '../../src/shared/team';
-import { markTaskDone, requestAgent, SpawnRefusedError, TeamError, teamStatus } from '../../src/teams';
+import {
+  type AgentCredentials,
+  markTaskDone,
+  requestAgent,
+  sendMessage,
+  SpawnRefusedError,
+  TeamError,
+  teamStatus,
+} from '../../src/teams';
 import { isTeamTool, TEAM_TOOL_SCHEMAS, TEAM_TOOL_NAMES } from './definitions';
 
 export interface ToolAnswer {
@@ -24,6 +32,11 @@ export interface TeamToolIdentity {
   runId: string;
   /** The acting agent's id, e.g. `manager-1`. */
   agentId: string;
+  /**
+   * The agent's secret (from its capability file): requests prove they come from this agent, as the
+   * agent's own `orchestrator team …` commands do. Absent for teams without capabilities.
+   */
+  key?: string;
 }
 
 export type TeamToolHandler = (name: string, args: unknown) => Promise<ToolAnswer>;
@@ -38,6 +51,7 @@ export function createTeamToolHandler(deps: {
 }): TeamToolHandler {
   const { client, identity, logger } = deps;
   const { runId, agentId } = identity;
+  const creds: AgentCredentials | undefined = identity.key ? { agentId, key: identity.key } : undefined;
   const own = () => client.workflow.getHandle(teamAgentWorkflowId(runId, agentId));
   let readUpTo = 0;
 
@@ -52,7 +66,7 @@ export function createTeamToolHandler(deps: {
       case 'request_teammate': {
         const a = TEAM_TOOL_SCHEMAS.request_teammate.parse(parsed.data);
         try {
-          const r = await requestAgent(client, runId, { ...a, requestedBy: agentId });
+          const r = await requestAgent(client, runId, { ...a, requestedBy: agentId }, creds);
           const what = r.duplicate ? 'was requested before' : 'started';
           return ok(
             `${r.role} "${r.name}" ${what}: agent id ${r.agentId} (${r.state}); its directory is ${r.dir}`,
@@ -64,16 +78,18 @@ export function createTeamToolHandler(deps: {
       }
       case 'message_teammate': {
         const a = TEAM_TOOL_SCHEMAS.message_teammate.parse(parsed.data);
-        try {
-          const r = await client.workflow
-            .getHandle(runId)
-            .executeUpdate(sendMessageUpdate, { args: [{ ...a, from: agentId }] });
-          return ok(`message delivered to ${r.to} (${r.name}, ${r.state})`);
-        } catch (err) {
-          if (err instanceof WorkflowUpdateFailedError)
-            return fail(`message not delivered: ${err.cause?.message ?? err.message}`);
-          throw err;
-        }
+        // Without a capability the team takes the sender as named (teams started before capabilities).
+        const r = creds
+          ? await sendMessage(client, runId, a, creds)
+          : await client.workflow
+              .getHandle(runId)
+              .executeUpdate(sendMessageUpdate, { args: [{ ...a, from: agentId }] })
+              .catch((err: unknown) => {
+                if (err instanceof WorkflowUpdateFailedError)
+                  throw new TeamError(`message not delivered: ${err.cause?.message ?? err.message}`);
+                throw err;
+              });
+        return ok(`message delivered to ${r.to} (${r.name}, ${r.state})`);
       }
       case 'read_messages': {
         const inbox = await own().query(agentInboxQuery, readUpTo);
@@ -94,7 +110,7 @@ export function createTeamToolHandler(deps: {
       case 'complete_task': {
         const { task } = TEAM_TOOL_SCHEMAS.complete_task.parse(parsed.data);
         const all = task.toLowerCase() === 'all';
-        const r = await markTaskDone(client, runId, agentId, all ? { all: true } : { task });
+        const r = await markTaskDone(client, runId, agentId, all ? { all: true } : { task }, creds);
         return ok(
           `marked ${all ? 'all tasks' : `task ${task}`} done; ${r.remaining} of ${r.tasks.length} left` +
             (r.remaining

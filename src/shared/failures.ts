@@ -89,6 +89,7 @@ export const FAILURES = {
   BudgetExhausted: { cause: 'budget', meaning: 'the agent stopped at its budget (the CLI max_budget_usd)' },
   BudgetExceeded: { cause: 'budget', meaning: 'the run failed because a budget was exceeded (policy fail)' },
   SpawnRefused: { cause: 'policy', meaning: 'the hierarchy policy refused a spawn request' },
+  MessageRefused: { cause: 'policy', meaning: 'a message names no running agent of the team' },
   SpoofAttempt: { cause: 'policy', meaning: 'a request did not prove the agent identity it claims' },
   PhaseFailed: { cause: 'agent', meaning: 'a phase failed for good (its agents, artifacts or gates)' },
 } as const satisfies Record<string, FailureInfo>;

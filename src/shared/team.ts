@@ -8,6 +8,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { AuditEntry } from './audit';
+import { OPERATOR } from './identity';
 import { SafeNameSchema } from './ids';
 import { PermissionModeSchema, SubagentsSchema } from './spec';
 
@@ -238,12 +239,12 @@ export interface AgentProgress {
 // ---- messages between agents ----
 /**
  * A message to a running agent, by signal `messageAgent` or update `sendMessage` on the team run. `to` is
- * an agent id (`software-engineer-1`) or name (`api-dev`); `from` is an agent id, or `user` (the default).
+ * an agent id (`software-engineer-1`) or name (`api-dev`); `from` is an agent id, or `operator` (the default: a person's command).
  */
 export const MessageRequestSchema = z.object({
   to: z.string().min(1, 'must name an agent (id or name)'),
   text: z.string().min(1, 'must not be empty').max(20_000, 'must be at most 20000 characters'),
-  from: z.string().min(1).max(200).default('user'),
+  from: z.string().min(1).max(200).default(OPERATOR),
   /** From an agent: its next `team` capability proof (see shared/identity), as in {@link SpawnRequest}. */
   proof: z.string().max(200).optional(),
 });
@@ -291,7 +292,7 @@ export function checkMessage(
   if (!isActive(target.state)) {
     return { ok: false, reason: `agent ${target.id} (${target.name}) has ended: ${target.state}` };
   }
-  if (req.from !== 'user' && !team.agents.some((a) => a.id === req.from)) {
+  if (req.from !== OPERATOR && !team.agents.some((a) => a.id === req.from)) {
     return { ok: false, reason: `sender "${req.from}" is not an agent of this team` };
   }
   return { ok: true, request: req, agentId: target.id };

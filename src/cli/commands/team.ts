@@ -286,23 +286,16 @@ export function registerTeamCommands(program: Command): void {
     .description('send a message to a running agent (id or name); it reaches its session within seconds')
     .option('--run <runId>', 'team run (default: $ORCHESTRATOR_RUN_ID, else the latest)')
     .option('--json', 'print JSON')
-    .action(
-      async (
-        agent: string,
-        text: string,
-        opts: { run?: string; json?: boolean },
-        cmd: Command,
-      ) => {
-        if (!text.trim()) throw new CliError('the message is empty', 2);
-        await withTeamClient(cmd, async (client) => {
-          const runId = await resolveRunId(client, opts.run);
-          // The sender is never a flag: an agent's own credentials prove it; without them it is the user.
-          const r = await sendMessage(client, runId, { to: agent, text }, agentCredentialsFromEnv());
-          if (opts.json) return printJson(r);
-          process.stdout.write(`message delivered to ${r.to} (${r.name}, ${r.state})\n`);
-        });
-      },
-    );
+    .action(async (agent: string, text: string, opts: { run?: string; json?: boolean }, cmd: Command) => {
+      if (!text.trim()) throw new CliError('the message is empty', 2);
+      await withTeamClient(cmd, async (client) => {
+        const runId = await resolveRunId(client, opts.run);
+        // The sender is never a flag: an agent's own credentials prove it; without them it is the operator.
+        const r = await sendMessage(client, runId, { to: agent, text }, agentCredentialsFromEnv());
+        if (opts.json) return printJson(r);
+        process.stdout.write(`message delivered to ${r.to} (${r.name}, ${r.state})\n`);
+      });
+    });
 
   const task = team.command('task').description("mark an agent's tasks done (run by agents)");
   task
