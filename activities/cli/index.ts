@@ -17,7 +17,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
-import { setTimeout as delay } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { execa } from 'execa';
@@ -52,7 +51,8 @@ import {
   previousLease,
   watchedCommand,
 } from '../watchdog';
-import { isAlive, SESSION_MARKER_ENV, signalGroup, sweepSessionProcesses, terminateGroup } from './process';
+import { GROUP_GONE_MS, killGroupAndWait } from '../process-group';
+import { SESSION_MARKER_ENV, sweepSessionProcesses, terminateGroup } from './process';
 import { FileIdSchema, SafeNameSchema } from '../../src/shared/ids';
 import { AGENT_KEY_ENV, capabilityEnvSync } from '../identity';
 
@@ -605,10 +605,11 @@ export function createCliActivities(deps: CliActivityDeps) {
       await exited;
       // Whatever the CLI left in its group (it is gone, so nothing legitimate remains), then whatever
       // is still tagged with this session: tools run in sessions of their own, outside the group.
-      signalGroup(pid, 'SIGKILL');
-      // In the sandbox the group also holds bwrap's own init: wait until the kernel has removed it.
-      for (let i = 0; i < 40 && pid !== undefined && isAlive(-pid); i++) await delay(50);
-      const swept = await sweepSessionProcesses(input.sessionId);
+      // The group also holds bwrap's pid-namespace init and the watchdog's poller, whose zombies pid 1
+      // reaps: a turn is over only once they are gone, so nothing of it is listed after it returns.
+      if (!(await killGroupAndWait(pid)))
+        log.warn({ pgid: pid, waitedMs: GROUP_GONE_MS }, 'claude process group still listed after kill');
+      const swept = await sweepSessionProcesses(input.sessionId, GROUP_GONE_MS / 50);
       if (swept.length) log.warn({ pids: swept }, 'killed leftover processes of the claude run');
       const result = await child;
       if (stopping) await stopping;

@@ -62,25 +62,26 @@ export async function findSessionProcesses(sessionId: string): Promise<number[]>
 }
 
 /**
- * SIGKILLs every process tagged with the session id, repeating while new ones appear (a dying shell can
- * still fork). Returns the pids it signalled.
+ * SIGKILLs every process tagged with the session id, repeating (at most `rounds` times, 50 ms apart) until
+ * none is left: a dying shell can still fork, and a killed process keeps its environment until it has
+ * exited. Returns the pids it signalled.
  */
 export async function sweepSessionProcesses(sessionId: string, rounds = 5): Promise<number[]> {
-  const killed: number[] = [];
+  const killed = new Set<number>();
   for (let i = 0; i < rounds; i++) {
     const pids = await findSessionProcesses(sessionId);
     if (pids.length === 0) break;
     for (const pid of pids) {
       try {
         process.kill(pid, 'SIGKILL');
-        killed.push(pid);
+        killed.add(pid);
       } catch {
         // gone already
       }
     }
     await delay(50);
   }
-  return killed;
+  return [...killed];
 }
 
 /**
