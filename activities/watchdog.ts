@@ -62,7 +62,9 @@ end_all() {
 ending=0
 trap 'ending=1' USR1
 (
-  trap '' TERM
+  # Its stderr is a pipe to the worker: once the worker is dead, the report below would SIGPIPE this
+  # poller before it ends anything. Ignored, the write just fails.
+  trap '' TERM PIPE
   while sleep 1 </dev/null >/dev/null 2>&1; do
     kill -0 "$parent" 2>/dev/null || { end_all "worker $parent is gone"; exit 0; }
     m=$(stat -c %Y "$lease" 2>/dev/null || echo 0)

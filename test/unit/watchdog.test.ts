@@ -95,4 +95,39 @@ describe('watchdog', () => {
       clearInterval(renew);
     }
   });
+
+  it('ends the group when the dead worker was also the reader of its output pipes', async () => {
+    // The real case: the worker holds the other end of the watchdog's stdout and stderr, so when it
+    // dies the watchdog's own report about it meets a broken pipe (SIGPIPE) and must not stop it.
+    const lease = new Lease(leasePath());
+    const mark = `wd-${process.pid}-d`;
+    const [file, args] = watchedCommand(['sh', '-c', 'sleep 304'], { leaseFile: lease.file, mark });
+    const workerCode = `
+      const { spawn } = require('node:child_process');
+      const [file, args] = JSON.parse(process.argv[1]);
+      args[5] = String(process.pid);
+      const c = spawn(file, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+      c.stdout.resume();
+      c.stderr.resume();
+      setInterval(() => {}, 1000);`;
+    const worker = spawn(process.execPath, ['-e', workerCode, JSON.stringify([file, args])], {
+      stdio: 'ignore',
+    });
+    const renew = setInterval(() => lease.renew(), 500);
+    try {
+      await waitFor(async () => (await findMarkedProcesses(mark)).length >= 1, 'sleep running', 10_000);
+      worker.kill('SIGKILL');
+      const t0 = Date.now();
+      await waitFor(
+        async () => (await findMarkedProcesses(mark)).length === 0,
+        'marked processes gone',
+        ORPHAN_BOUND_MS + 5_000,
+      );
+      expect(Date.now() - t0).toBeLessThan(ORPHAN_BOUND_MS);
+    } finally {
+      clearInterval(renew);
+      for (const pid of await findMarkedProcesses(mark)) process.kill(pid, 'SIGKILL');
+      lease.release();
+    }
+  });
 });
