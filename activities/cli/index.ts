@@ -38,6 +38,7 @@ import {
 import { PermissionModeSchema } from '../../src/shared/spec';
 import type { Logger } from '../../src/logger';
 import type { Refusal } from '../../src/meter/admission';
+import { crossCheckCost } from '../../src/meter/cross-check';
 import type { MeterGateway, MeterHandle } from '../../src/meter/gateway';
 import { BUDGET_EXCEEDED, MeterInputSchema, openMeter } from '../meter';
 import { redact } from '../../src/redact';
@@ -808,7 +809,7 @@ export function createCliActivities(deps: CliActivityDeps) {
  * Replaces the CLI's cost figures with the meter's (what was served, on the served model) and warns when
  * the CLI's own figure differs by more than 1%: a price table out of date, or a response the meter missed.
  */
-function meterSummary(
+export function meterSummary(
   summary: ClaudeTurnSummary,
   handle: MeterHandle,
   log: Logger,
@@ -825,13 +826,17 @@ function meterSummary(
     cacheRead: spent.usage.cache_read_input_tokens,
     cacheCreation: spent.usage.cache_creation_input_tokens,
   };
-  if (
-    crossCheck &&
-    summary.costKnown &&
-    Math.abs(cli - summary.costUsd) > 0.01 * Math.max(cli, summary.costUsd)
-  ) {
+  if (!crossCheck || !summary.costKnown) return;
+  const check = crossCheckCost(spent.microUsd, cli);
+  if (check.disagree) {
     log.warn(
-      { meterUsd: summary.costUsd, cliUsd: cli, meterFile: handle.meterFile },
+      {
+        meterUsd: summary.costUsd,
+        cliUsd: cli,
+        relativeDiff: Math.round(check.relativeDiff * 1e4) / 1e4,
+        models: Object.keys(spent.models),
+        meterFile: handle.meterFile,
+      },
       'CLI cost differs from the meter by more than 1%',
     );
   }
