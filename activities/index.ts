@@ -37,6 +37,7 @@ export function createActivities(deps: ActivityDeps) {
   const gateway = () =>
     (started ??= startMeterGateway({
       upstream: config.anthropic.baseURL,
+      apiKey: config.anthropic.apiKey,
       outputsDir: config.outputsDir,
       logger,
     }));

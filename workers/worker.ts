@@ -44,6 +44,7 @@ export async function createWorker(
     opts.deps?.gateway ??
     (await startMeterGateway({
       upstream: actConfig.anthropic.baseURL,
+      apiKey: actConfig.anthropic.apiKey,
       outputsDir: actConfig.outputsDir,
       logger,
     }));

@@ -160,7 +160,11 @@ export function createApiActivities({ logger, anthropic, outputsDir, gateway }: 
         : undefined;
       // One client per metered turn: its base URL names this agent's meter on the gateway.
       const turnClient = handle
-        ? new Anthropic({ apiKey: anthropic.apiKey ?? 'none', baseURL: handle.baseURL, maxRetries: 0 })
+        ? new Anthropic({
+            apiKey: handle.clientKey ?? anthropic.apiKey ?? 'none',
+            baseURL: handle.baseURL,
+            maxRetries: 0,
+          })
         : getClient();
       let message: Anthropic.Message;
       // A stalled stream sends nothing: a timer heartbeats, and ends the request when no event arrived

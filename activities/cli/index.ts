@@ -328,12 +328,17 @@ export function createCliActivities(deps: CliActivityDeps) {
   /** What the activity itself sets for `claude` (the allow-list adds PATH, locale and HOME). */
   function fixedEnv(
     input: z.infer<typeof ClaudeTurnInputSchema>,
-    baseURL: string | undefined,
+    meter: Pick<MeterHandle, 'baseURL' | 'clientKey'> | undefined,
   ): Record<string, string | undefined> {
+    const baseURL = meter?.baseURL;
     return {
       // The model endpoint and key reach `claude` and nothing else: the one place they enter a child's
-      // env. With a gateway, the agent reaches the API only through its meter.
-      ...modelCredentialEnv({ apiKey: deps.anthropic.apiKey, baseURL: baseURL ?? deps.anthropic.baseURL }),
+      // env. With a gateway, the agent reaches the API only through its meter, and when the gateway holds
+      // the key the agent gets only its stand-in.
+      ...modelCredentialEnv({
+        apiKey: meter?.clientKey ?? deps.anthropic.apiKey,
+        baseURL: baseURL ?? deps.anthropic.baseURL,
+      }),
       DISABLE_TELEMETRY: '1',
       DISABLE_AUTOUPDATER: '1',
       CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
@@ -438,7 +443,7 @@ export function createCliActivities(deps: CliActivityDeps) {
     const cmd = await (deps.sandbox ?? defaultSandbox()).wrap([deps.claudePath, ...args], {
       workspace: input.cwd,
       network: true,
-      fixed: fixedEnv(input, meter?.handle.baseURL),
+      fixed: fixedEnv(input, meter?.handle),
       extra: input.extraEnv,
       home,
       writable,

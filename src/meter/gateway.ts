@@ -9,7 +9,8 @@
  * meter file before the message's last event reaches the agent. The gateway lives in the worker process:
  * killing the worker kills it, so a `claude` orphaned by a dead worker cannot go on spending unmetered.
  *
- * Headers (the API key among them) pass through and are never written anywhere.
+ * Headers pass through and are never written anywhere. Given the API key ({@link MeterGatewayOptions.apiKey}),
+ * the gateway is the only holder of it: agents get a stand-in, and the real key is set on the way upstream.
  */
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -36,7 +37,18 @@ export interface MeterGatewayOptions {
   logger?: Logger;
   /** Port on 127.0.0.1; default 0 (a free one). */
   port?: number;
+  /**
+   * The real API key. When set, the gateway sends it upstream on every request in place of whatever the
+   * agent presented, so agents are given only {@link GATEWAY_CLIENT_KEY} and never hold the key.
+   */
+  apiKey?: string;
 }
+
+/**
+ * What an agent's client presents as its API key when the gateway holds the real one: a stand-in with no
+ * value anywhere else (the route token in the base URL is what names the meter).
+ */
+export const GATEWAY_CLIENT_KEY = 'orchestrator-metering-gateway';
 
 /** Who spends through a registration, and within which limits. */
 export interface MeterRegistration {
@@ -54,6 +66,11 @@ export interface MeterRegistration {
 export interface MeterHandle {
   /** Base URL for this agent: `ANTHROPIC_BASE_URL` / the SDK's `baseURL`. */
   baseURL: string;
+  /**
+   * The API key to give this agent's client: {@link GATEWAY_CLIENT_KEY} when the gateway adds the real key
+   * upstream, else undefined (the client brings its own credentials, which pass through).
+   */
+  clientKey?: string;
   meterFile: string;
   /** What this registration recorded (responses completed while it was open). */
   spent(): MeterSummary;
@@ -163,6 +180,11 @@ export async function startMeterGateway(opts: MeterGatewayOptions): Promise<Mete
       }
     }
     const headers: http.OutgoingHttpHeaders = { ...req.headers, host: upstream.host };
+    if (opts.apiKey) {
+      // The real key is added here, on the way out: the agent only ever held the stand-in.
+      headers['x-api-key'] = opts.apiKey;
+      delete headers.authorization;
+    }
     // Identity encoding, so the usage can be read off the bytes as they pass.
     delete headers['accept-encoding'];
     delete headers.connection;
@@ -253,6 +275,7 @@ export async function startMeterGateway(opts: MeterGatewayOptions): Promise<Mete
       tokens.set(token, reg);
       return {
         baseURL: `${url}/a/${token}`,
+        ...(opts.apiKey ? { clientKey: GATEWAY_CLIENT_KEY } : {}),
         meterFile: reg.file,
         spent: () => summarizeMeter(reg.records),
         refusal: () => reg.refused,

@@ -34,6 +34,11 @@ export interface ModelServerOptions {
   logger?: Logger;
   /** Serve another model than the one asked for (requested canonical id → served id), as the real API may. */
   serveModel?: Record<string, string>;
+  /**
+   * The one API key accepted: when set, a Messages request with another `x-api-key` (or none) is answered
+   * 401 `authentication_error`, as the API does. Tests use it to see who holds the key.
+   */
+  apiKey?: string;
 }
 
 /** Usage in Messages API field names, as served in one response. */
@@ -501,6 +506,13 @@ export async function startModelServer(opts: ModelServerOptions = {}): Promise<M
       status: 0,
     };
     requests.push(entry);
+    if (opts.apiKey !== undefined && req.headers['x-api-key'] !== opts.apiKey) {
+      req.resume();
+      entry.status = 401;
+      entry.error = 'authentication_error';
+      sendError(res, { status: 401 });
+      return;
+    }
     const handler = route === 'messages' ? handleMessages : handleCountTokens;
     handler(req, res, entry)
       .catch((err: unknown) => {

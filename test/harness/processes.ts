@@ -63,3 +63,27 @@ export function signalEach(pids: readonly number[], signal: NodeJS.Signals): voi
     }
   }
 }
+
+/** A process's environment (Linux /proc; readable for one's own or, as root, any process); {} when gone. */
+export function environOf(pid: number): Record<string, string> {
+  let raw: string;
+  try {
+    raw = fs.readFileSync(`/proc/${pid}/environ`, 'utf8');
+  } catch {
+    return {};
+  }
+  const out: Record<string, string> = {};
+  for (const kv of raw.split('\0')) {
+    const i = kv.indexOf('=');
+    if (i > 0) out[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  return out;
+}
+
+/** Live processes whose environment has the variable `name`, with that environment. */
+export function processesWithEnv(name: string): { pid: number; env: Record<string, string> }[] {
+  return pids()
+    .filter((pid) => !isZombie(pid))
+    .map((pid) => ({ pid, env: environOf(pid) }))
+    .filter((p) => name in p.env);
+}

@@ -11,7 +11,7 @@ import Anthropic, { APIError } from '@anthropic-ai/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dearestOfFamily, priceMicroUsd, priceServed } from '../../config/pricing';
 import { admit } from '../../src/meter/admission';
-import { startMeterGateway, type MeterGateway } from '../../src/meter/gateway';
+import { GATEWAY_CLIENT_KEY, startMeterGateway, type MeterGateway } from '../../src/meter/gateway';
 import { readMeterFile, summarizeMeter } from '../../src/meter/meter';
 import { createSseUsageReader } from '../../src/meter/usage';
 import { startModelServer, type ModelServer } from '../../src/modelserver';
@@ -210,5 +210,37 @@ describe('metering gateway', () => {
     await expect(
       c2.messages.create({ model: 'opus', max_tokens: 5, messages: [{ role: 'user', content: 'x' }] }),
     ).rejects.toThrow(/phase \\?"dev/);
+  });
+});
+
+describe('the gateway holds the API key', () => {
+  it('sends the real key upstream in place of the stand-in its agents are given; a server wanting the key refuses others', async () => {
+    const key = 'sk-ant-test-gateway-only-0123456789';
+    const keyed = await startModelServer({ apiKey: key });
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'meter-key-'));
+    const holder = await startMeterGateway({ upstream: keyed.url, outputsDir: out, apiKey: key });
+    try {
+      const h = holder.open({ meterId: 'k-1', runId: 'runk', phase: 'dev', agent: 'k' });
+      expect(h.clientKey).toBe(GATEWAY_CLIENT_KEY);
+      const client = new Anthropic({ apiKey: h.clientKey, baseURL: h.baseURL, maxRetries: 0 });
+      const msg = await client.messages.create({
+        model: 'opus',
+        max_tokens: 50,
+        messages: [{ role: 'user', content: 'hi' }],
+      });
+      expect(msg.usage.output_tokens).toBeGreaterThan(0);
+      expect(h.spent().microUsd).toBe(keyed.requests[0]!.microUsd);
+      // Straight to the server with the stand-in: refused, as the API refuses a wrong key.
+      const direct = new Anthropic({ apiKey: GATEWAY_CLIENT_KEY, baseURL: keyed.url, maxRetries: 0 });
+      const err = await direct.messages
+        .create({ model: 'opus', max_tokens: 5, messages: [{ role: 'user', content: 'x' }] })
+        .catch((e: unknown) => e);
+      expect((err as APIError).status).toBe(401);
+      // A gateway without a key gives none: the client's own credentials pass through.
+      expect(gw.open({ meterId: 'k-2', runId: 'runk', phase: 'dev', agent: 'k' }).clientKey).toBeUndefined();
+    } finally {
+      await holder.close();
+      await keyed.close();
+    }
   });
 });

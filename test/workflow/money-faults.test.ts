@@ -18,7 +18,9 @@ import { budgetQuery } from '../../src/shared/messages';
 import { startRun } from '../../src/runs';
 import { waitFor } from '../harness/gates';
 import { ledgerSpend, modelWorkerEnv, tallyMicroUsd } from '../harness/money';
-import { pidsOf, processesMentioning, signalEach } from '../harness/processes';
+import { pidsOf, processesMentioning, processesWithEnv, signalEach } from '../harness/processes';
+import { SESSION_MARKER_ENV } from '../../activities/cli/process';
+import { GATEWAY_CLIENT_KEY } from '../../src/meter/gateway';
 import { modelSpec } from '../harness/specs';
 import { createTestEnv, spawnWorkerProcess, tempDir, type TestEnv } from '../harness/temporal';
 
@@ -36,6 +38,9 @@ function logLines(w: ChildProcess): string[] {
   return lines;
 }
 
+/** The worker's real API key: only its metering gateway may hold it, never an agent process. */
+const KEY = `sk-ant-test-${randomBytes(12).toString('hex')}`;
+
 describe('a worker SIGKILLed mid cli turn', () => {
   let t: TestEnv;
   let server: ModelServer;
@@ -44,7 +49,8 @@ describe('a worker SIGKILLed mid cli turn', () => {
   /** Watchdogs the cases froze: killed at the end of each case (they are the test's doing). */
   let frozen: number[] = [];
   beforeAll(async () => {
-    server = await startModelServer();
+    // The server accepts only this key: a run that completes shows the gateway sent it upstream.
+    server = await startModelServer({ apiKey: KEY });
     t = await createTestEnv();
     home = tempDir('orch-home-');
   });
@@ -59,7 +65,7 @@ describe('a worker SIGKILLed mid cli turn', () => {
   });
 
   function worker(): ChildProcess {
-    const w = spawnWorkerProcess(t, modelWorkerEnv(server, home));
+    const w = spawnWorkerProcess(t, modelWorkerEnv(server, home, KEY));
     workers.push(w);
     return w;
   }
@@ -175,4 +181,35 @@ describe('a worker SIGKILLed mid cli turn', () => {
     expect(served).toBeGreaterThan(servedAtKill);
     expect(ledgerSpend((await handle.query(budgetQuery)).ledger).microUsd).toBe(served);
   }, 240_000);
+
+  it('the API key reaches only the gateway: the claude process and its tools hold a stand-in', async () => {
+    const before = await tallyMicroUsd(server);
+    const mark = `keyless-${randomBytes(4).toString('hex')}`;
+    live();
+    const { workspace, handle } = await start('keyless-agent', [
+      'Show the environment.',
+      `@bash env > seen-env.txt; sleep 3 # ${mark}`,
+      '@write out.txt done',
+    ]);
+    await waitFor(() => processesMentioning(mark).length > 0, 'the agent in its command', 150_000);
+    // Every process of every claude session on this host (this one's among them): none holds the key.
+    const agents = processesWithEnv(SESSION_MARKER_ENV);
+    const mine = pidsOf(processesMentioning(mark));
+    expect(agents.some((p) => mine.includes(p.pid))).toBe(true);
+    for (const p of agents) {
+      expect(Object.values(p.env).join('\n')).not.toContain(KEY);
+      if (mine.includes(p.pid)) {
+        expect(p.env.ANTHROPIC_API_KEY).toBe(GATEWAY_CLIENT_KEY);
+        expect(p.env.ANTHROPIC_BASE_URL).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/a\/[0-9a-f]+$/);
+      }
+    }
+    expect(((await handle.result()) as { state: string }).state).toBe('completed');
+    const seen = fs.readFileSync(path.join(workspace, 'seen-env.txt'), 'utf8');
+    expect(seen).toContain(`ANTHROPIC_API_KEY=${GATEWAY_CLIENT_KEY}`);
+    expect(seen).not.toContain(KEY);
+    // The server took only the real key, so the gateway put it on every request it served.
+    const served = (await tallyMicroUsd(server)) - before;
+    expect(served).toBeGreaterThan(0);
+    expect(ledgerSpend((await handle.query(budgetQuery)).ledger).microUsd).toBe(served);
+  });
 });
