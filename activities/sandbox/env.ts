@@ -5,7 +5,7 @@
  *
  * Model credentials are the one exception, and deliberately separate: {@link modelCredentialEnv} is
  * called by the `claude` backend alone (the SDK gets the key in-process, never through an environment).
- * When a metering gateway holds the key instead, that function is the one place to change.
+ * With a metering gateway holding the key, what it is given is the gateway's stand-in (src/meter/gateway).
  */
 
 /** Worker variables a child may see: what programs need to run at all (no credentials, no config). */
