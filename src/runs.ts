@@ -12,6 +12,7 @@ import {
 } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { recordRunEnd } from '../activities/workspace/manifest';
+import { readRun, recordedCheckpoints, recordedStatus } from './run-record';
 import { reconcileState, stateFromServer } from './run-state';
 import {
   ApproveRequestSchema,
@@ -101,8 +102,24 @@ export async function startRun(client: Client, opts: StartRunOptions): Promise<P
  */
 export async function queryStatus(client: Client, runId: string): Promise<RunStatus> {
   const handle = client.workflow.getHandle(runId);
-  const status = await handle.query(statusQuery);
+  // With no worker on its queue a closed run answers from what it recorded (see run-record).
+  const status = await readRun(
+    client,
+    runId,
+    () => handle.query(statusQuery),
+    (rec) => recordedStatus(runId, rec),
+  );
   return settleStatus(status, (await handle.describe()).status.name);
+}
+
+/** A run's checkpoints: by query, or from a closed run's record when no worker polls its queue. */
+export async function queryCheckpoints(client: Client, runId: string): Promise<Checkpoint[]> {
+  return readRun(
+    client,
+    runId,
+    () => client.workflow.getHandle(runId).query(checkpointsQuery),
+    (rec) => recordedCheckpoints(runId, rec),
+  );
 }
 
 /** The status with the server's verdict, recorded in the run's manifest (in its recorded outputs folder). */
@@ -190,7 +207,8 @@ export async function forkRun(
   opts: { runId: string; checkpoint: string; workspace: string; taskQueue?: string; newRunId?: string },
 ): Promise<ProjectWorkflowInput> {
   const source = await runInput(client, opts.runId);
-  const cps: Checkpoint[] = await client.workflow.getHandle(opts.runId).query(checkpointsQuery);
+  // A finished run forks from its record even when no worker of its queue is left.
+  const cps = await queryCheckpoints(client, opts.runId);
   const cp = cps.find((c) => c.id === opts.checkpoint);
   if (!cp) {
     throw new Error(

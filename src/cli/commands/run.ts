@@ -8,10 +8,19 @@ import logUpdate from 'log-update';
 import pc from 'picocolors';
 import { loadIntake } from '../../../config/intake';
 import type { AppConfig } from '../../../config/env';
-import { CheckpointIdSchema, checkpointsQuery, phaseResultsQuery } from '../../shared/messages';
-import type { Checkpoint, RunStatus } from '../../shared/run';
+import { CheckpointIdSchema, phaseResultsQuery } from '../../shared/messages';
+import { readRun } from '../../run-record';
+import type { RunStatus } from '../../shared/run';
 import type { ProjectSpec } from '../../shared/spec';
-import { forkRun, listRuns, queryStatus, rollbackRun, startRun, watchRun } from '../../runs';
+import {
+  forkRun,
+  listRuns,
+  queryCheckpoints,
+  queryStatus,
+  rollbackRun,
+  startRun,
+  watchRun,
+} from '../../runs';
 import { preflight } from '../../preflight';
 import { checkWorkspacePath } from '../../workspace-path';
 import { startRehearsal } from '../../rehearsal';
@@ -196,7 +205,7 @@ export function registerRunCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (runId: string, opts: { json?: boolean }, cmd: Command) => {
       await withClient(cmd, async (client) => {
-        const cps: Checkpoint[] = await client.workflow.getHandle(runId).query(checkpointsQuery);
+        const cps = await queryCheckpoints(client, runId);
         if (opts.json) return printJson(cps);
         const table = new Table({ head: ['id', 'label', 'commit', 'created', 'state'] });
         for (const c of cps)
@@ -216,7 +225,7 @@ export function registerRunCommands(program: Command): void {
     .action(async (runId: string, id: string, opts: { json?: boolean }, cmd: Command) => {
       checkpointArg(id);
       await withClient(cmd, async (client) => {
-        const cps: Checkpoint[] = await client.workflow.getHandle(runId).query(checkpointsQuery);
+        const cps = await queryCheckpoints(client, runId);
         const c = cps.find((x) => x.id === id);
         if (!c)
           throw new CliError(
@@ -261,7 +270,13 @@ export function registerRunCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (runId: string, opts: { json?: boolean }, cmd: Command) => {
       await withClient(cmd, async (client) => {
-        const results = await client.workflow.getHandle(runId).query(phaseResultsQuery);
+        // Phase results live in the workflow only: without a worker the error names the queue.
+        const results = await readRun(
+          client,
+          runId,
+          () => client.workflow.getHandle(runId).query(phaseResultsQuery),
+          () => undefined,
+        );
         if (opts.json) return printJson(results);
         const table = new Table({
           head: ['phase', 'attempt', 'status', 'ms', 'cost', 'artifacts', 'checkpoint'],

@@ -1,0 +1,200 @@
+/**
+ * Reading a run without a worker. A query is answered by a worker of the run's task queue, even for a
+ * closed run: with none polling, the server holds the query until its deadline (~35 s) and then fails
+ * with "Failed to query Workflow". A closed run has recorded what a reader needs (its final result in
+ * history, its manifest in the outputs folder), so readers ask the server who polls first and answer a
+ * closed run from its record; a running run without a worker gets a one-line error naming the queue.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
+import { RunManifestSchema, type RunManifest } from '../activities/workspace/manifest';
+import { stateFromServer } from './run-state';
+import type { Checkpoint, RunStatus } from './shared/run';
+
+/** A run that cannot be read: no worker for a live one, nothing recorded for a closed one. */
+export class RunUnreadableError extends Error {
+  override readonly name = 'RunUnreadableError';
+}
+
+/** How many workers poll `taskQueue` for workflow tasks (0 when none has polled in the last minutes). */
+export async function workflowPollers(client: Client, taskQueue: string): Promise<number> {
+  const r = await client.workflowService.describeTaskQueue({
+    namespace: client.options.namespace,
+    // TASK_QUEUE_KIND_NORMAL and TASK_QUEUE_TYPE_WORKFLOW (@temporalio/proto is CommonJS, whose named
+    // exports the compiled ESM CLI cannot import).
+    taskQueue: { name: taskQueue, kind: 1 },
+    taskQueueType: 1,
+  });
+  return r.pollers?.length ?? 0;
+}
+
+/** What a closed run recorded: its final result (when it completed) and its manifest (when readable). */
+export interface RunRecord {
+  description: WorkflowExecutionDescription;
+  /** The workflow's return value (a completed project run's summary). */
+  result?: RecordedSummary;
+  manifest?: RunManifest;
+  memo: { project?: string; workspace?: string; outputsDir?: string };
+}
+
+/** The parts of projectWorkflow's summary a reader uses (kept loose: older runs returned less). */
+interface RecordedSummary {
+  runId?: string;
+  checkpoints?: Checkpoint[];
+  phases?: RunStatus['phases'];
+  rollbacks?: RunStatus['rollbacks'];
+  totals?: RunStatus['totals'];
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** Reads the record of a closed run; never throws for a missing part (each is optional). */
+export async function readRunRecord(
+  client: Client,
+  runId: string,
+  description: WorkflowExecutionDescription,
+): Promise<RunRecord> {
+  const m = description.memo ?? {};
+  const memo = { project: str(m.project), workspace: str(m.workspace), outputsDir: str(m.outputsDir) };
+  let result: RecordedSummary | undefined;
+  if (description.status.name === 'COMPLETED') {
+    const r: unknown = await client.workflow
+      .getHandle(runId, description.runId)
+      .result()
+      .catch(() => undefined);
+    if (r && typeof r === 'object') result = r;
+  }
+  let manifest: RunManifest | undefined;
+  if (memo.outputsDir) {
+    try {
+      const raw: unknown = JSON.parse(
+        fs.readFileSync(path.join(memo.outputsDir, runId, 'manifest.json'), 'utf8'),
+      );
+      const parsed = RunManifestSchema.safeParse(raw);
+      if (parsed.success) manifest = parsed.data;
+    } catch {
+      // The outputs folder may live on the worker's host only.
+    }
+  }
+  return { description, result, manifest, memo };
+}
+
+/** A closed run's checkpoints from its record: the final result's, else the manifest's. */
+export function recordedCheckpoints(runId: string, rec: RunRecord): Checkpoint[] | undefined {
+  if (rec.result?.checkpoints) return rec.result.checkpoints;
+  if (!rec.manifest) return undefined;
+  const byPhase = new Map(rec.manifest.phases.map((p) => [p.checkpoint, p]));
+  return rec.manifest.checkpoints.map((c, i) => ({
+    id: c.id,
+    label: c.label,
+    phase: c.phase ?? '',
+    phaseIndex: i,
+    commit: c.commit,
+    manifestPath: path.join(rec.memo.outputsDir ?? '', runId, byPhase.get(c.id)?.manifest ?? ''),
+    createdAt: c.createdAt ?? '',
+    runId,
+  }));
+}
+
+/** A closed run's status from its record, in the server's words; undefined when nothing was recorded. */
+export function recordedStatus(runId: string, rec: RunRecord): RunStatus | undefined {
+  const state = stateFromServer(rec.description.status.name);
+  if (!state || (!rec.result && !rec.manifest)) return undefined;
+  const checkpoints = recordedCheckpoints(runId, rec) ?? [];
+  const phases =
+    rec.result?.phases ??
+    (rec.manifest?.phases ?? []).map((p) => ({
+      name: p.phase,
+      status: 'completed' as const,
+      attempt: 1,
+      checkpoint: p.checkpoint,
+    }));
+  const usage = rec.manifest?.totals.usage ?? {};
+  const totals: RunStatus['totals'] = rec.result?.totals ?? {
+    usage: usage as RunStatus['totals']['usage'],
+    costUsd: rec.manifest?.totals.costUsd ?? 0,
+    tokens: Object.values(usage).reduce((n, v) => n + v, 0),
+  };
+  const last = phases.length;
+  return {
+    runId,
+    project: rec.memo.project ?? rec.manifest?.project ?? runId,
+    state,
+    ...(phases[last - 1] ? { currentPhase: phases[last - 1]!.name } : {}),
+    step: `${last}/${last}`,
+    phases,
+    agents: [],
+    checkpoints,
+    rollbacks: rec.result?.rollbacks ?? [],
+    totals,
+    workspace: rec.memo.workspace ?? '',
+    outputsDir: rec.memo.outputsDir ?? '',
+    ...(rec.manifest?.forkedFrom ? { forkedFrom: rec.manifest.forkedFrom } : {}),
+    continuedAsNew: 0,
+  };
+}
+
+/** How long a closed run's query may take before its record answers instead. */
+const CLOSED_QUERY_MS = 1_500;
+/** How long a running run's query may take before the reader is told no worker seems to answer. */
+const LIVE_QUERY_MS = 15_000;
+
+function isDeadline(err: unknown): boolean {
+  const e = err as { code?: unknown; cause?: { code?: unknown; message?: unknown } } | undefined;
+  const message = `${err instanceof Error ? err.message : ''} ${typeof e?.cause?.message === 'string' ? e.cause.message : ''}`;
+  // gRPC DEADLINE_EXCEEDED is code 4; the SDK wraps it in "Failed to query Workflow" (a query the
+  // workflow does not know is another error).
+  return e?.code === 4 || e?.cause?.code === 4 || /deadline exceeded|failed to query workflow/i.test(message);
+}
+
+/**
+ * Answers a read of `runId`: by `query` when a worker answers, else (for a closed run) by `fromRecord`.
+ * A closed run's query gets a short deadline (the server lists a stopped worker as a poller for minutes,
+ * so "someone polls" does not mean "someone answers"). A running run without a worker, or a closed one
+ * that recorded nothing usable, is a {@link RunUnreadableError} naming the task queue and how to start a
+ * worker for it.
+ */
+export async function readRun<T>(
+  client: Client,
+  runId: string,
+  query: () => Promise<T>,
+  fromRecord: (rec: RunRecord) => T | undefined,
+): Promise<T> {
+  const description = await client.workflow.getHandle(runId).describe();
+  const queue = description.taskQueue;
+  const polled = (await workflowPollers(client, queue).catch(() => 1)) > 0;
+  const closed = stateFromServer(description.status.name);
+  const start = `start one with \`orchestrator worker --task-queue ${queue}\``;
+  if (!closed) {
+    if (!polled)
+      throw new RunUnreadableError(
+        `run ${runId} is running but no worker polls its task queue "${queue}": ${start}`,
+      );
+    try {
+      return await client.connection.withDeadline(Date.now() + LIVE_QUERY_MS, query);
+    } catch (err) {
+      if (!isDeadline(err)) throw err;
+      throw new RunUnreadableError(
+        `run ${runId} did not answer within ${LIVE_QUERY_MS / 1000} s: is a worker of task queue "${queue}" alive? ${start}`,
+      );
+    }
+  }
+  let queryError: Error | undefined;
+  if (polled) {
+    try {
+      return await client.connection.withDeadline(Date.now() + CLOSED_QUERY_MS, query);
+    } catch (err) {
+      // Whatever kept the query from answering (a deadline, a worker gone mid-query), the record can.
+      queryError = err instanceof Error ? err : new Error(String(err));
+    }
+  }
+  const answer = fromRecord(await readRunRecord(client, runId, description));
+  if (answer !== undefined) return answer;
+  if (queryError !== undefined && !isDeadline(queryError)) throw queryError;
+  throw new RunUnreadableError(
+    `run ${runId} has ${closed} and recorded nothing this command can show; it needs a worker on task queue "${queue}": ${start}`,
+  );
+}

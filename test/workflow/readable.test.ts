@@ -1,0 +1,108 @@
+/**
+ * Runs are readable with no worker: a closed run answers `run status`, `checkpoint list|show` and
+ * `run fork` from what it recorded, and a running run without a worker gets a one-line error naming
+ * its task queue, instead of a query that hangs until the server gives up (~35 s).
+ */
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RunUnreadableError } from '../../src/run-record';
+import { queryCheckpoints, queryStatus, startRun } from '../../src/runs';
+import { ProjectSpecSchema } from '../../src/shared/spec';
+import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/orchestrator.js');
+/** Far below the ~35 s a query waits for an absent worker: a hang detector, not a speed target. */
+const ANSWERS_WITHOUT_HANGING_MS = 12_000;
+
+let t: TestEnv;
+beforeAll(async () => {
+  t = await createTestEnv();
+});
+afterAll(async () => t?.close());
+
+const spec = ProjectSpecSchema.parse({
+  project: { name: 'readable' },
+  phases: ['one', 'two'].map((name) => ({
+    name,
+    agents: [{ role: 'noop', backend: 'script', command: ['sh', '-c', `echo ${name} > ${name}.txt`] }],
+  })),
+});
+
+function cli(args: string[], taskQueue = t.taskQueue) {
+  return execa(process.execPath, [BIN, ...args], {
+    reject: false,
+    stdin: 'ignore',
+    timeout: 60_000,
+    env: {
+      TEMPORAL_ADDRESS: t.config.temporal.address,
+      ORCHESTRATOR_TASK_QUEUE: taskQueue,
+      LOG_LEVEL: 'warn',
+      NO_COLOR: '1',
+    },
+  });
+}
+
+describe('runs are readable with no worker', () => {
+  it('a finished run answers status, checkpoints and show from its record once its worker is gone', async () => {
+    const { worker, running } = await t.startWorker();
+    const input = await startRun(t.client, {
+      spec,
+      workspace: tempDir('orch-ws-'),
+      outputsDir: t.config.outputsDir,
+      taskQueue: t.taskQueue,
+    });
+    await t.client.workflow.getHandle(input.runId).result();
+    worker.shutdown();
+    await running;
+
+    const began = Date.now();
+    const status = await queryStatus(t.client, input.runId);
+    expect(Date.now() - began).toBeLessThan(ANSWERS_WITHOUT_HANGING_MS);
+    expect(status).toMatchObject({ runId: input.runId, project: 'readable', state: 'completed' });
+    expect(status.phases.map((p) => [p.name, p.checkpoint])).toEqual([
+      ['one', 'CP1'],
+      ['two', 'CP2'],
+    ]);
+    expect((await queryCheckpoints(t.client, input.runId)).map((c) => c.id)).toEqual(['CP1', 'CP2']);
+
+    const shown = await cli(['run', 'status', input.runId]);
+    expect(shown.stderr).toBe('');
+    expect(shown.stdout).toContain('completed');
+    const listed = await cli(['checkpoint', 'list', input.runId, '--json']);
+    expect(listed.stderr).toBe('');
+    expect(JSON.parse(listed.stdout)).toHaveLength(2);
+    const cp = await cli(['checkpoint', 'show', input.runId, 'CP2', '--json']);
+    expect(JSON.parse(cp.stdout)).toMatchObject({
+      id: 'CP2',
+      phase: 'two',
+      manifest: { phase: 'two', checkpoint: 'CP2' },
+    });
+    // What lives only in the workflow says which queue needs a worker, at once.
+    const results = await cli(['results', input.runId]);
+    expect(results.exitCode).toBe(1);
+    expect(results.stderr.trim()).toBe(
+      `orchestrator: run ${input.runId} has completed and recorded nothing this command can show; it needs a worker on task queue "${t.taskQueue}": start one with \`orchestrator worker --task-queue ${t.taskQueue}\``,
+    );
+  });
+
+  it('a running run without a worker: one line naming its task queue', async () => {
+    const queue = `nobody-${Date.now()}`;
+    const input = await startRun(t.client, {
+      spec,
+      workspace: tempDir('orch-ws-'),
+      outputsDir: t.config.outputsDir,
+      taskQueue: queue,
+    });
+    try {
+      await expect(queryStatus(t.client, input.runId)).rejects.toBeInstanceOf(RunUnreadableError);
+      const shown = await cli(['run', 'status', input.runId], queue);
+      expect(shown.exitCode).toBe(1);
+      expect(shown.stderr.trim()).toBe(
+        `orchestrator: run ${input.runId} is running but no worker polls its task queue "${queue}": start one with \`orchestrator worker --task-queue ${queue}\``,
+      );
+    } finally {
+      await t.client.workflow.getHandle(input.runId).terminate('test over');
+    }
+  });
+});
