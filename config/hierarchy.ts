@@ -35,6 +35,9 @@ const RoleFileSchema = z
     definition: z.string().min(1).optional(),
     model: z.string().min(1).optional(),
     max_turns: z.number().int().positive().optional(),
+    /** What each agent of this role may spend; `budget set --agent` changes it at run time. */
+    budget_usd: z.number().nonnegative().optional(),
+    budget_tokens: z.number().int().nonnegative().optional(),
   })
   .refine((r) => r.persona === undefined || r.persona_file === undefined, {
     message: 'give at most one of persona and persona_file',
@@ -105,6 +108,9 @@ export function parseHierarchyPolicy(
       model: r.model ?? def?.model,
       maxTurns: r.max_turns ?? def?.max_turns,
       subagents,
+      ...(r.budget_usd !== undefined || r.budget_tokens !== undefined
+        ? { budget: { usd: r.budget_usd, tokens: r.budget_tokens } }
+        : {}),
     };
   }
   const a = f.agent;

@@ -10,6 +10,7 @@ import { newRunId } from './runs';
 import { holdWorkspace } from './workspace-hold';
 import { capabilityProof, OPERATOR, type CapabilityPurpose } from './shared/identity';
 import { DEFAULT_TASK_QUEUE, WorkflowType } from './shared/names';
+import type { BudgetLimit } from './shared/spec';
 import {
   requestAgentUpdate,
   sendMessageUpdate,
@@ -58,6 +59,8 @@ export interface StartTeamOptions {
   instructions?: Record<string, string>;
   taskQueue?: string;
   runId?: string;
+  /** What the whole team may spend (`--max-usd`, `--max-tokens`). */
+  budget?: BudgetLimit;
 }
 
 /**
@@ -78,6 +81,9 @@ export async function startTeam(client: Client, opts: StartTeamOptions): Promise
     backend: opts.backend ?? 'cli',
     policy: opts.policy,
     instructions: opts.instructions ?? {},
+    ...(opts.budget && (opts.budget.usd !== undefined || opts.budget.tokens !== undefined)
+      ? { budget: opts.budget }
+      : {}),
   });
   await holdWorkspace(client, workspace, { runId: input.runId, kind: 'team' });
   await clearPreviousTeam(client, workspace);

@@ -69,7 +69,7 @@ export interface AgentWorkflowInput {
 const BUDGET_EXCEEDED = 'BudgetExceeded';
 
 /** Prefixed to the prompt of a turn resumed after its budget was raised. */
-const BUDGET_RESUME_NOTE =
+export const BUDGET_RESUME_NOTE =
   'Note: this request was interrupted because the budget ran out; it has been raised. Continue where you left off.\n\n';
 
 /** The meter part of a model turn's input, and what to do when a budget refuses a request. */

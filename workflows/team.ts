@@ -29,15 +29,43 @@ import {
   setHandler,
   startChild,
   uuid4,
+  workflowInfo,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
 import { HEARTBEAT_TIMEOUT, retryPolicy } from '../src/shared/failures';
 import type { Activities } from '../activities';
-import { auditHeadQuery, auditQuery } from '../src/shared/messages';
+import {
+  agentBudgetLimitsSignal,
+  agentBudgetPausedSignal,
+  auditHeadQuery,
+  auditQuery,
+  budgetQuery,
+  BudgetRaiseRequestSchema,
+  raiseBudgetUpdate,
+  type BudgetRaiseRequest,
+  type MeterLimitsMessage,
+} from '../src/shared/messages';
+import {
+  getLimit,
+  limitsFor,
+  report as ledgerReport,
+  setLimit,
+  totals as ledgerTotals,
+  type BudgetScope,
+} from '../src/shared/budget';
+import { chargeFromMeter, type MeterCharged } from '../src/shared/meter-charge';
+import {
+  addTeamAgent,
+  checkTeamScope,
+  teamLedger,
+  teamRaiseCommand,
+  teamReason,
+} from '../src/shared/team-budget';
 import { checkProof, OPERATOR, type CapabilityState } from '../src/shared/identity';
 import { sha256Hex } from '../src/shared/sha256';
 import type { AuditKind } from '../src/shared/audit';
 import type { CliSubagent } from '../src/shared/spec';
+import { BUDGET_RESUME_NOTE } from './agent';
 import { createAuditTrail } from './audit';
 import {
   agentDir,
@@ -113,6 +141,12 @@ export interface TeamAgentInput {
    * capabilities existed.
    */
   capability?: { file: string; anchor: string };
+  /**
+   * Set when the team keeps a budget: every model request of the agent is admitted by the metering
+   * gateway under these limits (its role is its phase), and a refusal pauses the agent in its own session
+   * until the team sends new limits. Absent for teams started before team budgets.
+   */
+  meter?: { limits: MeterLimitsMessage };
 }
 
 export interface TeamAgentResult {
@@ -134,6 +168,13 @@ export const TEAM_STARTER = OPERATOR;
 const AUDIT_IN_STATUS = 200;
 /** Teams started before agent capabilities existed take requests without proof when replayed. */
 export const CAPABILITY_PATCH = 'agent-capabilities';
+/**
+ * Patch id: the team keeps a ledger charged from its agents' meters, and its limits bind every agent
+ * (issue #9). Teams recorded before it read no meters.
+ */
+export const TEAM_BUDGET_PATCH = 'team-budgets';
+/** Failure type of a model turn stopped by a budget (activities/meter BUDGET_EXCEEDED). */
+const BUDGET_EXCEEDED = 'BudgetExceeded';
 /** How long audit entries gather before they are appended to audit.jsonl together. */
 const AUDIT_BATCH_WINDOW = '1 second';
 
@@ -145,6 +186,19 @@ const identity = proxyActivities<Pick<Activities, 'issueCapability'>>({
   startToCloseTimeout: '1 minute',
   retry: retryPolicy(),
 });
+const meters = proxyActivities<Pick<Activities, 'readMeter'>>({
+  startToCloseTimeout: '1 minute',
+  retry: retryPolicy(),
+});
+
+/** The budget side of a metered agent: what was charged from its meter, and whether a budget holds it. */
+interface MeterState {
+  charged: MeterCharged;
+  /** Meter reads of one agent run one after another, so that charges follow the meter's growth. */
+  chain: Promise<void>;
+  running: boolean;
+  paused: boolean;
+}
 
 interface AgentRecord extends TeamAgentRow {
   instructions: string;
@@ -176,6 +230,15 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
   const refusals: TeamRefusal[] = [];
   const trail = createAuditTrail({ runId, outputsDir: input.outputsDir, persist: true });
   const capabilities = patched(CAPABILITY_PATCH);
+  const budgets = patched(TEAM_BUDGET_PATCH);
+  /** The team's budget ledger (src/shared/budget): roles are its phases (src/shared/team-budget). */
+  let ledger = teamLedger(input.budget);
+  /** Bumped by every `raiseBudget`: a pause that a raise overtook is not recorded. */
+  let budgetVersion = 0;
+  /** Metered agents by id. */
+  const metered = new Map<string, MeterState>();
+  /** Agents a budget holds → why, with the command that raises it. */
+  const pauses = new Map<string, string>();
   const record = (kind: AuditKind, actor: string, details: Record<string, unknown>) =>
     void trail.record(kind, details, actor);
   const byId = (id: string) => records.find((r) => r.id === id);
@@ -203,6 +266,7 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
     };
     records.push(rec);
     pending.push(rec);
+    ledger = addTeamAgent(ledger, { id, role: req.role }, policy.roles[req.role]?.budget);
     record('spawn', req.requestedBy, { agentId: id, name: req.name, role: req.role, depth, source });
     return rec;
   }
@@ -439,10 +503,149 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
     if (p.turns !== undefined) rec.turns = p.turns;
     if (p.tasks) rec.tasks = p.tasks;
     if (p.note !== undefined) rec.note = p.note;
+    // A round ended: its spend goes into the ledger now, so `budget status` follows the team.
+    if (p.costUsd !== undefined) void chargeAgent(rec);
   });
   setHandler(teamStatusQuery, (): TeamStatus => status());
   setHandler(auditQuery, (req) => trail.page(req).entries);
   setHandler(auditHeadQuery, () => trail.head());
+
+  // ---- budgets ----
+  const isOver = () => state === 'completed' || state === 'stopped';
+  const checkRaise = (req: unknown): BudgetRaiseRequest => {
+    const parsed = BudgetRaiseRequestSchema.safeParse(req);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'request'}: ${i.message}`);
+      throw new Error(`invalid raiseBudget request: ${issues.join('; ')}`);
+    }
+    if (!budgets) throw new Error(`team run ${runId} was started before team budgets: it has none to change`);
+    if (isOver()) throw new Error(`team run ${runId} has ${state}; its budget can no longer change`);
+    const problem = checkTeamScope(parsed.data.scope, {
+      runId,
+      roles: Object.keys(policy.roles),
+      agents: records,
+    });
+    if (problem) throw new Error(problem);
+    return parsed.data;
+  };
+  setHandler(
+    raiseBudgetUpdate,
+    (req) => {
+      const valid = checkRaise(req);
+      const previous = getLimit(ledger, valid.scope);
+      ledger = setLimit(ledger, valid.scope, { usd: valid.usd, tokens: valid.tokens });
+      const wasPaused = pauses.size > 0;
+      budgetVersion += 1;
+      const limit = getLimit(ledger, valid.scope);
+      record('budget', valid.actor ?? OPERATOR, {
+        event: 'raise',
+        scope: valid.scope,
+        previous,
+        limit,
+        wasPaused,
+      });
+      log.info('budget changed', { runId, scope: valid.scope, limit });
+      // Running agents get the new limits; those a budget held resume in their own session.
+      for (const rec of records) {
+        const m = metered.get(rec.id);
+        if (!m?.running) continue;
+        if (m.paused) {
+          m.paused = false;
+          pauses.delete(rec.id);
+          record('budget', 'workflow', { event: 'resume', agentId: rec.id, role: rec.role });
+        }
+        getExternalWorkflowHandle(rec.workflowId)
+          .signal(agentBudgetLimitsSignal, limitsFor(ledger, rec.role, rec.id))
+          .catch((err: unknown) =>
+            log.warn('could not send limits to agent', { agentId: rec.id, error: describe(err) }),
+          );
+      }
+      return { scope: valid.scope, limit, wasPaused };
+    },
+    { validator: (req) => void checkRaise(req) },
+  );
+  setHandler(agentBudgetPausedSignal, async (p) => {
+    const rec = records.find((r) => r.workflowId === p.workflowId);
+    const m = rec ? metered.get(rec.id) : undefined;
+    if (!rec || !m?.running) return;
+    const scope: BudgetScope =
+      p.level === 'run'
+        ? { level: 'run' }
+        : p.level === 'phase'
+          ? { level: 'phase', phase: rec.role }
+          : { level: 'agent', phase: rec.role, agent: rec.id };
+    // What the agent spent so far goes into the ledger first, so the paused team shows it.
+    const seen = budgetVersion;
+    await chargeAgent(rec);
+    // Ended meanwhile, or a raise already sent new limits: nothing waits any more.
+    if (!m.running || budgetVersion !== seen) return;
+    m.paused = true;
+    const reason = teamReason(p.reason, rec.role);
+    // A team or role limit holds every agent that hits it: say who waits.
+    const who = scope.level === 'agent' ? '' : ` (${rec.id} waits)`;
+    pauses.set(rec.id, `${reason}${who}; raise it with: ${teamRaiseCommand(runId, scope, p.unit)}`);
+    record('budget', 'workflow', { event: 'pause', reason, agentId: rec.id, role: rec.role, scope });
+    log.warn('agent paused: budget exhausted', { runId, agentId: rec.id, reason });
+  });
+  setHandler(budgetQuery, () => ({
+    runId,
+    kind: 'team' as const,
+    state: state === 'running' && pauses.size > 0 ? 'paused' : state,
+    pausedReason: pausedReason(),
+    onExceeded: 'pause' as const,
+    report: ledgerReport(ledger),
+    ledger,
+  }));
+
+  function pausedReason(): string | undefined {
+    return pauses.size > 0 ? [...pauses.values()].join('; ') : undefined;
+  }
+
+  /** Reads an agent's meter and charges the ledger what it was served since the last read. */
+  function chargeAgent(rec: AgentRecord): Promise<void> {
+    const m = metered.get(rec.id);
+    if (!m) return Promise.resolve();
+    m.chain = m.chain.then(async () => {
+      try {
+        const reading = await CancellationScope.nonCancellable(() =>
+          meters.readMeter({ runId, meterId: rec.id }),
+        );
+        const r = chargeFromMeter(
+          ledger,
+          m.charged,
+          { key: rec.workflowId, phase: rec.role, agent: rec.id },
+          reading,
+        );
+        ledger = r.ledger;
+        m.charged = r.charged;
+        if (r.microUsd > 0 || r.unknown.length > 0) {
+          record('budget', 'workflow', {
+            event: 'charge',
+            agentId: rec.id,
+            role: rec.role,
+            costUsd: r.microUsd / 1e6,
+            microUsd: r.microUsd,
+            ...(r.unknown.length > 0 ? { unknownModels: r.unknown } : {}),
+          });
+        }
+      } catch (err) {
+        log.warn('meter not read', { runId, agentId: rec.id, error: describe(err) });
+      }
+    });
+    return m.chain;
+  }
+
+  /** An ended agent: the rest of its meter is charged; its cost is the ledger's, to the micro-dollar. */
+  async function settleAgent(rec: AgentRecord): Promise<void> {
+    const m = metered.get(rec.id);
+    if (!m) return;
+    await chargeAgent(rec);
+    m.running = false;
+    m.paused = false;
+    pauses.delete(rec.id);
+    const spent = ledgerReport(ledger).agents.find((a) => a.phase === rec.role && a.agent === rec.id);
+    rec.costUsd = spent?.usd ?? 0;
+  }
 
   function status(): TeamStatus {
     const agents = records.map(({ instructions: _i, handle: _h, cap, capability: _c, ...row }) => ({
@@ -459,11 +662,13 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
       startedAt,
       completedAt,
       stopReason,
+      ...(pauses.size > 0 ? { pausedReason: pausedReason() } : {}),
       agents,
       refusals,
       audit: trail.recent().slice(-AUDIT_IN_STATUS),
       totals: {
-        costUsd: round6(records.reduce((s, r) => s + r.costUsd, 0)),
+        // With a ledger the total is summed in micro-dollars: no drift from adding rounded figures.
+        costUsd: budgets ? ledgerTotals(ledger).usd : round6(records.reduce((s, r) => s + r.costUsd, 0)),
         agents: records.length,
         active: records.filter((r) => isActive(r.state)).length,
       },
@@ -494,6 +699,7 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
       subagents: role.subagents,
       sessionId: rec.sessionId,
       ...(rec.capability ? { capability: rec.capability } : {}),
+      ...(metered.has(rec.id) ? { meter: { limits: limitsFor(ledger, rec.role, rec.id) } } : {}),
     };
   }
 
@@ -514,11 +720,15 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
         rec.cap = { anchor: cap.teamAnchor, used: 0 };
         rec.capability = { file: cap.file, anchor: cap.agentAnchor };
       }
+      // Only model agents spend: they reach the model through the metering gateway, under the limits.
+      if (budgets && input.backend === 'cli')
+        metered.set(rec.id, { charged: {}, chain: Promise.resolve(), running: true, paused: false });
       rec.handle = await startChild(teamAgentWorkflow, {
         workflowId: rec.workflowId,
         args: [agentInput(rec)],
       });
     } catch (err) {
+      metered.delete(rec.id);
       rec.state = 'failed';
       rec.error = `could not start: ${describe(err)}`;
       record('run', 'workflow', { event: 'agent_failed', agentId: rec.id, error: rec.error });
@@ -542,6 +752,7 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
       rec.error = describe(err);
       rec.completedAt = new Date().toISOString();
     }
+    await settleAgent(rec);
     record('run', rec.id, {
       event: `agent_${rec.state}`,
       agentId: rec.id,
@@ -673,6 +884,13 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
     : undefined;
 
   const team = getExternalWorkflowHandle(input.runId);
+  /** The limits the gateway admits this agent's requests under; the team sends new ones on a raise. */
+  let limits: MeterLimitsMessage = input.meter?.limits ?? {};
+  let limitsVersion = 0;
+  setHandler(agentBudgetLimitsSignal, (l) => {
+    limits = l;
+    limitsVersion += 1;
+  });
   const reports: Promise<void>[] = [];
   const report = (p: Omit<AgentProgress, 'agentId'>) => {
     reports.push(
@@ -797,7 +1015,31 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
   let turnRunning = false;
   let error: string | undefined;
 
+  /**
+   * A budget refused the agent's next model request: the team pauses and names the limit, and the agent
+   * waits, its session intact, until the team sends new limits (true), or its turn is cancelled.
+   */
+  async function budgetPause(err: unknown): Promise<boolean> {
+    const cause = err instanceof ActivityFailure ? err.cause : undefined;
+    if (!input.meter || !(cause instanceof ApplicationFailure) || cause.type !== BUDGET_EXCEEDED)
+      return false;
+    const refusal = failureSummary(err)?.budgetRefusal;
+    const seen = limitsVersion;
+    await team.signal(agentBudgetPausedSignal, {
+      workflowId: workflowInfo().workflowId,
+      phase: agent.role,
+      agent: agent.id,
+      reason: cause.message,
+      level: refusal?.level === 'run' || refusal?.level === 'phase' ? refusal.level : 'agent',
+      unit: refusal?.unit === 'tokens' ? 'tokens' : 'usd',
+    });
+    await condition(() => limitsVersion > seen);
+    return true;
+  }
+
   async function runTurn(round: number): Promise<TurnOutcome> {
+    /** Spent by attempts of this round that a budget stopped. */
+    let refusedCost = 0;
     try {
       if (input.backend === 'script') {
         const r = await script.scriptTurn({
@@ -822,45 +1064,63 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
       const unread = inbox.filter((m) => m.seq > deliveredSeq);
       const base = round === 1 ? firstPrompt(input, dir) : continuePrompt(tasks);
       const prompt = unread.length ? [...unread.map(messagePrompt), '', base].join('\n') : base;
-      const afterSeq = unread.at(-1)?.seq ?? deliveredSeq;
-      const r = await model.claudeTurn({
-        runId: input.runId,
-        agentId: agent.id,
-        outputsDir: input.outputsDir,
-        sessionId: sessionId!,
-        resume: round > 1,
-        prompt,
-        team: { runId: input.runId, agentId: agent.id, afterSeq },
-        cwd: input.workspace,
-        model: input.model ?? settings.model,
-        maxTurns: input.maxTurns ?? settings.maxTurns,
-        maxBudgetUsd: settings.maxBudgetUsd,
-        appendSystemPrompt: persona,
-        allowedTools: settings.allowedTools,
-        disallowedTools: settings.disallowedTools,
-        permissionMode: settings.permissionMode,
-        agents: input.subagents,
-        extraEnv: env,
-        ...(input.capability ? { capabilityFile: input.capability.file } : {}),
-        previousSessionCostUsd: session.cost,
-        previousSessionUsage: session.usage,
-      });
-      session = { cost: r.totalCostUsd, usage: r.sessionUsage };
-      deliveredSeq = Math.max(deliveredSeq, r.deliveredSeq ?? afterSeq);
-      return {
-        ok: r.ok,
-        cancelled: false,
-        costUsd: r.costUsd,
-        turns: r.numTurns,
-        error: r.ok ? undefined : `${r.subtype}: ${r.resultText.slice(0, 300)}`,
-      };
+      let afterSeq = unread.at(-1)?.seq ?? deliveredSeq;
+      // After a budget refusal the same round runs again in the same session once limits are raised.
+      let resumed = false;
+      for (;;) {
+        try {
+          const r = await model.claudeTurn({
+            runId: input.runId,
+            agentId: agent.id,
+            outputsDir: input.outputsDir,
+            sessionId: sessionId!,
+            resume: round > 1 || resumed,
+            prompt: resumed ? BUDGET_RESUME_NOTE + prompt : prompt,
+            team: { runId: input.runId, agentId: agent.id, afterSeq },
+            cwd: input.workspace,
+            model: input.model ?? settings.model,
+            maxTurns: input.maxTurns ?? settings.maxTurns,
+            maxBudgetUsd: settings.maxBudgetUsd,
+            appendSystemPrompt: persona,
+            allowedTools: settings.allowedTools,
+            disallowedTools: settings.disallowedTools,
+            permissionMode: settings.permissionMode,
+            agents: input.subagents,
+            extraEnv: env,
+            ...(input.capability ? { capabilityFile: input.capability.file } : {}),
+            previousSessionCostUsd: session.cost,
+            previousSessionUsage: session.usage,
+            // One meter per agent (the file the team reads), its role as the phase.
+            ...(input.meter ? { meter: { id: agent.id, phase: agent.role, agent: agent.id, limits } } : {}),
+          });
+          session = { cost: r.totalCostUsd, usage: r.sessionUsage };
+          deliveredSeq = Math.max(deliveredSeq, r.deliveredSeq ?? afterSeq);
+          return {
+            ok: r.ok,
+            cancelled: false,
+            costUsd: refusedCost + r.costUsd,
+            turns: r.numTurns,
+            error: r.ok ? undefined : `${r.subtype}: ${r.resultText.slice(0, 300)}`,
+          };
+        } catch (err) {
+          if (!input.meter || isCancellation(err)) throw err;
+          const summary = failureSummary(err);
+          if (!(await budgetPause(err))) throw err;
+          refusedCost += summary?.costUsd ?? 0;
+          if (summary?.totalCostUsd !== undefined)
+            session = { cost: summary.totalCostUsd, usage: summary.sessionUsage ?? session.usage };
+          // Messages the refused attempt delivered mid-turn are in the session: not sent again.
+          afterSeq = Math.max(afterSeq, summary?.deliveredSeq ?? afterSeq);
+          resumed = true;
+        }
+      }
     } catch (err) {
       // A failed or cancelled turn still cost money: its summary rides in the failure's details.
       const summary = failureSummary(err);
       return {
         ok: false,
         cancelled: isCancellation(err),
-        costUsd: summary?.costUsd ?? 0,
+        costUsd: refusedCost + (summary?.costUsd ?? 0),
         turns: 0,
         error: describe(err),
       };
@@ -957,7 +1217,16 @@ function continuePrompt(tasks: readonly TeamTask[]): string {
 
 // ---------------------------------------------------------------------------------------------------
 
-function failureSummary(err: unknown): { costUsd?: number } | undefined {
+/** The turn summary a failed model turn carries in its details (activities/cli). */
+interface FailedTurnSummary {
+  costUsd?: number;
+  totalCostUsd?: number;
+  sessionUsage?: TurnOutcome['sessionUsage'];
+  budgetRefusal?: { level?: string; unit?: string };
+  deliveredSeq?: number;
+}
+
+function failureSummary(err: unknown): FailedTurnSummary | undefined {
   const cause = err instanceof ActivityFailure ? err.cause : err;
   const details = (cause as { details?: unknown[] } | undefined)?.details;
   const first = Array.isArray(details) ? details[0] : undefined;

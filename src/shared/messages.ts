@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { AuditEntry, AuditHeadStatus } from './audit';
 import { BudgetScopeSchema, type BudgetReport, type BudgetScope, type Ledger } from './budget';
 import type { AgentStep, Checkpoint, PhaseResult, RunState, RunStatus } from './run';
+import type { TeamState } from './team';
 import type { BudgetLimit } from './spec';
 
 export const CheckpointIdSchema = z.string().regex(/^CP[1-9][0-9]*$/, 'must be a checkpoint id like CP2');
@@ -129,10 +130,15 @@ export const auditQuery = defineQuery<AuditEntry[], [AuditPageRequest?]>('audit'
 /** Count and hash of the trail's last entry, and of the last one written to audit.jsonl. */
 export const auditHeadQuery = defineQuery<AuditHeadStatus>('auditHead');
 
-/** What `orchestrator budget status|report` shows. */
+/** What `orchestrator budget status|report` shows, for project and team runs alike. */
 export interface BudgetStatus {
   runId: string;
-  state: RunState;
+  /**
+   * `team` for a team run, whose ledger's phases are its roles (src/shared/team-budget); absent for a
+   * project run.
+   */
+  kind?: 'team';
+  state: RunState | TeamState;
   pausedReason?: string;
   onExceeded: 'pause' | 'fail';
   report: BudgetReport;

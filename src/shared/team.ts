@@ -10,7 +10,7 @@ import { z } from 'zod';
 import type { AuditEntry } from './audit';
 import { OPERATOR } from './identity';
 import { SafeNameSchema } from './ids';
-import { PermissionModeSchema, SubagentsSchema } from './spec';
+import { BudgetLimitSchema, PermissionModeSchema, SubagentsSchema } from './spec';
 
 /** The roles a team starts with or that the default policy knows. Policies may add more. */
 export const TeamRole = {
@@ -64,6 +64,8 @@ export const TeamRolePolicySchema = z.object({
   maxTurns: z.number().int().positive().optional(),
   /** Subagents of this role's agents, handed to `claude --agents`. */
   subagents: SubagentsSchema.optional(),
+  /** What each agent of this role may spend (USD and/or tokens); `budget set --agent` changes it. */
+  budget: BudgetLimitSchema.optional(),
 });
 export type TeamRolePolicy = z.infer<typeof TeamRolePolicySchema>;
 
@@ -124,6 +126,8 @@ export const TeamWorkflowInputSchema = z.object({
    * script backend, instructions are the agent's shell script.
    */
   instructions: z.record(RoleNameSchema, z.string().min(1)).default({}),
+  /** What the whole team may spend (`team start --max-usd/--max-tokens`); `budget set` changes it. */
+  budget: BudgetLimitSchema.optional(),
 });
 export type TeamWorkflowInput = z.infer<typeof TeamWorkflowInputSchema>;
 
@@ -208,6 +212,8 @@ export interface TeamStatus {
   startedAt: string;
   completedAt?: string;
   stopReason?: string;
+  /** Set while a budget holds an agent: the limit, and the command that raises it. */
+  pausedReason?: string;
   agents: TeamAgentRow[];
   refusals: TeamRefusal[];
   /** The run's audit entries (also written to `<outputsDir>/<runId>/audit.jsonl`). */

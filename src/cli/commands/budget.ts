@@ -43,12 +43,22 @@ const leftUsd = (l: BudgetLimit, spent: number) =>
 const leftTokens = (l: BudgetLimit, spent: number) =>
   l.tokens === undefined ? pc.dim('—') : fmtTokens(Math.max(0, l.tokens - spent));
 
-/** Limits, spend and what is left per run, phase and agent. */
+/** How a report names its levels: a team's phases are its roles. */
+function labels(team: boolean) {
+  return {
+    run: team ? 'team' : 'run',
+    phase: (p: string) => (team ? `role ${p}` : `phase ${p}`),
+    agent: (p: string, a: string) => (team ? `agent ${a} (${p})` : `agent ${p}/${a}`),
+  };
+}
+
+/** Limits, spend and what is left per run, phase and agent (per team, role and agent for a team run). */
 export function renderBudgetStatus(b: BudgetStatus): string {
   const r = b.report;
+  const l = labels(b.kind === 'team');
   const stateColor = b.state === 'paused' ? pc.yellow : b.state === 'failed' ? pc.red : pc.cyan;
   const lines = [
-    `run ${pc.bold(b.runId)} · ${stateColor(b.state)} · when a budget is exhausted: ${b.onExceeded}`,
+    `${b.kind === 'team' ? 'team run' : 'run'} ${pc.bold(b.runId)} · ${stateColor(b.state)} · when a budget is exhausted: ${b.onExceeded}`,
   ];
   if (b.pausedReason) lines.push(`  ${pc.yellow('!')} ${b.pausedReason}`);
   const table = new Table({
@@ -64,9 +74,9 @@ export function renderBudgetStatus(b: BudgetStatus): string {
       fmtTokens(spent.tokens),
       leftTokens(limit, spent.tokens),
     ]);
-  row('run', r.run.limit, r.run);
-  for (const p of r.phases) row(`phase ${p.phase}`, p.limit, p);
-  for (const a of r.agents) row(`agent ${a.phase}/${a.agent}`, a.limit, a);
+  row(l.run, r.run.limit, r.run);
+  for (const p of r.phases) row(l.phase(p.phase), p.limit, p);
+  for (const a of r.agents) row(l.agent(a.phase, a.agent), a.limit, a);
   lines.push(table.toString());
   if (r.run.reservedUsd > 0 || r.run.reservedTokens > 0) {
     lines.push(
@@ -76,8 +86,9 @@ export function renderBudgetStatus(b: BudgetStatus): string {
   return lines.join('\n');
 }
 
-/** The cost report: spend per run, phase, agent and model. */
-export function renderBudgetReport(runId: string, r: BudgetReport): string {
+/** The cost report: spend per run, phase, agent and model (team runs: per team, role, agent, model). */
+export function renderBudgetReport(runId: string, r: BudgetReport, kind?: 'team'): string {
+  const team = kind === 'team';
   const head = ['usd', 'tokens', 'input', 'output', 'cache write', 'cache read', 'charges'];
   const cells = (t: SpendTotals) => [
     formatUsd(t.usd),
@@ -94,16 +105,16 @@ export function renderBudgetReport(runId: string, r: BudgetReport): string {
     return `${pc.bold(title)}\n${table.toString()}`;
   };
   return [
-    section('Run', 'run', [[runId, r.run]]),
+    section(team ? 'Team' : 'Run', team ? 'team' : 'run', [[runId, r.run]]),
     section(
-      'Phases',
-      'phase',
+      team ? 'Roles' : 'Phases',
+      team ? 'role' : 'phase',
       r.phases.map((p) => [p.phase, p]),
     ),
     section(
       'Agents',
       'agent',
-      r.agents.map((a) => [`${a.phase}/${a.agent}`, a]),
+      r.agents.map((a) => [team ? `${a.agent} (${a.phase})` : `${a.phase}/${a.agent}`, a]),
     ),
     section(
       'Models',
@@ -113,12 +124,32 @@ export function renderBudgetReport(runId: string, r: BudgetReport): string {
   ].join('\n');
 }
 
-/** Works out the budget scope from `--phase` / `--agent`; an agent alone is looked up in the run's phases. */
+/**
+ * Works out the budget scope from `--phase` (or `--role`) and `--agent`; an agent alone is looked up in
+ * the run's phases, or in a team run's roles.
+ */
 async function scopeFor(
   client: Client,
   runId: string,
-  opts: { phase?: string; agent?: string },
+  given: { phase?: string; role?: string; agent?: string },
 ): Promise<BudgetScope> {
+  if (given.phase !== undefined && given.role !== undefined && given.phase !== given.role)
+    throw new CliError("give --phase or --role, not both (a team run's roles are its phases)", 2);
+  const opts = { phase: given.phase ?? given.role, agent: given.agent };
+  if (opts.agent !== undefined && opts.phase === undefined) {
+    // Team runs: every agent is in the ledger under its role.
+    const b = await queryBudget(client, runId);
+    if (b.kind === 'team') {
+      const roles = b.report.agents.filter((a) => a.agent === opts.agent).map((a) => a.phase);
+      if (roles.length === 0) {
+        const known = b.report.agents.map((a) => a.agent);
+        throw new CliError(
+          `team run ${runId} has no agent "${opts.agent}"; agents: ${known.join(', ') || 'none yet'}`,
+        );
+      }
+      return { level: 'agent', phase: roles[0]!, agent: opts.agent };
+    }
+  }
   if (opts.agent === undefined) {
     return opts.phase === undefined ? { level: 'run' } : { level: 'phase', phase: opts.phase };
   }
@@ -158,6 +189,7 @@ export function registerBudgetCommands(program: Command): void {
     .option('--max-usd <usd>', 'limit in US dollars', parseUsd)
     .option('--max-tokens <n>', 'limit in tokens (every token kind counts)', parseTokens)
     .option('--phase <name>', 'limit this phase (default: the whole run)')
+    .option('--role <name>', 'team runs: limit this role, every agent of it together')
     .option('--agent <id>', 'limit this agent (with --phase when the id is in several phases)')
     .option('--json', 'print JSON')
     .action(
@@ -167,6 +199,7 @@ export function registerBudgetCommands(program: Command): void {
           maxUsd?: number;
           maxTokens?: number;
           phase?: string;
+          role?: string;
           agent?: string;
           json?: boolean;
         },
@@ -189,7 +222,7 @@ export function registerBudgetCommands(program: Command): void {
             scope.level === 'run'
               ? 'run'
               : scope.level === 'phase'
-                ? `phase ${scope.phase}`
+                ? `${opts.role !== undefined ? 'role' : 'phase'} ${scope.phase}`
                 : `agent ${scope.phase}/${scope.agent}`;
           const parts = [
             r.limit.usd !== undefined ? formatUsd(r.limit.usd) : undefined,
@@ -210,8 +243,9 @@ export function registerBudgetCommands(program: Command): void {
       await withClient(cmd, async (client) => {
         const runId = runIdArg ?? (await latestRunId(client));
         const b = await queryBudget(client, runId);
-        if (opts.format === 'json') printJson({ runId, state: b.state, ...b.report });
-        else process.stdout.write(renderBudgetReport(runId, b.report) + '\n');
+        if (opts.format === 'json')
+          printJson({ runId, ...(b.kind ? { kind: b.kind } : {}), state: b.state, ...b.report });
+        else process.stdout.write(renderBudgetReport(runId, b.report, b.kind) + '\n');
       });
     });
 }

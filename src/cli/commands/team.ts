@@ -33,6 +33,7 @@ import { startRehearsal } from '../../rehearsal';
 import { CliError, configFrom, loggerFor, printJson, withClient } from '../context';
 import { withLocalWorker } from '../local-worker';
 import { formatUsd } from '../render';
+import { parseTokens, parseUsd } from './budget';
 
 /** Runs `fn` with a connected client; team errors become one-line CLI errors. */
 export function withTeamClient<T>(
@@ -114,6 +115,8 @@ export function registerTeamCommands(program: Command): void {
       {} as Record<string, string>,
     )
     .option('--run-id <id>', 'workflow id to use')
+    .option('--max-usd <usd>', 'what the whole team may spend, in US dollars', parseUsd)
+    .option('--max-tokens <n>', 'what the whole team may spend, in tokens (every kind counts)', parseTokens)
     .option('--wait', 'show the live dashboard until the team finishes')
     .option(
       '--rehearse',
@@ -131,6 +134,8 @@ export function registerTeamCommands(program: Command): void {
           policy?: string;
           instructions: Record<string, string>;
           runId?: string;
+          maxUsd?: number;
+          maxTokens?: number;
           wait?: boolean;
           rehearse?: boolean;
           json?: boolean;
@@ -162,6 +167,7 @@ export function registerTeamCommands(program: Command): void {
             instructions,
             taskQueue: config.temporal.taskQueue,
             runId: opts.runId,
+            budget: { usd: opts.maxUsd, tokens: opts.maxTokens },
           });
         const follow = async (client: Client, runId: string) => {
           const final = await trackTeam(client, runId, { json: Boolean(opts.json) });
@@ -419,6 +425,7 @@ export function renderTeamStatus(
     }
   }
   if (s.stopReason) lines.push(`  ${pc.yellow('⊘')} stop: ${s.stopReason}`);
+  if (s.pausedReason) lines.push(`  ${pc.yellow('!')} paused: ${s.pausedReason}`);
   lines.push(
     pc.dim(
       `  started ${since(s.startedAt)}${s.completedAt ? ` · ended ${since(s.completedAt)}` : ''} · workspace ${s.workspace}`,
