@@ -7,6 +7,7 @@
  * manifest written at build time ({@link describeCommands}), which says which module owns which
  * top-level command and holds the help lines, so `--help` needs no command module at all.
  */
+import fs from 'node:fs';
 import { Command, CommanderError, Help } from 'commander';
 
 type Register = (program: Command) => void;
@@ -24,6 +25,7 @@ const COMMAND_MODULES: Record<string, () => Promise<Register>> = {
   governance: async () => (await import('./commands/governance')).registerGovernanceCommands,
   team: async () => (await import('./commands/team')).registerTeamCommands,
   attach: async () => (await import('./commands/attach')).registerAttachCommand,
+  completion: async () => (await import('./commands/completion')).registerCompletionCommand,
 };
 
 /** One top-level command: the module that registers it and its line in `orchestrator --help`. */
@@ -35,10 +37,26 @@ export interface CommandManifestEntry {
   description: string;
 }
 
+/** The package's version (src/cli/ and dist/cli/ both sit two folders below package.json). */
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version?: unknown;
+    };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Commander's codes for output it was asked for (help, version): not failures. */
+const ANSWERED = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);
+
 function baseProgram(): Command {
   return (
     new Command('orchestrator')
       .description('Durable teams of Claude coding agents on Temporal')
+      .version(packageVersion(), '-V, --version', 'print the version')
       .option('--address <host:port>', 'Temporal frontend address (env TEMPORAL_ADDRESS)')
       .option('--namespace <ns>', 'Temporal namespace (env TEMPORAL_NAMESPACE)')
       .option('--task-queue <name>', 'task queue (env ORCHESTRATOR_TASK_QUEUE)')
@@ -142,8 +160,9 @@ export async function main(argv: string[], manifest?: CommandManifestEntry[]): P
     await (await buildProgram(argv, manifest)).parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
-      // Commander has already printed its message (and help on request).
-      process.exitCode = err.exitCode;
+      // Commander has already printed its message (and help on request). A usage error (unknown
+      // command or option, missing or invalid argument) exits 2, as shells and getopt tools do.
+      process.exitCode = ANSWERED.has(err.code) ? 0 : 2;
       return;
     }
     // Loaded only on failure: the error classes it knows come with their modules (and the SDK).
