@@ -47,7 +47,8 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function portOpen(port: number): Promise<boolean> {
+/** Whether something accepts connections on 127.0.0.1:`port`. */
+export async function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.connect({ host: '127.0.0.1', port });
     sock.once('connect', () => {
@@ -72,6 +73,32 @@ export interface DevServerOptions {
   readyTimeoutMs?: number;
 }
 
+/** How a dev server's process ended, with the last lines of its log (the reason, usually). */
+export interface DevServerExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  reason: string;
+}
+
+/** One line saying how the server ended, e.g. `killed by SIGKILL` or `exited with code 1: <log line>`. */
+export function describeExit(e: DevServerExit): string {
+  const how = e.signal ? `killed by ${e.signal}` : `exited with code ${e.code ?? '?'}`;
+  return e.reason ? `${how}: ${e.reason}` : how;
+}
+
+/** The last non-empty line of a log file, cut to one screen line. */
+function lastLogLine(file: string): string {
+  try {
+    const lines = fs
+      .readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((l) => l.trim());
+    return (lines.at(-1) ?? '').slice(0, 300);
+  } catch {
+    return '';
+  }
+}
+
 export interface DevServer {
   address: string;
   uiUrl?: string;
@@ -79,6 +106,8 @@ export interface DevServer {
   dbFile: string;
   /** Stops the server (SIGTERM, then SIGKILL) and waits for it to exit. */
   stop(): Promise<void>;
+  /** Settles when the server's process ends, for whatever reason (not for a detached server). */
+  exited: Promise<DevServerExit>;
 }
 
 /** Starts `temporal server start-dev` and resolves once its frontend answers a health check. */
@@ -116,7 +145,12 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   fs.closeSync(log);
   if (opts.detached) child.unref();
   let exited: number | null | undefined;
-  child.on('exit', (code) => (exited = code));
+  const ended = new Promise<DevServerExit>((resolve) =>
+    child.on('exit', (code, signal) => {
+      exited = code;
+      resolve({ code, signal, reason: lastLogLine(opts.logFile) });
+    }),
+  );
 
   const address = `127.0.0.1:${port}`;
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
@@ -141,6 +175,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
     pid,
     dbFile: opts.dbFile,
     stop: () => stopPid(pid),
+    exited: ended,
   };
 }
 
@@ -217,6 +252,22 @@ export async function ensureDetachedServer(
     detached: true,
   });
   const state: ServerState = { pid: srv.pid, address: srv.address, uiUrl: srv.uiUrl, dbFile: srv.dbFile };
-  fs.writeFileSync(path.join(home, 'server.json'), JSON.stringify(state, null, 2));
+  writeServerState(home, state);
   return state;
+}
+
+/** Records the project's server, so that later commands in this project talk to it (see configFrom). */
+export function writeServerState(home: string, state: ServerState): void {
+  fs.mkdirSync(home, { recursive: true });
+  fs.writeFileSync(path.join(home, 'server.json'), JSON.stringify(state, null, 2));
+}
+
+/** Forgets the recorded server if it is still `pid` (another one may have replaced it). */
+export function clearServerState(home: string, pid: number): void {
+  const file = path.join(home, 'server.json');
+  try {
+    if ((JSON.parse(fs.readFileSync(file, 'utf8')) as ServerState).pid === pid) fs.rmSync(file);
+  } catch {
+    // Nothing recorded.
+  }
 }

@@ -81,8 +81,15 @@ export async function createWorker(
  * Runs a worker until SIGINT/SIGTERM, then shuts down gracefully: in-flight activities get the grace time
  * to finish or observe cancellation before the process exits.
  */
-export async function runWorkerUntilSignal(opts: CreateWorkerOptions): Promise<void> {
+export async function runWorkerUntilSignal(
+  opts: CreateWorkerOptions,
+  /** Also shuts the worker down when this settles (`orchestrator dev`: its server exited). */
+  until?: Promise<unknown>,
+): Promise<void> {
   const { worker, connection } = await createWorker(opts);
+  void until?.finally(() => {
+    if (worker.getState() === 'RUNNING') worker.shutdown();
+  });
   const onSignal = (sig: NodeJS.Signals) => {
     opts.logger.info({ signal: sig }, 'shutting down worker');
     worker.shutdown();

@@ -2,6 +2,7 @@ import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { type Command } from 'commander';
 import { type AppConfig, loadConfig } from '../../config/env';
 import { cannotReachTemporal } from '../connection-error';
+import { readServerState } from '../devserver';
 import { CLIENT_CHANNEL_ARGS } from '../client-channel';
 import { createLogger, type Logger } from '../logger';
 import { WorkflowType } from '../shared/names';
@@ -14,13 +15,18 @@ export interface GlobalFlags {
 }
 
 /** Parses config once per command from env + global flags. Throws ConfigError on bad input. */
-export function configFrom(cmd: Command): AppConfig {
+export function configFrom(cmd: Command, opts: { projectServer?: boolean } = {}): AppConfig {
   const flags = cmd.optsWithGlobals<GlobalFlags>();
-  return loadConfig(process.env, {
+  const config = loadConfig(process.env, {
     address: flags.address,
     namespace: flags.namespace,
     taskQueue: flags.taskQueue,
   });
+  // Without an address given, this project's own dev server (`dev`, `server start`, which may have
+  // taken free ports) is the one meant: never the default port's, which may be someone else's.
+  if (opts.projectServer === false || flags.address || process.env.TEMPORAL_ADDRESS) return config;
+  const own = readServerState(config.home);
+  return own ? { ...config, temporal: { ...config.temporal, address: own.address } } : config;
 }
 
 export function loggerFor(config: AppConfig, bindings: Record<string, unknown> = {}): Logger {

@@ -3,14 +3,18 @@ import path from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import pc from 'picocolors';
 import {
+  clearServerState,
+  describeExit,
   ensureDetachedServer,
   ensureTemporalCli,
+  portOpen,
   readServerState,
   startDevServer,
   stopPid,
+  writeServerState,
 } from '../../devserver';
 import { runWorkerUntilSignal } from '../../../workers/worker';
-import { configFrom, loggerFor, printJson } from '../context';
+import { CliError, configFrom, loggerFor, printJson } from '../context';
 
 /** Commander argument parser for ports: a clear message instead of NaN. */
 export function parsePort(value: string): number {
@@ -21,6 +25,38 @@ export function parsePort(value: string): number {
   return n;
 }
 
+const DEFAULT_PORT = 7233;
+const DEFAULT_UI_PORT = 8233;
+
+/**
+ * The ports `orchestrator dev` listens on: the defaults, or free ones when another server holds them
+ * (said in one line). A port asked for with a flag that is taken is an error: we never join another
+ * server by accident.
+ */
+async function choosePorts(opts: {
+  port?: number;
+  uiPort?: number;
+}): Promise<{ port?: number; uiPort?: number }> {
+  let port: number | undefined = opts.port ?? DEFAULT_PORT;
+  let uiPort: number | undefined = opts.uiPort ?? DEFAULT_UI_PORT;
+  for (const [flag, asked] of [
+    ['--port', opts.port],
+    ['--ui-port', opts.uiPort],
+  ] as const) {
+    if (asked !== undefined && (await portOpen(asked)))
+      throw new CliError(`${flag} ${asked}: the port is taken; choose another or stop what listens there`, 2);
+  }
+  if (await portOpen(port)) {
+    process.stderr.write(
+      `port ${port} is taken (another Temporal server?); starting this project's dev server on free ports instead\n`,
+    );
+    port = undefined;
+    if (opts.uiPort === undefined) uiPort = undefined;
+  }
+  if (uiPort !== undefined && opts.uiPort === undefined && (await portOpen(uiPort))) uiPort = undefined;
+  return { port, uiPort };
+}
+
 export function registerInfraCommands(program: Command): void {
   program
     .command('dev')
@@ -28,24 +64,52 @@ export function registerInfraCommands(program: Command): void {
     .option('--port <port>', 'frontend gRPC port', parsePort)
     .option('--ui-port <port>', 'Web UI port', parsePort)
     .action(async (opts: { port?: number; uiPort?: number }, cmd: Command) => {
-      const base = configFrom(cmd);
+      const base = configFrom(cmd, { projectServer: false });
+      const logger = () => loggerFor(config);
+      let config = base;
+      // This project's detached server (`server start`) already runs: use it (same database file).
+      const existing = readServerState(base.home);
+      if (existing) {
+        config = { ...base, temporal: { ...base.temporal, address: existing.address } };
+        process.stderr.write(
+          `${pc.green('Temporal dev server')} of this project at ${existing.address} (pid ${existing.pid})\n${pc.green('Web UI')}: ${existing.uiUrl ?? '(headless)'}\n`,
+        );
+        await runWorkerUntilSignal({ config, logger: logger() });
+        return;
+      }
+      const { port, uiPort } = await choosePorts(opts);
       const cliPath = await ensureTemporalCli();
       const server = await startDevServer({
         cliPath,
         dbFile: path.join(base.home, 'temporal.db'),
         logFile: path.join(base.home, 'temporal.log'),
-        port: opts.port ?? 7233,
-        uiPort: opts.uiPort ?? 8233,
+        port,
+        uiPort,
       });
-      const config = { ...base, temporal: { ...base.temporal, address: server.address } };
-      const logger = loggerFor(config);
+      writeServerState(base.home, {
+        pid: server.pid,
+        address: server.address,
+        uiUrl: server.uiUrl,
+        dbFile: server.dbFile,
+      });
+      config = { ...base, temporal: { ...base.temporal, address: server.address } };
       process.stderr.write(
         `${pc.green('Temporal dev server')} at ${server.address}\n${pc.green('Web UI')}: ${server.uiUrl ?? '(headless)'}\n`,
       );
+      let died: string | undefined;
+      const exited = server.exited.then((e) => {
+        died = describeExit(e);
+      });
       try {
-        await runWorkerUntilSignal({ config, logger });
+        await runWorkerUntilSignal({ config, logger: logger() }, exited);
       } finally {
+        clearServerState(base.home, server.pid);
         await server.stop();
+      }
+      if (died !== undefined) {
+        throw new CliError(
+          `the Temporal dev server (pid ${server.pid}) ${died} (log: ${path.join(base.home, 'temporal.log')})`,
+        );
       }
     });
 
