@@ -14,43 +14,16 @@ import type { RunStatus } from '../../src/shared/run';
 import { ProjectSpecSchema, type ProjectSpec } from '../../src/shared/spec';
 import { queryStatus, raiseBudget, startRun } from '../../src/runs';
 import { waitFor } from '../harness/gates';
+import { ledgerSpend, modelWorkerEnv, servedSince } from '../harness/money';
 import { createTestEnv, tempDir, type TestEnv, spawnWorkerProcess } from '../harness/temporal';
 
-/**
- * What the server served (successful answers) from request index `since`, from its own tally: each
- * response priced once on the responding model, in integer micro-dollars.
- */
-function served(
-  server: ModelServer,
-  since: number,
-): { usd: number; microUsd: number; tokens: number; requests: number } {
-  const ok = server.requests
-    .slice(since)
-    .filter((r) => r.endpoint === 'messages' && r.status === 200 && r.usage);
-  const microUsd = ok.reduce((s, r) => s + r.microUsd!, 0);
-  return {
-    usd: microUsd / 1e6,
-    microUsd,
-    tokens: ok.reduce(
-      (s, r) =>
-        s +
-        r.usage!.input_tokens +
-        r.usage!.output_tokens +
-        r.usage!.cache_creation_input_tokens +
-        r.usage!.cache_read_input_tokens,
-      0,
-    ),
-    requests: ok.length,
-  };
+/** What the server served from request index `since` (its own tally), with USD for readable checks. */
+function served(server: ModelServer, since: number) {
+  const s = servedSince(server, since);
+  return { ...s, usd: s.microUsd / 1e6 };
 }
 
-function ledgerMicro(l: Ledger): number {
-  let micro = 0;
-  for (const agents of Object.values(l.spend))
-    for (const models of Object.values(agents))
-      for (const row of Object.values(models)) micro += row.microUsd;
-  return micro;
-}
+const ledgerMicro = (l: Ledger): number => ledgerSpend(l).microUsd;
 
 function cliSpec(prompt: string, agent: Record<string, unknown>, name: string): ProjectSpec {
   return ProjectSpecSchema.parse({
@@ -212,11 +185,7 @@ describe('a worker SIGKILLed between reserve and charge', () => {
 
   it('charges the agent exactly once, and for everything the server served', async () => {
     const home = tempDir('orch-home-');
-    const w1 = spawnWorkerProcess(t, {
-      ORCHESTRATOR_AGENT_HOME: home,
-      ANTHROPIC_BASE_URL: server.url,
-      ANTHROPIC_API_KEY: 'test-key',
-    });
+    const w1 = spawnWorkerProcess(t, modelWorkerEnv(server, home));
     const input = await startRun(t.client, {
       spec: cliSpec('@cost 3000\n@sleep 4000\n@write out.txt survived', { budget_usd: 5 }, 'killed'),
       workspace: tempDir('orch-ws-'),
@@ -236,11 +205,7 @@ describe('a worker SIGKILLed between reserve and charge', () => {
     w1.kill('SIGKILL');
     await new Promise((r) => w1.once('exit', r));
 
-    const w2 = spawnWorkerProcess(t, {
-      ORCHESTRATOR_AGENT_HOME: home,
-      ANTHROPIC_BASE_URL: server.url,
-      ANTHROPIC_API_KEY: 'test-key',
-    });
+    const w2 = spawnWorkerProcess(t, modelWorkerEnv(server, home));
     try {
       expect(((await handle.result()) as { state: string }).state).toBe('completed');
       const after = await handle.query(budgetQuery);
