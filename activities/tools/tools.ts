@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { WorkspaceGlobSchema } from '../../src/shared/spec';
 import { defaultSandbox, type Sandbox } from '../sandbox';
 import { runProgram, type RunResult } from '../sandbox/run';
+import { fallbackRefusal } from '../sandbox/fallback';
 import { capText, OUTPUT_CAP_BYTES } from './process';
 import { WorkspaceEscapeError, relativeToWorkspace, resolveInWorkspace } from './workspace';
 
@@ -189,10 +190,17 @@ const impls: { [N in ToolName]: Impl<N> } = {
   async run_command({ argv, timeout_s, cwd }, { workspace, signal, sandbox }) {
     const dir = await resolveInWorkspace(workspace, cwd ?? '.');
     const timeoutS = timeout_s ?? DEFAULT_COMMAND_TIMEOUT_S;
+    const box = sandbox ?? defaultSandbox();
+    const root = await fs.realpath(workspace);
+    // Without a sandbox, the one thing left is not to run what plainly names a path outside.
+    if ((await box.state()).kind === 'none') {
+      const refusal = fallbackRefusal(argv, root, dir);
+      if (refusal) return fail(refusal);
+    }
     // Confined to the workspace, with no network: a model-chosen command reaches nothing else.
     const r = await runProgram(argv, {
-      sandbox: sandbox ?? defaultSandbox(),
-      workspace: await fs.realpath(workspace),
+      sandbox: box,
+      workspace: root,
       cwd: dir,
       network: false,
       fixed: { NO_COLOR: '1' },
