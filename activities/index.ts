@@ -70,6 +70,7 @@ export function createActivities(deps: ActivityDeps) {
       anthropic: config.anthropic,
       outputsDir: config.outputsDir,
       gateway,
+      sandbox,
     }),
     ...createMeterActivities({ logger, outputsDir: config.outputsDir }),
     ...createToolActivities({ logger, sandbox }),

@@ -18,6 +18,8 @@ import { capText } from '../tools/process';
 import { toolDefinitions } from '../tools/tools';
 import { ApiFailureType, classifyAnthropicError } from './errors';
 import { FileIdSchema, SafeNameSchema } from '../../src/shared/ids';
+import type { Sandbox } from '../sandbox';
+import { recordSandbox } from '../sandbox/record';
 
 export { classifyAnthropicError, retryAfterMs, ApiFailureType, NON_RETRYABLE_API_FAILURES } from './errors';
 
@@ -95,6 +97,8 @@ export interface ApiActivityDeps {
   outputsDir: string;
   /** The metering gateway; without one the SDK calls the API directly and the turn is priced here. */
   gateway?: () => Promise<MeterGateway>;
+  /** The sandbox this agent's `run_command` and `git` tools run in: recorded for `run status`. */
+  sandbox?: Sandbox;
 }
 
 /** Where an agent's transcript lives. */
@@ -114,7 +118,7 @@ function newMessages(messages: ApiMessage[]): { messages: ApiMessage[]; firstTur
   return { messages: messages.slice(lastAssistant + 1), firstTurn: lastAssistant === -1 };
 }
 
-export function createApiActivities({ logger, anthropic, outputsDir, gateway }: ApiActivityDeps) {
+export function createApiActivities({ logger, anthropic, outputsDir, gateway, sandbox }: ApiActivityDeps) {
   let client: Anthropic | undefined;
   // Built on first use: a worker without credentials can still run every other activity.
   const getClient = () =>
@@ -141,6 +145,8 @@ export function createApiActivities({ logger, anthropic, outputsDir, gateway }: 
       const file = transcriptPath(input.outputsDir ?? outputsDir, input.runId, input.agentId);
       const log = logger.child({ runId: input.runId, agentId: input.agentId, attempt: ctx.info.attempt });
       const fresh = newMessages(input.messages);
+      // `run status` says which confinement this run's agents (their tools) got.
+      if (sandbox) recordSandbox(path.dirname(path.dirname(file)), await sandbox.state());
       await appendJsonl(file, {
         type: 'request',
         attempt: ctx.info.attempt,

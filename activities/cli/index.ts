@@ -43,6 +43,7 @@ import type { MeterGateway, MeterHandle } from '../../src/meter/gateway';
 import { BUDGET_EXCEEDED, MeterInputSchema, openMeter } from '../meter';
 import { redact } from '../../src/redact';
 import { defaultSandbox, modelCredentialEnv, type Sandbox } from '../sandbox';
+import { recordSandbox } from '../sandbox/record';
 import { classifyCliFailure, type CliFailureClass } from './classify';
 import {
   endEarlierAttempts,
@@ -440,7 +441,9 @@ export function createCliActivities(deps: CliActivityDeps) {
     // its own HOME); it keeps the network, as its model calls go to the configured endpoint. The
     // watchdog stays outside: it must see its lease file.
     const { home, writable } = claudeHome();
-    const cmd = await (deps.sandbox ?? defaultSandbox()).wrap([deps.claudePath, ...args], {
+    const sandbox = deps.sandbox ?? defaultSandbox();
+    recordSandbox(path.dirname(dir), await sandbox.state());
+    const cmd = await sandbox.wrap([deps.claudePath, ...args], {
       workspace: input.cwd,
       network: true,
       fixed: fixedEnv(input, meter?.handle),

@@ -14,6 +14,7 @@ import { AGENT_KEY_ENV, capabilityEnv, redactSecret } from '../identity';
 import { LineRedactor, redact } from '../../src/redact';
 import { FileIdSchema, SafeNameSchema } from '../../src/shared/ids';
 import { defaultSandbox, type Sandbox } from '../sandbox';
+import { recordSandbox } from '../sandbox/record';
 import { signalGroup } from '../process-group';
 import {
   AGENT_MARK_ENV,
@@ -78,6 +79,9 @@ export function createScriptActivities(deps: {
       const outDir = path.join(input.outputsDir ?? outputsDir, input.runId, 'agents');
       fs.mkdirSync(outDir, { recursive: true });
       const outputRef = path.join(outDir, `${input.agentId}.log`);
+      const sandbox = deps.sandbox ?? defaultSandbox();
+      // `run status` says which confinement this run's agents got (from here, not the CLI's host).
+      recordSandbox(path.dirname(outDir), await sandbox.state());
       const log = logger.child({ runId: input.runId, agentId: input.agentId, attempt: ctx.info.attempt });
       const [file] = input.command as [string, ...string[]];
       const env = { ...deps.baseEnv, ...input.env };
@@ -110,7 +114,7 @@ export function createScriptActivities(deps: {
       // Confined to its workspace with an allow-listed environment (the mark included, so leftovers are
       // still found); it keeps the network, because team scripts signal their run through Temporal.
       // The watchdog stays outside the sandbox: it must see its lease file.
-      const cmd = await (deps.sandbox ?? defaultSandbox()).wrap(input.command, {
+      const cmd = await sandbox.wrap(input.command, {
         workspace: input.workspace,
         network: true,
         fixed: { ...deps.baseEnv, [AGENT_MARK_ENV]: mark, ...secretEnv },

@@ -364,6 +364,9 @@ describe('one run per workspace', () => {
       expect(result.state).toBe('completed');
 
       expect(git('status', '--porcelain')).toBe(before);
+      // `run status` says how the run's agents were confined, as recorded by the worker that ran them.
+      const status = await runCli(['run', 'status', last], env);
+      expect(status.stdout, status.stderr).toMatch(/^sandbox: bubblewrap /m);
       expect(fs.readFileSync(path.join(ws, '.orchestrator', '.gitignore'), 'utf8')).toMatch(/^\*$/m);
     },
     SLOW,
@@ -410,6 +413,8 @@ describe('a tamper-evident, bounded audit trail', () => {
       for (let i = 0; i < 900; i++) signals.push({ checkpoint: `CP${i + 2}` });
       // One after another, as a misbehaving client would send them.
       for (const s of signals) await handle.signal(rollbackSignal, s as never);
+      // The flood changed nothing: the run is still running (its agent still waits for "go").
+      expect((await handle.describe()).status.name).toBe('RUNNING');
       fs.writeFileSync(go, '');
       const result = await resultWithin<{ state: string }>(runId);
       expect(result.state).toBe('completed');

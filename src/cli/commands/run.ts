@@ -28,6 +28,7 @@ import { CliError, configFrom, latestRunId, loggerFor, printJson, withClient } f
 import { withLocalWorker } from '../local-worker';
 import { renderStatus, renderSummary } from '../render';
 import { createSandbox, describeSandbox } from '../../../activities/sandbox';
+import { readSandboxRecord } from '../../../activities/sandbox/record';
 
 /** For positional arguments, checked inside an action: a one-line CliError rather than commander's. */
 function checkpointArg(value: string): string {
@@ -139,9 +140,7 @@ export function registerRunCommands(program: Command): void {
         if (opts.json) printJson(s);
         else {
           process.stdout.write(renderStatus(s) + '\n');
-          // Whether agent commands are confined (probed on this host, where `orchestrator worker` runs).
-          const sandbox = await createSandbox({ outputsDir: configFrom(cmd).outputsDir }).state();
-          process.stdout.write(`${describeSandbox(sandbox)}\n`);
+          process.stdout.write(`${await sandboxLine(s, configFrom(cmd).outputsDir)}\n`);
         }
       });
     });
@@ -337,4 +336,15 @@ async function rehearse(
   } finally {
     await rehearsal.close();
   }
+}
+
+/**
+ * Whether the run's agent commands are confined: what the worker that ran them recorded in the run's
+ * outputs folder, or, before any agent started, what this host would do.
+ */
+async function sandboxLine(s: RunStatus, outputsDir: string): Promise<string> {
+  const recorded = readSandboxRecord(path.join(s.outputsDir ?? outputsDir, s.runId));
+  if (recorded) return recorded.line;
+  const here = await createSandbox({ outputsDir }).state();
+  return `${describeSandbox(here)} [probed on this host: no agent of this run has started yet]`;
 }
