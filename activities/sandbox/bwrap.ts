@@ -29,7 +29,7 @@ export interface SandboxPolicy {
   denyFiles?: string[];
   /** Keep the host's network (127.0.0.1 included); otherwise a new network namespace. */
   network: boolean;
-  /** The complete environment of the program. */
+  /** The complete environment of the program: bwrap's own, which it hands on (never in its argv). */
   env: Record<string, string>;
   /** Private writable scratch folder (a tmpfs) inside a hidden one, used as TMPDIR and HOME. */
   scratch?: string;
@@ -98,8 +98,9 @@ export function bwrapArgs(policy: SandboxPolicy, argv: readonly string[], o: Bwr
   args.push('--unshare-pid', '--unshare-ipc', '--unshare-uts', '--die-with-parent');
   if (!policy.network) args.push('--unshare-net');
   if (o.isRoot) args.push('--cap-drop', 'ALL');
-  args.push('--clearenv');
-  for (const [k, v] of Object.entries(policy.env)) args.push('--setenv', k, v);
+  // No --setenv: the environment (an agent's capability, claude's API key) would be in bwrap's argv,
+  // which every process on the host can read in /proc/<pid>/cmdline. bwrap gets exactly `policy.env`
+  // as its own environment instead (readable by its owner only) and hands it on unchanged.
   args.push('--chdir', policy.cwd ?? policy.workspace, '--', ...argv);
   return args;
 }

@@ -149,7 +149,8 @@ export function createSandbox(opts: SandboxOptions): Sandbox {
           file: s.bwrap,
           args: bwrapArgs(p, argv, { denyFile: s.denyFile, isRoot }),
           cwd: p.workspace,
-          env: { PATH: env.PATH ?? '/usr/bin:/bin' },
+          // bwrap's own environment is the program's (see bwrapArgs: never in argv).
+          env: p.env,
           sandboxed: true,
         };
       }

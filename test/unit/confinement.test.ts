@@ -139,7 +139,16 @@ describe('bwrap mount plan', () => {
     expect(args).toContain('--unshare-net');
     expect(args).toContain('--unshare-pid');
     expect(args).toContain('--cap-drop ALL');
-    expect(args).toContain('--clearenv --setenv PATH /usr/bin');
+    // The environment is bwrap's own, never in its argv (which the whole host can read).
+    const withKey = bwrapArgs(
+      { ...policy, env: { PATH: '/usr/bin', ORCHESTRATOR_AGENT_KEY: 'cap-0123' } },
+      ['true'],
+      {
+        denyFile: '/d',
+        isRoot: true,
+      },
+    ).join(' ');
+    expect(withKey).not.toMatch(/--setenv|--clearenv|cap-0123/);
     expect(args.endsWith('--chdir /home/u/runs/ws -- sh -c true')).toBe(true);
     expect(
       bwrapArgs({ ...policy, network: true }, ['true'], { denyFile: '/d', isRoot: false }).join(' '),

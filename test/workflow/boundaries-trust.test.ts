@@ -22,6 +22,7 @@ import type { TeamStatus } from '../../src/shared/team';
 import { requestAgent, SpawnRefusedError, spawnAgent, startTeam } from '../../src/teams';
 import { cliEnv, runCli as runCliOnce } from '../harness/cli';
 import { waitFor } from '../harness/gates';
+import { processesMentioning } from '../harness/processes';
 import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
 
 /** The CLI under a loaded machine: minutes, not the harness's default minute. */
@@ -149,6 +150,13 @@ describe('agent identity cannot be borrowed', () => {
       });
       const { runId } = input;
       await waitFor(() => fs.existsSync(path.join(ws, 'manager.started')), 'the manager to start', 120_000);
+      // The running manager's secret is in its environment only, not in any command line on the host
+      // (bwrap's argv is world-readable in /proc).
+      const managerKey = fs
+        .readFileSync(path.join(t.config.outputsDir, runId, 'keys', 'manager-1.key'), 'utf8')
+        .trim();
+      expect(managerKey.length).toBeGreaterThan(20);
+      expect(processesMentioning(managerKey)).toEqual([]);
 
       // Forged capabilities from a plain client: by update (refused to the sender) and by signal.
       const forged = {
@@ -270,6 +278,50 @@ describe('governance an intake can tighten but not loosen', () => {
       expect(unknown.code).toBe(2);
       expect(unknown.stderr).toMatch(/project\.client: unknown client "acme-crop"; known clients: acme-corp/);
       expect(fs.existsSync(ws)).toBe(false);
+    },
+    SLOW,
+  );
+});
+
+describe('validators see the workspace only', () => {
+  it(
+    "a validator gate on **/* reports only the workspace's files, never .git/ or .orchestrator/",
+    async () => {
+      const dir = tempDir('orch-trust-glob-');
+      const ws = path.join(dir, 'repo');
+      fs.mkdirSync(path.join(ws, '.orchestrator'), { recursive: true });
+      execFileSync('git', ['init', '-q'], { cwd: ws });
+      fs.writeFileSync(path.join(ws, 'README.md'), '# mine\n');
+      // The forbidden text only where a validator must never look.
+      fs.writeFileSync(path.join(ws, '.git', 'description'), 'FORBIDDEN-MARK\n');
+      fs.writeFileSync(path.join(ws, '.orchestrator', 'notes.txt'), 'FORBIDDEN-MARK\n');
+      const intake = path.join(dir, 'intake.yaml');
+      fs.writeFileSync(
+        intake,
+        [
+          'project: { name: globbed }',
+          'phases:',
+          '  - name: build',
+          `    agents: [{ role: w, backend: script, command: [sh, -c, 'mkdir -p src && echo a > a.txt && echo b > src/b.txt'] }]`,
+          '    artifacts: []',
+          "    gates: [{ id: marks, kind: validator, glob: '**/*', must_not_contain: FORBIDDEN-MARK, on_fail: fail }]",
+        ].join('\n'),
+      );
+      const runId = `globbed-${Math.random().toString(36).slice(2, 8)}`;
+      const r = await runCli(
+        ['run', 'start', '--intake', intake, '--workspace', ws, '--run-id', runId, '--wait'],
+        cliEnv(t),
+      );
+      expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+      const audit = await readAuditTrail({ outputsDir: t.config.outputsDir, runId });
+      const gate = audit.find(
+        (e) => e.kind === 'gate' && e.details.gate === 'marks' && 'passed' in e.details,
+      );
+      expect(gate?.details).toMatchObject({
+        passed: true,
+        evidence: { files_checked: 3, offending_count: 0 },
+      });
+      expect(fs.existsSync(path.join(ws, '.orchestrator', 'shadow.git'))).toBe(true);
     },
     SLOW,
   );
