@@ -330,4 +330,63 @@ describe('a team run with a budget', () => {
       expect(b.report.agents.find((a) => a.agent === 'architect-1')?.limit).toEqual({ usd: 1 });
     },
   );
+
+  it(
+    'team start --max-tokens holds the team at its token limit; team stop while it waits ends every agent and the ledger still equals the tally',
+    { timeout: 400_000 },
+    async () => {
+      const since = server.requests.length;
+      const workspace = tempDir('orch-team-budget-ws-');
+      write(workspace, {
+        'manager.md': ['Lead the work.', '@write m1.txt first', '@write m2.txt second'].join('\n'),
+        'architect.md': ['Design it.', '@write a1.txt first', '@write a2.txt second'].join('\n'),
+      });
+      // One response of the stand-in carries thousands of tokens (the CLI's system prompt).
+      const runId = await startTeamCli([
+        'Token budget',
+        '--workspace',
+        workspace,
+        '--policy',
+        policyFile(workspace),
+        '--instructions',
+        `manager=${path.join(workspace, 'manager.md')}`,
+        '--instructions',
+        `architect=${path.join(workspace, 'architect.md')}`,
+        '--max-tokens',
+        '1000',
+      ]);
+      const paused = await waitFor(
+        async () => {
+          const b = await budgetOf(runId);
+          const both = ['manager-1', 'architect-1'].every((a) => b.pausedReason?.includes(`(${a} waits)`));
+          return b.state === 'paused' && both ? b : undefined;
+        },
+        'both agents held by the token limit',
+        180_000,
+      );
+      expect(paused.pausedReason).toMatch(/^run token budget exhausted: limit 1000 tokens, \d+ tokens spent/);
+      expect(paused.pausedReason).toContain(`--max-tokens <n>`);
+      expect(paused.report.run.limit).toEqual({ tokens: 1000 });
+
+      const stop = await cli(['team', 'stop', runId]);
+      expect(stop.exitCode, stop.stderr).toBe(0);
+      const final = (await t.client.workflow.getHandle(runId).result()) as TeamStatus;
+      expect(final.state).toBe('stopped');
+      expect(final.agents.map((a) => `${a.id}:${a.state}`)).toEqual([
+        'manager-1:stopped',
+        'architect-1:stopped',
+      ]);
+      expect(final.pausedReason).toBeUndefined();
+      const b = await budgetOf(runId);
+      expect(b.state).toBe('stopped');
+      const served = servedSince(server, since);
+      expect(ledgerSpend(b.ledger).microUsd).toBe(served.microUsd);
+      expect(b.report.run.tokens).toBe(served.tokens);
+      expect(Math.round(final.totals.costUsd * 1e6)).toBe(served.microUsd);
+      // A finished team's budget can no longer change.
+      const late = await cli(['budget', 'set', '--run', runId, '--max-tokens', '99999']);
+      expect(late.exitCode).toBe(1);
+      expect(late.stderr).toMatch(/budget change refused: .*(has already finished|has stopped)/);
+    },
+  );
 });
