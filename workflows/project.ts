@@ -51,6 +51,7 @@ import {
   type BudgetScope,
   type Ledger,
 } from '../src/shared/budget';
+import { chargeFromMeter, type MeterCharged } from '../src/shared/meter-charge';
 import {
   agentIdAt,
   approveUpdate,
@@ -238,7 +239,7 @@ export async function projectWorkflow(
   /** Metered agents waiting in place (same session) for a raise, by child workflow id. */
   const budgetPausedAgents = new Set<string>();
   /** Per reservation key: what has been charged from its meter so far, per served model. */
-  const meteredCharged = new Map<string, Record<string, { microUsd: number; usage: Usage }>>();
+  const meteredCharged = new Map<string, MeterCharged>();
   let awaitingApproval:
     { phase: string; gates: string[]; decision?: { note: string; approver?: string } } | undefined;
 
@@ -509,40 +510,10 @@ export async function projectWorkflow(
    * while it waits, the rest when it ends), in exact micro-dollars on the served models.
    */
   function chargeMeter(key: string, phase: string, agent: string, m: MeterSummary): { microUsd: number } {
-    const done = meteredCharged.get(key) ?? {};
-    let microUsd = 0;
-    for (const [model, row] of Object.entries(m.models)) {
-      const prev = done[model] ?? { microUsd: 0, usage: { ...ZERO_USAGE } };
-      const usage: Usage = {
-        input_tokens: Math.max(0, row.usage.input_tokens - prev.usage.input_tokens),
-        output_tokens: Math.max(0, row.usage.output_tokens - prev.usage.output_tokens),
-        cache_creation_input_tokens: Math.max(
-          0,
-          row.usage.cache_creation_input_tokens - prev.usage.cache_creation_input_tokens,
-        ),
-        cache_read_input_tokens: Math.max(
-          0,
-          row.usage.cache_read_input_tokens - prev.usage.cache_read_input_tokens,
-        ),
-      };
-      const delta = Math.max(0, row.microUsd - prev.microUsd);
-      if (delta === 0 && totalTokens(usage) === 0) continue;
-      const prevTokens = totalTokens(prev.usage);
-      st.ledger = charge(st.ledger, {
-        key: prevTokens === 0 ? `${key}@${model}` : `${key}@${model}@${prevTokens}`,
-        phase,
-        agent,
-        model,
-        usage,
-        costUsd: delta / 1e6,
-        microUsd: delta,
-        ...(row.unknownModel ? { pricedAs: row.pricedAs } : {}),
-      });
-      done[model] = { microUsd: row.microUsd, usage: { ...row.usage } };
-      microUsd += delta;
-    }
-    meteredCharged.set(key, done);
-    const unknown = Object.entries(m.models).filter(([, r]) => r.unknownModel);
+    const r = chargeFromMeter(st.ledger, meteredCharged.get(key) ?? {}, { key, phase, agent }, m);
+    st.ledger = r.ledger;
+    meteredCharged.set(key, r.charged);
+    const { microUsd, unknown } = r;
     if (microUsd > 0 || unknown.length > 0) {
       audit.record('budget', {
         event: 'charge',
@@ -551,10 +522,12 @@ export async function projectWorkflow(
         agent,
         costUsd: microUsd / 1e6,
         microUsd,
-        models: Object.fromEntries(Object.entries(m.models).map(([model, r]) => [model, r.microUsd / 1e6])),
+        models: Object.fromEntries(
+          Object.entries(m.models).map(([model, row]) => [model, row.microUsd / 1e6]),
+        ),
         ...(unknown.length > 0
           ? {
-              unknownModels: unknown.map(([model, r]) => ({ model, pricedAs: r.pricedAs })),
+              unknownModels: unknown,
             }
           : {}),
       });
