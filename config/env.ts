@@ -20,6 +20,8 @@ const EnvSchema = z.object({
   ORCHESTRATOR_HOME: z.string().optional(),
   ORCHESTRATOR_OUTPUTS_DIR: z.string().optional(),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /** `auto`: readable lines on a terminal, JSON otherwise (files, pipes, log collectors). */
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
   CLAUDE_PATH: z.string().min(1).optional(),
   /** HOME for agent processes (Claude Code keeps sessions under $HOME/.claude); default: the worker's. */
   ORCHESTRATOR_AGENT_HOME: z.string().optional(),
@@ -41,6 +43,7 @@ export interface AppConfig {
   /** Root for run outputs (`<outputsDir>/<runId>/…`); default `<cwd>/outputs`. */
   outputsDir: string;
   logLevel: z.infer<typeof EnvSchema>['LOG_LEVEL'];
+  logFormat: z.infer<typeof EnvSchema>['LOG_FORMAT'];
   claudePath: string;
   /** HOME given to agent processes, when set (rehearsal isolates sessions this way). */
   agentHome?: string;
@@ -90,6 +93,7 @@ export function loadConfig(
     home,
     outputsDir: path.resolve(cwd, e.ORCHESTRATOR_OUTPUTS_DIR ?? 'outputs'),
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     claudePath: e.CLAUDE_PATH ?? defaultClaudePath(),
     agentHome: e.ORCHESTRATOR_AGENT_HOME ? path.resolve(cwd, e.ORCHESTRATOR_AGENT_HOME) : undefined,
     anthropic: { apiKey: e.ANTHROPIC_API_KEY, baseURL: e.ANTHROPIC_BASE_URL },

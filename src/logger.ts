@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
 import { redact, redactDeep } from './redact';
 
 /** Paths pino redacts wherever they appear in a log object: secrets never reach a log line. */
@@ -16,6 +17,24 @@ export const REDACT_PATHS = [
   '*.authorization',
 ];
 
+/** How log lines look: `auto` is pretty on a terminal and JSON otherwise. */
+export type LogFormat = 'auto' | 'json' | 'pretty';
+
+/**
+ * Where the process logs go: stderr, as JSON (one object per line, for files and collectors) or, on a
+ * terminal, as readable lines (pino-pretty; colour unless NO_COLOR or not a colour terminal).
+ */
+export function logDestination(
+  format: LogFormat = 'auto',
+  out: { isTTY?: boolean; fd?: number } = { isTTY: process.stderr.isTTY, fd: 2 },
+): pino.DestinationStream {
+  const fd = out.fd ?? 2;
+  if (format === 'pretty' || (format === 'auto' && out.isTTY)) {
+    return pretty({ destination: fd, sync: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l' });
+  }
+  return pino.destination({ dest: fd, sync: true });
+}
+
 /**
  * Creates the process logger. Logs go to stderr so that `--json` output on stdout stays clean; tests
  * pass their own destination (the test runner's console, shown only for a failing test).
@@ -23,7 +42,7 @@ export const REDACT_PATHS = [
 export function createLogger(
   level: string = 'info',
   bindings: Record<string, unknown> = {},
-  destination: pino.DestinationStream = pino.destination({ dest: 2, sync: true }),
+  destination: pino.DestinationStream = logDestination('auto'),
 ): Logger {
   return pino(
     {

@@ -4,7 +4,7 @@ import { type AppConfig, loadConfig } from '../../config/env';
 import { cannotReachTemporal } from '../connection-error';
 import { readServerState } from '../devserver';
 import { CLIENT_CHANNEL_ARGS } from '../client-channel';
-import { createLogger, type Logger } from '../logger';
+import { createLogger, logDestination, type Logger } from '../logger';
 import { WorkflowType } from '../shared/names';
 
 /** Global flags shared by every command (they override the matching environment variables). */
@@ -30,7 +30,7 @@ export function configFrom(cmd: Command, opts: { projectServer?: boolean } = {})
 }
 
 export function loggerFor(config: AppConfig, bindings: Record<string, unknown> = {}): Logger {
-  return createLogger(config.logLevel, bindings);
+  return createLogger(config.logLevel, bindings, logDestination(config.logFormat));
 }
 
 /** Opens a client to the configured cluster; the error names the address when nothing answers. */
