@@ -87,3 +87,8 @@ export function processesWithEnv(name: string): { pid: number; env: Record<strin
     .map((pid) => ({ pid, env: environOf(pid) }))
     .filter((p) => name in p.env);
 }
+
+/** Whether a process (host pid) is alive: exists and is not a zombie waiting to be reaped. */
+export function isAlive(pid: number): boolean {
+  return fs.existsSync(`/proc/${pid}`) && !isZombie(pid);
+}
