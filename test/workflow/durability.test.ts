@@ -15,6 +15,7 @@ import { Gates, waitFor } from '../harness/gates';
 import { createTestEnv, env, tempDir, type TestEnv, spawnWorkerProcess } from '../harness/temporal';
 import { sixPhaseSpec } from '../harness/specs';
 import { processesMentioning } from '../harness/processes';
+import { ProjectSpecSchema } from '../../src/shared/spec';
 
 /**
  * The gated scripts' own shells: each attempt of a script agent runs one, under its watchdog and (where
@@ -69,6 +70,73 @@ describe('durability', () => {
       expect(gates.count(p)).toBe(1);
     expect(gates.count('development')).toBe(2);
     expect(processesMentioning(gates.dir)).toEqual([]);
+  });
+
+  it("ends the last attempt's process when a run fails, and the running one when a run is terminated", async () => {
+    const gates = new Gates(tempDir('orch-gates-'));
+    // A unique, valid duration names each agent's processes among every other on the machine.
+    const crashed = `300.${String(Date.now()).slice(-6)}`;
+    const oneAgent = (name: string, command: string[]) =>
+      ProjectSpecSchema.parse({
+        project: { name },
+        phases: [
+          {
+            name: 'development',
+            agents: [{ role: 'developer', backend: 'script', command, max_attempts: 1 }],
+          },
+        ],
+      });
+    // Its first invocation runs until its worker is SIGKILLed; the retry fails as the agent's own failure,
+    // its only attempt, so the run fails while the first invocation would still be running.
+    const failing = await startRun(t.client, {
+      spec: oneAgent(
+        'fails',
+        gates.script('development', `if [ $n -eq 1 ]; then sleep ${crashed}; else exit 3; fi`, false),
+      ),
+      workspace: tempDir('orch-ws-'),
+      outputsDir: t.config.outputsDir,
+      taskQueue: t.taskQueue,
+    });
+    const w1 = spawnWorkerProcess(t);
+    await waitFor(
+      () => processesMentioning(`sleep ${crashed}`).length > 0,
+      'the first attempt running',
+      90_000,
+    );
+    w1.kill('SIGKILL');
+    await new Promise((r) => w1.once('exit', r));
+    const w2 = spawnWorkerProcess(t);
+    try {
+      const failure = await t.client.workflow
+        .getHandle(failing.runId)
+        .result()
+        .then(
+          () => undefined,
+          (e: unknown) => e as Error,
+        );
+      expect(String((failure?.cause as Error | undefined)?.message)).toMatch(/script exited with code 3/);
+      expect(gates.count('development')).toBe(2);
+      // Nothing of either attempt is left, at the moment the run has failed.
+      expect(processesMentioning(`sleep ${crashed}`)).toEqual([]);
+      expect(processesMentioning(path.join(gates.dir, 'development.'))).toEqual([]);
+
+      // Terminated: the workflow never runs again, so the activity learns it from its next heartbeat.
+      const hung = `300.${String(Date.now() + 1).slice(-6)}`;
+      const terminated = await startRun(t.client, {
+        spec: oneAgent('terminated', ['sleep', hung]),
+        workspace: tempDir('orch-ws-'),
+        outputsDir: t.config.outputsDir,
+        taskQueue: t.taskQueue,
+      });
+      await waitFor(() => processesMentioning(`sleep ${hung}`).length > 0, 'the agent running', 90_000);
+      await t.client.workflow.getHandle(terminated.runId).terminate('test: a run ended from outside');
+      const at = Date.now();
+      await waitFor(() => processesMentioning(hung).length === 0, "the terminated run's agent ended", 30_000);
+      console.log(`a terminated run's agent ended ${Date.now() - at} ms after the termination`);
+    } finally {
+      w2.kill('SIGTERM');
+      await new Promise((r) => w2.once('exit', r));
+    }
   });
 
   it('survives a dev server restart on the same SQLite file', async () => {
