@@ -10,7 +10,7 @@
  * carried across continue-as-new instead of entries, so the carry stays small however long the run.
  */
 import { CancellationScope, condition, log, patched, proxyActivities } from '@temporalio/workflow';
-import { retryPolicy } from '../src/shared/failures';
+import { retryPolicy, SHORT_ACTIVITY_TIMEOUT } from '../src/shared/failures';
 import type { Activities } from '../activities';
 import {
   GENESIS,
@@ -32,7 +32,7 @@ const PAGE_CHARS = 512 * 1024;
 export const AUDIT_PATCH = 'audit-trail';
 
 const activities = proxyActivities<Pick<Activities, 'appendAudit'>>({
-  startToCloseTimeout: '1 minute',
+  startToCloseTimeout: SHORT_ACTIVITY_TIMEOUT,
   retry: retryPolicy(),
 });
 

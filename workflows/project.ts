@@ -32,7 +32,12 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { HEARTBEAT_TIMEOUT, isBudgetFailure, retryPolicy } from '../src/shared/failures';
+import {
+  HEARTBEAT_TIMEOUT,
+  isBudgetFailure,
+  retryPolicy,
+  SHORT_ACTIVITY_TIMEOUT,
+} from '../src/shared/failures';
 import {
   charge,
   createLedger,
@@ -166,7 +171,7 @@ const governance = proxyActivities<Pick<Activities, 'evaluateGates'>>({
 });
 
 const meter = proxyActivities<Pick<Activities, 'readMeter'>>({
-  startToCloseTimeout: '1 minute',
+  startToCloseTimeout: SHORT_ACTIVITY_TIMEOUT,
   retry: retryPolicy(),
 });
 

@@ -32,7 +32,7 @@ import {
   workflowInfo,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
-import { HEARTBEAT_TIMEOUT, retryPolicy } from '../src/shared/failures';
+import { HEARTBEAT_TIMEOUT, retryPolicy, SHORT_ACTIVITY_TIMEOUT } from '../src/shared/failures';
 import type { Activities } from '../activities';
 import {
   agentBudgetLimitsSignal,
@@ -183,7 +183,7 @@ const AUDIT_BATCH_WINDOW = '1 second';
 // ---------------------------------------------------------------------------------------------------
 
 const identity = proxyActivities<Pick<Activities, 'issueCapability'>>({
-  startToCloseTimeout: '1 minute',
+  startToCloseTimeout: SHORT_ACTIVITY_TIMEOUT,
   retry: retryPolicy(),
 });
 const meters = proxyActivities<Pick<Activities, 'readMeter'>>({
@@ -831,7 +831,7 @@ const localFiles = proxyLocalActivities<
   retry: retryPolicy(),
 });
 const files = proxyActivities<Pick<Activities, 'archiveTeamAgent'>>({
-  startToCloseTimeout: '1 minute',
+  startToCloseTimeout: SHORT_ACTIVITY_TIMEOUT,
   retry: retryPolicy(),
 });
 const model = proxyActivities<Pick<Activities, 'claudeTurn'>>({

@@ -149,5 +149,13 @@ export function retryPolicy(
  */
 export const HEARTBEAT_TIMEOUT = '10 seconds';
 
+/**
+ * Start-to-close timeout of every short activity that does not heartbeat (an audit append, a meter read,
+ * a capability file): a worker lost during one is noticed only by this timeout, so it is short (a
+ * crash loop once found a run waiting a whole minute for a meter read its dead worker had taken).
+ * Retries are unlimited, so a slow attempt on a loaded machine costs a retry, never the run.
+ */
+export const SHORT_ACTIVITY_TIMEOUT = '15 seconds';
+
 /** How many times an agent's own failure is tried when its spec does not say (`max_attempts`). */
 export const DEFAULT_AGENT_ATTEMPTS = 3;
