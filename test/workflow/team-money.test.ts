@@ -5,16 +5,42 @@
  * the server served to it (requests are told apart by the agent id in the persona), and their sum equals
  * the server's own tally.
  */
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadHierarchyPolicy } from '../../config/hierarchy';
 import { startModelServer, type ModelServer } from '../../src/modelserver';
 import type { TeamStatus } from '../../src/shared/team';
 import { startTeam, stopTeam } from '../../src/teams';
 import { waitFor } from '../harness/gates';
-import { tallyMicroUsd } from '../harness/money';
-import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
+import { modelWorkerEnv, tallyMicroUsd } from '../harness/money';
+import { createTestEnv, spawnWorkerProcess, tempDir, type TestEnv } from '../harness/temporal';
 
 const policy = loadHierarchyPolicy(undefined, { agent: { completionGraceS: 2 } });
+
+/** Micro-dollars `server` served to one team agent's requests since index `since` (persona names it). */
+function servedTo(server: ModelServer, agentId: string, since: number): number {
+  return server.requests
+    .slice(since)
+    .filter(
+      (r) =>
+        r.endpoint === 'messages' &&
+        r.status === 200 &&
+        r.usage &&
+        r.system.includes(`(agent id ${agentId})`),
+    )
+    .reduce((s, r) => s + r.microUsd!, 0);
+}
+
+/** Each agent's charge equals what was served to it; together they equal the server's tally. */
+function expectChargedAsServed(server: ModelServer, final: TeamStatus, since: number, tallied: number): void {
+  let sum = 0;
+  for (const a of final.agents) {
+    const charged = Math.round(a.costUsd * 1e6);
+    expect(charged, a.id).toBe(servedTo(server, a.id, since));
+    sum += charged;
+  }
+  expect(sum).toBe(tallied);
+}
 
 describe('team agents ended mid-turn are charged what they were served', () => {
   let t: TestEnv;
@@ -37,35 +63,12 @@ describe('team agents ended mid-turn are charged what they were served', () => {
     await server.close();
   });
 
-  /** Micro-dollars the server served to one agent's requests since index `since`. */
-  const servedTo = (agentId: string, since: number) =>
-    server.requests
-      .slice(since)
-      .filter(
-        (r) =>
-          r.endpoint === 'messages' &&
-          r.status === 200 &&
-          r.usage &&
-          r.system.includes(`(agent id ${agentId})`),
-      )
-      .reduce((s, r) => s + r.microUsd!, 0);
-
   /** A request of `agentId` waiting at the server for its (long) answer, after something was served. */
   const inFlight = (agentId: string, since: number) =>
-    servedTo(agentId, since) > 0 &&
+    servedTo(server, agentId, since) > 0 &&
     server.requests
       .slice(since)
       .some((r) => r.status === 0 && r.system.includes(`(agent id ${agentId})`) && r.maxTokens! > 1);
-
-  function expectChargedAsServed(final: TeamStatus, since: number, tallied: number): void {
-    let sum = 0;
-    for (const a of final.agents) {
-      const charged = Math.round(a.costUsd * 1e6);
-      expect(charged, a.id).toBe(servedTo(a.id, since));
-      sum += charged;
-    }
-    expect(sum).toBe(tallied);
-  }
 
   it('team stop with every agent in the middle of a model request', async () => {
     const since = server.requests.length;
@@ -93,7 +96,7 @@ describe('team agents ended mid-turn are charged what they were served', () => {
       ['manager-1', 'stopped'],
     ]);
     for (const a of final.agents) expect(a.costUsd).toBeGreaterThan(0);
-    expectChargedAsServed(final, since, (await tallyMicroUsd(server)) - before);
+    expectChargedAsServed(server, final, since, (await tallyMicroUsd(server)) - before);
   });
 
   it('team task done ends an agent whose turn goes on: charged what it was served', async () => {
@@ -125,6 +128,66 @@ describe('team agents ended mid-turn are charged what they were served', () => {
         .some((r) => r.system.includes('(agent id architect-1)') && r.status === 499),
     ).toBe(true);
     for (const a of final.agents) expect(a.costUsd).toBeGreaterThan(0);
-    expectChargedAsServed(final, since, (await tallyMicroUsd(server)) - before);
+    expectChargedAsServed(server, final, since, (await tallyMicroUsd(server)) - before);
   });
+});
+
+describe('a team agent whose worker is SIGKILLed mid-turn', () => {
+  let t: TestEnv;
+  let server: ModelServer;
+  const workers: ChildProcess[] = [];
+  beforeAll(async () => {
+    server = await startModelServer();
+    t = await createTestEnv();
+  });
+  afterAll(async () => {
+    for (const w of workers) {
+      if (w.exitCode !== null || w.signalCode !== null) continue;
+      const exited = new Promise((r) => w.once('exit', r));
+      w.kill('SIGKILL');
+      await exited;
+    }
+    await t.close();
+    await server.close();
+  });
+
+  it('is charged everything it was served, by the dead attempt and by the retry', async () => {
+    const home = tempDir('orch-team-home-');
+    const worker = () => {
+      const w = spawnWorkerProcess(t, modelWorkerEnv(server, home));
+      workers.push(w);
+      return w;
+    };
+    const w1 = worker();
+    const input = await startTeam(t.client, {
+      goal: 'Killed mid-turn',
+      workspace: tempDir('orch-team-ws-'),
+      outputsDir: t.config.outputsDir,
+      policy,
+      taskQueue: t.taskQueue,
+      instructions: {
+        manager:
+          'Coordinate.\n@cost 800\n@write m.txt manager\n@sleep 6000\n@cost 800\n@write m2.txt after\n@bash orchestrator team task done --all',
+        architect: 'Design.\n@bash orchestrator team task done --all',
+      },
+    });
+    await waitFor(
+      () =>
+        servedTo(server, 'manager-1', 0) > 0 &&
+        server.requests.some(
+          (r) => r.status === 0 && r.system.includes('(agent id manager-1)') && r.maxTokens! > 1,
+        ),
+      'the manager waiting for a model answer after one was served',
+      150_000,
+    );
+    const exited = new Promise((r) => w1.once('exit', r));
+    w1.kill('SIGKILL');
+    await exited;
+    const servedAtKill = servedTo(server, 'manager-1', 0);
+    worker();
+    const final = (await t.client.workflow.getHandle(input.runId).result()) as TeamStatus;
+    expect(final.state).toBe('completed');
+    expect(servedTo(server, 'manager-1', 0)).toBeGreaterThan(servedAtKill);
+    expectChargedAsServed(server, final, 0, await tallyMicroUsd(server));
+  }, 240_000);
 });
