@@ -135,6 +135,30 @@ async function recordEnd(outputsDir: string | undefined, runId: string, state: R
   await recordRunEnd({ outputsDir, runId, status: state }).catch(() => undefined);
 }
 
+/** Run states `run list --state` filters by (the server's execution status). */
+export const RUN_LIST_STATES = [
+  'running',
+  'completed',
+  'failed',
+  'cancelled',
+  'terminated',
+  'timed_out',
+] as const;
+export type RunListState = (typeof RUN_LIST_STATES)[number];
+const EXECUTION_STATUS: Record<RunListState, string> = {
+  running: 'Running',
+  completed: 'Completed',
+  failed: 'Failed',
+  cancelled: 'Canceled',
+  terminated: 'Terminated',
+  timed_out: 'TimedOut',
+};
+
+/** The server refused a `run list --query` (its message says why). */
+export class InvalidListQueryError extends Error {
+  override readonly name = 'InvalidListQueryError';
+}
+
 /** One row of `run list`: the latest execution of each run, in the same words as `run status`. */
 export interface RunListRow {
   runId: string;
@@ -147,12 +171,32 @@ export interface RunListRow {
  * Lists project runs, newest first, one row per run (a run that continued-as-new has one execution per
  * segment on the server). Closed runs' manifests are made to agree with the server, as in queryStatus.
  */
-export async function listRuns(client: Client, limit: number): Promise<RunListRow[]> {
+export async function listRuns(
+  client: Client,
+  limit: number,
+  filter: { query?: string; state?: RunListState } = {},
+): Promise<RunListRow[]> {
   const latest = new Map<string, WorkflowExecutionInfo>();
-  for await (const wf of client.workflow.list({ query: `WorkflowType = '${WorkflowType.project}'` })) {
-    const seen = latest.get(wf.workflowId);
-    if (!seen || seen.startTime < wf.startTime) latest.set(wf.workflowId, wf);
-    if (latest.size > limit) break;
+  const clauses = [`WorkflowType = '${WorkflowType.project}'`];
+  if (filter.state) clauses.push(`ExecutionStatus = '${EXECUTION_STATUS[filter.state]}'`);
+  // A visibility query of the caller's, passed through as the server's own language.
+  if (filter.query?.trim()) clauses.push(`(${filter.query})`);
+  let listing;
+  try {
+    listing = client.workflow.list({ query: clauses.join(' AND ') });
+    for await (const wf of listing) {
+      const seen = latest.get(wf.workflowId);
+      if (!seen || seen.startTime < wf.startTime) latest.set(wf.workflowId, wf);
+      if (latest.size > limit) break;
+    }
+  } catch (err) {
+    // The server refuses a malformed query with INVALID_ARGUMENT (gRPC 3) and says why.
+    const e = err as { code?: unknown; cause?: { code?: unknown; details?: unknown } };
+    if (filter.query && (e.code === 3 || e.cause?.code === 3)) {
+      const why = typeof e.cause?.details === 'string' ? e.cause.details : (err as Error).message;
+      throw new InvalidListQueryError(`--query "${filter.query}": ${why}`);
+    }
+    throw err;
   }
   const rows: RunListRow[] = [];
   for (const wf of [...latest.values()].sort((a, b) => b.startTime.getTime() - a.startTime.getTime())) {

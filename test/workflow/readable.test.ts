@@ -78,6 +78,33 @@ describe('runs are readable with no worker', () => {
       phase: 'two',
       manifest: { phase: 'two', checkpoint: 'CP2' },
     });
+    // run list passes a visibility query through, with a state filter; a bad query is a usage error.
+    const mine = await cli([
+      'run',
+      'list',
+      '--state',
+      'completed',
+      '--query',
+      `WorkflowId = '${input.runId}'`,
+      '--json',
+    ]);
+    expect(
+      (JSON.parse(mine.stdout) as { runId: string; state: string }[]).map((r) => [r.runId, r.state]),
+    ).toEqual([[input.runId, 'completed']]);
+    const none = await cli([
+      'run',
+      'list',
+      '--state',
+      'running',
+      '--query',
+      `WorkflowId = '${input.runId}'`,
+      '--json',
+    ]);
+    expect(JSON.parse(none.stdout)).toEqual([]);
+    const bad = await cli(['run', 'list', '--query', 'NoSuchField = 1']);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toMatch(/^orchestrator: --query "NoSuchField = 1": .*NoSuchField/);
+
     // What lives only in the workflow says which queue needs a worker, at once.
     const results = await cli(['results', input.runId]);
     expect(results.exitCode).toBe(1);

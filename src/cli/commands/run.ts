@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type Client } from '@temporalio/client';
 import Table from 'cli-table3';
-import { type Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import logUpdate from 'log-update';
 import pc from 'picocolors';
 import { loadIntake } from '../../../config/intake';
@@ -14,7 +14,10 @@ import type { RunStatus } from '../../shared/run';
 import type { ProjectSpec } from '../../shared/spec';
 import {
   forkRun,
+  InvalidListQueryError,
   listRuns,
+  RUN_LIST_STATES,
+  type RunListState,
   queryCheckpoints,
   queryStatus,
   rollbackRun,
@@ -149,16 +152,28 @@ export function registerRunCommands(program: Command): void {
     .command('list')
     .description('list project runs')
     .option('--limit <n>', 'how many', (v) => positiveInt(v), 20)
+    .addOption(new Option('--state <state>', 'only runs in this state').choices(RUN_LIST_STATES))
+    .option(
+      '--query <visibility query>',
+      `a Temporal visibility query ANDed with the run filter, e.g. "StartTime > '2026-11-01T00:00:00Z'"`,
+    )
     .option('--json', 'print JSON')
-    .action(async (opts: { limit: number; json?: boolean }, cmd: Command) => {
-      await withClient(cmd, async (client) => {
-        const rows = await listRuns(client, opts.limit);
-        if (opts.json) return printJson(rows);
-        const table = new Table({ head: ['run', 'state', 'started', 'closed'] });
-        for (const r of rows) table.push([r.runId, r.state, r.started, r.closed ?? '']);
-        process.stdout.write(table.toString() + '\n');
-      });
-    });
+    .action(
+      async (opts: { limit: number; state?: RunListState; query?: string; json?: boolean }, cmd: Command) => {
+        await withClient(cmd, async (client) => {
+          const rows = await listRuns(client, opts.limit, { state: opts.state, query: opts.query }).catch(
+            (err: unknown) => {
+              if (err instanceof InvalidListQueryError) throw new CliError(err.message, 2);
+              throw err;
+            },
+          );
+          if (opts.json) return printJson(rows);
+          const table = new Table({ head: ['run', 'state', 'started', 'closed'] });
+          for (const r of rows) table.push([r.runId, r.state, r.started, r.closed ?? '']);
+          process.stdout.write(table.toString() + '\n');
+        });
+      },
+    );
 
   run
     .command('fork <runId>')
