@@ -195,11 +195,11 @@ describe('agent identity cannot be borrowed', () => {
         /request refused: spoof attempt: the request does not prove it comes from manager-1 .*; the proof is intern-1's/,
       );
       expect(out('spoof-env.out')).toContain('exit=1');
-      expect(out('spoof-as.out')).toMatch(/unknown option '--as'[\s\S]*exit=1/);
+      expect(out('spoof-as.out')).toMatch(/unknown option '--as'[\s\S]*exit=2/);
       expect(out('spoof-done.out')).toMatch(
         /spoof attempt: the request does not prove it comes from manager-1[\s\S]*exit=1/,
       );
-      expect(out('spoof-agent.out')).toMatch(/unknown option '--agent'[\s\S]*exit=1/);
+      expect(out('spoof-agent.out')).toMatch(/unknown option '--agent'[\s\S]*exit=2/);
 
       const audit = await readAuditTrail({ outputsDir: t.config.outputsDir, runId });
       const spoofs = audit.filter((e) => e.kind === 'spoof_attempt');
