@@ -132,4 +132,30 @@ describe('runs are readable with no worker', () => {
       await t.client.workflow.getHandle(input.runId).terminate('test over');
     }
   });
+
+  it('run cancel ends a running run as cancelled, and says so when it has ended already', async () => {
+    const { worker, running } = await t.startWorker();
+    try {
+      const input = await startRun(t.client, {
+        spec: ProjectSpecSchema.parse({
+          project: { name: 'cancel me' },
+          phases: [
+            { name: 'long', agents: [{ role: 'sleeper', backend: 'script', command: ['sleep', '300'] }] },
+          ],
+        }),
+        workspace: tempDir('orch-ws-'),
+        outputsDir: t.config.outputsDir,
+        taskQueue: t.taskQueue,
+      });
+      const cancelled = await cli(['run', 'cancel', input.runId, '--wait']);
+      expect(cancelled.stderr).toBe('');
+      expect(cancelled.stdout).toBe(`${input.runId} cancelled`);
+      const again = await cli(['run', 'cancel', input.runId]);
+      expect(again.exitCode).toBe(1);
+      expect(again.stderr.trim()).toBe(`orchestrator: run ${input.runId} has already ended (cancelled)`);
+    } finally {
+      worker.shutdown();
+      await running;
+    }
+  });
 });

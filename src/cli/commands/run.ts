@@ -149,6 +149,26 @@ export function registerRunCommands(program: Command): void {
     });
 
   run
+    .command('cancel <runId>')
+    .description(
+      'cancel a run: its running agents are ended, what is checkpointed stays, and it ends "cancelled"',
+    )
+    .option('--wait', 'wait until the run has ended')
+    .action(async (runId: string, opts: { wait?: boolean }, cmd: Command) => {
+      await withClient(cmd, async (client) => {
+        const handle = client.workflow.getHandle(runId);
+        const desc = await handle.describe();
+        if (desc.status.name !== 'RUNNING')
+          throw new CliError(`run ${runId} has already ended (${desc.status.name.toLowerCase()})`);
+        await handle.cancel();
+        if (!opts.wait) return void process.stdout.write(`cancel requested for ${runId}\n`);
+        await handle.result().catch(() => undefined);
+        const s = await queryStatus(client, runId);
+        process.stdout.write(`${runId} ${s.state}\n`);
+      });
+    });
+
+  run
     .command('list')
     .description('list project runs')
     .option('--limit <n>', 'how many', (v) => positiveInt(v), 20)
@@ -214,11 +234,12 @@ export function registerRunCommands(program: Command): void {
     );
 
   const cp = program.command('checkpoint').description('list, show and roll back to checkpoints');
-  cp.command('list <runId>')
-    .description("list a run's checkpoints")
+  cp.command('list [runId]')
+    .description("list a run's checkpoints (default: the most recent run)")
     .option('--json', 'print JSON')
-    .action(async (runId: string, opts: { json?: boolean }, cmd: Command) => {
+    .action(async (runIdArg: string | undefined, opts: { json?: boolean }, cmd: Command) => {
       await withClient(cmd, async (client) => {
+        const runId = runIdArg ?? (await latestRunId(client));
         const cps = await queryCheckpoints(client, runId);
         if (opts.json) return printJson(cps);
         const table = new Table({ head: ['id', 'label', 'commit', 'created', 'state'] });
@@ -233,12 +254,16 @@ export function registerRunCommands(program: Command): void {
         process.stdout.write(table.toString() + '\n');
       });
     });
-  cp.command('show <runId> <checkpoint>')
-    .description('show a checkpoint and its manifest (artifacts with sizes and sha256)')
+  cp.command('show <runIdOrCheckpoint> [checkpoint]')
+    .description(
+      'show a checkpoint and its manifest (artifacts with sizes and sha256); `show CP2` is the most recent run',
+    )
     .option('--json', 'print JSON')
-    .action(async (runId: string, id: string, opts: { json?: boolean }, cmd: Command) => {
+    .action(async (first: string, second: string | undefined, opts: { json?: boolean }, cmd: Command) => {
+      const id = second ?? first;
       checkpointArg(id);
       await withClient(cmd, async (client) => {
+        const runId = second === undefined ? await latestRunId(client) : first;
         const cps = await queryCheckpoints(client, runId);
         const c = cps.find((x) => x.id === id);
         if (!c)
@@ -260,23 +285,32 @@ export function registerRunCommands(program: Command): void {
         process.stdout.write(table.toString() + '\n');
       });
     });
-  cp.command('rollback <runId> <checkpoint>')
+  cp.command('rollback <runIdOrCheckpoint> [checkpoint]')
     .description(
-      'roll a running run back to a checkpoint (workspace restored exactly; later phases run again)',
+      'roll a running run back to a checkpoint (workspace restored exactly; later phases run again); `rollback CP1` is the most recent run',
     )
     .option('--reason <text>', 'why (goes into the audit trail)')
     .option('--json', 'print JSON')
-    .action(async (runId: string, id: string, opts: { reason?: string; json?: boolean }, cmd: Command) => {
-      checkpointArg(id);
-      await withClient(cmd, async (client) => {
-        const r = await rollbackRun(client, runId, id, opts.reason);
-        if (opts.json) printJson(r);
-        else
-          process.stdout.write(
-            `rolled back ${runId} to ${r.checkpoint}; continuing with ${r.resumesAt ?? 'the end of the run'}\n`,
-          );
-      });
-    });
+    .action(
+      async (
+        first: string,
+        second: string | undefined,
+        opts: { reason?: string; json?: boolean },
+        cmd: Command,
+      ) => {
+        const id = second ?? first;
+        checkpointArg(id);
+        await withClient(cmd, async (client) => {
+          const runId = second === undefined ? await latestRunId(client) : first;
+          const r = await rollbackRun(client, runId, id, opts.reason);
+          if (opts.json) printJson(r);
+          else
+            process.stdout.write(
+              `rolled back ${runId} to ${r.checkpoint}; continuing with ${r.resumesAt ?? 'the end of the run'}\n`,
+            );
+        });
+      },
+    );
 
   program
     .command('results <runId>')
