@@ -15,8 +15,11 @@ import { budgetQuery, type BudgetStatus } from '../../src/shared/messages';
 import type { TeamStatus } from '../../src/shared/team';
 import { teamStatus } from '../../src/teams';
 import { waitFor } from '../harness/gates';
-import { ledgerSpend, servedSince } from '../harness/money';
-import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
+import { ledgerSpend, modelWorkerEnv, servedSince } from '../harness/money';
+import { createTestEnv, spawnWorkerProcess, tempDir, type TestEnv } from '../harness/temporal';
+import { raiseBudget } from '../../src/runs';
+import { loadHierarchyPolicy } from '../../config/hierarchy';
+import { startTeam } from '../../src/teams';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -387,6 +390,92 @@ describe('a team run with a budget', () => {
       const late = await cli(['budget', 'set', '--run', runId, '--max-tokens', '99999']);
       expect(late.exitCode).toBe(1);
       expect(late.stderr).toMatch(/budget change refused: .*(has already finished|has stopped)/);
+    },
+  );
+});
+
+describe('a held team agent and a worker that dies', () => {
+  let t2: TestEnv;
+  let server2: ModelServer;
+  beforeAll(async () => {
+    t2 = await createTestEnv();
+    server2 = await startModelServer();
+  });
+  afterAll(async () => {
+    await t2?.close();
+    await server2?.close();
+  });
+
+  it(
+    'the worker SIGKILLed while the team waits on its budget: a new worker keeps it held, budget set resumes it, the ledger equals the tally',
+    {
+      timeout: 400_000,
+    },
+    async () => {
+      const home = tempDir('orch-team-budget-home-');
+      const w1 = spawnWorkerProcess(t2, modelWorkerEnv(server2, home));
+      const workspace = tempDir('orch-team-budget-ws-');
+      const input = await startTeam(t2.client, {
+        goal: 'Survive',
+        workspace,
+        outputsDir: t2.config.outputsDir,
+        policy: loadHierarchyPolicy(policyFile(workspace)),
+        taskQueue: t2.taskQueue,
+        budget: { usd: 0.05 },
+        instructions: {
+          manager: [
+            'Lead.',
+            '@write m1.txt first',
+            '@write m2.txt second',
+            '@bash orchestrator team task done --all',
+          ].join('\n'),
+          architect: [
+            'Design.',
+            '@write a1.txt first',
+            '@write a2.txt second',
+            '@bash orchestrator team task done --all',
+          ].join('\n'),
+        },
+      });
+      const handle = t2.client.workflow.getHandle(input.runId);
+      const held = async () => {
+        const b = await handle.query(budgetQuery);
+        const both = ['manager-1', 'architect-1'].every((a) => b.pausedReason?.includes(`(${a} waits)`));
+        return b.state === 'paused' && both ? b : undefined;
+      };
+      await waitFor(held, 'both agents held by the team budget', 180_000);
+      w1.kill('SIGKILL');
+      await new Promise((r) => w1.once('exit', r));
+
+      const w2 = spawnWorkerProcess(t2, modelWorkerEnv(server2, home));
+      try {
+        // Rebuilt by the new worker from history: still held, the same reasons.
+        const again = await waitFor(held, 'still held after the worker died', 120_000);
+        expect(again.pausedReason).toMatch(/^run USD budget exhausted: limit \$0\.05/);
+        await raiseBudget(t2.client, input.runId, { scope: { level: 'run' }, usd: 5 });
+        const final = (await handle.result()) as TeamStatus;
+        expect(final.agents.map((a) => `${a.id}:${a.state}`)).toEqual([
+          'manager-1:completed',
+          'architect-1:completed',
+        ]);
+        expect(fs.readFileSync(path.join(workspace, 'm2.txt'), 'utf8')).toBe('second');
+        for (const a of final.agents) {
+          const text = fs.readFileSync(
+            path.join(t2.config.outputsDir, input.runId, 'agents', `${a.id}.jsonl`),
+            'utf8',
+          );
+          expect(new Set([...text.matchAll(/"session_id":"([^"]+)"/g)].map((m) => m[1]))).toEqual(
+            new Set([a.sessionId]),
+          );
+        }
+        const b = await handle.query(budgetQuery);
+        const served = servedSince(server2, 0);
+        expect(ledgerSpend(b.ledger).microUsd).toBe(served.microUsd);
+        expect(Math.round(final.totals.costUsd * 1e6)).toBe(served.microUsd);
+      } finally {
+        w2.kill('SIGTERM');
+        await new Promise((r) => w2.once('exit', r));
+      }
     },
   );
 });
