@@ -144,13 +144,36 @@ interface TurnOutcome {
   refusedTools?: AgentResult['refusedTools'];
 }
 
-/** The api tools an agent may call: `allowed_tools` (default all) minus `disallowed_tools`. */
+/**
+ * Claude Code's tool names and the api tools that do the same: a role's `allowed_tools` (the presets
+ * speak Claude Code's names) binds an api agent the same way. `Read` reads and looks around, `Write` and
+ * `Edit` write files, `Bash` runs commands (git included).
+ */
+export const CLI_TOOL_EQUIVALENTS: Readonly<Record<string, readonly string[]>> = {
+  Read: ['read_file', 'list_files', 'search'],
+  Glob: ['list_files'],
+  LS: ['list_files'],
+  Grep: ['search'],
+  Write: ['write_file'],
+  Edit: ['write_file'],
+  MultiEdit: ['write_file'],
+  Bash: ['run_command', 'git'],
+};
+
+/**
+ * The api tools an agent may call: `allowed_tools` (default all) minus `disallowed_tools`. With
+ * `aliases`, Claude Code's names in either list stand for their api equivalents.
+ */
 export function allowedApiTools(
   agent: Pick<AgentSpec, 'allowed_tools' | 'disallowed_tools'>,
   all: readonly string[],
+  aliases = false,
 ): string[] {
-  const listed = agent.allowed_tools ?? all;
-  return all.filter((t) => listed.includes(t) && !(agent.disallowed_tools ?? []).includes(t));
+  const expand = (names: readonly string[]) =>
+    aliases ? names.flatMap((n) => [n, ...(CLI_TOOL_EQUIVALENTS[n] ?? [])]) : names;
+  const listed = expand(agent.allowed_tools ?? all);
+  const refused = expand(agent.disallowed_tools ?? []);
+  return all.filter((t) => listed.includes(t) && !refused.includes(t));
 }
 
 /** Every api tool (activities/tools TOOL_NAMES; repeated here because workflows import no activity code). */
@@ -499,7 +522,10 @@ async function runApi(
   let outputRef: string | undefined;
   // Histories recorded before allowed_tools was enforced ran every tool call the model made.
   const enforce = patched('api-allowed-tools');
-  const allowed = enforce ? allowedApiTools(agent, API_TOOL_NAMES) : API_TOOL_NAMES;
+  // Before 'api-tool-aliases', a role listing only Claude Code's names gave its api agent no tools.
+  const allowed = enforce
+    ? allowedApiTools(agent, API_TOOL_NAMES, patched('api-tool-aliases'))
+    : API_TOOL_NAMES;
   const refusedTools: NonNullable<AgentResult['refusedTools']> = [];
   step('PLAN');
   for (let turn = 0; turn < maxTurns; turn++) {
