@@ -32,6 +32,7 @@ import {
 } from './shared/messages';
 import { checkRunInputSize } from './run-input-size';
 import { DEFAULT_TASK_QUEUE, WorkflowType } from './shared/names';
+import { RUN_WORKFLOW_TASK_TIMEOUT } from './shared/failures';
 import { ensureWorkspaceFree, holdWorkspace } from './workspace-hold';
 import type { Checkpoint, RunState, RunStatus } from './shared/run';
 import {
@@ -91,6 +92,7 @@ export async function startRun(client: Client, opts: StartRunOptions): Promise<P
     taskQueue: opts.taskQueue ?? DEFAULT_TASK_QUEUE,
     workflowId: input.runId,
     args: [sent],
+    workflowTaskTimeout: RUN_WORKFLOW_TASK_TIMEOUT,
     memo: { project: input.spec.project.name, workspace: input.workspace, outputsDir: input.outputsDir },
   });
   return input;

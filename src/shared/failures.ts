@@ -157,5 +157,13 @@ export const HEARTBEAT_TIMEOUT = '10 seconds';
  */
 export const SHORT_ACTIVITY_TIMEOUT = '15 seconds';
 
+/**
+ * Workflow task timeout of a run (continue-as-new keeps it). Temporal's default, 10 s, is too short for
+ * a worker that has just restarted after a crash and replays every run at once on a busy host: a crash
+ * loop saw such replays take 10–11 s, time out, and then wait 20 s of the server's retry backoff. A
+ * worker killed during a task is noticed this much later, but its restart takes longer than that.
+ */
+export const RUN_WORKFLOW_TASK_TIMEOUT = '20 seconds';
+
 /** How many times an agent's own failure is tried when its spec does not say (`max_attempts`). */
 export const DEFAULT_AGENT_ATTEMPTS = 3;
