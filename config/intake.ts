@@ -64,7 +64,7 @@ export const IntakePhaseEntrySchema = z.union([z.string().min(1), IntakePhaseObj
  * project: { name: "Customer Analytics Platform", client: acme-corp }
  * requirements: ["Build demand forecasting model"]
  * phases: [planning, architecture, { name: data, skip: true }, development, qa, documentation]
- * constraints: { budget_tokens: 2000000, budget_usd: 50, on_budget_exceeded: pause }
+ * constraints: { timeline: "2 weeks", budget_tokens: 2000000, budget_usd: 50, on_budget_exceeded: pause }
  * ```
  */
 export const IntakeSchema = z.strictObject({

@@ -353,6 +353,27 @@ function roleText(role: { name: string; kind: RoleKind }, task: string): string 
   return `${head}${t ? ` Task: ${t}.` : ''} ${out.bullets.join('; ')}.`;
 }
 
+/** A relative file path with an extension, as task prompts name outputs (`data/schema.sql`). */
+const FILE_PATH = /(?:^|[\s(`'"])((?:[\w-]+\/)*[\w-]+\.[A-Za-z0-9]{1,5})(?=$|[\s),.;:`'"])/g;
+
+/**
+ * The files a task asks to be written: paths after "write"/"create"/"produce" up to the end of that
+ * sentence, and `<dir>/IMPLEMENTATION.md` for "implement … under <dir>/". Paths only read (before the
+ * verb) do not count.
+ */
+export function namedOutputs(task: string): string[] {
+  const out: string[] = [];
+  for (const sentence of task.split(/(?<=[.!?])\s+|\n\s*\n/)) {
+    const verb = /\b(?:write|create|produce)s?\b/i.exec(sentence);
+    if (verb) {
+      for (const m of sentence.slice(verb.index + verb[0].length).matchAll(FILE_PATH)) out.push(m[1]!);
+    }
+    const under = /\bimplement\b[^.]*?\bunder\s+((?:[\w-]+\/)*[\w-]+)\//i.exec(sentence);
+    if (under) out.push(`${under[1]}/IMPLEMENTATION.md`);
+  }
+  return [...new Set(out)].filter((p) => !p.startsWith('/') && !p.split('/').includes('..'));
+}
+
 type ToolFamily = 'cli' | 'api' | 'none';
 
 function toolFamily(toolNames: string[]): ToolFamily {
@@ -428,14 +449,18 @@ export const rehearsalBrain: Brain = (req) => {
   const done = countToolResults(req.messages);
 
   if (parsed.directiveCount === 0) {
-    // Without directives the brain answers what was asked last (a resumed session's new prompt).
+    // Without directives the brain answers what was asked last (a resumed session's new prompt): it
+    // writes the files the task names (so a preset phase's artifacts appear), else its role's document,
+    // one per turn.
     const asked = lastUserText(req.messages);
+    const named = namedOutputs(asked);
+    const files = named.length > 0 ? named : [ROLE_OUTPUT[role.kind].file];
     const doc: Action = {
       kind: 'write',
-      path: ROLE_OUTPUT[role.kind].file,
+      path: files[Math.min(done.total, files.length - 1)]!,
       content: roleDocument(role.kind, asked),
     };
-    if (done.total === 0 && can(doc)) {
+    if (done.total < files.length && can(doc)) {
       return {
         type: 'message',
         content: [{ type: 'text', text: `Writing ${doc.path}.` }, toolUse(doc, family, cwd)],

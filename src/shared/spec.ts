@@ -128,6 +128,8 @@ export const ProjectSpecSchema = z.object({
       budget_tokens: z.number().int().nonnegative().optional(),
       budget_usd: z.number().nonnegative().optional(),
       on_budget_exceeded: z.enum(['pause', 'fail']).default('pause'),
+      /** The v2 intake's delivery target ("2 weeks"): recorded with the run, not enforced. */
+      timeline: z.string().min(1).max(200).optional(),
     })
     .default({ on_budget_exceeded: 'pause' }),
   /**

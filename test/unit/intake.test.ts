@@ -7,6 +7,8 @@ import { loadIntake, parseIntake } from '../../config/intake';
 import { getPhasePreset } from '../../config/phases';
 import { ProjectSpecSchema } from '../../src/shared/spec';
 
+const PRESET_ORDER = ['planning', 'architecture', 'data', 'development', 'qa', 'documentation'];
+
 const MINIMAL = `project: { name: demo }
 phases:
   - name: planning
@@ -51,6 +53,19 @@ describe('intake: accepted files', () => {
     expect(planning?.prompt).toBe(getPhasePreset('planning').prompt);
     expect(planning?.strategy.type).toBe('sequential');
     expect(spec.constraints.on_budget_exceeded).toBe('pause');
+  });
+
+  it("accepts the v2 architecture document's own intake as written", () => {
+    const spec = parseIntake(
+      `project: { name: "Customer Analytics Platform", client: "acme-corp" }
+requirements: ["Build demand forecasting model", "Create executive dashboard", "Document API endpoints"]
+phases: [planning, architecture, data, development, qa, documentation]
+constraints: { timeline: "2 weeks", budget_tokens: 2000000 }
+`,
+      'v2.yaml',
+    );
+    expect(spec.phases.map((p) => p.name)).toEqual(PRESET_ORDER);
+    expect(spec.constraints).toMatchObject({ timeline: '2 weeks', budget_tokens: 2000000 });
   });
 
   it('expands preset names into the preset phases', () => {

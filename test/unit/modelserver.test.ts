@@ -366,3 +366,28 @@ describe('modelserver main', () => {
     expect((await child).exitCode).toBe(0);
   });
 });
+
+describe('namedOutputs (the rehearsal brain writes what a task names)', () => {
+  it("finds each preset phase's artifacts in its agent prompt", async () => {
+    const { namedOutputs } = await import('../../src/modelserver/brain');
+    const { getPhasePreset } = await import('../../config/phases');
+    const expected: Record<string, string[]> = {
+      planning: ['plan.md'],
+      architecture: ['ARCHITECTURE.md'],
+      data: ['data/schema.sql', 'data/README.md'],
+      development: ['src/IMPLEMENTATION.md'],
+      qa: ['tests/report.md'],
+      documentation: ['README.md'],
+    };
+    for (const [phase, files] of Object.entries(expected)) {
+      const prompt = getPhasePreset(phase)?.agents?.[0]?.prompt ?? '';
+      expect(namedOutputs(prompt), phase).toEqual(files);
+    }
+  });
+
+  it('ignores files only read, absolute paths and escapes', async () => {
+    const { namedOutputs } = await import('../../src/modelserver/brain');
+    expect(namedOutputs('Read plan.md and notes.txt first.')).toEqual([]);
+    expect(namedOutputs('Write /etc/x.md and ../up.md and ok/fine.md.')).toEqual(['ok/fine.md']);
+  });
+});
