@@ -15,7 +15,14 @@ import { checkMessage, type TeamView } from '../../src/shared/team';
 const team: TeamView = {
   state: 'running',
   agents: [
-    { id: 'manager-1', name: 'manager', role: 'manager', depth: 0, requestedBy: 'operator', state: 'running' },
+    {
+      id: 'manager-1',
+      name: 'manager',
+      role: 'manager',
+      depth: 0,
+      requestedBy: 'operator',
+      state: 'running',
+    },
     {
       id: 'architect-1',
       name: 'architect',
