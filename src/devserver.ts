@@ -33,8 +33,29 @@ export async function ensureTemporalCli(): Promise<string> {
   });
 }
 
-/** Returns a TCP port that was free a moment ago on 127.0.0.1. */
+/**
+ * Returns a TCP port that was free a moment ago on 127.0.0.1. It is drawn from below the kernel's
+ * ephemeral range (32768+), so the outgoing connections of a busy machine cannot take it between this
+ * check and the server's bind; only another listener could, and startDevServer retries on that.
+ */
 export async function freePort(): Promise<number> {
+  for (let i = 0; i < 20; i++) {
+    const candidate = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await canListen(candidate)) return candidate;
+  }
+  return listenAnywhere();
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+function listenAnywhere(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();
@@ -110,8 +131,27 @@ export interface DevServer {
   exited: Promise<DevServerExit>;
 }
 
-/** Starts `temporal server start-dev` and resolves once its frontend answers a health check. */
+/** A start that failed because a port the server wanted was taken between choosing and binding it. */
+class PortTaken extends Error {}
+
+/**
+ * Starts `temporal server start-dev` and resolves once its frontend answers a health check. The server
+ * also picks ports of its own for its internal services; on a busy machine one of them (or one of ours)
+ * can be taken before it binds, so a start that dies of "address already in use" is tried again, with
+ * fresh ports wherever the caller did not fix one.
+ */
 export async function startDevServer(opts: DevServerOptions): Promise<DevServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launchDevServer(opts);
+    } catch (err) {
+      if (!(err instanceof PortTaken) || attempt >= 4) throw err;
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
+}
+
+async function launchDevServer(opts: DevServerOptions): Promise<DevServer> {
   const port = opts.port ?? (await freePort());
   const uiPort = opts.headless ? undefined : (opts.uiPort ?? (await freePort()));
   fs.mkdirSync(path.dirname(opts.dbFile), { recursive: true });
@@ -137,6 +177,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   else args.push('--ui-port', String(uiPort));
   for (const sa of Object.values(SearchAttributes)) args.push('--search-attribute', `${sa.name}=${sa.type}`);
 
+  const logStart = fs.existsSync(opts.logFile) ? fs.statSync(opts.logFile).size : 0;
   const log = fs.openSync(opts.logFile, 'a');
   const child = spawn(opts.cliPath, args, {
     stdio: ['ignore', log, log],
@@ -156,8 +197,10 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
   for (;;) {
     if (exited !== undefined) {
-      const tail = fs.readFileSync(opts.logFile, 'utf8').split('\n').slice(-15).join('\n');
-      throw new Error(`temporal server start-dev exited with code ${exited}:\n${tail}`);
+      const written = fs.readFileSync(opts.logFile).subarray(logStart).toString('utf8');
+      const tail = written.split('\n').slice(-15).join('\n');
+      const message = `temporal server start-dev exited with code ${exited}:\n${tail}`;
+      throw /address already in use/i.test(written) ? new PortTaken(message) : new Error(message);
     }
     if ((await portOpen(port)) && (await healthy(opts.cliPath, address))) break;
     if (Date.now() > deadline) {

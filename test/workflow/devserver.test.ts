@@ -9,7 +9,8 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../harness/gates';
-import { tempDir } from '../harness/temporal';
+import { env as testEnv, tempDir } from '../harness/temporal';
+import { freePort, startDevServer } from '../../src/devserver';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/orchestrator.js');
 
@@ -80,5 +81,27 @@ describe('orchestrator dev', () => {
       new RegExp(`orchestrator: the Temporal dev server \\(pid ${state.pid}\\) killed by SIGKILL`),
     );
     expect(fs.existsSync(path.join(project, '.orchestrator', 'server.json'))).toBe(false);
+  });
+
+  it('a start that finds its port taken for a moment tries again instead of failing the caller', async () => {
+    // What a busy machine does to a chosen port between choosing and binding it (seen once in CI).
+    const port = await freePort();
+    const holder = await occupy(port);
+    expect(holder).toBeDefined();
+    const released = new Promise<void>((r) => setTimeout(() => holder!.close(() => r()), 1_500));
+    const dir = tempDir('orch-clash-');
+    const logFile = path.join(dir, 'server.log');
+    const server = await startDevServer({
+      cliPath: testEnv('ORCH_TEST_TEMPORAL_CLI'),
+      dbFile: path.join(dir, 'temporal.db'),
+      port,
+      headless: true,
+      logFile,
+    });
+    cleanup.push(() => server.stop());
+    await released;
+    expect(server.address).toBe(`127.0.0.1:${port}`);
+    // The first attempt really did meet the taken port (otherwise this test proves nothing).
+    expect(fs.readFileSync(logFile, 'utf8')).toMatch(/address already in use/i);
   });
 });
