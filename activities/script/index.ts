@@ -16,6 +16,7 @@ import { FileIdSchema, SafeNameSchema } from '../../src/shared/ids';
 import { defaultSandbox, type Sandbox } from '../sandbox';
 import { recordSandbox } from '../sandbox/record';
 import { signalGroup } from '../process-group';
+import { LEFTOVER_PREFIX, reapedCommand } from './reaper';
 import {
   AGENT_MARK_ENV,
   endEarlierAttempts,
@@ -81,7 +82,8 @@ export function createScriptActivities(deps: {
       const outputRef = path.join(outDir, `${input.agentId}.log`);
       const sandbox = deps.sandbox ?? defaultSandbox();
       // `run status` says which confinement this run's agents got (from here, not the CLI's host).
-      recordSandbox(path.dirname(outDir), await sandbox.state());
+      const sandboxState = await sandbox.state();
+      recordSandbox(path.dirname(outDir), sandboxState);
       const log = logger.child({ runId: input.runId, agentId: input.agentId, attempt: ctx.info.attempt });
       const [file] = input.command as [string, ...string[]];
       const env = { ...deps.baseEnv, ...input.env };
@@ -114,17 +116,23 @@ export function createScriptActivities(deps: {
       // Confined to its workspace with an allow-listed environment (the mark included, so leftovers are
       // still found); it keeps the network, because team scripts signal their run through Temporal.
       // The watchdog stays outside the sandbox: it must see its lease file.
-      const cmd = await sandbox.wrap(input.command, {
+      // In bubblewrap's pid namespace the leftovers die with the script before the worker can name them:
+      // the reaper inside names and ends them (./reaper).
+      const argv = input.command as [string, ...string[]];
+      const cmd = await sandbox.wrap(sandboxState.kind === 'bwrap' ? reapedCommand(argv) : argv, {
         workspace: input.workspace,
         network: true,
         fixed: { ...deps.baseEnv, [AGENT_MARK_ENV]: mark, ...secretEnv },
         extra: input.env,
       });
       const [wFile, wArgs] = watchedCommand([cmd.file, ...cmd.args], { leaseFile: lease.file, mark });
+      // The watchdog hands the mark to its command only: its own lease poller (a `sleep 1` loop) must not
+      // carry it, or it would be taken for a process the script left behind.
+      const { [AGENT_MARK_ENV]: _mark, ...watchdogEnv } = cmd.env;
       // detached: the watchdog leads a process group of its own, so ending it ends everything it started.
       const child = execa(wFile, wArgs, {
         cwd: cmd.cwd,
-        env: cmd.env,
+        env: watchdogEnv,
         extendEnv: false,
         detached: true,
         reject: false,
@@ -152,12 +160,15 @@ export function createScriptActivities(deps: {
             if (left.length) {
               log.warn({ processes: left }, 'ending background processes the script left behind');
               out.write(
-                `\n[orchestrator] ended ${left.length} background process(es) left by the script: ${left.map((p) => `${p.pid} ${p.cmd}`).join('; ')}\n`,
+                `\n${LEFTOVER_PREFIX} ${left.length} background process(es) left by the script: ${left.map((p) => `${p.pid} ${p.cmd}`).join('; ')}.\n`,
               );
             }
             for (const pid of pids) killQuietly(pid);
           })
-          .finally(() => signalGroup(child.pid, 'SIGKILL'));
+          .finally(() => {
+            const alive = signalGroup(child.pid, 'SIGKILL');
+            log.info({ pgid: child.pid, groupWasAlive: alive }, 'script exited: ended its process group');
+          });
       });
       let ended: 'timeout' | 'cancelled' | undefined;
       const terminate = (why: 'timeout' | 'cancelled') => {
