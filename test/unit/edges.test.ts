@@ -113,6 +113,27 @@ describe('unreachable Temporal', () => {
         'Start a dev server with `orchestrator dev` or `orchestrator server start`.',
     );
   }, 120_000);
+
+  it('`orchestrator run start` prints one line and creates no workspace', async () => {
+    const intake = path.join(tmp, 'intake.yaml');
+    fs.writeFileSync(
+      intake,
+      'project: { name: edge }\nrequirements: [r]\n' +
+        'phases:\n  - name: one\n    agents: [{ role: a, backend: script, command: ["true"] }]\n',
+    );
+    const ws = path.join(tmp, 'ws');
+    const r = await runCli(
+      ['run', 'start', '--intake', intake, '--workspace', ws],
+      { TEMPORAL_ADDRESS: '127.0.0.1:1' },
+      90_000,
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).not.toContain('tonic');
+    expect(r.stderr.trim()).toMatch(
+      /^orchestrator: cannot reach Temporal at 127\.0\.0\.1:1 \(TEMPORAL_ADDRESS\): (connection refused|no answer in time)\. Start a dev server with `orchestrator dev` or `orchestrator server start`\.$/,
+    );
+    expect(fs.existsSync(ws)).toBe(false);
+  }, 120_000);
 });
 
 describe('a closed stdout', () => {
