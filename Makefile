@@ -1,7 +1,7 @@
 # The README's two commands: `make demo` and `make test`. Both install what they need.
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
-.PHONY: install temporal sandbox test check unit demo clean
+.PHONY: install temporal sandbox browser test check unit demo clean
 
 NPM_STAMP := node_modules/.install-stamp
 
@@ -27,6 +27,13 @@ sandbox:
 	  { apt-get install -y bubblewrap >/dev/null 2>&1 || { apt-get update >/dev/null 2>&1 && apt-get install -y bubblewrap >/dev/null 2>&1; }; }; } || true
 	@command -v bwrap >/dev/null 2>&1 || echo '*** bubblewrap (bwrap) is missing and could not be installed (apt-get install bubblewrap as root): agent commands are NOT sandboxed and test/workflow/confinement.test.ts will fail ***' >&2
 
+# Debian's chromium drives the Web UI test (test/workflow/web-ui.test.ts), installed the same way; without
+# it that test fails, and this says so loudly.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y chromium >/dev/null 2>&1 || { apt-get update >/dev/null 2>&1 && apt-get install -y chromium >/dev/null 2>&1; }; }; } || true
+	@command -v chromium >/dev/null 2>&1 || echo '*** chromium is missing and could not be installed (apt-get install chromium as root): test/workflow/web-ui.test.ts will fail ***' >&2
+
 check: install
 	npm run --silent lint
 	npm run --silent typecheck
@@ -38,7 +45,7 @@ unit: install
 # Two tiers (CONTRIBUTING.md): the server-free one first (its files in parallel), then the one on a
 # real dev server. Both always run; the last line sums them for CI.
 TIERS := unit temporal
-test: install temporal sandbox check
+test: install temporal sandbox browser check
 	@mkdir -p .orchestrator
 	@status=0; for tier in $(TIERS); do \
 	  rm -f .orchestrator/test-$$tier.json; \

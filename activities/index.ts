@@ -13,6 +13,7 @@ import { createMeterActivities } from './meter';
 import { createScriptActivities } from './script';
 import { createTeamActivities } from './team';
 import { createToolActivities } from './tools';
+import { createVisibilityActivities } from './visibility';
 import { createWorkspaceActivities } from './workspace';
 import { registerSecret } from '../src/redact';
 import { createSandbox, type Sandbox } from './sandbox';
@@ -27,6 +28,8 @@ export interface ActivityDeps {
   gateway?: MeterGateway;
   /** Confinement of agent programs; default one built from the config (outputs and state hidden). */
   sandbox?: Sandbox;
+  /** Our search attributes the namespace has (workers/ registers them at start); none when not given. */
+  indexedSearchAttributes?: () => Promise<string[]>;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -88,6 +91,9 @@ export function createActivities(deps: ActivityDeps) {
     }),
     ...createAuditActivities({ logger }),
     ...createTeamActivities({ logger }),
+    ...createVisibilityActivities({
+      indexedSearchAttributes: deps.indexedSearchAttributes ?? (() => Promise.resolve([])),
+    }),
   };
 }
 

@@ -9,6 +9,7 @@ import { createSandbox, describeSandbox } from '../activities/sandbox';
 import { cannotReachTemporal } from '../src/connection-error';
 import type { Logger } from '../src/logger';
 import { startMeterGateway } from '../src/meter/gateway';
+import { ensureSearchAttributes } from '../src/search-attributes';
 import { loadWorkflowBundle } from './bundle';
 import { redactingActivityInterceptors } from './redaction';
 import { installRuntimeLogger } from './runtime-logger';
@@ -50,7 +51,26 @@ export async function createWorker(
     }));
   const sandbox =
     opts.deps?.sandbox ?? createSandbox({ outputsDir: config.outputsDir, stateDir: config.home });
-  const activities = createActivities({ config, logger, sandbox, ...opts.deps, gateway });
+  // Asked once per worker: the Web UI's attributes, registered here when the namespace lacks them.
+  let indexed: Promise<string[]> | undefined;
+  const indexedSearchAttributes = () =>
+    (indexed ??= ensureSearchAttributes(connection.operatorService, config.temporal.namespace).then((r) => {
+      if (r.added.length > 0) logger.info({ added: r.added }, 'registered search attributes');
+      if (r.missing.length > 0)
+        logger.warn(
+          { missing: r.missing, error: r.error },
+          'search attributes are not registered (run `orchestrator setup`): runs will not set them',
+        );
+      return r.available;
+    }));
+  const activities = createActivities({
+    config,
+    logger,
+    sandbox,
+    indexedSearchAttributes,
+    ...opts.deps,
+    gateway,
+  });
   // One line at start: whether agent commands are confined here, and if not, why.
   const state = await sandbox.state();
   if (state.kind === 'bwrap') logger.info({ sandbox: state.kind }, describeSandbox(state));

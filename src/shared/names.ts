@@ -12,8 +12,20 @@ export const WorkflowType = {
   team: 'teamWorkflow',
 } as const;
 
-/** Search attributes the project registers on the dev server (`--search-attribute`). */
+/**
+ * Typed search attributes every workflow sets on start and at each transition, so that the Web UI and
+ * `temporal workflow list --query "OrchestratorPhase='development'"` can find runs. `type` is the
+ * spelling `temporal server start-dev --search-attribute` takes; registered by our dev server, by the
+ * worker at start when it may, and by `orchestrator setup` on an existing cluster.
+ */
 export const SearchAttributes = {
   project: { name: 'OrchestratorProject', type: 'Keyword' },
+  client: { name: 'OrchestratorClient', type: 'Keyword' },
   phase: { name: 'OrchestratorPhase', type: 'Keyword' },
+  state: { name: 'OrchestratorState', type: 'Keyword' },
+  step: { name: 'OrchestratorStep', type: 'Int' },
+  costUsd: { name: 'OrchestratorCostUsd', type: 'Double' },
+  checkpoint: { name: 'OrchestratorCheckpoint', type: 'Keyword' },
+  role: { name: 'OrchestratorRole', type: 'Keyword' },
+  run: { name: 'OrchestratorRun', type: 'Keyword' },
 } as const;

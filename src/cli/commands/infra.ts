@@ -14,7 +14,8 @@ import {
   writeServerState,
 } from '../../devserver';
 import { runWorkerUntilSignal } from '../../../workers/worker';
-import { CliError, configFrom, loggerFor, printJson } from '../context';
+import { CliError, configFrom, loggerFor, printJson, withClient } from '../context';
+import { ensureSearchAttributes } from '../../search-attributes';
 
 /** Commander argument parser for ports: a clear message instead of NaN. */
 export function parsePort(value: string): number {
@@ -119,6 +120,28 @@ export function registerInfraCommands(program: Command): void {
     .action(async (_opts: unknown, cmd: Command) => {
       const config = configFrom(cmd);
       await runWorkerUntilSignal({ config, logger: loggerFor(config) });
+    });
+
+  program
+    .command('setup')
+    .description(
+      "register the project's search attributes on the namespace (an existing cluster; our dev server does it itself)",
+    )
+    .option('--json', 'print what was registered as JSON')
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      await withClient(cmd, async (client, config) => {
+        const r = await ensureSearchAttributes(client.connection.operatorService, config.temporal.namespace);
+        if (opts.json) return printJson(r);
+        if (r.missing.length > 0)
+          throw new CliError(
+            `could not register ${r.missing.join(', ')} on namespace ${config.temporal.namespace}: ${r.error ?? 'refused'}`,
+          );
+        process.stdout.write(
+          r.added.length > 0
+            ? `registered ${r.added.join(', ')} on namespace ${config.temporal.namespace}\n`
+            : `namespace ${config.temporal.namespace} has every search attribute already\n`,
+        );
+      });
     });
 
   const server = program.command('server').description('manage a detached dev server for this project');

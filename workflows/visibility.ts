@@ -1,0 +1,59 @@
+/**
+ * Applies what src/shared/visibility decides: a workflow's search attributes (upserted only when they
+ * change, and only those the namespace has registered) and its current details, which the Web UI shows
+ * on the run's page. Details are workflow metadata, not history: setting them costs nothing on replay.
+ */
+import {
+  patched,
+  proxyLocalActivities,
+  setCurrentDetails,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import type { VisibilityActivities } from '../activities/visibility';
+import { attributeChanges, type AttributeUpdate, type AttributeValues } from '../src/shared/visibility';
+
+const { indexedSearchAttributes } = proxyLocalActivities<VisibilityActivities>({
+  startToCloseTimeout: '10 seconds',
+  retry: { maximumAttempts: 3 },
+});
+
+type UpdatePair = Extract<Parameters<typeof upsertSearchAttributes>[0], unknown[]>[number];
+
+function toPair(u: AttributeUpdate): UpdatePair {
+  switch (u.key.type) {
+    case 'KEYWORD':
+      return { key: { name: u.key.name, type: 'KEYWORD' }, value: String(u.value) };
+    case 'INT':
+      return { key: { name: u.key.name, type: 'INT' }, value: Math.trunc(Number(u.value)) };
+    case 'DOUBLE':
+      return { key: { name: u.key.name, type: 'DOUBLE' }, value: Number(u.value) };
+  }
+}
+
+/** One per workflow execution: call {@link init} first, then {@link publish} after every transition. */
+export class Visibility {
+  private indexed: ReadonlySet<string> = new Set();
+  private last: AttributeValues = {};
+
+  /**
+   * Learns which attributes the namespace has. Executions recorded before this existed never ask (the
+   * patch) and so never upsert: their histories replay unchanged. A failure to ask costs only the
+   * attributes, never the run.
+   */
+  async init(): Promise<void> {
+    if (!patched('search-attributes')) return;
+    try {
+      this.indexed = new Set(await indexedSearchAttributes());
+    } catch {
+      this.indexed = new Set();
+    }
+  }
+
+  /** Sets the current details and upserts the attributes that changed since the last call. */
+  publish(values: AttributeValues, details: string): void {
+    setCurrentDetails(details);
+    const changes = attributeChanges(values, this.last, this.indexed);
+    this.last = { ...this.last, ...values };
+    if (changes.length > 0) upsertSearchAttributes(changes.map(toPair));
+  }
+}
