@@ -4,7 +4,7 @@
  * real 1,000-phase run.
  */
 import { describe, expect, it } from 'vitest';
-import { type CarriedState, CARRIED_ROLLBACKS, packCarry, unpackCarry } from '../../workflows/carry';
+import { type CarriedState, CARRIED_ROLLBACKS, packCarry, unpackCarry } from '../../workflows/project/carry';
 import type { Checkpoint, PhaseResult } from '../../src/shared/run';
 import { compactSpec, ProjectSpecSchema, ProjectWorkflowInputSchema } from '../../src/shared/spec';
 

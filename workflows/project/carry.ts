@@ -8,7 +8,7 @@
  * The carry grows with the number of phases in the intake (one row and at most one live checkpoint
  * each), never with the number of executions, attempts, rollbacks or agents' output. Deterministic code.
  */
-import type { Ledger } from '../src/shared/budget';
+import type { Ledger } from '../../src/shared/budget';
 import {
   addUsage,
   type Checkpoint,
@@ -17,8 +17,8 @@ import {
   type RunStatus,
   type Usage,
   ZERO_USAGE,
-} from '../src/shared/run';
-import type { AuditCarry } from './audit';
+} from '../../src/shared/run';
+import type { AuditCarry } from '../audit';
 
 /** How many rollbacks the status keeps showing after a continue-as-new (all are in the audit trail). */
 export const CARRIED_ROLLBACKS = 20;

@@ -1,0 +1,161 @@
+/**
+ * One agent of a phase, as a child `agentWorkflow`: reserve in the ledger (or stop on an exhausted
+ * budget), start the child, charge what it spent (from its meter, or from what it reported), and start it
+ * again after a budget raise when it stopped for want of budget.
+ */
+import { ChildWorkflowFailure, executeChild, isCancellation, patched } from '@temporalio/workflow';
+import { describeExceeded, limitsFor, remaining, reserve } from '../../src/shared/budget';
+import type { AgentResult, AgentStatusRow, PhaseResult } from '../../src/shared/run';
+import { ZERO_USAGE } from '../../src/shared/run';
+import type { AgentSpec, PhaseSpec } from '../../src/shared/spec';
+import { agentFileId, agentWorkflow, agentWorkflowId, type AgentWorkflowInput } from '../agent';
+import { budgetFailure, budgetStop, settle, settleMetered } from './budget';
+import type { ProjectRun } from './run';
+import { failedAgent, reportedSpend, type Spend } from './spend';
+
+/** Patch id: agents spend through metered turns and are charged from their meters (issue #9). */
+export const METERED_PATCH = 'metered-charge';
+
+/** A phase attempt, as its agents see it. */
+export interface PhaseAttempt {
+  phase: PhaseSpec;
+  agents: (AgentSpec & { id: string })[];
+  result: PhaseResult;
+  /** Attempts that ran out of budget and were run again after `raiseBudget`: kept for the record. */
+  superseded: AgentResult[];
+  /** Adds an agent's spend to the phase result. */
+  account: (spend: Spend) => void;
+}
+
+/** The fresh reservation key of a child start: a re-run after a rollback or a raise is a new charge. */
+export function reservationKey(
+  workflowId: string,
+  attempts: Record<string, number>,
+): { key: string; n: number } {
+  const n = (attempts[workflowId] ?? 0) + 1;
+  return { key: `${workflowId}#${n}`, n };
+}
+
+/** Runs agent `i` of the phase attempt to its result (retrying after budget stops); see the module doc. */
+export async function runAgent(
+  run: ProjectRun,
+  at: PhaseAttempt,
+  i: number,
+  passedOutput: string | undefined,
+): Promise<AgentResult> {
+  const { runId, input, spec } = run;
+  const { phase } = at;
+  const agent = at.agents[i]!;
+  const where = { phase: phase.name, agent: agent.id };
+  const workflowId = agentWorkflowId(runId, phase.name, agent.id);
+  const row: AgentStatusRow = {
+    id: agent.id,
+    role: agent.role,
+    phase: phase.name,
+    workflowId,
+    state: 'pending',
+  };
+  run.agentRows.set(workflowId, row);
+  for (;;) {
+    const { key, n } = reservationKey(workflowId, run.st.agentAttempts);
+    // Agents report their cost only at the end, so nothing is held up front: the reservation marks
+    // the agent in flight and is refused when a level has nothing left.
+    const reserved = reserve(run.st.ledger, { key, ...where, estimateUsd: 0, estimateTokens: 0 });
+    if (!reserved.ok) {
+      const reason = describeExceeded(reserved.exceeded);
+      row.state = 'pending';
+      row.error = reason;
+      run.audit.record('spawn_refused', { ...where, workflowId, reason });
+      run.audit.record('budget', { event: 'reserve_refused', key, ...where, exceeded: reserved.exceeded });
+      await budgetStop(run, reason, reserved.exceeded, where);
+      continue;
+    }
+    run.st.ledger = reserved.ledger;
+    run.st.agentAttempts[workflowId] = n;
+    const left = remaining(run.st.ledger, phase.name, agent.id, key);
+    const metered = patched(METERED_PATCH);
+    const meterId = `${agentFileId(phase.name, agent.id)}-${n}`;
+    if (metered) run.runningMeters.set(workflowId, { key, meterId, ...where });
+    row.state = 'running';
+    row.error = undefined;
+    run.audit.record('spawn', {
+      ...where,
+      role: agent.role,
+      backend: agent.backend,
+      workflowId,
+      attempt: n,
+      reservation: key,
+      ...(left.usd !== undefined ? { maxBudgetUsd: left.usd } : {}),
+      ...(left.tokens !== undefined ? { remainingTokens: left.tokens } : {}),
+    });
+    const childInput: AgentWorkflowInput = {
+      runId,
+      phase: phase.name,
+      agent,
+      workspace: input.workspace,
+      phasePrompt: phase.prompt,
+      projectName: spec.project.name,
+      requirements: spec.requirements,
+      passedOutput,
+      env: {
+        ORCHESTRATOR_RUN_ID: runId,
+        ORCHESTRATOR_AGENT_ID: workflowId,
+        ORCHESTRATOR_PHASE: phase.name,
+        ORCHESTRATOR_WORKSPACE: input.workspace,
+      },
+      ...(left.usd !== undefined ? { maxBudgetUsd: left.usd } : {}),
+      ...(metered
+        ? {
+            meter: { id: meterId, limits: limitsFor(run.st.ledger, phase.name, agent.id) },
+            onBudgetExceeded: run.onExceeded,
+          }
+        : {}),
+      outputsDir: input.outputsDir,
+    };
+    let r: AgentResult;
+    try {
+      r = await executeChild(agentWorkflow, { workflowId, args: [childInput] });
+      for (const t of r.refusedTools ?? []) {
+        run.audit.record('tool_refused', { ...where, tool: t.tool, turn: t.turn }, workflowId);
+      }
+      row.state = r.status === 'completed' ? 'completed' : 'failed';
+      row.costUsd = r.costUsd;
+      row.error = r.error;
+    } catch (err) {
+      const reported = reportedSpend(err);
+      if (isCancellation(err)) {
+        if (metered) {
+          // Cancelled, rolled back or the run stopped: charged exactly what the agent was served.
+          at.account(await settleMetered(run, key, workflowId, where, meterId));
+        } else {
+          settle(run, key, phase.name, agent, reported ?? { usage: ZERO_USAGE, costUsd: 0 });
+          if (reported) at.account(reported);
+        }
+        row.state = 'cancelled';
+        throw err;
+      }
+      row.state = 'failed';
+      row.error = err instanceof ChildWorkflowFailure ? (err.cause?.message ?? err.message) : String(err);
+      r = failedAgent(agent.id, agent.role, agent.backend, row.error, reported);
+    }
+    if (metered) {
+      const spend = await settleMetered(run, key, workflowId, where, meterId);
+      r = { ...r, usage: spend.usage, costUsd: spend.costUsd, models: spend.models };
+      row.costUsd = r.costUsd;
+    } else {
+      settle(run, key, phase.name, agent, r);
+    }
+    at.account(r);
+    if (r.status !== 'completed') {
+      const stop = budgetFailure(run, where, r);
+      if (stop) {
+        at.superseded.push(r);
+        row.state = 'pending';
+        row.error = stop.reason;
+        await budgetStop(run, stop.reason, stop.exceeded, where);
+        continue;
+      }
+    }
+    return r;
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * The activity proxies `projectWorkflow` calls, with their timeouts and retry policies. Retries by cause
+ * (src/shared/failures): infrastructure failures retry without limit, the rest fail at once.
+ */
+import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
+import type { Activities } from '../../activities';
+import { HEARTBEAT_TIMEOUT, retryPolicy, SHORT_ACTIVITY_TIMEOUT } from '../../src/shared/failures';
+
+// Every workspace activity heartbeats every second, so a worker that dies mid-checkpoint or mid-restore
+// is noticed after HEARTBEAT_TIMEOUT, not after the start-to-close timeout.
+export const workspace = proxyActivities<
+  Pick<
+    Activities,
+    | 'initWorkspace'
+    | 'restoreWorkspace'
+    | 'materializeCheckpoint'
+    | 'updateRunManifest'
+    | 'snapshotWorkspace'
+    | 'writeOutput'
+  >
+>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
+  retry: retryPolicy(),
+});
+
+export const checkpointing = proxyActivities<Pick<Activities, 'checkpointPhase'>>({
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
+  retry: retryPolicy(),
+});
+
+export const governance = proxyActivities<Pick<Activities, 'evaluateGates'>>({
+  // Tool gates run test suites (their own timeouts bound them); the activity heartbeats every few seconds.
+  // Explicit: unset, the SDK sends TRY_CANCEL and a rollback would not wait for the gate's process to end.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
+  // A failing gate is not an activity failure: its verdict is counted by the gate's on_fail policy.
+  retry: retryPolicy(),
+});
+
+export const meter = proxyActivities<Pick<Activities, 'readMeter'>>({
+  startToCloseTimeout: SHORT_ACTIVITY_TIMEOUT,
+  retry: retryPolicy(),
+});
+
+/** What an agent start was served, from its meter (see activities/meter). */
+export type MeterSummary = Awaited<ReturnType<Activities['readMeter']>>;
+
+/** What the gate activity returns. */
+export type GateEvaluation = Awaited<ReturnType<Activities['evaluateGates']>>;

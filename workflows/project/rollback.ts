@@ -1,0 +1,112 @@
+/**
+ * Rollback: restore the workspace exactly to a checkpoint (by request: signal or update; or by a
+ * `rollback` gate) and continue after it. Work after the checkpoint is marked rolled back, never removed:
+ * its cost stays in the totals.
+ */
+import { CancellationScope, log } from '@temporalio/workflow';
+import { OPERATOR } from '../../src/shared/identity';
+import type { RollbackRequest } from '../../src/shared/messages';
+import type { AgentStatusRow, Checkpoint, PhaseResult } from '../../src/shared/run';
+import type { PhaseSpec } from '../../src/shared/spec';
+import { workspace } from './proxies';
+import type { ProjectRun } from './run';
+
+/**
+ * Marks everything after checkpoint `cp` rolled back: phase results and checkpoints of later phases, and
+ * forgets the agent rows of later phases. Returns the phase index to continue at.
+ */
+export function markRolledBack(
+  cp: Pick<Checkpoint, 'id' | 'phaseIndex'>,
+  phaseResults: PhaseResult[],
+  checkpoints: Checkpoint[],
+  agentRows: Map<string, AgentStatusRow>,
+  phaseNames: readonly string[],
+): number {
+  for (const r of phaseResults) {
+    if (r.index > cp.phaseIndex && r.status !== 'rolled_back') {
+      r.status = 'rolled_back';
+      r.rolledBackBy = cp.id;
+    }
+  }
+  for (const c of checkpoints) if (c.phaseIndex > cp.phaseIndex) c.rolledBack = true;
+  for (const row of agentRows.values()) {
+    if (phaseNames.indexOf(row.phase) > cp.phaseIndex) agentRows.delete(row.workflowId);
+  }
+  return cp.phaseIndex + 1;
+}
+
+/** The last live checkpoint before phase `index`: where a `rollback` gate of that phase goes back to. */
+export function previousCheckpoint(
+  checkpoints: readonly Checkpoint[],
+  index: number,
+): Checkpoint | undefined {
+  return [...checkpoints].reverse().find((c) => !c.rolledBack && c.phaseIndex < index);
+}
+
+/** Rolls the run back to a live checkpoint (validated by the request's handler or chosen by a gate). */
+export async function performRollback(
+  run: ProjectRun,
+  req: RollbackRequest & { source: string },
+): Promise<void> {
+  const { runId, st } = run;
+  run.state = 'rolling_back';
+  const cp = run.liveCheckpoint(req.checkpoint)!;
+  log.info('rolling back', { runId, checkpoint: cp.id, reason: req.reason, source: req.source });
+  await CancellationScope.nonCancellable(() =>
+    workspace.restoreWorkspace({ workspace: run.input.workspace, commit: cp.commit }),
+  );
+  const at = new Date().toISOString();
+  const next = markRolledBack(
+    cp,
+    st.phaseResults,
+    st.checkpoints,
+    run.agentRows,
+    run.phases.map((p) => p.name),
+  );
+  st.rollbacks.push({ to: cp.id, reason: req.reason, at, fromPhase: run.currentPhase });
+  run.audit.record(
+    'rollback',
+    { to: cp.id, commit: cp.commit, reason: req.reason, source: req.source, fromPhase: run.currentPhase },
+    req.source === 'gate' ? 'workflow' : OPERATOR,
+  );
+  st.nextPhase = next;
+  if (req.source !== 'gate') run.rollbackRequestsServed += 1;
+  run.state = 'running';
+}
+
+/** A `rollback` gate failed: back to the previous live checkpoint, or to the snapshot of the phase start. */
+export async function gateRollback(
+  run: ProjectRun,
+  index: number,
+  phase: PhaseSpec,
+  gates: string[],
+  startCommit?: string,
+): Promise<void> {
+  const reason = `gate(s) ${gates.join(', ')} failed in phase "${phase.name}"`;
+  const previous = previousCheckpoint(run.st.checkpoints, index);
+  if (previous) {
+    await performRollback(run, { checkpoint: previous.id, reason, source: 'gate' });
+    return;
+  }
+  if (!startCommit)
+    await run.failRun(`${reason}: no checkpoint to roll back to`, 'PhaseFailed', {
+      phase: phase.name,
+      gates,
+    });
+  await CancellationScope.nonCancellable(() =>
+    workspace.restoreWorkspace({ workspace: run.input.workspace, commit: startCommit! }),
+  );
+  run.st.rollbacks.push({
+    to: `start of ${phase.name}`,
+    reason,
+    at: new Date().toISOString(),
+    fromPhase: phase.name,
+  });
+  run.audit.record('rollback', {
+    to: `start of ${phase.name}`,
+    commit: startCommit,
+    reason,
+    source: 'gate',
+    fromPhase: phase.name,
+  });
+}

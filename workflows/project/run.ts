@@ -1,0 +1,238 @@
+/**
+ * The state of one `projectWorkflow` execution in one place: what is carried across continue-as-new
+ * (`st`), the audit trail, and what lives only as long as this execution (agents' rows, pauses, pending
+ * requests, meters in flight). The modules of workflows/project/ act on it; the handlers read it.
+ */
+import { ApplicationFailure, CancellationScope, log } from '@temporalio/workflow';
+import {
+  createLedger,
+  LedgerSchema,
+  limitsFromSpec,
+  totals as ledgerTotals,
+  type Ledger,
+} from '../../src/shared/budget';
+import type { MeterCharged } from '../../src/shared/meter-charge';
+import { agentIdAt, type RollbackRequest } from '../../src/shared/messages';
+import type { AgentStatusRow, Checkpoint, RunState, RunStatus } from '../../src/shared/run';
+import { type ProjectWorkflowInput, ProjectWorkflowInputSchema } from '../../src/shared/spec';
+import { type AuditTrail, createAuditTrail } from '../audit';
+import { workspace } from './proxies';
+import { type CarriedState, type ProjectCarry, unpackCarry } from './carry';
+import { effectiveState, pausedReason, phaseRows, runTotals, stepText } from './status';
+
+/** What a run returns when it completes. */
+export interface ProjectSummary {
+  runId: string;
+  state: RunState;
+  checkpoints: Checkpoint[];
+  phases: { name: string; status: string; attempt: number; checkpoint?: string }[];
+  rollbacks: RunStatus['rollbacks'];
+  totals: RunStatus['totals'];
+  /** The ledger's run-wide spend (every attempt, rolled back or not). */
+  budget: ReturnType<typeof ledgerTotals>;
+  manifestPath?: string;
+}
+
+/** A metered agent start in flight: where its spend is recorded. */
+export interface RunningMeter {
+  key: string;
+  meterId: string;
+  phase: string;
+  agent: string;
+}
+
+/** A phase waiting for a human's `approve`, and the decision once it came. */
+export interface AwaitingApproval {
+  phase: string;
+  gates: string[];
+  decision?: { note: string; approver?: string };
+}
+
+/** `path: message; …` for zod issues, naming the input itself when the path is empty. */
+export function issuesOf(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>): string {
+  return issues.map((i) => `${i.path.map(String).join('.') || 'input'}: ${i.message}`).join('; ');
+}
+
+/**
+ * The run's input, validated. Runs can be started by `temporal workflow start` or another service, not
+ * only by our CLI: a bad input fails the run with the field named, instead of a workflow task that
+ * retries forever.
+ */
+export function parseProjectInput(raw: unknown): ProjectWorkflowInput {
+  const parsed = ProjectWorkflowInputSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw ApplicationFailure.nonRetryable(
+      `invalid projectWorkflow input: ${issuesOf(parsed.error.issues)}`,
+      'InvalidRunInput',
+    );
+  }
+  return parsed.data;
+}
+
+/** The message of a failure, by its cause's type where it has one. */
+export function failureMessage(err: unknown): string {
+  const cause = (err as { cause?: unknown }).cause;
+  if (cause instanceof Error) return `${(cause as { type?: string }).type ?? cause.name}: ${cause.message}`;
+  return err instanceof Error ? err.message : String(err);
+}
+
+export class ProjectRun {
+  readonly runId: string;
+  readonly spec: ProjectWorkflowInput['spec'];
+  readonly phases: ProjectWorkflowInput['spec']['phases'];
+  readonly onExceeded: ProjectWorkflowInput['spec']['constraints']['on_budget_exceeded'];
+  /** Everything continue-as-new carries. */
+  readonly st: CarriedState & { ledger: Ledger };
+  readonly audit: AuditTrail;
+  state: RunState;
+  currentPhase: string | undefined;
+  readonly agentRows = new Map<string, AgentStatusRow>();
+  pendingRollback: (RollbackRequest & { source: string }) | undefined;
+  /** Rollbacks by request (not by gate) carried out: an update waits for its own. */
+  rollbackRequestsServed = 0;
+  /** The running phase attempt's scope: a rollback request cancels it. */
+  phaseScope: CancellationScope | undefined;
+  /** Refused signals (the last few), shown by status. */
+  readonly rejected: { at: string; reason: string }[] = [];
+  refusedSignals = 0;
+  /** Why the run waits, by waiter (a budget per agent, an approval): non-empty means `paused`. */
+  readonly pauses = new Map<string, string>();
+  /** Bumped by every `raiseBudget`: budget waiters re-check when it moves. */
+  budgetVersion = 0;
+  /** Metered agent starts in flight, by child workflow id. */
+  readonly runningMeters = new Map<string, RunningMeter>();
+  /** Metered agents waiting in place (same session) for a raise, by child workflow id. */
+  readonly budgetPausedAgents = new Set<string>();
+  /** Per reservation key: what has been charged from its meter so far, per served model. */
+  readonly meteredCharged = new Map<string, MeterCharged>();
+  awaitingApproval: AwaitingApproval | undefined;
+
+  constructor(
+    readonly input: ProjectWorkflowInput,
+    readonly carry: ProjectCarry | undefined,
+  ) {
+    this.runId = input.runId;
+    this.spec = input.spec;
+    this.phases = input.spec.phases;
+    this.onExceeded = input.spec.constraints.on_budget_exceeded;
+    const ctx = {
+      runId: this.runId,
+      outputsDir: input.outputsDir,
+      phaseNames: this.phases.map((p) => p.name),
+    };
+    this.st = {
+      ...unpackCarry(carry, ctx),
+      // The carried ledger crossed a boundary (workflow input): validate it rather than trust it.
+      ledger: carry?.ledger
+        ? LedgerSchema.parse(carry.ledger)
+        : createLedger(limitsFromSpec(this.spec, agentIdAt)),
+    };
+    this.audit = createAuditTrail({ runId: this.runId, outputsDir: input.outputsDir, carry: carry?.audit });
+    this.state = carry ? 'running' : 'starting';
+  }
+
+  isOver(): boolean {
+    return this.state === 'completed' || this.state === 'failed' || this.state === 'cancelled';
+  }
+
+  liveCheckpoint(id: string): Checkpoint | undefined {
+    return this.st.checkpoints.find((c) => c.id === id && !c.rolledBack);
+  }
+
+  effectiveState(): RunState {
+    return effectiveState(this.state, this.pauses.size);
+  }
+
+  pausedReason(): string | undefined {
+    return pausedReason(this.pauses.values(), this.rejected);
+  }
+
+  totals(): RunStatus['totals'] {
+    return runTotals(this.st);
+  }
+
+  phaseRows(): RunStatus['phases'] {
+    return phaseRows(this.phases, this.st);
+  }
+
+  forkedFrom(): RunStatus['forkedFrom'] {
+    const f = this.input.forkedFrom;
+    return f ? { runId: f.runId, checkpoint: f.checkpoint } : undefined;
+  }
+
+  status(): RunStatus {
+    return {
+      runId: this.runId,
+      project: this.spec.project.name,
+      state: this.effectiveState(),
+      currentPhase: this.currentPhase,
+      step: stepText(this.st.nextPhase, this.phases.length),
+      phases: this.phaseRows(),
+      agents: [...this.agentRows.values()],
+      checkpoints: this.st.checkpoints,
+      rollbacks: this.st.rollbacks,
+      totals: this.totals(),
+      pausedReason: this.pausedReason(),
+      workspace: this.input.workspace,
+      outputsDir: this.input.outputsDir,
+      forkedFrom: this.forkedFrom(),
+      continuedAsNew: this.st.continuedAsNew,
+    };
+  }
+
+  summary(manifestPath: string): ProjectSummary {
+    return {
+      runId: this.runId,
+      state: this.state,
+      checkpoints: this.st.checkpoints,
+      phases: this.phaseRows(),
+      rollbacks: this.st.rollbacks,
+      totals: this.totals(),
+      budget: ledgerTotals(this.st.ledger),
+      manifestPath,
+    };
+  }
+
+  /** Ends the run as failed: records it, writes the manifest and the audit trail, then throws. */
+  async failRun(message: string, type: string, details: Record<string, unknown>): Promise<never> {
+    this.state = 'failed';
+    log.error('run failed', { runId: this.runId, type, message });
+    this.audit.record('run', { event: 'failed', type, message });
+    await CancellationScope.nonCancellable(async () => {
+      await this.writeRunManifest();
+      await this.audit.flush();
+    });
+    throw ApplicationFailure.nonRetryable(message, type, details);
+  }
+
+  /** The manifest at the run's end; a failure to write it must not replace the run's own error. */
+  async writeFinalManifest(): Promise<void> {
+    await CancellationScope.nonCancellable(async () => {
+      try {
+        await this.writeRunManifest();
+      } catch (e) {
+        log.warn('could not write the run manifest', { runId: this.runId, error: failureMessage(e) });
+      }
+    });
+  }
+
+  async writeRunManifest(): Promise<string> {
+    const t = this.totals();
+    const live = this.st.phaseResults.filter((p) => p.status === 'completed' && p.checkpoint);
+    const r = await workspace.updateRunManifest({
+      outputsDir: this.input.outputsDir,
+      runId: this.runId,
+      project: this.spec.project.name,
+      status: this.state,
+      forkedFrom: this.forkedFrom(),
+      phases: live.map((p) => p.phase),
+      checkpoints: this.st.checkpoints
+        .filter((c) => !c.rolledBack)
+        .map((c) => ({ id: c.id, label: c.label, phase: c.phase, commit: c.commit, createdAt: c.createdAt })),
+      costUsd: t.costUsd,
+      usage: { ...t.usage },
+      audit: { entries: this.audit.head().count, head: this.audit.head().head },
+    });
+    return r.path;
+  }
+}

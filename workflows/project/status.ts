@@ -1,0 +1,64 @@
+/**
+ * What a run shows of itself (queries `status` and `budget`, the summary it returns): pure functions of
+ * the run's state, so that they are tested without a server.
+ */
+import { addUsage, type RunState, type RunStatus, totalTokens } from '../../src/shared/run';
+import type { CarriedState } from './carry';
+
+/** Rounds dollars to the micro-dollar, the ledger's resolution. */
+export function round6(n: number): number {
+  return Math.round(n * 1e6) / 1e6;
+}
+
+/** `paused` while anything waits (a budget, an approval) in a running run; otherwise the state itself. */
+export function effectiveState(state: RunState, pauses: number): RunState {
+  return pauses > 0 && state === 'running' ? 'paused' : state;
+}
+
+/** Why the run waits (every waiter), or else the last refused request, or nothing. */
+export function pausedReason(
+  pauses: Iterable<string>,
+  rejected: readonly { reason: string }[],
+): string | undefined {
+  const why = [...pauses];
+  if (why.length > 0) return why.join('; ');
+  return rejected.length ? `last refused request: ${rejected[rejected.length - 1]?.reason}` : undefined;
+}
+
+/**
+ * Usage and cost of every attempt: rolled-back work still cost money. Earlier executions' attempts are
+ * summed in `spent`; their carried rows hold no usage.
+ */
+export function runTotals(st: Pick<CarriedState, 'spent' | 'phaseResults'>): RunStatus['totals'] {
+  let usage = { ...st.spent.usage };
+  let costUsd = st.spent.costUsd;
+  for (const r of st.phaseResults) {
+    usage = addUsage(usage, r.usage);
+    costUsd += r.costUsd;
+  }
+  return { usage, costUsd: round6(costUsd), tokens: totalTokens(usage) };
+}
+
+/**
+ * One row per phase of the intake, from its latest attempt; a phase rolled back and not reached again
+ * shows as `pending`.
+ */
+export function phaseRows(
+  phases: readonly { name: string }[],
+  st: Pick<CarriedState, 'phaseResults' | 'nextPhase'>,
+): RunStatus['phases'] {
+  return phases.map((p, i) => {
+    const latest = [...st.phaseResults].reverse().find((r) => r.index === i);
+    const status = latest
+      ? latest.status === 'rolled_back' && i >= st.nextPhase
+        ? 'pending'
+        : latest.status
+      : 'pending';
+    return { name: p.name, status, attempt: latest?.attempt ?? 0, checkpoint: latest?.checkpoint };
+  });
+}
+
+/** Status step text: the phase being run (or the last one), of how many. */
+export function stepText(nextPhase: number, phaseCount: number): string {
+  return `step ${Math.min(nextPhase + 1, phaseCount)}/${phaseCount}`;
+}
