@@ -3,11 +3,13 @@
  * fresh execution with a bounded carry (./carry), so that its history stays small however long it runs.
  */
 import { allHandlersFinished, condition, continueAsNew, patched, workflowInfo } from '@temporalio/workflow';
-import { compactSpec } from '../../src/shared/spec';
+import { compactSpec, type ProjectWorkflowInput } from '../../src/shared/spec';
+import { isCarriedRow, packCarry, type ProjectCarry, resultsFile } from './carry';
 import { workspace } from './proxies';
-import { isCarriedRow, packCarry, resultsFile } from './carry';
-import type { ProjectRun } from './run';
-import type { projectWorkflow } from './workflow';
+import type { ProjectRun, ProjectSummary } from './run';
+
+/** projectWorkflow's signature (not imported: the entry imports this module). */
+type ProjectWorkflowType = (input: ProjectWorkflowInput, carry?: ProjectCarry) => Promise<ProjectSummary>;
 
 /** Continue-as-new after this many phases in one run, or earlier when Temporal suggests it. */
 export const PHASES_PER_RUN = 10;
@@ -50,11 +52,11 @@ export async function continueIfDue(run: ProjectRun, phasesThisRun: number): Pro
       content: JSON.stringify(st.phaseResults.filter((r) => !isCarriedRow(r))),
     });
     st.continuedAsNew += 1;
-    await continueAsNew<typeof projectWorkflow>(
+    await continueAsNew<ProjectWorkflowType>(
       { ...input, spec: compactSpec(run.spec) },
       packCarry(st, { ledger: st.ledger, audit: audit.carry() }, runId),
     );
   }
   st.continuedAsNew += 1;
-  await continueAsNew<typeof projectWorkflow>(input, { ...st, audit: audit.carry() });
+  await continueAsNew<ProjectWorkflowType>(input, { ...st, audit: audit.carry() });
 }

@@ -8,8 +8,15 @@ import { OPERATOR } from '../../src/shared/identity';
 import type { PhaseResult } from '../../src/shared/run';
 import type { PhaseSpec } from '../../src/shared/spec';
 import { type GateEvaluation, governance } from './proxies';
-import type { PhaseOutcome } from './phase';
 import { failureMessage, type ProjectRun } from './run';
+
+/** How a phase attempt ends because of its gates (undefined from {@link runGates}: it may go on). */
+export type GateOutcome =
+  | { kind: 'failed' }
+  /** A `retry_phase` gate failed: run the phase again on top of its own work. */
+  | { kind: 'retry'; gates: string[] }
+  /** A `rollback` gate failed: restore the previous checkpoint (or the phase start) and run it again. */
+  | { kind: 'rollback'; gates: string[] };
 
 /** One gate's result, as far as the decision needs it. */
 export type GateResult = GateEvaluation['results'][number];
@@ -87,7 +94,7 @@ export async function runGates(
   index: number,
   phase: PhaseSpec,
   result: PhaseResult,
-): Promise<PhaseOutcome | undefined> {
+): Promise<GateOutcome | undefined> {
   const { audit } = run;
   let evaluation: GateEvaluation;
   try {

@@ -15,19 +15,12 @@ import { agentWorkflowId } from '../agent';
 import { runStrategy } from '../strategies';
 import { checkpointing } from './proxies';
 import { type PhaseAttempt, runAgent } from './agents';
-import { runGates } from './gates';
+import { type GateOutcome, runGates } from './gates';
 import type { ProjectRun } from './run';
 import { round6 } from './status';
 
-/** How a phase attempt ended, as far as the main loop must act on it. */
-export type PhaseOutcome =
-  | { kind: 'completed' }
-  /** The phase failed for good; `result.errors` says why. */
-  | { kind: 'failed' }
-  /** A `retry_phase` gate failed: run the phase again on top of its own work. */
-  | { kind: 'retry'; gates: string[] }
-  /** A `rollback` gate failed: restore the previous checkpoint (or the phase start) and run it again. */
-  | { kind: 'rollback'; gates: string[] };
+/** How a phase attempt ended, as far as the main loop must act on it (`failed`: `result.errors` says why). */
+export type PhaseOutcome = { kind: 'completed' } | GateOutcome;
 
 /** The attempt number of the next run of phase `index`: one more than any attempt recorded. */
 export function nextAttempt(
