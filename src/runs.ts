@@ -31,6 +31,7 @@ import {
   type RollbackResult,
 } from './shared/messages';
 import { checkRunInputSize } from './run-input-size';
+import { fillCheckpointCommits } from './checkpoint-commits';
 import { DEFAULT_TASK_QUEUE, WorkflowType } from './shared/names';
 import { RUN_WORKFLOW_TASK_TIMEOUT } from './shared/failures';
 import { ensureWorkspaceFree, holdWorkspace } from './workspace-hold';
@@ -111,17 +112,19 @@ export async function queryStatus(client: Client, runId: string): Promise<RunSta
     () => handle.query(statusQuery),
     (rec) => recordedStatus(runId, rec),
   );
-  return settleStatus(status, (await handle.describe()).status.name);
+  const settled = await settleStatus(status, (await handle.describe()).status.name);
+  return { ...settled, checkpoints: await fillCheckpointCommits(settled.checkpoints) };
 }
 
 /** A run's checkpoints: by query, or from a closed run's record when no worker polls its queue. */
 export async function queryCheckpoints(client: Client, runId: string): Promise<Checkpoint[]> {
-  return readRun(
+  const cps = await readRun(
     client,
     runId,
     () => client.workflow.getHandle(runId).query(checkpointsQuery),
     (rec) => recordedCheckpoints(runId, rec),
   );
+  return fillCheckpointCommits(cps);
 }
 
 /** The status with the server's verdict, recorded in the run's manifest (in its recorded outputs folder). */
@@ -259,6 +262,11 @@ export async function forkRun(
   if (!cp) {
     throw new Error(
       `run ${opts.runId} has no checkpoint "${opts.checkpoint}"; it has: ${cps.map((c) => c.id).join(', ') || 'none'}`,
+    );
+  }
+  if (!cp.commit) {
+    throw new Error(
+      `checkpoint ${cp.id} of run ${opts.runId}: its commit is in ${cp.manifestPath}, which is not readable here; run the fork where the run's outputs are`,
     );
   }
   const target = checkWorkspacePath(opts.workspace, 'fork workspace');

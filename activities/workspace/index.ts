@@ -10,7 +10,13 @@ import { formatZodIssues } from '../../config/errors';
 import type { Logger } from '../../src/logger';
 import { validateArtifacts } from './artifacts';
 import { WorkspaceError } from './git';
-import { updateRunManifest, writeManifest, writeOutput, CheckpointRefSchema } from './manifest';
+import {
+  readCheckpointCommit,
+  updateRunManifest,
+  writeManifest,
+  writeOutput,
+  CheckpointRefSchema,
+} from './manifest';
 import { stageAndList } from './files';
 import { withWorkspaceLock } from './lock';
 import {
@@ -24,6 +30,7 @@ import { SafeNameSchema } from '../../src/shared/ids';
 export { validateArtifacts, sha256File, type ArtifactFile, type ArtifactValidation } from './artifacts';
 export { WorkspaceError, shadowGitDir, STATE_DIR, type WorkspaceErrorType } from './git';
 export {
+  readCheckpointCommit,
   updateRunManifest,
   writeManifest,
   writeOutput,
@@ -157,6 +164,12 @@ const Inputs = {
     relPath: z.string().min(1),
     content: z.string(),
   }),
+  readCheckpointCommit: z.object({
+    outputsDir: absPath,
+    runId: SafeNameSchema,
+    phase: SafeNameSchema,
+    checkpoint: SafeNameSchema,
+  }),
 };
 
 function parseInput<S extends z.ZodType>(name: string, schema: S, input: unknown): z.output<S> {
@@ -267,6 +280,12 @@ export function createWorkspaceActivities(deps: { logger: Logger }) {
       path: r.path,
       bytes: r.bytes,
     })),
+    readCheckpointCommit: activity(
+      'readCheckpointCommit',
+      Inputs.readCheckpointCommit,
+      readCheckpointCommit,
+      (a, r) => ({ runId: a.runId, checkpoint: a.checkpoint, commit: r.commit }),
+    ),
   };
 }
 

@@ -116,6 +116,28 @@ async function readJson<T>(file: string, schema: z.ZodType<T>): Promise<T | unde
   return parsed.success ? parsed.data : undefined;
 }
 
+/**
+ * The commit and time of one checkpoint, from its own manifest. A run that continued-as-new carries its
+ * older checkpoints without their commits (the carry stays the same size however many phases ran): a
+ * rollback to one of them reads the commit here.
+ */
+export async function readCheckpointCommit(args: {
+  outputsDir: string;
+  runId: string;
+  phase: string;
+  checkpoint: string;
+}): Promise<{ commit: string; createdAt: string }> {
+  const file = phaseManifestPath(args.outputsDir, args.runId, args.phase, args.checkpoint);
+  const m = await readJson(file, PhaseManifestSchema);
+  if (!m || m.checkpoint !== args.checkpoint || !m.commit) {
+    throw new WorkspaceError(
+      `checkpoint ${args.checkpoint}: its manifest ${file} is missing or unreadable, so its commit is unknown`,
+      'UnknownCommit',
+    );
+  }
+  return { commit: m.commit, createdAt: m.createdAt };
+}
+
 const MANIFEST_FILE = /^manifest-([A-Za-z0-9][A-Za-z0-9._-]*)\.json$/;
 
 /**
@@ -224,8 +246,14 @@ export async function updateRunManifest(args: {
     bytes: m.totals.bytes,
     manifest: `${m.phase}/manifest-${m.checkpoint}.json`,
   }));
+  // Checkpoints carried across continue-as-new come without their commits: their manifests have them.
+  const byId = new Map(phaseManifests.map((m) => [m.checkpoint, m]));
   const checkpoints =
-    args.checkpoints?.map((c) => ({ ...c })) ??
+    args.checkpoints?.map((c) =>
+      c.commit
+        ? { ...c }
+        : { ...c, commit: byId.get(c.id)?.commit ?? '', createdAt: c.createdAt || byId.get(c.id)?.createdAt },
+    ) ??
     phases.map((p) => ({
       id: p.checkpoint,
       label: p.label,
