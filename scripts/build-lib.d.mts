@@ -8,6 +8,7 @@ export const DIST: string;
 export const CLI_DIR: string;
 export const CLI_MAIN: string;
 export const WORKFLOWS_ENTRY: string;
+export const WORKFLOW_INTERCEPTORS: string;
 export const WORKFLOW_BUNDLE: string;
 
 export function fingerprint(files: string[]): Fingerprint;

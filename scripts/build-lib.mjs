@@ -24,6 +24,8 @@ export const CLI_MAIN = path.join(CLI_DIR, 'main.js');
 const CLI_INFO = path.join(CLI_DIR, 'build.json');
 const CLI_MANIFEST = path.join(CLI_DIR, 'commands.json');
 export const WORKFLOWS_ENTRY = path.join(ROOT, 'workflows', 'index.ts');
+/** Workflow interceptors every bundle registers (workflows/interceptors.ts says why). */
+export const WORKFLOW_INTERCEPTORS = path.join(ROOT, 'workflows', 'interceptors.ts');
 export const WORKFLOW_BUNDLE = path.join(DIST, 'workflow-bundle.js');
 const WORKFLOW_BUNDLE_INFO = path.join(DIST, 'workflow-bundle.json');
 
@@ -261,6 +263,7 @@ export async function buildWorkflowBundle(opts = {}) {
   const { bundleWorkflowCode } = await import('@temporalio/worker');
   const { code } = await bundleWorkflowCode({
     workflowsPath: WORKFLOWS_ENTRY,
+    workflowInterceptorModules: [WORKFLOW_INTERCEPTORS],
     logger: opts.logger ?? quiet,
   });
   writeAtomic(WORKFLOW_BUNDLE, code);
