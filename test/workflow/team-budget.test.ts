@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { Worker } from '@temporalio/worker';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startModelServer, type ModelServer } from '../../src/modelserver';
@@ -16,7 +17,7 @@ import type { TeamStatus } from '../../src/shared/team';
 import { teamStatus } from '../../src/teams';
 import { waitFor } from '../harness/gates';
 import { ledgerSpend, modelWorkerEnv, servedSince } from '../harness/money';
-import { createTestEnv, spawnWorkerProcess, tempDir, type TestEnv } from '../harness/temporal';
+import { createTestEnv, env, spawnWorkerProcess, tempDir, type TestEnv } from '../harness/temporal';
 import { raiseBudget } from '../../src/runs';
 import { loadHierarchyPolicy } from '../../config/hierarchy';
 import { startTeam } from '../../src/teams';
@@ -406,12 +407,13 @@ describe('a held team agent and a worker that dies', () => {
     await server2?.close();
   });
 
-  // Skipped: on the fresh clone this failed with "[TMPRL1100] Nondeterminism error: Update machine does
-  // not handle this event: ActivityTaskScheduled" when a query replayed the team. The workflow task after
-  // the crash held both a fired timer and the raiseBudget update: the original run scheduled the timer's
-  // appendAudit before accepting the update; the replay accepted the update first. It passed on the
-  // engineer's own runs, so it depends on which jobs share that task. Open in the issue notes (#11).
-  it.skip(
+  // Once failed with "[TMPRL1100] Nondeterminism error: Update machine does not handle this event:
+  // ActivityTaskScheduled" when a query replayed the team: the new worker answered a query before the
+  // team's next workflow task started and applied the fired audit timer early (an sdk-core legacy-query
+  // path); the task then held that timer's appendAudit before the raiseBudget update's acceptance, an
+  // order no replay reproduces. workflows/interceptors.ts refuses that early activation;
+  // test/workflow/legacy-query-replay.test.ts reproduces the bug itself. The replay at the end checks it.
+  it(
     'the worker SIGKILLed while the team waits on its budget: a new worker keeps it held, budget set resumes it, the ledger equals the tally',
     {
       timeout: 400_000,
@@ -477,6 +479,14 @@ describe('a held team agent and a worker that dies', () => {
         const served = servedSince(server2, 0);
         expect(ledgerSpend(b.ledger).microUsd).toBe(served.microUsd);
         expect(Math.round(final.totals.costUsd * 1e6)).toBe(served.microUsd);
+        // The history the two workers wrote replays: a query held by the new worker while the team's
+        // next workflow task waited (workflows/interceptors.ts) must not leave commands in an order that
+        // a replay cannot reproduce.
+        await Worker.runReplayHistory(
+          { workflowBundle: { codePath: env('ORCH_TEST_WORKFLOW_BUNDLE') }, replayName: 'team-budget-kill' },
+          await handle.fetchHistory(),
+          input.runId,
+        );
       } finally {
         w2.kill('SIGTERM');
         await new Promise((r) => w2.once('exit', r));
