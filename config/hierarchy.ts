@@ -48,6 +48,8 @@ const RoleFileSchema = z
 export const HierarchyFileSchema = z.strictObject({
   max_team_size: z.number().int().positive(),
   max_request_depth: z.number().int().nonnegative(),
+  /** `continue` (default): the others work on; `stop`: a failed agent stops and fails the team. */
+  on_agent_failure: z.enum(['continue', 'stop']).optional(),
   roles: z.record(RoleNameSchema, RoleFileSchema),
   agent: z
     .strictObject({
@@ -69,6 +71,7 @@ export type HierarchyFile = z.infer<typeof HierarchyFileSchema>;
 export interface HierarchyOverrides {
   maxTeamSize?: number;
   maxRequestDepth?: number;
+  onAgentFailure?: TeamPolicy['onAgentFailure'];
   agent?: Partial<TeamPolicy['agent']>;
 }
 
@@ -131,6 +134,7 @@ export function parseHierarchyPolicy(
   const policy = TeamPolicySchema.safeParse({
     maxTeamSize: overrides.maxTeamSize ?? f.max_team_size,
     maxRequestDepth: overrides.maxRequestDepth ?? f.max_request_depth,
+    onAgentFailure: overrides.onAgentFailure ?? f.on_agent_failure,
     roles,
     agent,
   });

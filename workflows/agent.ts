@@ -12,6 +12,7 @@ import {
   ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
+  ChildWorkflowFailure,
   condition,
   getExternalWorkflowHandle,
   isCancellation,
@@ -26,6 +27,7 @@ import {
   countsAgainstAgent,
   DEFAULT_AGENT_ATTEMPTS,
   HEARTBEAT_TIMEOUT,
+  isFailureType,
   retryPolicy,
 } from '../src/shared/failures';
 import {
@@ -67,6 +69,35 @@ export interface AgentWorkflowInput {
 
 /** Failure type of a model turn stopped by a budget (activities/meter BUDGET_EXCEEDED). */
 const BUDGET_EXCEEDED = 'BudgetExceeded';
+
+/**
+ * Patch id: an agent that fails for good ends as a failed workflow, its classified failure the cause and
+ * its result in the failure's details (issue #13). Before it, the workflow completed with `status:
+ * failed` inside its result.
+ */
+export const AGENT_HONEST_OUTCOMES_PATCH = 'agent-honest-outcomes';
+
+/** The failure a failed agent's workflow ends with: typed by the agent's classified failure. */
+export function agentFailedError(result: AgentResult): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: isFailureType(result.errorType) ? result.errorType : 'AgentFailed',
+    message: `agent ${result.agentId} failed: ${(result.error ?? 'unknown error').slice(0, 500)}`,
+    nonRetryable: true,
+    details: [result],
+  });
+}
+
+/** The result a failed agent's workflow carried in its failure (see `agentFailedError`), if any. */
+export function failedAgentResult(err: unknown): AgentResult | undefined {
+  const cause = err instanceof ChildWorkflowFailure ? err.cause : err;
+  if (!(cause instanceof ApplicationFailure)) return undefined;
+  const first: unknown = Array.isArray(cause.details) ? cause.details[0] : undefined;
+  if (!first || typeof first !== 'object') return undefined;
+  const r = first as Partial<AgentResult>;
+  return typeof r.agentId === 'string' && r.status === 'failed' && typeof r.startedAt === 'string'
+    ? (r as AgentResult)
+    : undefined;
+}
 
 /** Prefixed to the prompt of a turn resumed after its budget was raised. */
 export const BUDGET_RESUME_NOTE =
@@ -287,7 +318,10 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRes
       };
     }
     if (outcome.ok || attempt >= maxAttempts || !countsAgainstAgent(outcome.errorType)) {
-      return finish(outcome, outcome.ok ? 'COMPLETE' : 'FAILED');
+      const result = finish(outcome, outcome.ok ? 'COMPLETE' : 'FAILED');
+      // Red in the Web UI, the classified failure as its cause; the phase reads the result from it.
+      if (!outcome.ok && patched(AGENT_HONEST_OUTCOMES_PATCH)) throw agentFailedError(result);
+      return result;
     }
     log.warn('agent attempt failed; trying again', {
       agentId: agent.id,

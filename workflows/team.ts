@@ -32,7 +32,13 @@ import {
   workflowInfo,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
-import { HEARTBEAT_TIMEOUT, retryPolicy, SHORT_ACTIVITY_TIMEOUT } from '../src/shared/failures';
+import {
+  HEARTBEAT_TIMEOUT,
+  isFailureType,
+  retryPolicy,
+  SHORT_ACTIVITY_TIMEOUT,
+  type FailureType,
+} from '../src/shared/failures';
 import type { Activities } from '../activities';
 import {
   agentBudgetLimitsSignal,
@@ -61,6 +67,7 @@ import {
   teamRaiseCommand,
   teamReason,
 } from '../src/shared/team-budget';
+import { teamVerdict } from '../src/shared/team-outcome';
 import { checkProof, OPERATOR, type CapabilityState } from '../src/shared/identity';
 import { sha256Hex } from '../src/shared/sha256';
 import type { AuditKind } from '../src/shared/audit';
@@ -158,6 +165,8 @@ export interface TeamAgentResult {
   archivedTo?: string;
   sessionId?: string;
   error?: string;
+  /** The failure type (src/shared/failures) of a failed agent. */
+  errorType?: FailureType;
   startedAt: string;
   completedAt: string;
 }
@@ -173,6 +182,12 @@ export const CAPABILITY_PATCH = 'agent-capabilities';
  * (issue #9). Teams recorded before it read no meters.
  */
 export const TEAM_BUDGET_PATCH = 'team-budgets';
+/**
+ * Patch id: a failed agent's workflow fails (its result rides in the failure's details), and a team
+ * whose agents all failed (or one failed under `onAgentFailure: stop`) fails (issue #13). Before it,
+ * both completed with the failure inside their result.
+ */
+export const HONEST_OUTCOMES_PATCH = 'team-honest-outcomes';
 /** Failure type of a model turn stopped by a budget (activities/meter BUDGET_EXCEEDED). */
 const BUDGET_EXCEEDED = 'BudgetExceeded';
 /** How long audit entries gather before they are appended to audit.jsonl together. */
@@ -231,6 +246,9 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
   const trail = createAuditTrail({ runId, outputsDir: input.outputsDir, persist: true });
   const capabilities = patched(CAPABILITY_PATCH);
   const budgets = patched(TEAM_BUDGET_PATCH);
+  const honest = patched(HONEST_OUTCOMES_PATCH);
+  /** The agent whose failure stopped the team (policy `onAgentFailure: stop`). */
+  let failedBy: AgentRecord | undefined;
   /** The team's budget ledger (src/shared/budget): roles are its phases (src/shared/team-budget). */
   let ledger = teamLedger(input.budget);
   /** Bumped by every `raiseBudget`: a pause that a raise overtook is not recorded. */
@@ -511,7 +529,7 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
   setHandler(auditHeadQuery, () => trail.head());
 
   // ---- budgets ----
-  const isOver = () => state === 'completed' || state === 'stopped';
+  const isOver = () => state === 'completed' || state === 'stopped' || state === 'failed';
   const checkRaise = (req: unknown): BudgetRaiseRequest => {
     const parsed = BudgetRaiseRequestSchema.safeParse(req);
     if (!parsed.success) {
@@ -746,11 +764,19 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
       rec.archivedTo = r.archivedTo;
       rec.sessionId = r.sessionId ?? rec.sessionId;
       rec.error = r.error;
+      if (r.errorType) rec.errorType = r.errorType;
       rec.completedAt = r.completedAt;
     } catch (err) {
+      const carried = carriedAgentResult(err);
       rec.state = 'failed';
-      rec.error = describe(err);
-      rec.completedAt = new Date().toISOString();
+      rec.costUsd = carried?.costUsd ?? rec.costUsd;
+      rec.turns = carried?.turns ?? rec.turns;
+      rec.tasks = carried?.tasks ?? rec.tasks;
+      rec.archivedTo = carried?.archivedTo;
+      rec.sessionId = carried?.sessionId ?? rec.sessionId;
+      rec.error = carried?.error ?? describe(err);
+      rec.errorType = carried?.errorType ?? failureType(err);
+      rec.completedAt = carried?.completedAt ?? new Date().toISOString();
     }
     await settleAgent(rec);
     record('run', rec.id, {
@@ -759,7 +785,18 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
       archivedTo: rec.archivedTo,
       costUsd: rec.costUsd,
       error: rec.error,
+      ...(rec.errorType ? { errorType: rec.errorType } : {}),
     });
+    if (honest && rec.state === 'failed') reactToFailure(rec);
+  }
+
+  /** The policy's reaction to a failed agent: `stop` stops the rest of the team, which then fails. */
+  function reactToFailure(rec: AgentRecord): void {
+    if (policy.onAgentFailure !== 'stop' || state !== 'running') return;
+    failedBy = rec;
+    stopReason = `agent ${rec.id} (${rec.name}) failed: ${(rec.error ?? rec.errorType ?? 'failed').slice(0, 300)}`;
+    state = 'stopping';
+    record('run', 'workflow', { event: 'team_stop_requested', reason: stopReason, policy: 'stop' });
   }
 
   // ---- main ----
@@ -802,15 +839,27 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
     if (pending.length === 0 && records.every((r) => !isActive(r.state))) break;
   }
   await Promise.all(launches);
-  state = stopReason !== undefined ? 'stopped' : 'completed';
+  const verdict = honest ? teamVerdict(records, failedBy?.id) : undefined;
+  state = verdict ? 'failed' : stopReason !== undefined ? 'stopped' : 'completed';
   completedAt = new Date().toISOString();
   record('run', 'workflow', {
     event: `team_${state}`,
     agents: records.length,
     costUsd: status().totals.costUsd,
+    ...(verdict ? { reason: verdict.message, failed: verdict.failed } : {}),
   });
   await auditWriter.close();
   await condition(allHandlersFinished);
+  if (verdict) {
+    // The status query still answers (state `failed`); the failure names the agents, kept short.
+    throw ApplicationFailure.create({
+      type: 'TeamFailed',
+      message: verdict.message,
+      nonRetryable: true,
+      // Bounded: a team of hundreds keeps its history small; the status query lists every agent.
+      details: [{ runId, failedCount: verdict.failed.length, failed: verdict.failed.slice(0, 50) }],
+    });
+  }
   return status();
 }
 
@@ -852,6 +901,7 @@ interface TurnOutcome {
   costUsd: number;
   turns: number;
   error?: string;
+  errorType?: FailureType;
   sessionCost?: number;
   sessionUsage?: { inputTokens: number; outputTokens: number; cacheRead: number; cacheCreation: number };
 }
@@ -1014,6 +1064,7 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
   let session = { cost: 0, usage: undefined as TurnOutcome['sessionUsage'] };
   let turnRunning = false;
   let error: string | undefined;
+  let errorType: FailureType | undefined;
 
   /**
    * A budget refused the agent's next model request: the team pauses and names the limit, and the agent
@@ -1058,6 +1109,7 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
           costUsd: 0,
           turns: 1,
           error: r.ok ? undefined : `script exited with code ${r.exitCode}: ${r.summary.slice(-300)}`,
+          ...(r.ok ? {} : { errorType: 'AgentExited' as const }),
         };
       }
       // Messages that arrived while no turn ran open the next prompt.
@@ -1101,6 +1153,7 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
             costUsd: refusedCost + r.costUsd,
             turns: r.numTurns,
             error: r.ok ? undefined : `${r.subtype}: ${r.resultText.slice(0, 300)}`,
+            ...(r.ok ? {} : { errorType: cliResultType(r.subtype) }),
           };
         } catch (err) {
           if (!input.meter || isCancellation(err)) throw err;
@@ -1123,6 +1176,7 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
         costUsd: refusedCost + (summary?.costUsd ?? 0),
         turns: 0,
         error: describe(err),
+        errorType: failureType(err),
       };
     } finally {
       turnRunning = false;
@@ -1156,6 +1210,7 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
       report({ costUsd: status.costUsd, turns: status.turns, tasks: status.tasks });
       if (!outcome.ok && !outcome.cancelled) {
         error = outcome.error;
+        errorType = outcome.errorType;
         break;
       }
     }
@@ -1167,6 +1222,7 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
     stopReason !== undefined ? 'stopped' : complete() ? 'completed' : 'failed';
   if (state === 'failed' && !error) {
     error = `tasks not completed after ${settings.maxRounds} round(s): ${status.tasks.completed}/${status.tasks.total} done`;
+    errorType = 'TasksNotCompleted';
   }
   status.state = state;
   const completedAt = new Date().toISOString();
@@ -1179,7 +1235,7 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
   );
   await Promise.all(reports);
   await condition(allHandlersFinished);
-  return {
+  const result: TeamAgentResult = {
     agentId: agent.id,
     state,
     costUsd: status.costUsd,
@@ -1188,9 +1244,50 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
     archivedTo,
     sessionId,
     error,
+    ...(state === 'failed' ? { errorType: errorType ?? 'AgentFailed' } : {}),
     startedAt,
     completedAt,
   };
+  // A failed agent is a failed workflow (red in the Web UI, its classified failure as the cause); its
+  // result rides in the failure's details, so the team still learns its cost, tasks and archive.
+  if (state === 'failed' && patched(HONEST_OUTCOMES_PATCH)) throw agentFailure(result);
+  return result;
+}
+
+/** The failure a failed agent's workflow ends with: its type is the agent's classified failure. */
+export function agentFailure(result: TeamAgentResult): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: result.errorType ?? 'AgentFailed',
+    message: `${result.agentId} failed: ${(result.error ?? 'unknown error').slice(0, 500)}`,
+    nonRetryable: true,
+    details: [result],
+  });
+}
+
+/** The result a failed agent's workflow carried in its failure (see `agentFailure`), if it is one. */
+export function carriedAgentResult(err: unknown): TeamAgentResult | undefined {
+  const cause = err instanceof ChildWorkflowFailure ? err.cause : err;
+  if (!(cause instanceof ApplicationFailure)) return undefined;
+  const first: unknown = Array.isArray(cause.details) ? cause.details[0] : undefined;
+  if (!first || typeof first !== 'object') return undefined;
+  const r = first as Partial<TeamAgentResult>;
+  return typeof r.agentId === 'string' && r.state === 'failed' && typeof r.completedAt === 'string'
+    ? (r as TeamAgentResult)
+    : undefined;
+}
+
+/** The failure type of a `claude` result that ended a turn unsuccessfully (activities/cli/classify). */
+function cliResultType(subtype: string): FailureType {
+  if (subtype === 'error_max_turns') return 'MaxTurnsExceeded';
+  if (subtype === 'error_max_budget_usd') return 'BudgetExhausted';
+  return 'CliError';
+}
+
+/** The registered failure type of an activity's (or child's) failure; `AgentFailed` for anything else. */
+function failureType(err: unknown): FailureType {
+  const cause = err instanceof ActivityFailure || err instanceof ChildWorkflowFailure ? err.cause : err;
+  const type = cause instanceof ApplicationFailure ? cause.type : undefined;
+  return isFailureType(type) ? type : 'AgentFailed';
 }
 
 function firstPrompt(input: TeamAgentInput, dir: string): string {

@@ -92,6 +92,15 @@ export const FAILURES = {
   MessageRefused: { cause: 'policy', meaning: 'a message names no running agent of the team' },
   SpoofAttempt: { cause: 'policy', meaning: 'a request did not prove the agent identity it claims' },
   PhaseFailed: { cause: 'agent', meaning: 'a phase failed for good (its agents, artifacts or gates)' },
+  AgentFailed: { cause: 'agent', meaning: 'an agent failed for a reason no finer type names' },
+  TasksNotCompleted: {
+    cause: 'agent',
+    meaning: 'a team agent used its rounds without completing every task in its tasks.md',
+  },
+  TeamFailed: {
+    cause: 'agent',
+    meaning: "every agent of a team failed, or an agent failed under the policy's on_agent_failure: stop",
+  },
 } as const satisfies Record<string, FailureInfo>;
 
 export type FailureType = keyof typeof FAILURES;

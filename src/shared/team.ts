@@ -80,6 +80,11 @@ export const TeamPolicySchema = z
     /** Most hops from an agent the team started with: manager (0) → engineer (1) → intern (2). */
     maxRequestDepth: z.number().int().nonnegative(),
     roles: z.record(RoleNameSchema, TeamRolePolicySchema),
+    /**
+     * What the team does when an agent fails: `continue` lets the others work on (the team fails only
+     * when every agent failed); `stop` stops every other agent and fails the team, naming the agent.
+     */
+    onAgentFailure: z.enum(['continue', 'stop']).default('continue'),
     agent: TeamAgentSettingsSchema.default({
       maxRounds: 3,
       permissionMode: 'acceptEdits',
@@ -159,7 +164,8 @@ export interface SpawnResult {
   duplicate: boolean;
 }
 
-export type TeamState = 'running' | 'stopping' | 'completed' | 'stopped';
+/** `failed`: every agent failed, or one failed under `onAgentFailure: stop` (the workflow fails too). */
+export type TeamState = 'running' | 'stopping' | 'completed' | 'stopped' | 'failed';
 export type TeamAgentState = 'starting' | 'running' | 'completed' | 'failed' | 'stopped';
 
 export interface TaskCounts {
@@ -187,6 +193,8 @@ export interface TeamAgentRow {
   tasks: TaskCounts;
   sessionId?: string;
   error?: string;
+  /** The failure type (src/shared/failures) of a failed agent: the cause its failed child workflow shows. */
+  errorType?: string;
   /** Requests this agent has proven so far: its next proof is element CHAIN_LENGTH - proofsUsed - 1. */
   proofsUsed?: number;
   /** The agent's latest `report_status` text. */

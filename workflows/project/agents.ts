@@ -8,7 +8,13 @@ import { describeExceeded, limitsFor, remaining, reserve } from '../../src/share
 import type { AgentResult, AgentStatusRow, PhaseResult } from '../../src/shared/run';
 import { ZERO_USAGE } from '../../src/shared/run';
 import type { AgentSpec, PhaseSpec } from '../../src/shared/spec';
-import { agentFileId, agentWorkflow, agentWorkflowId, type AgentWorkflowInput } from '../agent';
+import {
+  agentFileId,
+  agentWorkflow,
+  agentWorkflowId,
+  failedAgentResult,
+  type AgentWorkflowInput,
+} from '../agent';
 import { budgetFailure, budgetStop, settle, settleMetered } from './budget';
 import type { ProjectRun } from './run';
 import { failedAgent, reportedSpend, type Spend } from './spend';
@@ -135,8 +141,12 @@ export async function runAgent(
         throw err;
       }
       row.state = 'failed';
-      row.error = err instanceof ChildWorkflowFailure ? (err.cause?.message ?? err.message) : String(err);
-      r = failedAgent(agent.id, agent.role, agent.backend, row.error, reported);
+      // A failed agent's workflow carries its whole result (workflows/agent.ts agentFailedError).
+      const carried = failedAgentResult(err);
+      row.error =
+        carried?.error ??
+        (err instanceof ChildWorkflowFailure ? (err.cause?.message ?? err.message) : String(err));
+      r = carried ?? failedAgent(agent.id, agent.role, agent.backend, row.error, reported);
     }
     if (metered) {
       const spend = await settleMetered(run, key, workflowId, where, meterId);

@@ -360,7 +360,7 @@ export async function trackTeam(
       last = await teamStatus(client, runId);
       const pids = tty ? await agentPids(client, last) : {};
       if (tty) logUpdate(renderTeamStatus(last, { tick: tick++, pids }));
-      if (last.state === 'completed' || last.state === 'stopped') break;
+      if (last.state === 'completed' || last.state === 'stopped' || last.state === 'failed') break;
     } catch (err) {
       if (err instanceof TeamError) throw err;
       // No worker answered the query in time: try again.
@@ -398,7 +398,14 @@ export function renderTeamStatus(
   s: TeamStatus,
   opts: { tick?: number; pids?: Record<string, number> } = {},
 ): string {
-  const color = s.state === 'completed' ? pc.green : s.state === 'running' ? pc.cyan : pc.yellow;
+  const color =
+    s.state === 'completed'
+      ? pc.green
+      : s.state === 'failed'
+        ? pc.red
+        : s.state === 'running'
+          ? pc.cyan
+          : pc.yellow;
   const lines = [
     `${pc.bold(`Team "${s.goal}"`)} · run ${pc.bold(s.runId)} · ${color(s.state)} · ${s.totals.agents} agents ` +
       `(${s.totals.active} active) · ${formatUsd(s.totals.costUsd)}`,
