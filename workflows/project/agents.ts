@@ -16,6 +16,7 @@ import {
   type AgentWorkflowInput,
 } from '../agent';
 import { budgetFailure, budgetStop, settle, settleMetered } from './budget';
+import { nextAttempt } from './carry-runs';
 import type { ProjectRun } from './run';
 import { failedAgent, reportedSpend, type Spend } from './spend';
 
@@ -37,8 +38,15 @@ export interface PhaseAttempt {
 export function reservationKey(
   workflowId: string,
   attempts: Record<string, number>,
+  dropped: { floor?: number; droppedBelow?: number; phaseIndex?: number } = {},
 ): { key: string; n: number } {
-  const n = (attempts[workflowId] ?? 0) + 1;
+  // A carry may have dropped the counters of finished phases (./carry-runs): a phase visited again
+  // numbers after every dropped one.
+  const n = nextAttempt(
+    { attempts, floor: dropped.floor ?? 0, droppedBelow: dropped.droppedBelow ?? 0 },
+    workflowId,
+    dropped.phaseIndex ?? 0,
+  );
   return { key: `${workflowId}#${n}`, n };
 }
 
@@ -63,7 +71,11 @@ export async function runAgent(
   };
   run.agentRows.set(workflowId, row);
   for (;;) {
-    const { key, n } = reservationKey(workflowId, run.st.agentAttempts);
+    const { key, n } = reservationKey(workflowId, run.st.agentAttempts, {
+      floor: run.st.attemptFloor,
+      droppedBelow: run.st.attemptsDroppedBelow,
+      phaseIndex: at.result.index,
+    });
     // Agents report their cost only at the end, so nothing is held up front: the reservation marks
     // the agent in flight and is refused when a level has nothing left.
     const reserved = reserve(run.st.ledger, { key, ...where, estimateUsd: 0, estimateTokens: 0 });

@@ -19,6 +19,16 @@ import {
   ZERO_USAGE,
 } from '../../src/shared/run';
 import type { AuditCarry } from '../audit';
+import {
+  compactAttempts,
+  decodeCheckpointRuns,
+  decodePhaseRuns,
+  dropFinishedCharges,
+  encodeCheckpoints,
+  encodePhaseRows,
+  type CheckpointRun,
+  type PhaseRun,
+} from './carry-runs';
 
 /** How many rollbacks the status keeps showing after a continue-as-new (all are in the audit trail). */
 export const CARRIED_ROLLBACKS = 20;
@@ -54,6 +64,15 @@ export interface ProjectCarry {
   spent?: { usage: Usage; costUsd: number };
   /** Compact carry: rollbacks before the carried ones. */
   rollbacksDropped?: number;
+  /** Run-length carry (instead of `phaseRows`): the latest attempt of each phase that has run. */
+  phaseRuns?: PhaseRun[];
+  /** Run-length carry (instead of `liveCheckpoints`): live checkpoints, without commits (their
+   * manifests hold them). */
+  checkpointRuns?: CheckpointRun[];
+  /** Run-length carry: the highest attempt counter dropped from `agentAttempts`. */
+  attemptFloor?: number;
+  /** Run-length carry: attempt counters of phases below this index were dropped. */
+  attemptsDroppedBelow?: number;
 }
 
 /** The workflow state a carry describes. */
@@ -69,6 +88,10 @@ export interface CarriedState {
   /** Usage and cost of attempts whose full results are in earlier executions' files. */
   spent: { usage: Usage; costUsd: number };
   rollbacksDropped: number;
+  /** The highest attempt counter dropped from `agentAttempts` (see ./carry-runs); 0 when none. */
+  attemptFloor?: number;
+  /** Attempt counters of phases below this index were dropped; 0 when none. */
+  attemptsDroppedBelow?: number;
 }
 
 /** The phase and run a compact checkpoint row expands to. */
@@ -132,6 +155,46 @@ export function packCarry(
   };
 }
 
+/**
+ * The run-length carry: {@link packCarry}'s, with phase rows and live checkpoints as runs (./carry-runs),
+ * checkpoints without commits, and the attempt counters and ledger keys of finished phases dropped. Its
+ * size depends on the rollbacks still visible, not on the number of phases.
+ */
+export function packRunLengthCarry(
+  st: CarriedState,
+  extra: { ledger: Ledger; audit?: AuditCarry },
+  runId: string,
+  phaseNames: readonly string[],
+): ProjectCarry {
+  const index = new Map(phaseNames.map((name, i) => [name, i]));
+  const phaseIndexOf = (phase: string) => index.get(phase);
+  // Counters are keyed by the agent's child workflow id, `<runId>/<phase>/<agent>`.
+  const prefix = `${runId}/`;
+  const attempts = compactAttempts(
+    {
+      attempts: st.agentAttempts,
+      floor: st.attemptFloor ?? 0,
+      droppedBelow: st.attemptsDroppedBelow ?? 0,
+    },
+    st.nextPhase,
+    (key) => (key.startsWith(prefix) ? phaseIndexOf(key.slice(prefix.length).split('/', 1)[0]!) : undefined),
+  );
+  const { phaseRows, liveCheckpoints, ...compact } = packCarry(
+    { ...st, agentAttempts: attempts.attempts },
+    { ...extra, ledger: dropFinishedCharges(extra.ledger, runId, st.nextPhase, phaseIndexOf) },
+    runId,
+  );
+  return {
+    ...compact,
+    phaseRuns: encodePhaseRows(phaseRows ?? []),
+    checkpointRuns: encodeCheckpoints(
+      (liveCheckpoints ?? []).map(([id, phaseIndex]) => ({ id, phaseIndex })),
+    ),
+    attemptFloor: attempts.floor,
+    attemptsDroppedBelow: attempts.droppedBelow,
+  };
+}
+
 /** Reads a carry (compact or the earlier full format) back into workflow state. */
 export function unpackCarry(carry: ProjectCarry | undefined, ctx: RunContext): CarriedState {
   const prefix = `${ctx.runId}/`;
@@ -146,8 +209,11 @@ export function unpackCarry(carry: ProjectCarry | undefined, ctx: RunContext): C
     agentAttempts: attempts,
     gateRetries: carry?.gateRetries ?? {},
     rollbacksDropped: carry?.rollbacksDropped ?? 0,
+    attemptFloor: carry?.attemptFloor ?? 0,
+    attemptsDroppedBelow: carry?.attemptsDroppedBelow ?? 0,
   };
-  if (!carry?.phaseRows) {
+  const phaseRows = carry?.phaseRows ?? (carry?.phaseRuns ? decodePhaseRuns(carry.phaseRuns) : undefined);
+  if (!carry || !phaseRows) {
     return {
       ...base,
       // Carries written before artifact lists left history hold them per phase: not carried any further.
@@ -159,7 +225,7 @@ export function unpackCarry(carry: ProjectCarry | undefined, ctx: RunContext): C
   const phaseName = (i: number) => ctx.phaseNames[i] ?? `phase-${i + 1}`;
   return {
     ...base,
-    phaseResults: carry.phaseRows.map(([index, attempt, status, checkpoint]) => ({
+    phaseResults: phaseRows.map(([index, attempt, status, checkpoint]) => ({
       phase: phaseName(index),
       index,
       attempt,
@@ -173,7 +239,17 @@ export function unpackCarry(carry: ProjectCarry | undefined, ctx: RunContext): C
       outputRef: `${ctx.outputsDir.replace(/\/+$/, '')}/${ctx.runId}/results/`,
       ...(checkpoint ? { checkpoint } : {}),
     })),
-    checkpoints: (carry.liveCheckpoints ?? []).map(([id, phaseIndex, commit, createdAt]) => ({
+    checkpoints: (
+      carry.liveCheckpoints ??
+      // Run-length checkpoints come without commit and time: rollback and the CLI read them from the
+      // checkpoint's manifest.
+      decodeCheckpointRuns(carry.checkpointRuns ?? []).map(({ id, phaseIndex }): CheckpointRow => [
+        id,
+        phaseIndex,
+        '',
+        '',
+      ])
+    ).map(([id, phaseIndex, commit, createdAt]) => ({
       id,
       label: `post-${phaseName(phaseIndex)}`,
       phase: phaseName(phaseIndex),

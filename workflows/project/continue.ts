@@ -4,7 +4,7 @@
  */
 import { allHandlersFinished, condition, continueAsNew, patched, workflowInfo } from '@temporalio/workflow';
 import { compactSpec, type ProjectWorkflowInput } from '../../src/shared/spec';
-import { isCarriedRow, packCarry, type ProjectCarry, resultsFile } from './carry';
+import { isCarriedRow, packCarry, packRunLengthCarry, type ProjectCarry, resultsFile } from './carry';
 import { workspace } from './proxies';
 import type { ProjectRun, ProjectSummary } from './run';
 
@@ -16,6 +16,8 @@ export const PHASES_PER_RUN = 10;
 
 /** Guards the bounded continue-as-new carry (and the results file written before it). */
 export const BOUNDED_CARRY_PATCH = 'bounded-carry';
+/** Guards the run-length carry: phase rows and checkpoints as runs, commits left to the manifests. */
+export const RUN_LENGTH_CARRY_PATCH = 'run-length-carry';
 
 /** Whether to continue-as-new now: phases remain and this execution ran enough of them (or was told to). */
 export function dueForContinueAsNew(
@@ -52,10 +54,17 @@ export async function continueIfDue(run: ProjectRun, phasesThisRun: number): Pro
       content: JSON.stringify(st.phaseResults.filter((r) => !isCarriedRow(r))),
     });
     st.continuedAsNew += 1;
-    await continueAsNew<ProjectWorkflowType>(
-      { ...input, spec: compactSpec(run.spec) },
-      packCarry(st, { ledger: st.ledger, audit: audit.carry() }, runId),
-    );
+    // The run-length carry does not grow with the phases (./carry-runs); histories recorded before it
+    // carry a row per phase.
+    const carry = patched(RUN_LENGTH_CARRY_PATCH)
+      ? packRunLengthCarry(
+          st,
+          { ledger: st.ledger, audit: audit.carry() },
+          runId,
+          phases.map((p) => p.name),
+        )
+      : packCarry(st, { ledger: st.ledger, audit: audit.carry() }, runId);
+    await continueAsNew<ProjectWorkflowType>({ ...input, spec: compactSpec(run.spec) }, carry);
   }
   st.continuedAsNew += 1;
   await continueAsNew<ProjectWorkflowType>(input, { ...st, audit: audit.carry() });

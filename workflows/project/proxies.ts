@@ -17,6 +17,7 @@ export const workspace = proxyActivities<
     | 'updateRunManifest'
     | 'snapshotWorkspace'
     | 'writeOutput'
+    | 'readCheckpointCommit'
   >
 >({
   startToCloseTimeout: '10 minutes',

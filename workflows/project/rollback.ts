@@ -52,9 +52,20 @@ export async function performRollback(
   run.state = 'rolling_back';
   const cp = run.liveCheckpoint(req.checkpoint)!;
   log.info('rolling back', { runId, checkpoint: cp.id, reason: req.reason, source: req.source });
-  await CancellationScope.nonCancellable(() =>
-    workspace.restoreWorkspace({ workspace: run.input.workspace, commit: cp.commit }),
-  );
+  await CancellationScope.nonCancellable(async () => {
+    // A checkpoint of an earlier execution comes without its commit (./carry-runs): its manifest has it.
+    if (!cp.commit) {
+      const found = await workspace.readCheckpointCommit({
+        outputsDir: run.input.outputsDir,
+        runId,
+        phase: cp.phase,
+        checkpoint: cp.id,
+      });
+      cp.commit = found.commit;
+      cp.createdAt ||= found.createdAt;
+    }
+    await workspace.restoreWorkspace({ workspace: run.input.workspace, commit: cp.commit });
+  });
   const at = new Date().toISOString();
   const next = markRolledBack(
     cp,
