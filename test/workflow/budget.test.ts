@@ -53,10 +53,14 @@ function spec(
 }
 
 async function pausedStatus(t: TestEnv, runId: string): Promise<RunStatus> {
-  return waitFor(async () => {
-    const s = await queryStatus(t.client, runId);
-    return s.state === 'paused' ? s : undefined;
-  }, `run ${runId} paused`);
+  return waitFor(
+    async () => {
+      const s = await queryStatus(t.client, runId);
+      return s.state === 'paused' ? s : undefined;
+    },
+    `run ${runId} paused`,
+    300_000,
+  );
 }
 
 function auditFile(t: TestEnv, runId: string): AuditEntry[] {
