@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 import { redact, redactDeep } from './redact';
 
 /** Paths pino redacts wherever they appear in a log object: secrets never reach a log line. */
@@ -30,6 +31,8 @@ export function logDestination(
 ): pino.DestinationStream {
   const fd = out.fd ?? 2;
   if (format === 'pretty' || (format === 'auto' && out.isTTY)) {
+    // Loaded only here: most processes log JSON, and pino-pretty costs every CLI start a noticeable load.
+    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
     return pretty({ destination: fd, sync: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l' });
   }
   return pino.destination({ dest: fd, sync: true });
