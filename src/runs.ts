@@ -95,6 +95,8 @@ export async function startRun(client: Client, opts: StartRunOptions): Promise<P
     args: [sent],
     workflowTaskTimeout: RUN_WORKFLOW_TASK_TIMEOUT,
     memo: { project: input.spec.project.name, workspace: input.workspace, outputsDir: input.outputsDir },
+    // The Web UI's one-line summary; the current details (step, phase, cost) come from the workflow.
+    staticSummary: runSummaryLine(input.spec, opts.forkedFrom),
   });
   return input;
 }
@@ -421,3 +423,15 @@ export async function queryBudget(client: Client, runId: string): Promise<Budget
 }
 
 export { readRunAudit } from './audit';
+
+/** `forecast (acme-corp): 6 phases, planning → documentation`, and what a fork came from. */
+export function runSummaryLine(
+  spec: ProjectWorkflowInput['spec'],
+  forkedFrom?: { runId: string; checkpoint: string },
+): string {
+  const names = spec.phases.map((p) => p.name);
+  const client = spec.project.client ? ` (${spec.project.client})` : '';
+  const span = names.length > 1 ? `, ${names[0]} → ${names.at(-1)}` : names[0] ? `, ${names[0]}` : '';
+  const fork = forkedFrom ? `; forked from ${forkedFrom.runId} at ${forkedFrom.checkpoint}` : '';
+  return `${spec.project.name}${client}: ${names.length} phase${names.length === 1 ? '' : 's'}${span}${fork}`;
+}

@@ -8,6 +8,8 @@
  * with a tool loop, each tool call its own activity). Routing: `ai` runs the model backend, `static` the
  * script, `hybrid` the model backend and then the script if that failed.
  */
+import { Visibility } from './visibility';
+import { agentAttributes, agentDetails } from '../src/shared/visibility';
 import {
   ActivityCancellationType,
   ActivityFailure,
@@ -224,6 +226,14 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRes
     costUsd: 0,
   };
   setHandler(agentStatusQuery, () => status);
+  const visibility = new Visibility();
+  await visibility.init();
+  const show = (state: string) =>
+    visibility.publish(
+      agentAttributes({ runId: input.runId, phase: input.phase, role: agent.role }, state, status.costUsd),
+      agentDetails(status),
+    );
+  show('running');
   const step = (s: AgentStep) => {
     status.step = s;
   };
@@ -233,6 +243,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRes
   const spent = { usage: { ...ZERO_USAGE }, costUsd: 0 };
   const finish = (o: TurnOutcome, final: AgentStep): AgentResult => {
     step(final);
+    show(o.ok ? 'completed' : 'failed');
     return {
       agentId: agent.id,
       role: agent.role,

@@ -10,11 +10,12 @@ import {
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { VisibilityActivities } from '../activities/visibility';
+import { retryPolicy } from '../src/shared/failures';
 import { attributeChanges, type AttributeUpdate, type AttributeValues } from '../src/shared/visibility';
 
 const { indexedSearchAttributes } = proxyLocalActivities<VisibilityActivities>({
   startToCloseTimeout: '10 seconds',
-  retry: { maximumAttempts: 3 },
+  retry: retryPolicy(),
 });
 
 type UpdatePair = Extract<Parameters<typeof upsertSearchAttributes>[0], unknown[]>[number];
@@ -22,11 +23,11 @@ type UpdatePair = Extract<Parameters<typeof upsertSearchAttributes>[0], unknown[
 function toPair(u: AttributeUpdate): UpdatePair {
   switch (u.key.type) {
     case 'KEYWORD':
-      return { key: { name: u.key.name, type: 'KEYWORD' }, value: String(u.value) };
+      return { key: { name: u.key.name, type: u.key.type }, value: String(u.value) };
     case 'INT':
-      return { key: { name: u.key.name, type: 'INT' }, value: Math.trunc(Number(u.value)) };
+      return { key: { name: u.key.name, type: u.key.type }, value: Math.trunc(Number(u.value)) };
     case 'DOUBLE':
-      return { key: { name: u.key.name, type: 'DOUBLE' }, value: Number(u.value) };
+      return { key: { name: u.key.name, type: u.key.type }, value: Number(u.value) };
   }
 }
 

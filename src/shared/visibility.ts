@@ -27,10 +27,10 @@ function dollars(n: number): number {
   return Math.round(n * 1e6) / 1e6;
 }
 
-/** The 1-based step of a `"3/6"` status string (0 before the first phase). */
-export function stepNumber(step: string): number {
-  const n = Number.parseInt(step.split('/')[0] ?? '', 10);
-  return Number.isFinite(n) ? n : 0;
+/** The 1-based step and the step count of a status's `"step 3/6"` (zeros when it has none). */
+export function stepOf(step: string): { n: number; of: number } {
+  const m = /(\d+)\/(\d+)/.exec(step);
+  return m ? { n: Number(m[1]), of: Number(m[2]) } : { n: 0, of: 0 };
 }
 
 /** The last checkpoint still in force (a rollback discards the later ones). */
@@ -45,7 +45,7 @@ export function runAttributes(s: RunStatus, client?: string): AttributeValues {
     client,
     phase: s.currentPhase,
     state: s.state,
-    step: stepNumber(s.step),
+    step: stepOf(s.step).n,
     costUsd: dollars(s.totals.costUsd),
     checkpoint: lastCheckpoint(s)?.id,
   };
@@ -54,6 +54,29 @@ export function runAttributes(s: RunStatus, client?: string): AttributeValues {
 /** A team run's attribute values (its "phase" is the team's own state: teams have no phases). */
 export function teamAttributes(s: TeamStatus): AttributeValues {
   return { state: s.state, costUsd: dollars(s.totals.costUsd) };
+}
+
+/** A project agent's attribute values: its role, its run and phase, so a run's agents list together. */
+export function agentAttributes(
+  where: { runId: string; phase: string; role: string },
+  state: string,
+  costUsd: number,
+): AttributeValues {
+  return { role: where.role, run: where.runId, phase: where.phase, state, costUsd: dollars(costUsd) };
+}
+
+/** A project agent's current details. */
+export function agentDetails(s: {
+  step: string;
+  turns: number;
+  costUsd: number;
+  lastTool?: string;
+  attempt?: number;
+}): string {
+  const lines = [`**${s.step}** · ${s.turns} turn${s.turns === 1 ? '' : 's'} · ${money(s.costUsd)}`];
+  if (s.lastTool) lines.push(`Last tool: ${s.lastTool}`);
+  if (s.attempt !== undefined && s.attempt > 1) lines.push(`Attempt ${s.attempt}`);
+  return lines.join('\n\n');
 }
 
 /** A team agent's attribute values: its role and its team's run, so a run's agents list together. */
@@ -89,7 +112,8 @@ function money(usd: number): string {
 
 /** A project run's current details: what an operator looks for first on the run's page. */
 export function runDetails(s: RunStatus, budgetUsd?: number): string {
-  const lines = [`**Step ${s.step}${s.currentPhase ? ` · ${s.currentPhase}` : ''}** · ${s.state}`];
+  const { n, of } = stepOf(s.step);
+  const lines = [`**Step ${n} of ${of}${s.currentPhase ? ` · ${s.currentPhase}` : ''}** · ${s.state}`];
   const running = s.agents.filter((a) => a.state === 'running');
   if (running.length > 0) lines.push(`Agents: ${running.map((a) => `${a.id} (${a.role})`).join(', ')}`);
   lines.push(

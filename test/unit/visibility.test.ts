@@ -4,7 +4,7 @@ import {
   attributeChanges,
   runAttributes,
   runDetails,
-  stepNumber,
+  stepOf,
   teamAgentAttributes,
 } from '../../src/shared/visibility';
 
@@ -26,7 +26,7 @@ function status(over: Partial<RunStatus> = {}): RunStatus {
     project: 'forecast',
     state: 'running',
     currentPhase: 'development',
-    step: '4/6',
+    step: 'step 4/6',
     phases: [],
     agents: [
       { id: 'dev-1', role: 'developer', phase: 'development', workflowId: 'w', state: 'running' },
@@ -134,17 +134,17 @@ describe('search attributes of a run', () => {
     expect(a).toEqual({ role: 'software-engineer', run: 'team-9', state: 'running', costUsd: 0.5 });
   });
 
-  it('read a step of "-" or "0/6" as 0', () => {
-    expect(stepNumber('-')).toBe(0);
-    expect(stepNumber('0/6')).toBe(0);
-    expect(stepNumber('12/30')).toBe(12);
+  it('read the step from the status text, and none as 0', () => {
+    expect(stepOf('-')).toEqual({ n: 0, of: 0 });
+    expect(stepOf('step 1/6')).toEqual({ n: 1, of: 6 });
+    expect(stepOf('step 12/30')).toEqual({ n: 12, of: 30 });
   });
 });
 
 describe('current details of a run', () => {
   it('say the step, phase, running agents, cost against budget, the checkpoint in force and a pause', () => {
     const text = runDetails(status({ state: 'paused', pausedReason: 'run budget $0.01 reached' }), 0.5);
-    expect(text).toContain('**Step 4/6 · development** · paused');
+    expect(text).toContain('**Step 4 of 6 · development** · paused');
     expect(text).toContain('Agents: dev-1 (developer)');
     expect(text).not.toContain('plan-1');
     expect(text).toContain('Cost: $0.0123 of $0.5000 budget · 4321 tokens');

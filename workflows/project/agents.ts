@@ -96,6 +96,7 @@ export async function runAgent(
     if (metered) run.runningMeters.set(workflowId, { key, meterId, ...where });
     row.state = 'running';
     row.error = undefined;
+    run.publish();
     run.audit.record('spawn', {
       ...where,
       role: agent.role,
@@ -132,7 +133,11 @@ export async function runAgent(
     };
     let r: AgentResult;
     try {
-      r = await executeChild(agentWorkflow, { workflowId, args: [childInput] });
+      r = await executeChild(agentWorkflow, {
+        workflowId,
+        args: [childInput],
+        staticSummary: `${agent.role} (${agent.backend}) in phase ${phase.name} of ${run.runId}`,
+      });
       for (const t of r.refusedTools ?? []) {
         run.audit.record('tool_refused', { ...where, tool: t.tool, turn: t.turn }, workflowId);
       }

@@ -16,6 +16,8 @@ import { agentIdAt, type RollbackRequest } from '../../src/shared/messages';
 import type { AgentStatusRow, Checkpoint, RunState, RunStatus } from '../../src/shared/run';
 import { type ProjectWorkflowInput, ProjectWorkflowInputSchema } from '../../src/shared/spec';
 import { type AuditTrail, createAuditTrail } from '../audit';
+import { Visibility } from '../visibility';
+import { runAttributes, runDetails } from '../../src/shared/visibility';
 import { workspace } from './proxies';
 import { type CarriedState, type ProjectCarry, unpackCarry } from './carry';
 import { effectiveState, pausedReason, phaseRows, runTotals, stepText } from './status';
@@ -46,6 +48,24 @@ export interface AwaitingApproval {
   phase: string;
   gates: string[];
   decision?: { note: string; approver?: string };
+}
+
+/**
+ * Why a run waits, by waiter. Every change is a transition the Web UI shows (state and details), so the
+ * map tells its run when it changes.
+ */
+class PauseMap extends Map<string, string> {
+  onChange: () => void = () => undefined;
+  override set(key: string, reason: string): this {
+    super.set(key, reason);
+    this.onChange();
+    return this;
+  }
+  override delete(key: string): boolean {
+    const had = super.delete(key);
+    if (had) this.onChange();
+    return had;
+  }
 }
 
 /** `path: message; …` for zod issues, naming the input itself when the path is empty. */
@@ -96,7 +116,7 @@ export class ProjectRun {
   readonly rejected: { at: string; reason: string }[] = [];
   refusedSignals = 0;
   /** Why the run waits, by waiter (a budget per agent, an approval): non-empty means `paused`. */
-  readonly pauses = new Map<string, string>();
+  readonly pauses = new PauseMap();
   /** Bumped by every `raiseBudget`: budget waiters re-check when it moves. */
   budgetVersion = 0;
   /** Metered agent starts in flight, by child workflow id. */
@@ -106,6 +126,8 @@ export class ProjectRun {
   /** Per reservation key: what has been charged from its meter so far, per served model. */
   readonly meteredCharged = new Map<string, MeterCharged>();
   awaitingApproval: AwaitingApproval | undefined;
+  /** Search attributes and current details (workflows/visibility). */
+  readonly visibility = new Visibility();
 
   constructor(
     readonly input: ProjectWorkflowInput,
@@ -129,6 +151,20 @@ export class ProjectRun {
     };
     this.audit = createAuditTrail({ runId: this.runId, outputsDir: input.outputsDir, carry: carry?.audit });
     this.state = carry ? 'running' : 'starting';
+    this.pauses.onChange = () => this.publish();
+  }
+
+  /**
+   * Shows the run's state to the Web UI and visibility queries: call after every transition (a phase
+   * starts or ends, a pause, a rollback, the end). Attributes are upserted only when they change.
+   */
+  publish(): void {
+    const s = this.status();
+    const limit = this.st.ledger.limits.run.microUsd;
+    this.visibility.publish(
+      runAttributes(s, this.spec.project.client),
+      runDetails(s, limit === undefined ? undefined : limit / 1e6),
+    );
   }
 
   isOver(): boolean {
@@ -196,6 +232,7 @@ export class ProjectRun {
   /** Ends the run as failed: records it, writes the manifest and the audit trail, then throws. */
   async failRun(message: string, type: string, details: Record<string, unknown>): Promise<never> {
     this.state = 'failed';
+    this.publish();
     log.error('run failed', { runId: this.runId, type, message });
     this.audit.record('run', { event: 'failed', type, message });
     await CancellationScope.nonCancellable(async () => {

@@ -48,6 +48,8 @@ export async function projectWorkflow(
   const run = new ProjectRun(parseProjectInput(raw), carry);
   setProjectHandlers(run);
   try {
+    await run.visibility.init();
+    run.publish();
     if (!carry) await startRun(run);
     run.state = 'running';
     let phasesThisRun = 0;
@@ -56,16 +58,20 @@ export async function projectWorkflow(
         const req = run.pendingRollback;
         run.pendingRollback = undefined;
         await performRollback(run, req);
+        run.publish();
         await run.audit.flush();
         continue;
       }
-      if (await runPhaseAttempt(run)) {
+      const moved = await runPhaseAttempt(run);
+      run.publish();
+      if (moved) {
         phasesThisRun += 1;
         await continueIfDue(run, phasesThisRun);
       }
     }
     run.currentPhase = undefined;
     run.state = 'completed';
+    run.publish();
     // Recorded before the manifest, so that the manifest holds the trail's final head.
     run.audit.record('run', {
       event: 'completed',
@@ -103,6 +109,7 @@ async function runPhaseAttempt(run: ProjectRun): Promise<boolean> {
   }
   log.info('phase started', { runId, phase: phase.name, attempt });
   audit.record('phase', { event: 'started', phase: phase.name, attempt });
+  run.publish();
   // A `rollback` gate with no earlier checkpoint rolls back to the phase start: snapshot it first.
   const startCommit = needsStartSnapshot(phase, st.checkpoints, index)
     ? (
@@ -169,6 +176,7 @@ async function runPhaseAttempt(run: ProjectRun): Promise<boolean> {
 async function recordEnd(run: ProjectRun, err: unknown): Promise<void> {
   if (isCancellation(err)) {
     run.state = 'cancelled';
+    run.publish();
     run.audit.record('run', { event: 'cancelled' });
     if (patched(TRUTHFUL_END_PATCH)) await run.writeFinalManifest();
     await run.audit.flush();
@@ -176,6 +184,7 @@ async function recordEnd(run: ProjectRun, err: unknown): Promise<void> {
     // Failed through an error no decision turned into failRun (an activity that gave up, a bug): the
     // run fails on the server, so status, manifest and audit say `failed` too.
     run.state = 'failed';
+    run.publish();
     const message = failureMessage(err);
     log.error('run failed', { runId: run.runId, message });
     run.audit.record('run', {
