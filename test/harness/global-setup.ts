@@ -23,7 +23,8 @@ export default async function setup(): Promise<() => Promise<void>> {
       cliPath,
       dbFile: path.join(dir, 'temporal.db'),
       logFile: path.join(dir, 'temporal.log'),
-      headless: true,
+      // The Web UI is served too: test/workflow/web-ui.test.ts reads runs through it, as an operator does.
+      headless: false,
     }),
     loadWorkflowBundle(createLogger('warn')),
     ensureCli(),
@@ -32,6 +33,7 @@ export default async function setup(): Promise<() => Promise<void>> {
 
   process.env.TEMPORAL_ADDRESS = server.address;
   process.env.ORCH_TEST_TEMPORAL_CLI = cliPath;
+  process.env.ORCH_TEST_UI_URL = server.uiUrl ?? '';
   process.env.ORCH_TEST_DB_FILE = server.dbFile;
   process.env.ORCH_TEST_SERVER_PID = String(server.pid);
   process.env.ORCH_TEST_WORKFLOW_BUNDLE = bundlePath;
