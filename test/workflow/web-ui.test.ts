@@ -145,4 +145,19 @@ describe('the Web UI and visibility queries', () => {
       30_000,
     );
   });
+
+  it('`orchestrator setup` finds every attribute registered on our dev server, and says so', async () => {
+    const bin = path.resolve(import.meta.dirname, '../../bin/orchestrator.js');
+    const { stdout } = await execFileP(process.execPath, [bin, 'setup', '--json'], {
+      env: { ...process.env, TEMPORAL_ADDRESS: t.config.temporal.address, LOG_LEVEL: 'warn' },
+    });
+    const report = JSON.parse(stdout) as { available: string[]; added: string[]; missing: string[] };
+    expect(report.missing).toEqual([]);
+    expect(report.added).toEqual([]);
+    expect(report.available.sort()).toEqual(
+      Object.values(SearchAttributes)
+        .map((a) => a.name)
+        .sort(),
+    );
+  });
 });
