@@ -33,6 +33,18 @@ const EnvSchema = z.object({
     .positive('must be positive')
     .default(20),
   ORCHESTRATOR_SHUTDOWN_GRACE_MS: z.coerce.number().int().nonnegative().default(10_000),
+  /** Port of the worker's Prometheus `/metrics` endpoint; unset: no endpoint. */
+  ORCHESTRATOR_METRICS_PORT: z.coerce
+    .number()
+    .int('must be a whole number')
+    .min(1, 'must be a port, 1-65535')
+    .max(65535, 'must be a port, 1-65535')
+    .optional(),
+  /** Interface the metrics endpoint binds; loopback unless asked, as the endpoint has no auth. */
+  ORCHESTRATOR_METRICS_ADDRESS: z
+    .string()
+    .regex(/^(\[[0-9a-fA-F:]+\]|[0-9a-fA-F:.]+)$/, 'must be an IP address, e.g. 127.0.0.1 or 0.0.0.0')
+    .default('127.0.0.1'),
 });
 
 /** Everything the processes of this project are configured with. */
@@ -49,6 +61,8 @@ export interface AppConfig {
   agentHome?: string;
   anthropic: { apiKey?: string; baseURL?: string };
   worker: { maxConcurrentActivities: number; shutdownGraceMs: number };
+  /** Prometheus endpoint (`host:port`, scraped at `/metrics`), when ORCHESTRATOR_METRICS_PORT is set. */
+  metrics?: { bindAddress: string };
 }
 
 /** Flag overrides; each maps onto the environment variable of the same meaning. */
@@ -101,7 +115,15 @@ export function loadConfig(
       maxConcurrentActivities: e.ORCHESTRATOR_MAX_CONCURRENT_ACTIVITIES,
       shutdownGraceMs: e.ORCHESTRATOR_SHUTDOWN_GRACE_MS,
     },
+    ...(e.ORCHESTRATOR_METRICS_PORT !== undefined
+      ? { metrics: { bindAddress: bindAddress(e.ORCHESTRATOR_METRICS_ADDRESS, e.ORCHESTRATOR_METRICS_PORT) } }
+      : {}),
   };
+}
+
+/** `host:port`, bracketing a bare IPv6 address as socket addresses require. */
+function bindAddress(host: string, port: number): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 const REPO_CLAUDE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../node_modules/.bin/claude');

@@ -6,8 +6,10 @@ let installed = false;
 /**
  * Bridges the Temporal runtime (SDK core, workflow `log`, activity `log`) into our pino logger so that every
  * line has one format and one redaction policy. Runtime.install may run once per process, hence the guard.
+ * With `metrics`, the runtime also serves Prometheus `/metrics` there: the SDK's own metrics and ours
+ * (workflow and activity `metricMeter`), from one endpoint.
  */
-export function installRuntimeLogger(logger: Logger): void {
+export function installRuntimeLogger(logger: Logger, metrics?: { bindAddress: string }): void {
   if (installed) return;
   installed = true;
   const level = logger.level === 'trace' ? 'TRACE' : logger.level === 'debug' ? 'DEBUG' : 'INFO';
@@ -37,6 +39,7 @@ export function installRuntimeLogger(logger: Logger): void {
         forward: {},
         filter: makeTelemetryFilterString({ core: level === 'INFO' ? 'WARN' : level }),
       },
+      ...(metrics ? { metrics: { prometheus: { bindAddress: metrics.bindAddress } } } : {}),
     },
   });
 }

@@ -33,7 +33,7 @@ export async function createWorker(
   opts: CreateWorkerOptions,
 ): Promise<{ worker: Worker; connection: NativeConnection }> {
   const { config, logger } = opts;
-  installRuntimeLogger(logger);
+  installRuntimeLogger(logger, config.metrics);
   const connection =
     opts.connection ??
     (await NativeConnection.connect({ address: config.temporal.address }).catch((err: unknown) => {

@@ -14,7 +14,7 @@ export async function withLocalWorker<T>(
   logger: Logger,
   fn: (client: Client) => Promise<T>,
 ): Promise<T> {
-  installRuntimeLogger(logger);
+  installRuntimeLogger(logger, config.metrics);
   const { worker, connection: native } = await createWorker({ config, logger });
   const running = worker.run();
   const connection = await Connection.connect({

@@ -24,6 +24,22 @@ describe('loadConfig', () => {
     );
   });
 
+  it('serves metrics only when a port is set, on loopback unless an address is given', () => {
+    expect(loadConfig({}).metrics).toBeUndefined();
+    expect(loadConfig({ ORCHESTRATOR_METRICS_PORT: '9464' }).metrics).toEqual({
+      bindAddress: '127.0.0.1:9464',
+    });
+    expect(
+      loadConfig({ ORCHESTRATOR_METRICS_PORT: '9464', ORCHESTRATOR_METRICS_ADDRESS: '::' }).metrics,
+    ).toEqual({ bindAddress: '[::]:9464' });
+    expect(() => loadConfig({ ORCHESTRATOR_METRICS_PORT: '70000' })).toThrow(
+      /^ORCHESTRATOR_METRICS_PORT: must be a port, 1-65535 \(got "70000"\)$/,
+    );
+    expect(() => loadConfig({ ORCHESTRATOR_METRICS_PORT: '1', ORCHESTRATOR_METRICS_ADDRESS: 'a b' })).toThrow(
+      /^ORCHESTRATOR_METRICS_ADDRESS:/,
+    );
+  });
+
   it('never echoes a secret value in an error', () => {
     try {
       loadConfig({ ANTHROPIC_BASE_URL: 'nope', ANTHROPIC_API_KEY: 'sk-secret' });
