@@ -17,6 +17,7 @@ import {
 } from '../agent';
 import { budgetFailure, budgetStop, settle, settleMetered } from './budget';
 import { nextAttempt } from './carry-runs';
+import { countSpawn } from './metrics';
 import type { ProjectRun } from './run';
 import { failedAgent, reportedSpend, type Spend } from './spend';
 
@@ -133,6 +134,7 @@ export async function runAgent(
     };
     let r: AgentResult;
     try {
+      countSpawn(runId, phase.name, agent.id);
       r = await executeChild(agentWorkflow, {
         workflowId,
         args: [childInput],

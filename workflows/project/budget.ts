@@ -17,6 +17,7 @@ import {
 import { chargeFromMeter } from '../../src/shared/meter-charge';
 import { type AgentResult, totalTokens } from '../../src/shared/run';
 import type { AgentSpec } from '../../src/shared/spec';
+import { countBudgetPause, countCharge } from './metrics';
 import { meter, type MeterSummary } from './proxies';
 import type { ProjectRun } from './run';
 import { chargeParts, type Spend } from './spend';
@@ -107,6 +108,7 @@ export async function budgetStop(
   // Taken before anything awaits: a raise that arrives while the pause is being written still counts.
   const seen = run.budgetVersion;
   run.pauses.set(id, `${reason}; raise it with: ${raiseHint(run.runId, exceeded, where)}`);
+  countBudgetPause(run.runId, where.phase, where.agent);
   run.audit.record('budget', { event: 'pause', reason, ...where, exceeded });
   log.warn('paused: budget exhausted', { runId: run.runId, ...where, reason });
   try {
@@ -129,8 +131,18 @@ export function chargeMeter(
   m: MeterSummary,
 ): { microUsd: number } {
   const { phase, agent } = where;
-  const r = chargeFromMeter(run.st.ledger, run.meteredCharged.get(key) ?? {}, { key, phase, agent }, m);
+  const before = run.meteredCharged.get(key) ?? {};
+  const r = chargeFromMeter(run.st.ledger, before, { key, phase, agent }, m);
   run.st.ledger = r.ledger;
+  for (const [model, now] of Object.entries(r.charged)) {
+    const prev = Object.hasOwn(before, model) ? before[model] : undefined;
+    countCharge(
+      run.runId,
+      { phase, agent, model },
+      now.microUsd - (prev?.microUsd ?? 0),
+      meterTokens(now.usage) - (prev ? meterTokens(prev.usage) : 0),
+    );
+  }
   run.meteredCharged.set(key, r.charged);
   const { microUsd, unknown } = r;
   if (microUsd > 0 || unknown.length > 0) {
@@ -186,6 +198,7 @@ export function settle(
       usage: p.usage,
       costUsd: p.costUsd,
     });
+    countCharge(run.runId, { phase, agent: agent.id, model: p.model }, p.costUsd * 1e6, totalTokens(p.usage));
   }
   run.st.ledger = release(run.st.ledger, key);
   if (parts.length > 0) {
@@ -200,3 +213,6 @@ export function settle(
     });
   }
 }
+
+const meterTokens = (u: MeterSummary['usage']): number =>
+  u.input_tokens + u.output_tokens + u.cache_creation_input_tokens + u.cache_read_input_tokens;

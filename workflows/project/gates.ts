@@ -7,6 +7,7 @@ import { condition, isCancellation, log } from '@temporalio/workflow';
 import { OPERATOR } from '../../src/shared/identity';
 import type { PhaseResult } from '../../src/shared/run';
 import type { PhaseSpec } from '../../src/shared/spec';
+import { countGate } from './metrics';
 import { type GateEvaluation, governance } from './proxies';
 import { failureMessage, type ProjectRun } from './run';
 
@@ -111,6 +112,7 @@ export async function runGates(
     return { kind: 'failed' };
   }
   for (const g of evaluation.results) {
+    countGate(run.runId, phase.name, g.id, g.passed);
     audit.record('gate', {
       phase: phase.name,
       attempt: result.attempt,

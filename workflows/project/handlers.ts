@@ -23,6 +23,7 @@ import {
   statusQuery,
 } from '../../src/shared/messages';
 import type { RunStatus } from '../../src/shared/run';
+import { countBudgetPause } from './metrics';
 import { meter } from './proxies';
 import { chargeMeter, pausedScope, raiseCommand } from './budget';
 import { checkApprove, checkRaise, checkRollback } from './requests';
@@ -139,6 +140,7 @@ export function setProjectHandlers(run: ProjectRun): void {
     // Ended meanwhile, or a raise already sent new limits: nothing waits any more.
     if (!run.runningMeters.has(p.workflowId) || run.budgetVersion !== seen) return;
     run.budgetPausedAgents.add(p.workflowId);
+    countBudgetPause(runId, m.phase, m.agent);
     run.pauses.set(
       `budget ${m.phase}/${m.agent}`,
       `${p.reason}; raise it with: ${raiseCommand(runId, scope, p.unit)}`,

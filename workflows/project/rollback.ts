@@ -8,6 +8,7 @@ import { OPERATOR } from '../../src/shared/identity';
 import type { RollbackRequest } from '../../src/shared/messages';
 import type { AgentStatusRow, Checkpoint, PhaseResult } from '../../src/shared/run';
 import type { PhaseSpec } from '../../src/shared/spec';
+import { countRollback } from './metrics';
 import { workspace } from './proxies';
 import type { ProjectRun } from './run';
 
@@ -75,6 +76,7 @@ export async function performRollback(
     run.phases.map((p) => p.name),
   );
   st.rollbacks.push({ to: cp.id, reason: req.reason, at, fromPhase: run.currentPhase });
+  countRollback(runId, req.source ?? 'operator');
   run.audit.record(
     'rollback',
     { to: cp.id, commit: cp.commit, reason: req.reason, source: req.source, fromPhase: run.currentPhase },
@@ -113,6 +115,7 @@ export async function gateRollback(
     at: new Date().toISOString(),
     fromPhase: phase.name,
   });
+  countRollback(run.runId, 'gate');
   run.audit.record('rollback', {
     to: `start of ${phase.name}`,
     commit: startCommit,
