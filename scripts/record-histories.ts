@@ -7,9 +7,10 @@
  * every patched() path) on a real dev server with ORCH_RECORD_HISTORIES set, so each test env saves
  * the histories of its closed executions (test/harness/record.ts). Of those, it keeps a small set that
  * covers every distinct step the runs took (activity, child workflow, timer, signal, update, patch
- * marker, outcome, and each pair of consecutive steps, per workflow type), names each file by what it
- * shows, writes them to test/replay/histories/<folder>/ with a README listing them, and adds their
- * SHA-1s to test/replay/archive.json. It refuses to write into an existing folder.
+ * marker by id, outcome, and each pair of consecutive steps, per workflow type) and that no earlier
+ * folder of the archive shows, names each file by what it shows, writes them to
+ * test/replay/histories/<folder>/ with a README listing them, and adds their SHA-1s to
+ * test/replay/archive.json. It refuses to write into an existing folder.
  */
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -59,6 +60,24 @@ const str = (v: unknown): string => (typeof v === 'string' ? v : '');
 const attrs = (e: Json, key: string): Json => (e[key] ?? {}) as Json;
 const nameOf = (v: unknown): string => str((v as Json | undefined)?.name);
 
+/**
+ * The `patched()` id a core_patch marker records: its `patch-data` detail is the JSON
+ * `{"id":…,"deprecated":…}` (what sdk-core 1.24 writes); `patch_id` is the older plain form.
+ */
+function patchId(marker: Json): string {
+  const details = (marker.details ?? {}) as Record<string, { payloads?: { data?: string }[] } | undefined>;
+  const decode = (d: string | undefined) => (d ? Buffer.from(d, 'base64').toString('utf8') : '');
+  const data = decode(details['patch-data']?.payloads?.[0]?.data);
+  if (data) {
+    try {
+      return str((JSON.parse(data) as Json).id);
+    } catch {
+      return '';
+    }
+  }
+  return decode(details.patch_id?.payloads?.[0]?.data).replace(/"/g, '');
+}
+
 /** One step per command or input that shapes replay; undefined for bookkeeping events. */
 function step(e: Json): string | undefined {
   const t = str(e.eventType).replace(/^EVENT_TYPE_/, '');
@@ -71,9 +90,7 @@ function step(e: Json): string | undefined {
       return 'timer';
     case 'MARKER_RECORDED': {
       const a = attrs(e, 'markerRecordedEventAttributes');
-      const details = (a.details ?? {}) as Record<string, { payloads?: { data?: string }[] }>;
-      const id = details.patch_id?.payloads?.[0]?.data;
-      const patch = id ? Buffer.from(id, 'base64').toString('utf8').replace(/"/g, '') : '';
+      const patch = patchId(a);
       return `marker:${str(a.markerName)}${patch ? `:${patch}` : ''}`;
     }
     case 'WORKFLOW_EXECUTION_SIGNALED':
@@ -113,9 +130,9 @@ function read(file: string, source: string): Recorded | undefined {
   return { source, json, type, status, steps, features };
 }
 
-/** Greedy set cover: the fewest histories that together show every feature seen. */
-function cover(all: Recorded[]): Recorded[] {
-  const uncovered = new Set(all.flatMap((r) => [...r.features]));
+/** Greedy set cover: the fewest histories that together show every feature seen and not `known`. */
+function cover(all: Recorded[], known: Set<string>): Recorded[] {
+  const uncovered = new Set(all.flatMap((r) => [...r.features]).filter((f) => !known.has(f)));
   const chosen: Recorded[] = [];
   while (uncovered.size > 0) {
     let best: Recorded | undefined;
@@ -174,7 +191,19 @@ for (const f of fs.readdirSync(tmp, { recursive: true, encoding: 'utf8' })) {
   const r = read(path.join(tmp, f), f);
   if (r) recorded.push(r);
 }
-const chosen = cover(recorded).sort((a, b) => a.type.localeCompare(b.type));
+// What the archive already shows needs no second copy: the new folder holds what is new.
+const known = new Set<string>();
+for (const f of fs.readdirSync(HISTORIES, { recursive: true, encoding: 'utf8' })) {
+  if (f.endsWith('.json')) for (const k of read(path.join(HISTORIES, f), f)?.features ?? []) known.add(k);
+}
+const chosen = cover(recorded, known).sort((a, b) => a.type.localeCompare(b.type));
+if (chosen.length === 0) {
+  process.stdout.write(
+    `the archive already shows every step of the ${recorded.length} histories: nothing new\n`,
+  );
+  fs.rmSync(tmp, { recursive: true, force: true });
+  process.exit(run.status === 0 ? 0 : 1);
+}
 fs.mkdirSync(outDir);
 const archive = JSON.parse(fs.readFileSync(ARCHIVE, 'utf8')) as Record<string, string>;
 const taken = new Set<string>();
@@ -182,7 +211,8 @@ const lines = [
   `# Histories recorded ${args.folder}`,
   '',
   `By scripts/record-histories.ts from ${args.tests.join(', ')}: the fewest histories that cover every`,
-  'step seen (activities, children, timers, signals, updates, patch markers, outcomes, consecutive pairs).',
+  'step seen (activities, children, timers, signals, updates, patch markers by id, outcomes, consecutive',
+  'pairs) that no earlier folder of the archive shows.',
   '',
   '| file | workflow type | outcome | steps |',
   '| --- | --- | --- | --- |',
