@@ -8,6 +8,7 @@ import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@
 import { defaultPayloadConverter } from '@temporalio/common';
 import { newRunId } from './runs';
 import { holdWorkspace } from './workspace-hold';
+import { RUN_WORKFLOW_TASK_TIMEOUT } from './shared/failures';
 import { capabilityProof, OPERATOR, type CapabilityPurpose } from './shared/identity';
 import { DEFAULT_TASK_QUEUE, WorkflowType } from './shared/names';
 import type { BudgetLimit } from './shared/spec';
@@ -61,6 +62,8 @@ export interface StartTeamOptions {
   runId?: string;
   /** What the whole team may spend (`--max-usd`, `--max-tokens`). */
   budget?: BudgetLimit;
+  /** Where the team continues as new (history events, bytes); defaults in src/shared/team-carry. */
+  continueAsNewAt?: { events?: number; bytes?: number };
 }
 
 /**
@@ -84,6 +87,7 @@ export async function startTeam(client: Client, opts: StartTeamOptions): Promise
     ...(opts.budget && (opts.budget.usd !== undefined || opts.budget.tokens !== undefined)
       ? { budget: opts.budget }
       : {}),
+    ...(opts.continueAsNewAt ? { continueAsNewAt: opts.continueAsNewAt } : {}),
   });
   await holdWorkspace(client, workspace, { runId: input.runId, kind: 'team' });
   await clearPreviousTeam(client, workspace);
@@ -92,6 +96,8 @@ export async function startTeam(client: Client, opts: StartTeamOptions): Promise
     workflowId: input.runId,
     args: [input],
     memo: { goal: input.goal, workspace: input.workspace },
+    // As runs: a busy worker replaying a big team after an eviction needs more than the default 10 s.
+    workflowTaskTimeout: RUN_WORKFLOW_TASK_TIMEOUT,
   });
   return input;
 }

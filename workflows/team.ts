@@ -20,9 +20,11 @@ import {
   CancellationScope,
   ChildWorkflowFailure,
   condition,
+  continueAsNew,
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  ParentClosePolicy,
   patched,
   proxyActivities,
   proxyLocalActivities,
@@ -36,6 +38,7 @@ import {
   HEARTBEAT_TIMEOUT,
   isFailureType,
   retryPolicy,
+  RUN_WORKFLOW_TASK_TIMEOUT,
   SHORT_ACTIVITY_TIMEOUT,
   type FailureType,
 } from '../src/shared/failures';
@@ -68,14 +71,21 @@ import {
   teamReason,
 } from '../src/shared/team-budget';
 import { teamVerdict } from '../src/shared/team-outcome';
+import {
+  shouldContinueAsNew,
+  TEAM_CONTINUE_AS_NEW_AT,
+  type CarriedAgent,
+  type TeamCarry,
+} from '../src/shared/team-carry';
 import { checkProof, OPERATOR, type CapabilityState } from '../src/shared/identity';
 import { sha256Hex } from '../src/shared/sha256';
 import type { AuditKind } from '../src/shared/audit';
 import type { CliSubagent } from '../src/shared/spec';
 import { BUDGET_RESUME_NOTE } from './agent';
-import { createAuditTrail } from './audit';
+import { createAuditTrail, type AuditCarry } from './audit';
 import {
   agentDir,
+  agentEndedSignal,
   agentInboxQuery,
   agentProgressSignal,
   checkMessage,
@@ -107,7 +117,7 @@ import {
   type MessageResult,
   type SpawnRequest,
   type SpawnResult,
-  type TaskCounts,
+  type TeamAgentOutcome,
   type TeamAgentRow,
   type TeamAgentSettings,
   type TeamAgentStatus,
@@ -156,20 +166,8 @@ export interface TeamAgentInput {
   meter?: { limits: MeterLimitsMessage };
 }
 
-export interface TeamAgentResult {
-  agentId: string;
-  state: 'completed' | 'failed' | 'stopped';
-  costUsd: number;
-  turns: number;
-  tasks: TaskCounts;
-  archivedTo?: string;
-  sessionId?: string;
-  error?: string;
-  /** The failure type (src/shared/failures) of a failed agent. */
-  errorType?: FailureType;
-  startedAt: string;
-  completedAt: string;
-}
+/** What a team agent's workflow returns (src/shared/team TeamAgentOutcome). */
+export type TeamAgentResult = TeamAgentOutcome;
 
 /** Who the agents a team starts with were requested by: the human operator who started the team. */
 export const TEAM_STARTER = OPERATOR;
@@ -188,6 +186,12 @@ export const TEAM_BUDGET_PATCH = 'team-budgets';
  * both completed with the failure inside their result.
  */
 export const HONEST_OUTCOMES_PATCH = 'team-honest-outcomes';
+/**
+ * Patch id: the team continues as new before its history grows large; its agents are started with
+ * parent close policy ABANDON (they outlive the execution that started them) and report their end by
+ * signal `agentEnded` (issue #13). Before it, a team never continued and its agents reported nothing.
+ */
+export const LONG_TEAMS_PATCH = 'team-continue-as-new';
 /** Failure type of a model turn stopped by a budget (activities/meter BUDGET_EXCEEDED). */
 const BUDGET_EXCEEDED = 'BudgetExceeded';
 /** How long audit entries gather before they are appended to audit.jsonl together. */
@@ -218,6 +222,8 @@ interface MeterState {
 interface AgentRecord extends TeamAgentRow {
   instructions: string;
   handle?: ChildWorkflowHandle<typeof teamAgentWorkflow>;
+  /** Started by an earlier execution of the team: signalled by id, its end learnt from `agentEnded`. */
+  inherited?: boolean;
   /** The agent's `team` chain: what its next request must prove. */
   cap?: CapabilityState;
   capability?: TeamAgentInput['capability'];
@@ -226,7 +232,7 @@ interface AgentRecord extends TeamAgentRow {
 /** Whether a request proved its requester: `duplicate` marks a resent request that was accepted before. */
 type Authentication = { ok: true; replay?: boolean } | { ok: false; reason: string };
 
-export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> {
+export async function teamWorkflow(raw: TeamWorkflowInput, carry?: TeamCarry): Promise<TeamStatus> {
   const parsed = TeamWorkflowInputSchema.safeParse(raw);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
@@ -234,29 +240,50 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
   }
   const input = parsed.data;
   const { runId, policy } = input;
-  const startedAt = new Date().toISOString();
-  let state: TeamState = 'running';
+  const startedAt = carry?.startedAt ?? new Date().toISOString();
+  let state: TeamState = carry?.state ?? 'running';
   let completedAt: string | undefined = undefined;
-  let stopReason: string | undefined;
-  let stopSent = false;
-  const records: AgentRecord[] = [];
+  let stopReason: string | undefined = carry?.stopReason;
+  let stopSent = carry?.stopSent ?? false;
+  // Agents still active were started by an earlier execution: they are signalled by id.
+  const records: AgentRecord[] = (carry?.agents ?? []).map((a) => ({
+    ...a,
+    instructions: '',
+    ...(isActive(a.state) ? { inherited: true } : {}),
+  }));
   const pending: AgentRecord[] = [];
-  const counters: Record<string, number> = {};
-  const refusals: TeamRefusal[] = [];
-  const trail = createAuditTrail({ runId, outputsDir: input.outputsDir, persist: true });
+  const counters: Record<string, number> = { ...carry?.counters };
+  const refusals: TeamRefusal[] = [...(carry?.refusals ?? [])];
+  const trail = createAuditTrail({
+    runId,
+    outputsDir: input.outputsDir,
+    persist: true,
+    ...(carry ? { carry: carry.audit as AuditCarry } : {}),
+  });
   const capabilities = patched(CAPABILITY_PATCH);
   const budgets = patched(TEAM_BUDGET_PATCH);
   const honest = patched(HONEST_OUTCOMES_PATCH);
+  const longTeams = patched(LONG_TEAMS_PATCH);
+  const continueAt = { ...TEAM_CONTINUE_AS_NEW_AT, ...input.continueAsNewAt };
   /** The agent whose failure stopped the team (policy `onAgentFailure: stop`). */
-  let failedBy: AgentRecord | undefined;
+  let failedBy: AgentRecord | undefined = carry?.failedBy
+    ? records.find((r) => r.id === carry.failedBy)
+    : undefined;
   /** The team's budget ledger (src/shared/budget): roles are its phases (src/shared/team-budget). */
-  let ledger = teamLedger(input.budget);
+  let ledger = carry?.ledger ?? teamLedger(input.budget);
   /** Bumped by every `raiseBudget`: a pause that a raise overtook is not recorded. */
-  let budgetVersion = 0;
+  let budgetVersion = carry?.budgetVersion ?? 0;
   /** Metered agents by id. */
-  const metered = new Map<string, MeterState>();
+  const metered = new Map<string, MeterState>(
+    (carry?.meters ?? []).map(([id, m]) => [id, { ...m, chain: Promise.resolve() }]),
+  );
   /** Agents a budget holds → why, with the command that raises it. */
-  const pauses = new Map<string, string>();
+  const pauses = new Map<string, string>(carry?.pauses ?? []);
+  /** Agents whose end is being processed, and meter reads in flight: the team continues only without. */
+  let finishing = 0;
+  let reading = 0;
+  /** Agents whose end has been processed (from their result, their failure, or `agentEnded`). */
+  const ended = new Set<string>(records.filter((r) => !isActive(r.state)).map((r) => r.id));
   const record = (kind: AuditKind, actor: string, details: Record<string, unknown>) =>
     void trail.record(kind, details, actor);
   const byId = (id: string) => records.find((r) => r.id === id);
@@ -434,14 +461,19 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
       reason: r.data.reason,
     });
   });
+  /** How to reach an agent's workflow: its child handle, or by id when an earlier execution started it. */
+  function agentHandle(rec: AgentRecord) {
+    return rec.handle ?? (rec.inherited ? getExternalWorkflowHandle(rec.workflowId) : undefined);
+  }
   /** Hands an accepted message to its agent's workflow (once that has started), on the audit trail. */
   async function deliver(agentId: string, from: string, text: string): Promise<MessageResult> {
     const rec = byId(agentId)!;
     record('run', from, { event: 'message', to: rec.id, from, text: text.slice(0, 2000) });
-    await condition(() => rec.handle !== undefined || !isActive(rec.state));
+    await condition(() => agentHandle(rec) !== undefined || !isActive(rec.state));
     try {
-      if (!rec.handle) throw new Error('never started');
-      await rec.handle.signal(deliverMessageSignal, { from, text });
+      const handle = agentHandle(rec);
+      if (!handle) throw new Error('never started');
+      await handle.signal(deliverMessageSignal, { from, text });
     } catch (err) {
       // It ended between the check and the delivery (its result is not processed yet).
       const state = isActive(rec.state) ? 'ended' : rec.state;
@@ -523,6 +555,12 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
     if (p.note !== undefined) rec.note = p.note;
     // A round ended: its spend goes into the ledger now, so `budget status` follows the team.
     if (p.costUsd !== undefined) void chargeAgent(rec);
+  });
+  setHandler(agentEndedSignal, async (r) => {
+    // Sent by the agent's own workflow as it ends; only an agent of this team, once.
+    const rec = r && typeof r.agentId === 'string' ? byId(r.agentId) : undefined;
+    if (!rec || ended.has(rec.id) || !['completed', 'failed', 'stopped'].includes(String(r.state))) return;
+    await finishAgent(rec, { result: r });
   });
   setHandler(teamStatusQuery, (): TeamStatus => status());
   setHandler(auditQuery, (req) => trail.page(req).entries);
@@ -623,6 +661,7 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
   function chargeAgent(rec: AgentRecord): Promise<void> {
     const m = metered.get(rec.id);
     if (!m) return Promise.resolve();
+    reading += 1;
     m.chain = m.chain.then(async () => {
       try {
         const reading = await CancellationScope.nonCancellable(() =>
@@ -648,6 +687,8 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
         }
       } catch (err) {
         log.warn('meter not read', { runId, agentId: rec.id, error: describe(err) });
+      } finally {
+        reading -= 1;
       }
     });
     return m.chain;
@@ -666,10 +707,12 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
   }
 
   function status(): TeamStatus {
-    const agents = records.map(({ instructions: _i, handle: _h, cap, capability: _c, ...row }) => ({
-      ...row,
-      ...(cap ? { proofsUsed: cap.used } : {}),
-    }));
+    const agents = records.map(
+      ({ instructions: _i, handle: _h, inherited: _n, cap, capability: _c, ...row }) => ({
+        ...row,
+        ...(cap ? { proofsUsed: cap.used } : {}),
+      }),
+    );
     return {
       runId,
       goal: input.goal,
@@ -690,6 +733,7 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
         agents: records.length,
         active: records.filter((r) => isActive(r.state)).length,
       },
+      ...(carry ? { continuedAsNew: carry.continuedAsNew } : {}),
       policy: {
         maxTeamSize: policy.maxTeamSize,
         maxRequestDepth: policy.maxRequestDepth,
@@ -723,10 +767,16 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
 
   async function stopAgent(rec: AgentRecord): Promise<void> {
     try {
-      await rec.handle?.signal(stopAgentSignal, { reason: stopReason });
+      await agentHandle(rec)?.signal(stopAgentSignal, { reason: stopReason });
     } catch (err) {
       // The child may have completed in the meantime: nothing left to stop.
       log.info('stop signal not delivered', { agentId: rec.id, error: describe(err) });
+      // An inherited agent that cannot be reached has ended without telling (terminated): it is over.
+      if (rec.inherited && isActive(rec.state)) {
+        await finishAgent(rec, {
+          err: new Error(`its workflow cannot be reached (${describe(err)}); it ended without reporting`),
+        });
+      }
     }
   }
 
@@ -744,6 +794,11 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
       rec.handle = await startChild(teamAgentWorkflow, {
         workflowId: rec.workflowId,
         args: [agentInput(rec)],
+        // It must outlive this execution when the team continues as new; its tasks get as long as the
+        // team's (a busy worker replaying after an eviction needs more than the default 10 s).
+        ...(longTeams
+          ? { parentClosePolicy: ParentClosePolicy.ABANDON, workflowTaskTimeout: RUN_WORKFLOW_TASK_TIMEOUT }
+          : {}),
       });
     } catch (err) {
       metered.delete(rec.id);
@@ -755,8 +810,40 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
     if (rec.state === 'starting') rec.state = 'running';
     rec.startedAt ??= new Date().toISOString();
     if (stopSent) await stopAgent(rec);
+    let outcome: { result: TeamAgentResult } | { err: unknown };
     try {
-      const r = await rec.handle.result();
+      outcome = { result: await rec.handle.result() };
+    } catch (err) {
+      outcome = { err };
+    }
+    await finishAgent(rec, outcome);
+  }
+
+  /**
+   * Processes an agent's end once, whichever tells first: its child's result or failure (agents this
+   * execution started), or its `agentEnded` signal (any agent, and the only news of inherited ones).
+   */
+  async function finishAgent(
+    rec: AgentRecord,
+    outcome: { result: TeamAgentResult } | { err: unknown },
+  ): Promise<void> {
+    if (ended.has(rec.id)) return;
+    ended.add(rec.id);
+    finishing += 1;
+    try {
+      await processEnd(rec, outcome);
+    } finally {
+      finishing -= 1;
+    }
+  }
+
+  async function processEnd(
+    rec: AgentRecord,
+    outcome: { result: TeamAgentResult } | { err: unknown },
+  ): Promise<void> {
+    try {
+      if ('err' in outcome) throw outcome.err;
+      const r = outcome.result;
       rec.state = r.state;
       rec.costUsd = r.costUsd;
       rec.turns = r.turns;
@@ -799,26 +886,79 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
     record('run', 'workflow', { event: 'team_stop_requested', reason: stopReason, policy: 'stop' });
   }
 
+  /** Whether this execution's history is big enough to continue as new. */
+  const historyFull = () => {
+    const info = workflowInfo();
+    return shouldContinueAsNew(
+      { length: info.historyLength, size: info.historySize, suggested: info.continueAsNewSuggested },
+      continueAt,
+    );
+  };
+  /** Nothing in flight that the next execution could not pick up. */
+  const quiet = () =>
+    pending.length === 0 &&
+    finishing === 0 &&
+    reading === 0 &&
+    records.every((r) => r.state !== 'starting') &&
+    allHandlersFinished();
+
+  /** What the next execution starts from: rows and references, never transcripts or instructions. */
+  function carryState(): TeamCarry {
+    const agents = records.map(
+      ({ instructions: _i, handle: _h, inherited: _n, ...row }): CarriedAgent => row,
+    );
+    return {
+      startedAt,
+      continuedAsNew: (carry?.continuedAsNew ?? 0) + 1,
+      state,
+      ...(stopReason !== undefined ? { stopReason } : {}),
+      stopSent,
+      ...(failedBy ? { failedBy: failedBy.id } : {}),
+      counters,
+      agents,
+      refusals,
+      ledger,
+      budgetVersion,
+      meters: [...metered].map(([id, m]) => [
+        id,
+        { charged: m.charged, running: m.running, paused: m.paused },
+      ]),
+      pauses: [...pauses],
+      audit: trail.carry(),
+    };
+  }
+
   // ---- main ----
-  record('run', TEAM_STARTER, {
-    event: 'team_started',
-    goal: input.goal,
-    backend: input.backend,
-    engineers: input.engineers,
-    interns: input.interns,
-  });
-  const initial: [string, string][] = [
-    [TeamRole.manager, 'manager'],
-    [TeamRole.architect, 'architect'],
-    ...range(input.engineers).map((i): [string, string] => [TeamRole.engineer, `engineer-${i}`]),
-    ...range(input.interns).map((i): [string, string] => [TeamRole.intern, `intern-${i}`]),
-  ];
-  for (const [role, name] of initial) {
-    if (!policy.roles[role]) {
-      throw ApplicationFailure.nonRetryable(`the hierarchy policy has no role "${role}"`, 'InvalidTeamInput');
+  if (carry) {
+    record('run', 'workflow', {
+      event: 'team_continued',
+      execution: carry.continuedAsNew + 1,
+      active: records.filter((r) => isActive(r.state)).length,
+    });
+  } else {
+    record('run', TEAM_STARTER, {
+      event: 'team_started',
+      goal: input.goal,
+      backend: input.backend,
+      engineers: input.engineers,
+      interns: input.interns,
+    });
+    const initial: [string, string][] = [
+      [TeamRole.manager, 'manager'],
+      [TeamRole.architect, 'architect'],
+      ...range(input.engineers).map((i): [string, string] => [TeamRole.engineer, `engineer-${i}`]),
+      ...range(input.interns).map((i): [string, string] => [TeamRole.intern, `intern-${i}`]),
+    ];
+    for (const [role, name] of initial) {
+      if (!policy.roles[role]) {
+        throw ApplicationFailure.nonRetryable(
+          `the hierarchy policy has no role "${role}"`,
+          'InvalidTeamInput',
+        );
+      }
+      const instructions = input.instructions[role] ?? defaultInstructions(input, role, name);
+      accept({ role, name, instructions, requestedBy: TEAM_STARTER }, 0, 'start');
     }
-    const instructions = input.instructions[role] ?? defaultInstructions(input, role, name);
-    accept({ role, name, instructions, requestedBy: TEAM_STARTER }, 0, 'start');
   }
   // The audit file is written in the background, in batches, so that no request waits for a disk write
   // and a burst of requests costs one activity. Entries not yet written are workflow state: none is lost.
@@ -829,14 +969,36 @@ export async function teamWorkflow(raw: TeamWorkflowInput): Promise<TeamStatus> 
       () =>
         pending.length > 0 ||
         (stopReason !== undefined && !stopSent) ||
-        records.every((r) => !isActive(r.state)),
+        records.every((r) => !isActive(r.state)) ||
+        (longTeams && historyFull()),
     );
     while (pending.length > 0) launches.push(launch(pending.shift()!));
     if (stopReason !== undefined && !stopSent) {
       stopSent = true;
-      await Promise.all(records.filter((r) => r.handle && isActive(r.state)).map(stopAgent));
+      await Promise.all(records.filter((r) => agentHandle(r) && isActive(r.state)).map(stopAgent));
     }
     if (pending.length === 0 && records.every((r) => !isActive(r.state))) break;
+    if (longTeams && historyFull()) {
+      // Drain: every accepted request started, every handler and agent end processed. A request that
+      // arrives meanwhile is launched here too; nothing is dropped at the boundary.
+      for (;;) {
+        while (pending.length > 0) launches.push(launch(pending.shift()!));
+        await condition(() => pending.length > 0 || quiet());
+        if (quiet()) break;
+      }
+      if (records.every((r) => !isActive(r.state))) break;
+      if (stopReason === undefined || stopSent) {
+        log.info('team continues as new', {
+          runId,
+          events: workflowInfo().historyLength,
+          bytes: workflowInfo().historySize,
+          agents: records.length,
+          active: records.filter((r) => isActive(r.state)).length,
+        });
+        // Entries not yet written ride in the carry; the next execution writes them (appends are idempotent).
+        return await continueAsNew<typeof teamWorkflow>(input, carryState());
+      }
+    }
   }
   await Promise.all(launches);
   const verdict = honest ? teamVerdict(records, failedBy?.id) : undefined;
@@ -1248,6 +1410,13 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
     startedAt,
     completedAt,
   };
+  // The team's latest execution learns of the end by signal: after a continue-as-new it does not own
+  // this workflow any more and no result reaches it.
+  if (patched(LONG_TEAMS_PATCH)) {
+    await team.signal(agentEndedSignal, result).catch((err: unknown) => {
+      log.warn('end not reported to the team', { agentId: agent.id, error: describe(err) });
+    });
+  }
   // A failed agent is a failed workflow (red in the Web UI, its classified failure as the cause); its
   // result rides in the failure's details, so the team still learns its cost, tasks and archive.
   if (state === 'failed' && patched(HONEST_OUTCOMES_PATCH)) throw agentFailure(result);

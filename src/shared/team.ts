@@ -133,6 +133,13 @@ export const TeamWorkflowInputSchema = z.object({
   instructions: z.record(RoleNameSchema, z.string().min(1)).default({}),
   /** What the whole team may spend (`team start --max-usd/--max-tokens`); `budget set` changes it. */
   budget: BudgetLimitSchema.optional(),
+  /**
+   * Where the team's execution continues as new (history events, bytes); defaults in
+   * src/shared/team-carry. Tests and benchmarks lower them to exercise the boundary.
+   */
+  continueAsNewAt: z
+    .object({ events: z.number().int().positive().optional(), bytes: z.number().int().positive().optional() })
+    .optional(),
 });
 export type TeamWorkflowInput = z.infer<typeof TeamWorkflowInputSchema>;
 
@@ -227,6 +234,8 @@ export interface TeamStatus {
   /** The run's audit entries (also written to `<outputsDir>/<runId>/audit.jsonl`). */
   audit: AuditEntry[];
   totals: { costUsd: number; agents: number; active: number };
+  /** How many times the team's workflow has continued as new (absent: never). */
+  continuedAsNew?: number;
   policy: { maxTeamSize: number; maxRequestDepth: number; canRequest: Record<string, string[]> };
 }
 
@@ -342,6 +351,28 @@ export const spoofReportSignal = defineSignal<[SpoofReport]>('spoofReport');
 
 /** Sent by agent workflows to their team. */
 export const agentProgressSignal = defineSignal<[AgentProgress]>('agentProgress');
+
+/** How one team agent ended: its workflow's result (or, when it failed, its failure's details). */
+export interface TeamAgentOutcome {
+  agentId: string;
+  state: 'completed' | 'failed' | 'stopped';
+  costUsd: number;
+  turns: number;
+  tasks: TaskCounts;
+  archivedTo?: string;
+  sessionId?: string;
+  error?: string;
+  /** The failure type (src/shared/failures) of a failed agent. */
+  errorType?: string;
+  startedAt: string;
+  completedAt: string;
+}
+
+/**
+ * Sent by an agent workflow to its team (the team's latest run) as it ends. A team that has continued
+ * as new no longer owns the children its earlier runs started: this is how it learns they ended.
+ */
+export const agentEndedSignal = defineSignal<[TeamAgentOutcome]>('agentEnded');
 export const teamStatusQuery = defineQuery<TeamStatus>('status');
 /** A message to a running agent, fire-and-forget; a refusal (ended agent, unknown name) is in status and audit. */
 export const messageAgentSignal = defineSignal<[MessageRequest]>('messageAgent');

@@ -1,0 +1,240 @@
+/**
+ * Long teams (issue #13): 300 spawns in one team, half by update and half by signal, from four
+ * requesters at once. The team continues as new (at least once) before its history grows large; every
+ * request is answered (updates) or acted on (signals), none lost at the boundary; every agent is in
+ * `team status`; every execution's history stays under 2 MB. Script agents keep it cheap.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { temporal } from '@temporalio/proto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadHierarchyPolicy } from '../../config/hierarchy';
+import { capabilityProof } from '../../src/shared/identity';
+import {
+  agentInboxQuery,
+  requestAgentUpdate,
+  spawnAgentSignal,
+  type SpawnRequest,
+  type SpawnResult,
+  type TeamStatus,
+} from '../../src/shared/team';
+import { sendMessage, startTeam, stopTeam, teamStatus } from '../../src/teams';
+import { waitFor } from '../harness/gates';
+import { createTestEnv, env, tempDir, type TestEnv } from '../harness/temporal';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+/** Twelve requesters (manager, architect, ten engineers), half by update, half by signal. */
+const PER_REQUESTER = 25;
+const ENGINEERS = 10;
+const MB2 = 2 * 1024 * 1024;
+
+let t: TestEnv;
+beforeAll(async () => {
+  t = await createTestEnv();
+  await t.startWorker();
+});
+afterAll(async () => t?.close());
+
+describe('a long team', () => {
+  // Minutes of work for a loaded machine: run it with ORCH_TEST_LONG_TEAM=1.
+  it.skipIf(!process.env.ORCH_TEST_LONG_TEAM)(
+    '300 spawns: continues as new, loses no signal or update, accounts for every agent, histories < 2 MB',
+    async () => {
+      const workspace = tempDir('orch-team-long-');
+      // The agents the team starts with wait for the test's word, so that they stay able to request.
+      const hold = 'while [ ! -e release ]; do sleep 0.2; done';
+      const input = await startTeam(t.client, {
+        goal: 'Grow large',
+        workspace,
+        outputsDir: t.config.outputsDir,
+        policy: loadHierarchyPolicy(undefined, { maxTeamSize: 1000 }),
+        backend: 'script',
+        taskQueue: t.taskQueue,
+        engineers: ENGINEERS,
+        instructions: { manager: hold, architect: hold, 'software-engineer': hold },
+      });
+      const { runId } = input;
+      const handle = t.client.workflow.getHandle(runId);
+      const requesters = [
+        'manager-1',
+        'architect-1',
+        ...Array.from({ length: ENGINEERS }, (_, i) => `software-engineer-${i + 1}`),
+      ];
+      const by = (i: number): 'signal' | 'update' => (i % 2 === 0 ? 'update' : 'signal');
+      await waitFor(async () => {
+        const s = await teamStatus(t.client, runId);
+        return s.agents.filter((a) => a.state === 'running').length === requesters.length;
+      }, 'the requesters running');
+      const key = (id: string) =>
+        fs.readFileSync(path.join(t.config.outputsDir, runId, 'keys', `${id}.key`), 'utf8').trim();
+
+      // Each requester sends its requests in order (its proofs are a chain); the four run at once.
+      const sent = { signals: 0, updates: 0 };
+      const answered: SpawnResult[] = [];
+      const errors: string[] = [];
+      async function requester(id: string, by: 'signal' | 'update'): Promise<void> {
+        const secret = key(id);
+        const role = id.startsWith('software-engineer') ? 'intern' : 'software-engineer';
+        for (let i = 0; i < PER_REQUESTER; i++) {
+          const req: SpawnRequest = {
+            role,
+            name: `${id}-${by}-${i + 1}`,
+            instructions: 'true',
+            requestedBy: id,
+            proof: capabilityProof(secret, 'team', i)!,
+          };
+          try {
+            if (by === 'signal') {
+              await handle.signal(spawnAgentSignal, req);
+              sent.signals += 1;
+            } else {
+              sent.updates += 1;
+              answered.push(await handle.executeUpdate(requestAgentUpdate, { args: [req] }));
+            }
+          } catch (err) {
+            errors.push(`${req.name}: ${String(err)}`);
+          }
+        }
+      }
+      await Promise.all(requesters.map((id, i) => requester(id, by(i))));
+      expect(errors).toEqual([]);
+      expect(sent).toEqual({ signals: 150, updates: 150 });
+      expect(answered).toHaveLength(150);
+      expect(answered.filter((a) => a.duplicate)).toEqual([]);
+
+      // Every request became an agent, and every agent ended; then the requesters are let go.
+      const total = requesters.length + 300;
+      // Watched in the workspace, not by query: the status of 300 agents is big, and a query on an evicted
+      // run replays its whole history on a busy worker. Each ended agent's directory is archived.
+      const teamDir = path.join(workspace, '.team');
+      const deadline = Date.now() + 1_200_000;
+      while (fs.readdirSync(teamDir).filter((d) => d.endsWith('-completed')).length < 300) {
+        if (Date.now() > deadline) throw new Error('not every requested agent ended');
+        await new Promise((r) => setTimeout(r, 2_000));
+      }
+      fs.writeFileSync(path.join(workspace, 'release'), '');
+      const final = (await handle.result()) as TeamStatus;
+
+      expect(final.state).toBe('completed');
+      expect(final.refusals).toEqual([]);
+      expect(final.agents).toHaveLength(total);
+      expect(
+        final.agents.filter((a) => a.state !== 'completed').map((a) => [a.id, a.state, a.error]),
+      ).toEqual([]);
+      const names = new Set(final.agents.map((a) => a.name));
+      requesters.forEach((id, n) => {
+        for (let i = 1; i <= PER_REQUESTER; i++) expect(names.has(`${id}-${by(n)}-${i}`), id).toBe(true);
+      });
+      // Ids are unique and dense per role: no request started two agents.
+      expect(new Set(final.agents.map((a) => a.id)).size).toBe(total);
+      expect(final.agents.filter((a) => a.role === 'intern')).toHaveLength(ENGINEERS * PER_REQUESTER);
+      // The requesters proved every request: the chains moved exactly 75 each.
+      for (const id of requesters)
+        expect(final.agents.find((a) => a.id === id)?.proofsUsed).toBe(PER_REQUESTER);
+      expect(final.continuedAsNew ?? 0).toBeGreaterThanOrEqual(1);
+
+      // `team status` (the real CLI) accounts for every agent.
+      const shown = await execa(
+        process.execPath,
+        [path.join(ROOT, 'bin/orchestrator.js'), 'team', 'status', runId],
+        {
+          reject: false,
+          env: { TEMPORAL_ADDRESS: t.config.temporal.address, LOG_LEVEL: 'warn', NO_COLOR: '1' },
+          stdin: 'ignore',
+        },
+      );
+      expect(shown.exitCode, shown.stderr).toBe(0);
+      expect(shown.stdout).toContain(`${total} agents (0 active)`);
+      for (const a of final.agents) expect(shown.stdout).toContain(a.id);
+
+      // Every execution of the team: how many, and how big their histories are.
+      const runs = await waitFor(async () => {
+        const listed = await execa(env('ORCH_TEST_TEMPORAL_CLI'), [
+          'workflow',
+          'list',
+          '--address',
+          t.config.temporal.address,
+          '--query',
+          `WorkflowId = '${runId}'`,
+          '--output',
+          'json',
+        ]);
+        const ids = (JSON.parse(listed.stdout || '[]') as { execution: { runId: string } }[]).map(
+          (w) => w.execution.runId,
+        );
+        return ids.length === (final.continuedAsNew ?? 0) + 1 && ids;
+      }, 'every execution of the team in `temporal workflow list`');
+      const sizes: { events: number; bytes: number }[] = [];
+      for (const r of runs) {
+        const history = await t.client.workflow.getHandle(runId, r).fetchHistory();
+        sizes.push({
+          events: history.events?.length ?? 0,
+          bytes: temporal.api.history.v1.History.encode(history).finish().length,
+        });
+      }
+      console.error(`team ${runId}: ${runs.length} executions`, JSON.stringify(sizes));
+      for (const s of sizes) expect(s.bytes).toBeLessThan(MB2);
+    },
+    1_500_000,
+  );
+
+  it('across the boundary: agents started before it get messages and stop signals by id; ends are reported', async () => {
+    const workspace = tempDir('orch-team-can-');
+    const hold = 'while [ ! -e release ]; do sleep 0.2; done';
+    const input = await startTeam(t.client, {
+      goal: 'Cross the boundary',
+      workspace,
+      outputsDir: t.config.outputsDir,
+      policy: loadHierarchyPolicy(undefined, { maxTeamSize: 100 }),
+      backend: 'script',
+      taskQueue: t.taskQueue,
+      instructions: { manager: hold, architect: hold },
+      // A low limit makes a few spawns cross at least one boundary.
+      continueAsNewAt: { events: 150 },
+    });
+    const { runId } = input;
+    const handle = t.client.workflow.getHandle(runId);
+    await waitFor(
+      async () => (await teamStatus(t.client, runId)).agents.every((a) => a.state === 'running'),
+      'the two holders running',
+    );
+    const secret = fs
+      .readFileSync(path.join(t.config.outputsDir, runId, 'keys', 'manager-1.key'), 'utf8')
+      .trim();
+    for (let i = 0; i < 30; i++) {
+      await handle.signal(spawnAgentSignal, {
+        role: 'software-engineer',
+        name: `eng-${i + 1}`,
+        instructions: 'true',
+        requestedBy: 'manager-1',
+        proof: capabilityProof(secret, 'team', i)!,
+      });
+    }
+    const grown = await waitFor(
+      async () => {
+        const s = await teamStatus(t.client, runId);
+        return s.agents.length === 32 && s.totals.active === 2 && (s.continuedAsNew ?? 0) >= 1 && s;
+      },
+      'thirty engineers ended, the team continued as new',
+      300_000,
+    );
+    expect(grown.agents.filter((a) => a.state === 'completed')).toHaveLength(30);
+
+    // The manager was started by the first execution: a message still reaches it, by id.
+    const sent = await sendMessage(t.client, runId, { to: 'manager-1', text: 'still there?' });
+    expect(sent).toMatchObject({ to: 'manager-1', state: 'running' });
+    const inbox = await t.client.workflow.getHandle(grown.agents[0]!.workflowId).query(agentInboxQuery, 0);
+    expect(inbox.map((m) => m.text)).toEqual(['still there?']);
+
+    // Stop reaches both holders by id; their ends come back by signal; the team ends stopped.
+    await stopTeam(t.client, runId, 'enough');
+    const final = (await handle.result()) as TeamStatus;
+    expect(final.state).toBe('stopped');
+    expect(final.agents.slice(0, 2).map((a) => [a.id, a.state])).toEqual([
+      ['manager-1', 'stopped'],
+      ['architect-1', 'stopped'],
+    ]);
+    expect(final.continuedAsNew ?? 0).toBeGreaterThanOrEqual(1);
+  }, 600_000);
+});
