@@ -6,6 +6,7 @@ import { readServerState } from '../devserver';
 import { CLIENT_CHANNEL_ARGS } from '../client-channel';
 import { createLogger, logDestination, type Logger } from '../logger';
 import { WorkflowType } from '../shared/names';
+import { retryRefusedQueries } from '../query-retry';
 
 /** Global flags shared by every command (they override the matching environment variables). */
 export interface GlobalFlags {
@@ -48,7 +49,11 @@ export async function connectClient(
     throw new CliError(cannotReachTemporal(config.temporal.address, err));
   }
   return {
-    client: new Client({ connection, namespace: config.temporal.namespace }),
+    client: new Client({
+      connection,
+      namespace: config.temporal.namespace,
+      interceptors: { workflow: [retryRefusedQueries()] },
+    }),
     close: () => connection.close(),
   };
 }

@@ -8,6 +8,7 @@ import { CLIENT_CHANNEL_ARGS } from '../client-channel';
 import { installRuntimeLogger } from '../../workers/runtime-logger';
 import { createWorker } from '../../workers/worker';
 import type { Logger } from '../logger';
+import { retryRefusedQueries } from '../query-retry';
 
 export async function withLocalWorker<T>(
   config: AppConfig,
@@ -22,7 +23,13 @@ export async function withLocalWorker<T>(
     channelArgs: CLIENT_CHANNEL_ARGS,
   });
   try {
-    return await fn(new Client({ connection, namespace: config.temporal.namespace }));
+    return await fn(
+      new Client({
+        connection,
+        namespace: config.temporal.namespace,
+        interceptors: { workflow: [retryRefusedQueries()] },
+      }),
+    );
   } finally {
     worker.shutdown();
     await running;
