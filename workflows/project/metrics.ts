@@ -5,20 +5,30 @@
  */
 import { metricMeter } from '@temporalio/workflow';
 
-const costMicroUsd = metricMeter.createCounter(
-  'orchestrator_cost_micro_usd',
-  'uUSD',
-  'Money charged to run ledgers, by run, phase, agent and model',
-);
-const tokens = metricMeter.createCounter(
-  'orchestrator_tokens',
-  'tokens',
-  'Tokens charged to run ledgers, by run, phase, agent and model',
-);
-const spawns = metricMeter.createCounter('orchestrator_agent_spawns', '', 'Agent children started');
-const rollbacks = metricMeter.createCounter('orchestrator_rollbacks', '', 'Workspace rollbacks');
-const gateResults = metricMeter.createCounter('orchestrator_gate_results', '', 'Gate evaluations by outcome');
-const budgetPauses = metricMeter.createCounter('orchestrator_budget_pauses', '', 'Runs paused by a budget');
+/**
+ * Counters are made where they are used, not when this module loads: the meter exists only inside a
+ * workflow, and unit tests import the decision modules that call these functions outside one. Making a
+ * counter is cheap (a name and its tags travel with each value).
+ */
+const counter = {
+  costMicroUsd: () =>
+    metricMeter.createCounter(
+      'orchestrator_cost_micro_usd',
+      'uUSD',
+      'Money charged to run ledgers, by run, phase, agent and model',
+    ),
+  tokens: () =>
+    metricMeter.createCounter(
+      'orchestrator_tokens',
+      'tokens',
+      'Tokens charged to run ledgers, by run, phase, agent and model',
+    ),
+  spawns: () => metricMeter.createCounter('orchestrator_agent_spawns', '', 'Agent children started'),
+  rollbacks: () => metricMeter.createCounter('orchestrator_rollbacks', '', 'Workspace rollbacks'),
+  gateResults: () =>
+    metricMeter.createCounter('orchestrator_gate_results', '', 'Gate evaluations by outcome'),
+  budgetPauses: () => metricMeter.createCounter('orchestrator_budget_pauses', '', 'Runs paused by a budget'),
+};
 
 /** One ledger charge (the spend on one model) as counters. */
 export function countCharge(
@@ -29,26 +39,26 @@ export function countCharge(
 ): void {
   const tags = { run, phase: at.phase, agent: at.agent, model: at.model };
   // Counters only go up; a negative or fractional delta would make the SDK throw inside the workflow.
-  if (microUsd > 0) costMicroUsd.add(Math.round(microUsd), tags);
-  if (tokenCount > 0) tokens.add(Math.round(tokenCount), tags);
+  if (microUsd > 0) counter.costMicroUsd().add(Math.round(microUsd), tags);
+  if (tokenCount > 0) counter.tokens().add(Math.round(tokenCount), tags);
 }
 
 /** An agent child is about to start. */
 export function countSpawn(run: string, phase: string, agent: string): void {
-  spawns.add(1, { run, phase, agent });
+  counter.spawns().add(1, { run, phase, agent });
 }
 
 /** The workspace was rolled back (`source`: gate or operator). */
 export function countRollback(run: string, source: string): void {
-  rollbacks.add(1, { run, source });
+  counter.rollbacks().add(1, { run, source });
 }
 
 /** One gate's result. */
 export function countGate(run: string, phase: string, gate: string, passed: boolean): void {
-  gateResults.add(1, { run, phase, gate, outcome: passed ? 'passed' : 'failed' });
+  counter.gateResults().add(1, { run, phase, gate, outcome: passed ? 'passed' : 'failed' });
 }
 
 /** The run paused on an exhausted budget. */
 export function countBudgetPause(run: string, phase: string, agent: string): void {
-  budgetPauses.add(1, { run, phase, agent });
+  counter.budgetPauses().add(1, { run, phase, agent });
 }
