@@ -2,10 +2,13 @@
  * `npm run bench:phase`: orchestration overhead per phase (script agents that do nothing, so what is
  * measured is the engine: child agent workflow, artifact validation, shadow-git checkpoint, manifest)
  * against a raw Temporal baseline workflow that makes the same number of activity calls per phase, on
- * the same dev server in the same run. Prints both medians and their ratio.
+ * the same dev server in the same run. Prints both medians and their ratio, and where a phase's time goes
+ * (./breakdown: from the histories' event timestamps, per step, per phase, median over the rounds).
  */
+import type { Client } from '@temporalio/client';
 import { ProjectSpecSchema } from '../src/shared/spec';
 import { startRun } from '../src/runs';
+import { addInto, attribute, type Counts, type Span, spansOf } from './breakdown';
 import { benchEnv, median } from './harness';
 
 const PHASES = Number(process.env.BENCH_PHASES ?? 10);
@@ -24,6 +27,10 @@ try {
   });
   const product: number[] = [];
   const baseline: number[] = [];
+  const productSteps: Record<string, number>[] = [];
+  const baselineSteps: Record<string, number>[] = [];
+  const productCounts: Counts[] = [];
+  const baselineCounts: Counts[] = [];
   // Warm-up (bundle caches, SQLite, the first workflow task) is not measured.
   await env.client.workflow.execute('baselineWorkflow', {
     taskQueue: 'bench',
@@ -38,7 +45,8 @@ try {
       workflowId: `baseline-${round}`,
       args: [PHASES * ACTIVITIES_PER_PHASE],
     });
-    baseline.push((performance.now() - t0) / PHASES);
+    const baselineWall = performance.now() - t0;
+    baseline.push(baselineWall / PHASES);
 
     t0 = performance.now();
     const input = await startRun(env.client, {
@@ -49,7 +57,16 @@ try {
       runId: `bench-${round}`,
     });
     await env.client.workflow.getHandle(input.runId).result();
-    product.push((performance.now() - t0) / PHASES);
+    const productWall = performance.now() - t0;
+    product.push(productWall / PHASES);
+
+    // Histories are read after the timing, so reading them costs the measured runs nothing.
+    const b = await breakdown(env.client, `baseline-${round}`, baselineWall);
+    baselineSteps.push(b.steps);
+    baselineCounts.push(b.counts);
+    const p = await breakdown(env.client, input.runId, productWall);
+    productSteps.push(p.steps);
+    productCounts.push(p.counts);
   }
   const p = median(product);
   const b = median(baseline);
@@ -58,9 +75,73 @@ try {
   console.log(
     `raw Temporal baseline, ${ACTIVITIES_PER_PHASE} activities per phase (median): ${b.toFixed(1)} ms`,
   );
+  printSteps('orchestrator', productSteps, productCounts);
+  printSteps('raw Temporal baseline', baselineSteps, baselineCounts);
   console.log(
     `ratio orchestrator/baseline: ${(p / b).toFixed(2)}x (overhead ${(p - b).toFixed(1)} ms per phase)`,
   );
 } finally {
   await env.close();
+}
+
+/**
+ * One run's wall time by step, summed over the workflow and its children (./breakdown), plus what the
+ * client spent outside the workflow (starting it, preparing the workspace, getting the result).
+ */
+async function breakdown(
+  client: Client,
+  workflowId: string,
+  wallMs: number,
+): Promise<{ steps: Record<string, number>; counts: Counts }> {
+  const spans: Span[] = [];
+  const counts: Counts = {};
+  let first = Infinity;
+  let last = -Infinity;
+  let events = 0;
+  // The latest execution first, then the ones it continued as new from, and every child of each.
+  const queue: { workflowId: string; runId?: string; prefix: string; rank?: (p: number) => number }[] = [
+    { workflowId, prefix: '' },
+  ];
+  for (let next = queue.shift(); next; next = queue.shift()) {
+    const history = await client.workflow.getHandle(next.workflowId, next.runId).fetchHistory();
+    const evs = history.events ?? [];
+    events += evs.length;
+    const h = spansOf(evs, next.prefix, next.rank);
+    spans.push(...h.spans);
+    addInto(counts, h.counts);
+    if (next.prefix === '') {
+      first = Math.min(first, h.first);
+      last = Math.max(last, h.last);
+    }
+    if (next.prefix === '' && h.continuedFrom) queue.push({ workflowId, runId: h.continuedFrom, prefix: '' });
+    for (const c of h.children) queue.push({ ...c, prefix: 'agent › ', rank: (p) => 11 + p / 10 });
+  }
+  counts['history events (run and children)'] = events;
+  const steps = attribute(spans, first, last);
+  steps['client: start the run, prepare the workspace, fetch the result'] = Math.max(
+    0,
+    wallMs - (last - first),
+  );
+  return { steps, counts };
+}
+
+/** The median per phase of each step over the rounds, biggest first, with its share of the total. */
+function printSteps(title: string, rounds: Record<string, number>[], counts: Counts[]): void {
+  const cats = [...new Set(rounds.flatMap((r) => Object.keys(r)))];
+  const rows = cats
+    .map((c) => ({ c, ms: median(rounds.map((r) => (r[c] ?? 0) / PHASES)) }))
+    .sort((x, y) => y.ms - x.ms);
+  const total = rows.reduce((n, r) => n + r.ms, 0);
+  console.log(
+    `\n${title}: where a phase's time goes (median per phase; parts sum to ${total.toFixed(1)} ms)`,
+  );
+  for (const r of rows) {
+    if (r.ms < 0.05) continue;
+    console.log(
+      `  ${r.ms.toFixed(1).padStart(7)} ms ${((100 * r.ms) / total).toFixed(0).padStart(3)}%  ${r.c}`,
+    );
+  }
+  const keys = [...new Set(counts.flatMap((r) => Object.keys(r)))].sort();
+  const per = keys.map((k) => `${k} ${(median(counts.map((r) => r[k] ?? 0)) / PHASES).toFixed(1)}`);
+  console.log(`  per phase: ${per.join(', ')}`);
 }
