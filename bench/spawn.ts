@@ -1,7 +1,7 @@
 /**
  * `npm run bench:spawn`: how long a teammate request takes to become a running agent process, by the
  * three ways a request is made:
- * - **mcp**: an agent's `request_teammate` tool call, through the team MCP server (bin/team-mcp.js, the
+ * - **mcp**: an agent's `request_teammate` tool call, through the team MCP server (bin/team-mcp.mjs, the
  *   process `claude` starts) and the agent's tool socket, as a model makes it;
  * - **cli**: an agent's `orchestrator team request` in its shell (a new CLI process per request);
  * - **client**: a `requestAgent` update from a `@temporalio/client` already connected.

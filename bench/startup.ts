@@ -57,7 +57,7 @@ const fmt = (s: Sample): string =>
 /** Median of RUNS runs, the three commands interleaved so that machine noise hits them alike. */
 function benchCli(): { node: Sample; help: Sample; eager: Sample } {
   const eagerScript =
-    `const { main } = await import(${JSON.stringify(path.join(ROOT, 'dist/cli/main.js'))});` +
+    `const { main } = await import(${JSON.stringify(path.join(ROOT, 'dist/cli/main.cjs'))});` +
     `await main(['node', 'orchestrator', '--help']);`;
   const samples = { node: [] as Sample[], help: [] as Sample[], eager: [] as Sample[] };
   timeRun([BIN, '--help']); // warm the file cache

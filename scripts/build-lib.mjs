@@ -11,16 +11,16 @@
  * checkout touches mtimes without changing content). Developers edit sources all the time, so both
  * outputs are checked at every use and rebuilt when stale, never silently used out of date.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 
 /** The repository root (this file is scripts/build-lib.mjs). */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DIST = path.join(ROOT, 'dist');
 export const CLI_DIR = path.join(DIST, 'cli');
-export const CLI_MAIN = path.join(CLI_DIR, 'main.js');
+export const CLI_MAIN = path.join(CLI_DIR, 'main.cjs');
 const CLI_INFO = path.join(CLI_DIR, 'build.json');
 const CLI_MANIFEST = path.join(CLI_DIR, 'commands.json');
 export const WORKFLOWS_ENTRY = path.join(ROOT, 'workflows', 'index.ts');
@@ -36,8 +36,14 @@ const WORKFLOW_PACKAGES = ['@temporalio/workflow', '@temporalio/worker', '@tempo
 
 /** @typedef {Record<string, { size: number; mtimeMs: number; sha1: string }>} Fingerprint */
 
-/** @param {string} file */
+/**
+ * Loaded only when a content hash is needed (a build, or a source whose mtime moved): node:crypto's
+ * loading is a noticeable part of the CLI's startup otherwise.
+ * @param {string} file
+ */
 function sha1(file) {
+  /** @type {typeof import('node:crypto')} */
+  const crypto = createRequire(import.meta.url)('node:crypto');
   return crypto.createHash('sha1').update(fs.readFileSync(file)).digest('hex');
 }
 
@@ -84,7 +90,7 @@ export function firstChanged(recorded) {
  */
 export function writeAtomic(file, data) {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
+  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`;
   fs.writeFileSync(tmp, data);
   fs.renameSync(tmp, file);
 }
@@ -111,7 +117,32 @@ function staleness(output, infoFile) {
   const info = readInfo(infoFile);
   if (!info || !fs.existsSync(output)) return 'missing';
   const changed = firstChanged(info.sources);
-  return changed === undefined ? undefined : `${changed} changed`;
+  if (changed !== undefined) return `${changed} changed`;
+  refreshMtimes(infoFile, info);
+  return undefined;
+}
+
+/**
+ * Records the current mtimes of sources whose content is unchanged (a checkout, `touch`), so that the
+ * next start's size-and-mtime check (bin/orchestrator.js) passes without hashing them again. Each file
+ * is statted before it is hashed: an edit after the stat moves its mtime past the one recorded here.
+ * @param {string} infoFile
+ * @param {{ sources: Fingerprint }} info
+ */
+function refreshMtimes(infoFile, info) {
+  let moved = false;
+  for (const [rel, rec] of Object.entries(info.sources)) {
+    const abs = path.join(ROOT, rel);
+    const st = fs.statSync(abs, { throwIfNoEntry: false });
+    if (!st || st.mtimeMs === rec.mtimeMs || st.size !== rec.size || sha1(abs) !== rec.sha1) continue;
+    rec.mtimeMs = st.mtimeMs;
+    moved = true;
+  }
+  try {
+    if (moved) writeAtomic(infoFile, JSON.stringify(info, null, 1) + '\n');
+  } catch {
+    // A read-only install: the next start hashes again, which is correct, only slower.
+  }
 }
 
 /** Why the compiled CLI must be rebuilt, or undefined when it is current. */
@@ -122,10 +153,13 @@ export function cliStaleness() {
 /**
  * Rewrites `import.meta.url|dirname|filename` to the source file's own location, so that code finding
  * files next to itself (config presets, bin/, the workflows) behaves the same compiled into dist/cli/.
+ * In CommonJS output (main.cjs) the compiled file's own URL comes from `__filename`.
  * @param {string} outdir
+ * @param {'esm' | 'cjs'} [format]
  * @returns {import('esbuild').Plugin}
  */
-function sourceLocationPlugin(outdir) {
+function sourceLocationPlugin(outdir, format = 'esm') {
+  const self = format === 'cjs' ? 'require("node:url").pathToFileURL(__filename)' : 'import.meta.url';
   return {
     name: 'source-location',
     setup(build) {
@@ -133,7 +167,7 @@ function sourceLocationPlugin(outdir) {
         if (args.path.includes(`${path.sep}node_modules${path.sep}`)) return undefined;
         let contents = fs.readFileSync(args.path, 'utf8');
         if (contents.includes('import.meta.')) {
-          const url = `new URL(${JSON.stringify(path.relative(outdir, args.path))}, import.meta.url)`;
+          const url = `new URL(${JSON.stringify(path.relative(outdir, args.path))}, ${self})`;
           contents = contents
             .replace(/\bimport\.meta\.url\b/g, `${url}.href`)
             .replace(/\bimport\.meta\.filename\b/g, `decodeURIComponent(${url}.pathname)`)
@@ -148,21 +182,37 @@ function sourceLocationPlugin(outdir) {
   };
 }
 
+/** The CLI's entry, and the modules it loads only when needed (each an entry of the ESM build). */
+const CLI_ENTRY = path.join(ROOT, 'src/cli/main.ts');
+
 /**
- * Compiles the CLI with esbuild into dist/cli/: ESM, packages left to node_modules, code splitting so
- * that each command module is its own chunk loaded by its dynamic import. Files are written chunks
- * first, entry last, each atomically, so a CLI starting meanwhile runs the old build or the new one.
+ * The modules main.ts imports dynamically, found in its source (`import('./x')`), relative to src/cli.
+ * @returns {string[]}
+ */
+function lazyCliModules() {
+  const src = fs.readFileSync(CLI_ENTRY, 'utf8');
+  return [...new Set([...src.matchAll(/\bimport\(\s*'(\.\/[^']+)'\s*\)/g)].map((m) => m[1] ?? ''))];
+}
+
+/**
+ * Compiles the CLI with esbuild into dist/cli/, in two builds:
+ *
+ * - the command modules (and the other modules main.ts imports lazily) as ESM with code splitting, so
+ *   each is its own file loaded only when its command runs, sharing chunks;
+ * - main.ts alone as one CommonJS file (main.cjs) whose lazy `import()`s name those files. Starting
+ *   the CLI (and `--help`, which needs no command module) then reads one file of ours and goes through
+ *   Node's CommonJS loader, cheaper at startup than the ESM loader's resolution and linking.
+ *
+ * Packages stay in node_modules. Files are written chunks first, main.cjs last, each atomically, so a
+ * CLI starting meanwhile runs the old build or the new one.
  * @returns {Promise<void>}
  */
 export async function buildCli() {
   const esbuild = await import('esbuild');
-  const result = await esbuild.build({
+  const common = /** @type {const} */ ({
     absWorkingDir: ROOT,
-    entryPoints: { main: path.join(ROOT, 'src/cli/main.ts') },
     outdir: CLI_DIR,
     bundle: true,
-    splitting: true,
-    format: 'esm',
     platform: 'node',
     target: 'node20',
     packages: 'external',
@@ -170,17 +220,60 @@ export async function buildCli() {
     metafile: true,
     write: false,
     logLevel: 'error',
+  });
+  const cliSrc = path.dirname(CLI_ENTRY);
+  const lazy = lazyCliModules();
+  /** @type {Record<string, string>} */
+  const entryPoints = {};
+  for (const spec of lazy) entryPoints[path.basename(spec)] = path.join(cliSrc, `${spec}.ts`);
+  const modules = await esbuild.build({
+    ...common,
+    entryPoints,
+    entryNames: '[name]-[hash]',
+    splitting: true,
+    format: 'esm',
     plugins: [sourceLocationPlugin(CLI_DIR)],
   });
-  const files = [...result.outputFiles].sort(
+  /** @type {Map<string, string>} source (relative to ROOT) -> output file name */
+  const outputOf = new Map();
+  for (const [out, meta] of Object.entries(modules.metafile.outputs)) {
+    if (meta.entryPoint) outputOf.set(path.normalize(meta.entryPoint), path.basename(out));
+  }
+  const main = await esbuild.build({
+    ...common,
+    entryPoints: { main: CLI_ENTRY },
+    outExtension: { '.js': '.cjs' },
+    format: 'cjs',
+    plugins: [
+      sourceLocationPlugin(CLI_DIR, 'cjs'),
+      {
+        name: 'lazy-modules',
+        setup(build) {
+          // main.ts's own lazy imports name the ESM build's file for that module.
+          build.onResolve({ filter: /^\.\// }, (args) => {
+            if (args.importer !== CLI_ENTRY || args.kind !== 'dynamic-import') return undefined;
+            const rel = path.relative(ROOT, path.join(cliSrc, `${args.path}.ts`));
+            const out = outputOf.get(rel);
+            if (!out) return { errors: [{ text: `no compiled module for ${args.path}` }] };
+            return { path: `./${out}`, external: true };
+          });
+        },
+      },
+    ],
+  });
+  const files = [...modules.outputFiles, ...main.outputFiles].sort(
     (a, b) => Number(a.path === CLI_MAIN) - Number(b.path === CLI_MAIN),
   );
   for (const f of files) writeAtomic(f.path, f.contents);
   // Which module owns which top-level command, and the help lines: `--help` then loads no module.
+  const req = createRequire(import.meta.url);
+  delete req.cache[CLI_MAIN];
   /** @type {{ describeCommands: () => Promise<unknown[]> }} */
-  const cli = await import(`${pathToFileURL(CLI_MAIN).href}?build=${Date.now()}`);
+  const cli = req(CLI_MAIN);
   writeAtomic(CLI_MANIFEST, JSON.stringify(await cli.describeCommands(), null, 1) + '\n');
-  const sources = Object.keys(result.metafile.inputs).filter((f) => !f.includes('node_modules/'));
+  const sources = [...Object.keys(modules.metafile.inputs), ...Object.keys(main.metafile.inputs)].filter(
+    (f) => !f.includes('node_modules/'),
+  );
   writeAtomic(CLI_INFO, JSON.stringify({ sources: fingerprint(sources) }, null, 1) + '\n');
   // Chunks of earlier builds: kept a while for CLIs that started before this build, then removed.
   const keep = new Set(files.map((f) => path.basename(f.path)));
@@ -221,7 +314,8 @@ export async function loadCli() {
   } catch {
     manifest = undefined; // every command module is loaded instead: slower, same behaviour
   }
-  const { main } = await import(pathToFileURL(CLI_MAIN).href);
+  /** @type {{ main: (argv: string[], manifest?: unknown[]) => Promise<void> }} */
+  const { main } = createRequire(import.meta.url)(CLI_MAIN);
   return { main, manifest };
 }
 

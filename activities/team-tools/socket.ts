@@ -1,5 +1,5 @@
 /**
- * The per-agent endpoint the team MCP server (bin/team-mcp.js) forwards to: HTTP over a unix socket in a
+ * The per-agent endpoint the team MCP server (bin/team-mcp.mjs) forwards to: HTTP over a unix socket in a
  * private temp directory (mode 0700), alive while the agent's `claude` process runs. `GET /tools` lists
  * the tools, `POST /call {name, arguments}` runs one.
  */
@@ -12,7 +12,7 @@ import { teamToolDefinitions } from './definitions';
 import type { TeamToolHandler } from './handler';
 
 /** The stdio MCP server that `claude` starts. */
-export const TEAM_MCP_SCRIPT = fileURLToPath(new URL('../../bin/team-mcp.js', import.meta.url));
+export const TEAM_MCP_SCRIPT = fileURLToPath(new URL('../../bin/team-mcp.mjs', import.meta.url));
 
 /** Environment variable naming the socket, set in the MCP server's env. */
 export const TEAM_SOCKET_ENV = 'ORCHESTRATOR_TEAM_SOCKET';

@@ -63,7 +63,7 @@ describe('the compiled CLI', () => {
       path.join(ROOT, 'scripts/build-lib.mjs'),
       ...fs
         .readdirSync(dist)
-        .filter((f) => f.endsWith('.js'))
+        .filter((f) => f.endsWith('.js') || f.endsWith('.cjs'))
         .map((f) => path.join(dist, f)),
     ];
     for (const f of files) expect(fs.readFileSync(f, 'utf8'), f).not.toMatch(/(from |import\()['"]tsx/);
