@@ -279,8 +279,11 @@ export async function buildCli() {
   const keep = new Set(files.map((f) => path.basename(f.path)));
   const cutoff = Date.now() - 10 * 60_000;
   for (const name of fs.readdirSync(CLI_DIR)) {
+    // A concurrent build's temporary files come and go (renamed into place): never ours to remove.
+    if (keep.has(name) || name.endsWith('.json') || name.endsWith('.tmp')) continue;
     const file = path.join(CLI_DIR, name);
-    if (!keep.has(name) && !name.endsWith('.json') && fs.statSync(file).mtimeMs < cutoff) fs.rmSync(file);
+    const st = fs.statSync(file, { throwIfNoEntry: false });
+    if (st && st.mtimeMs < cutoff) fs.rmSync(file, { force: true });
   }
 }
 
