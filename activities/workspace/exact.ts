@@ -16,6 +16,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { execa } from 'execa';
 import { z } from 'zod';
 import { runGit, STATE_DIR, WorkspaceError } from './git';
 
@@ -39,15 +40,88 @@ export function canonicalMode(isDir: boolean, mode: number): number {
 
 /**
  * Walks the workspace without following symlinks; skips the root state dir and the root `.git`, and
- * descends into nested repositories and their `.git` directories.
+ * descends into nested repositories and their `.git` directories. One GNU `find` does it where there is
+ * one: a walk in Node costs a promise and a libuv round trip per file, which on a loaded machine made a
+ * 10,000-file tree take 2–4 s against 0.3–0.6 s for `find` (the scan runs at every gate evaluation,
+ * checkpoint and restore). Elsewhere, or when `find` fails (a directory it cannot read, a file that
+ * vanished mid-walk), the Node walk decides.
  */
 export async function scanWorkspace(root: string): Promise<WorkspaceScan> {
+  if (findWorks !== false) {
+    const found = await scanWithFind(root);
+    if (found) return found;
+  }
+  return scanWithNode(root);
+}
+
+/** Whether GNU `find` (with `-printf`) ran here before; false after it could not run at all. */
+let findWorks: boolean | undefined;
+
+/** One entry per line of `find -printf '%y %m %P\0'`: type letter, permission bits, relative path. */
+export function scanFromFind(out: string): WorkspaceScan {
+  const scan: WorkspaceScan = { emptyDirs: [], nestedRepos: [], modes: {} };
+  const dirs: string[] = [];
+  const parents = new Set<string>();
+  for (const rec of out.split('\0')) {
+    const first = rec.indexOf(' ');
+    const second = rec.indexOf(' ', first + 1);
+    if (first < 0 || second < 0) continue;
+    const type = rec.slice(0, first);
+    const rel = rec.slice(second + 1);
+    if (rel === '') continue;
+    const slash = rel.lastIndexOf('/');
+    parents.add(slash < 0 ? '' : rel.slice(0, slash));
+    const name = rel.slice(slash + 1);
+    if (name === '.git' && slash >= 0) {
+      scan.nestedRepos.push({
+        path: rel.slice(0, slash),
+        git: type === 'd' ? 'dir' : type === 'l' ? 'symlink' : 'file',
+      });
+    }
+    if (type !== 'd' && type !== 'f') continue;
+    const bits = parseInt(rec.slice(first + 1, second), 8);
+    if (bits !== canonicalMode(type === 'd', bits)) scan.modes[rel] = bits.toString(8);
+    if (type === 'd') dirs.push(rel);
+  }
+  scan.emptyDirs = dirs.filter((d) => !parents.has(d));
+  return sortScan(scan);
+}
+
+async function scanWithFind(root: string): Promise<WorkspaceScan | undefined> {
+  const r = await execa(
+    'find',
+    [
+      '.',
+      '-mindepth',
+      '1',
+      '(',
+      '-path',
+      `./${STATE_DIR}`,
+      '-o',
+      '-path',
+      './.git',
+      ')',
+      '-prune',
+      '-o',
+      '-printf',
+      '%y %m %P\\0',
+    ],
+    { cwd: root, reject: false, stripFinalNewline: false, env: { LC_ALL: 'C' }, maxBuffer: 1024 ** 3 },
+  );
+  if (r.exitCode !== 0) {
+    // Not there at all, or no -printf (BSD, busybox): never again. Any other failure: this scan only.
+    if (r.exitCode === undefined || /printf|unknown|invalid/i.test(r.stderr)) findWorks = false;
+    return undefined;
+  }
+  findWorks = true;
+  return scanFromFind(r.stdout);
+}
+
+async function scanWithNode(root: string): Promise<WorkspaceScan> {
   const scan: WorkspaceScan = { emptyDirs: [], nestedRepos: [], modes: {} };
   async function walk(rel: string): Promise<void> {
     const entries = await fs.readdir(path.join(root, rel), { withFileTypes: true });
     if (rel && entries.length === 0) scan.emptyDirs.push(rel);
-    // Siblings in parallel: one lstat per file is the whole cost of a scan, and awaiting them one by one
-    // made a 20,000-file tree take seconds on a busy machine. Results are sorted below.
     await Promise.all(
       entries.map(async (e) => {
         if (!rel && (e.name === STATE_DIR || e.name === '.git')) return;
@@ -68,11 +142,18 @@ export async function scanWorkspace(root: string): Promise<WorkspaceScan> {
     );
   }
   await walk('');
+  return sortScan(scan);
+}
+
+function sortScan(scan: WorkspaceScan): WorkspaceScan {
   scan.emptyDirs.sort();
   scan.modes = Object.fromEntries(Object.entries(scan.modes).sort(([a], [b]) => (a < b ? -1 : 1)));
   scan.nestedRepos.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return scan;
 }
+
+/** The Node walk alone (tests compare it with the `find` scan). */
+export const scanWorkspaceWithNode = scanWithNode;
 
 /** A nested repository's `.git` as stored: a tree (directory), a `gitdir:` file's text, or a link target. */
 export const NestedGitSchema = z.object({

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -12,6 +13,7 @@ import {
   snapshotWorkspace,
   WorkspaceError,
 } from '../../activities/workspace';
+import { scanWorkspace, scanWorkspaceWithNode } from '../../activities/workspace/exact';
 
 /**
  * A listing of the whole tree that changes when any byte, executable bit, symlink target or (empty)
@@ -427,5 +429,30 @@ describe('exact restores: nested repositories and permission bits', () => {
     expect(entries.some((e) => e.endsWith('\tvendor/lib/src/x.c'))).toBe(true);
     expect(entries.some((e) => e.includes('.git/'))).toBe(false);
     await execa('git', [`--git-dir=${shadowGitDir(ws)}`, 'fsck', '--strict', '--no-dangling']);
+  });
+
+  it('finds with GNU find exactly what the Node walk finds: modes, empty dirs, nested repositories', async () => {
+    await populateExact();
+    populate();
+    fs.mkdirSync(path.join(ws, 'sticky/empty'), { recursive: true });
+    fs.chmodSync(path.join(ws, 'sticky'), 0o1777);
+    write('odd name\nwith newline and  spaces', 'x', 0o4755);
+    execFileSync('mkfifo', [path.join(ws, 'src/fifo')]);
+    write('sub/.git', 'gitdir: ../elsewhere\n');
+    fs.mkdirSync(path.join(ws, 'lnk'), { recursive: true });
+    fs.symlinkSync('../vendor', path.join(ws, 'lnk/.git'));
+    fs.mkdirSync(path.join(ws, '.git/objects'), { recursive: true });
+    write('.orchestrator/junk/file', 'not scanned', 0o600);
+
+    const viaNode = await scanWorkspaceWithNode(ws);
+    const scan = await scanWorkspace(ws);
+    expect(scan).toEqual(viaNode);
+    // The comparison means something: every kind of finding is there.
+    expect(scan.modes).toMatchObject({ sticky: '1777', 'odd name\nwith newline and  spaces': '4755' });
+    expect(scan.emptyDirs).toEqual(expect.arrayContaining(['empty/inner', 'logs', 'sticky/empty']));
+    expect(scan.nestedRepos.map((n) => `${n.path}:${n.git}`)).toEqual(
+      expect.arrayContaining(['vendor/lib:dir', 'sub:file', 'lnk:symlink']),
+    );
+    expect(Object.keys(scan.modes).some((p) => p.startsWith('.orchestrator'))).toBe(false);
   });
 });
