@@ -377,7 +377,19 @@ export async function applyModes(
   recorded: Readonly<Record<string, string>>,
 ): Promise<void> {
   const now = await scanWorkspace(workspace);
-  const paths = new Set([...Object.keys(recorded), ...Object.keys(now.modes)]);
+  await fixModes(workspace, Object.keys(now.modes), recorded);
+}
+
+/**
+ * Sets the recorded bits, and the canonical ones on `candidates` (paths that may hold other bits) that
+ * have none recorded. Only paths whose bits differ are touched.
+ */
+export async function fixModes(
+  workspace: string,
+  candidates: readonly string[],
+  recorded: Readonly<Record<string, string>>,
+): Promise<void> {
+  const paths = new Set([...Object.keys(recorded), ...candidates]);
   // Deepest first: a directory made read-only must not block fixing what is inside it.
   for (const rel of [...paths].sort((a, b) => b.split('/').length - a.split('/').length)) {
     const full = path.join(workspace, rel);

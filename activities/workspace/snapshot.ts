@@ -15,12 +15,15 @@ import path from 'node:path';
 import {
   applyModes,
   exactTrailers,
+  fixModes,
   keepExact,
   parseExact,
   readModes,
   restoreNestedGits,
+  scanWorkspace,
   stageExact,
   unlockDirs,
+  type ExactState,
 } from './exact';
 import { runGit, resolveCommit, shadowGitDir, STATE_DIR, WorkspaceError } from './git';
 import { ensureStateDir, readHold, writeHold } from './hold';
@@ -110,12 +113,32 @@ async function commitMessage(gitDir: string, workspace: string, commit: string):
 }
 
 async function emptyDirsOf(gitDir: string, workspace: string, commit: string): Promise<string[]> {
-  const message = await commitMessage(gitDir, workspace, commit);
+  return emptyDirsIn(await commitMessage(gitDir, workspace, commit));
+}
+
+function emptyDirsIn(message: string): string[] {
   return message
     .split('\n')
     .filter((l) => l.startsWith(EMPTY_DIR_TRAILER))
     .map((l) => JSON.parse(l.slice(EMPTY_DIR_TRAILER.length)) as unknown)
     .filter((d): d is string => typeof d === 'string' && !d.startsWith('/') && !d.split('/').includes('..'));
+}
+
+/**
+ * The full hash and the message of a snapshot commit, in one git call for a full hash (what runs pass);
+ * WorkspaceError `UnknownCommit` when it is not a commit of this repository.
+ */
+async function readCommit(
+  gitDir: string,
+  workspace: string,
+  commit: string,
+): Promise<{ commit: string; message: string }> {
+  const full = /^[0-9a-f]{40}$/.test(commit) ? commit : await resolveCommit(gitDir, workspace, commit);
+  const r = await runGit(gitDir, workspace, ['cat-file', 'commit', full], { okCodes: [128] });
+  if (r.exitCode !== 0) {
+    throw new WorkspaceError(`commit ${commit} is not a snapshot of ${workspace}`, 'UnknownCommit');
+  }
+  return { commit: full, message: r.stdout.slice(r.stdout.indexOf('\n\n') + 2) };
 }
 
 async function createDirs(root: string, dirs: string[]): Promise<void> {
@@ -185,25 +208,50 @@ export async function restoreWorkspace(args: {
         'WorkspaceNotInitialized',
       );
     }
-    const commit = await resolveCommit(gitDir, workspace, args.commit);
-    const target = parseExact(await commitMessage(gitDir, workspace, commit));
-    // Staging first makes the index describe the work tree exactly, so read-tree knows every file that
-    // must change or go, whatever happened since the last snapshot (it trusts the index, not the disk).
-    const { scan, exact: current } = await stageExact(gitDir, workspace);
-    await unlockDirs(workspace, scan);
-    await runGit(gitDir, workspace, ['read-tree', '--reset', '-u', commit]);
-    // -x: .gitignore'd files are removed too; -ff: also nested repositories created since the snapshot.
-    await runGit(gitDir, workspace, ['clean', '-ffdxq', '-e', `/${STATE_DIR}/`]);
-    await restoreNestedGits({
-      gitDir,
-      workspace,
-      target: target.nested,
-      current: current.nested,
-      present: scan.nestedRepos,
-    });
-    await createDirs(workspace, await emptyDirsOf(gitDir, workspace, commit));
-    await applyModes(workspace, await readModes(gitDir, workspace, target.modes));
+    const { commit, message } = await readCommit(gitDir, workspace, args.commit);
+    const target = parseExact(message);
+    const scan = await scanWorkspace(workspace);
+    if (target.nested.length > 0 || scan.nestedRepos.length > 0) {
+      await restoreWithNested(gitDir, workspace, commit, target);
+    } else {
+      await unlockDirs(workspace, scan);
+      // Without nested repositories the index need not be brought up to date first (a `git add` of the
+      // whole tree, the largest part of a restore): whatever is not in it goes, and `read-tree --reset -u`
+      // checks every path it keeps against the disk (lstat), rewriting what changed since it was staged.
+      // -x: .gitignore'd files go too.
+      await runGit(gitDir, workspace, ['clean', '-ffdxq', '-e', `/${STATE_DIR}/`]);
+      await runGit(gitDir, workspace, ['read-tree', '--reset', '-u', commit]);
+    }
+    await createDirs(workspace, emptyDirsIn(message));
+    const modes = await readModes(gitDir, workspace, target.modes);
+    // Git writes files and directories with the canonical bits when the umask is 022: then only paths
+    // whose bits were not canonical before, or are recorded, can be wrong, and no second scan is needed.
+    if (process.umask() === 0o022) await fixModes(workspace, [...Object.keys(scan.modes)], modes);
+    else await applyModes(workspace, modes);
     return { commit };
+  });
+}
+
+/** The restore when nested repositories are involved: their `.git` is compared with the target's. */
+async function restoreWithNested(
+  gitDir: string,
+  workspace: string,
+  commit: string,
+  target: ExactState,
+): Promise<void> {
+  // Staging first makes the index describe the work tree exactly (nested repositories' files included),
+  // and tells which nested `.git` differs from the target's.
+  const { scan, exact: current } = await stageExact(gitDir, workspace);
+  await unlockDirs(workspace, scan);
+  await runGit(gitDir, workspace, ['read-tree', '--reset', '-u', commit]);
+  // -x: .gitignore'd files are removed too; -ff: also nested repositories created since the snapshot.
+  await runGit(gitDir, workspace, ['clean', '-ffdxq', '-e', `/${STATE_DIR}/`]);
+  await restoreNestedGits({
+    gitDir,
+    workspace,
+    target: target.nested,
+    current: current.nested,
+    present: scan.nestedRepos,
   });
 }
 

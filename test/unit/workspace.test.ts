@@ -144,6 +144,38 @@ describe('snapshot and restore', () => {
     expect(fs.existsSync(path.join(ws, 'src/x.ts'))).toBe(false);
   });
 
+  it('restores exactly when the tree drifted from what was last staged (paths swapped kind, same-size edits)', async () => {
+    write('keep.txt', 'aaaa');
+    write('a', 'file a\n');
+    write('d/x', 'x\n');
+    write('gone.txt', 'g\n');
+    const cp1 = await snapshotWorkspace({ workspace: ws, message: 'CP1' });
+    const l1 = treeListing(ws);
+    fs.rmSync(path.join(ws, 'a'));
+    fs.rmSync(path.join(ws, 'd'), { recursive: true });
+    fs.rmSync(path.join(ws, 'gone.txt'));
+    write('late.txt', 'late\n');
+    const cp2 = await snapshotWorkspace({ workspace: ws, message: 'CP2' });
+    const l2 = treeListing(ws);
+
+    // Changes the index (staged at CP2) knows nothing about.
+    write('a/inner.txt', 'a is a directory now\n');
+    write('d', 'd is a file now\n');
+    write('gone.txt', 'back, with other content\n');
+    write('keep.txt', 'bbbb'); // same size, same second: only the content tells
+    write('late.txt', 'changed\n');
+    write('ro/f.txt', 'in a read-only dir\n');
+    fs.chmodSync(path.join(ws, 'ro'), 0o555);
+    await restoreWorkspace({ workspace: ws, commit: cp1.commit });
+    expect(treeListing(ws)).toEqual(l1);
+    expect(fs.readFileSync(path.join(ws, 'keep.txt'), 'utf8')).toBe('aaaa');
+
+    write('a', 'drift again\n');
+    write('d/x', 'y\n');
+    await restoreWorkspace({ workspace: ws, commit: cp2.commit });
+    expect(treeListing(ws)).toEqual(l2);
+  });
+
   it('commits even when nothing changed', async () => {
     write('a.txt', 'a\n');
     const one = await snapshotWorkspace({ workspace: ws, message: 'one' });
