@@ -1,0 +1,352 @@
+/**
+ * `npm run bench:scale`: the workspace at scale. Builds a 10,000-file, ~100 MB tree and prints, each next
+ * to plain git doing the same on a copy of the same tree in the same run:
+ *
+ * 1. per phase, gates (the universal `no-private-keys` validator over `**\/*`) plus checkpoint (artifact
+ *    check, snapshot, manifest) against `git add -A && git commit` for the same change, over 12 phases
+ *    that each change some files (targets: no phase slower than the first, each ≤ 2× plain git);
+ * 2. a restore after 1,000 changed files against `git read-tree -u --reset` (target ≤ 1.5×);
+ * 3. a real 12-phase run on a private dev server (script agents changing files, the same gate), then a
+ *    rollback by update while the 13th phase's agent has changed 1,000 files: the time from the update
+ *    to the workspace restored and to the next phase's agent running (target ≤ 0.5 s);
+ * 4. the worker's RSS with N concurrent runs: `npm run bench:fleet` when it exists (`--no-fleet` skips).
+ *
+ * Options: `--files N` (10,000), `--phases N` (12), `--no-run` (skip 3), `--no-fleet` (skip 4).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { checkpointPhase, restoreWorkspace } from '../activities/workspace';
+import { evaluateGateList } from '../activities/governance/evaluate';
+import { GateSchema } from '../config/governance';
+import { rollbackUpdate, statusQuery } from '../src/shared/messages';
+import { startRun } from '../src/runs';
+import { ProjectSpecSchema } from '../src/shared/spec';
+import { median } from './harness';
+
+const argv = process.argv.slice(2);
+function numberArg(name: string, fallback: number): number {
+  const i = argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+  if (i < 0) return fallback;
+  const raw = argv[i]!.split('=')[1] ?? argv[i + 1];
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got "${raw}"`);
+  return n;
+}
+const FILES = numberArg('files', 10_000);
+const PHASES = numberArg('phases', 12);
+const DIRS = Math.max(1, Math.round(FILES / 100));
+const PER_DIR = Math.ceil(FILES / DIRS);
+/** Files each phase changes (modified, added, deleted) and files changed before the restore. */
+const CHANGED_PER_PHASE = 10;
+const RESTORE_CHANGES = Math.min(1_000, FILES);
+
+const UNIVERSAL_GATE = {
+  id: 'no-private-keys',
+  kind: 'validator',
+  glob: '**/*',
+  must_not_contain: '-----BEGIN ([A-Z0-9]+ )?PRIVATE KEY-----',
+  on_fail: 'pause_for_approval',
+} as const;
+
+const load = () => os.loadavg().map((l) => l.toFixed(1));
+const ms = (n: number) => `${n.toFixed(0)} ms`;
+const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+const verdict = (ok: boolean) => (ok ? 'ok' : 'MISSED');
+
+/** Deterministic text (lines of printable ASCII): compresses like source code, not like zeros. */
+let seed = 42;
+function text(bytes: number): Buffer {
+  const b = Buffer.allocUnsafe(bytes);
+  for (let i = 0; i < bytes; i++) {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    b[i] = i % 81 === 80 ? 10 : 32 + (seed % 90);
+  }
+  return b;
+}
+
+function fileName(i: number): string {
+  return `src/d${i % DIRS}/f${Math.floor(i / DIRS)}.txt`;
+}
+
+/** Writes the same file into every root. */
+function writeAll(roots: readonly string[], rel: string, content: Buffer): void {
+  for (const root of roots) {
+    fs.mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+    fs.writeFileSync(path.join(root, rel), content);
+  }
+}
+
+function buildTree(roots: readonly string[]): number {
+  let bytes = 0;
+  for (let i = 0; i < DIRS * PER_DIR && i < FILES; i++) {
+    // 1–19 KB, 10 KB on average: 10,000 files make ~100 MB.
+    const content = text(1024 + ((i * 7919) % (18 * 1024)));
+    bytes += content.length;
+    writeAll(roots, fileName(i), content);
+  }
+  return bytes;
+}
+
+/** What a phase's agent does: modify, add and delete a few files (the same in every root). */
+function changeFiles(roots: readonly string[], phase: number): void {
+  for (let k = 0; k < CHANGED_PER_PHASE - 2; k++) {
+    writeAll(roots, fileName((phase * 613 + k * 97) % FILES), text(4096));
+  }
+  writeAll(roots, `src/new/p${phase}.txt`, text(2048));
+  const victim = fileName((phase * 389 + 5) % FILES);
+  for (const root of roots) fs.rmSync(path.join(root, victim), { force: true });
+}
+
+function git(cwd: string, args: string[]): void {
+  execFileSync('git', args, { cwd, stdio: 'ignore' });
+}
+
+async function timed<T>(fn: () => Promise<T> | T): Promise<[number, T]> {
+  const t0 = performance.now();
+  const r = await fn();
+  return [performance.now() - t0, r];
+}
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'orch-bench-scale-'));
+const ws = path.join(root, 'ws');
+const plain = path.join(root, 'plain');
+const outputs = path.join(root, 'outputs');
+try {
+  console.log(`bench:scale · ${FILES} files in ${DIRS} folders · load average ${load().join(' ')}`);
+  const [buildMs, bytes] = await timed(() => buildTree([ws, plain]));
+  console.log(
+    `tree: ${(bytes / 1e6).toFixed(0)} MB, built in ${ms(buildMs)} (twice: workspace and plain copy)`,
+  );
+  git(plain, ['init', '-q']);
+  const plainEnv = ['-c', 'user.name=bench', '-c', 'user.email=bench@localhost'];
+
+  // 1. Phases: gates + checkpoint against plain git for the same change.
+  const gates = [GateSchema.parse(UNIVERSAL_GATE)];
+  const commits: string[] = [];
+  const rows: { phase: number; gates: number; checkpoint: number; plain: number }[] = [];
+  for (let p = 0; p <= PHASES; p++) {
+    if (p > 0) changeFiles([ws, plain], p);
+    const [g, evaluation] = await timed(() => evaluateGateList({ workspace: ws, gates }));
+    if (!evaluation.passed) throw new Error(`phase ${p}: the gate failed: ${evaluation.results[0]?.summary}`);
+    const [c, cp] = await timed(() =>
+      checkpointPhase({
+        workspace: ws,
+        outputsDir: outputs,
+        runId: 'bench',
+        phase: `p${p}`,
+        checkpoint: `CP${p}`,
+        label: `phase-${p}`,
+        artifacts: [{ pattern: 'src/d0/*.txt' }],
+      }),
+    );
+    if (!cp.ok || !cp.commit) throw new Error(`phase ${p}: checkpoint failed: ${cp.errors.join('; ')}`);
+    commits.push(cp.commit);
+    const [b] = await timed(() => {
+      git(plain, ['add', '-A']);
+      git(plain, [...plainEnv, 'commit', '-q', '--allow-empty', '-m', `phase ${p}`]);
+    });
+    rows.push({ phase: p, gates: g, checkpoint: c, plain: b });
+  }
+  console.log(
+    `\n1. gates + checkpoint per phase (${CHANGED_PER_PHASE} files changed per phase; phase 0 is the run's start: the whole tree)`,
+  );
+  console.log('phase  gates     checkpoint  total     plain git  ratio');
+  for (const r of rows) {
+    const total = r.gates + r.checkpoint;
+    console.log(
+      `${String(r.phase).padStart(5)}  ${ms(r.gates).padEnd(8)}  ${ms(r.checkpoint).padEnd(10)}  ${ms(total).padEnd(8)}  ${ms(r.plain).padEnd(9)}  ${ratio(total, r.plain)}`,
+    );
+  }
+  const phases = rows.filter((r) => r.phase > 0);
+  const first = phases[0]!;
+  const firstTotal = first.gates + first.checkpoint;
+  const slowest = Math.max(...phases.map((r) => r.gates + r.checkpoint));
+  const worstRatio = Math.max(...phases.map((r) => (r.gates + r.checkpoint) / r.plain));
+  const sum = (f: (r: (typeof phases)[number]) => number) => phases.reduce((n, r) => n + f(r), 0);
+  console.log(
+    `phases 1–${PHASES}: ${ms(sum((r) => r.gates + r.checkpoint))} against plain git ${ms(sum((r) => r.plain))} (${ratio(
+      sum((r) => r.gates + r.checkpoint),
+      sum((r) => r.plain),
+    )}); median ratio ${median(phases.map((r) => (r.gates + r.checkpoint) / r.plain)).toFixed(2)}×, worst ${worstRatio.toFixed(2)}× (target ≤ 2×: ${verdict(worstRatio <= 2)})`,
+  );
+  console.log(
+    `slowest phase ${ms(slowest)} against the first (phase 1) ${ms(firstTotal)} (target: none slower: ${verdict(slowest <= firstTotal)}; ${ratio(slowest, firstTotal)})`,
+  );
+
+  // 2. Restore after 1,000 changed files against read-tree on the plain copy, three times.
+  const restores: { ours: number; readTree: number }[] = [];
+  for (let round = 0; round < 3; round++) {
+    for (let k = 0; k < RESTORE_CHANGES; k++)
+      writeAll([ws, plain], fileName((round * 1_777 + k * 7) % FILES), text(3000));
+    const [ours] = await timed(() => restoreWorkspace({ workspace: ws, commit: commits.at(-1)! }));
+    const [readTree] = await timed(() => git(plain, ['read-tree', '-u', '--reset', 'HEAD']));
+    restores.push({ ours, readTree });
+  }
+  const rOurs = median(restores.map((r) => r.ours));
+  const rGit = median(restores.map((r) => r.readTree));
+  console.log(`\n2. restore after ${RESTORE_CHANGES} changed files (median of 3; load ${load().join(' ')})`);
+  for (const r of restores)
+    console.log(`   restore ${ms(r.ours)}  read-tree ${ms(r.readTree)}  ${ratio(r.ours, r.readTree)}`);
+  console.log(
+    `restore ${ms(rOurs)} against git read-tree -u --reset ${ms(rGit)}: ${ratio(rOurs, rGit)} (target ≤ 1.5×: ${verdict(rOurs <= 1.5 * rGit)})`,
+  );
+  fs.rmSync(plain, { recursive: true, force: true });
+
+  if (!argv.includes('--no-run')) await runAndRollBack(ws);
+  if (!argv.includes('--no-fleet')) fleet();
+} finally {
+  fs.rmSync(root, { recursive: true, force: true });
+}
+
+/**
+ * 3. A real run on the same tree: PHASES phases whose script agents change files, the universal gate at
+ * every phase; then a phase whose agent changes 1,000 files and waits, and a rollback by update.
+ */
+async function runAndRollBack(workspace: string): Promise<void> {
+  const { benchEnv } = await import('./harness');
+  const env = await benchEnv();
+  try {
+    // Fresh workspace state for the run: its own shadow repository and outputs.
+    fs.rmSync(path.join(workspace, '.orchestrator'), { recursive: true, force: true });
+    const change = (phase: number, count: number, then = '') =>
+      `const fs=require('fs');for(let k=0;k<${count};k++){const i=(${phase}*613+k*97)%${FILES};fs.writeFileSync('src/d'+(i%${DIRS})+'/f'+Math.floor(i/${DIRS})+'.txt','phase ${phase} change '+k+'\\n'.repeat(40))}${then}`;
+    const marker = path.join(env.dir, 'hold');
+    const phasesSpec = Array.from({ length: PHASES + 1 }, (_, i) => ({
+      name: `p${i + 1}`,
+      agents: [
+        {
+          role: 'editor',
+          backend: 'script',
+          command:
+            i < PHASES
+              ? ['node', '-e', change(i + 1, CHANGED_PER_PHASE)]
+              : // The last phase changes 1,000 files and waits (for the rollback) until the marker exists.
+                [
+                  'node',
+                  '-e',
+                  change(
+                    i + 1,
+                    RESTORE_CHANGES,
+                    `;console.log('changed');setInterval(()=>{if(fs.existsSync(${JSON.stringify(marker)}))process.exit(0)},100)`,
+                  ),
+                ],
+        },
+      ],
+      gates: [UNIVERSAL_GATE],
+    }));
+    const spec = ProjectSpecSchema.parse({ project: { name: 'bench scale' }, phases: phasesSpec });
+    const t0 = performance.now();
+    const input = await startRun(env.client, {
+      spec,
+      workspace,
+      outputsDir: env.config.outputsDir,
+      taskQueue: 'bench',
+      runId: 'scale',
+    });
+    const handle = env.client.workflow.getHandle(input.runId);
+    const lastPhase = `p${PHASES + 1}`;
+    // Wait until the last phase's agent has changed its files (its output says so).
+    for (;;) {
+      const status = await handle.query(statusQuery);
+      if (status.state === 'failed' || status.state === 'completed')
+        throw new Error(`run ended: ${status.state}`);
+      const agent = status.agents.find((a) => a.phase === lastPhase && a.state === 'running');
+      if (agent && countChanged(workspace, PHASES + 1) >= RESTORE_CHANGES) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const runMs = performance.now() - t0;
+    const target = `CP${PHASES}`;
+    const t1 = performance.now();
+    await handle.executeUpdate(rollbackUpdate, { args: [{ checkpoint: target, reason: 'bench' }] });
+    const restoredMs = performance.now() - t1;
+    // The next phase after the checkpoint is the last one again: its agent running means it started.
+    let nextMs = NaN;
+    for (;;) {
+      const status = await handle.query(statusQuery);
+      const rerun = status.agents.find((a) => a.phase === lastPhase && a.state === 'running');
+      if (rerun && countChanged(workspace, PHASES + 1) < RESTORE_CHANGES) {
+        nextMs = performance.now() - t1;
+        break;
+      }
+      if (performance.now() - t1 > 120_000) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    fs.writeFileSync(marker, '');
+    await handle.result().catch(() => undefined);
+    const perPhase = await phaseActivityTimes(handle);
+    console.log(`\n3. a real run: ${PHASES} phases with the universal gate (load ${load().join(' ')})`);
+    console.log(`   ${PHASES} phases took ${(runMs / 1000).toFixed(1)} s in all (agents included)`);
+    console.log(
+      `   gates + checkpoint activities per phase (from history): ${perPhase.map((n) => ms(n)).join(', ')}`,
+    );
+    console.log(
+      `rollback by update to ${target} after ${RESTORE_CHANGES} changed files: workspace restored (update returned) ${ms(restoredMs)}, next phase's agent running ${ms(nextMs)} (target ≤ 500 ms: ${verdict(nextMs <= 500)})`,
+    );
+  } finally {
+    await env.close();
+  }
+}
+
+/** How many of the files the last phase's agent writes hold its content now. */
+function countChanged(workspace: string, phase: number): number {
+  let n = 0;
+  for (let k = 0; k < RESTORE_CHANGES; k++) {
+    const i = (phase * 613 + k * 97) % FILES;
+    const file = path.join(workspace, `src/d${i % DIRS}/f${Math.floor(i / DIRS)}.txt`);
+    try {
+      if (fs.readFileSync(file, 'utf8').startsWith(`phase ${phase} change`)) n++;
+    } catch {
+      // deleted by an earlier phase
+    }
+  }
+  return n;
+}
+
+/** evaluateGates + checkpointPhase, scheduled to completed, per phase, from the run's history. */
+async function phaseActivityTimes(handle: {
+  fetchHistory(): Promise<{ events?: unknown[] | null }>;
+}): Promise<number[]> {
+  type Ev = {
+    eventId?: { toString(): string } | null;
+    eventTime?: { seconds?: { toString(): string } | null; nanos?: number | null } | null;
+    activityTaskScheduledEventAttributes?: { activityType?: { name?: string | null } | null } | null;
+    activityTaskCompletedEventAttributes?: { scheduledEventId?: { toString(): string } | null } | null;
+  };
+  const events = ((await handle.fetchHistory()).events ?? []) as Ev[];
+  const at = (e: Ev) =>
+    Number(e.eventTime?.seconds?.toString() ?? 0) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
+  const scheduled = new Map<string, { name: string; t: number }>();
+  const out: number[] = [];
+  let current = 0;
+  for (const e of events) {
+    const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
+    if (name) scheduled.set(e.eventId?.toString() ?? '', { name, t: at(e) });
+    const done = e.activityTaskCompletedEventAttributes?.scheduledEventId?.toString();
+    const s = done ? scheduled.get(done) : undefined;
+    if (!s) continue;
+    if (s.name === 'evaluateGates') current = at(e) - s.t;
+    if (s.name === 'checkpointPhase') {
+      out.push(current + at(e) - s.t);
+      current = 0;
+    }
+  }
+  return out;
+}
+
+/** 4. The N-runs table: `npm run bench:fleet` (bench/fleet.ts), in its own process so its RSS is its own. */
+function fleet(): void {
+  const pkg = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, '..', 'package.json'), 'utf8')) as {
+    scripts?: Record<string, string>;
+  };
+  if (!pkg.scripts?.['bench:fleet']) {
+    console.log(
+      '\n4. worker RSS at N concurrent runs: no bench:fleet script yet; run `npm run bench:fleet` once it exists',
+    );
+    return;
+  }
+  console.log('\n4. worker RSS at N concurrent runs (npm run bench:fleet)');
+  const r = spawnSync('npm', ['run', '--silent', 'bench:fleet'], { stdio: 'inherit' });
+  if (r.status !== 0) console.log(`bench:fleet exited ${r.status ?? r.signal}`);
+}
