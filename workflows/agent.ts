@@ -67,6 +67,11 @@ export interface AgentWorkflowInput {
   outputsDir?: string;
   /** What a budget refusal does: `pause` waits in place (same session) for new limits; `fail` ends the agent. */
   onBudgetExceeded?: 'pause' | 'fail';
+  /**
+   * The search attributes the namespace has, as the parent learned them: the child need not ask again.
+   * Absent (older parents, other callers): the child asks.
+   */
+  indexedAttributes?: string[];
 }
 
 /** Failure type of a model turn stopped by a budget (activities/meter BUDGET_EXCEEDED). */
@@ -227,7 +232,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRes
   };
   setHandler(agentStatusQuery, () => status);
   const visibility = new Visibility();
-  await visibility.init();
+  await visibility.init(input.indexedAttributes);
   const show = (state: string) =>
     visibility.publish(
       agentAttributes({ runId: input.runId, phase: input.phase, role: agent.role }, state, status.costUsd),

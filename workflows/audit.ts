@@ -59,6 +59,14 @@ export interface AuditTrail {
   /** Appends the entries recorded since the last flush to audit.jsonl; never cancelled half-way. */
   flush(): Promise<void>;
   /**
+   * The entries to write along with another activity's own work (one batch of what is pending, none when
+   * the trail is not persisted), so that writing them costs no round trip of its own. Call
+   * {@link written} once that activity succeeded; until then they stay pending.
+   */
+  ride(): AuditEntry[];
+  /** Entries handed out by {@link ride} are in the file. */
+  written(entries: readonly AuditEntry[]): void;
+  /**
    * Writes entries in the background, gathering them for `window` so that a burst costs one activity.
    * `close()` writes what is left and ends the writer.
    */
@@ -87,20 +95,26 @@ export function createAuditTrail(opts: {
     : start;
   const recent: AuditEntry[] = [...pending];
 
+  /** The first entries of `from`, up to {@link BATCH_CHARS} of JSON (at least one). */
+  function batchOf(from: readonly AuditEntry[]): AuditEntry[] {
+    const batch: AuditEntry[] = [];
+    let chars = 0;
+    for (const e of from) {
+      const size = JSON.stringify(e).length;
+      if (batch.length > 0 && chars + size > BATCH_CHARS) break;
+      batch.push(e);
+      chars += size;
+    }
+    return batch;
+  }
+
   /** Appends what is pending; false when an append failed (its entries stay pending). */
   async function append(): Promise<boolean> {
     // Only what is pending now: entries recorded while an append runs wait for the next flush (as they
     // always have: recorded histories replay only if the sequence of appends stays the same).
     let toSend = pending.length;
     while (toSend > 0) {
-      const batch: AuditEntry[] = [];
-      let chars = 0;
-      for (const e of pending.slice(0, toSend)) {
-        const size = JSON.stringify(e).length;
-        if (batch.length > 0 && chars + size > BATCH_CHARS) break;
-        batch.push(e);
-        chars += size;
-      }
+      const batch = batchOf(pending.slice(0, toSend));
       try {
         await CancellationScope.nonCancellable(() =>
           activities.appendAudit({ outputsDir: opts.outputsDir, runId: opts.runId, entries: batch }),
@@ -158,6 +172,15 @@ export function createAuditTrail(opts: {
     head: () => ({ ...last, flushed }),
     async flush() {
       await append();
+    },
+    ride: () => batchOf(pending),
+    written(entries) {
+      const lastWritten = entries[entries.length - 1];
+      if (!lastWritten) return;
+      // By seq, not by position: a flush may have written some of them meanwhile.
+      pending = pending.filter((e) => e.seq > lastWritten.seq);
+      if (lastWritten.seq > flushed.count)
+        flushed = { count: lastWritten.seq, head: lastWritten.hash ?? flushed.head };
     },
     background(window) {
       let closed = false;

@@ -35,19 +35,33 @@ function toPair(u: AttributeUpdate): UpdatePair {
 export class Visibility {
   private indexed: ReadonlySet<string> = new Set();
   private last: AttributeValues = {};
+  private learned = false;
 
   /**
-   * Learns which attributes the namespace has. Executions recorded before this existed never ask (the
-   * patch) and so never upsert: their histories replay unchanged. A failure to ask costs only the
-   * attributes, never the run.
+   * Learns which attributes the namespace has: from `known` when the parent asked already and passed its
+   * answer down (a child saves a local activity), else by asking. Executions recorded before this existed
+   * never ask (the patch) and so never upsert: their histories replay unchanged. A failure to ask costs
+   * only the attributes, never the run.
    */
-  async init(): Promise<void> {
+  async init(known?: readonly string[]): Promise<void> {
     if (!patched('search-attributes')) return;
+    if (known) {
+      this.indexed = new Set(known);
+      this.learned = true;
+      return;
+    }
     try {
       this.indexed = new Set(await indexedSearchAttributes());
+      this.learned = true;
     } catch {
       this.indexed = new Set();
     }
+  }
+
+  /** The attributes the namespace has, as {@link init} learned them (for a child's `init`); undefined
+   * when it did not learn them. */
+  indexedNames(): string[] | undefined {
+    return this.learned ? [...this.indexed] : undefined;
   }
 
   /** Sets the current details and upserts the attributes that changed since the last call. */

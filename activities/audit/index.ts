@@ -67,45 +67,68 @@ async function readEntries(file: string): Promise<{ entries: AuditEntry[]; text:
   return { entries, text, bad };
 }
 
+// Appends to one file are serialized within this worker (whichever activity appends: appendAudit, or
+// checkpointPhase carrying a phase's entries): two concurrent calls must not both decide a seq is missing
+// and write it twice.
+const queues = new Map<string, Promise<unknown>>();
+
+async function appendLocked(file: string, entries: AuditEntry[], logger: Logger): Promise<AppendAuditResult> {
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const { entries: existing, text, bad } = await readEntries(file);
+  if (bad > 0) logger.warn({ file, bad }, 'audit file has unreadable lines; they are kept as they are');
+
+  const seen = new Set(existing.map((e) => e.seq));
+  const fresh: AuditEntry[] = [];
+  for (const e of [...entries].sort((a, b) => a.seq - b.seq)) {
+    if (seen.has(e.seq)) continue;
+    seen.add(e.seq);
+    fresh.push(e);
+  }
+
+  // A crash mid-write leaves a last line without its newline; cut it so the next line starts clean
+  // (the retry re-sends that entry).
+  if (text.length > 0 && !text.endsWith('\n')) {
+    const keep = Buffer.byteLength(text.slice(0, text.lastIndexOf('\n') + 1), 'utf8');
+    await fs.truncate(file, keep);
+  }
+  if (fresh.length > 0) {
+    const handle = await fs.open(file, 'a');
+    try {
+      // Details come from requests and agents' results: a secret in them never reaches the file.
+      await handle.write(fresh.map((e) => redact(JSON.stringify(e)) + '\n').join(''));
+      // The activity reports success only once the lines are on disk.
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+  }
+  return { file, appended: fresh.length, skipped: entries.length - fresh.length };
+}
+
+/**
+ * Appends validated entries to `<outputsDir>/<runId>/audit.jsonl`, skipping any seq already in the file
+ * (idempotent, so an activity that carries them may be retried).
+ */
+export async function appendAuditEntries(
+  opts: { outputsDir: string; runId: string; entries: AuditEntry[] },
+  logger: Logger,
+): Promise<AppendAuditResult> {
+  const file = auditFilePath(opts.outputsDir, opts.runId);
+  const prev = queues.get(file) ?? Promise.resolve();
+  const run = prev.catch(() => undefined).then(() => appendLocked(file, opts.entries, logger));
+  queues.set(file, run);
+  try {
+    const result = await run;
+    logger.debug({ runId: opts.runId, appended: result.appended, skipped: result.skipped }, 'audit appended');
+    return result;
+  } finally {
+    if (queues.get(file) === run) queues.delete(file);
+  }
+}
+
 /** Builds the audit activities. */
 export function createAuditActivities(deps: { logger: Logger }) {
   const { logger } = deps;
-  // Appends to one file are serialized within this worker: two concurrent calls must not both decide a
-  // seq is missing and write it twice.
-  const queues = new Map<string, Promise<unknown>>();
-
-  async function appendLocked(file: string, entries: AuditEntry[]): Promise<AppendAuditResult> {
-    await fs.mkdir(path.dirname(file), { recursive: true });
-    const { entries: existing, text, bad } = await readEntries(file);
-    if (bad > 0) logger.warn({ file, bad }, 'audit file has unreadable lines; they are kept as they are');
-
-    const seen = new Set(existing.map((e) => e.seq));
-    const fresh: AuditEntry[] = [];
-    for (const e of [...entries].sort((a, b) => a.seq - b.seq)) {
-      if (seen.has(e.seq)) continue;
-      seen.add(e.seq);
-      fresh.push(e);
-    }
-
-    // A crash mid-write leaves a last line without its newline; cut it so the next line starts clean
-    // (the retry re-sends that entry).
-    if (text.length > 0 && !text.endsWith('\n')) {
-      const keep = Buffer.byteLength(text.slice(0, text.lastIndexOf('\n') + 1), 'utf8');
-      await fs.truncate(file, keep);
-    }
-    if (fresh.length > 0) {
-      const handle = await fs.open(file, 'a');
-      try {
-        // Details come from requests and agents' results: a secret in them never reaches the file.
-        await handle.write(fresh.map((e) => redact(JSON.stringify(e)) + '\n').join(''));
-        // The activity reports success only once the lines are on disk.
-        await handle.datasync();
-      } finally {
-        await handle.close();
-      }
-    }
-    return { file, appended: fresh.length, skipped: entries.length - fresh.length };
-  }
 
   return {
     /**
@@ -121,18 +144,7 @@ export function createAuditActivities(deps: { logger: Logger }) {
           nonRetryable: true,
         });
       }
-      const { outputsDir, runId, entries } = parsed.data;
-      const file = auditFilePath(outputsDir, runId);
-      const prev = queues.get(file) ?? Promise.resolve();
-      const run = prev.catch(() => undefined).then(() => appendLocked(file, entries));
-      queues.set(file, run);
-      try {
-        const result = await run;
-        logger.debug({ runId, appended: result.appended, skipped: result.skipped }, 'audit appended');
-        return result;
-      } finally {
-        if (queues.get(file) === run) queues.delete(file);
-      }
+      return appendAuditEntries(parsed.data, logger);
     },
   };
 }

@@ -27,6 +27,8 @@ import {
   snapshotWorkspace,
 } from './snapshot';
 import { SafeNameSchema } from '../../src/shared/ids';
+import { AuditEntrySchema } from '../../src/shared/audit';
+import { appendAuditEntries } from '../audit';
 export { validateArtifacts, sha256File, type ArtifactFile, type ArtifactValidation } from './artifacts';
 export { WorkspaceError, shadowGitDir, STATE_DIR, type WorkspaceErrorType } from './git';
 export {
@@ -152,6 +154,8 @@ const Inputs = {
     checkpoint: z.string().min(1),
     label: z.string().min(1),
     artifacts: z.array(ArtifactInput),
+    /** The run's audit entries not yet written (workflows/audit `ride`): appended by this same call. */
+    audit: z.array(AuditEntrySchema).optional(),
   }),
   materializeCheckpoint: z.object({
     sourceWorkspace: absPath,
@@ -261,14 +265,28 @@ export function createWorkspaceActivities(deps: { logger: Logger }) {
       async (a) => ({ path: (await updateRunManifest(a)).path }),
       (a, r) => ({ runId: a.runId, path: r.path }),
     ),
-    checkpointPhase: activity('checkpointPhase', Inputs.checkpointPhase, checkpointPhase, (a, r) => ({
-      runId: a.runId,
-      phase: a.phase,
-      checkpoint: a.checkpoint,
-      ok: r.ok,
-      commit: r.commit,
-      files: r.totals.files,
-    })),
+    checkpointPhase: activity(
+      'checkpointPhase',
+      Inputs.checkpointPhase,
+      async ({ audit, ...a }) => {
+        const r = await checkpointPhase(a);
+        // The run's audit entries ride along, saving the phase an appendAudit round trip. Written after
+        // the checkpoint (whatever its verdict): a retry redoes both, and appends are idempotent by seq.
+        if (audit?.length) {
+          await appendAuditEntries({ outputsDir: a.outputsDir, runId: a.runId, entries: audit }, log);
+        }
+        return r;
+      },
+      (a, r) => ({
+        runId: a.runId,
+        phase: a.phase,
+        checkpoint: a.checkpoint,
+        ok: r.ok,
+        commit: r.commit,
+        files: r.totals.files,
+        ...(a.audit?.length ? { auditEntries: a.audit.length } : {}),
+      }),
+    ),
     materializeCheckpoint: activity(
       'materializeCheckpoint',
       Inputs.materializeCheckpoint,

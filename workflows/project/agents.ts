@@ -24,6 +24,22 @@ import { failedAgent, reportedSpend, type Spend } from './spend';
 /** Patch id: agents spend through metered turns and are charged from their meters (issue #9). */
 export const METERED_PATCH = 'metered-charge';
 
+/**
+ * Patch id: a script agent is not metered. Its process gets no model gateway (activities/script), so its
+ * meter stays empty and reading it was a round trip per agent for nothing. Histories recorded before read
+ * it.
+ */
+export const SCRIPT_UNMETERED_PATCH = 'script-agents-unmetered';
+
+/** Whether an agent start is metered: model agents are, script agents not (older histories: all). */
+export function isMetered(
+  backend: AgentSpec['backend'],
+  patchedMetered: boolean,
+  scriptUnmetered: () => boolean,
+): boolean {
+  return patchedMetered && !(backend === 'script' && scriptUnmetered());
+}
+
 /** A phase attempt, as its agents see it. */
 export interface PhaseAttempt {
   phase: PhaseSpec;
@@ -92,7 +108,7 @@ export async function runAgent(
     run.st.ledger = reserved.ledger;
     run.st.agentAttempts[workflowId] = n;
     const left = remaining(run.st.ledger, phase.name, agent.id, key);
-    const metered = patched(METERED_PATCH);
+    const metered = isMetered(agent.backend, patched(METERED_PATCH), () => patched(SCRIPT_UNMETERED_PATCH));
     const meterId = `${agentFileId(phase.name, agent.id)}-${n}`;
     if (metered) run.runningMeters.set(workflowId, { key, meterId, ...where });
     row.state = 'running';
@@ -131,6 +147,7 @@ export async function runAgent(
           }
         : {}),
       outputsDir: input.outputsDir,
+      ...(run.visibility.indexedNames() ? { indexedAttributes: run.visibility.indexedNames() } : {}),
     };
     let r: AgentResult;
     try {

@@ -2,6 +2,7 @@
  * One attempt of one phase: its agents by the phase's strategy, then its gates, then checkpoint CP<n>
  * (a shadow-git snapshot plus a validated manifest). Returns how the attempt ended for the main loop.
  */
+import { patched } from '@temporalio/workflow';
 import { phaseAgentIds } from '../../src/shared/messages';
 import {
   addUsage,
@@ -18,6 +19,13 @@ import { type PhaseAttempt, runAgent } from './agents';
 import { type GateOutcome, runGates } from './gates';
 import type { ProjectRun } from './run';
 import { round6 } from './status';
+
+/**
+ * Patch id: the run's pending audit entries ride along with the phase's checkpointPhase call, and a
+ * completed phase no longer flushes them with an appendAudit call of its own (the next checkpoint, a
+ * pause, continue-as-new or the run's end writes them). Histories recorded before made that call.
+ */
+export const CHECKPOINT_AUDIT_PATCH = 'checkpoint-carries-audit';
 
 /** How a phase attempt ended, as far as the main loop must act on it (`failed`: `result.errors` says why). */
 export type PhaseOutcome = { kind: 'completed' } | GateOutcome;
@@ -136,6 +144,7 @@ export async function runPhase(
     if (verdict) return verdict;
   }
   const cpId = `CP${run.st.cpCounter + 1}`;
+  const audit = patched(CHECKPOINT_AUDIT_PATCH) ? run.audit.ride() : [];
   const cp = await checkpointing.checkpointPhase({
     workspace: input.workspace,
     outputsDir: input.outputsDir,
@@ -144,7 +153,9 @@ export async function runPhase(
     checkpoint: cpId,
     label: `post-${phase.name}`,
     artifacts: phase.artifacts,
+    ...(audit.length > 0 ? { audit } : {}),
   });
+  run.audit.written(audit);
   result.artifactTotals = artifactTotals(cp);
   if (!cp.ok || !cp.commit) {
     result.errors.push(...cp.errors);

@@ -32,7 +32,14 @@ import { continueIfDue } from './continue';
 import { startRun } from './fork';
 import { gateRollback, performRollback } from './rollback';
 import { setProjectHandlers } from './handlers';
-import { needsStartSnapshot, newPhaseResult, nextAttempt, type PhaseOutcome, runPhase } from './phase';
+import {
+  CHECKPOINT_AUDIT_PATCH,
+  needsStartSnapshot,
+  newPhaseResult,
+  nextAttempt,
+  type PhaseOutcome,
+  runPhase,
+} from './phase';
 import { failureMessage, parseProjectInput, ProjectRun, type ProjectSummary } from './run';
 
 /** Guards the manifest written when a run is cancelled or fails through an error (histories before it
@@ -167,7 +174,8 @@ async function runPhaseAttempt(run: ProjectRun): Promise<boolean> {
   // A later visit of this phase (after a rollback) gets its gate retries afresh.
   for (const k of Object.keys(st.gateRetries)) if (k.startsWith(`${index}:`)) delete st.gateRetries[k];
   st.nextPhase += 1;
-  await audit.flush();
+  // The checkpoint wrote what was pending; these last entries go with the next write (./phase).
+  if (!patched(CHECKPOINT_AUDIT_PATCH)) await audit.flush();
   return true;
 }
 
