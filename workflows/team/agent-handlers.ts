@@ -1,0 +1,89 @@
+/**
+ * A team agent's handlers: new limits from its team, messages into its inbox, its status, a stop, and
+ * `taskDone` (proven by the agent's own capability chain; a spoof is reported to the team).
+ */
+import { ApplicationFailure, log, setHandler } from '@temporalio/workflow';
+import { checkProof } from '../../src/shared/identity';
+import { agentBudgetLimitsSignal } from '../../src/shared/messages';
+import {
+  agentInboxQuery,
+  deliverMessageSignal,
+  reportStatusSignal,
+  spoofReportSignal,
+  stopAgentSignal,
+  taskDoneUpdate,
+  TaskDoneRequestSchema,
+  teamAgentStatusQuery,
+  type TaskDoneRequest,
+  type TaskDoneResult,
+} from '../../src/shared/team';
+import type { TeamAgentRun } from './agent-run';
+import { describe } from './failures';
+import { localFiles } from './proxies';
+
+/** Registers every handler of the agent, in the order a history replays. */
+export function setAgentHandlers(a: TeamAgentRun): void {
+  const { agent, status } = a;
+  setHandler(agentBudgetLimitsSignal, (l) => {
+    a.limits = l;
+    a.limitsVersion += 1;
+  });
+  setHandler(deliverMessageSignal, (m) => {
+    a.inbox.push({ seq: a.inbox.length + 1, from: m.from, text: m.text, at: new Date().toISOString() });
+  });
+  setHandler(agentInboxQuery, (after) => a.inbox.filter((m) => m.seq > (after ?? 0)));
+  setHandler(reportStatusSignal, ({ text }) => {
+    status.note = String(text).slice(0, 500);
+    a.report({ note: status.note });
+  });
+  setHandler(teamAgentStatusQuery, () => ({ ...status, ...(a.cap ? { proofsUsed: a.cap.used } : {}) }));
+  setHandler(stopAgentSignal, (req) => {
+    a.stopReason = req?.reason || 'stopped';
+    a.turnScope?.cancel();
+  });
+  setHandler(taskDoneUpdate, (req) => taskDone(a, req), {
+    validator: (req) => {
+      const r = TaskDoneRequestSchema.safeParse(req);
+      if (!r.success) throw new Error(`invalid request: ${r.error.issues.map((i) => i.message).join('; ')}`);
+      if (a.finished || status.state === 'starting') throw new Error(`agent ${agent.id} is ${status.state}`);
+    },
+  });
+}
+
+/** Update `taskDone`: marks tasks in the agent's tasks.md, once the request proves it is the agent's. */
+async function taskDone(a: TeamAgentRun, req: TaskDoneRequest): Promise<TaskDoneResult> {
+  const { agent, status } = a;
+  if (a.cap) {
+    const check = checkProof(a.cap, req.proof);
+    if (!check.ok) {
+      const reason = `spoof attempt: the request does not prove it comes from ${agent.id} (${check.reason})`;
+      a.reports.push(
+        a.team
+          .signal(spoofReportSignal, {
+            agentId: agent.id,
+            source: 'taskDone',
+            request: { task: req.task, all: req.all },
+            reason: check.reason,
+          })
+          .catch((err: unknown) => {
+            log.warn('spoof report not delivered to the team', { agentId: agent.id, error: describe(err) });
+          }),
+      );
+      throw ApplicationFailure.nonRetryable(reason, 'SpoofAttempt');
+    }
+    a.cap = check.next;
+  }
+  const r = await localFiles.markTeamTasks({ dir: a.dir, task: req.task, all: req.all });
+  if (r.unknown !== undefined) {
+    const known = r.tasks.map((t) => `${t.id} (${t.status})`).join(', ') || 'none';
+    throw ApplicationFailure.nonRetryable(
+      `${agent.id} has no task "${r.unknown}"; its tasks: ${known}`,
+      'UnknownTask',
+    );
+  }
+  a.tasks = r.tasks;
+  status.tasks = r.counts;
+  if (req.all) a.reportedDone = true;
+  a.report({ tasks: r.counts });
+  return { agentId: agent.id, tasks: r.tasks, remaining: r.counts.total - r.counts.completed };
+}

@@ -1,0 +1,74 @@
+/**
+ * What one execution of `teamWorkflow` hands the next across continue-as-new (src/shared/team-carry
+ * TeamCarry), and what the next one rebuilds from it. Pure: rows and references, never transcripts or
+ * instructions.
+ */
+import type { AuditCarry } from '../audit';
+import type { Ledger } from '../../src/shared/budget';
+import { isActive, type TeamRefusal, type TeamState } from '../../src/shared/team';
+import type { CarriedAgent, TeamCarry } from '../../src/shared/team-carry';
+import type { AgentRecord, MeterState } from './types';
+
+/**
+ * The agents of a continued team. Those still active were started by an earlier execution: they are
+ * signalled by id and their end is learnt from `agentEnded`.
+ */
+export function inheritedRecords(carry: TeamCarry | undefined): AgentRecord[] {
+  return (carry?.agents ?? []).map((a) => ({
+    ...a,
+    instructions: '',
+    ...(isActive(a.state) ? { inherited: true } : {}),
+  }));
+}
+
+/** The metered agents of a continued team: their charges, with no meter read in flight. */
+export function inheritedMeters(carry: TeamCarry | undefined): Map<string, MeterState> {
+  return new Map<string, MeterState>(
+    (carry?.meters ?? []).map(([id, m]) => [id, { ...m, chain: Promise.resolve() }]),
+  );
+}
+
+/** The parts of a team's state the carry is made of. */
+export interface CarryParts {
+  startedAt: string;
+  /** The executions before this one (absent when this is the first). */
+  continuedAsNew: number | undefined;
+  state: TeamState;
+  stopReason: string | undefined;
+  stopSent: boolean;
+  failedBy: AgentRecord | undefined;
+  counters: Record<string, number>;
+  records: readonly AgentRecord[];
+  refusals: TeamRefusal[];
+  ledger: Ledger;
+  budgetVersion: number;
+  metered: ReadonlyMap<string, MeterState>;
+  pauses: ReadonlyMap<string, string>;
+  audit: AuditCarry;
+}
+
+/** What the next execution starts from. */
+export function teamCarry(p: CarryParts): TeamCarry {
+  const agents = p.records.map(
+    ({ instructions: _i, handle: _h, inherited: _n, ...row }): CarriedAgent => row,
+  );
+  return {
+    startedAt: p.startedAt,
+    continuedAsNew: (p.continuedAsNew ?? 0) + 1,
+    state: p.state,
+    ...(p.stopReason !== undefined ? { stopReason: p.stopReason } : {}),
+    stopSent: p.stopSent,
+    ...(p.failedBy ? { failedBy: p.failedBy.id } : {}),
+    counters: p.counters,
+    agents,
+    refusals: p.refusals,
+    ledger: p.ledger,
+    budgetVersion: p.budgetVersion,
+    meters: [...p.metered].map(([id, m]) => [
+      id,
+      { charged: m.charged, running: m.running, paused: m.paused },
+    ]),
+    pauses: [...p.pauses],
+    audit: p.audit,
+  };
+}

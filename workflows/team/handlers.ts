@@ -1,0 +1,146 @@
+/**
+ * The team's signal, query and update handlers (all defined in src/shared/team and
+ * src/shared/messages), registered in one fixed order: a signal buffered before its handler exists is
+ * delivered when the handler is set, so the order is part of what a history replays.
+ */
+import { ApplicationFailure, condition, log, setHandler } from '@temporalio/workflow';
+import { OPERATOR } from '../../src/shared/identity';
+import {
+  agentBudgetPausedSignal,
+  auditHeadQuery,
+  auditQuery,
+  budgetQuery,
+  raiseBudgetUpdate,
+} from '../../src/shared/messages';
+import {
+  agentEndedSignal,
+  agentProgressSignal,
+  checkSpawnRequest,
+  isActive,
+  messageAgentSignal,
+  RefusalReportSchema,
+  requestAgentUpdate,
+  sendMessageUpdate,
+  spawnAgentSignal,
+  spawnRefusedSignal,
+  spoofReportSignal,
+  SpoofReportSchema,
+  stopTeamSignal,
+  StopTeamRequestSchema,
+  teamStatusQuery,
+  type AgentProgress,
+  type SpawnResult,
+  type TeamStatus,
+} from '../../src/shared/team';
+import { authenticate } from './auth';
+import { budgetPaused, budgetStatus, chargeAgent, checkRaise, raiseBudget } from './budget';
+import { onMessageSignal, onMessageUpdate, validateMessage } from './messages';
+import { admit, refuse, spawnResult } from './requests';
+import { finishAgent } from './roster';
+import type { TeamRun } from './run';
+
+/** Registers every handler of the team. */
+export function setTeamHandlers(run: TeamRun): void {
+  const { runId, policy } = run;
+  setHandler(spawnAgentSignal, (req) => {
+    const auth = authenticate(run, req, 'signal');
+    if (!auth.ok) return;
+    const out = admit(run, req, 'signal');
+    // A signal cannot be refused to its sender, so the refusal is recorded where status shows it.
+    if (typeof out === 'string') refuse(run, 'signal', req, out);
+    else if (out.duplicate) log.info('duplicate spawn request ignored', { runId, agentId: out.rec.id });
+  });
+  setHandler(
+    requestAgentUpdate,
+    async (req): Promise<SpawnResult> => {
+      const auth = authenticate(run, req, 'update');
+      if (!auth.ok) throw ApplicationFailure.nonRetryable(auth.reason, 'SpoofAttempt');
+      const out = admit(run, req, 'update');
+      if (typeof out === 'string') {
+        // Refused here, not in the validator, so that the refusal is on record whoever sent it.
+        if (run.capabilities) refuse(run, 'update', req, out);
+        throw ApplicationFailure.nonRetryable(out, 'SpawnRefused');
+      }
+      const { rec, duplicate } = out;
+      await condition(() => rec.state !== 'starting');
+      return spawnResult(rec, duplicate);
+    },
+    {
+      validator: (req) => {
+        // With capabilities, every well-formed request reaches the handler, which records its outcome.
+        const check = checkSpawnRequest(policy, run.view(), req);
+        if (!check.ok && (!run.capabilities || check.reason.startsWith('invalid request')))
+          throw new Error(check.reason);
+      },
+    },
+  );
+  setHandler(spawnRefusedSignal, (report) => {
+    // Clients of teams without capabilities report the validator's refusals; now the handler records them.
+    if (run.capabilities) return;
+    const r = RefusalReportSchema.safeParse(report);
+    if (r.success) refuse(run, 'update', r.data.request, r.data.reason);
+  });
+  setHandler(spoofReportSignal, (report) => {
+    // An agent workflow refused a request made in its agent's name (e.g. `team task done`).
+    const r = SpoofReportSchema.safeParse(report);
+    if (!r.success) return;
+    const rec = run.byId(r.data.agentId);
+    if (!rec) return;
+    run.record('spoof_attempt', 'unknown', {
+      claimed: rec.id,
+      source: r.data.source,
+      request: r.data.request,
+      reason: r.data.reason,
+    });
+  });
+  setHandler(messageAgentSignal, (req) => onMessageSignal(run, req));
+  setHandler(sendMessageUpdate, (req) => onMessageUpdate(run, req), {
+    validator: (req) => validateMessage(run, req),
+  });
+  setHandler(stopTeamSignal, (raw) => {
+    const req = StopTeamRequestSchema.safeParse(raw);
+    if (!req.success) {
+      // A signal cannot be refused to its sender: the refusal goes where status and the audit show it.
+      const reason = `stopTeam refused: ${req.error.issues.map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`).join('; ')}`;
+      run.record('run', OPERATOR, {
+        event: 'team_stop_refused',
+        reason,
+        payload: JSON.stringify(raw ?? null).slice(0, 200),
+      });
+      log.warn('stopTeam signal refused', { runId, reason });
+      return;
+    }
+    if (run.state !== 'running') return;
+    run.stopReason = req.data?.reason || 'stopped on request';
+    run.state = 'stopping';
+    run.record('run', OPERATOR, { event: 'team_stop_requested', reason: run.stopReason });
+  });
+  setHandler(agentProgressSignal, (p: AgentProgress) => {
+    const rec = run.byId(p.agentId);
+    if (!rec) return;
+    if (p.state && isActive(rec.state)) rec.state = p.state;
+    if (p.startedAt) rec.startedAt ??= p.startedAt;
+    if (p.sessionId) rec.sessionId = p.sessionId;
+    if (p.costUsd !== undefined) rec.costUsd = p.costUsd;
+    if (p.turns !== undefined) rec.turns = p.turns;
+    if (p.tasks) rec.tasks = p.tasks;
+    if (p.note !== undefined) rec.note = p.note;
+    // A round ended: its spend goes into the ledger now, so `budget status` follows the team.
+    if (p.costUsd !== undefined) void chargeAgent(run, rec);
+  });
+  setHandler(agentEndedSignal, async (r) => {
+    // Sent by the agent's own workflow as it ends; only an agent of this team, once.
+    const rec = r && typeof r.agentId === 'string' ? run.byId(r.agentId) : undefined;
+    if (!rec || run.ended.has(rec.id) || !['completed', 'failed', 'stopped'].includes(String(r.state)))
+      return;
+    await finishAgent(run, rec, { result: r });
+  });
+  setHandler(teamStatusQuery, (): TeamStatus => run.status());
+  setHandler(auditQuery, (req) => run.trail.page(req).entries);
+  setHandler(auditHeadQuery, () => run.trail.head());
+  setHandler(raiseBudgetUpdate, (req) => raiseBudget(run, checkRaise(run, req)), {
+    validator: (req) => void checkRaise(run, req),
+  });
+  setHandler(agentBudgetPausedSignal, (p) => budgetPaused(run, p));
+  setHandler(budgetQuery, () => budgetStatus(run));
+}

@@ -1,0 +1,76 @@
+/**
+ * Messages to agents (signal `messageAgent`, update `sendMessage`): checked (src/shared/team
+ * `checkMessage`), the sender proven (./auth), then handed to the agent's workflow once it has started,
+ * every step on the audit trail.
+ */
+import { ApplicationFailure, condition, log } from '@temporalio/workflow';
+import { OPERATOR } from '../../src/shared/identity';
+import {
+  checkMessage,
+  deliverMessageSignal,
+  isActive,
+  type MessageRequest,
+  type MessageResult,
+} from '../../src/shared/team';
+import { authenticateSender } from './auth';
+import { describe } from './failures';
+import type { TeamRun } from './run';
+
+/** Hands an accepted message to its agent's workflow (once that has started), on the audit trail. */
+export async function deliver(
+  run: TeamRun,
+  agentId: string,
+  from: string,
+  text: string,
+): Promise<MessageResult> {
+  const rec = run.byId(agentId)!;
+  run.record('run', from, { event: 'message', to: rec.id, from, text: text.slice(0, 2000) });
+  await condition(() => run.agentHandle(rec) !== undefined || !isActive(rec.state));
+  try {
+    const handle = run.agentHandle(rec);
+    if (!handle) throw new Error('never started');
+    await handle.signal(deliverMessageSignal, { from, text });
+  } catch (err) {
+    // It ended between the check and the delivery (its result is not processed yet).
+    const state = isActive(rec.state) ? 'ended' : rec.state;
+    run.record('run', from, { event: 'message_refused', to: rec.id, reason: describe(err) });
+    throw ApplicationFailure.nonRetryable(
+      `agent ${rec.id} (${rec.name}) has ended: ${state}`,
+      'MessageRefused',
+    );
+  }
+  return { to: rec.id, name: rec.name, state: rec.state };
+}
+
+/** Signal `messageAgent`: a signal has no caller to tell, so every refusal goes on the audit trail. */
+export async function onMessageSignal(run: TeamRun, req: MessageRequest): Promise<void> {
+  const check = checkMessage(run.view(), req);
+  if (!check.ok) {
+    const from = typeof req?.from === 'string' ? req.from.slice(0, 100) : OPERATOR;
+    run.record('run', from, {
+      event: 'message_refused',
+      to: String(req?.to).slice(0, 100),
+      reason: check.reason,
+    });
+    log.warn('message refused', { runId: run.runId, reason: check.reason });
+    return;
+  }
+  if (!authenticateSender(run, check.request, 'signal').ok) return;
+  // A late refusal is on the audit trail (deliver records it).
+  await deliver(run, check.agentId, check.request.from, check.request.text).catch(() => undefined);
+}
+
+/** Update `sendMessage`: a refusal is the caller's error. */
+export async function onMessageUpdate(run: TeamRun, req: MessageRequest): Promise<MessageResult> {
+  const check = checkMessage(run.view(), req);
+  if (!check.ok) throw ApplicationFailure.nonRetryable(check.reason, 'MessageRefused');
+  const auth = authenticateSender(run, check.request, 'update');
+  if (!auth.ok) throw ApplicationFailure.nonRetryable(auth.reason, 'SpoofAttempt');
+  return deliver(run, check.agentId, check.request.from, check.request.text);
+}
+
+/** The `sendMessage` validator: a malformed or misaddressed message is rejected before history. */
+export function validateMessage(run: TeamRun, req: unknown): void {
+  const check = checkMessage(run.view(), req);
+  if (!check.ok) throw new Error(check.reason);
+}

@@ -1,0 +1,24 @@
+/**
+ * The `patched()` ids of the team workflows. Each guards a change that recorded histories must replay
+ * without (ARCHITECTURE.md lists them and why).
+ */
+
+/** Teams started before agent capabilities existed take requests without proof when replayed. */
+export const CAPABILITY_PATCH = 'agent-capabilities';
+/**
+ * Patch id: the team keeps a ledger charged from its agents' meters, and its limits bind every agent
+ * (issue #9). Teams recorded before it read no meters.
+ */
+export const TEAM_BUDGET_PATCH = 'team-budgets';
+/**
+ * Patch id: a failed agent's workflow fails (its result rides in the failure's details), and a team
+ * whose agents all failed (or one failed under `onAgentFailure: stop`) fails (issue #13). Before it,
+ * both completed with the failure inside their result.
+ */
+export const HONEST_OUTCOMES_PATCH = 'team-honest-outcomes';
+/**
+ * Patch id: the team continues as new before its history grows large; its agents are started with
+ * parent close policy ABANDON (they outlive the execution that started them) and report their end by
+ * signal `agentEnded` (issue #13). Before it, a team never continued and its agents reported nothing.
+ */
+export const LONG_TEAMS_PATCH = 'team-continue-as-new';

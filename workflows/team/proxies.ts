@@ -1,0 +1,58 @@
+/**
+ * The activity proxies of `teamWorkflow` and `teamAgentWorkflow`, with their timeouts and retry
+ * policies. Retries by cause (src/shared/failures): infrastructure failures retry without limit, the
+ * rest fail at once. Named `proxies` because the lint rule reads any `activities` path as the Node side.
+ */
+import { ActivityCancellationType, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import type { Activities } from '../../activities';
+import { HEARTBEAT_TIMEOUT, retryPolicy, SHORT_ACTIVITY_TIMEOUT } from '../../src/shared/failures';
+import type { TeamAgentSettings } from '../../src/shared/team';
+
+/** The team issues each agent its capability before the agent's process can exist. */
+export const identity = proxyActivities<Pick<Activities, 'issueCapability'>>({
+  startToCloseTimeout: SHORT_ACTIVITY_TIMEOUT,
+  retry: retryPolicy(),
+});
+
+/** What a metered agent was served, read by the team to charge its ledger. */
+export const meters = proxyActivities<Pick<Activities, 'readMeter'>>({
+  startToCloseTimeout: '1 minute',
+  retry: retryPolicy(),
+});
+
+/** An agent's directory: short file operations on the worker that runs the agent's workflow task. */
+export const localFiles = proxyLocalActivities<
+  Pick<Activities, 'prepareTeamAgent' | 'readTeamTasks' | 'markTeamTasks'>
+>({
+  startToCloseTimeout: '30 seconds',
+  retry: retryPolicy(),
+});
+
+export const files = proxyActivities<Pick<Activities, 'archiveTeamAgent'>>({
+  startToCloseTimeout: SHORT_ACTIVITY_TIMEOUT,
+  retry: retryPolicy(),
+});
+
+export const model = proxyActivities<Pick<Activities, 'claudeTurn'>>({
+  startToCloseTimeout: '1 hour',
+  // Short enough that a cancellation (stop, completion) reaches the process within seconds: the SDK sends
+  // heartbeats, and learns of cancellation, every 0.8 × heartbeatTimeout.
+  heartbeatTimeout: HEARTBEAT_TIMEOUT,
+  // An unset cancellationType encodes as TRY_CANCEL: the workflow would move on while the process runs.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  // By cause (src/shared/failures): crashes and API outages retry without limit, the agent's own
+  // failures end the turn.
+  retry: retryPolicy({ maximumInterval: '1 minute' }),
+});
+
+/** A script agent's turn, bounded by the team's script timeout. */
+export function scriptActivities(settings: TeamAgentSettings) {
+  return proxyActivities<Pick<Activities, 'scriptTurn'>>({
+    startToCloseTimeout: `${settings.scriptTimeoutS + 60} seconds`,
+    heartbeatTimeout: '5 seconds',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    // A script's side effects may not be repeatable: only a crash (heartbeat timeout) retries it, and
+    // then without limit (src/shared/failures); its own failures are not retried.
+    retry: retryPolicy(),
+  });
+}
