@@ -2,10 +2,12 @@
 // @ts-check
 /**
  * The build step: `npm install` runs it (the `prepare` script), `make install` and `make test` too.
- * Compiles the CLI into dist/cli/ and prebuilds the workflow bundle into dist/workflow-bundle.js, each
- * only when its sources changed since the last build (`--force` rebuilds both).
+ * Compiles the CLI into dist/cli/, prebuilds the workflow bundle into dist/workflow-bundle.js and builds
+ * the library entry points into dist/lib/ (scripts/build-library.mjs), each only when its sources
+ * changed since the last build (`--force` rebuilds all three).
  */
 import { buildCli, buildWorkflowBundle, cliStaleness, workflowBundleStaleness } from './build-lib.mjs';
+import { buildLibrary, libraryStaleness } from './build-library.mjs';
 
 const force = process.argv.includes('--force');
 const started = Date.now();
@@ -20,4 +22,12 @@ if (bundle !== undefined) {
   await buildWorkflowBundle();
   process.stdout.write(`built dist/workflow-bundle.js (${bundle}) in ${Date.now() - t} ms\n`);
 }
-if (cli === undefined && bundle === undefined) process.stdout.write('dist/ is up to date\n');
+const l = Date.now();
+const lib = force ? 'forced' : libraryStaleness();
+if (lib !== undefined) {
+  await buildLibrary();
+  process.stdout.write(`built dist/lib (${lib}) in ${Date.now() - l} ms\n`);
+}
+if (cli === undefined && bundle === undefined && lib === undefined) {
+  process.stdout.write('dist/ is up to date\n');
+}

@@ -26,6 +26,7 @@ const COMMAND_MODULES: Record<string, () => Promise<Register>> = {
   team: async () => (await import('./commands/team')).registerTeamCommands,
   attach: async () => (await import('./commands/attach')).registerAttachCommand,
   completion: async () => (await import('./commands/completion')).registerCompletionCommand,
+  schema: async () => (await import('./commands/schema')).registerSchemaCommand,
 };
 
 /** One top-level command: the module that registers it and its line in `orchestrator --help`. */
