@@ -44,6 +44,23 @@ describe('the CLI surface', () => {
     }
   });
 
+  it("prints a workflow input's JSON Schema; an unknown workflow is a usage error naming the choices", async () => {
+    const r = await cli('schema', 'projectWorkflow');
+    expect(r.code, r.stderr).toBe(0);
+    const schema = JSON.parse(r.stdout) as { type: string; required: string[]; properties: object };
+    expect(schema.type).toBe('object');
+    expect(schema.required.sort()).toEqual(['outputsDir', 'runId', 'spec', 'workspace']);
+    // Fields the workflow fills in by default are optional for the sender.
+    const phase = JSON.stringify(schema.properties);
+    expect(phase).toContain('"stop_on_failure"');
+    const team = await cli('schema', 'teamWorkflow');
+    expect(team.code, team.stderr).toBe(0);
+    expect(JSON.parse(team.stdout)).toHaveProperty('properties.runId');
+    const bad = await cli('schema', 'nope');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('unknown workflow "nope" (one of: projectWorkflow, teamWorkflow)');
+  });
+
   it('exits 2 on usage errors, 0 on help', async () => {
     expect((await cli('run', 'status', '--bogus')).code).toBe(2);
     expect((await cli('no-such-command')).code).toBe(2);

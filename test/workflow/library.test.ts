@@ -133,7 +133,7 @@ describe('the package as a library', () => {
     const summary = await t.client.workflow.getHandle(runId).result();
     expect(summary).toMatchObject({ state: 'completed' });
     expect(fs.readFileSync(path.join(workspace, 'one.txt'), 'utf8')).toBe('one\n');
-  });
+  }, 420_000);
 
   it("the README's `temporal workflow start --input` example starts a run that completes", async () => {
     const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
