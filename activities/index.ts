@@ -5,7 +5,7 @@
 import type { AppConfig } from '../config/env';
 import type { Logger } from '../src/logger';
 import { startMeterGateway, type MeterGateway } from '../src/meter/gateway';
-import { createApiActivities } from './api';
+import type { ApiActivities } from './api';
 import { createAuditActivities } from './audit';
 import { createCliActivities } from './cli';
 import { createGovernanceActivities } from './governance';
@@ -68,13 +68,17 @@ export function createActivities(deps: ActivityDeps) {
     }),
     ...createWorkspaceActivities({ logger }),
     ...createGovernanceActivities({ logger, sandbox }),
-    ...createApiActivities({
-      logger,
-      anthropic: config.anthropic,
-      outputsDir: config.outputsDir,
-      gateway,
-      sandbox,
-    }),
+    // The api backend brings @anthropic-ai/sdk (about 300 modules with its dependencies): loaded when an
+    // api agent first runs, not by every worker start.
+    ...lazyActivities<ApiActivities>(['apiTurn'], async () =>
+      (await import('./api')).createApiActivities({
+        logger,
+        anthropic: config.anthropic,
+        outputsDir: config.outputsDir,
+        gateway,
+        sandbox,
+      }),
+    ),
     ...createMeterActivities({ logger, outputsDir: config.outputsDir }),
     ...createToolActivities({ logger, sandbox }),
     ...createCliActivities({
@@ -98,3 +102,31 @@ export function createActivities(deps: ActivityDeps) {
 }
 
 export type Activities = ReturnType<typeof createActivities>;
+
+type AsyncFunction = (...args: never[]) => Promise<unknown>;
+
+/**
+ * Activities whose module is imported on their first call (once; a failed import is tried again on
+ * the next call). `names` are registered with the worker at once, so nothing about the task queue
+ * changes: only the module's loading moves from the worker's start to the first task that needs it.
+ */
+export function lazyActivities<T extends Record<string, AsyncFunction>>(
+  names: (keyof T & string)[],
+  load: () => Promise<T>,
+): T {
+  let loaded: Promise<T> | undefined;
+  const get = (): Promise<T> =>
+    (loaded ??= load().catch((err: unknown) => {
+      loaded = undefined;
+      throw err;
+    }));
+  const out: Partial<Record<keyof T, AsyncFunction>> = {};
+  for (const name of names) {
+    out[name] = async (...args: never[]) => {
+      const fn: AsyncFunction | undefined = (await get())[name];
+      if (!fn) throw new Error(`activity ${name} is missing from its module`);
+      return fn(...args);
+    };
+  }
+  return out as T;
+}
