@@ -5,10 +5,10 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { AppConfig } from '../config/env';
 import { createActivities, type ActivityDeps } from '../activities';
-import { createSandbox, describeSandbox } from '../activities/sandbox';
+import { createSandbox, describeSandbox, type SandboxState } from '../activities/sandbox';
 import { cannotReachTemporal } from '../src/connection-error';
 import type { Logger } from '../src/logger';
-import { startMeterGateway } from '../src/meter/gateway';
+import { startMeterGateway, type MeterGateway } from '../src/meter/gateway';
 import { ensureSearchAttributes } from '../src/search-attributes';
 import { loadWorkflowBundle } from './bundle';
 import { redactingActivityInterceptors } from './redaction';
@@ -34,23 +34,40 @@ export async function createWorker(
 ): Promise<{ worker: Worker; connection: NativeConnection }> {
   const { config, logger } = opts;
   installRuntimeLogger(logger, config.metrics);
-  const connection =
-    opts.connection ??
-    (await NativeConnection.connect({ address: config.temporal.address }).catch((err: unknown) => {
-      throw new Error(cannotReachTemporal(config.temporal.address, err));
-    }));
-  // The metering gateway lives in this process: when the worker dies, no agent can spend unmetered.
+  // Independent start-up work runs at once (connecting, the gateway's listener, probing the sandbox,
+  // checking the workflow bundle): polling begins as soon as the slowest is done, not their sum.
   const actConfig = opts.deps?.config ?? config;
-  const gateway =
-    opts.deps?.gateway ??
-    (await startMeterGateway({
-      upstream: actConfig.anthropic.baseURL,
-      apiKey: actConfig.anthropic.apiKey,
-      outputsDir: actConfig.outputsDir,
-      logger,
-    }));
   const sandbox =
     opts.deps?.sandbox ?? createSandbox({ outputsDir: config.outputsDir, stateDir: config.home });
+  // Workflows named by the caller (a benchmark's workflowsPath) replace the production bundle.
+  const own = opts.workerOptions?.workflowsPath ?? opts.workerOptions?.workflowBundle;
+  const [connected, gatewayStarted, sandboxState, bundleLoaded] = await Promise.allSettled([
+    opts.connection ??
+      NativeConnection.connect({ address: config.temporal.address }).catch((err: unknown) => {
+        throw new Error(cannotReachTemporal(config.temporal.address, err));
+      }),
+    // The metering gateway lives in this process: when the worker dies, no agent can spend unmetered.
+    opts.deps?.gateway ??
+      startMeterGateway({
+        upstream: actConfig.anthropic.baseURL,
+        apiKey: actConfig.anthropic.apiKey,
+        outputsDir: actConfig.outputsDir,
+        logger,
+      }),
+    sandbox.state(),
+    opts.workflowBundle ?? (own ? undefined : loadWorkflowBundle(logger)),
+  ]);
+  const failed = [connected, gatewayStarted, sandboxState, bundleLoaded].find((r) => r.status === 'rejected');
+  if (failed) {
+    // Nothing started here outlives a worker that could not start.
+    if (connected.status === 'fulfilled' && !opts.connection) await connected.value.close();
+    if (gatewayStarted.status === 'fulfilled' && !opts.deps?.gateway) await gatewayStarted.value.close();
+    throw failed.reason;
+  }
+  const connection = (connected as PromiseFulfilledResult<NativeConnection>).value;
+  const gateway = (gatewayStarted as PromiseFulfilledResult<MeterGateway>).value;
+  const state = (sandboxState as PromiseFulfilledResult<SandboxState>).value;
+  const workflowBundle = (bundleLoaded as PromiseFulfilledResult<WorkerOptions['workflowBundle']>).value;
   // Asked once per worker: the Web UI's attributes, registered here when the namespace lacks them.
   let indexed: Promise<string[]> | undefined;
   const indexedSearchAttributes = () =>
@@ -72,12 +89,8 @@ export async function createWorker(
     gateway,
   });
   // One line at start: whether agent commands are confined here, and if not, why.
-  const state = await sandbox.state();
   if (state.kind === 'bwrap') logger.info({ sandbox: state.kind }, describeSandbox(state));
   else logger.warn({ sandbox: state.kind }, describeSandbox(state));
-  // Workflows named by the caller (a benchmark's workflowsPath) replace the production bundle.
-  const own = opts.workerOptions?.workflowsPath ?? opts.workerOptions?.workflowBundle;
-  const workflowBundle = opts.workflowBundle ?? (own ? undefined : await loadWorkflowBundle(logger));
   const worker = await Worker.create({
     connection,
     namespace: config.temporal.namespace,
