@@ -331,6 +331,8 @@ function workflowSources() {
     }
   }
   for (const pkg of WORKFLOW_PACKAGES) files.push(path.join('node_modules', pkg, 'package.json'));
+  // How the bundle is built (buildWorkflowBundle below) is one of its sources too.
+  files.push(path.relative(ROOT, fileURLToPath(import.meta.url)));
   return files;
 }
 
@@ -362,6 +364,10 @@ export async function buildWorkflowBundle(opts = {}) {
     workflowsPath: WORKFLOWS_ENTRY,
     workflowInterceptorModules: [WORKFLOW_INTERCEPTORS],
     logger: opts.logger ?? quiet,
+    // The SDK requires an inline source map (it maps workflow stack traces with it) but reads only its
+    // mappings: without the sources' text the bundle is 2.1 MB rather than 3.9 MB, and every worker
+    // start decodes and parses that much less before polling.
+    webpackConfigHook: (config) => ({ ...config, devtool: 'inline-nosources-source-map' }),
   });
   writeAtomic(WORKFLOW_BUNDLE, code);
   writeAtomic(WORKFLOW_BUNDLE_INFO, JSON.stringify({ sources }, null, 1) + '\n');
