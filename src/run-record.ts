@@ -45,6 +45,7 @@ interface RecordedSummary {
   phases?: RunStatus['phases'];
   rollbacks?: RunStatus['rollbacks'];
   totals?: RunStatus['totals'];
+  baseline?: Checkpoint;
 }
 
 function str(v: unknown): string | undefined {
@@ -134,6 +135,7 @@ export function recordedStatus(runId: string, rec: RunRecord): RunStatus | undef
     outputsDir: rec.memo.outputsDir ?? '',
     ...(rec.manifest?.forkedFrom ? { forkedFrom: rec.manifest.forkedFrom } : {}),
     continuedAsNew: 0,
+    ...(rec.result?.baseline ? { baseline: rec.result.baseline } : {}),
   };
 }
 

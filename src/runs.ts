@@ -36,6 +36,7 @@ import { DEFAULT_TASK_QUEUE, WorkflowType } from './shared/names';
 import { RUN_WORKFLOW_TASK_TIMEOUT } from './shared/failures';
 import { ensureWorkspaceFree, holdWorkspace } from './workspace-hold';
 import type { Checkpoint, RunState, RunStatus } from './shared/run';
+import { parseDuration } from './shared/duration';
 import {
   compactSpec,
   type ProjectSpec,
@@ -70,6 +71,12 @@ export interface StartRunOptions {
  * for the workflow to fill, so a refused fork leaves no folder behind); the outputs folder is resolved here,
  * once, and recorded in the run's input and memo for every later writer.
  */
+/** The deadline of a run starting now, from its intake's `constraints.timeline` (none without one). */
+export function deadlineFor(spec: ProjectSpec, now = Date.now()): { deadline?: string } {
+  const ms = spec.constraints.timeline === undefined ? undefined : parseDuration(spec.constraints.timeline);
+  return ms === undefined ? {} : { deadline: new Date(now + ms).toISOString() };
+}
+
 export async function startRun(client: Client, opts: StartRunOptions): Promise<ProjectWorkflowInput> {
   // Checked, not created, until the input is validated: a bad run id must not leave anything behind.
   const workspace = checkWorkspacePath(opts.workspace);
@@ -79,6 +86,7 @@ export async function startRun(client: Client, opts: StartRunOptions): Promise<P
     workspace,
     outputsDir: path.resolve(opts.outputsDir),
     forkedFrom: opts.forkedFrom,
+    ...deadlineFor(opts.spec),
   });
   // Sent without the values the workflow's own parse fills in again: long intakes stay small.
   const sent = { ...input, spec: compactSpec(input.spec) };
@@ -114,8 +122,29 @@ export async function queryStatus(client: Client, runId: string): Promise<RunSta
     () => handle.query(statusQuery),
     (rec) => recordedStatus(runId, rec),
   );
-  const settled = await settleStatus(status, (await handle.describe()).status.name);
-  return { ...settled, checkpoints: await fillCheckpointCommits(settled.checkpoints) };
+  const serverStatus = (await handle.describe()).status.name;
+  const settled = await settleStatus(status, serverStatus);
+  // A run that ended without completing says why, in the server's words (the innermost cause).
+  // (Only a closed run: result() waits for a running one.)
+  const ended =
+    settled.error || !stateFromServer(serverStatus)
+      ? undefined
+      : await closedRun(client, runId, serverStatus).catch(() => undefined);
+  return {
+    ...settled,
+    ...(ended ? { error: ended.error } : {}),
+    checkpoints: await fillCheckpointCommits(settled.checkpoints),
+  };
+}
+
+/**
+ * A run's checkpoints with CP0 (the workspace before phase 1) first, when the run took one: what
+ * `checkpoint list|show`, rollback and fork accept.
+ */
+export async function queryCheckpointsWithBaseline(client: Client, runId: string): Promise<Checkpoint[]> {
+  const cps = await queryCheckpoints(client, runId);
+  const { baseline } = await queryStatus(client, runId);
+  return baseline ? [baseline, ...cps] : cps;
 }
 
 /** A run's checkpoints: by query, or from a closed run's record when no worker polls its queue. */
@@ -259,7 +288,7 @@ export async function forkRun(
 ): Promise<ProjectWorkflowInput> {
   const source = await runInput(client, opts.runId);
   // A finished run forks from its record even when no worker of its queue is left.
-  const cps = await queryCheckpoints(client, opts.runId);
+  const cps = await queryCheckpointsWithBaseline(client, opts.runId);
   const cp = cps.find((c) => c.id === opts.checkpoint);
   if (!cp) {
     throw new Error(

@@ -1,5 +1,6 @@
 /** Human-readable rendering of run status for `run start --wait`, `run status` and the demo. */
 import pc from 'picocolors';
+import { formatDuration } from '../shared/duration';
 import type { AgentStatusRow, PhaseStatus, RunStatus } from '../shared/run';
 
 const PHASE_ICON: Record<PhaseStatus, string> = {
@@ -31,12 +32,34 @@ function agentIcon(a: AgentStatusRow, tick: number): string {
   }
 }
 
+/** One screen-friendly line of a reason: newlines folded, cut at {@link REASON_CHARS}. */
+export function oneLine(text: string, max = REASON_CHARS): string {
+  const flat = text.replace(/\s*\n\s*/g, ' ⏎ ').trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
+
+/** How much of one failure reason human output shows (`--json` has all of it). */
+const REASON_CHARS = 400;
+
+/** A failed agent's classified error: `[RateLimited] the API answered 429 …`. */
+function agentError(a: AgentStatusRow): string {
+  const text = oneLine(a.error ?? '');
+  return a.errorType && !text.startsWith(a.errorType) ? `[${a.errorType}] ${text}` : text;
+}
+
+/** `2026-12-14T20:00:00.000Z (in 13d 23h)` or `… (2h ago)`. */
+function deadlineText(deadline: string, now: number): string {
+  const due = Date.parse(deadline);
+  if (Number.isNaN(due)) return deadline;
+  return `${deadline} (${due >= now ? `in ${formatDuration(due - now)}` : `${formatDuration(now - due)} ago`})`;
+}
+
 export function formatUsd(n: number): string {
   return `$${n.toFixed(n < 1 ? 4 : 2)}`;
 }
 
 /** Renders the whole status block; `tick` animates running agents. */
-export function renderStatus(s: RunStatus, tick = 0): string {
+export function renderStatus(s: RunStatus, tick = 0, now = Date.now()): string {
   const lines: string[] = [];
   const stateColor = s.state === 'completed' ? pc.green : s.state === 'failed' ? pc.red : pc.cyan;
   lines.push(
@@ -51,10 +74,12 @@ export function renderStatus(s: RunStatus, tick = 0): string {
     );
     if (p.status === 'running' || p.status === 'failed') {
       for (const a of s.agents.filter((x) => x.phase === p.name)) {
-        const err = a.error ? pc.red(` ${a.error.slice(0, 100)}`) : '';
+        const err = a.error ? pc.red(` ${agentError(a)}`) : '';
         lines.push(`      ${agentIcon(a, tick)} ${a.id} ${pc.dim(`(${a.role}) ${a.state}`)}${err}`);
       }
     }
+    if (p.status === 'failed')
+      for (const e of p.errors ?? []) lines.push(`      ${pc.red('why:')} ${oneLine(e)}`);
   });
   const live = s.checkpoints.filter((c) => !c.rolledBack).map((c) => `${c.id} ${pc.dim(c.label)}`);
   if (live.length) lines.push(`  Checkpoints: ${live.join(', ')}`);
@@ -64,7 +89,9 @@ export function renderStatus(s: RunStatus, tick = 0): string {
     );
   }
   if (s.pausedReason) lines.push(`  ${pc.yellow('!')} ${s.pausedReason}`);
-  if (s.error) lines.push(`  ${pc.red('✗')} ${s.error}`);
+  if (s.deadline) lines.push(`  Deadline: ${deadlineText(s.deadline, now)}`);
+  for (const w of s.warnings ?? []) lines.push(`  ${pc.yellow('!')} ${w}`);
+  if (s.error) lines.push(`  ${pc.red('✗')} ${oneLine(s.error, 2 * REASON_CHARS)}`);
   lines.push(`  Totals: ${s.totals.tokens} tokens, ${formatUsd(s.totals.costUsd)}`);
   return lines.join('\n');
 }

@@ -10,7 +10,10 @@ import type { AgentStep, Checkpoint, PhaseResult, RunState, RunStatus } from './
 import type { TeamState } from './team';
 import type { BudgetLimit } from './spec';
 
-export const CheckpointIdSchema = z.string().regex(/^CP[1-9][0-9]*$/, 'must be a checkpoint id like CP2');
+/** `CP0` is the workspace as it was before phase 1 (runs started with the baseline patch take it). */
+export const CheckpointIdSchema = z
+  .string()
+  .regex(/^CP(0|[1-9][0-9]*)$/, 'must be a checkpoint id like CP2 (CP0: the workspace before phase 1)');
 
 export const RollbackRequestSchema = z.object({
   checkpoint: CheckpointIdSchema,

@@ -135,7 +135,12 @@ export interface AgentStatusRow {
   state: AgentState;
   costUsd?: number;
   error?: string;
+  /** The failure type (src/shared/failures) of a failed agent, e.g. `RateLimited`. */
+  errorType?: string;
 }
+
+/** How many of a failed phase's reasons its status row keeps (the phase results have all of them). */
+export const PHASE_ERRORS_SHOWN = 10;
 
 export interface RunStatus {
   runId: string;
@@ -144,7 +149,14 @@ export interface RunStatus {
   currentPhase?: string;
   /** "step N/total" where N is the 1-based position of the current (or last) phase. */
   step: string;
-  phases: { name: string; status: PhaseStatus; attempt: number; checkpoint?: string }[];
+  phases: {
+    name: string;
+    status: PhaseStatus;
+    attempt: number;
+    checkpoint?: string;
+    /** Why a failed phase failed (artifacts, gates with their output, agents), first few. */
+    errors?: string[];
+  }[];
   agents: AgentStatusRow[];
   checkpoints: Checkpoint[];
   rollbacks: { to: string; reason?: string; at: string; fromPhase?: string }[];
@@ -158,4 +170,13 @@ export interface RunStatus {
   continuedAsNew: number;
   /** Why a closed run did not complete, as the server reports it (set by clients, not the workflow). */
   error?: string;
+  /**
+   * CP0: the workspace as it was before phase 1, for rollback and fork (phase index -1). Kept apart from
+   * `checkpoints`, which lists the phases' own; runs started before it existed have none.
+   */
+  baseline?: Checkpoint;
+  /** When the run is due (ISO time), from the intake's `constraints.timeline`. */
+  deadline?: string;
+  /** Things the user should know that stop nothing, e.g. phases that ran past the deadline. */
+  warnings?: string[];
 }

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { SafeNameSchema } from './ids';
+import { DURATION_EXAMPLES, parseDuration } from './duration';
 
 export const BackendSchema = z.enum(['script', 'cli', 'api']);
 export type Backend = z.infer<typeof BackendSchema>;
@@ -128,8 +129,18 @@ export const ProjectSpecSchema = z.object({
       budget_tokens: z.number().int().nonnegative().optional(),
       budget_usd: z.number().nonnegative().optional(),
       on_budget_exceeded: z.enum(['pause', 'fail']).default('pause'),
-      /** The v2 intake's delivery target ("2 weeks"): recorded with the run, not enforced. */
-      timeline: z.string().min(1).max(200).optional(),
+      /**
+       * The v2 intake's delivery target ("2 weeks", "10 days", "36h"): the run's deadline is its start
+       * plus this; `run status` shows it and warns (as does the worker's log) when phases run past it.
+       * Nothing is stopped for it.
+       */
+      timeline: z
+        .string()
+        .max(200)
+        .refine((t) => parseDuration(t) !== undefined, {
+          error: (iss) => `must be a duration like ${DURATION_EXAMPLES} (got ${JSON.stringify(iss.input)})`,
+        })
+        .optional(),
     })
     .default({ on_budget_exceeded: 'pause' }),
   /**
@@ -150,6 +161,11 @@ export const ProjectWorkflowInputSchema = z.object({
   spec: ProjectSpecSchema,
   workspace: z.string().startsWith('/', 'must be an absolute path'),
   outputsDir: z.string().startsWith('/', 'must be an absolute path'),
+  /**
+   * When the run is due (ISO time): its start plus `constraints.timeline`, fixed by the client that
+   * started it so that every execution and replay agrees.
+   */
+  deadline: z.string().optional(),
   /** Set when this run was forked from another run's checkpoint. */
   forkedFrom: z
     .object({
@@ -158,8 +174,9 @@ export const ProjectWorkflowInputSchema = z.object({
       /** The parent's workspace and the checkpoint's commit, materialized into this run's workspace. */
       sourceWorkspace: z.string().startsWith('/'),
       commit: z.string().min(1),
-      /** Index of the phase the checkpoint was taken after; the fork continues with the next one. */
-      phaseIndex: z.number().int().nonnegative(),
+      /** Index of the phase the checkpoint was taken after; the fork continues with the next one
+       * (-1: CP0, the workspace before phase 1). */
+      phaseIndex: z.number().int().min(-1),
     })
     .optional(),
 });

@@ -163,6 +163,7 @@ export async function runAgent(
       row.state = r.status === 'completed' ? 'completed' : 'failed';
       row.costUsd = r.costUsd;
       row.error = r.error;
+      row.errorType = r.errorType;
     } catch (err) {
       const reported = reportedSpend(err);
       if (isCancellation(err)) {
@@ -183,6 +184,7 @@ export async function runAgent(
         carried?.error ??
         (err instanceof ChildWorkflowFailure ? (err.cause?.message ?? err.message) : String(err));
       r = carried ?? failedAgent(agent.id, agent.role, agent.backend, row.error, reported);
+      row.errorType = r.errorType;
     }
     if (metered) {
       const spend = await settleMetered(run, key, workflowId, where, meterId);

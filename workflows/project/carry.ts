@@ -73,6 +73,8 @@ export interface ProjectCarry {
   attemptFloor?: number;
   /** Run-length carry: attempt counters of phases below this index were dropped. */
   attemptsDroppedBelow?: number;
+  /** CP0, the workspace before phase 1 (`[id, -1, commit, createdAt]`), when the run took one. */
+  baselineRow?: CheckpointRow;
 }
 
 /** The workflow state a carry describes. */
@@ -92,6 +94,30 @@ export interface CarriedState {
   attemptFloor?: number;
   /** Attempt counters of phases below this index were dropped; 0 when none. */
   attemptsDroppedBelow?: number;
+  /** CP0, the workspace before phase 1 (see {@link baselineCheckpoint}). */
+  baseline?: Checkpoint;
+}
+
+/** The phase name CP0's manifest is filed under (`outputs/<run>/baseline/manifest-CP0.json`). */
+export const BASELINE_PHASE = 'baseline';
+
+/** CP0 of a run: the workspace before phase 1, at phase index -1 so a rollback to it re-runs every phase. */
+export function baselineCheckpoint(
+  ctx: RunContext,
+  commit: string,
+  createdAt: string,
+  manifestPath = checkpointManifestPath(ctx, BASELINE_PHASE, 'CP0'),
+): Checkpoint {
+  return {
+    id: 'CP0',
+    label: 'baseline',
+    phase: BASELINE_PHASE,
+    phaseIndex: -1,
+    commit,
+    manifestPath,
+    createdAt,
+    runId: ctx.runId,
+  };
 }
 
 /** The phase and run a compact checkpoint row expands to. */
@@ -152,6 +178,16 @@ export function packCarry(
       .filter((c) => !c.rolledBack)
       .map((c): CheckpointRow => [c.id, c.phaseIndex, c.commit, c.createdAt]),
     spent: { usage: spent.usage, costUsd: Math.round(spent.costUsd * 1e6) / 1e6 },
+    ...(st.baseline
+      ? {
+          baselineRow: [
+            st.baseline.id,
+            -1,
+            st.baseline.commit,
+            st.baseline.createdAt,
+          ] satisfies CheckpointRow,
+        }
+      : {}),
   };
 }
 
@@ -211,6 +247,9 @@ export function unpackCarry(carry: ProjectCarry | undefined, ctx: RunContext): C
     rollbacksDropped: carry?.rollbacksDropped ?? 0,
     attemptFloor: carry?.attemptFloor ?? 0,
     attemptsDroppedBelow: carry?.attemptsDroppedBelow ?? 0,
+    ...(carry?.baselineRow
+      ? { baseline: baselineCheckpoint(ctx, carry.baselineRow[2], carry.baselineRow[3]) }
+      : {}),
   };
   const phaseRows = carry?.phaseRows ?? (carry?.phaseRuns ? decodePhaseRuns(carry.phaseRuns) : undefined);
   if (!carry || !phaseRows) {

@@ -4,10 +4,14 @@
  * in the fork's own shadow repository under the same id, so that it can roll back to it like any
  * checkpoint of its own. Phases up to that checkpoint are `inherited`.
  */
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, patched } from '@temporalio/workflow';
 import { type PhaseResult, ZERO_USAGE } from '../../src/shared/run';
+import { BASELINE_PHASE, baselineCheckpoint } from './carry';
 import { checkpointing, workspace } from './proxies';
 import type { ProjectRun } from './run';
+
+/** Guards CP0, the checkpoint of the workspace before phase 1 (runs recorded before it took none). */
+export const BASELINE_PATCH = 'baseline-cp0';
 
 /** The `inherited` results of phases 0..`upTo` of a fork, at time `now`. */
 export function inheritedResults(phaseNames: readonly string[], upTo: number, now: string): PhaseResult[] {
@@ -62,7 +66,9 @@ export async function startRun(run: ProjectRun): Promise<void> {
     });
   }
   await workspace.initWorkspace({ workspace: input.workspace, holder: runId });
-  if (!fork) return;
+  // A fork of CP0 starts where a fresh run does: before phase 1, with its own CP0 of the same files.
+  if (fork?.phaseIndex === -1 || (!fork && patched(BASELINE_PATCH))) await takeBaseline(run);
+  if (!fork || fork.phaseIndex === -1) return;
   const forkedPhase = phases[fork.phaseIndex];
   if (!forkedPhase)
     throw ApplicationFailure.nonRetryable(
@@ -111,4 +117,39 @@ export async function startRun(run: ProjectRun): Promise<void> {
     inherited: true,
   });
   st.nextPhase = fork.phaseIndex + 1;
+}
+
+/**
+ * CP0: the workspace as the run found it, before phase 1 (no artifacts required), so that a rollback or
+ * a fork can go back to it byte for byte.
+ */
+async function takeBaseline(run: ProjectRun): Promise<void> {
+  const { runId, input, st, audit } = run;
+  const cp = await checkpointing.checkpointPhase({
+    workspace: input.workspace,
+    outputsDir: input.outputsDir,
+    runId,
+    phase: BASELINE_PHASE,
+    checkpoint: 'CP0',
+    label: 'baseline',
+    artifacts: [],
+  });
+  if (!cp.ok || !cp.commit) {
+    throw ApplicationFailure.nonRetryable(
+      `CP0: the workspace before phase 1 could not be checkpointed: ${cp.errors.join('; ')}`,
+      'InvalidPath',
+    );
+  }
+  st.baseline = baselineCheckpoint(
+    { runId, outputsDir: input.outputsDir, phaseNames: [] },
+    cp.commit,
+    new Date().toISOString(),
+    cp.manifestPath,
+  );
+  audit.record('checkpoint', {
+    id: 'CP0',
+    phase: BASELINE_PHASE,
+    commit: cp.commit,
+    manifest: cp.manifestPath,
+  });
 }

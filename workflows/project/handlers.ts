@@ -36,7 +36,12 @@ const REFUSALS_KEPT = 20;
 export function setProjectHandlers(run: ProjectRun): void {
   const { runId, st, audit } = run;
   const validRollback = (req: unknown): RollbackRequest =>
-    checkRollback(req, { runId, state: run.state, over: run.isOver(), checkpoints: st.checkpoints });
+    checkRollback(req, {
+      runId,
+      state: run.state,
+      over: run.isOver(),
+      checkpoints: run.rollbackTargets(),
+    });
   const validRaise = (req: unknown) =>
     checkRaise(req, { runId, state: run.state, over: run.isOver(), phases: run.phases });
   const validApprove = (req: unknown) =>

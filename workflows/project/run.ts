@@ -20,7 +20,7 @@ import { Visibility } from '../visibility';
 import { runAttributes, runDetails } from '../../src/shared/visibility';
 import { workspace } from './proxies';
 import { type CarriedState, type ProjectCarry, unpackCarry } from './carry';
-import { effectiveState, pausedReason, phaseRows, runTotals, stepText } from './status';
+import { deadlineWarning, effectiveState, pausedReason, phaseRows, runTotals, stepText } from './status';
 
 /** What a run returns when it completes. */
 export interface ProjectSummary {
@@ -33,6 +33,8 @@ export interface ProjectSummary {
   /** The ledger's run-wide spend (every attempt, rolled back or not). */
   budget: ReturnType<typeof ledgerTotals>;
   manifestPath?: string;
+  /** CP0, when the run took one (see RunStatus.baseline). */
+  baseline?: Checkpoint;
 }
 
 /** A metered agent start in flight: where its spend is recorded. */
@@ -126,6 +128,8 @@ export class ProjectRun {
   /** Per reservation key: what has been charged from its meter so far, per served model. */
   readonly meteredCharged = new Map<string, MeterCharged>();
   awaitingApproval: AwaitingApproval | undefined;
+  /** What the deadline warning last logged said (late phases, overrunning). */
+  private loggedDeadline: string | undefined;
   /** Search attributes and current details (workflows/visibility). */
   readonly visibility = new Visibility();
 
@@ -160,6 +164,14 @@ export class ProjectRun {
    */
   publish(): void {
     const s = this.status();
+    const late = this.pastDeadline();
+    // Logged when the run first overruns and whenever another phase ends late, not as the clock moves
+    // (and never from a query, which must not change state).
+    const key = late && `${late.late}:${late.overrunning}`;
+    if (late && key !== this.loggedDeadline) {
+      log.warn('run is past its deadline', { runId: this.runId, deadline: s.deadline, warning: late.text });
+    }
+    this.loggedDeadline = key;
     const limit = this.st.ledger.limits.run.microUsd;
     this.visibility.publish(
       runAttributes(s, this.spec.project.client),
@@ -172,7 +184,13 @@ export class ProjectRun {
   }
 
   liveCheckpoint(id: string): Checkpoint | undefined {
+    if (id === this.st.baseline?.id) return this.st.baseline;
     return this.st.checkpoints.find((c) => c.id === id && !c.rolledBack);
+  }
+
+  /** What a rollback may go back to: CP0 (when taken) and the live checkpoints. */
+  rollbackTargets(): Checkpoint[] {
+    return this.st.baseline ? [this.st.baseline, ...this.st.checkpoints] : this.st.checkpoints;
   }
 
   effectiveState(): RunState {
@@ -197,6 +215,7 @@ export class ProjectRun {
   }
 
   status(): RunStatus {
+    const late = this.pastDeadline();
     return {
       runId: this.runId,
       project: this.spec.project.name,
@@ -213,7 +232,15 @@ export class ProjectRun {
       outputsDir: this.input.outputsDir,
       forkedFrom: this.forkedFrom(),
       continuedAsNew: this.st.continuedAsNew,
+      ...(this.st.baseline ? { baseline: this.st.baseline } : {}),
+      ...(this.input.deadline ? { deadline: this.input.deadline } : {}),
+      ...(late ? { warnings: [late.text] } : {}),
     };
+  }
+
+  /** How the run overran its deadline, if it did. */
+  pastDeadline(): ReturnType<typeof deadlineWarning> {
+    return deadlineWarning(this.input.deadline, this.st.phaseResults, this.isOver(), Date.now());
   }
 
   summary(manifestPath: string): ProjectSummary {
@@ -226,6 +253,7 @@ export class ProjectRun {
       totals: this.totals(),
       budget: ledgerTotals(this.st.ledger),
       manifestPath,
+      ...(this.st.baseline ? { baseline: this.st.baseline } : {}),
     };
   }
 

@@ -2,8 +2,16 @@
  * What a run shows of itself (queries `status` and `budget`, the summary it returns): pure functions of
  * the run's state, so that they are tested without a server.
  */
-import { addUsage, type RunState, type RunStatus, totalTokens } from '../../src/shared/run';
+import {
+  addUsage,
+  PHASE_ERRORS_SHOWN,
+  type RunState,
+  type RunStatus,
+  type PhaseResult,
+  totalTokens,
+} from '../../src/shared/run';
 import type { CarriedState } from './carry';
+import { formatDuration } from '../../src/shared/duration';
 
 /** Rounds dollars to the micro-dollar, the ledger's resolution. */
 export function round6(n: number): number {
@@ -54,11 +62,53 @@ export function phaseRows(
         ? 'pending'
         : latest.status
       : 'pending';
-    return { name: p.name, status, attempt: latest?.attempt ?? 0, checkpoint: latest?.checkpoint };
+    const errors = status === 'failed' ? latest?.errors.slice(0, PHASE_ERRORS_SHOWN) : undefined;
+    return {
+      name: p.name,
+      status,
+      attempt: latest?.attempt ?? 0,
+      checkpoint: latest?.checkpoint,
+      ...(errors?.length ? { errors } : {}),
+    };
   });
 }
 
 /** Status step text: the phase being run (or the last one), of how many. */
 export function stepText(nextPhase: number, phaseCount: number): string {
   return `step ${Math.min(nextPhase + 1, phaseCount)}/${phaseCount}`;
+}
+
+/**
+ * The warning a run past its deadline shows (and logs once): how late the phases that ended after it
+ * were, or how long a run still going has overrun. Undefined when on time or without a deadline.
+ */
+export function deadlineWarning(
+  deadline: string | undefined,
+  phaseResults: readonly Pick<PhaseResult, 'phase' | 'status' | 'completedAt'>[],
+  over: boolean,
+  now: number,
+): { text: string; late: number; overrunning: boolean } | undefined {
+  const due = deadline === undefined ? NaN : Date.parse(deadline);
+  if (Number.isNaN(due)) return undefined;
+  const late = phaseResults.filter(
+    (r) =>
+      (r.status === 'completed' || r.status === 'failed') &&
+      r.completedAt !== undefined &&
+      Date.parse(r.completedAt) > due,
+  );
+  const parts: string[] = [];
+  if (late.length > 0) {
+    const first = late[0]!;
+    const by = formatDuration(Date.parse(first.completedAt!) - due);
+    parts.push(
+      late.length === 1
+        ? `phase "${first.phase}" ended ${by} after it`
+        : `${late.length} phase attempts ended after it, the first ("${first.phase}") ${by} late`,
+    );
+  }
+  const overrunning = !over && now > due;
+  if (overrunning) parts.push(`the run is still going, ${formatDuration(now - due)} past it`);
+  return parts.length
+    ? { text: `past the deadline ${deadline}: ${parts.join('; ')}`, late: late.length, overrunning }
+    : undefined;
 }

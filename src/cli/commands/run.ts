@@ -18,7 +18,7 @@ import {
   listRuns,
   RUN_LIST_STATES,
   type RunListState,
-  queryCheckpoints,
+  queryCheckpointsWithBaseline,
   queryStatus,
   rollbackRun,
   startRun,
@@ -29,7 +29,7 @@ import { checkWorkspacePath } from '../../workspace-path';
 import { startRehearsal } from '../../rehearsal';
 import { CliError, configFrom, latestRunId, loggerFor, printJson, withClient } from '../context';
 import { withLocalWorker } from '../local-worker';
-import { renderStatus, renderSummary } from '../render';
+import { oneLine, renderStatus, renderSummary } from '../render';
 import { createSandbox, describeSandbox } from '../../../activities/sandbox';
 import { readSandboxRecord } from '../../../activities/sandbox/record';
 
@@ -240,7 +240,7 @@ export function registerRunCommands(program: Command): void {
     .action(async (runIdArg: string | undefined, opts: { json?: boolean }, cmd: Command) => {
       await withClient(cmd, async (client) => {
         const runId = runIdArg ?? (await latestRunId(client));
-        const cps = await queryCheckpoints(client, runId);
+        const cps = await queryCheckpointsWithBaseline(client, runId);
         if (opts.json) return printJson(cps);
         const table = new Table({ head: ['id', 'label', 'commit', 'created', 'state'] });
         for (const c of cps)
@@ -264,7 +264,7 @@ export function registerRunCommands(program: Command): void {
       checkpointArg(id);
       await withClient(cmd, async (client) => {
         const runId = second === undefined ? await latestRunId(client) : first;
-        const cps = await queryCheckpoints(client, runId);
+        const cps = await queryCheckpointsWithBaseline(client, runId);
         const c = cps.find((x) => x.id === id);
         if (!c)
           throw new CliError(
@@ -340,6 +340,18 @@ export function registerRunCommands(program: Command): void {
             r.checkpoint ?? '',
           ]);
         process.stdout.write(table.toString() + '\n');
+        // Why each failed attempt failed, in words (`--json` has the full results).
+        for (const r of results.filter((x) => x.status === 'failed' && x.errors.length > 0)) {
+          process.stdout.write(`${r.phase} (attempt ${r.attempt}) failed:\n`);
+          for (const e of r.errors) {
+            // An agent's reason gets its classified type (`agent dev-1: [RateLimited] …`).
+            const a = r.agents.find((x) => x.errorType && e.startsWith(`agent ${x.agentId}: `));
+            const line = a
+              ? `agent ${a.agentId}: [${a.errorType}] ${e.slice(`agent ${a.agentId}: `.length)}`
+              : e;
+            process.stdout.write(`  - ${oneLine(line)}\n`);
+          }
+        }
       });
     });
 }
