@@ -2,10 +2,18 @@
  * Client-side operations on team runs (`teamWorkflow`), shared by the CLI, the benchmark and the tests.
  * Other services can do the same with a Temporal client: the messages are in src/shared/team.ts.
  */
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
+import { setTimeout as delay } from 'node:timers/promises';
+import {
+  type Client,
+  type WorkflowHandle,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+} from '@temporalio/client';
+import { defaultPayloadConverter, type UpdateDefinition } from '@temporalio/common';
 import { newRunId } from './runs';
 import { holdWorkspace } from './workspace-hold';
 import { RUN_WORKFLOW_TASK_TIMEOUT } from './shared/failures';
@@ -35,6 +43,35 @@ import {
   type TeamStatus,
   type TeamWorkflowInput,
 } from './shared/team';
+
+/** How long {@link executeUpdateSurely} asks again for an update whose calls time out. */
+const UPDATE_RETRY_MS = 300_000;
+
+/**
+ * Runs an update to its outcome, asking again under the same update id when a call times out. On a loaded
+ * server an update that was admitted but not yet delivered is dropped when the workflow's state is
+ * reloaded (a workflow task that timed out), and the caller sees only the timeout. Under the same id a
+ * retry is idempotent: the server answers an update it knows with its outcome and delivers a lost one.
+ * An agent's proof chain depends on it: a request lost after its proof was computed would be followed by
+ * one whose proof is a step ahead, refused as a spoof attempt.
+ */
+export async function executeUpdateSurely<Ret, Args extends [unknown, ...unknown[]]>(
+  handle: WorkflowHandle,
+  def: UpdateDefinition<Ret, Args>,
+  args: Args,
+  retryMs = UPDATE_RETRY_MS,
+): Promise<Ret> {
+  const updateId = randomUUID();
+  const deadline = Date.now() + retryMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await handle.executeUpdate(def, { args, updateId });
+    } catch (err) {
+      if (!(err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) || Date.now() > deadline) throw err;
+      await delay(Math.min(2_000, 200 * attempt));
+    }
+  }
+}
 
 /** A user-facing team error (the CLI prints its message on one line). */
 export class TeamError extends Error {
@@ -240,7 +277,7 @@ export async function requestAgent(
   const handle = client.workflow.getHandle(runId);
   const sent = await proven(client, runId, req, creds);
   try {
-    return await handle.executeUpdate(requestAgentUpdate, { args: [sent] });
+    return await executeUpdateSurely(handle, requestAgentUpdate, [sent]);
   } catch (err) {
     if (!(err instanceof WorkflowUpdateFailedError)) throw err;
     const reason = err.cause?.message ?? err.message;
@@ -286,7 +323,7 @@ export async function sendMessage(
     ? { ...req, from: creds.agentId, ...(proof ? { proof } : {}) }
     : { ...req, from: OPERATOR };
   try {
-    return await client.workflow.getHandle(runId).executeUpdate(sendMessageUpdate, { args: [sent] });
+    return await executeUpdateSurely(client.workflow.getHandle(runId), sendMessageUpdate, [sent]);
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError)
       throw new TeamError(`message not delivered: ${err.cause?.message ?? err.message}`);
@@ -309,7 +346,7 @@ export async function markTaskDone(
   try {
     const proof = creds ? await nextProof(client, runId, { ...creds, agentId }, 'agent') : undefined;
     const sent = { ...req, ...(proof ? { proof } : {}) };
-    return await client.workflow.getHandle(workflowId).executeUpdate(taskDoneUpdate, { args: [sent] });
+    return await executeUpdateSurely(client.workflow.getHandle(workflowId), taskDoneUpdate, [sent]);
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) {
       await ensureTeamRun(client, runId, { running: false });
