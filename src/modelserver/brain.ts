@@ -136,6 +136,19 @@ export function firstUserText(messages: WireMessage[]): string {
   return userTexts(messages)[0] ?? '';
 }
 
+/** The team MCP tool that marks an agent's tasks done (activities/team-tools), as `claude` names it. */
+const TEAM_COMPLETE_TOOL = 'mcp__team__complete_task';
+
+/** Whether an assistant turn of the conversation already called the tool `name`. */
+function calledTool(messages: WireMessage[], name: string): boolean {
+  return messages.some(
+    (m) =>
+      m.role === 'assistant' &&
+      typeof m.content !== 'string' &&
+      m.content.some((b) => b.type === 'tool_use' && b.name === name),
+  );
+}
+
 function countToolResults(messages: WireMessage[]): { total: number; failed: number } {
   let total = 0;
   let failed = 0;
@@ -427,7 +440,8 @@ function applyMods(
 /**
  * The default brain: performs the task prompt's directives one tool call per turn, then summarises; without
  * directives it answers as the role found in the system prompt and, if it may write files, writes one
- * role-appropriate markdown file first.
+ * role-appropriate markdown file first; a team agent (offered the team's `complete_task` tool) then marks its
+ * work done.
  */
 export const rehearsalBrain: Brain = (req) => {
   const task = firstUserText(req.messages);
@@ -464,6 +478,15 @@ export const rehearsalBrain: Brain = (req) => {
       return {
         type: 'message',
         content: [{ type: 'text', text: `Writing ${doc.path}.` }, toolUse(doc, family, cwd)],
+      };
+    }
+    // A team agent (it is offered the team tools) reports its work done, once: a rehearsed team ends
+    // with its agents completed rather than out of rounds with their tasks open.
+    const complete: Action = { kind: 'tool', name: TEAM_COMPLETE_TOOL, input: { task: 'all' } };
+    if (can(complete) && !calledTool(req.messages, TEAM_COMPLETE_TOOL)) {
+      return {
+        type: 'message',
+        content: [{ type: 'text', text: 'My work is done.' }, toolUse(complete, family, cwd)],
       };
     }
     return { type: 'message', content: [{ type: 'text', text: roleText(role, asked) }] };

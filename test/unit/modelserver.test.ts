@@ -8,6 +8,7 @@ import {
   rehearsalBrain,
   startModelServer,
   type BrainRequest,
+  type WireBlock,
   type ModelServer,
 } from '../../src/modelserver';
 
@@ -317,6 +318,35 @@ describe('rehearsal brain', () => {
       type: 'message',
       content: [{ type: 'text', text: expect.stringContaining('architect') }],
     });
+  });
+
+  it('a team agent without directives writes its document, marks its work done once, then answers', async () => {
+    const toolNames = ['Bash', 'Write', 'mcp__team__complete_task'];
+    const first: BrainRequest['messages'] = [{ role: 'user', content: 'Lead the team.\n\n- Write a plan' }];
+    const r1 = await rehearsalBrain({ ...base, system: 'Role: manager', messages: first, toolNames });
+    expect(r1.type === 'message' && r1.content[1]).toMatchObject({ type: 'tool_use', name: 'Write' });
+    const wrote: BrainRequest['messages'] = [
+      ...first,
+      { role: 'assistant', content: r1.type === 'message' ? (r1.content as WireBlock[]) : [] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: 'ok' }] },
+    ];
+    const r2 = await rehearsalBrain({ ...base, system: 'Role: manager', messages: wrote, toolNames });
+    expect(r2.type === 'message' && r2.content[1]).toEqual({
+      type: 'tool_use',
+      name: 'mcp__team__complete_task',
+      input: { task: 'all' },
+    });
+    const r3 = await rehearsalBrain({
+      ...base,
+      system: 'Role: manager',
+      messages: [
+        ...wrote,
+        { role: 'assistant', content: r2.type === 'message' ? (r2.content as WireBlock[]) : [] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't2', content: 'done' }] },
+      ],
+      toolNames,
+    });
+    expect(r3.type === 'message' && r3.content.map((b) => b.type)).toEqual(['text']);
   });
 
   it('maps @bash to Bash for the CLI and to run_command for the api tools; skips what it cannot run', async () => {
