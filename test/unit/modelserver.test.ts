@@ -8,7 +8,6 @@ import {
   rehearsalBrain,
   startModelServer,
   type BrainRequest,
-  type WireBlock,
   type ModelServer,
 } from '../../src/modelserver';
 
@@ -327,7 +326,7 @@ describe('rehearsal brain', () => {
     expect(r1.type === 'message' && r1.content[1]).toMatchObject({ type: 'tool_use', name: 'Write' });
     const wrote: BrainRequest['messages'] = [
       ...first,
-      { role: 'assistant', content: r1.type === 'message' ? (r1.content as WireBlock[]) : [] },
+      { role: 'assistant', content: r1.type === 'message' ? r1.content : [] },
       { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: 'ok' }] },
     ];
     const r2 = await rehearsalBrain({ ...base, system: 'Role: manager', messages: wrote, toolNames });
@@ -341,7 +340,7 @@ describe('rehearsal brain', () => {
       system: 'Role: manager',
       messages: [
         ...wrote,
-        { role: 'assistant', content: r2.type === 'message' ? (r2.content as WireBlock[]) : [] },
+        { role: 'assistant', content: r2.type === 'message' ? r2.content : [] },
         { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't2', content: 'done' }] },
       ],
       toolNames,
