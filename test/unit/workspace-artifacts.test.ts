@@ -341,9 +341,9 @@ describe('examples/demo.yaml end to end', () => {
           continue;
         }
         const [cmd, ...argv] = agent.command!;
-        const started = Date.now();
+        // The demo stays quick by what its scripts do, not by a stopwatch (a loaded machine fails those).
+        expect(agent.command!.join(' '), `${phase.name}/${agent.id}`).not.toMatch(/\bsleep\b/);
         await execa(cmd!, argv, { cwd: ws });
-        expect(Date.now() - started, `${phase.name}/${agent.id}`).toBeLessThan(1000);
       }
       const res = await checkpointPhase({
         workspace: ws,
