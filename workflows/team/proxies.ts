@@ -49,7 +49,9 @@ export const model = proxyActivities<Pick<Activities, 'claudeTurn'>>({
 export function scriptActivities(settings: TeamAgentSettings) {
   return proxyActivities<Pick<Activities, 'scriptTurn'>>({
     startToCloseTimeout: `${settings.scriptTimeoutS + 60} seconds`,
-    heartbeatTimeout: '5 seconds',
+    // The same as every long activity's: at 5 s a loaded worker's late heartbeats restarted live scripts
+    // again and again (attempt 7 in a 300-spawn team). Not part of replay (only activity id and type are).
+    heartbeatTimeout: HEARTBEAT_TIMEOUT,
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     // A script's side effects may not be repeatable: only a crash (heartbeat timeout) retries it, and
     // then without limit (src/shared/failures); its own failures are not retried.
