@@ -127,7 +127,12 @@ describe('budgets in projectWorkflow (script agents)', () => {
       `${input.runId}/planning/architect#1`,
       `${input.runId}/development/developer#1`,
     ]);
-    expect(entries.filter((e) => e.kind === 'checkpoint').map((e) => e.details.id)).toEqual(['CP1', 'CP2']);
+    // CP0 (the workspace before phase 1) is audited like the phases' checkpoints.
+    expect(entries.filter((e) => e.kind === 'checkpoint').map((e) => e.details.id)).toEqual([
+      'CP0',
+      'CP1',
+      'CP2',
+    ]);
     // Everything was flushed before the run ended: the file holds exactly what the query shows, in order.
     const file = auditFile(t, input.runId);
     expect(file).toEqual(entries);
@@ -339,7 +344,8 @@ describe('budgets in projectWorkflow (script agents)', () => {
     expect(((await handle.result()) as { state: string }).state).toBe('completed');
     const file = auditFile(t, input.runId);
     expect(file.map((e) => e.seq)).toEqual(file.map((_, i) => i + 1));
-    expect(file.filter((e) => e.kind === 'checkpoint')).toHaveLength(12);
+    // CP0 and one per phase.
+    expect(file.filter((e) => e.kind === 'checkpoint')).toHaveLength(13);
     expect(file.filter((e) => e.kind === 'budget').map((e) => e.details.event)).toEqual([
       'raise',
       'reserve_refused',

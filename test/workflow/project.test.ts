@@ -158,7 +158,7 @@ describe('projectWorkflow', () => {
     });
     await waitFor(() => gates.count('architecture') === 1, 'phase 2 running');
     await expect(rollbackRun(t.client, input.runId, 'CP9')).rejects.toThrow(
-      /unknown checkpoint "CP9"; available: CP1/,
+      /unknown checkpoint "CP9"; available: CP0, CP1/,
     );
     await expect(rollbackRun(t.client, input.runId, 'nonsense')).rejects.toThrow(
       /checkpoint: must be a checkpoint id like CP2/,
@@ -293,7 +293,7 @@ describe('fork and long runs', () => {
         workspace: tempDir('orch-fork-'),
         taskQueue: t.taskQueue,
       }),
-    ).rejects.toThrow(/has no checkpoint "CP9"; it has: CP1, CP2/);
+    ).rejects.toThrow(/has no checkpoint "CP9"; it has: CP0, CP1, CP2/);
   });
 
   it('keeps every execution of a 50-phase run far below the history limits (continue-as-new)', async () => {
