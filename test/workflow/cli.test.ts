@@ -109,7 +109,7 @@ describe('orchestrator CLI', () => {
     };
     expect(status).toMatchObject({ state: 'completed', step: 'step 2/2' });
     const cps = JSON.parse((await cli(['checkpoint', 'list', runId!, '--json'])).stdout) as { id: string }[];
-    expect(cps.map((c) => c.id)).toEqual(['CP1', 'CP2']);
+    expect(cps.map((c) => c.id)).toEqual(['CP0', 'CP1', 'CP2']);
     const shown = JSON.parse((await cli(['checkpoint', 'show', runId!, 'CP2', '--json'])).stdout) as {
       manifest: { artifacts: { path: string }[] };
     };

@@ -71,7 +71,8 @@ describe('runs are readable with no worker', () => {
     expect(shown.stdout).toContain('completed');
     const listed = await cli(['checkpoint', 'list', input.runId, '--json']);
     expect(listed.stderr).toBe('');
-    expect(JSON.parse(listed.stdout)).toHaveLength(2);
+    // CP0 (the workspace before phase 1) and one per phase.
+    expect(JSON.parse(listed.stdout)).toHaveLength(3);
     const cp = await cli(['checkpoint', 'show', input.runId, 'CP2', '--json']);
     expect(JSON.parse(cp.stdout)).toMatchObject({
       id: 'CP2',
