@@ -14,6 +14,7 @@ import {
   WorkspaceError,
 } from '../../activities/workspace';
 import { scanWorkspace, scanWorkspaceWithNode } from '../../activities/workspace/exact';
+import { exactListing } from '../harness/tree';
 
 /**
  * A listing of the whole tree that changes when any byte, executable bit, symlink target or (empty)
@@ -342,30 +343,6 @@ describe('materializeCheckpoint (fork)', () => {
     expect(fs.readdirSync(busy)).toEqual(['mine.txt']);
   });
 });
-
-/**
- * Stricter than {@link treeListing}: full permission bits, and nested repositories' `.git` contents
- * (only the workspace's own root `.git` and `.orchestrator/` are left out).
- */
-function exactListing(root: string): string[] {
-  const out: string[] = [];
-  const walk = (rel: string) => {
-    for (const e of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      if (r === '.git' || r === '.orchestrator') continue;
-      const full = path.join(root, r);
-      const st = fs.lstatSync(full);
-      const mode = (st.mode & 0o7777).toString(8);
-      if (st.isSymbolicLink()) out.push(`l ${r} -> ${fs.readlinkSync(full)}`);
-      else if (st.isDirectory()) {
-        out.push(`d ${r} ${mode}`);
-        walk(r);
-      } else out.push(`f ${r} ${mode} ${createHash('sha256').update(fs.readFileSync(full)).digest('hex')}`);
-    }
-  };
-  walk('');
-  return out.sort();
-}
 
 describe('exact restores: nested repositories and permission bits', () => {
   /** A workspace with a nested repository (two commits), one without commits, a 600 file and a 700 dir. */

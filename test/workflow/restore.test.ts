@@ -5,7 +5,6 @@
  * failed, cancelled and terminated runs; outputs go to the folder recorded at run start.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -19,6 +18,7 @@ import { stopTeam, teamStatus } from '../../src/teams';
 import { runCli, cliEnv } from '../harness/cli';
 import { Gates, waitFor } from '../harness/gates';
 import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
+import { exactListing } from '../harness/tree';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 /** The CLI starts through tsx: on a loaded two-core machine that alone can take most of a minute. */
@@ -33,27 +33,6 @@ beforeAll(async () => {
   await t.startWorker();
 });
 afterAll(async () => t?.close());
-
-/** Full permission bits, content hashes, and nested repositories' `.git` contents (not the root `.git`). */
-function exactListing(root: string): string[] {
-  const out: string[] = [];
-  const walk = (rel: string) => {
-    for (const e of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      if (r === '.git' || r === '.orchestrator') continue;
-      const full = path.join(root, r);
-      const st = fs.lstatSync(full);
-      const mode = (st.mode & 0o7777).toString(8);
-      if (st.isSymbolicLink()) out.push(`l ${r} -> ${fs.readlinkSync(full)}`);
-      else if (st.isDirectory()) {
-        out.push(`d ${r} ${mode}`);
-        walk(r);
-      } else out.push(`f ${r} ${mode} ${createHash('sha256').update(fs.readFileSync(full)).digest('hex')}`);
-    }
-  };
-  walk('');
-  return out.sort();
-}
 
 const GIT = 'git -c user.name=a -c user.email=a@b -c init.defaultBranch=main';
 

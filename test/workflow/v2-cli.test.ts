@@ -3,7 +3,6 @@
  * phase 1) for rollback and fork, run-scoped commands defaulting to the latest run, `--workflow`.
  * This file runs in a namespace of its own, so "the latest run" is always one of its runs.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +12,7 @@ import { runCli, cliEnv } from '../harness/cli';
 import { Gates, waitFor } from '../harness/gates';
 import { freshNamespace } from '../harness/namespace';
 import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
+import { exactListing } from '../harness/tree';
 
 /** The CLI starts through tsx: on a loaded two-core machine that alone can take most of a minute. */
 const TIMEOUT = 170_000;
@@ -27,27 +27,6 @@ beforeAll(async () => {
   await t.startWorker();
 });
 afterAll(async () => t?.close());
-
-/** Every entry under `root` with its type, full mode and content hash (symlinks by target). */
-function exactListing(root: string): string[] {
-  const out: string[] = [];
-  const walk = (rel: string) => {
-    for (const e of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      if (r === '.orchestrator') continue;
-      const full = path.join(root, r);
-      const st = fs.lstatSync(full);
-      const mode = (st.mode & 0o7777).toString(8);
-      if (st.isSymbolicLink()) out.push(`l ${r} -> ${fs.readlinkSync(full)}`);
-      else if (st.isDirectory()) {
-        out.push(`d ${r} ${mode}`);
-        walk(r);
-      } else out.push(`f ${r} ${mode} ${createHash('sha256').update(fs.readFileSync(full)).digest('hex')}`);
-    }
-  };
-  walk('');
-  return out.sort();
-}
 
 /** A user's project folder: text, binary with NUL bytes, an executable, a symlink, nesting, an empty file. */
 function userWorkspace(): string {
@@ -93,7 +72,7 @@ describe('CP0: the workspace before phase 1', { timeout: 900_000 }, () => {
   it('rollback CP0 (latest run, no id) restores it byte for byte; fork --from CP0 starts from it', async () => {
     const gates = new Gates(tempDir('orch-gates-'));
     const workspace = userWorkspace();
-    const original = exactListing(workspace);
+    const original = exactListing(workspace, ['.orchestrator']);
     const input = await startRun(t.client, {
       spec: cp0Spec(gates),
       workspace,
@@ -103,7 +82,7 @@ describe('CP0: the workspace before phase 1', { timeout: 900_000 }, () => {
     gates.open('one', 1);
     // Phase 2 waits at its gate: phase 1 has changed the workspace and taken CP1.
     await waitFor(() => gates.count('two') === 1, 'phase two running', 120_000);
-    expect(exactListing(workspace)).not.toEqual(original);
+    expect(exactListing(workspace, ['.orchestrator'])).not.toEqual(original);
 
     // `checkpoint list` and `show CP0` with no run id: the latest run, CP0 first.
     const listed = await cli(['checkpoint', 'list', '--json']);
@@ -123,7 +102,7 @@ describe('CP0: the workspace before phase 1', { timeout: 900_000 }, () => {
     expect(rolled.stdout.trim()).toBe(`rolled back ${input.runId} to CP0; continuing with one`);
     // Phase 1 runs again and waits at its second gate before touching anything.
     await waitFor(() => gates.count('one') === 2, 'phase one again', 120_000);
-    expect(exactListing(workspace)).toEqual(original);
+    expect(exactListing(workspace, ['.orchestrator'])).toEqual(original);
     const s = await queryStatus(t.client, input.runId);
     expect(s.phases.map((p) => p.status)).toEqual(['running', 'pending']);
     expect(s.rollbacks).toMatchObject([{ to: 'CP0', reason: 'start over' }]);
@@ -140,7 +119,7 @@ describe('CP0: the workspace before phase 1', { timeout: 900_000 }, () => {
     expect(forked.code, forked.stderr).toBe(0);
     const forkId = (JSON.parse(forked.stdout) as { runId: string }).runId;
     await waitFor(() => gates.count('one') === 3, 'the fork runs phase one', 120_000);
-    expect(exactListing(forkWs)).toEqual(original);
+    expect(exactListing(forkWs, ['.orchestrator'])).toEqual(original);
     gates.open('one', 3);
     gates.open('two', 3);
     const fork = (await t.client.workflow.getHandle(forkId).result()) as {
