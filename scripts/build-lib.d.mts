@@ -10,6 +10,7 @@ export const CLI_MAIN: string;
 export const WORKFLOWS_ENTRY: string;
 export const WORKFLOW_INTERCEPTORS: string;
 export const WORKFLOW_BUNDLE: string;
+export const NODE_BUILD_OPTIONS: Readonly<Record<string, unknown>>;
 
 export function fingerprint(files: string[]): Fingerprint;
 export function firstChanged(recorded: Fingerprint): string | undefined;

@@ -195,6 +195,22 @@ function lazyCliModules() {
 }
 
 /**
+ * What every esbuild build of ours shares (the CLI, the library entry points): Node 20 code with its
+ * packages left to node_modules, linked source maps, outputs returned to be written atomically.
+ */
+export const NODE_BUILD_OPTIONS = /** @type {const} */ ({
+  absWorkingDir: ROOT,
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  packages: 'external',
+  sourcemap: 'linked',
+  metafile: true,
+  write: false,
+  logLevel: 'error',
+});
+
+/**
  * Compiles the CLI with esbuild into dist/cli/, in two builds:
  *
  * - the command modules (and the other modules main.ts imports lazily) as ESM with code splitting, so
@@ -209,18 +225,7 @@ function lazyCliModules() {
  */
 export async function buildCli() {
   const esbuild = await import('esbuild');
-  const common = /** @type {const} */ ({
-    absWorkingDir: ROOT,
-    outdir: CLI_DIR,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    packages: 'external',
-    sourcemap: 'linked',
-    metafile: true,
-    write: false,
-    logLevel: 'error',
-  });
+  const common = /** @type {const} */ ({ ...NODE_BUILD_OPTIONS, outdir: CLI_DIR });
   const cliSrc = path.dirname(CLI_ENTRY);
   const lazy = lazyCliModules();
   /** @type {Record<string, string>} */

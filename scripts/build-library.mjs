@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { DIST, ROOT, fingerprint, firstChanged, writeAtomic } from './build-lib.mjs';
+import { DIST, NODE_BUILD_OPTIONS, ROOT, fingerprint, firstChanged, writeAtomic } from './build-lib.mjs';
 
 export const LIB_DIR = path.join(DIST, 'lib');
 const LIB_INFO = path.join(LIB_DIR, 'build.json');
@@ -42,21 +42,13 @@ export function libraryStaleness() {
 export async function buildLibrary() {
   const esbuild = await import('esbuild');
   const result = await esbuild.build({
-    absWorkingDir: ROOT,
+    ...NODE_BUILD_OPTIONS,
     entryPoints: Object.fromEntries(
       Object.entries(LIB_ENTRIES).map(([name, src]) => [name, path.join(ROOT, src)]),
     ),
     outdir: LIB_DIR,
-    bundle: true,
     splitting: true,
     format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    packages: 'external',
-    sourcemap: 'linked',
-    metafile: true,
-    write: false,
-    logLevel: 'error',
   });
   // Declarations: tsc writes them per file into a scratch folder, rollup-plugin-dts joins each entry's
   // into one file.
