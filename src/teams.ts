@@ -15,6 +15,7 @@ import {
 } from '@temporalio/client';
 import { defaultPayloadConverter, type UpdateDefinition } from '@temporalio/common';
 import { newRunId } from './runs';
+import { readRun } from './run-record';
 import { holdWorkspace } from './workspace-hold';
 import { RUN_WORKFLOW_TASK_TIMEOUT } from './shared/failures';
 import { capabilityProof, OPERATOR, type CapabilityPurpose } from './shared/identity';
@@ -359,13 +360,32 @@ export async function markTaskDone(
   }
 }
 
+/**
+ * A team run's status: by query while a worker answers, else (for a closed team) from its recorded result
+ * (teamWorkflow returns its final status), so a finished team, e.g. a rehearsal whose in-process worker
+ * is gone, reads at once instead of waiting out a query no worker will take.
+ */
 export async function teamStatus(client: Client, runId: string): Promise<TeamStatus> {
   try {
-    return await client.workflow.getHandle(runId).query(teamStatusQuery);
+    return await readRun(
+      client,
+      runId,
+      () => client.workflow.getHandle(runId).query(teamStatusQuery),
+      (rec) => recordedTeamStatus(rec.result),
+    );
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) throw new TeamError(`no team run "${runId}"`);
     throw err;
   }
+}
+
+/** A closed team's final status, when its recorded result is one (a failed team recorded none). */
+function recordedTeamStatus(result: unknown): TeamStatus | undefined {
+  if (!result || typeof result !== 'object') return undefined;
+  const r = result as Partial<TeamStatus>;
+  return typeof r.runId === 'string' && Array.isArray(r.agents) && typeof r.state === 'string'
+    ? (result as TeamStatus)
+    : undefined;
 }
 
 export async function stopTeam(client: Client, runId: string, reason?: string): Promise<void> {
