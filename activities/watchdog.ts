@@ -22,8 +22,12 @@ import { setTimeout as delay } from 'node:timers/promises';
 
 /** Environment variable that tags every process of an agent (all its attempts) with the agent's key. */
 export const AGENT_MARK_ENV = 'ORCHESTRATOR_AGENT_MARK';
-/** A lease older than this (seconds) means its activity is gone. */
-export const LEASE_STALE_S = 5;
+/**
+ * A lease older than this (seconds) means its activity is gone. As long as the heartbeat timeout
+ * (HEARTBEAT_TIMEOUT, 10 s): Temporal gives up on a silent attempt no sooner, and at 5 s a worker stalled
+ * by load (event loops held for seconds at load 20+ on two cores) had live agents ended under it.
+ */
+export const LEASE_STALE_S = 10;
 /** SIGTERM → SIGKILL grace the watchdog gives a group it ends. */
 export const WATCHDOG_GRACE_S = 2;
 /** Upper bound from the last lease renewal to the end of every process of that attempt. */

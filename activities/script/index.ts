@@ -26,6 +26,7 @@ import {
   killQuietly,
   Lease,
   LEASE_RENEW_MS,
+  LEASE_STALE_S,
   leaseFile,
   previousLease,
   watchedCommand,
@@ -177,7 +178,16 @@ export function createScriptActivities(deps: {
         signalGroup(child.pid, 'SIGTERM');
         setTimeout(() => signalGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS).unref();
       };
-      const beat = () =>
+      // The longest the lease went unrenewed: a worker whose event loop stalls past LEASE_STALE_S (a
+      // loaded machine, a flood of work in this process) has its agent ended by the watchdog. That is
+      // the worker's failure, not the agent's, and it is measured on our clock, which a script cannot
+      // fake (its output could claim anything).
+      let lastBeat = Date.now();
+      let stalledMs = 0;
+      const beat = () => {
+        const now = Date.now();
+        stalledMs = Math.max(stalledMs, now - lastBeat);
+        lastBeat = now;
         ctx.heartbeat({
           pid: child.pid,
           pgid: child.pid,
@@ -186,6 +196,7 @@ export function createScriptActivities(deps: {
           elapsedMs: Date.now() - started,
           bytes,
         });
+      };
       beat();
       const interval = setInterval(beat, LEASE_RENEW_MS);
       const timer = setTimeout(() => terminate('timeout'), input.timeoutS * 1_000);
@@ -209,9 +220,18 @@ export function createScriptActivities(deps: {
           });
         }
         if (result.failed && result.exitCode === undefined) {
+          stalledMs = Math.max(stalledMs, Date.now() - lastBeat);
+          if (stalledMs > LEASE_STALE_S * 1_000) {
+            throw ApplicationFailure.create({
+              type: 'LeaseLost',
+              message: `the worker stalled ${Math.round(stalledMs / 1000)} s without renewing the agent's lease, so its watchdog ended the script (${result.signal ?? 'signal'}); Temporal retries the attempt`,
+              nonRetryable: false,
+            });
+          }
           throw ApplicationFailure.create({
             type: 'ScriptKilled',
-            message: `script ended by ${result.signal ?? 'error'}: ${result.shortMessage}`,
+            // Not execa's shortMessage: it quotes the whole watchdog script, kilobytes of shell in history.
+            message: `script ended by ${result.signal ?? 'a signal'}${result.signalDescription ? ` (${result.signalDescription})` : ''}`,
             nonRetryable: true,
           });
         }

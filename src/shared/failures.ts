@@ -37,6 +37,11 @@ export const FAILURES = {
     cause: 'infrastructure',
     meaning: 'the agent process was killed by a signal from outside',
   },
+  LeaseLost: {
+    cause: 'infrastructure',
+    meaning:
+      "the worker stalled past the lease, so the agent's watchdog ended it (the worker's failure, not the agent's)",
+  },
   GitLocked: {
     cause: 'infrastructure',
     meaning: 'another live git process holds the shadow repository lock',
