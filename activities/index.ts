@@ -17,6 +17,7 @@ import { createVisibilityActivities } from './visibility';
 import { createWorkspaceActivities } from './workspace';
 import { registerSecret } from '../src/redact';
 import { createSandbox, type Sandbox } from './sandbox';
+import type { TurnNudges } from './turn-heartbeat';
 
 export interface ActivityDeps {
   config: AppConfig;
@@ -30,6 +31,8 @@ export interface ActivityDeps {
   sandbox?: Sandbox;
   /** Our search attributes the namespace has (workers/ registers them at start); none when not given. */
   indexedSearchAttributes?: () => Promise<string[]>;
+  /** Nudges from agent workflows to their running turns (workers/ feeds it from a sink). */
+  nudges?: TurnNudges;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -65,6 +68,7 @@ export function createActivities(deps: ActivityDeps) {
       outputsDir: config.outputsDir,
       baseEnv,
       sandbox,
+      nudges: deps.nudges,
     }),
     ...createWorkspaceActivities({ logger }),
     ...createGovernanceActivities({ logger, sandbox }),
@@ -77,10 +81,11 @@ export function createActivities(deps: ActivityDeps) {
         outputsDir: config.outputsDir,
         gateway,
         sandbox,
+        nudges: deps.nudges,
       }),
     ),
     ...createMeterActivities({ logger, outputsDir: config.outputsDir }),
-    ...createToolActivities({ logger, sandbox }),
+    ...createToolActivities({ logger, sandbox, nudges: deps.nudges }),
     ...createCliActivities({
       logger,
       claudePath: config.claudePath,
@@ -92,6 +97,7 @@ export function createActivities(deps: ActivityDeps) {
       env: baseEnv,
       agentHome: config.agentHome,
       sandbox,
+      nudges: deps.nudges,
     }),
     ...createAuditActivities({ logger }),
     ...createTeamActivities({ logger }),
@@ -129,4 +135,23 @@ export function lazyActivities<T extends Record<string, AsyncFunction>>(
     };
   }
   return out as T;
+}
+
+/**
+ * The activities of agent turns: workflows schedule them on `<queue>-agents` (src/shared/names
+ * agentTaskQueue), where the worker gives them room of their own. The worker's main queue registers them
+ * too, for turns scheduled there before the queues were split.
+ */
+export const AGENT_TURN_ACTIVITIES = ['scriptTurn', 'claudeTurn', 'apiTurn', 'runTool'] as const;
+
+/** The agent-turn subset of `activities`, for the worker on `<queue>-agents`. */
+export function agentTurnActivities(
+  activities: Activities,
+): Pick<Activities, (typeof AGENT_TURN_ACTIVITIES)[number]> {
+  return {
+    scriptTurn: activities.scriptTurn.bind(activities),
+    claudeTurn: activities.claudeTurn,
+    apiTurn: activities.apiTurn,
+    runTool: activities.runTool,
+  };
 }

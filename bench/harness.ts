@@ -3,18 +3,18 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { loadConfig, type AppConfig } from '../config/env';
 import { ensureTemporalCli, startDevServer, type DevServer } from '../src/devserver';
 import { createLogger } from '../src/logger';
 import { installRuntimeLogger } from '../workers/runtime-logger';
-import { createWorker } from '../workers/worker';
+import { createWorker, type OrchestratorWorker } from '../workers/worker';
 
 export interface BenchEnv {
   dir: string;
   config: AppConfig;
   client: Client;
-  worker: Worker;
+  worker: OrchestratorWorker;
   close(): Promise<void>;
 }
 

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from '../src/shared/names';
+import { capacityFor, thisMachine, type Machine } from './capacity';
 import { ConfigError } from './errors';
 
 const hostPort = z
@@ -27,11 +28,18 @@ const EnvSchema = z.object({
   ORCHESTRATOR_AGENT_HOME: z.string().optional(),
   ANTHROPIC_API_KEY: z.string().optional(),
   ANTHROPIC_BASE_URL: z.url('must be a URL, e.g. http://127.0.0.1:8787').optional(),
+  /** Short steps at once (task queue `<queue>`); default from the machine's cores (config/capacity). */
   ORCHESTRATOR_MAX_CONCURRENT_ACTIVITIES: z.coerce
     .number()
     .int('must be a whole number')
     .positive('must be positive')
-    .default(20),
+    .optional(),
+  /** Agent turns at once (task queue `<queue>-agents`); default from the machine's memory. */
+  ORCHESTRATOR_MAX_CONCURRENT_AGENTS: z.coerce
+    .number()
+    .int('must be a whole number')
+    .positive('must be positive')
+    .optional(),
   ORCHESTRATOR_SHUTDOWN_GRACE_MS: z.coerce.number().int().nonnegative().default(10_000),
   /** Port of the worker's Prometheus `/metrics` endpoint; unset: no endpoint. */
   ORCHESTRATOR_METRICS_PORT: z.coerce
@@ -60,7 +68,13 @@ export interface AppConfig {
   /** HOME given to agent processes, when set (rehearsal isolates sessions this way). */
   agentHome?: string;
   anthropic: { apiKey?: string; baseURL?: string };
-  worker: { maxConcurrentActivities: number; shutdownGraceMs: number };
+  worker: {
+    /** Short steps at once, on the task queue itself. */
+    maxConcurrentActivities: number;
+    /** Agent turns at once, on `<queue>-agents` (src/shared/names agentTaskQueue). */
+    maxConcurrentAgents: number;
+    shutdownGraceMs: number;
+  };
   /** Prometheus endpoint (`host:port`, scraped at `/metrics`), when ORCHESTRATOR_METRICS_PORT is set. */
   metrics?: { bindAddress: string };
 }
@@ -80,6 +94,8 @@ export function loadConfig(
   env: NodeJS.ProcessEnv = process.env,
   overrides: ConfigOverrides = {},
   cwd = process.cwd(),
+  /** What the default capacity is sized from (tests pass a machine of their own). */
+  machine: Machine = thisMachine(),
 ): AppConfig {
   const merged: Record<string, string | undefined> = { ...env };
   if (overrides.address !== undefined) merged.TEMPORAL_ADDRESS = overrides.address;
@@ -97,6 +113,7 @@ export function loadConfig(
     throw new ConfigError(`${name}: ${issue?.message ?? 'invalid'}${shown}`);
   }
   const e = parsed.data;
+  const sized = capacityFor(machine);
   const home = path.resolve(cwd, e.ORCHESTRATOR_HOME ?? '.orchestrator');
   return {
     temporal: {
@@ -112,7 +129,8 @@ export function loadConfig(
     agentHome: e.ORCHESTRATOR_AGENT_HOME ? path.resolve(cwd, e.ORCHESTRATOR_AGENT_HOME) : undefined,
     anthropic: { apiKey: e.ANTHROPIC_API_KEY, baseURL: e.ANTHROPIC_BASE_URL },
     worker: {
-      maxConcurrentActivities: e.ORCHESTRATOR_MAX_CONCURRENT_ACTIVITIES,
+      maxConcurrentActivities: e.ORCHESTRATOR_MAX_CONCURRENT_ACTIVITIES ?? sized.shortSteps,
+      maxConcurrentAgents: e.ORCHESTRATOR_MAX_CONCURRENT_AGENTS ?? sized.agentTurns,
       shutdownGraceMs: e.ORCHESTRATOR_SHUTDOWN_GRACE_MS,
     },
     ...(e.ORCHESTRATOR_METRICS_PORT !== undefined

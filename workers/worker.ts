@@ -1,10 +1,21 @@
 /**
- * The one worker process: a NativeConnection plus a Worker on the `orchestrator` task queue, running the
- * workflows from workflows/index.ts and the activities built by factories with injected dependencies.
+ * The one worker process: a NativeConnection and two Temporal workers on it. The one on the `orchestrator`
+ * task queue runs the workflows from workflows/index.ts and every short step; the one on
+ * `orchestrator-agents` runs agent turns only. Each has its own capacity (config/capacity), so a fleet of
+ * long agent turns never holds up a checkpoint, a gate or an audit append of another run.
  */
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import {
+  NativeConnection,
+  Worker,
+  type InjectedSinks,
+  type State,
+  type WorkerOptions,
+} from '@temporalio/worker';
+import { NUDGED_EVERY_MS, TurnNudges, turnKey } from '../activities/turn-heartbeat';
+import type { AgentTurnSinks } from '../src/shared/sinks';
 import type { AppConfig } from '../config/env';
-import { createActivities, type ActivityDeps } from '../activities';
+import { agentTurnActivities, createActivities, type ActivityDeps } from '../activities';
+import { agentTaskQueue } from '../src/shared/names';
 import { createSandbox, describeSandbox, type SandboxState } from '../activities/sandbox';
 import { cannotReachTemporal } from '../src/connection-error';
 import type { Logger } from '../src/logger';
@@ -25,13 +36,49 @@ export interface CreateWorkerOptions {
   workflowBundle?: WorkerOptions['workflowBundle'];
   /** Extra or replacement activity dependencies (e.g. the rehearsal model server's URL). */
   deps?: Partial<ActivityDeps>;
-  /** Extra worker options (identity, concurrency) for tests and benchmarks. */
+  /** Extra worker options (identity, concurrency) for tests and benchmarks: the main queue's worker. */
   workerOptions?: Partial<WorkerOptions>;
+  /** Extra options of the agent-turn worker on `<queue>-agents`. */
+  agentWorkerOptions?: Partial<WorkerOptions>;
+}
+
+/**
+ * The process's two Temporal workers, run and shut down together: `main` on the task queue (workflows
+ * and short steps), `agents` on `<queue>-agents` (agent turns).
+ */
+export class OrchestratorWorker {
+  constructor(
+    readonly main: Worker,
+    readonly agents: Worker,
+  ) {}
+
+  /** Runs both until {@link shutdown}; when one fails, the other is shut down and the failure thrown. */
+  async run(): Promise<void> {
+    const runs = [this.main, this.agents].map((w) =>
+      w.run().catch((err: unknown) => {
+        this.shutdown();
+        throw err;
+      }),
+    );
+    const settled = await Promise.allSettled(runs);
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+
+  /** Starts a graceful shutdown of both (in-flight activities get the grace time). */
+  shutdown(): void {
+    for (const w of [this.main, this.agents]) if (w.getState() === 'RUNNING') w.shutdown();
+  }
+
+  /** The main worker's state (the agent worker follows it). */
+  getState(): State {
+    return this.main.getState();
+  }
 }
 
 export async function createWorker(
   opts: CreateWorkerOptions,
-): Promise<{ worker: Worker; connection: NativeConnection }> {
+): Promise<{ worker: OrchestratorWorker; connection: NativeConnection }> {
   const { config, logger } = opts;
   installRuntimeLogger(logger, config.metrics);
   // Independent start-up work runs at once (connecting, the gateway's listener, probing the sandbox,
@@ -80,6 +127,8 @@ export async function createWorker(
         );
       return r.available;
     }));
+  // A cancelled agent workflow tells its running turn here at once (activities/turn-heartbeat).
+  const nudges = opts.deps?.nudges ?? new TurnNudges();
   const activities = createActivities({
     config,
     logger,
@@ -87,17 +136,22 @@ export async function createWorker(
     indexedSearchAttributes,
     ...opts.deps,
     gateway,
+    nudges,
   });
+  const sinks: InjectedSinks<AgentTurnSinks> = {
+    agentTurns: {
+      cancelRequested: {
+        fn: (info) => nudges.nudge(turnKey(info.workflowId, info.runId)),
+        callDuringReplay: false,
+      },
+    },
+  };
   // One line at start: whether agent commands are confined here, and if not, why.
   if (state.kind === 'bwrap') logger.info({ sandbox: state.kind }, describeSandbox(state));
   else logger.warn({ sandbox: state.kind }, describeSandbox(state));
-  const worker = await Worker.create({
+  const common = {
     connection,
     namespace: config.temporal.namespace,
-    taskQueue: config.temporal.taskQueue,
-    activities,
-    ...(workflowBundle && { workflowBundle }),
-    maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
     // Cancellation reaches an activity only in a heartbeat response. The default throttle (80% of the
     // heartbeat timeout) would let a rolled-back agent run on for ~25 s; a rollback should end it now.
     defaultHeartbeatThrottleInterval: '1 second',
@@ -105,9 +159,30 @@ export async function createWorker(
     shutdownGraceTime: config.worker.shutdownGraceMs,
     // Secrets never reach history: every activity result and failure is redacted on its way out.
     interceptors: { activity: [redactingActivityInterceptors] },
-    ...opts.workerOptions,
-  });
-  return { worker, connection };
+  } satisfies Partial<WorkerOptions>;
+  // Both workers are created at once: only the main one loads the workflow bundle.
+  const [main, agents] = await Promise.all([
+    Worker.create({
+      ...common,
+      taskQueue: config.temporal.taskQueue,
+      // Every activity, agent turns included: a turn scheduled here before the queues were split still runs.
+      activities,
+      ...(workflowBundle && { workflowBundle }),
+      sinks,
+      maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
+      ...opts.workerOptions,
+    }),
+    Worker.create({
+      ...common,
+      taskQueue: agentTaskQueue(config.temporal.taskQueue),
+      activities: agentTurnActivities(activities),
+      maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentAgents,
+      // Turns pace their own heartbeats (every 2 s, every 50 ms when nudged): the SDK must send each one.
+      maxHeartbeatThrottleInterval: NUDGED_EVERY_MS,
+      ...opts.agentWorkerOptions,
+    }),
+  ]);
+  return { worker: new OrchestratorWorker(main, agents), connection };
 }
 
 /**
@@ -132,6 +207,9 @@ export async function runWorkerUntilSignal(
   opts.logger.info(
     {
       taskQueue: opts.config.temporal.taskQueue,
+      agentTaskQueue: agentTaskQueue(opts.config.temporal.taskQueue),
+      shortSteps: opts.config.worker.maxConcurrentActivities,
+      agentTurns: opts.config.worker.maxConcurrentAgents,
       address: opts.config.temporal.address,
       namespace: opts.config.temporal.namespace,
       // From process start to polling: the prebuilt workflow bundle keeps this under a second.

@@ -14,6 +14,7 @@ import {
   ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
   ChildWorkflowFailure,
   condition,
   getExternalWorkflowHandle,
@@ -21,6 +22,7 @@ import {
   log,
   patched,
   proxyActivities,
+  proxySinks,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -39,6 +41,8 @@ import {
   type AgentWorkflowStatus,
   type MeterLimitsMessage,
 } from '../src/shared/messages';
+import { agentTurnQueue } from './agent-queue';
+import type { AgentTurnSinks } from '../src/shared/sinks';
 import { addUsage, type AgentResult, type AgentStep, type Usage, ZERO_USAGE } from '../src/shared/run';
 import type { AgentSpec } from '../src/shared/spec';
 
@@ -136,28 +140,37 @@ const SUMMARY_CAP = 600;
  */
 const WAIT = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED;
 
+const { agentTurns } = proxySinks<AgentTurnSinks>();
+
+// Turns run on `<queue>-agents` (./agent-queue), so the proxies are made per call.
 // Retries by cause (src/shared/failures): infrastructure failures, including a lost worker noticed by the
 // heartbeat timeout, retry without limit; the agent's own failures are counted below, per agent attempt.
-const script = proxyActivities<Pick<Activities, 'scriptTurn'>>({
-  startToCloseTimeout: '2 hours',
-  heartbeatTimeout: HEARTBEAT_TIMEOUT,
-  cancellationType: WAIT,
-  retry: retryPolicy(),
-});
-const model = proxyActivities<Pick<Activities, 'claudeTurn' | 'apiTurn'>>({
-  startToCloseTimeout: '1 hour',
-  heartbeatTimeout: HEARTBEAT_TIMEOUT,
-  cancellationType: WAIT,
-  // The activities type their failures; a 429's retry-after becomes the failure's nextRetryDelay, which
-  // overrides this backoff.
-  retry: retryPolicy({ maximumInterval: '1 minute' }),
-});
-const tools = proxyActivities<Pick<Activities, 'runTool'>>({
-  startToCloseTimeout: '15 minutes',
-  heartbeatTimeout: HEARTBEAT_TIMEOUT,
-  cancellationType: WAIT,
-  retry: retryPolicy(),
-});
+const script = () =>
+  proxyActivities<Pick<Activities, 'scriptTurn'>>({
+    ...agentTurnQueue(),
+    startToCloseTimeout: '2 hours',
+    heartbeatTimeout: HEARTBEAT_TIMEOUT,
+    cancellationType: WAIT,
+    retry: retryPolicy(),
+  });
+const model = () =>
+  proxyActivities<Pick<Activities, 'claudeTurn' | 'apiTurn'>>({
+    ...agentTurnQueue(),
+    startToCloseTimeout: '1 hour',
+    heartbeatTimeout: HEARTBEAT_TIMEOUT,
+    cancellationType: WAIT,
+    // The activities type their failures; a 429's retry-after becomes the failure's nextRetryDelay, which
+    // overrides this backoff.
+    retry: retryPolicy({ maximumInterval: '1 minute' }),
+  });
+const tools = () =>
+  proxyActivities<Pick<Activities, 'runTool'>>({
+    ...agentTurnQueue(),
+    startToCloseTimeout: '15 minutes',
+    heartbeatTimeout: HEARTBEAT_TIMEOUT,
+    cancellationType: WAIT,
+    retry: retryPolicy(),
+  });
 
 /** Where a cli agent is in its three turns, kept across the agent's attempts. */
 interface CliProgress {
@@ -231,6 +244,9 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRes
     costUsd: 0,
   };
   setHandler(agentStatusQuery, () => status);
+  // A cancellation (rollback, stopped run) reaches the running turn at its next heartbeat; this tells the
+  // worker to make that heartbeat now (activities/turn-heartbeat). No command, no history: a hint.
+  CancellationScope.current().cancelRequested.catch(() => agentTurns.cancelRequested());
   const visibility = new Visibility();
   await visibility.init(input.indexedAttributes);
   const show = (state: string) =>
@@ -369,7 +385,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRes
         throw ApplicationFailure.nonRetryable(`agent "${agent.id}" has no script command`, 'InvalidAgent');
       }
       step('ACT');
-      const r = await script.scriptTurn({
+      const r = await script().scriptTurn({
         runId: input.runId,
         agentId: fileId,
         ...(input.outputsDir ? { outputsDir: input.outputsDir } : {}),
@@ -449,7 +465,7 @@ async function runCli(
     { step: 'ACT', prompt: 'Carry out the plan now: make the changes in the working directory.' },
     { step: 'SUMMARIZE', prompt: 'Summarize in at most five lines what you changed and what is left.' },
   ];
-  let last: Awaited<ReturnType<typeof model.claudeTurn>> | undefined;
+  let last: Awaited<ReturnType<Activities['claudeTurn']>> | undefined;
   // A later attempt resumes the session at the turn that failed; earlier turns' work is in the session.
   for (const [i, turn] of turns.entries()) {
     if (i < progress.nextTurn) continue;
@@ -459,7 +475,7 @@ async function runCli(
     for (;;) {
       const previous = progress.previous;
       try {
-        last = await model.claudeTurn({
+        last = await model().claudeTurn({
           runId: input.runId,
           agentId: fileId,
           ...(input.outputsDir ? { outputsDir: input.outputsDir } : {}),
@@ -579,9 +595,9 @@ async function runApi(
   const refusedTools: NonNullable<AgentResult['refusedTools']> = [];
   step('PLAN');
   for (let turn = 0; turn < maxTurns; turn++) {
-    let r: Awaited<ReturnType<typeof model.apiTurn>>;
+    let r: Awaited<ReturnType<Activities['apiTurn']>>;
     try {
-      r = await model.apiTurn({
+      r = await model().apiTurn({
         runId: input.runId,
         agentId: fileId,
         ...(input.outputsDir ? { outputsDir: input.outputsDir } : {}),
@@ -650,7 +666,7 @@ async function runApi(
             error: `tool "${t.name}" is not allowed for this agent (allowed: ${allowed.join(', ') || 'none'})`,
           });
         }
-        return tools.runTool({
+        return tools().runTool({
           workspace: input.workspace,
           name: t.name,
           input: t.input,

@@ -20,6 +20,7 @@ import { ApiFailureType, classifyAnthropicError } from './errors';
 import { FileIdSchema, SafeNameSchema } from '../../src/shared/ids';
 import type { Sandbox } from '../sandbox';
 import { recordSandbox } from '../sandbox/record';
+import { TurnHeartbeat, type TurnNudges } from '../turn-heartbeat';
 
 export { classifyAnthropicError, retryAfterMs, ApiFailureType, NON_RETRYABLE_API_FAILURES } from './errors';
 
@@ -99,6 +100,8 @@ export interface ApiActivityDeps {
   gateway?: () => Promise<MeterGateway>;
   /** The sandbox this agent's `run_command` and `git` tools run in: recorded for `run status`. */
   sandbox?: Sandbox;
+  /** Nudges a turn whose agent workflow was cancelled into noticing at once (../turn-heartbeat). */
+  nudges?: TurnNudges;
 }
 
 /** Where an agent's transcript lives. */
@@ -118,7 +121,14 @@ function newMessages(messages: ApiMessage[]): { messages: ApiMessage[]; firstTur
   return { messages: messages.slice(lastAssistant + 1), firstTurn: lastAssistant === -1 };
 }
 
-export function createApiActivities({ logger, anthropic, outputsDir, gateway, sandbox }: ApiActivityDeps) {
+export function createApiActivities({
+  logger,
+  anthropic,
+  outputsDir,
+  gateway,
+  sandbox,
+  nudges,
+}: ApiActivityDeps) {
   let client: Anthropic | undefined;
   // Built on first use: a worker without credentials can still run every other activity.
   const getClient = () =>
@@ -184,9 +194,10 @@ export function createApiActivities({ logger, anthropic, outputsDir, gateway, sa
       let events = 0;
       let streamedChars = 0;
       let hung: string | undefined;
+      const heartbeat = new TurnHeartbeat(ctx, nudges);
       const watch = setInterval(() => {
         const now = Date.now();
-        ctx.heartbeat({ streamedChars, events, lastEventAt });
+        heartbeat.beat({ streamedChars, events, lastEventAt });
         if (hung) return;
         if (now - lastEventAt > hangAfterMs)
           hung = `no stream event for ${Math.round((now - lastEventAt) / 1000)} s`;
@@ -224,8 +235,8 @@ export function createApiActivities({ logger, anthropic, outputsDir, gateway, sa
                   ? event.delta.partial_json.length
                   : 0;
           }
-          // Heartbeats are throttled by the SDK; each event is a sign of life and a chance to learn of cancellation.
-          ctx.heartbeat({ streamedChars, events, lastEventAt });
+          // Each event is a sign of life; the pacer sends one every couple of seconds (or fast when nudged).
+          heartbeat.beat({ streamedChars, events, lastEventAt });
         });
         message = await stream.finalMessage();
       } catch (err) {
@@ -264,6 +275,7 @@ export function createApiActivities({ logger, anthropic, outputsDir, gateway, sa
         throw failure;
       } finally {
         clearInterval(watch);
+        heartbeat.stop();
         ctx.cancellationSignal.removeEventListener('abort', onCancel);
       }
 

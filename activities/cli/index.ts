@@ -55,6 +55,7 @@ import {
 } from '../watchdog';
 import { GROUP_GONE_MS, killGroupAndWait } from '../process-group';
 import { SESSION_MARKER_ENV, sweepSessionProcesses, terminateGroup } from './process';
+import { TurnHeartbeat, type TurnNudges } from '../turn-heartbeat';
 import { FileIdSchema, SafeNameSchema } from '../../src/shared/ids';
 import { AGENT_KEY_ENV, capabilityEnvSync } from '../identity';
 
@@ -210,6 +211,8 @@ export interface CliActivityDeps {
   settingSources?: string | null;
   /** The metering gateway; without one the CLI calls the API directly and costs are the CLI's own. */
   gateway?: () => Promise<MeterGateway>;
+  /** Nudges a turn whose agent workflow was cancelled into noticing at once (../turn-heartbeat). */
+  nudges?: TurnNudges;
 }
 
 /** How long a refused CLI gets to end its turn by itself before its process group is ended. */
@@ -549,8 +552,9 @@ export function createCliActivities(deps: CliActivityDeps) {
     // A hang is judged by real progress (output from the CLI), not by the heartbeat timer.
     const hangAfterMs =
       input.hangAfterS !== undefined ? input.hangAfterS * 1000 : (deps.hangAfterMs ?? 600_000);
+    const heartbeat = new TurnHeartbeat(ctx, deps.nudges);
     const beat = () => {
-      ctx.heartbeat(progress());
+      heartbeat.beat(progress());
       if (!hung && Date.now() - lastProgressAt > hangAfterMs) {
         hung = `no output from claude for ${Math.round((Date.now() - lastProgressAt) / 1000)} s (hang limit ${hangAfterMs / 1000} s)`;
         stop(hung);
@@ -680,6 +684,7 @@ export function createCliActivities(deps: CliActivityDeps) {
       return { summary, failure, cancelled };
     } finally {
       clearInterval(interval);
+      heartbeat.stop();
       if (deadline) clearTimeout(deadline);
       lease.release();
       if (refusalTimer) clearTimeout(refusalTimer);

@@ -16,6 +16,7 @@ import { FileIdSchema, SafeNameSchema } from '../../src/shared/ids';
 import { defaultSandbox, type Sandbox } from '../sandbox';
 import { recordSandbox } from '../sandbox/record';
 import { signalGroup } from '../process-group';
+import { TurnHeartbeat, type TurnNudges } from '../turn-heartbeat';
 import { LEFTOVER_PREFIX, reapedCommand } from './reaper';
 import {
   AGENT_MARK_ENV,
@@ -66,6 +67,8 @@ export function createScriptActivities(deps: {
   baseEnv?: Record<string, string>;
   /** Confines the script to its workspace; default {@link defaultSandbox}. */
   sandbox?: Sandbox;
+  /** Nudges a turn whose agent workflow was cancelled into noticing at once (../turn-heartbeat). */
+  nudges?: TurnNudges;
 }) {
   const { logger, outputsDir } = deps;
   return {
@@ -178,6 +181,8 @@ export function createScriptActivities(deps: {
         signalGroup(child.pid, 'SIGTERM');
         setTimeout(() => signalGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS).unref();
       };
+      // The lease is renewed every second; the server hears of it at the turn's heartbeat pace.
+      const heartbeat = new TurnHeartbeat(ctx, deps.nudges);
       // The longest the lease went unrenewed: a worker whose event loop stalls past LEASE_STALE_S (a
       // loaded machine, a flood of work in this process) has its agent ended by the watchdog. That is
       // the worker's failure, not the agent's, and it is measured on our clock, which a script cannot
@@ -188,7 +193,7 @@ export function createScriptActivities(deps: {
         const now = Date.now();
         stalledMs = Math.max(stalledMs, now - lastBeat);
         lastBeat = now;
-        ctx.heartbeat({
+        heartbeat.beat({
           pid: child.pid,
           pgid: child.pid,
           host: os.hostname(),
@@ -242,6 +247,7 @@ export function createScriptActivities(deps: {
         return { ok: exitCode === 0, exitCode, summary, outputRef, durationMs };
       } finally {
         clearInterval(interval);
+        heartbeat.stop();
         clearTimeout(timer);
         ctx.cancellationSignal.removeEventListener('abort', onCancel);
         lease.release();

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { Logger } from '../../src/logger';
 import type { Sandbox } from '../sandbox';
 import { executeTool, type ToolResult } from './tools';
+import { TurnHeartbeat, type TurnNudges } from '../turn-heartbeat';
 
 export {
   toolDefinitions,
@@ -36,11 +37,13 @@ export interface ToolActivityDeps {
   logger: Logger;
   /** Confines run_command and git; default the process's {@link defaultSandbox}. */
   sandbox?: Sandbox;
+  /** Nudges a tool call whose agent workflow was cancelled into noticing at once (../turn-heartbeat). */
+  nudges?: TurnNudges;
 }
 
 const HEARTBEAT_MS = 1_000;
 
-export function createToolActivities({ logger, sandbox }: ToolActivityDeps) {
+export function createToolActivities({ logger, sandbox, nudges }: ToolActivityDeps) {
   return {
     /**
      * Runs one tool in the workspace. Returns `{ ok, output, error? }`; only a malformed activity input (a
@@ -58,7 +61,8 @@ export function createToolActivities({ logger, sandbox }: ToolActivityDeps) {
       const { workspace, name, input, allowedTools } = parsed.data;
       const ctx = Context.current();
       // Long commands must keep heartbeating, or the heartbeat timeout would fail a healthy activity.
-      const beat = setInterval(() => ctx.heartbeat({ tool: name }), HEARTBEAT_MS);
+      const heartbeat = new TurnHeartbeat(ctx, nudges);
+      const beat = setInterval(() => heartbeat.beat({ tool: name }), HEARTBEAT_MS);
       const started = Date.now();
       try {
         const result = await executeTool(name, input, {
@@ -74,6 +78,7 @@ export function createToolActivities({ logger, sandbox }: ToolActivityDeps) {
         return result;
       } finally {
         clearInterval(beat);
+        heartbeat.stop();
       }
     },
   };

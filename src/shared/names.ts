@@ -5,6 +5,16 @@
  */
 export const DEFAULT_TASK_QUEUE = 'orchestrator';
 
+/**
+ * The task queue of agent turns (script, `claude` and Messages API turns and an api agent's tool calls)
+ * for workflows on `taskQueue`: `orchestrator-agents` by default. The same worker process polls both, each
+ * with its own capacity, so that short steps (snapshot, checkpoint, gate, audit) never wait behind
+ * long agent turns. Workflows derive it from their own task queue; it is never configured apart.
+ */
+export function agentTaskQueue(taskQueue: string): string {
+  return `${taskQueue}-agents`;
+}
+
 /** Workflow type names as registered on the worker (they equal the exported function names). */
 export const WorkflowType = {
   project: 'projectWorkflow',

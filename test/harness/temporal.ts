@@ -8,12 +8,12 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { loadConfig, type AppConfig } from '../../config/env';
 import { createLogger } from '../../src/logger';
 import { CLIENT_CHANNEL_ARGS } from '../../src/client-channel';
 import { installRuntimeLogger } from '../../workers/runtime-logger';
-import { createWorker, type CreateWorkerOptions } from '../../workers/worker';
+import { createWorker, type CreateWorkerOptions, type OrchestratorWorker } from '../../workers/worker';
 import { saveHistories } from './record';
 
 /**
@@ -56,7 +56,9 @@ export interface TestEnv {
   nativeConnection: NativeConnection;
   taskQueue: string;
   /** Starts a worker on this env's unique task queue; stop it with `worker.shutdown()`. */
-  startWorker(opts?: Partial<CreateWorkerOptions>): Promise<{ worker: Worker; running: Promise<void> }>;
+  startWorker(
+    opts?: Partial<CreateWorkerOptions>,
+  ): Promise<{ worker: OrchestratorWorker; running: Promise<void> }>;
   close(): Promise<void>;
 }
 
@@ -80,7 +82,7 @@ export async function createTestEnv(overrides: { outputsDir?: string } = {}): Pr
   });
   const nativeConnection = await NativeConnection.connect({ address: config.temporal.address });
   const client = new Client({ connection, namespace: config.temporal.namespace });
-  const workers: { worker: Worker; running: Promise<void> }[] = [];
+  const workers: { worker: OrchestratorWorker; running: Promise<void> }[] = [];
   return {
     config,
     client,

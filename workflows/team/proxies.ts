@@ -7,6 +7,7 @@ import { ActivityCancellationType, proxyActivities, proxyLocalActivities } from 
 import type { Activities } from '../../activities';
 import { HEARTBEAT_TIMEOUT, retryPolicy, SHORT_ACTIVITY_TIMEOUT } from '../../src/shared/failures';
 import type { TeamAgentSettings } from '../../src/shared/team';
+import { agentTurnQueue } from '../agent-queue';
 
 /** The team issues each agent its capability before the agent's process can exist. */
 export const identity = proxyActivities<Pick<Activities, 'issueCapability'>>({
@@ -33,21 +34,29 @@ export const files = proxyActivities<Pick<Activities, 'archiveTeamAgent'>>({
   retry: retryPolicy(),
 });
 
-export const model = proxyActivities<Pick<Activities, 'claudeTurn'>>({
-  startToCloseTimeout: '1 hour',
-  // Short enough that a cancellation (stop, completion) reaches the process within seconds: the SDK sends
-  // heartbeats, and learns of cancellation, every 0.8 × heartbeatTimeout.
-  heartbeatTimeout: HEARTBEAT_TIMEOUT,
-  // An unset cancellationType encodes as TRY_CANCEL: the workflow would move on while the process runs.
-  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-  // By cause (src/shared/failures): crashes and API outages retry without limit, the agent's own
-  // failures end the turn.
-  retry: retryPolicy({ maximumInterval: '1 minute' }),
-});
+/**
+ * An agent's `claude` turn, on `<queue>-agents` (../agent-queue): room of its own, so a team of long
+ * turns never holds up anyone's short steps. Made per turn because the queue depends on a patch.
+ */
+export function model() {
+  return proxyActivities<Pick<Activities, 'claudeTurn'>>({
+    ...agentTurnQueue(),
+    startToCloseTimeout: '1 hour',
+    // Short enough that a cancellation (stop, completion) reaches the process within seconds: the SDK
+    // sends heartbeats, and learns of cancellation, every 0.8 × heartbeatTimeout.
+    heartbeatTimeout: HEARTBEAT_TIMEOUT,
+    // An unset cancellationType encodes as TRY_CANCEL: the workflow would move on while the process runs.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    // By cause (src/shared/failures): crashes and API outages retry without limit, the agent's own
+    // failures end the turn.
+    retry: retryPolicy({ maximumInterval: '1 minute' }),
+  });
+}
 
-/** A script agent's turn, bounded by the team's script timeout. */
+/** A script agent's turn, bounded by the team's script timeout, on `<queue>-agents` (../agent-queue). */
 export function scriptActivities(settings: TeamAgentSettings) {
   return proxyActivities<Pick<Activities, 'scriptTurn'>>({
+    ...agentTurnQueue(),
     startToCloseTimeout: `${settings.scriptTimeoutS + 60} seconds`,
     // The same as every long activity's: at 5 s a loaded worker's late heartbeats restarted live scripts
     // again and again (attempt 7 in a 300-spawn team). Not part of replay (only activity id and type are).

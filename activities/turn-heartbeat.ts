@@ -1,0 +1,107 @@
+/**
+ * Heartbeats of agent turns, and the in-process channel that makes a cancelled turn notice at once.
+ *
+ * Cancellation reaches an activity only in the answer to a heartbeat. A turn heartbeats every couple of
+ * seconds (the server's load grows with every running agent), so on its own it would notice a rollback
+ * ~1 s late on average. When its agent workflow is asked to cancel, that workflow calls the
+ * `agentTurns.cancelRequested` sink (src/shared/sinks) in this worker process, which nudges the turn here:
+ * for a few seconds it heartbeats every {@link NUDGED_EVERY_MS}, so the cancellation arrives within a
+ * round trip of the server recording it. The agent-turn worker throttles heartbeats to no more than that
+ * (workers/), so each nudged beat is sent. The channel is only a hint: a turn on another worker process,
+ * or a nudge that comes before the server recorded the request, still learns of it by heartbeat.
+ */
+import type { Context } from '@temporalio/activity';
+
+/** How often a turn's heartbeat reaches the server when nothing is asked of it. */
+export const TURN_HEARTBEAT_MS = 2_000;
+/** How often a nudged turn heartbeats, and so the most a worker may throttle agent-turn heartbeats. */
+export const NUDGED_EVERY_MS = 50;
+/** How long a nudged turn heartbeats fast: the cancellation is recorded well within this. */
+export const NUDGED_FOR_MS = 5_000;
+
+/** The agent workflow execution a turn belongs to: the key of its nudges. */
+export function turnKey(workflowId: string, runId: string): string {
+  return `${workflowId}\n${runId}`;
+}
+
+/** Nudges from workflow sinks to the turns running in this process, by {@link turnKey}. */
+export class TurnNudges {
+  private readonly listeners = new Map<string, Set<() => void>>();
+
+  /** Calls `fn` on every nudge of `key` until the returned function is called. */
+  listen(key: string, fn: () => void): () => void {
+    let set = this.listeners.get(key);
+    if (!set) this.listeners.set(key, (set = new Set()));
+    set.add(fn);
+    return () => {
+      set.delete(fn);
+      if (set.size === 0) this.listeners.delete(key);
+    };
+  }
+
+  nudge(key: string): void {
+    for (const fn of this.listeners.get(key) ?? []) fn();
+  }
+
+  /** Turns listening now (for tests and the worker's diagnostics). */
+  get size(): number {
+    return this.listeners.size;
+  }
+}
+
+/**
+ * Paces one turn's heartbeats: `beat(details)` as often as the turn likes (it keeps the latest details),
+ * sent every {@link TURN_HEARTBEAT_MS}, or every {@link NUDGED_EVERY_MS} for a while after a nudge.
+ */
+export class TurnHeartbeat<D> {
+  private details: D | undefined;
+  private sentAt = 0;
+  private fast: NodeJS.Timeout | undefined;
+  private readonly unlisten: () => void;
+
+  constructor(
+    private readonly ctx: Pick<Context, 'heartbeat' | 'info' | 'cancellationSignal'>,
+    nudges: TurnNudges | undefined,
+    private readonly opts = {
+      everyMs: TURN_HEARTBEAT_MS,
+      nudgedEveryMs: NUDGED_EVERY_MS,
+      nudgedForMs: NUDGED_FOR_MS,
+    },
+  ) {
+    const run = ctx.info.workflowExecution;
+    this.unlisten =
+      (run && nudges?.listen(turnKey(run.workflowId, run.runId), () => this.nudged())) ?? (() => undefined);
+  }
+
+  /** Records the latest details; sends them when a heartbeat is due (the first one at once). */
+  beat(details: D): void {
+    this.details = details;
+    if (this.fast || Date.now() - this.sentAt >= this.opts.everyMs) this.send();
+  }
+
+  /** Stops listening and beating; call when the turn ends. */
+  stop(): void {
+    this.unlisten();
+    if (this.fast) clearInterval(this.fast);
+    this.fast = undefined;
+  }
+
+  private send(): void {
+    this.sentAt = Date.now();
+    this.ctx.heartbeat(this.details);
+  }
+
+  private nudged(): void {
+    if (this.fast || this.ctx.cancellationSignal.aborted) return;
+    const until = Date.now() + this.opts.nudgedForMs;
+    this.send();
+    this.fast = setInterval(() => {
+      if (this.ctx.cancellationSignal.aborted || Date.now() > until) {
+        clearInterval(this.fast);
+        this.fast = undefined;
+        return;
+      }
+      this.send();
+    }, this.opts.nudgedEveryMs);
+  }
+}

@@ -1,0 +1,385 @@
+/**
+ * `npm run bench:fleet`: what one worker process holds and how fast agents start with many concurrent
+ * runs, and how fast a rollback ends a running agent.
+ *
+ * - **Fleet**: for each N (default 10, 100, 200, 400; `BENCH_FLEET_NS=10,100`), a fresh `orchestrator
+ *   worker` process (the production path: bin/orchestrator.js, prebuilt bundle) and N runs started at once,
+ *   each one phase with one script agent, so that only orchestration is measured. Each agent process
+ *   writes its own start time and then holds until every agent of the round has started, so all N runs are
+ *   concurrent. Printed: the worker's peak RSS (VmHWM), its RSS with all N held, agent start latency (the
+ *   process's own start time − the moment its run was started) p50/p99, failures. The agent-turn room is N
+ *   (script agents cost nothing; the machine-sized default would make agents wait for slots instead).
+ *   With `BENCH_FLEET_BASELINE=1` each N runs a second time under the settings before issue #16 (the
+ *   SDK's default workflow cache), printed beside.
+ * - **Rollback**: a run whose second phase's agent runs; `rollbackToCheckpoint` to CP1, repeated. Printed:
+ *   update → the agent process ended (cancellation noticed) and update → the phase's agent started again,
+ *   p50/max, beside the turns' heartbeat interval (what noticing took before the nudge).
+ *
+ * bench/scale.ts calls {@link measureFleet} and {@link measureRollback} for its table.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { pathToFileURL } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
+import { TURN_HEARTBEAT_MS } from '../activities/turn-heartbeat';
+import { ensureTemporalCli, startDevServer } from '../src/devserver';
+import { rollbackRun, startRun } from '../src/runs';
+import { checkpointsQuery } from '../src/shared/messages';
+import { ProjectSpecSchema } from '../src/shared/spec';
+import { median, percentile } from './harness';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+
+/** One N of the fleet table. */
+export interface FleetRow {
+  runs: number;
+  /** Worker RSS before any run (after start-up), MiB. */
+  idleRssMiB: number;
+  /** Worker RSS with all N agents running, MiB. */
+  heldRssMiB: number;
+  /** Peak worker RSS over the round (VmHWM), MiB. */
+  peakRssMiB: number;
+  startP50Ms: number;
+  startP99Ms: number;
+  failures: number;
+  wallMs: number;
+}
+
+/** Where the bench talks to Temporal, and where it keeps workspaces and outputs. */
+export interface FleetTarget {
+  address: string;
+  dir: string;
+}
+
+/** Options for {@link measureFleet}. */
+export interface FleetOptions {
+  ns: number[];
+  /** Extra worker environment (e.g. the baseline's settings). */
+  env?: Record<string, string>;
+  /** Called with each row as it is measured. */
+  onRow?: (row: FleetRow) => void;
+}
+
+const nowMs = () => performance.timeOrigin + performance.now();
+
+function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
+
+async function until<T>(
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  what: string,
+  ms: number,
+) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await delay(200);
+  }
+}
+
+/** `orchestrator worker` as its own process; resolves once it polls (its "worker started" line). */
+async function startWorkerProcess(
+  target: FleetTarget,
+  taskQueue: string,
+  env: Record<string, string>,
+): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin/orchestrator.js'), 'worker'], {
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: target.address,
+      ORCHESTRATOR_TASK_QUEUE: taskQueue,
+      ORCHESTRATOR_OUTPUTS_DIR: path.join(target.dir, 'outputs'),
+      LOG_LEVEL: 'info',
+      LOG_FORMAT: 'json',
+      ...env,
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  child.stderr?.setEncoding('utf8');
+  const started = new Promise<void>((resolve, reject) => {
+    child.stderr?.on('data', (chunk: string) => {
+      if (log.length < 200_000) log += chunk;
+      if (log.includes('"worker started"')) resolve();
+    });
+    child.once('exit', (code) =>
+      reject(new Error(`worker exited (${code}) before it started:\n${log.slice(-2000)}`)),
+    );
+  });
+  await started;
+  return child;
+}
+
+async function stopWorker(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await Promise.race([exited, delay(30_000)]);
+  if (child.exitCode === null) child.kill('SIGKILL');
+}
+
+function heldSpec() {
+  return ProjectSpecSchema.parse({
+    project: { name: 'fleet' },
+    phases: [
+      {
+        name: 'work',
+        agents: [
+          {
+            role: 'dev',
+            backend: 'script',
+            // Its own start time, then held until the bench releases the round (a file in the workspace:
+            // the one place a sandboxed script may see).
+            command: ['sh', '-c', 'date +%s%N > started; while [ ! -f release ]; do sleep 1; done'],
+          },
+        ],
+      },
+    ],
+  });
+}
+
+/** Runs the fleet rounds against a Temporal server; one fresh worker process per N. */
+export async function measureFleet(target: FleetTarget, opts: FleetOptions): Promise<FleetRow[]> {
+  const connection = await Connection.connect({ address: target.address });
+  const client = new Client({ connection });
+  const rows: FleetRow[] = [];
+  try {
+    for (const n of opts.ns) {
+      const taskQueue = `fleet-${n}-${Date.now()}`;
+      const worker = await startWorkerProcess(target, taskQueue, {
+        ORCHESTRATOR_MAX_CONCURRENT_AGENTS: String(n),
+        ...opts.env,
+      });
+      try {
+        const pid = worker.pid!;
+        await delay(1_000);
+        const idle = statusKiB(pid, 'VmRSS') / 1024;
+        const round = fs.mkdtempSync(path.join(target.dir, `n${n}-`));
+        const spec = heldSpec();
+        const t0 = nowMs();
+        const runs = await Promise.all(
+          Array.from({ length: n }, async (_, i) => {
+            const workspace = path.join(round, `ws-${i}`);
+            const at = nowMs();
+            const input = await startRun(client, {
+              spec,
+              workspace,
+              outputsDir: path.join(target.dir, 'outputs'),
+              taskQueue,
+            });
+            return { runId: input.runId, workspace, at };
+          }),
+        );
+        const startedAt = (ws: string) => {
+          try {
+            const text = fs.readFileSync(path.join(ws, 'started'), 'utf8').trim();
+            return text ? Number(text) / 1e6 : undefined;
+          } catch {
+            return undefined;
+          }
+        };
+        await until(
+          () => runs.every((r) => startedAt(r.workspace) !== undefined),
+          `${n} agents started`,
+          1_800_000,
+        );
+        // A moment with every run held, for the RSS of N concurrent runs.
+        await delay(2_000);
+        const held = statusKiB(pid, 'VmRSS') / 1024;
+        for (const r of runs) fs.writeFileSync(path.join(r.workspace, 'release'), '');
+        const ends = await Promise.all(
+          runs.map((r) =>
+            client.workflow
+              .getHandle(r.runId)
+              .result()
+              .then(
+                (s: { state?: string }) => s.state,
+                () => 'failed',
+              ),
+          ),
+        );
+        const peak = statusKiB(pid, 'VmHWM') / 1024;
+        const latencies = runs.map((r) => startedAt(r.workspace)! - r.at);
+        const row: FleetRow = {
+          runs: n,
+          idleRssMiB: Math.round(idle),
+          heldRssMiB: Math.round(held),
+          peakRssMiB: Math.round(peak),
+          startP50Ms: Math.round(median(latencies)),
+          startP99Ms: Math.round(percentile(latencies, 99)),
+          failures: ends.filter((s) => s !== 'completed').length,
+          wallMs: Math.round(nowMs() - t0),
+        };
+        rows.push(row);
+        opts.onRow?.(row);
+        fs.rmSync(round, { recursive: true, force: true });
+      } finally {
+        await stopWorker(worker);
+      }
+    }
+  } finally {
+    await connection.close();
+  }
+  return rows;
+}
+
+/** Rollback timings, ms. */
+export interface RollbackFigures {
+  /** update sent → the running agent's process ended (it noticed its cancellation). */
+  noticedMs: number[];
+  /** update sent → the rolled-back phase's agent started again. */
+  restartedMs: number[];
+}
+
+/** Rolls a run back `times` times while its second phase's agent runs; see the module doc. */
+export async function measureRollback(target: FleetTarget, times = 5): Promise<RollbackFigures> {
+  const connection = await Connection.connect({ address: target.address });
+  const client = new Client({ connection });
+  const taskQueue = `rollback-${Date.now()}`;
+  const worker = await startWorkerProcess(target, taskQueue, {});
+  const workspace = fs.mkdtempSync(path.join(target.dir, 'rollback-'));
+  // Outside the workspace (a restore would undo it), yet visible to the sandboxed agent.
+  const spec = ProjectSpecSchema.parse({
+    project: { name: 'rollback' },
+    phases: [
+      {
+        name: 'one',
+        agents: [{ role: 'dev', backend: 'script', command: ['sh', '-c', 'echo 1 > one.txt'] }],
+      },
+      {
+        name: 'two',
+        agents: [
+          {
+            role: 'dev',
+            backend: 'script',
+            // Prints its start and, when ended, its end: the worker's agent log keeps both.
+            command: [
+              'sh',
+              '-c',
+              // `wait` returns on a trapped signal at once, where a foreground `sleep` would delay the trap.
+              'trap \'echo "ended $(date +%s%N)"; exit 143\' TERM; echo "started $(date +%s%N)"; ' +
+                'while :; do sleep 600 & wait $!; done',
+            ],
+          },
+        ],
+      },
+    ],
+  });
+  const out: RollbackFigures = { noticedMs: [], restartedMs: [] };
+  try {
+    const input = await startRun(client, {
+      spec,
+      workspace,
+      outputsDir: path.join(target.dir, 'outputs'),
+      taskQueue,
+    });
+    const logFile = path.join(target.dir, 'outputs', input.runId, 'agents', 'two-dev.log');
+    const marks = (word: 'started' | 'ended') => {
+      try {
+        return [...fs.readFileSync(logFile, 'utf8').matchAll(new RegExp(`^${word} (\\d+)$`, 'gm'))].map(
+          (m) => Number(m[1]) / 1e6,
+        );
+      } catch {
+        return [];
+      }
+    };
+    const handle = client.workflow.getHandle(input.runId);
+    await until(async () => (await handle.query(checkpointsQuery)).length >= 1, 'CP1', 600_000);
+    for (let i = 0; i < times; i++) {
+      await until(() => marks('started').length === i + 1, `agent start ${i + 1}`, 600_000);
+      // Past its first heartbeat, as a turn that has been running a while.
+      await delay(TURN_HEARTBEAT_MS + 500);
+      const t0 = nowMs();
+      await rollbackRun(client, input.runId, 'CP1', 'bench');
+      await until(() => marks('started').length === i + 2, `agent start ${i + 2}`, 600_000);
+      out.noticedMs.push(Math.round(marks('ended')[i]! - t0));
+      out.restartedMs.push(Math.round(marks('started')[i + 1]! - t0));
+    }
+    await handle.terminate('bench over');
+  } finally {
+    await stopWorker(worker);
+    await connection.close();
+  }
+  return out;
+}
+
+/** Prints the fleet table (with a baseline beside when given). */
+export function printFleet(rows: FleetRow[], baseline?: FleetRow[]): void {
+  const cell = (r: FleetRow | undefined) =>
+    r
+      ? `${String(r.peakRssMiB).padStart(5)} MiB peak ${String(r.heldRssMiB).padStart(5)} held  start p50 ${String(r.startP50Ms).padStart(6)} ms p99 ${String(r.startP99Ms).padStart(6)} ms  ${r.failures} failed`
+      : '';
+  console.log('fleet: one worker process, N concurrent runs of script agents');
+  for (const r of rows) {
+    const b = baseline?.find((x) => x.runs === r.runs);
+    const perRun =
+      rows[0] && r.runs > rows[0].runs
+        ? (r.peakRssMiB - rows[0].peakRssMiB) / (r.runs - rows[0].runs)
+        : undefined;
+    console.log(
+      `  N=${String(r.runs).padStart(3)}  ${cell(r)}` +
+        (perRun !== undefined ? `  (+${perRun.toFixed(2)} MiB/run)` : '') +
+        (b ? `\n         before #16: ${cell(b)}  (RSS ${(r.peakRssMiB / b.peakRssMiB).toFixed(2)}×)` : ''),
+    );
+  }
+}
+
+/** Prints the rollback line. */
+export function printRollback(f: RollbackFigures): void {
+  const fmt = (xs: number[]) => `p50 ${median(xs).toFixed(0)} ms, max ${Math.max(...xs)} ms`;
+  console.log(
+    `rollback (${f.restartedMs.length}×): cancellation noticed ${fmt(f.noticedMs)}; next phase started ${fmt(f.restartedMs)}` +
+      ` (turn heartbeat interval ${TURN_HEARTBEAT_MS} ms: what noticing waited for without the nudge)`,
+  );
+}
+
+async function main(): Promise<void> {
+  const ns = (process.env.BENCH_FLEET_NS ?? '10,100,200,400').split(',').map(Number);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orch-fleet-'));
+  const server = await startDevServer({
+    cliPath: await ensureTemporalCli(),
+    dbFile: path.join(dir, 'temporal.db'),
+    logFile: path.join(dir, 'temporal.log'),
+    headless: true,
+  });
+  const target = { address: server.address, dir };
+  try {
+    console.log(
+      `load before: ${os
+        .loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')} (${os.cpus().length} cores)`,
+    );
+    if (process.env.BENCH_FLEET_ROLLBACK !== '0') printRollback(await measureRollback(target));
+    const rows: FleetRow[] = [];
+    const baseline: FleetRow[] = [];
+    for (const n of ns) {
+      rows.push(...(await measureFleet(target, { ns: [n] })));
+      if (process.env.BENCH_FLEET_BASELINE === '1')
+        baseline.push(...(await measureFleet(target, { ns: [n], env: BEFORE_16 })));
+      console.log(`  measured N=${n} (load ${os.loadavg()[0]!.toFixed(1)})`);
+    }
+    printFleet(rows, baseline.length ? baseline : undefined);
+    console.log(
+      `load after: ${os
+        .loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`,
+    );
+  } finally {
+    await server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Worker settings before issue #16: the SDK's default workflow cache (sized from the V8 heap). */
+export const BEFORE_16: Record<string, string> = {};
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();

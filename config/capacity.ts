@@ -1,0 +1,52 @@
+/**
+ * How much work one worker process takes on at once, sized from the machine it runs on. Agent turns
+ * (a `claude` process of ~150 MiB, a script, a model call) and short orchestration steps (snapshot,
+ * checkpoint, gate, audit, visibility) get separate room, so that no short step waits behind agent
+ * turns: agents are bounded by memory, short steps by cores (they run git and gate commands).
+ */
+import os from 'node:os';
+
+/** What the sizing looks at. */
+export interface Machine {
+  cores: number;
+  /** Memory this process may use: the cgroup limit when there is one, else the machine's. */
+  memoryBytes: number;
+}
+
+/** Room for agent turns and short steps, and how many workflows the worker keeps in its cache. */
+export interface Capacity {
+  /** Concurrent activities on `<queue>-agents`: agent turns and their tool calls. */
+  agentTurns: number;
+  /** Concurrent activities on `<queue>`: every short step of a run or team. */
+  shortSteps: number;
+}
+
+const MiB = 1024 * 1024;
+/** What one real `claude` agent process holds (measured 145–166 MiB). */
+export const AGENT_MEMORY_BYTES = 160 * MiB;
+/** Fewer would make a small box run agents one by one; more than this and the model API is the limit. */
+const MIN_AGENT_TURNS = 4;
+const MAX_AGENT_TURNS = 500;
+/** Short steps are mostly git and gate commands: a few per core keep the cores busy. */
+const SHORT_STEPS_PER_CORE = 10;
+const MIN_SHORT_STEPS = 20;
+
+/** The default capacity of a worker on `machine` (pure: the decision, without reading the machine). */
+export function capacityFor(machine: Machine): Capacity {
+  const agents = Math.floor(machine.memoryBytes / AGENT_MEMORY_BYTES);
+  return {
+    agentTurns: Math.min(MAX_AGENT_TURNS, Math.max(MIN_AGENT_TURNS, agents)),
+    shortSteps: Math.max(MIN_SHORT_STEPS, SHORT_STEPS_PER_CORE * Math.max(1, machine.cores)),
+  };
+}
+
+/** This machine, as {@link capacityFor} sees it. */
+export function thisMachine(): Machine {
+  const total = os.totalmem();
+  // A container's memory limit (cgroup) is what counts; Node reports 0 or a huge number without one.
+  const limit = process.constrainedMemory?.() ?? 0;
+  return {
+    cores: os.availableParallelism?.() ?? os.cpus().length,
+    memoryBytes: limit > 0 && limit < total ? limit : total,
+  };
+}

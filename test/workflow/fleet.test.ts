@@ -1,0 +1,132 @@
+/**
+ * Issue #16, room for agents: agent turns run on `<queue>-agents` with capacity of their own, so 50 runs'
+ * agents start together and the short steps of other runs (gates, checkpoints) keep flowing while those
+ * 50 turns hold their slots. Start times come from the agent processes themselves (`date +%s%N`), not
+ * from this test's clock.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { tsToMs } from '@temporalio/common/lib/time';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRun } from '../../src/runs';
+import { ProjectSpecSchema } from '../../src/shared/spec';
+import { Gates, waitFor } from '../harness/gates';
+import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
+
+const HELD = 50;
+const OTHERS = 3;
+const OTHER_PHASES = 4;
+let t: TestEnv;
+
+beforeAll(async () => {
+  t = await createTestEnv();
+  // Room for the 50 held turns and the other runs' agents; short steps keep the machine's default.
+  await t.startWorker({
+    config: { ...t.config, worker: { ...t.config.worker, maxConcurrentAgents: HELD + 2 * OTHERS } },
+  });
+});
+afterAll(async () => t?.close());
+
+/** schedule → close of every `type` activity in a run's history, in ms. */
+async function activityLatencies(runId: string, type: string): Promise<number[]> {
+  const history = await t.client.workflow.getHandle(runId).fetchHistory();
+  const scheduled = new Map<number, number>();
+  const out: number[] = [];
+  for (const e of history.events ?? []) {
+    const at = tsToMs(e.eventTime);
+    const s = e.activityTaskScheduledEventAttributes;
+    if (s?.activityType?.name === type) scheduled.set(Number(e.eventId), at);
+    const done = e.activityTaskCompletedEventAttributes;
+    const from = done ? scheduled.get(Number(done.scheduledEventId)) : undefined;
+    if (from !== undefined) out.push(at - from);
+  }
+  return out;
+}
+
+describe('room for agents', { timeout: 900_000 }, () => {
+  it('50 runs of 5 s agents start within 3 s of each other while other runs gate and checkpoint', async () => {
+    const control = new Gates('fleet');
+    const markers = path.join(control.dir, 'started');
+    const release = path.join(control.dir, 'release');
+    fs.mkdirSync(markers);
+    // Each held agent writes its own start time, works 5 s, then holds its slot until released.
+    const held = ProjectSpecSchema.parse({
+      project: { name: 'held agents' },
+      phases: [
+        {
+          name: 'work',
+          agents: [
+            {
+              role: 'dev',
+              backend: 'script',
+              command: [
+                'sh',
+                '-c',
+                `date +%s%N > "${markers}/$ORCHESTRATOR_RUN_ID"; sleep 5; ` +
+                  `while [ ! -f '${release}' ]; do sleep 1; done; echo done > done.txt`,
+              ],
+            },
+          ],
+        },
+      ],
+    });
+    const heldRuns = await Promise.all(
+      Array.from({ length: HELD }, () =>
+        startRun(t.client, {
+          spec: held,
+          workspace: tempDir('orch-held-'),
+          taskQueue: t.taskQueue,
+          outputsDir: t.config.outputsDir,
+        }),
+      ),
+    );
+    await waitFor(() => fs.readdirSync(markers).length === HELD, 'every held agent started', 600_000);
+    const starts = fs.readdirSync(markers).map((f) => {
+      return Number(fs.readFileSync(path.join(markers, f), 'utf8').trim()) / 1e6;
+    });
+    const spreadMs = Math.max(...starts) - Math.min(...starts);
+
+    // With all 50 turns running, other runs go through phases: agent, gates, checkpoint, four times.
+    const quick = ProjectSpecSchema.parse({
+      project: { name: 'flowing' },
+      phases: Array.from({ length: OTHER_PHASES }, (_, i) => ({
+        name: `p${i}`,
+        agents: [{ role: 'dev', backend: 'script', command: ['sh', '-c', `echo ${i} > f${i}.txt`] }],
+      })),
+    });
+    const others = await Promise.all(
+      Array.from({ length: OTHERS }, () =>
+        startRun(t.client, {
+          spec: quick,
+          workspace: tempDir('orch-flow-'),
+          taskQueue: t.taskQueue,
+          outputsDir: t.config.outputsDir,
+        }),
+      ),
+    );
+    for (const o of others) {
+      const r = (await t.client.workflow.getHandle(o.runId).result()) as { state: string };
+      expect(r.state).toBe('completed');
+    }
+    // Still held: no held agent has finished, so the short steps above ran beside 50 running turns.
+    expect(fs.existsSync(release)).toBe(false);
+    const checkpoints = (
+      await Promise.all(others.map((o) => activityLatencies(o.runId, 'checkpointPhase')))
+    ).flat();
+    const gates = (await Promise.all(others.map((o) => activityLatencies(o.runId, 'evaluateGates')))).flat();
+    expect(checkpoints).toHaveLength(OTHERS * OTHER_PHASES);
+    expect(gates.length).toBeGreaterThanOrEqual(OTHERS * OTHER_PHASES);
+
+    fs.writeFileSync(release, '');
+    for (const r of heldRuns) {
+      const end = (await t.client.workflow.getHandle(r.runId).result()) as { state: string };
+      expect(end.state).toBe('completed');
+    }
+    const fmt = (xs: number[]) =>
+      `max ${Math.max(...xs)} ms, median ${[...xs].sort((a, b) => a - b)[xs.length >> 1]} ms`;
+    console.log(
+      `fleet: ${HELD} agents started within ${spreadMs.toFixed(0)} ms; beside them, checkpoints ${fmt(checkpoints)}, gates ${fmt(gates)}`,
+    );
+    expect(spreadMs).toBeLessThanOrEqual(3_000);
+  });
+});
