@@ -9,8 +9,7 @@
  *   concurrent. Printed: the worker's peak RSS (VmHWM), its RSS with all N held, agent start latency (the
  *   process's own start time − the moment its run was started) p50/p99, failures. The agent-turn room is N
  *   (script agents cost nothing; the machine-sized default would make agents wait for slots instead).
- *   With `BENCH_FLEET_BASELINE=1` each N runs a second time under the settings before issue #16 (the
- *   SDK's default workflow cache), printed beside.
+ *   The per-run RSS is printed against the first N's, measured in the same run.
  * - **Rollback**: a run whose second phase's agent runs; `rollbackToCheckpoint` to CP1, repeated. Printed:
  *   update → the agent process ended (cancellation noticed) and update → the phase's agent started again,
  *   p50/max, beside the turns' heartbeat interval (what noticing took before the nudge).
@@ -359,14 +358,11 @@ async function main(): Promise<void> {
     );
     if (process.env.BENCH_FLEET_ROLLBACK !== '0') printRollback(await measureRollback(target));
     const rows: FleetRow[] = [];
-    const baseline: FleetRow[] = [];
     for (const n of ns) {
       rows.push(...(await measureFleet(target, { ns: [n] })));
-      if (process.env.BENCH_FLEET_BASELINE === '1')
-        baseline.push(...(await measureFleet(target, { ns: [n], env: BEFORE_16 })));
       console.log(`  measured N=${n} (load ${os.loadavg()[0]!.toFixed(1)})`);
     }
-    printFleet(rows, baseline.length ? baseline : undefined);
+    printFleet(rows);
     console.log(
       `load after: ${os
         .loadavg()
@@ -378,8 +374,5 @@ async function main(): Promise<void> {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
-
-/** Worker settings before issue #16: the SDK's default workflow cache (sized from the V8 heap). */
-export const BEFORE_16: Record<string, string> = {};
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();
