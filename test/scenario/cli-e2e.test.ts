@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Info } from '@temporalio/activity';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,6 +25,7 @@ import { SESSION_MARKER_ENV } from '../../activities/cli/process';
 import { ConfigError } from '../../config/errors';
 import { priceUsage } from '../../config/pricing';
 import { startModelServer, type ModelServer } from '../../src/modelserver';
+import { failureOf } from '../harness/failure';
 
 const CLAUDE = path.resolve(import.meta.dirname, '../../node_modules/.bin/claude');
 
@@ -79,15 +80,6 @@ function servedCost(from = 0): number {
     .slice(from)
     .filter((r) => r.endpoint === 'messages' && r.status === 200)
     .reduce((s, r) => s + priceUsage(r.responseModel!, r.usage!), 0);
-}
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
 }
 
 /** Processes in the table, as `ps` shows them (independent of the /proc scan the activity uses). */

@@ -10,7 +10,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -18,6 +17,7 @@ import { createSandbox } from '../../activities/sandbox';
 import { createScriptActivities, type ScriptTurnInput, type ScriptTurnResult } from '../../activities/script';
 import { LEASE_STALE_S, WATCHDOG_GRACE_S } from '../../activities/watchdog';
 import { isRetryable } from '../../src/shared/failures';
+import { failureOf } from '../harness/failure';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'orch-script-stall-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -44,15 +44,6 @@ function turn(command: string[]): Promise<ScriptTurnResult> {
 /** Holds this thread (the worker's event loop) without yielding, as a stalled worker does. */
 function stall(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
 }
 
 describe('a script agent under a stalled worker', () => {
