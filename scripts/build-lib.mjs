@@ -244,13 +244,38 @@ export async function buildCli() {
   for (const [out, meta] of Object.entries(modules.metafile.outputs)) {
     if (meta.entryPoint) outputOf.set(path.normalize(meta.entryPoint), path.basename(out));
   }
+  // commander is bundled into main.cjs (every start needs it: one file to compile rather than a package
+  // to resolve), and its `node:child_process` (Node initialises net, streams and more for it; commander
+  // spawns only for executable subcommands, which we do not have) is loaded on first use. The command
+  // modules import their own commander from node_modules: they pass it Option objects and throw its
+  // errors, which commander handles by shape and code, not by class.
+  const { packages: _all, ...mainOptions } = common;
   const main = await esbuild.build({
-    ...common,
+    ...mainOptions,
     entryPoints: { main: CLI_ENTRY },
     outExtension: { '.js': '.cjs' },
     format: 'cjs',
     plugins: [
       sourceLocationPlugin(CLI_DIR, 'cjs'),
+      {
+        name: 'lazy-child-process',
+        setup(build) {
+          // Every other package stays in node_modules, as in the modules' build.
+          build.onResolve({ filter: /^[^./]/ }, (args) =>
+            args.path === 'commander' || args.path.startsWith('node:') ? undefined : { external: true },
+          );
+          build.onResolve({ filter: /^node:child_process$/ }, (args) =>
+            args.importer.includes(`${path.sep}node_modules${path.sep}commander${path.sep}`)
+              ? { path: 'lazy-child-process', namespace: 'lazy-child-process' }
+              : undefined,
+          );
+          build.onLoad({ filter: /.*/, namespace: 'lazy-child-process' }, () => ({
+            contents:
+              'let cp;\nmodule.exports = new Proxy({}, { get: (_, k) => (cp ??= require("node:child_process"))[k] });\n',
+            loader: 'js',
+          }));
+        },
+      },
       {
         name: 'lazy-modules',
         setup(build) {
@@ -277,7 +302,8 @@ export async function buildCli() {
   const cli = req(CLI_MAIN);
   writeAtomic(CLI_MANIFEST, JSON.stringify(await cli.describeCommands(), null, 1) + '\n');
   const sources = [...Object.keys(modules.metafile.inputs), ...Object.keys(main.metafile.inputs)].filter(
-    (f) => !f.includes('node_modules/'),
+    // Packages and virtual modules (`namespace:path`, the lazy child_process above) are no sources.
+    (f) => !f.includes('node_modules/') && !/^[\w-]+:/.test(f),
   );
   writeAtomic(CLI_INFO, JSON.stringify({ sources: fingerprint(sources) }, null, 1) + '\n');
   // Chunks of earlier builds: kept a while for CLIs that started before this build, then removed.

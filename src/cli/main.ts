@@ -50,6 +50,21 @@ function packageVersion(): string {
   }
 }
 
+/**
+ * A commander error. The compiled CLI bundles commander into main.cjs while the command modules load it
+ * from node_modules, so an error thrown by a module's copy is recognised by its shape, not its class.
+ */
+function isCommanderError(err: unknown): err is CommanderError {
+  if (err instanceof CommanderError) return true;
+  const e = err as { code?: unknown; exitCode?: unknown } | null;
+  return (
+    err instanceof Error &&
+    typeof e?.code === 'string' &&
+    e.code.startsWith('commander.') &&
+    typeof e.exitCode === 'number'
+  );
+}
+
 /** Commander's codes for output it was asked for (help, version): not failures. */
 const ANSWERED = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);
 
@@ -160,7 +175,7 @@ export async function main(argv: string[], manifest?: CommandManifestEntry[]): P
   try {
     await (await buildProgram(argv, manifest)).parseAsync(argv);
   } catch (err) {
-    if (err instanceof CommanderError) {
+    if (isCommanderError(err)) {
       // Commander has already printed its message (and help on request). A usage error (unknown
       // command or option, missing or invalid argument) exits 2, as shells and getopt tools do.
       process.exitCode = ANSWERED.has(err.code) ? 0 : 2;
