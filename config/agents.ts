@@ -60,6 +60,8 @@ export const AgentPresetFileSchema = z
     disallowed_tools: ToolListSchema.optional(),
     permission_mode: PermissionModeSchema.optional(),
     subagents: z.array(SubagentSchema).default([]),
+    /** Skills (config/skills/) every agent of this role follows. */
+    skills: z.array(IdSchema).optional(),
   })
   .superRefine((a, ctx) => {
     if ((a.system_prompt === undefined) === (a.system_prompt_file === undefined)) {
@@ -94,6 +96,8 @@ export interface AgentPreset {
   disallowed_tools?: string[];
   permission_mode?: z.infer<typeof PermissionModeSchema>;
   subagents: Subagent[];
+  /** Skill ids every agent of this role follows. */
+  skills?: string[];
   /** Absolute path of the YAML file. */
   source: string;
 }

@@ -50,6 +50,8 @@ export const IntakePhaseObjectSchema = z.strictObject({
   artifacts: z.array(ArtifactEntrySchema).optional(),
   gates: z.array(GateSpecSchema).optional(),
   budget: BudgetLimitSchema.strict().optional(),
+  /** Earlier phases whose summaries this phase's agents receive; default all earlier ones, `[]` none. */
+  summaries_from: PhaseSpecSchema.shape.summaries_from,
 });
 export type IntakePhaseObject = z.output<typeof IntakePhaseObjectSchema>;
 
@@ -111,6 +113,7 @@ function resolvePhase(
     artifacts: entry.artifacts ?? preset?.artifacts ?? [],
     gates: entry.gates ?? preset?.gates ?? [],
     budget: entry.budget ?? preset?.budget,
+    ...(entry.summaries_from ? { summaries_from: entry.summaries_from } : {}),
   };
   if (phase.skip && !phase.optional) {
     issues.push({
@@ -171,6 +174,23 @@ export function parseIntake(
       issues.push({ path, message: `duplicate phase "${name}" (also phases[${first}])` });
     } else firstIndex.set(name, i);
     return resolvePhase(entry, i, presets, issues);
+  });
+  // A hand-off can only come from a phase that runs before this one.
+  intake.phases.forEach((entry, i) => {
+    if (typeof entry === 'string') return;
+    entry.summaries_from?.forEach((from, j) => {
+      const at = firstIndex.get(from);
+      if (at === undefined || at >= i)
+        issues.push({
+          path: ['phases', i, 'summaries_from', j],
+          message: `"${from}" is not an earlier phase (earlier: ${
+            intake.phases
+              .slice(0, i)
+              .map((e) => (typeof e === 'string' ? e : e.name))
+              .join(', ') || 'none'
+          })`,
+        });
+    });
   });
   if (issues.length)
     fail(

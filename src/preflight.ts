@@ -9,8 +9,10 @@ import { listAgentPresets, knownModels, subagentsForCli, type AgentPreset } from
 import type { AppConfig } from '../config/env';
 import { ConfigError } from '../config/errors';
 import { isKnownModel } from '../config/pricing';
+import { loadSkills, type Skill } from '../config/skills';
+import { selectSkills } from './shared/skills';
 import { ensureClaudeAvailable } from '../activities/cli';
-import type { ProjectSpec } from './shared/spec';
+import type { AgentSpec, ProjectSpec } from './shared/spec';
 
 export interface PreflightOptions {
   config: AppConfig;
@@ -18,6 +20,8 @@ export interface PreflightOptions {
   intakeDir?: string;
   /** Model agents will talk to a local rehearsal server: no API key needed. */
   rehearse?: boolean;
+  /** The skills registry to apply; default config/skills/ plus the intake folder's `skills/`. */
+  skills?: readonly Skill[];
 }
 
 /** Validates the setup and returns the spec with model agents completed from their agent definitions. */
@@ -28,6 +32,9 @@ export async function preflight(spec: ProjectSpec, opts: PreflightOptions): Prom
   // Project definitions override shipped ones; a broken file fails here, naming the file and field.
   if (local && fs.existsSync(local)) for (const p of listAgentPresets(local)) presets.set(p.id, p);
 
+  // A broken skill file fails here too, naming the file and field.
+  const skills = opts.skills ?? loadSkills({ intakeDir: opts.intakeDir });
+
   let needsClaude = false;
   let needsApi = false;
   const phases = spec.phases.map((phase, i) => ({
@@ -36,7 +43,7 @@ export async function preflight(spec: ProjectSpec, opts: PreflightOptions): Prom
       if (agent.backend === 'script' || phase.skip) return agent;
       const where = `phases[${i}].agents[${j}]`;
       const preset = presets.get(agent.role);
-      const merged = {
+      const merged: AgentSpec = {
         ...agent,
         system_prompt: agent.system_prompt ?? preset?.system_prompt,
         model: agent.model ?? preset?.model,
@@ -52,6 +59,23 @@ export async function preflight(spec: ProjectSpec, opts: PreflightOptions): Prom
           `${where}.model: unknown model "${merged.model}" (known: ${knownModels().join(', ')})`,
         );
       }
+      const chosen = selectSkills(
+        skills,
+        { role: preset?.skills, agent: agent.skills },
+        agent.prompt ?? '',
+        spec.requirements,
+      );
+      const unknown = chosen.unknown[0];
+      if (unknown) {
+        const known = skills.map((s) => s.id).join(', ');
+        throw new ConfigError(
+          unknown.from === 'agent'
+            ? `${where}.skills: unknown skill "${unknown.id}" (known: ${known})`
+            : `${preset?.source ?? agent.role}: skills: unknown skill "${unknown.id}" (known: ${known})`,
+        );
+      }
+      if (chosen.applied.length > 0) merged.applied_skills = chosen.applied;
+      else delete merged.applied_skills;
       if (agent.backend === 'cli') needsClaude = true;
       else needsApi = true;
       return merged;

@@ -44,6 +44,7 @@ import {
 import { agentTurnQueue } from './agent-queue';
 import type { AgentTurnSinks } from '../src/shared/sinks';
 import { addUsage, type AgentResult, type AgentStep, type Usage, ZERO_USAGE } from '../src/shared/run';
+import { methodologySection } from '../src/shared/skills';
 import type { AgentSpec } from '../src/shared/spec';
 
 export interface AgentWorkflowInput {
@@ -55,6 +56,10 @@ export interface AgentWorkflowInput {
   phasePrompt: string;
   projectName: string;
   requirements: string[];
+  /** Summaries of the earlier phases this phase receives (src/shared/handoff), for model agents. */
+  handoff?: string;
+  /** On a phase retried after failed gates: which gates failed and their output. */
+  retryNote?: string;
   /** Output of the previous agent or batch, when the strategy passes outputs along. */
   passedOutput?: string;
   /** Environment every agent process gets (ORCHESTRATOR_RUN_ID, ORCHESTRATOR_AGENT_ID, …). */
@@ -432,13 +437,17 @@ function systemPrompt(input: AgentWorkflowInput): string {
     input.requirements.length ? `Requirements:\n${input.requirements.map((r) => `- ${r}`).join('\n')}` : '',
     input.phasePrompt,
     agent.system_prompt ?? '',
+    input.handoff ?? '',
+    // Applied skills (resolved at run start): their methodology as ordered steps.
+    methodologySection(agent.applied_skills ?? []),
   ]
     .filter(Boolean)
     .join('\n\n');
 }
 
 function taskPrompt(input: AgentWorkflowInput): string {
-  const base = input.agent.prompt ?? `Do the ${input.phase} work for this project in the current directory.`;
+  const task = input.agent.prompt ?? `Do the ${input.phase} work for this project in the current directory.`;
+  const base = input.retryNote ? `${input.retryNote}\n\n${task}` : task;
   return input.passedOutput ? `${base}\n\nOutput of the previous step:\n${input.passedOutput}` : base;
 }
 

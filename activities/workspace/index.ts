@@ -28,6 +28,7 @@ import {
 } from './snapshot';
 import { SafeNameSchema } from '../../src/shared/ids';
 import { AuditEntrySchema } from '../../src/shared/audit';
+import { summaryRelPath } from '../../src/shared/handoff';
 import { appendAuditEntries } from '../audit';
 export { validateArtifacts, sha256File, type ArtifactFile, type ArtifactValidation } from './artifacts';
 export { WorkspaceError, shadowGitDir, STATE_DIR, type WorkspaceErrorType } from './git';
@@ -156,6 +157,8 @@ const Inputs = {
     artifacts: z.array(ArtifactInput),
     /** The run's audit entries not yet written (workflows/audit `ride`): appended by this same call. */
     audit: z.array(AuditEntrySchema).optional(),
+    /** The phase's summary (src/shared/handoff): written to outputs/<run>/<phase>/summary.md. */
+    summary: z.string().optional(),
   }),
   materializeCheckpoint: z.object({
     sourceWorkspace: absPath,
@@ -268,8 +271,17 @@ export function createWorkspaceActivities(deps: { logger: Logger }) {
     checkpointPhase: activity(
       'checkpointPhase',
       Inputs.checkpointPhase,
-      async ({ audit, ...a }) => {
+      async ({ audit, summary, ...a }) => {
         const r = await checkpointPhase(a);
+        // Written only with a checkpoint taken: the summary of a phase that ended.
+        if (summary !== undefined && r.ok) {
+          await writeOutput({
+            outputsDir: a.outputsDir,
+            runId: a.runId,
+            relPath: summaryRelPath(a.phase),
+            content: summary,
+          });
+        }
         // The run's audit entries ride along, saving the phase an appendAudit round trip. Written after
         // the checkpoint (whatever its verdict): a retry redoes both, and appends are idempotent by seq.
         if (audit?.length) {

@@ -27,6 +27,7 @@ const COMMAND_MODULES: Record<string, () => Promise<Register>> = {
   attach: async () => (await import('./commands/attach')).registerAttachCommand,
   completion: async () => (await import('./commands/completion')).registerCompletionCommand,
   schema: async () => (await import('./commands/schema')).registerSchemaCommand,
+  skills: async () => (await import('./commands/skills')).registerSkillsCommands,
 };
 
 /** One top-level command: the module that registers it and its line in `orchestrator --help`. */

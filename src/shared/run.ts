@@ -137,6 +137,8 @@ export interface AgentStatusRow {
   error?: string;
   /** The failure type (src/shared/failures) of a failed agent, e.g. `RateLimited`. */
   errorType?: string;
+  /** Skills applied to the agent (`id@version`): their methodology is in its prompt. */
+  skills?: string[];
 }
 
 /** How many of a failed phase's reasons its status row keeps (the phase results have all of them). */

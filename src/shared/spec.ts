@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { SafeNameSchema } from './ids';
 import { DURATION_EXAMPLES, parseDuration } from './duration';
+import { AppliedSkillSchema } from './skills';
 
 export const BackendSchema = z.enum(['script', 'cli', 'api']);
 export type Backend = z.infer<typeof BackendSchema>;
@@ -73,6 +74,13 @@ export const AgentSpecSchema = z
     env: z.record(z.string(), z.string()).optional(),
     budget_usd: z.number().nonnegative().optional(),
     budget_tokens: z.number().int().nonnegative().optional(),
+    /** Skill ids (config/skills/, the intake's skills/) applied to this agent besides its role's. */
+    skills: z.array(SafeNameSchema).optional(),
+    /**
+     * The skills applied, resolved at run start (listed by the role or the intake, or triggered by the
+     * task or the requirements): their methodology goes into the agent's prompt as ordered steps.
+     */
+    applied_skills: z.array(AppliedSkillSchema).optional(),
   })
   .superRefine((a, ctx) => {
     if (a.backend === 'script' && !a.command) {
@@ -117,6 +125,11 @@ export const PhaseSpecSchema = z.object({
   artifacts: z.array(ArtifactSpecSchema).default([]),
   gates: z.array(GateSpecSchema).default([]),
   budget: BudgetLimitSchema.optional(),
+  /**
+   * The earlier phases whose summaries this phase's model agents receive (context hand-off); default
+   * every earlier phase, `[]` none. Agents get summaries, never transcripts.
+   */
+  summaries_from: z.array(SafeNameSchema).optional(),
 });
 export type PhaseSpec = z.infer<typeof PhaseSpecSchema>;
 
@@ -203,6 +216,7 @@ export function compactSpec(spec: ProjectSpec): ProjectSpec {
     if (p.artifacts.length > 0) out.artifacts = p.artifacts;
     if (p.gates.length > 0) out.gates = p.gates;
     if (p.budget) out.budget = p.budget;
+    if (p.summaries_from) out.summaries_from = p.summaries_from;
     return out as PhaseSpec;
   });
   return { ...spec, phases };

@@ -7,6 +7,7 @@ import { ChildWorkflowFailure, executeChild, isCancellation, patched } from '@te
 import { describeExceeded, limitsFor, remaining, reserve } from '../../src/shared/budget';
 import type { AgentResult, AgentStatusRow, PhaseResult } from '../../src/shared/run';
 import { ZERO_USAGE } from '../../src/shared/run';
+import { skillRef } from '../../src/shared/skills';
 import type { AgentSpec, PhaseSpec } from '../../src/shared/spec';
 import {
   agentFileId,
@@ -44,6 +45,10 @@ export function isMetered(
 export interface PhaseAttempt {
   phase: PhaseSpec;
   agents: (AgentSpec & { id: string })[];
+  /** Earlier phases' summaries for the agents' prompts (src/shared/handoff); absent when none. */
+  handoff?: string;
+  /** On a retry after failed gates: which gates failed and their output. */
+  retryNote?: string;
   result: PhaseResult;
   /** Attempts that ran out of budget and were run again after `raiseBudget`: kept for the record. */
   superseded: AgentResult[];
@@ -85,6 +90,7 @@ export async function runAgent(
     phase: phase.name,
     workflowId,
     state: 'pending',
+    ...(agent.applied_skills?.length ? { skills: agent.applied_skills.map(skillRef) } : {}),
   };
   run.agentRows.set(workflowId, row);
   for (;;) {
@@ -123,6 +129,10 @@ export async function runAgent(
       reservation: key,
       ...(left.usd !== undefined ? { maxBudgetUsd: left.usd } : {}),
       ...(left.tokens !== undefined ? { remainingTokens: left.tokens } : {}),
+      // The skills whose methodology this agent's prompt carries, and why each applies.
+      ...(agent.applied_skills?.length
+        ? { skills: agent.applied_skills.map((s) => ({ skill: skillRef(s), because: s.because })) }
+        : {}),
     });
     const childInput: AgentWorkflowInput = {
       runId,
@@ -133,6 +143,8 @@ export async function runAgent(
       projectName: spec.project.name,
       requirements: spec.requirements,
       passedOutput,
+      ...(at.handoff ? { handoff: at.handoff } : {}),
+      ...(at.retryNote ? { retryNote: at.retryNote } : {}),
       env: {
         ORCHESTRATOR_RUN_ID: runId,
         ORCHESTRATOR_AGENT_ID: workflowId,

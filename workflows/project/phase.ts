@@ -12,6 +12,13 @@ import {
   ZERO_USAGE,
 } from '../../src/shared/run';
 import type { PhaseSpec } from '../../src/shared/spec';
+import {
+  handoffSection,
+  handoffSources,
+  phaseSummary,
+  retryNote,
+  summaryRelPath,
+} from '../../src/shared/handoff';
 import { agentWorkflowId } from '../agent';
 import { runStrategy } from '../strategies';
 import { checkpointing } from './proxies';
@@ -107,9 +114,23 @@ export async function runPhase(
 ): Promise<PhaseOutcome> {
   const { runId, input } = run;
   const ids = phaseAgentIds(phase);
+  // Context hand-off: earlier phases' summaries, and on a retry the gates that failed last time.
+  const handoff = handoffSection(
+    run.st.phaseResults,
+    handoffSources(
+      run.phases.map((p) => p.name),
+      index,
+      phase.summaries_from,
+    ),
+    (name) => `${input.outputsDir.replace(/\/+$/, '')}/${runId}/${summaryRelPath(name)}`,
+  );
+  const previous = run.st.phaseResults.find((r) => r.index === index && r.attempt === result.attempt - 1);
+  const note = retryNote(previous);
   const at: PhaseAttempt = {
     phase,
     agents: phase.agents.map((a, i) => ({ ...a, id: ids[i]! })),
+    ...(handoff ? { handoff } : {}),
+    ...(note ? { retryNote: note } : {}),
     result,
     superseded: [],
     account: (r) => {
@@ -154,6 +175,8 @@ export async function runPhase(
     label: `post-${phase.name}`,
     artifacts: phase.artifacts,
     ...(audit.length > 0 ? { audit } : {}),
+    // The phase's summary for later phases and readers: outputs/<run>/<phase>/summary.md.
+    summary: phaseSummary(phase.name, result.attempt, outcome.results),
   });
   run.audit.written(audit);
   result.artifactTotals = artifactTotals(cp);
