@@ -19,6 +19,14 @@ export interface Capacity {
   agentTurns: number;
   /** Concurrent activities on `<queue>`: every short step of a run or team. */
   shortSteps: number;
+  /**
+   * Workflow executions kept in the worker's cache (the SDK's `maxCachedWorkflows`). The SDK's default
+   * is sized from the V8 heap limit (about 2,300 here), so every run's workflows stay resident: ~3.8 MiB
+   * per run. A run waiting on a long agent turn needs no cache entry; when it wakes, an evicted one is
+   * replayed from its (short, continue-as-new bounded) history. So the cache is sized for the workflows
+   * that are busy at once, which the cores bound, and never takes more than a slice of memory.
+   */
+  cachedWorkflows: number;
 }
 
 const MiB = 1024 * 1024;
@@ -30,6 +38,13 @@ const MAX_AGENT_TURNS = 500;
 /** Short steps are mostly git and gate commands: a few per core keep the cores busy. */
 const SHORT_STEPS_PER_CORE = 10;
 const MIN_SHORT_STEPS = 20;
+/** Workflows busy at once per core (a workflow task takes a few ms of one core's time). */
+const CACHED_WORKFLOWS_PER_CORE = 48;
+const MIN_CACHED_WORKFLOWS = 64;
+/** What a cached workflow execution holds in the worker, with its share of the SDK's state (measured). */
+export const CACHED_WORKFLOW_BYTES = 2 * MiB;
+/** The most of memory the workflow cache may take. */
+const CACHE_MEMORY_SHARE = 1 / 8;
 
 /** The default capacity of a worker on `machine` (pure: the decision, without reading the machine). */
 export function capacityFor(machine: Machine): Capacity {
@@ -37,6 +52,11 @@ export function capacityFor(machine: Machine): Capacity {
   return {
     agentTurns: Math.min(MAX_AGENT_TURNS, Math.max(MIN_AGENT_TURNS, agents)),
     shortSteps: Math.max(MIN_SHORT_STEPS, SHORT_STEPS_PER_CORE * Math.max(1, machine.cores)),
+    cachedWorkflows: Math.min(
+      Math.max(MIN_CACHED_WORKFLOWS, CACHED_WORKFLOWS_PER_CORE * Math.max(1, machine.cores)),
+      // The SDK wants at least 2 (0 would disable the cache: a replay per workflow task).
+      Math.max(2, Math.floor((machine.memoryBytes * CACHE_MEMORY_SHARE) / CACHED_WORKFLOW_BYTES)),
+    ),
   };
 }
 

@@ -40,6 +40,12 @@ const EnvSchema = z.object({
     .int('must be a whole number')
     .positive('must be positive')
     .optional(),
+  /** Workflow executions the worker keeps cached; default from the machine's cores (config/capacity). */
+  ORCHESTRATOR_MAX_CACHED_WORKFLOWS: z.coerce
+    .number()
+    .int('must be a whole number')
+    .min(2, 'must be at least 2')
+    .optional(),
   ORCHESTRATOR_SHUTDOWN_GRACE_MS: z.coerce.number().int().nonnegative().default(10_000),
   /** Port of the worker's Prometheus `/metrics` endpoint; unset: no endpoint. */
   ORCHESTRATOR_METRICS_PORT: z.coerce
@@ -73,6 +79,8 @@ export interface AppConfig {
     maxConcurrentActivities: number;
     /** Agent turns at once, on `<queue>-agents` (src/shared/names agentTaskQueue). */
     maxConcurrentAgents: number;
+    /** Workflow executions kept in the worker's cache (the SDK's `maxCachedWorkflows`). */
+    maxCachedWorkflows: number;
     shutdownGraceMs: number;
   };
   /** Prometheus endpoint (`host:port`, scraped at `/metrics`), when ORCHESTRATOR_METRICS_PORT is set. */
@@ -131,6 +139,7 @@ export function loadConfig(
     worker: {
       maxConcurrentActivities: e.ORCHESTRATOR_MAX_CONCURRENT_ACTIVITIES ?? sized.shortSteps,
       maxConcurrentAgents: e.ORCHESTRATOR_MAX_CONCURRENT_AGENTS ?? sized.agentTurns,
+      maxCachedWorkflows: e.ORCHESTRATOR_MAX_CACHED_WORKFLOWS ?? sized.cachedWorkflows,
       shutdownGraceMs: e.ORCHESTRATOR_SHUTDOWN_GRACE_MS,
     },
     ...(e.ORCHESTRATOR_METRICS_PORT !== undefined

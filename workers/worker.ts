@@ -170,6 +170,8 @@ export async function createWorker(
       ...(workflowBundle && { workflowBundle }),
       sinks,
       maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
+      // The SDK's default keeps every run's workflows resident (config/capacity cachedWorkflows).
+      maxCachedWorkflows: config.worker.maxCachedWorkflows,
       ...opts.workerOptions,
     }),
     Worker.create({
@@ -210,6 +212,7 @@ export async function runWorkerUntilSignal(
       agentTaskQueue: agentTaskQueue(opts.config.temporal.taskQueue),
       shortSteps: opts.config.worker.maxConcurrentActivities,
       agentTurns: opts.config.worker.maxConcurrentAgents,
+      cachedWorkflows: opts.config.worker.maxCachedWorkflows,
       address: opts.config.temporal.address,
       namespace: opts.config.temporal.namespace,
       // From process start to polling: the prebuilt workflow bundle keeps this under a second.

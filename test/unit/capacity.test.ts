@@ -6,11 +6,21 @@ const GiB = 1024 ** 3;
 
 describe('capacity', () => {
   it('sizes agent turns by memory and short steps by cores, within bounds', () => {
-    expect(capacityFor({ cores: 2, memoryBytes: 24 * GiB })).toEqual({ agentTurns: 153, shortSteps: 20 });
-    expect(capacityFor({ cores: 16, memoryBytes: 64 * GiB })).toEqual({ agentTurns: 409, shortSteps: 160 });
+    expect(capacityFor({ cores: 2, memoryBytes: 24 * GiB })).toEqual({
+      agentTurns: 153,
+      shortSteps: 20,
+      cachedWorkflows: 96,
+    });
+    expect(capacityFor({ cores: 16, memoryBytes: 64 * GiB })).toEqual({
+      agentTurns: 409,
+      shortSteps: 160,
+      cachedWorkflows: 768,
+    });
+    // A small box: the cache gets at most an eighth of memory.
     expect(capacityFor({ cores: 1, memoryBytes: 256 * 1024 ** 2 })).toEqual({
       agentTurns: 4,
       shortSteps: 20,
+      cachedWorkflows: 16,
     });
     expect(capacityFor({ cores: 64, memoryBytes: 1024 * GiB }).agentTurns).toBe(500);
   });
@@ -20,14 +30,26 @@ describe('capacity', () => {
     expect(loadConfig({}, {}, '/tmp/x', machine).worker).toMatchObject({
       maxConcurrentActivities: 20,
       maxConcurrentAgents: 153,
+      maxCachedWorkflows: 96,
     });
     const set = loadConfig(
-      { ORCHESTRATOR_MAX_CONCURRENT_ACTIVITIES: '7', ORCHESTRATOR_MAX_CONCURRENT_AGENTS: '400' },
+      {
+        ORCHESTRATOR_MAX_CONCURRENT_ACTIVITIES: '7',
+        ORCHESTRATOR_MAX_CONCURRENT_AGENTS: '400',
+        ORCHESTRATOR_MAX_CACHED_WORKFLOWS: '30',
+      },
       {},
       '/tmp/x',
       machine,
     );
-    expect(set.worker).toMatchObject({ maxConcurrentActivities: 7, maxConcurrentAgents: 400 });
+    expect(set.worker).toMatchObject({
+      maxConcurrentActivities: 7,
+      maxConcurrentAgents: 400,
+      maxCachedWorkflows: 30,
+    });
+    expect(() => loadConfig({ ORCHESTRATOR_MAX_CACHED_WORKFLOWS: '1' })).toThrow(
+      /^ORCHESTRATOR_MAX_CACHED_WORKFLOWS: must be at least 2 \(got "1"\)$/,
+    );
     expect(() => loadConfig({ ORCHESTRATOR_MAX_CONCURRENT_AGENTS: '0' })).toThrow(
       /^ORCHESTRATOR_MAX_CONCURRENT_AGENTS: must be positive \(got "0"\)$/,
     );
