@@ -152,34 +152,62 @@ export class Lease {
  * Read synchronously on purpose: it runs at every script's start and end, over every process of the host
  * (hundreds). As promises each read cost three thread-pool round trips and an async-hook copy per promise;
  * a 300-agent team spent a third of its worker's main thread here, starving workflow tasks into timeouts.
- * A /proc read never waits on a disk: the whole scan takes a few milliseconds.
+ *
+ * One scan answers every caller that asks before it runs (the next turn of the event loop): 50 agents
+ * starting at once cost one pass over /proc, not 50. A pass takes 30–150 ms on a loaded machine, and 50
+ * of them in a row blocked the worker's main thread long enough for running turns to miss heartbeats.
  */
 export function findMarkedProcesses(mark: string, envName = AGENT_MARK_ENV): Promise<number[]> {
-  return Promise.resolve(findMarkedProcessesSync(mark, envName));
+  return new Promise((resolve) => {
+    let batch = pendingScans.get(envName);
+    if (!batch) {
+      const marks = new Map<string, ((pids: number[]) => void)[]>();
+      pendingScans.set(envName, (batch = marks));
+      setImmediate(() => {
+        pendingScans.delete(envName);
+        const found = findMarkedProcessesSync(new Set(marks.keys()), envName);
+        for (const [m, waiters] of marks) for (const done of waiters) done(found.get(m) ?? []);
+      });
+    }
+    const waiters = batch.get(mark);
+    if (waiters) waiters.push(resolve);
+    else batch.set(mark, [resolve]);
+  });
 }
 
-function findMarkedProcessesSync(mark: string, envName: string): number[] {
+/** Callers waiting for the next scan, by environment variable name, then by mark. */
+const pendingScans = new Map<string, Map<string, ((pids: number[]) => void)[]>>();
+
+/** One pass over /proc: the pids carrying each of `marks` in `envName`. */
+function findMarkedProcessesSync(marks: Set<string>, envName: string): Map<string, number[]> {
+  const found = new Map<string, number[]>();
   let entries: string[];
   try {
     entries = fs.readdirSync('/proc');
   } catch {
-    return [];
+    return found;
   }
-  const entry = Buffer.from(`${envName}=${mark}\0`);
-  const needle = Buffer.from(`\0${envName}=${mark}\0`);
+  const key = Buffer.from(`${envName}=`);
+  const inner = Buffer.from(`\0${envName}=`);
   const self = String(process.pid);
-  const found: number[] = [];
   for (const e of entries) {
     if (e === self || !/^\d+$/.test(e)) continue;
     const env = readEnviron(e);
     if (!env) continue;
-    // The last entry may lack its NUL: a marked process's environ ends with it or has it inside.
-    const hit =
-      env.subarray(0, entry.length).equals(entry) ||
-      env.includes(needle) ||
-      env.equals(entry.subarray(0, -1)) ||
-      (env.length >= needle.length && env.subarray(1 - needle.length).equals(needle.subarray(0, -1)));
-    if (hit) found.push(Number(e));
+    // The variable is the first entry, or follows a NUL; its value runs to the next NUL or the end.
+    let start = -1;
+    if (env.subarray(0, key.length).equals(key)) start = key.length;
+    else {
+      const i = env.indexOf(inner);
+      if (i >= 0) start = i + inner.length;
+    }
+    if (start < 0) continue;
+    const end = env.indexOf(0, start);
+    const value = env.toString('utf8', start, end < 0 ? env.length : end);
+    if (!marks.has(value)) continue;
+    const pids = found.get(value);
+    if (pids) pids.push(Number(e));
+    else found.set(value, [Number(e)]);
   }
   return found;
 }

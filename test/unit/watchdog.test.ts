@@ -131,3 +131,31 @@ describe('watchdog', () => {
     }
   });
 });
+
+describe('findMarkedProcesses', () => {
+  it('answers callers asking at once from one scan, each with the processes of its own mark only', async () => {
+    const marks = ['scan/a', 'scan/b', 'scan/a-longer'];
+    const procs = marks.map((mark, i) => {
+      const M = 'ORCHESTRATOR_AGENT_MARK';
+      const P = process.env.PATH ?? '';
+      // The mark first, in the middle and last in the environment: every place it can be found.
+      const env = [
+        { [M]: mark, PATH: P },
+        { PATH: P, [M]: mark, Z: '1' },
+        { PATH: P, [M]: mark },
+      ][i];
+      const c = spawn('sleep', ['60'], { detached: true, stdio: 'ignore', env });
+      started.push(c);
+      return c;
+    });
+    await waitFor(async () => (await findMarkedProcesses('scan/b')).length === 1, 'sleeps running', 10_000);
+    const [a, b, longer, none] = await Promise.all([
+      ...marks.map((m) => findMarkedProcesses(m)),
+      findMarkedProcesses('scan/none'),
+    ]);
+    expect(a).toEqual([procs[0]!.pid]);
+    expect(b).toEqual([procs[1]!.pid]);
+    expect(longer).toEqual([procs[2]!.pid]);
+    expect(none).toEqual([]);
+  });
+});
