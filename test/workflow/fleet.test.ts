@@ -43,6 +43,31 @@ async function activityLatencies(runId: string, type: string): Promise<number[]>
   return out;
 }
 
+/** Milestones of a held run on the server's clock, in ms: to tell where a spread of agent starts comes from. */
+async function milestones(runId: string): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  const history = await t.client.workflow.getHandle(runId).fetchHistory();
+  let child: string | undefined;
+  for (const e of history.events ?? []) {
+    const at = tsToMs(e.eventTime);
+    if (e.workflowExecutionStartedEventAttributes) out.runStarted = at;
+    const started = e.childWorkflowExecutionStartedEventAttributes;
+    if (started) {
+      child = started.workflowExecution?.workflowId ?? undefined;
+      out.childStarted ??= at;
+    }
+    if (e.startChildWorkflowExecutionInitiatedEventAttributes) out.childInitiated ??= at;
+  }
+  if (child) {
+    for (const e of (await t.client.workflow.getHandle(child).fetchHistory()).events ?? []) {
+      if (e.activityTaskScheduledEventAttributes?.activityType?.name === 'scriptTurn')
+        out.turnScheduled ??= tsToMs(e.eventTime);
+      if (e.activityTaskStartedEventAttributes) out.turnStarted ??= tsToMs(e.eventTime);
+    }
+  }
+  return out;
+}
+
 describe('room for agents', { timeout: 900_000 }, () => {
   it('50 runs of 5 s agents start within 3 s of each other while other runs gate and checkpoint', async () => {
     const control = new Gates('fleet');
@@ -85,6 +110,13 @@ describe('room for agents', { timeout: 900_000 }, () => {
       return Number(fs.readFileSync(path.join(markers, f), 'utf8').trim()) / 1e6;
     });
     const spreadMs = Math.max(...starts) - Math.min(...starts);
+    // Where the spread comes from: each milestone's spread over the held runs (server clock).
+    const marks = await Promise.all(heldRuns.map((r) => milestones(r.runId)));
+    const spreads = ['runStarted', 'childInitiated', 'childStarted', 'turnScheduled'].map((k) => {
+      const xs = marks.map((m) => m[k]).filter((x): x is number => x !== undefined);
+      return `${k} ${(Math.max(...xs) - Math.min(...xs)).toFixed(0)} ms (${xs.length})`;
+    });
+    console.log(`fleet: agent starts spread ${spreadMs.toFixed(0)} ms; milestones: ${spreads.join(', ')}`);
 
     // With all 50 turns running, other runs go through phases: agent, gates, checkpoint, four times.
     const quick = ProjectSpecSchema.parse({
