@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
 import { RunManifestSchema, type RunManifest } from '../activities/workspace/manifest';
 import { stateFromServer } from './run-state';
-import type { Checkpoint, RunStatus } from './shared/run';
+import type { Checkpoint, PhaseResult, RunStatus } from './shared/run';
 
 /** A run that cannot be read: no worker for a live one, nothing recorded for a closed one. */
 export class RunUnreadableError extends Error {
@@ -36,6 +36,28 @@ export interface RunRecord {
   result?: RecordedSummary;
   manifest?: RunManifest;
   memo: { project?: string; workspace?: string; outputsDir?: string };
+  /** A failed run's failed phase and why (the details of its `PhaseFailed` failure). */
+  failure?: RecordedFailure;
+}
+
+/** What a run that failed on a phase says in its failure's details. */
+export interface RecordedFailure {
+  phase: string;
+  errors: string[];
+}
+
+/** The `{phase, errors}` a `PhaseFailed` failure carries, found along the error's causes. */
+export function phaseFailureOf(err: unknown): RecordedFailure | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 6; e = e.cause, depth++) {
+    const details = (e as { details?: unknown }).details;
+    const d: unknown = Array.isArray(details) ? details[0] : undefined;
+    if (d && typeof d === 'object') {
+      const { phase, errors } = d as { phase?: unknown; errors?: unknown };
+      if (typeof phase === 'string' && Array.isArray(errors))
+        return { phase, errors: errors.filter((x): x is string => typeof x === 'string') };
+    }
+  }
+  return undefined;
 }
 
 /** The parts of projectWorkflow's summary a reader uses (kept loose: older runs returned less). */
@@ -68,6 +90,16 @@ export async function readRunRecord(
       .catch(() => undefined);
     if (r && typeof r === 'object') result = r;
   }
+  let failure: RecordedFailure | undefined;
+  if (description.status.name === 'FAILED') {
+    failure = await client.workflow
+      .getHandle(runId, description.runId)
+      .result()
+      .then(
+        () => undefined,
+        (err: unknown) => phaseFailureOf(err),
+      );
+  }
   let manifest: RunManifest | undefined;
   if (memo.outputsDir) {
     try {
@@ -80,7 +112,7 @@ export async function readRunRecord(
       // The outputs folder may live on the worker's host only.
     }
   }
-  return { description, result, manifest, memo };
+  return { description, result, manifest, memo, ...(failure ? { failure } : {}) };
 }
 
 /** A closed run's checkpoints from its record: the final result's, else the manifest's. */
@@ -100,19 +132,64 @@ export function recordedCheckpoints(runId: string, rec: RunRecord): Checkpoint[]
   }));
 }
 
+/**
+ * A closed run's phase results from its record: each checkpointed phase, and the phase it failed on with
+ * its reasons (the full results, with agents and usage, need a worker to answer the query).
+ */
+export function recordedResults(rec: RunRecord): PhaseResult[] | undefined {
+  if (!rec.manifest && !rec.failure) return undefined;
+  const zero = {
+    input_tokens: 0,
+    output_tokens: 0,
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: 0,
+  };
+  const rows: PhaseResult[] = (rec.manifest?.phases ?? []).map((p, index) => ({
+    phase: p.phase,
+    index,
+    attempt: 1,
+    status: 'completed',
+    startedAt: p.createdAt,
+    completedAt: p.createdAt,
+    usage: zero,
+    costUsd: 0,
+    artifactTotals: { files: p.files, bytes: p.bytes },
+    errors: [],
+    agents: [],
+    checkpoint: p.checkpoint,
+  }));
+  if (rec.failure)
+    rows.push({
+      phase: rec.failure.phase,
+      index: rows.length,
+      attempt: 1,
+      status: 'failed',
+      startedAt: '',
+      usage: zero,
+      costUsd: 0,
+      errors: rec.failure.errors,
+      agents: [],
+    });
+  return rows;
+}
+
 /** A closed run's status from its record, in the server's words; undefined when nothing was recorded. */
 export function recordedStatus(runId: string, rec: RunRecord): RunStatus | undefined {
   const state = stateFromServer(rec.description.status.name);
-  if (!state || (!rec.result && !rec.manifest)) return undefined;
+  if (!state || (!rec.result && !rec.manifest && !rec.failure)) return undefined;
   const checkpoints = recordedCheckpoints(runId, rec) ?? [];
-  const phases =
-    rec.result?.phases ??
-    (rec.manifest?.phases ?? []).map((p) => ({
+  const phases: RunStatus['phases'] = rec.result?.phases ?? [
+    ...(rec.manifest?.phases ?? []).map((p) => ({
       name: p.phase,
       status: 'completed' as const,
       attempt: 1,
       checkpoint: p.checkpoint,
-    }));
+    })),
+    // The phase it failed on, with why: the record says so even when no worker answers.
+    ...(rec.failure
+      ? [{ name: rec.failure.phase, status: 'failed' as const, attempt: 1, errors: rec.failure.errors }]
+      : []),
+  ];
   const usage = rec.manifest?.totals.usage ?? {};
   const totals: RunStatus['totals'] = rec.result?.totals ?? {
     usage: usage as RunStatus['totals']['usage'],

@@ -32,7 +32,7 @@ import {
 } from './shared/messages';
 import { checkRunInputSize } from './run-input-size';
 import { fillCheckpointCommits } from './checkpoint-commits';
-import { DEFAULT_TASK_QUEUE, WorkflowType } from './shared/names';
+import { DEFAULT_TASK_QUEUE, SearchAttributes, WorkflowType } from './shared/names';
 import { RUN_WORKFLOW_TASK_TIMEOUT } from './shared/failures';
 import { ensureWorkspaceFree, holdWorkspace } from './workspace-hold';
 import type { Checkpoint, RunState, RunStatus } from './shared/run';
@@ -102,7 +102,12 @@ export async function startRun(client: Client, opts: StartRunOptions): Promise<P
     workflowId: input.runId,
     args: [sent],
     workflowTaskTimeout: RUN_WORKFLOW_TASK_TIMEOUT,
-    memo: { project: input.spec.project.name, workspace: input.workspace, outputsDir: input.outputsDir },
+    memo: {
+      project: input.spec.project.name,
+      ...(input.spec.project.client ? { client: input.spec.project.client } : {}),
+      workspace: input.workspace,
+      outputsDir: input.outputsDir,
+    },
     // The Web UI's one-line summary; the current details (step, phase, cost) come from the workflow.
     staticSummary: runSummaryLine(input.spec, opts.forkedFrom),
   });
@@ -134,6 +139,7 @@ export async function queryStatus(client: Client, runId: string): Promise<RunSta
     ...settled,
     ...(ended ? { error: ended.error } : {}),
     checkpoints: await fillCheckpointCommits(settled.checkpoints),
+    ...(settled.baseline ? { baseline: (await fillCheckpointCommits([settled.baseline]))[0] } : {}),
   };
 }
 
@@ -201,6 +207,43 @@ export interface RunListRow {
   state: RunState;
   started: string;
   closed?: string;
+  project?: string;
+  client?: string;
+}
+
+/** `run list --project/--client`: which runs to keep. */
+export interface RunLabelFilter {
+  project?: string;
+  client?: string;
+}
+
+/** Names compare as people type them: case and surrounding spaces do not matter. */
+const sameName = (a: string | undefined, b: string) => a?.trim().toLowerCase() === b.trim().toLowerCase();
+
+/** Whether a run with these labels passes the filter (an unset filter field passes everything). */
+export function matchesRunLabels(
+  labels: { project?: string; client?: string },
+  filter: RunLabelFilter,
+): boolean {
+  if (filter.project !== undefined && !sameName(labels.project, filter.project)) return false;
+  if (filter.client !== undefined && !sameName(labels.client, filter.client)) return false;
+  return true;
+}
+
+/**
+ * A run's project and client: from its memo (written at start), else from the search attributes the
+ * workflow sets (runs started before the memo had a client).
+ */
+function runLabels(wf: WorkflowExecutionInfo): { project?: string; client?: string } {
+  const memo = wf.memo as { project?: unknown; client?: unknown } | undefined;
+  const attr = (key: 'project' | 'client'): string | undefined => {
+    const value = wf.typedSearchAttributes
+      .getAll()
+      .find((p) => p.key.name === SearchAttributes[key].name)?.value;
+    return typeof value === 'string' ? value : undefined;
+  };
+  const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  return { project: text(memo?.project) ?? attr('project'), client: text(memo?.client) ?? attr('client') };
 }
 
 /**
@@ -210,7 +253,7 @@ export interface RunListRow {
 export async function listRuns(
   client: Client,
   limit: number,
-  filter: { query?: string; state?: RunListState } = {},
+  filter: { query?: string; state?: RunListState } & RunLabelFilter = {},
 ): Promise<RunListRow[]> {
   const latest = new Map<string, WorkflowExecutionInfo>();
   const clauses = [`WorkflowType = '${WorkflowType.project}'`];
@@ -221,6 +264,7 @@ export async function listRuns(
   try {
     listing = client.workflow.list({ query: clauses.join(' AND ') });
     for await (const wf of listing) {
+      if (!matchesRunLabels(runLabels(wf), filter)) continue;
       const seen = latest.get(wf.workflowId);
       if (!seen || seen.startTime < wf.startTime) latest.set(wf.workflowId, wf);
       if (latest.size > limit) break;
@@ -247,6 +291,7 @@ export async function listRuns(
       state: ended ?? 'running',
       started: wf.startTime.toISOString(),
       closed: ended ? wf.closeTime?.toISOString() : undefined,
+      ...runLabels(wf),
     });
   }
   return rows;

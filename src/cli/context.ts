@@ -101,6 +101,45 @@ export async function withClient<T>(
   }
 }
 
+/** How a run-scoped command may be told its run: a positional id, `--run`, or `--workflow` (the v2 form). */
+export interface RunChoice {
+  /** The positional run id, when the command takes one. */
+  arg?: string;
+  run?: string;
+  workflow?: string;
+}
+
+/** Adds `--run <id>` and its v2 alias `--workflow <id>` to a run-scoped command. */
+export function runOptions(cmd: Command): Command {
+  return cmd
+    .option('--run <id>', 'run id (default: the most recent run)')
+    .option('--workflow <id>', 'the same as --run (the v2 spelling)');
+}
+
+/**
+ * The run id the user named, if any. Naming it twice with different ids is a usage error (exit 2), not
+ * a guess at which one was meant.
+ */
+export function chosenRunId(choice: RunChoice): string | undefined {
+  const named = [
+    ['the run id argument', choice.arg],
+    ['--run', choice.run],
+    ['--workflow', choice.workflow],
+  ].filter((e): e is [string, string] => e[1] !== undefined);
+  const distinct = new Set(named.map(([, v]) => v));
+  if (distinct.size > 1)
+    throw new CliError(
+      `the run is named twice with different ids: ${named.map(([k, v]) => `${k} "${v}"`).join(', ')}`,
+      2,
+    );
+  return named[0]?.[1];
+}
+
+/** The run a run-scoped command acts on: the one named, else the most recent one. */
+export async function resolveRunId(client: Client, choice: RunChoice): Promise<string> {
+  return chosenRunId(choice) ?? (await latestRunId(client));
+}
+
 /** The most recent project run, for commands whose run id is optional. */
 export async function latestRunId(client: Client): Promise<string> {
   for await (const wf of client.workflow.list({ query: `WorkflowType = '${WorkflowType.project}'` }))

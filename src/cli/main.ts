@@ -18,7 +18,9 @@ type Register = (program: Command) => void;
  */
 const COMMAND_MODULES: Record<string, () => Promise<Register>> = {
   infra: async () => (await import('./commands/infra')).registerInfraCommands,
+  init: async () => (await import('./commands/init')).registerInitCommand,
   run: async () => (await import('./commands/run')).registerRunCommands,
+  runs: async () => (await import('./commands/runs')).registerRunsCommands,
   demo: async () => (await import('./commands/demo')).registerDemoCommand,
   phases: async () => (await import('./commands/phases')).registerPhaseCommands,
   budget: async () => (await import('./commands/budget')).registerBudgetCommands,

@@ -11,6 +11,7 @@ import { CliError } from './context';
 const NAMED: Record<string, string> = {
   runId: 'run id',
   run: 'run id',
+  workflow: 'run id',
   agent: 'agent id',
   agentId: 'agent id',
   as: 'agent id',

@@ -1,7 +1,7 @@
 /** Human-readable rendering of run status for `run start --wait`, `run status` and the demo. */
 import pc from 'picocolors';
 import { formatDuration } from '../shared/duration';
-import type { AgentStatusRow, PhaseStatus, RunStatus } from '../shared/run';
+import type { AgentStatusRow, Checkpoint, PhaseStatus, RunStatus } from '../shared/run';
 
 const PHASE_ICON: Record<PhaseStatus, string> = {
   pending: pc.dim('·'),
@@ -81,7 +81,9 @@ export function renderStatus(s: RunStatus, tick = 0, now = Date.now()): string {
     if (p.status === 'failed')
       for (const e of p.errors ?? []) lines.push(`      ${pc.red('why:')} ${oneLine(e)}`);
   });
-  const live = s.checkpoints.filter((c) => !c.rolledBack).map((c) => `${c.id} ${pc.dim(c.label)}`);
+  const live = allCheckpoints(s)
+    .filter((c) => !c.rolledBack)
+    .map((c) => `${c.id} ${pc.dim(c.label)}`);
   if (live.length) lines.push(`  Checkpoints: ${live.join(', ')}`);
   for (const r of s.rollbacks) {
     lines.push(
@@ -96,11 +98,19 @@ export function renderStatus(s: RunStatus, tick = 0, now = Date.now()): string {
   return lines.join('\n');
 }
 
+/**
+ * Every checkpoint a user can roll back or fork to, CP0 (the workspace before phase 1) first: what
+ * `checkpoint list` shows, so the summaries and the list never disagree.
+ */
+export function allCheckpoints(s: RunStatus): Checkpoint[] {
+  return s.baseline ? [s.baseline, ...s.checkpoints] : s.checkpoints;
+}
+
 /** The closing summary: checkpoints, rollbacks and what to do next. */
 export function renderSummary(s: RunStatus, uiBase?: string): string {
   const lines = [renderStatus(s), ''];
   lines.push(pc.bold('Checkpoints'));
-  for (const c of s.checkpoints) {
+  for (const c of allCheckpoints(s)) {
     lines.push(
       `  ${c.id.padEnd(5)} ${c.label.padEnd(24)} ${c.commit.slice(0, 10)}${c.rolledBack ? pc.yellow('  (rolled back)') : ''}`,
     );

@@ -77,7 +77,7 @@ describe('the CLI surface', () => {
     expect(await complete(bash.stdout, ['orchestrator', 'che'])).toEqual(['checkpoint']);
     expect(await complete(bash.stdout, ['orchestrator', 'checkpoint', 'r'])).toEqual(['rollback']);
     expect(
-      await complete(bash.stdout, ['orchestrator', 'checkpoint', 'rollback', 'R1', 'CP1', '--r']),
+      await complete(bash.stdout, ['orchestrator', 'checkpoint', 'rollback', 'R1', 'CP1', '--re']),
     ).toEqual(['--reason']);
     expect(await complete(bash.stdout, ['orchestrator', 'team', 'task', ''])).toEqual(['done', '--help']);
     const zsh = await cli('completion', 'zsh');

@@ -132,3 +132,218 @@ describe('CP0: the workspace before phase 1', { timeout: 900_000 }, () => {
     expect(fork.baseline?.id).toBe('CP0');
   });
 });
+
+/** A one-phase spec whose script writes `out` (gated: it waits until the test opens its gate). */
+function oneShot(gates: Gates, name: string, project: { name: string; client?: string }, gated: boolean) {
+  return ProjectSpecSchema.parse({
+    project,
+    phases: [
+      {
+        name: 'only',
+        agents: [
+          { role: 'dev', backend: 'script', command: gates.script(name, 'echo done > out.txt', gated) },
+        ],
+        artifacts: [{ pattern: 'out.txt' }],
+      },
+    ],
+  });
+}
+
+describe('the v2 commands as written', { timeout: 900_000 }, () => {
+  it('budget/governance take --workflow or default to the latest run; run list filters; runs prune; run cancel', async () => {
+    const gates = new Gates(tempDir('orch-gates-'));
+    const endedWs = tempDir('orch-v2-ended-');
+    const ended = await startRun(t.client, {
+      spec: oneShot(gates, 'ended', { name: 'Ended One', client: 'acme-corp' }, false),
+      workspace: endedWs,
+      outputsDir: t.config.outputsDir,
+      taskQueue: t.taskQueue,
+    });
+    expect(((await t.client.workflow.getHandle(ended.runId).result()) as { state: string }).state).toBe(
+      'completed',
+    );
+    const runningWs = tempDir('orch-v2-running-');
+    const running = await startRun(t.client, {
+      spec: oneShot(gates, 'running', { name: 'Still Running' }, true),
+      workspace: runningWs,
+      outputsDir: t.config.outputsDir,
+      taskQueue: t.taskQueue,
+    });
+    await waitFor(() => gates.count('running') === 1, 'the running run waits at its gate', 120_000);
+
+    // `budget set --max-tokens 1000000`, as the issue writes it: the latest run.
+    const set = await cli(['budget', 'set', '--max-tokens', '1000000']);
+    expect(set.code, set.stderr).toBe(0);
+    expect(set.stdout.trim()).toBe(`${running.runId}: run budget is now 1,000,000 tokens`);
+    const [status, audit, byRun] = await Promise.all([
+      cli(['budget', 'status', '--workflow', running.runId, '--json']),
+      cli(['governance', 'audit', '--workflow', running.runId, '--json']),
+      cli(['budget', 'status', '--run', ended.runId, '--json']),
+    ]);
+    expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({
+      runId: running.runId,
+      report: { run: { limit: { tokens: 1_000_000 } } },
+    });
+    expect(byRun.code, byRun.stderr).toBe(0);
+    expect(JSON.parse(byRun.stdout)).toMatchObject({ runId: ended.runId });
+    expect(audit.code, audit.stderr).toBe(0);
+    const entries = JSON.parse(audit.stdout) as { kind: string; details: Record<string, unknown> }[];
+    expect(entries.some((e) => e.kind === 'budget')).toBe(true);
+    const twice = await cli(['governance', 'audit', '--run', ended.runId, '--workflow', running.runId]);
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toContain('the run is named twice with different ids');
+
+    // run list --state/--client/--project.
+    const ids = async (args: string[]) => {
+      const r = await cli(['run', 'list', '--json', ...args]);
+      expect(r.code, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as { runId: string }[]).map((x) => x.runId);
+    };
+    const [byState, byClient, byProject, runningOnly] = await Promise.all([
+      ids(['--state', 'completed']),
+      ids(['--client', 'acme-corp']),
+      ids(['--project', 'still running']),
+      ids(['--state', 'running']),
+    ]);
+    expect(byState).toContain(ended.runId);
+    expect(byState).not.toContain(running.runId);
+    expect(byClient).toEqual([ended.runId]);
+    expect(byProject).toEqual([running.runId]);
+    expect(runningOnly).toEqual([running.runId]);
+
+    // runs prune --older-than 0d --dry-run lists the ended runs and deletes nothing.
+    const outputsOf = (runId: string) => path.join(t.config.outputsDir, runId);
+    const shadowOf = (ws: string) => path.join(ws, '.orchestrator', 'shadow.git');
+    for (const p of [
+      outputsOf(ended.runId),
+      shadowOf(endedWs),
+      outputsOf(running.runId),
+      shadowOf(runningWs),
+    ])
+      expect(fs.existsSync(p), p).toBe(true);
+    const before = exactListing(t.config.outputsDir, []);
+    const dry = await cli(['runs', 'prune', '--older-than', '0d', '--dry-run', '--json']);
+    expect(dry.code, dry.stderr).toBe(0);
+    const planned = JSON.parse(dry.stdout) as {
+      dryRun: boolean;
+      runs: { runId: string; outputs?: string; shadow?: string }[];
+    };
+    expect(planned.dryRun).toBe(true);
+    expect(planned.runs).toContainEqual({
+      runId: ended.runId,
+      state: 'completed',
+      closedAt: expect.any(String) as string,
+      outputs: outputsOf(ended.runId),
+      shadow: shadowOf(endedWs),
+    });
+    expect(planned.runs.map((r) => r.runId)).not.toContain(running.runId);
+    expect(exactListing(t.config.outputsDir, [])).toEqual(before);
+    expect(fs.existsSync(shadowOf(endedWs))).toBe(true);
+    const human = await cli(['runs', 'prune', '--older-than', '7d', '--dry-run']);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout.trim()).toBe('nothing to prune');
+
+    // Without --dry-run: the ended runs' outputs and shadow repositories go, the running run's stay.
+    const pruned = await cli(['runs', 'prune', '--older-than', '0d']);
+    expect(pruned.code, pruned.stderr).toBe(0);
+    expect(pruned.stdout).toContain(`deleted ${outputsOf(ended.runId)}`);
+    expect(fs.existsSync(outputsOf(ended.runId))).toBe(false);
+    expect(fs.existsSync(shadowOf(endedWs))).toBe(false);
+    expect(fs.readFileSync(path.join(endedWs, 'out.txt'), 'utf8')).toBe('done\n');
+    expect(fs.existsSync(outputsOf(running.runId))).toBe(true);
+    expect(fs.existsSync(shadowOf(runningWs))).toBe(true);
+
+    // `run cancel` with no id: the latest run, which then ends cancelled; now prune takes it too.
+    const cancelled = await cli(['run', 'cancel', '--wait']);
+    expect(cancelled.code, cancelled.stderr).toBe(0);
+    expect(cancelled.stdout.trim()).toBe(`${running.runId} cancelled`);
+    const again = await cli(['run', 'cancel', running.runId]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain(`run ${running.runId} has already ended (cancelled)`);
+    const last = await cli(['runs', 'prune', '--older-than', '0d', '--json']);
+    expect(last.code, last.stderr).toBe(0);
+    expect((JSON.parse(last.stdout) as { runs: { runId: string }[] }).runs.map((r) => r.runId)).toEqual([
+      running.runId,
+    ]);
+    expect(fs.existsSync(outputsOf(running.runId))).toBe(false);
+  });
+});
+
+describe('why a phase failed, in plain text', { timeout: 900_000 }, () => {
+  it('run start --wait, run status and results name the failed gate with its output and the agent error', async () => {
+    const dir = tempDir('orch-v2-intakes-');
+    const gateIntake = path.join(dir, 'gate.yaml');
+    fs.writeFileSync(
+      gateIntake,
+      [
+        'project: { name: gate-fails }',
+        'phases:',
+        '  - name: build',
+        "    agents: [{ role: dev, backend: script, command: [sh, -c, 'echo x > out.txt'] }]",
+        '    artifacts: [out.txt]',
+        "    gates: [{ id: smoke, kind: tool, command: [sh, -c, 'echo gate-output-4711; exit 3'], on_fail: fail }]",
+      ].join('\n'),
+    );
+    const agentIntake = path.join(dir, 'agent.yaml');
+    fs.writeFileSync(
+      agentIntake,
+      [
+        'project: { name: agent-fails }',
+        'phases:',
+        '  - name: build',
+        '    agents: [{ role: dev, backend: script, command: [/nonexistent/prog-4711] }]',
+        '    artifacts: [out.txt]',
+      ].join('\n'),
+    );
+    const [gate, agent] = await Promise.all([
+      cli([
+        'run',
+        'start',
+        '--intake',
+        gateIntake,
+        '--workspace',
+        tempDir('orch-v2-g-'),
+        '--wait',
+        '--run-id',
+        'why-gate',
+      ]),
+      cli([
+        'run',
+        'start',
+        '--intake',
+        agentIntake,
+        '--workspace',
+        tempDir('orch-v2-a-'),
+        '--wait',
+        '--run-id',
+        'why-agent',
+      ]),
+    ]);
+    expect(gate.code, gate.stderr).toBe(1);
+    expect(gate.stdout).toMatch(/✗ Step 1\/1 build/);
+    expect(gate.stdout).toMatch(/why: gate "smoke".*gate-output-4711/);
+    expect(agent.code, agent.stderr).toBe(1);
+    expect(agent.stdout).toMatch(/why: agent dev: .*prog-4711/);
+    expect(agent.stdout).toMatch(/✗ dev \(dev\) failed ScriptNotFound: script program not found/);
+
+    const [gateStatus, agentStatus, gateResults, agentResults] = await Promise.all([
+      cli(['run', 'status', '--workflow', 'why-gate']),
+      cli(['run', 'status', 'why-agent']),
+      cli(['results', 'why-gate']),
+      cli(['results', '--run', 'why-agent']),
+    ]);
+    expect(gateStatus.code, gateStatus.stderr).toBe(0);
+    expect(gateStatus.stdout).toMatch(/why: gate "smoke".*gate-output-4711/);
+    // Answered by the query, or (a closed run whose query is slow on a loaded machine) by the run's record:
+    // either way the failed phase says why.
+    expect(agentStatus.stdout).toMatch(/why: agent dev: ScriptNotFound: script program not found/);
+    expect(gateResults.code, gateResults.stderr).toBe(0);
+    expect(gateResults.stdout).toContain('build (attempt 1) failed:');
+    expect(gateResults.stdout).toMatch(/ {2}- gate "smoke".*gate-output-4711/);
+    // The classified type once, not `[ScriptNotFound] ScriptNotFound: …`.
+    expect(agentResults.stdout).toMatch(
+      / {2}- agent dev: ScriptNotFound: script program not found: \/nonexistent\/prog-4711/,
+    );
+  });
+});

@@ -8,7 +8,15 @@ import type { BudgetReport, BudgetScope, SpendTotals } from '../../shared/budget
 import { phaseAgentIds, type BudgetStatus } from '../../shared/messages';
 import type { BudgetLimit } from '../../shared/spec';
 import { queryBudget, raiseBudget, runInput } from '../../runs';
-import { CliError, latestRunId, printJson, withClient } from '../context';
+import {
+  chosenRunId,
+  CliError,
+  printJson,
+  resolveRunId,
+  runOptions,
+  type RunChoice,
+  withClient,
+} from '../context';
 import { formatUsd } from '../render';
 
 /**
@@ -169,23 +177,22 @@ export function registerBudgetCommands(program: Command): void {
     .command('budget')
     .description('budgets: what a run may spend, what it spent, and raising a limit');
 
-  budget
-    .command('status [runId]')
+  runOptions(budget.command('status [runId]'))
     .description("a run's budget limits, spend and what is left (default: the most recent run)")
     .option('--json', 'print JSON')
-    .action(async (runIdArg: string | undefined, opts: { json?: boolean }, cmd: Command) => {
+    .action(async (runIdArg: string | undefined, opts: RunChoice & { json?: boolean }, cmd: Command) => {
       await withClient(cmd, async (client) => {
-        const runId = runIdArg ?? (await latestRunId(client));
+        const runId = await resolveRunId(client, { ...opts, arg: runIdArg });
         const b = await queryBudget(client, runId);
         if (opts.json) printJson(b);
         else process.stdout.write(renderBudgetStatus(b) + '\n');
       });
     });
 
-  budget
-    .command('set')
-    .description('set a budget limit of a running run (a paused run re-checks and continues)')
-    .requiredOption('--run <id>', 'run id')
+  runOptions(budget.command('set'))
+    .description(
+      'set a budget limit of a running run (default: the most recent run; a paused run re-checks and continues)',
+    )
     .option('--max-usd <usd>', 'limit in US dollars', parseUsd)
     .option('--max-tokens <n>', 'limit in tokens (every token kind counts)', parseTokens)
     .option('--phase <name>', 'limit this phase (default: the whole run)')
@@ -194,8 +201,7 @@ export function registerBudgetCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       async (
-        opts: {
-          run: string;
+        opts: RunChoice & {
           maxUsd?: number;
           maxTokens?: number;
           phase?: string;
@@ -209,9 +215,11 @@ export function registerBudgetCommands(program: Command): void {
           throw new CliError('give the new limit: --max-usd <usd> or --max-tokens <n>', 2);
         if (opts.maxUsd !== undefined && opts.maxTokens !== undefined)
           throw new CliError('give --max-usd or --max-tokens, not both (set them one at a time)', 2);
+        chosenRunId(opts);
         await withClient(cmd, async (client) => {
-          const scope = await scopeFor(client, opts.run, opts);
-          const r = await raiseBudget(client, opts.run, {
+          const runId = await resolveRunId(client, opts);
+          const scope = await scopeFor(client, runId, opts);
+          const r = await raiseBudget(client, runId, {
             scope,
             ...(opts.maxUsd !== undefined ? { usd: opts.maxUsd } : {}),
             ...(opts.maxTokens !== undefined ? { tokens: opts.maxTokens } : {}),
@@ -229,23 +237,24 @@ export function registerBudgetCommands(program: Command): void {
             r.limit.tokens !== undefined ? `${fmtTokens(r.limit.tokens)} tokens` : undefined,
           ].filter(Boolean);
           process.stdout.write(
-            `${opts.run}: ${where} budget is now ${parts.join(', ')}${r.wasPaused ? ' (the paused run re-checks its budgets now)' : ''}\n`,
+            `${runId}: ${where} budget is now ${parts.join(', ')}${r.wasPaused ? ' (the paused run re-checks its budgets now)' : ''}\n`,
           );
         });
       },
     );
 
-  budget
-    .command('report [runId]')
+  runOptions(budget.command('report [runId]'))
     .description('cost report per run, phase, agent and model (default: the most recent run)')
     .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
-    .action(async (runIdArg: string | undefined, opts: { format: 'table' | 'json' }, cmd: Command) => {
-      await withClient(cmd, async (client) => {
-        const runId = runIdArg ?? (await latestRunId(client));
-        const b = await queryBudget(client, runId);
-        if (opts.format === 'json')
-          printJson({ runId, ...(b.kind ? { kind: b.kind } : {}), state: b.state, ...b.report });
-        else process.stdout.write(renderBudgetReport(runId, b.report, b.kind) + '\n');
-      });
-    });
+    .action(
+      async (runIdArg: string | undefined, opts: RunChoice & { format: 'table' | 'json' }, cmd: Command) => {
+        await withClient(cmd, async (client) => {
+          const runId = await resolveRunId(client, { ...opts, arg: runIdArg });
+          const b = await queryBudget(client, runId);
+          if (opts.format === 'json')
+            printJson({ runId, ...(b.kind ? { kind: b.kind } : {}), state: b.state, ...b.report });
+          else process.stdout.write(renderBudgetReport(runId, b.report, b.kind) + '\n');
+        });
+      },
+    );
 }

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { type Command } from 'commander';
 import pc from 'picocolors';
 import { loadIntake } from '../../../config/intake';
+import { localPolicyDir } from '../../../config/templates';
 import { ensureDetachedServer } from '../../devserver';
 import { rollbackRun, startRun, watchRun } from '../../runs';
 import { statusQuery } from '../../shared/messages';
@@ -29,11 +30,14 @@ export function registerDemoCommand(program: Command): void {
     .option('--no-rollback', 'skip the demonstration rollback')
     .action(async (opts: { intake: string; rollback: boolean }, cmd: Command) => {
       let config = configFrom(cmd);
-      const spec = await preflight(loadIntake(opts.intake), {
-        config,
-        intakeDir: path.dirname(path.resolve(opts.intake)),
-        rehearse: !config.anthropic.apiKey,
-      });
+      const spec = await preflight(
+        loadIntake(opts.intake, undefined, { policyDir: localPolicyDir(opts.intake) }),
+        {
+          config,
+          intakeDir: path.dirname(path.resolve(opts.intake)),
+          rehearse: !config.anthropic.apiKey,
+        },
+      );
       const say = (s: string) => process.stdout.write(s + '\n');
       let uiUrl: string | undefined;
       if (!process.env.TEMPORAL_ADDRESS && !cmd.optsWithGlobals<{ address?: string }>().address) {

@@ -7,7 +7,15 @@ import { DEFAULT_POLICY_DIR, validatePolicies } from '../../../config/governance
 import type { AuditEntry } from '../../shared/audit';
 import { readRunAudit, verifyRunAudit } from '../../audit';
 import { approveRun } from '../../runs';
-import { CliError, printJson, withClient } from '../context';
+import {
+  chosenRunId,
+  CliError,
+  printJson,
+  resolveRunId,
+  runOptions,
+  type RunChoice,
+  withClient,
+} from '../context';
 import { cliActor } from './budget';
 
 const SHOWN = 160;
@@ -48,22 +56,22 @@ export function registerGovernanceCommands(program: Command): void {
     .command('governance')
     .description('governance: policy files, quality gates, approvals and the audit trail');
 
-  gov
-    .command('audit')
+  runOptions(gov.command('audit'))
     .description(
-      "print a run's audit trail (checkpoints, rollbacks, spawns, gates, budget events, approvals)",
+      "print a run's audit trail (checkpoints, rollbacks, spawns, gates, budget events, approvals; default: the most recent run)",
     )
-    .requiredOption('--run <id>', 'run id')
     .option(
       '--kind <kind>',
       'only entries of this kind (gate, budget, spawn, checkpoint, rollback, approval, …)',
     )
     .option('--verify', 'check the hash chain against what the run recorded (works without a worker)')
     .option('--json', 'print JSON')
-    .action(async (opts: { run: string; kind?: string; verify?: boolean; json?: boolean }, cmd: Command) => {
+    .action(async (opts: RunChoice & { kind?: string; verify?: boolean; json?: boolean }, cmd: Command) => {
+      chosenRunId(opts);
       await withClient(cmd, async (client) => {
+        const runId = await resolveRunId(client, opts);
         if (opts.verify) {
-          const v = await verifyRunAudit(client, opts.run);
+          const v = await verifyRunAudit(client, runId);
           if (opts.json) printJson(v);
           else if (v.ok)
             process.stdout.write(
@@ -73,17 +81,17 @@ export function registerGovernanceCommands(program: Command): void {
             if (opts.json) process.exitCode = 1;
             else
               throw new CliError(
-                `audit trail of ${opts.run} is not intact: ${v.message} (${v.file}; checked against ${v.against})`,
+                `audit trail of ${runId} is not intact: ${v.message} (${v.file}; checked against ${v.against})`,
               );
           }
           return;
         }
-        const { entries, file, live } = await readRunAudit(client, opts.run);
+        const { entries, file, live } = await readRunAudit(client, runId);
         const shown = opts.kind ? entries.filter((e) => e.kind === opts.kind) : entries;
         if (opts.json) return printJson(shown);
         if (shown.length === 0) {
           process.stdout.write(
-            `no audit entries for ${opts.run}${opts.kind ? ` of kind ${opts.kind}` : ''} (${file})\n`,
+            `no audit entries for ${runId}${opts.kind ? ` of kind ${opts.kind}` : ''} (${file})\n`,
           );
           return;
         }
@@ -166,22 +174,24 @@ export function registerGovernanceCommands(program: Command): void {
       },
     );
 
-  gov
-    .command('approve')
-    .description('continue a run paused by a pause_for_approval gate, as if the gate had passed')
-    .requiredOption('--run <id>', 'run id')
+  runOptions(gov.command('approve'))
+    .description(
+      'continue a run paused by a pause_for_approval gate, as if the gate had passed (default: the most recent run)',
+    )
     .requiredOption('--note <text>', 'why (goes into the audit trail)')
     .option('--approver <name>', 'who approves (default: the current user)')
     .option('--json', 'print JSON')
-    .action(async (opts: { run: string; note: string; approver?: string; json?: boolean }, cmd: Command) => {
+    .action(async (opts: RunChoice & { note: string; approver?: string; json?: boolean }, cmd: Command) => {
+      chosenRunId(opts);
       await withClient(cmd, async (client) => {
-        const r = await approveRun(client, opts.run, {
+        const runId = await resolveRunId(client, opts);
+        const r = await approveRun(client, runId, {
           note: opts.note,
           approver: opts.approver ?? cliActor(),
         });
         if (opts.json) return printJson(r);
         process.stdout.write(
-          `approved ${opts.run}: phase ${r.phase} continues despite gate(s) ${r.gates.join(', ')}\n`,
+          `approved ${runId}: phase ${r.phase} continues despite gate(s) ${r.gates.join(', ')}\n`,
         );
       });
     });

@@ -7,9 +7,10 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import logUpdate from 'log-update';
 import pc from 'picocolors';
 import { loadIntake } from '../../../config/intake';
+import { localPolicyDir } from '../../../config/templates';
 import type { AppConfig } from '../../../config/env';
 import { CheckpointIdSchema, phaseResultsQuery } from '../../shared/messages';
-import { readRun } from '../../run-record';
+import { readRun, recordedResults } from '../../run-record';
 import type { RunStatus } from '../../shared/run';
 import type { ProjectSpec } from '../../shared/spec';
 import {
@@ -27,7 +28,16 @@ import {
 import { preflight } from '../../preflight';
 import { checkWorkspacePath } from '../../workspace-path';
 import { startRehearsal } from '../../rehearsal';
-import { CliError, configFrom, latestRunId, loggerFor, printJson, withClient } from '../context';
+import {
+  CliError,
+  configFrom,
+  loggerFor,
+  printJson,
+  resolveRunId,
+  runOptions,
+  type RunChoice,
+  withClient,
+} from '../context';
 import { withLocalWorker } from '../local-worker';
 import { oneLine, renderStatus, renderSummary } from '../render';
 import { createSandbox, describeSandbox } from '../../../activities/sandbox';
@@ -89,11 +99,14 @@ export function registerRunCommands(program: Command): void {
         // Intake and setup are validated before anything talks to Temporal: a bad file never starts a workflow.
         const base = configFrom(cmd);
         checkWorkspacePath(opts.workspace);
-        const spec = await preflight(loadIntake(opts.intake), {
-          config: base,
-          intakeDir: path.dirname(path.resolve(opts.intake)),
-          rehearse: opts.rehearse,
-        });
+        const spec = await preflight(
+          loadIntake(opts.intake, undefined, { policyDir: localPolicyDir(opts.intake) }),
+          {
+            config: base,
+            intakeDir: path.dirname(path.resolve(opts.intake)),
+            rehearse: opts.rehearse,
+          },
+        );
         if (opts.rehearse) {
           await rehearse(spec, opts, base);
           return;
@@ -125,37 +138,42 @@ export function registerRunCommands(program: Command): void {
       },
     );
 
-  run
-    .command('status [runId]')
+  runOptions(run.command('status [runId]'))
     .description('show a run (default: the most recent one)')
     .option('--watch', 'refresh until the run ends')
     .option('--json', 'print JSON')
-    .action(async (runIdArg: string | undefined, opts: { watch?: boolean; json?: boolean }, cmd: Command) => {
-      await withClient(cmd, async (client) => {
-        const runId = runIdArg ?? (await latestRunId(client));
-        if (opts.watch) {
-          const final = await followRun(client, runId, Boolean(opts.json));
-          if (opts.json) printJson(final);
-          else process.stdout.write(renderStatus(final) + '\n');
-          return;
-        }
-        const s = await queryStatus(client, runId);
-        if (opts.json) printJson(s);
-        else {
-          process.stdout.write(renderStatus(s) + '\n');
-          process.stdout.write(`${await sandboxLine(s, configFrom(cmd).outputsDir)}\n`);
-        }
-      });
-    });
+    .action(
+      async (
+        runIdArg: string | undefined,
+        opts: RunChoice & { watch?: boolean; json?: boolean },
+        cmd: Command,
+      ) => {
+        await withClient(cmd, async (client) => {
+          const runId = await resolveRunId(client, { ...opts, arg: runIdArg });
+          if (opts.watch) {
+            const final = await followRun(client, runId, Boolean(opts.json));
+            if (opts.json) printJson(final);
+            else process.stdout.write(renderStatus(final) + '\n');
+            return;
+          }
+          const s = await queryStatus(client, runId);
+          if (opts.json) printJson(s);
+          else {
+            process.stdout.write(renderStatus(s) + '\n');
+            process.stdout.write(`${await sandboxLine(s, configFrom(cmd).outputsDir)}\n`);
+          }
+        });
+      },
+    );
 
-  run
-    .command('cancel <runId>')
+  runOptions(run.command('cancel [runId]'))
     .description(
-      'cancel a run: its running agents are ended, what is checkpointed stays, and it ends "cancelled"',
+      'cancel a run (default: the most recent one): its running agents are ended, what is checkpointed stays, and it ends "cancelled"',
     )
     .option('--wait', 'wait until the run has ended')
-    .action(async (runId: string, opts: { wait?: boolean }, cmd: Command) => {
+    .action(async (runIdArg: string | undefined, opts: RunChoice & { wait?: boolean }, cmd: Command) => {
       await withClient(cmd, async (client) => {
+        const runId = await resolveRunId(client, { ...opts, arg: runIdArg });
         const handle = client.workflow.getHandle(runId);
         const desc = await handle.describe();
         if (desc.status.name !== 'RUNNING')
@@ -173,30 +191,45 @@ export function registerRunCommands(program: Command): void {
     .description('list project runs')
     .option('--limit <n>', 'how many', (v) => positiveInt(v), 20)
     .addOption(new Option('--state <state>', 'only runs in this state').choices(RUN_LIST_STATES))
+    .option('--client <name>', "only this client's runs (the intake's project.client)")
+    .option('--project <name>', "only this project's runs (the intake's project.name; case does not matter)")
     .option(
       '--query <visibility query>',
       `a Temporal visibility query ANDed with the run filter, e.g. "StartTime > '2026-11-01T00:00:00Z'"`,
     )
     .option('--json', 'print JSON')
     .action(
-      async (opts: { limit: number; state?: RunListState; query?: string; json?: boolean }, cmd: Command) => {
+      async (
+        opts: {
+          limit: number;
+          state?: RunListState;
+          client?: string;
+          project?: string;
+          query?: string;
+          json?: boolean;
+        },
+        cmd: Command,
+      ) => {
         await withClient(cmd, async (client) => {
-          const rows = await listRuns(client, opts.limit, { state: opts.state, query: opts.query }).catch(
-            (err: unknown) => {
-              if (err instanceof InvalidListQueryError) throw new CliError(err.message, 2);
-              throw err;
-            },
-          );
+          const rows = await listRuns(client, opts.limit, {
+            state: opts.state,
+            query: opts.query,
+            client: opts.client,
+            project: opts.project,
+          }).catch((err: unknown) => {
+            if (err instanceof InvalidListQueryError) throw new CliError(err.message, 2);
+            throw err;
+          });
           if (opts.json) return printJson(rows);
-          const table = new Table({ head: ['run', 'state', 'started', 'closed'] });
-          for (const r of rows) table.push([r.runId, r.state, r.started, r.closed ?? '']);
+          const table = new Table({ head: ['run', 'state', 'project', 'client', 'started', 'closed'] });
+          for (const r of rows)
+            table.push([r.runId, r.state, r.project ?? '', r.client ?? '', r.started, r.closed ?? '']);
           process.stdout.write(table.toString() + '\n');
         });
       },
     );
 
-  run
-    .command('fork <runId>')
+  runOptions(run.command('fork [runId]'))
     .description(
       'start a new run from a checkpoint of another run (the workspace is a copy taken at that checkpoint)',
     )
@@ -206,12 +239,13 @@ export function registerRunCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(
       async (
-        runId: string,
-        opts: { from: string; workspace: string; wait?: boolean; json?: boolean },
+        runIdArg: string | undefined,
+        opts: RunChoice & { from: string; workspace: string; wait?: boolean; json?: boolean },
         cmd: Command,
       ) => {
         checkWorkspacePath(opts.workspace, 'fork workspace');
         await withClient(cmd, async (client, config) => {
+          const runId = await resolveRunId(client, { ...opts, arg: runIdArg });
           const input = await forkRun(client, {
             runId,
             checkpoint: opts.from,
@@ -234,12 +268,12 @@ export function registerRunCommands(program: Command): void {
     );
 
   const cp = program.command('checkpoint').description('list, show and roll back to checkpoints');
-  cp.command('list [runId]')
+  runOptions(cp.command('list [runId]'))
     .description("list a run's checkpoints (default: the most recent run)")
     .option('--json', 'print JSON')
-    .action(async (runIdArg: string | undefined, opts: { json?: boolean }, cmd: Command) => {
+    .action(async (runIdArg: string | undefined, opts: RunChoice & { json?: boolean }, cmd: Command) => {
       await withClient(cmd, async (client) => {
-        const runId = runIdArg ?? (await latestRunId(client));
+        const runId = await resolveRunId(client, { ...opts, arg: runIdArg });
         const cps = await queryCheckpointsWithBaseline(client, runId);
         if (opts.json) return printJson(cps);
         const table = new Table({ head: ['id', 'label', 'commit', 'created', 'state'] });
@@ -254,38 +288,48 @@ export function registerRunCommands(program: Command): void {
         process.stdout.write(table.toString() + '\n');
       });
     });
-  cp.command('show <runIdOrCheckpoint> [checkpoint]')
+  runOptions(cp.command('show <runIdOrCheckpoint> [checkpoint]'))
     .description(
       'show a checkpoint and its manifest (artifacts with sizes and sha256); `show CP2` is the most recent run',
     )
     .option('--json', 'print JSON')
-    .action(async (first: string, second: string | undefined, opts: { json?: boolean }, cmd: Command) => {
-      const id = second ?? first;
-      checkpointArg(id);
-      await withClient(cmd, async (client) => {
-        const runId = second === undefined ? await latestRunId(client) : first;
-        const cps = await queryCheckpointsWithBaseline(client, runId);
-        const c = cps.find((x) => x.id === id);
-        if (!c)
-          throw new CliError(
-            `run ${runId} has no checkpoint ${id}; it has: ${cps.map((x) => x.id).join(', ') || 'none'}`,
+    .action(
+      async (
+        first: string,
+        second: string | undefined,
+        opts: RunChoice & { json?: boolean },
+        cmd: Command,
+      ) => {
+        const id = second ?? first;
+        checkpointArg(id);
+        await withClient(cmd, async (client) => {
+          const runId = await resolveRunId(client, {
+            ...opts,
+            arg: second === undefined ? undefined : first,
+          });
+          const cps = await queryCheckpointsWithBaseline(client, runId);
+          const c = cps.find((x) => x.id === id);
+          if (!c)
+            throw new CliError(
+              `run ${runId} has no checkpoint ${id}; it has: ${cps.map((x) => x.id).join(', ') || 'none'}`,
+            );
+          const manifest: unknown = fs.existsSync(c.manifestPath)
+            ? JSON.parse(fs.readFileSync(c.manifestPath, 'utf8'))
+            : undefined;
+          if (opts.json) return printJson({ ...c, manifest });
+          process.stdout.write(
+            `${pc.bold(c.id)} ${c.label}  commit ${c.commit}\n  manifest: ${c.manifestPath}\n`,
           );
-        const manifest: unknown = fs.existsSync(c.manifestPath)
-          ? JSON.parse(fs.readFileSync(c.manifestPath, 'utf8'))
-          : undefined;
-        if (opts.json) return printJson({ ...c, manifest });
-        process.stdout.write(
-          `${pc.bold(c.id)} ${c.label}  commit ${c.commit}\n  manifest: ${c.manifestPath}\n`,
-        );
-        const files =
-          (manifest as { artifacts?: { path: string; size: number; sha256: string }[] } | undefined)
-            ?.artifacts ?? [];
-        const table = new Table({ head: ['artifact', 'bytes', 'sha256'] });
-        for (const f of files) table.push([f.path, f.size, f.sha256.slice(0, 16)]);
-        process.stdout.write(table.toString() + '\n');
-      });
-    });
-  cp.command('rollback <runIdOrCheckpoint> [checkpoint]')
+          const files =
+            (manifest as { artifacts?: { path: string; size: number; sha256: string }[] } | undefined)
+              ?.artifacts ?? [];
+          const table = new Table({ head: ['artifact', 'bytes', 'sha256'] });
+          for (const f of files) table.push([f.path, f.size, f.sha256.slice(0, 16)]);
+          process.stdout.write(table.toString() + '\n');
+        });
+      },
+    );
+  runOptions(cp.command('rollback <runIdOrCheckpoint> [checkpoint]'))
     .description(
       'roll a running run back to a checkpoint (workspace restored exactly; later phases run again); `rollback CP1` is the most recent run',
     )
@@ -295,13 +339,16 @@ export function registerRunCommands(program: Command): void {
       async (
         first: string,
         second: string | undefined,
-        opts: { reason?: string; json?: boolean },
+        opts: RunChoice & { reason?: string; json?: boolean },
         cmd: Command,
       ) => {
         const id = second ?? first;
         checkpointArg(id);
         await withClient(cmd, async (client) => {
-          const runId = second === undefined ? await latestRunId(client) : first;
+          const runId = await resolveRunId(client, {
+            ...opts,
+            arg: second === undefined ? undefined : first,
+          });
           const r = await rollbackRun(client, runId, id, opts.reason);
           if (opts.json) printJson(r);
           else
@@ -312,18 +359,19 @@ export function registerRunCommands(program: Command): void {
       },
     );
 
-  program
-    .command('results <runId>')
-    .description("print a run's phase results")
+  runOptions(program.command('results [runId]'))
+    .description("print a run's phase results (default: the most recent run)")
     .option('--json', 'print JSON')
-    .action(async (runId: string, opts: { json?: boolean }, cmd: Command) => {
+    .action(async (runIdArg: string | undefined, opts: RunChoice & { json?: boolean }, cmd: Command) => {
       await withClient(cmd, async (client) => {
+        const runId = await resolveRunId(client, { ...opts, arg: runIdArg });
         // Phase results live in the workflow only: without a worker the error names the queue.
         const results = await readRun(
           client,
           runId,
           () => client.workflow.getHandle(runId).query(phaseResultsQuery),
-          () => undefined,
+          // A closed run without a worker (or one too slow to answer) still says which phase failed and why.
+          recordedResults,
         );
         if (opts.json) return printJson(results);
         const table = new Table({
@@ -346,9 +394,10 @@ export function registerRunCommands(program: Command): void {
           for (const e of r.errors) {
             // An agent's reason gets its classified type (`agent dev-1: [RateLimited] …`).
             const a = r.agents.find((x) => x.errorType && e.startsWith(`agent ${x.agentId}: `));
-            const line = a
-              ? `agent ${a.agentId}: [${a.errorType}] ${e.slice(`agent ${a.agentId}: `.length)}`
-              : e;
+            const said = a ? e.slice(`agent ${a.agentId}: `.length) : e;
+            // The type once: a reason that already starts with it keeps its own words.
+            const line =
+              a && !said.startsWith(a.errorType!) ? `agent ${a.agentId}: [${a.errorType}] ${said}` : e;
             process.stdout.write(`  - ${oneLine(line)}\n`);
           }
         }
