@@ -80,6 +80,28 @@ const sandboxBoundary = {
   },
 };
 
+/**
+ * workflows/otel-interceptors.ts is bundled only into the traced workflow bundle, beside Temporal's
+ * OpenTelemetry workflow interceptors, and may import `@opentelemetry/api` (sandbox-safe: no I/O).
+ */
+const tracingSandbox = {
+  files: ['workflows/otel-interceptors.ts'],
+  rules: {
+    '@typescript-eslint/no-restricted-imports': [
+      'error',
+      {
+        patterns: [
+          {
+            regex: '^(?!(@temporalio/workflow|zod|@opentelemetry/api)$)(?!\\.{1,2}/)',
+            message:
+              'workflows/otel-interceptors.ts may import only @temporalio/workflow, zod, @opentelemetry/api and workflows/.',
+          },
+        ],
+      },
+    ],
+  },
+};
+
 export default tseslint.config(
   {
     ignores: [
@@ -115,5 +137,6 @@ export default tseslint.config(
     },
   },
   sandboxBoundary,
+  tracingSandbox,
   prettier,
 );

@@ -59,6 +59,11 @@ const EnvSchema = z.object({
     .string()
     .regex(/^(\[[0-9a-fA-F:]+\]|[0-9a-fA-F:.]+)$/, 'must be an IP address, e.g. 127.0.0.1 or 0.0.0.0')
     .default('127.0.0.1'),
+  /** OpenTelemetry's standard OTLP/HTTP base URL (`<url>/v1/traces` receives spans); unset: no tracing. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url('must be a URL, e.g. http://127.0.0.1:4318').optional(),
+  /** The traces endpoint itself, used as given (OpenTelemetry's standard; wins over the base URL). */
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url('must be a URL, e.g. http://127.0.0.1:4318/v1/traces').optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).default('orchestrator-worker'),
 });
 
 /** Everything the processes of this project are configured with. */
@@ -85,6 +90,12 @@ export interface AppConfig {
   };
   /** Prometheus endpoint (`host:port`, scraped at `/metrics`), when ORCHESTRATOR_METRICS_PORT is set. */
   metrics?: { bindAddress: string };
+  /**
+   * OpenTelemetry traces (workflows, phases, activities, model calls) sent as OTLP/HTTP JSON to
+   * `tracesUrl`, when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set. Unset: the
+   * worker loads none of the tracing code and runs the untraced workflow bundle.
+   */
+  tracing?: { tracesUrl: string; serviceName: string };
 }
 
 /** Flag overrides; each maps onto the environment variable of the same meaning. */
@@ -145,7 +156,16 @@ export function loadConfig(
     ...(e.ORCHESTRATOR_METRICS_PORT !== undefined
       ? { metrics: { bindAddress: bindAddress(e.ORCHESTRATOR_METRICS_ADDRESS, e.ORCHESTRATOR_METRICS_PORT) } }
       : {}),
+    ...tracingConfig(e),
   };
+}
+
+/** OpenTelemetry's rule: the traces endpoint as given, else `<base>/v1/traces`. */
+function tracingConfig(e: z.infer<typeof EnvSchema>): Pick<AppConfig, 'tracing'> {
+  const base = e.OTEL_EXPORTER_OTLP_ENDPOINT;
+  const tracesUrl =
+    e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? (base ? `${base.replace(/\/+$/, '')}/v1/traces` : undefined);
+  return tracesUrl ? { tracing: { tracesUrl, serviceName: e.OTEL_SERVICE_NAME } } : {};
 }
 
 /** `host:port`, bracketing a bare IPv6 address as socket addresses require. */

@@ -10,6 +10,8 @@ export const CLI_MAIN: string;
 export const WORKFLOWS_ENTRY: string;
 export const WORKFLOW_INTERCEPTORS: string;
 export const WORKFLOW_BUNDLE: string;
+export const TRACED_WORKFLOW_BUNDLE: string;
+export const TRACING_WORKFLOW_INTERCEPTORS: string[];
 export const NODE_BUILD_OPTIONS: Readonly<Record<string, unknown>>;
 
 export function fingerprint(files: string[]): Fingerprint;
@@ -22,5 +24,8 @@ export function loadCli(): Promise<{
   main: (argv: string[], manifest?: unknown[]) => Promise<void>;
   manifest: unknown[] | undefined;
 }>;
-export function workflowBundleStaleness(): string | undefined;
-export function buildWorkflowBundle(opts?: { logger?: BundleOptions['logger'] }): Promise<string>;
+export function workflowBundleStaleness(opts?: { traced?: boolean }): string | undefined;
+export function buildWorkflowBundle(opts?: {
+  logger?: BundleOptions['logger'];
+  traced?: boolean;
+}): Promise<string>;

@@ -28,6 +28,23 @@ export const WORKFLOWS_ENTRY = path.join(ROOT, 'workflows', 'index.ts');
 export const WORKFLOW_INTERCEPTORS = path.join(ROOT, 'workflows', 'interceptors.ts');
 export const WORKFLOW_BUNDLE = path.join(DIST, 'workflow-bundle.js');
 const WORKFLOW_BUNDLE_INFO = path.join(DIST, 'workflow-bundle.json');
+/**
+ * The traced bundle (a worker exporting OpenTelemetry traces runs it): the same workflows plus Temporal's
+ * OpenTelemetry workflow interceptors and ours (workflows/otel-interceptors.ts). Built on first use, not
+ * by `npm run build`: an untraced worker never pays for it.
+ */
+export const TRACED_WORKFLOW_BUNDLE = path.join(DIST, 'workflow-bundle-traced.js');
+const TRACED_WORKFLOW_BUNDLE_INFO = path.join(DIST, 'workflow-bundle-traced.json');
+/** The traced bundle's interceptor modules, after the default ones (ours must run inside Temporal's). */
+export const TRACING_WORKFLOW_INTERCEPTORS = [
+  '@temporalio/interceptors-opentelemetry/lib/workflow-interceptors',
+  path.join(ROOT, 'workflows', 'otel-interceptors.ts'),
+];
+const TRACING_PACKAGES = [
+  '@temporalio/interceptors-opentelemetry',
+  '@opentelemetry/api',
+  '@opentelemetry/sdk-trace-base',
+];
 
 /** The folders the workflow bundle is built from (lint keeps sandbox imports inside them), and the
  * packages it pulls in: a change to any of them makes the bundle stale. */
@@ -353,27 +370,37 @@ export async function loadCli() {
   return { main, manifest };
 }
 
-/** @returns {string[]} the workflow bundle's sources, relative to ROOT */
-function workflowSources() {
+/**
+ * @param {boolean} [traced]
+ * @returns {string[]} the workflow bundle's sources, relative to ROOT
+ */
+function workflowSources(traced = false) {
   const files = [];
   for (const dir of WORKFLOW_SOURCE_DIRS) {
     for (const f of fs.readdirSync(path.join(ROOT, dir), { recursive: true, encoding: 'utf8' })) {
       if (f.endsWith('.ts')) files.push(path.join(dir, f));
     }
   }
-  for (const pkg of WORKFLOW_PACKAGES) files.push(path.join('node_modules', pkg, 'package.json'));
+  for (const pkg of [...WORKFLOW_PACKAGES, ...(traced ? TRACING_PACKAGES : [])])
+    files.push(path.join('node_modules', pkg, 'package.json'));
   // How the bundle is built (buildWorkflowBundle below) is one of its sources too.
   files.push(path.relative(ROOT, fileURLToPath(import.meta.url)));
   return files;
 }
 
-/** Why the prebuilt workflow bundle must be rebuilt, or undefined when it is current. */
-export function workflowBundleStaleness() {
-  const why = staleness(WORKFLOW_BUNDLE, WORKFLOW_BUNDLE_INFO);
+/**
+ * Why the prebuilt workflow bundle (or the traced one) must be rebuilt, or undefined when it is current.
+ * @param {{ traced?: boolean }} [opts]
+ */
+export function workflowBundleStaleness(opts = {}) {
+  const [bundle, infoFile] = opts.traced
+    ? [TRACED_WORKFLOW_BUNDLE, TRACED_WORKFLOW_BUNDLE_INFO]
+    : [WORKFLOW_BUNDLE, WORKFLOW_BUNDLE_INFO];
+  const why = staleness(bundle, infoFile);
   if (why !== undefined) return why;
   // A source file deleted or added since the build (an added one matters once something imports it).
-  const info = readInfo(WORKFLOW_BUNDLE_INFO);
-  const now = workflowSources().sort();
+  const info = readInfo(infoFile);
+  const now = workflowSources(opts.traced).sort();
   const then = Object.keys(info?.sources ?? {}).sort();
   const added = now.find((f) => !then.includes(f));
   return added === undefined ? undefined : `${added} added`;
@@ -383,24 +410,29 @@ export function workflowBundleStaleness() {
 const quiet = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} };
 
 /**
- * Bundles workflows/index.ts with Temporal's bundler and writes dist/workflow-bundle.js. The sources
- * are fingerprinted before bundling, so an edit made during the bundling marks the result stale.
- * @param {{ logger?: import('@temporalio/worker').BundleOptions['logger'] }} [opts]
+ * Bundles workflows/index.ts with Temporal's bundler and writes dist/workflow-bundle.js (with `traced`,
+ * dist/workflow-bundle-traced.js). The sources are fingerprinted before bundling, so an edit made during
+ * the bundling marks the result stale.
+ * @param {{ logger?: import('@temporalio/worker').BundleOptions['logger']; traced?: boolean }} [opts]
  * @returns {Promise<string>} the bundle's path
  */
 export async function buildWorkflowBundle(opts = {}) {
-  const sources = fingerprint(workflowSources());
+  const traced = opts.traced ?? false;
+  const sources = fingerprint(workflowSources(traced));
   const { bundleWorkflowCode } = await import('@temporalio/worker');
   const { code } = await bundleWorkflowCode({
     workflowsPath: WORKFLOWS_ENTRY,
-    workflowInterceptorModules: [WORKFLOW_INTERCEPTORS],
+    workflowInterceptorModules: [WORKFLOW_INTERCEPTORS, ...(traced ? TRACING_WORKFLOW_INTERCEPTORS : [])],
     logger: opts.logger ?? quiet,
     // The SDK requires an inline source map (it maps workflow stack traces with it) but reads only its
     // mappings: without the sources' text the bundle is 2.1 MB rather than 3.9 MB, and every worker
     // start decodes and parses that much less before polling.
     webpackConfigHook: (config) => ({ ...config, devtool: 'inline-nosources-source-map' }),
   });
-  writeAtomic(WORKFLOW_BUNDLE, code);
-  writeAtomic(WORKFLOW_BUNDLE_INFO, JSON.stringify({ sources }, null, 1) + '\n');
-  return WORKFLOW_BUNDLE;
+  const [bundle, infoFile] = traced
+    ? [TRACED_WORKFLOW_BUNDLE, TRACED_WORKFLOW_BUNDLE_INFO]
+    : [WORKFLOW_BUNDLE, WORKFLOW_BUNDLE_INFO];
+  writeAtomic(bundle, code);
+  writeAtomic(infoFile, JSON.stringify({ sources }, null, 1) + '\n');
+  return bundle;
 }

@@ -7,6 +7,7 @@
 import type { BundleOptions } from '@temporalio/worker';
 import {
   buildWorkflowBundle,
+  TRACED_WORKFLOW_BUNDLE,
   WORKFLOW_BUNDLE,
   WORKFLOWS_ENTRY,
   workflowBundleStaleness,
@@ -30,16 +31,26 @@ export function quietBundlerLogger(logger?: Logger): NonNullable<BundleOptions['
   };
 }
 
-/** The prebuilt bundle when current; otherwise a fresh one (bundled now, seconds) with a log line. */
-export async function loadWorkflowBundle(logger: Logger): Promise<{ codePath: string }> {
-  const why = workflowBundleStaleness();
-  if (why === undefined) return { codePath: WORKFLOW_BUNDLE };
+/**
+ * The prebuilt bundle when current; otherwise a fresh one (bundled now, seconds) with a log line. With
+ * `traced`, the traced bundle (scripts/build-lib.mjs), built the same way on its first use.
+ */
+export async function loadWorkflowBundle(
+  logger: Logger,
+  opts: { traced?: boolean } = {},
+): Promise<{ codePath: string }> {
+  const traced = opts.traced ?? false;
+  const why = workflowBundleStaleness({ traced });
+  const bundle = traced ? TRACED_WORKFLOW_BUNDLE : WORKFLOW_BUNDLE;
+  if (why === undefined) return { codePath: bundle };
   const started = Date.now();
   logger.warn(
-    { reason: why, bundle: WORKFLOW_BUNDLE },
-    'prebuilt workflow bundle is missing or stale: bundling the workflows now (`npm run build` prebuilds it)',
+    { reason: why, bundle },
+    traced
+      ? 'traced workflow bundle is missing or stale: bundling the workflows with tracing now'
+      : 'prebuilt workflow bundle is missing or stale: bundling the workflows now (`npm run build` prebuilds it)',
   );
-  const codePath = await buildWorkflowBundle({ logger: quietBundlerLogger(logger) });
+  const codePath = await buildWorkflowBundle({ logger: quietBundlerLogger(logger), traced });
   logger.info({ ms: Date.now() - started, bundle: codePath }, 'workflow bundle rebuilt');
   return { codePath };
 }

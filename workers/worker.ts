@@ -23,6 +23,7 @@ import { startMeterGateway, type MeterGateway } from '../src/meter/gateway';
 import { ensureSearchAttributes } from '../src/search-attributes';
 import { loadWorkflowBundle } from './bundle';
 import { redactingActivityInterceptors } from './redaction';
+import type { WorkerTracing } from './tracing';
 import { installRuntimeLogger } from './runtime-logger';
 
 export { WORKFLOWS_PATH } from './bundle';
@@ -78,9 +79,11 @@ export class OrchestratorWorker {
 
 export async function createWorker(
   opts: CreateWorkerOptions,
-): Promise<{ worker: OrchestratorWorker; connection: NativeConnection }> {
+): Promise<{ worker: OrchestratorWorker; connection: NativeConnection; tracing?: WorkerTracing }> {
   const { config, logger } = opts;
   installRuntimeLogger(logger, config.metrics);
+  // Tracing code is loaded only when traces are exported: an untraced worker pays nothing for it.
+  const tracing = config.tracing ? (await import('./tracing')).startTracing(config.tracing) : undefined;
   // Independent start-up work runs at once (connecting, the gateway's listener, probing the sandbox,
   // checking the workflow bundle): polling begins as soon as the slowest is done, not their sum.
   const actConfig = opts.deps?.config ?? config;
@@ -102,13 +105,14 @@ export async function createWorker(
         logger,
       }),
     sandbox.state(),
-    opts.workflowBundle ?? (own ? undefined : loadWorkflowBundle(logger)),
+    opts.workflowBundle ?? (own ? undefined : loadWorkflowBundle(logger, { traced: tracing !== undefined })),
   ]);
   const failed = [connected, gatewayStarted, sandboxState, bundleLoaded].find((r) => r.status === 'rejected');
   if (failed) {
     // Nothing started here outlives a worker that could not start.
     if (connected.status === 'fulfilled' && !opts.connection) await connected.value.close();
     if (gatewayStarted.status === 'fulfilled' && !opts.deps?.gateway) await gatewayStarted.value.close();
+    await tracing?.shutdown();
     throw failed.reason;
   }
   const connection = (connected as PromiseFulfilledResult<NativeConnection>).value;
@@ -158,7 +162,7 @@ export async function createWorker(
     maxHeartbeatThrottleInterval: '2 seconds',
     shutdownGraceTime: config.worker.shutdownGraceMs,
     // Secrets never reach history: every activity result and failure is redacted on its way out.
-    interceptors: { activity: [redactingActivityInterceptors] },
+    interceptors: { activity: [redactingActivityInterceptors, ...(tracing?.activityInterceptors ?? [])] },
   } satisfies Partial<WorkerOptions>;
   // Both workers are created at once: only the main one loads the workflow bundle.
   const [main, agents] = await Promise.all([
@@ -168,7 +172,8 @@ export async function createWorker(
       // Every activity, agent turns included: a turn scheduled here before the queues were split still runs.
       activities,
       ...(workflowBundle && { workflowBundle }),
-      sinks,
+      // Workflow spans leave the sandbox through the tracing exporter sink, beside ours.
+      sinks: { ...sinks, ...tracing?.sinks },
       maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
       // The SDK's default keeps every run's workflows resident (config/capacity cachedWorkflows).
       maxCachedWorkflows: config.worker.maxCachedWorkflows,
@@ -184,7 +189,8 @@ export async function createWorker(
       ...opts.agentWorkerOptions,
     }),
   ]);
-  return { worker: new OrchestratorWorker(main, agents), connection };
+  if (tracing) logger.info({ traces: config.tracing?.tracesUrl }, 'exporting OpenTelemetry traces');
+  return { worker: new OrchestratorWorker(main, agents), connection, tracing };
 }
 
 /**
@@ -196,7 +202,7 @@ export async function runWorkerUntilSignal(
   /** Also shuts the worker down when this settles (`orchestrator dev`: its server exited). */
   until?: Promise<unknown>,
 ): Promise<void> {
-  const { worker, connection } = await createWorker(opts);
+  const { worker, connection, tracing } = await createWorker(opts);
   void until?.finally(() => {
     if (worker.getState() === 'RUNNING') worker.shutdown();
   });
@@ -227,5 +233,7 @@ export async function runWorkerUntilSignal(
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     if (!opts.connection) await connection.close();
+    // The last spans (the run's own ends with it) leave before the process does.
+    await tracing?.shutdown();
   }
 }

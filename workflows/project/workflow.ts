@@ -41,6 +41,7 @@ import {
   runPhase,
 } from './phase';
 import { failureMessage, parseProjectInput, ProjectRun, type ProjectSummary } from './run';
+import { tracePhase } from '../trace';
 
 /** Guards the manifest written when a run is cancelled or fails through an error (histories before it
  * wrote none). */
@@ -130,7 +131,9 @@ async function runPhaseAttempt(run: ProjectRun): Promise<boolean> {
   run.phaseScope = new CancellationScope();
   try {
     await run.phaseScope.run(async () => {
-      outcome = await runPhase(run, index, phase, result);
+      // A span around the attempt when the worker exports traces; otherwise exactly runPhase's promise.
+      const info = { runId, phase: phase.name, index, attempt };
+      outcome = await tracePhase(info, () => runPhase(run, index, phase, result));
       if (run.pendingRollback) throw new RollbackRequested();
     });
   } catch (err) {
