@@ -1,6 +1,6 @@
 /**
  * `npm run bench:phase`: orchestration overhead per phase (script agents that do nothing, so what is
- * measured is the engine: child agent workflow, artifact validation, shadow-git checkpoint, manifest)
+ * measured is the engine: the agent's activity, artifact validation, shadow-git checkpoint, manifest)
  * against a raw Temporal baseline workflow that makes the same number of activity calls per phase, on
  * the same dev server in the same run. Prints both medians and their ratio, and where a phase's time goes
  * (./breakdown: from the histories' event timestamps, per step, per phase, median over the rounds).

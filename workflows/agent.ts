@@ -136,7 +136,8 @@ export function agentWorkflowId(runId: string, phase: string, agentId: string): 
   return `${runId}/${phase}/${agentId}`;
 }
 
-const SUMMARY_CAP = 600;
+/** How much of an agent's summary its result keeps (the end of it). */
+export const SUMMARY_CAP = 600;
 
 /**
  * Set explicitly: left unset, the SDK sends proto default 0 (TRY_CANCEL) whatever its docs say, and a
@@ -186,7 +187,7 @@ interface CliProgress {
   };
 }
 
-interface TurnOutcome {
+export interface TurnOutcome {
   ok: boolean;
   summary: string;
   outputRef?: string;
@@ -354,7 +355,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRes
         errorType: failureType(err),
       };
     }
-    if (outcome.ok || attempt >= maxAttempts || !countsAgainstAgent(outcome.errorType)) {
+    if (agentDone(outcome, attempt, maxAttempts)) {
       const result = finish(outcome, outcome.ok ? 'COMPLETE' : 'FAILED');
       // Red in the Web UI, the classified failure as its cause; the phase reads the result from it.
       if (!outcome.ok && patched(AGENT_HONEST_OUTCOMES_PATCH)) throw agentFailedError(result);
@@ -390,40 +391,64 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRes
         throw ApplicationFailure.nonRetryable(`agent "${agent.id}" has no script command`, 'InvalidAgent');
       }
       step('ACT');
-      const r = await script().scriptTurn({
-        runId: input.runId,
-        agentId: fileId,
-        ...(input.outputsDir ? { outputsDir: input.outputsDir } : {}),
-        workspace: input.workspace,
-        command: agent.command,
-        env: {
-          ...input.env,
-          ...agent.env,
-          ...(input.passedOutput ? { ORCHESTRATOR_PASSED_OUTPUT: input.passedOutput } : {}),
-        },
-        timeoutS: agent.timeout_s ?? 600,
-      });
-      status.turns += 1;
-      step('SUMMARIZE');
       const fallbackNote = outcome
         ? `model backend failed (${outcome.error ?? 'unknown'}); script fallback `
         : '';
-      outcome = {
-        ok: r.ok,
-        summary: r.summary,
-        outputRef: r.outputRef,
-        usage: { ...ZERO_USAGE },
-        costUsd: 0,
-        error: r.ok
-          ? undefined
-          : `${fallbackNote}script exited with code ${r.exitCode}: ${r.summary.slice(-300)}`,
-        ...(r.ok ? {} : { errorType: 'AgentExited' }),
-      };
+      outcome = await scriptOutcome(input, agent.command, fileId, fallbackNote);
+      status.turns += 1;
+      step('SUMMARIZE');
     }
     if (!outcome)
       throw ApplicationFailure.nonRetryable(`agent "${agent.id}": nothing to run`, 'InvalidAgent');
     return outcome;
   }
+}
+
+/**
+ * A script agent's turn: its command run in the workspace by the scriptTurn activity, as an outcome. An
+ * exit other than 0 is the agent's own failure (`AgentExited`, counted against its attempts).
+ */
+export async function scriptOutcome(
+  input: AgentWorkflowInput,
+  command: string[],
+  fileId: string,
+  fallbackNote = '',
+): Promise<TurnOutcome> {
+  const { agent } = input;
+  const r = await script().scriptTurn({
+    runId: input.runId,
+    agentId: fileId,
+    ...(input.outputsDir ? { outputsDir: input.outputsDir } : {}),
+    workspace: input.workspace,
+    command,
+    env: {
+      ...input.env,
+      ...agent.env,
+      ...(input.passedOutput ? { ORCHESTRATOR_PASSED_OUTPUT: input.passedOutput } : {}),
+    },
+    timeoutS: agent.timeout_s ?? 600,
+  });
+  return {
+    ok: r.ok,
+    summary: r.summary,
+    outputRef: r.outputRef,
+    usage: { ...ZERO_USAGE },
+    costUsd: 0,
+    error: r.ok
+      ? undefined
+      : `${fallbackNote}script exited with code ${r.exitCode}: ${r.summary.slice(-300)}`,
+    ...(r.ok ? {} : { errorType: 'AgentExited' }),
+  };
+}
+
+/** Whether an agent is done after this attempt: it succeeded, it has no attempts left, or its failure
+ * is not its own (input, config, budget: another attempt would fail the same way). */
+export function agentDone(
+  outcome: Pick<TurnOutcome, 'ok' | 'errorType'>,
+  attempt: number,
+  maxAttempts: number,
+): boolean {
+  return outcome.ok || attempt >= maxAttempts || !countsAgainstAgent(outcome.errorType);
 }
 
 /** The instructions every model agent gets appended to its system prompt. */
@@ -733,12 +758,12 @@ function toUsage(u: FailureSummary['usage']): Usage {
 }
 
 /** The ApplicationFailure type behind an activity failure; undefined for timeouts and plain errors. */
-function failureType(err: unknown): string | undefined {
+export function failureType(err: unknown): string | undefined {
   const cause = err instanceof ActivityFailure ? err.cause : err;
   return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
 }
 
-function describe(err: unknown): string {
+export function describe(err: unknown): string {
   const cause = err instanceof ActivityFailure ? err.cause : err;
   if (cause instanceof ApplicationFailure) return `${cause.type ?? 'Error'}: ${cause.message}`;
   if (cause instanceof Error) return cause.message;

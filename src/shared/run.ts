@@ -139,6 +139,8 @@ export interface AgentStatusRow {
   errorType?: string;
   /** Skills applied to the agent (`id@version`): their methodology is in its prompt. */
   skills?: string[];
+  /** The agent's attempt running (or last run), from its second attempt on; a script agent's only. */
+  attempt?: number;
 }
 
 /** How many of a failed phase's reasons its status row keeps (the phase results have all of them). */

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRun } from '../../src/runs';
-import { agentStatusQuery, phaseResultsQuery, rollbackUpdate } from '../../src/shared/messages';
+import { phaseResultsQuery, rollbackUpdate, statusQuery } from '../../src/shared/messages';
 import { ProjectSpecSchema, type ProjectSpec } from '../../src/shared/spec';
 import type { ProjectSummary } from '../../workflows/project';
 import { Gates, waitFor } from '../harness/gates';
@@ -255,11 +255,14 @@ describe('crash loop', () => {
               for (const p of third) {
                 const count = path.join(logDir, `run${p.index}.${p.thirdAttempt}.count`);
                 if (!fs.existsSync(count) || fs.readFileSync(count, 'utf8').trim() !== '3') continue;
+                // A script agent runs as an activity of the run (workflows/script-agent): its row in
+                // the run's status says which attempt is running.
                 const status = await t.client.workflow
-                  .getHandle(`${inputs[p.index]!.runId}/${p.thirdAttempt}/worker`)
-                  .query(agentStatusQuery)
+                  .getHandle(inputs[p.index]!.runId)
+                  .query(statusQuery)
                   .catch(() => undefined);
-                if (status?.attempt === 3) {
+                const row = status?.agents.find((a) => a.phase === p.thirdAttempt);
+                if (row?.attempt === 3) {
                   thirdKilled = p.index;
                   return 'third';
                 }
@@ -300,10 +303,14 @@ describe('crash loop', () => {
         const agent = phases
           .find((r) => r.phase === p.thirdAttempt && r.status === 'completed')
           ?.agents.at(-1);
-        const history = await t.client.workflow.getHandle(`${runId}/${p.thirdAttempt}/worker`).fetchHistory();
-        const turns = (history.events ?? []).filter(
-          (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'scriptTurn',
-        ).length;
+        const history = await t.client.workflow.getHandle(runId).fetchHistory();
+        const turns = (history.events ?? []).filter((e) => {
+          const a = e.activityTaskScheduledEventAttributes;
+          if (a?.activityType?.name !== 'scriptTurn') return false;
+          const data = a.input?.payloads?.[0]?.data;
+          const input = data ? (JSON.parse(Buffer.from(data).toString('utf8')) as { agentId?: string }) : {};
+          return input.agentId === `${p.thirdAttempt}-worker`;
+        }).length;
         const invocations = Number(
           fs.readFileSync(path.join(logDir, `run${p.index}.${p.thirdAttempt}.count`), 'utf8'),
         );

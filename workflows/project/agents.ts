@@ -1,7 +1,8 @@
 /**
- * One agent of a phase, as a child `agentWorkflow`: reserve in the ledger (or stop on an exhausted
- * budget), start the child, charge what it spent (from its meter, or from what it reported), and start it
- * again after a budget raise when it stopped for want of budget.
+ * One agent of a phase, as a child `agentWorkflow` (a script agent as an activity of the run instead:
+ * ../script-agent): reserve in the ledger (or stop on an exhausted budget), start the child, charge what
+ * it spent (from its meter, or from what it reported), and start it again after a budget raise when it
+ * stopped for want of budget.
  */
 import { ChildWorkflowFailure, executeChild, isCancellation, patched } from '@temporalio/workflow';
 import { describeExceeded, limitsFor, remaining, reserve } from '../../src/shared/budget';
@@ -16,6 +17,7 @@ import {
   failedAgentResult,
   type AgentWorkflowInput,
 } from '../agent';
+import { runScriptAgent, runsInline, SCRIPT_AGENT_ACTIVITY_PATCH } from '../script-agent';
 import { budgetFailure, budgetStop, settle, settleMetered } from './budget';
 import { nextAttempt } from './carry-runs';
 import { countSpawn } from './metrics';
@@ -164,11 +166,16 @@ export async function runAgent(
     let r: AgentResult;
     try {
       countSpawn(runId, phase.name, agent.id);
-      r = await executeChild(agentWorkflow, {
-        workflowId,
-        args: [childInput],
-        staticSummary: `${agent.role} (${agent.backend}) in phase ${phase.name} of ${run.runId}`,
-      });
+      r =
+        runsInline(agent) && patched(SCRIPT_AGENT_ACTIVITY_PATCH)
+          ? await runScriptAgent(childInput, (attempt) => {
+              if (attempt > 1) row.attempt = attempt;
+            })
+          : await executeChild(agentWorkflow, {
+              workflowId,
+              args: [childInput],
+              staticSummary: `${agent.role} (${agent.backend}) in phase ${phase.name} of ${run.runId}`,
+            });
       for (const t of r.refusedTools ?? []) {
         run.audit.record('tool_refused', { ...where, tool: t.tool, turn: t.turn }, workflowId);
       }
