@@ -60,6 +60,8 @@ export const AgentPresetFileSchema = z
     disallowed_tools: ToolListSchema.optional(),
     permission_mode: PermissionModeSchema.optional(),
     subagents: z.array(SubagentSchema).default([]),
+    /** api agents of this role: the registry's tools they are offered (`orchestrator tools list`). */
+    tools: ToolListSchema.optional(),
     /** Skills (config/skills/) every agent of this role follows. */
     skills: z.array(IdSchema).optional(),
   })
@@ -96,6 +98,8 @@ export interface AgentPreset {
   disallowed_tools?: string[];
   permission_mode?: z.infer<typeof PermissionModeSchema>;
   subagents: Subagent[];
+  /** The registry's tools api agents of this role are offered. */
+  tools?: string[];
   /** Skill ids every agent of this role follows. */
   skills?: string[];
   /** Absolute path of the YAML file. */

@@ -12,6 +12,7 @@ import { isKnownModel } from '../config/pricing';
 import { loadSkills, type Skill } from '../config/skills';
 import { selectSkills } from './shared/skills';
 import { ensureClaudeAvailable } from '../activities/cli';
+import { TOOL_NAMES } from '../activities/tools/tools';
 import type { AgentSpec, ProjectSpec } from './shared/spec';
 
 export interface PreflightOptions {
@@ -50,6 +51,7 @@ export async function preflight(spec: ProjectSpec, opts: PreflightOptions): Prom
         max_turns: agent.max_turns ?? preset?.max_turns,
         allowed_tools: agent.allowed_tools ?? preset?.allowed_tools,
         disallowed_tools: agent.disallowed_tools ?? preset?.disallowed_tools,
+        tools: agent.tools ?? preset?.tools,
         permission_mode: agent.permission_mode ?? preset?.permission_mode,
         subagents:
           agent.subagents ?? (preset?.subagents.length ? subagentsForCli(preset.subagents) : undefined),
@@ -59,6 +61,13 @@ export async function preflight(spec: ProjectSpec, opts: PreflightOptions): Prom
           `${where}.model: unknown model "${merged.model}" (known: ${knownModels().join(', ')})`,
         );
       }
+      const unknownTool = merged.tools?.findIndex((t) => !(TOOL_NAMES as readonly string[]).includes(t));
+      if (unknownTool !== undefined && unknownTool >= 0) {
+        throw new ConfigError(
+          `${agent.tools ? `${where}.tools` : `${preset?.source ?? agent.role}: tools`}[${unknownTool}]: unknown tool "${merged.tools?.[unknownTool] ?? ''}" (tools: ${TOOL_NAMES.join(', ')})`,
+        );
+      }
+      if (merged.tools === undefined) delete merged.tools;
       const chosen = selectSkills(
         skills,
         { role: preset?.skills, agent: agent.skills },

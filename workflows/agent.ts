@@ -207,7 +207,7 @@ export interface TurnOutcome {
  * `Edit` write files, `Bash` runs commands (git included).
  */
 export const CLI_TOOL_EQUIVALENTS: Readonly<Record<string, readonly string[]>> = {
-  Read: ['read_file', 'list_files', 'search'],
+  Read: ['read_file', 'list_files', 'search', 'sql'],
   Glob: ['list_files'],
   LS: ['list_files'],
   Grep: ['search'],
@@ -218,23 +218,32 @@ export const CLI_TOOL_EQUIVALENTS: Readonly<Record<string, readonly string[]>> =
 };
 
 /**
- * The api tools an agent may call: `allowed_tools` (default all) minus `disallowed_tools`. With
- * `aliases`, Claude Code's names in either list stand for their api equivalents.
+ * The api tools an agent may call: its `tools` (the registry's names, as a role selects them), else
+ * `allowed_tools` (default all), minus `disallowed_tools`. With `aliases`, Claude Code's names in either
+ * list stand for their api equivalents.
  */
 export function allowedApiTools(
-  agent: Pick<AgentSpec, 'allowed_tools' | 'disallowed_tools'>,
+  agent: Pick<AgentSpec, 'allowed_tools' | 'disallowed_tools' | 'tools'>,
   all: readonly string[],
   aliases = false,
 ): string[] {
   const expand = (names: readonly string[]) =>
     aliases ? names.flatMap((n) => [n, ...(CLI_TOOL_EQUIVALENTS[n] ?? [])]) : names;
-  const listed = expand(agent.allowed_tools ?? all);
+  const listed = agent.tools ?? expand(agent.allowed_tools ?? all);
   const refused = expand(agent.disallowed_tools ?? []);
   return all.filter((t) => listed.includes(t) && !refused.includes(t));
 }
 
 /** Every api tool (activities/tools TOOL_NAMES; repeated here because workflows import no activity code). */
-export const API_TOOL_NAMES = ['read_file', 'write_file', 'list_files', 'search', 'run_command', 'git'];
+export const API_TOOL_NAMES = [
+  'read_file',
+  'write_file',
+  'list_files',
+  'search',
+  'run_command',
+  'git',
+  'sql',
+];
 
 /** Refused tool calls reported in the result (and so in the audit): enough to see what was tried. */
 const REFUSALS_KEPT = 20;

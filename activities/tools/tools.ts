@@ -4,6 +4,7 @@
  * an exception.
  */
 import fs from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { glob } from 'tinyglobby';
 import { z } from 'zod';
@@ -55,6 +56,22 @@ export const ToolInputSchemas = {
     op: z.enum(['status', 'diff', 'commit']),
     message: z.string().min(1).optional().describe('Commit message; required for op "commit"'),
   }),
+  sql: z.object({
+    query: z
+      .string()
+      .min(1)
+      .max(100_000)
+      .describe(
+        "One DuckDB SQL statement; workspace files are tables by relative path, e.g. SELECT region, sum(units) FROM 'data/sales.csv' GROUP BY 1",
+      ),
+    max_rows: z
+      .number()
+      .int()
+      .positive()
+      .max(10_000)
+      .optional()
+      .describe('Rows returned at most; default 200'),
+  }),
 } as const;
 
 export type ToolName = keyof typeof ToolInputSchemas;
@@ -67,7 +84,55 @@ const DESCRIPTIONS: Record<ToolName, string> = {
   search: 'Search the files of the workspace for a regular expression; prints path:line: text.',
   run_command: 'Run a program in the workspace without a shell; prints its combined output and exit code.',
   git: 'Git in the workspace: status, diff, or commit all changes with a message.',
+  sql: 'Run SQL (DuckDB) over the CSV, Parquet and JSON files of the workspace; prints the result as JSON {columns, rows, row_count, truncated}.',
 };
+
+/** What a tool may do, most to least harmless: the registry's safety class. */
+export type SafetyClass = 'read-only' | 'writes-workspace' | 'runs-programs';
+
+/** The text every tool returns to the model, unless its entry says it is structured. */
+const TextOutput = z.string().describe('Text shown to the model');
+/** The sql tool's output (as JSON text). */
+export const SqlOutputSchema = z.object({
+  columns: z.array(z.string()),
+  rows: z.array(z.array(z.unknown())),
+  row_count: z.number().int().describe('Rows the query produced (before max_rows)'),
+  truncated: z.boolean(),
+});
+
+/** Each tool's safety class, time limit and output: the registry `orchestrator tools` lists. */
+const TOOL_META: Record<ToolName, { safety: SafetyClass; timeoutS: number; output: z.ZodType }> = {
+  read_file: { safety: 'read-only', timeoutS: 60, output: TextOutput },
+  write_file: { safety: 'writes-workspace', timeoutS: 60, output: TextOutput },
+  list_files: { safety: 'read-only', timeoutS: 60, output: TextOutput },
+  search: { safety: 'read-only', timeoutS: 120, output: TextOutput },
+  run_command: { safety: 'runs-programs', timeoutS: 3600, output: TextOutput },
+  git: { safety: 'runs-programs', timeoutS: 120, output: TextOutput },
+  // DuckDB runs in its own process, confined like run_command: it reads the workspace and nothing else.
+  sql: { safety: 'read-only', timeoutS: 120, output: SqlOutputSchema },
+};
+
+/** One registry entry, as `orchestrator tools list|show` prints it. */
+export interface ToolInfo {
+  name: ToolName;
+  description: string;
+  safety: SafetyClass;
+  timeout_s: number;
+  input_schema: Record<string, unknown>;
+  output_schema: Record<string, unknown>;
+}
+
+/** The tools registry: every api tool with its schemas (JSON Schema, from zod), safety class and time limit. */
+export function toolRegistry(): ToolInfo[] {
+  return TOOL_NAMES.map((name) => ({
+    name,
+    description: DESCRIPTIONS[name],
+    safety: TOOL_META[name].safety,
+    timeout_s: TOOL_META[name].timeoutS,
+    input_schema: z.toJSONSchema(ToolInputSchemas[name], { io: 'input' }),
+    output_schema: z.toJSONSchema(TOOL_META[name].output, { io: 'output' }),
+  }));
+}
 
 /** An Anthropic tool definition (the Messages API `tools[]` entry). */
 export interface ToolDefinition {
@@ -84,6 +149,35 @@ export const toolDefinitions: ToolDefinition[] = TOOL_NAMES.map((name) => ({
 }));
 
 export const DEFAULT_COMMAND_TIMEOUT_S = 120;
+const DEFAULT_SQL_ROWS = 200;
+
+/**
+ * The sql tool's program, run by the worker's node inside the sandbox: argv is the DuckDB package's
+ * path, the query and the row limit. It prints one JSON line, or the error on stderr and exits 1.
+ * External access is off too: no extension downloads, no files outside the working directory.
+ */
+const SQL_RUNNER = `
+const { DuckDBInstance } = require(process.argv[1]);
+(async () => {
+  const db = await DuckDBInstance.create(':memory:', { threads: '2' });
+  const c = await db.connect();
+  const dir = "'" + process.cwd().replace(/'/g, "''") + "'";
+  for (const q of ['SET autoinstall_known_extensions = false', 'SET autoload_known_extensions = false',
+    'SET allowed_directories = [' + dir + ']', 'SET enable_external_access = false']) await c.run(q);
+  const r = await c.runAndReadAll(process.argv[2]);
+  const max = Number(process.argv[3]);
+  const rows = r.getRowsJson();
+  process.stdout.write(JSON.stringify({ columns: r.columnNames(), rows: rows.slice(0, max), row_count: rows.length, truncated: rows.length > max }));
+})().catch((e) => { process.stderr.write(String(e && e.message || e)); process.exit(1); });
+`;
+
+/** Where the DuckDB package lives (the sandbox must let the runner read it). */
+function duckdbPackage(): { main: string; dir: string } {
+  const main = createRequire(import.meta.url).resolve('@duckdb/node-api');
+  // node_modules/@duckdb holds the API, its bindings and the platform binary.
+  const scope = main.slice(0, main.lastIndexOf(`${path.sep}node-api${path.sep}`));
+  return { main, dir: scope };
+}
 const MAX_LISTED = 2000;
 const MAX_SEARCH_FILE_BYTES = 1024 * 1024;
 const IGNORED = ['**/node_modules/**', '**/.git/**'];
@@ -239,7 +333,33 @@ const impls: { [N in ToolName]: Impl<N> } = {
     );
     return commandResult(commit, DEFAULT_COMMAND_TIMEOUT_S);
   },
+
+  sql: runSql,
 };
+
+async function runSql(
+  { query, max_rows }: z.infer<(typeof ToolInputSchemas)['sql']>,
+  { workspace, signal, sandbox }: ToolContext,
+): Promise<ToolResult> {
+  const root = await fs.realpath(workspace);
+  const duck = duckdbPackage();
+  const timeoutS = TOOL_META.sql.timeoutS;
+  const r = await runProgram(
+    [process.execPath, '-e', SQL_RUNNER, duck.main, query, String(max_rows ?? DEFAULT_SQL_ROWS)],
+    {
+      sandbox: sandbox ?? defaultSandbox(),
+      workspace: root,
+      cwd: root,
+      network: false,
+      readable: [await fs.realpath(duck.dir)],
+      fixed: { NO_COLOR: '1' },
+      timeoutMs: timeoutS * 1000,
+      signal,
+    },
+  );
+  if (r.exitCode === 1 && !r.timedOut && !r.cancelled) return fail(`SQL error: ${r.output.trim()}`);
+  return commandResult(r, timeoutS);
+}
 
 function formatIssues(err: z.ZodError): string {
   return err.issues.map((i) => `${i.path.length ? i.path.join('.') : 'input'}: ${i.message}`).join('; ');

@@ -30,6 +30,7 @@ const COMMAND_MODULES: Record<string, () => Promise<Register>> = {
   completion: async () => (await import('./commands/completion')).registerCompletionCommand,
   schema: async () => (await import('./commands/schema')).registerSchemaCommand,
   skills: async () => (await import('./commands/skills')).registerSkillsCommands,
+  tools: async () => (await import('./commands/tools')).registerToolsCommands,
 };
 
 /** One top-level command: the module that registers it and its line in `orchestrator --help`. */

@@ -61,6 +61,8 @@ export const AgentSpecSchema = z
     model: z.string().optional(),
     max_turns: z.number().int().positive().optional(),
     allowed_tools: z.array(z.string()).optional(),
+    /** api agents: the registry's tools offered (`orchestrator tools list`), instead of `allowed_tools`. */
+    tools: z.array(z.string().min(1)).optional(),
     disallowed_tools: z.array(z.string()).optional(),
     permission_mode: PermissionModeSchema.optional(),
     /** cli backend: subagents by name, handed to `claude --agents` (filled from the role's definition). */

@@ -22,10 +22,20 @@ describe('allowedApiTools', () => {
       'write_file',
       'list_files',
       'search',
+      'sql',
     ]);
     expect(
       allowedApiTools({ allowed_tools: ['Read', 'Bash'], disallowed_tools: ['git'] }, API_TOOL_NAMES, true),
-    ).toEqual(['read_file', 'list_files', 'search', 'run_command']);
+    ).toEqual(['read_file', 'list_files', 'search', 'run_command', 'sql']);
+  });
+
+  it("an agent's tools (the registry's names) select exactly those, minus disallowed_tools", () => {
+    expect(
+      allowedApiTools({ tools: ['read_file', 'sql'], allowed_tools: ['Bash'] }, API_TOOL_NAMES, true),
+    ).toEqual(['read_file', 'sql']);
+    expect(
+      allowedApiTools({ tools: ['read_file', 'sql'], disallowed_tools: ['sql'] }, API_TOOL_NAMES, true),
+    ).toEqual(['read_file']);
   });
 
   it('without aliases (histories from before them), only api names count', () => {

@@ -276,6 +276,7 @@ describe('toolDefinitions', () => {
       'search',
       'run_command',
       'git',
+      'sql',
     ]);
     for (const t of toolDefinitions) {
       expect(t.input_schema.type).toBe('object');
