@@ -1,7 +1,7 @@
 # The README's two commands: `make demo` and `make test`. Both install what they need.
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
-.PHONY: install temporal sandbox browser test check unit demo clean
+.PHONY: install temporal sandbox browser test check unit demo clean cluster-server test-cluster
 
 NPM_STAMP := node_modules/.install-stamp
 
@@ -53,6 +53,16 @@ test: install temporal sandbox browser check
 	    --outputFile=.orchestrator/test-$$tier.json || status=$$?; \
 	done; \
 	node scripts/test-summary.mjs $(TIERS:%=.orchestrator/test-%.json); exit $$status
+
+# The full Temporal server (go.temporal.io/server, built once into .tools/ from its Go module) on a
+# throwaway PostgreSQL cluster: scripts/cluster.sh installs Debian's postgresql when missing (as root,
+# apt-get) or says loudly that it cannot. `make cluster-server` only builds the server.
+cluster-server:
+	@scripts/cluster.sh build
+
+# The cluster suite (test/cluster) on that server; not part of `make test` (README: "A real cluster").
+test-cluster: install temporal sandbox cluster-server
+	npx vitest run --project cluster
 
 demo: install temporal
 	node bin/orchestrator.js demo

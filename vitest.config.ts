@@ -6,6 +6,7 @@ import { defineConfig } from 'vitest/config';
  *   Its global setup only brings the compiled CLI up to date.
  * - `temporal`: one real dev server for the whole run (test/harness/global-setup.ts); test/workflow
  *   and test/scenario (the real claude CLI against the local model server).
+ * A third, `cluster`, is not a tier of `make test`: `make test-cluster` runs it on the full server.
  * Both use the forks pool: Temporal workers must not run in worker threads.
  */
 export default defineConfig({
@@ -33,6 +34,17 @@ export default defineConfig({
           include: ['test/workflow/**/*.test.ts', 'test/scenario/**/*.test.ts'],
           globalSetup: ['test/harness/global-setup.ts'],
           testTimeout: 180_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          // `make test-cluster` only: the full Temporal server on PostgreSQL (test/harness/cluster-setup.ts).
+          name: 'cluster',
+          include: ['test/cluster/**/*.test.ts'],
+          globalSetup: ['test/harness/cluster-setup.ts'],
+          testTimeout: 600_000,
+          hookTimeout: 600_000,
         },
       },
     ],
