@@ -63,6 +63,8 @@ async function milestones(runId: string): Promise<Record<string, number>> {
       out.childStarted = at;
     }
     if (e.startChildWorkflowExecutionInitiatedEventAttributes) out.childInitiated = at;
+    // A script agent's turn is the run's own activity (workflows/script-agent): the last is the held one.
+    if (e.activityTaskScheduledEventAttributes?.activityType?.name === 'scriptTurn') out.turnScheduled = at;
   }
   if (child) {
     for (const e of (await t.client.workflow.getHandle(child).fetchHistory()).events ?? []) {
