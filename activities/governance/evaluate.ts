@@ -297,15 +297,17 @@ async function evaluateValidator(root: string, gate: ValidatorGate, all: Files):
         return { rel, reason };
       }
       read++;
-      // Only bytes that are what git indexed may vouch for the blob (the file did not change meanwhile).
-      const actual = blob ? blobId(content) : '';
-      if (blob)
-        rememberHash(blob, actual, createHash('sha256').update(content).digest('hex'), content.length);
+      // Only bytes that are what git indexed may vouch for the blob (the file did not change meanwhile); a
+      // file listed without one (a walk: no shadow index yet) is judged by the blob of what was read, so a
+      // first evaluation before any snapshot still spares the next one a re-read.
+      const actual = blobId(content);
+      const vouched = blob ?? actual;
+      rememberHash(vouched, actual, createHash('sha256').update(content).digest('hex'), content.length);
       const text = content.toString('utf8');
       if (mustContain && !mustContain.test(text)) return { rel, reason: 'missing required pattern' };
       const bad = mustNot?.exec(text);
       if (bad) return { rel, reason: `forbidden pattern at line ${lineOf(text, bad.index)}` };
-      if (blob && actual === blob) PASSED.set(`${rule}:${blob}`, '');
+      if (actual === vouched) PASSED.set(`${rule}:${vouched}`, '');
       return { rel };
     });
     for (const v of verdicts) {

@@ -48,12 +48,20 @@ function expand(pattern: string): string[] {
 /** Files hashed at once: overlaps file-system latency without flooding the worker. */
 const HASH_CONCURRENCY = 8;
 
-/** Size and sha256 of an indexed regular file; read only when its content was never hashed before. */
-async function describeIndexed(workspace: string, rel: string, blob: string): Promise<ArtifactFile> {
-  const known = knownHash(blob);
+/**
+ * Size and sha256 of a regular file the index holds or is about to hold; read only when its content was
+ * never hashed before. Without `blob` (changed since git last indexed it) it is read, and remembered by
+ * the blob id of what was read.
+ */
+async function describeIndexed(
+  workspace: string,
+  rel: string,
+  blob: string | undefined,
+): Promise<ArtifactFile> {
+  const known = blob ? knownHash(blob) : undefined;
   if (known) return { path: rel, size: known.size, sha256: known.sha256 };
   const h = await hashFile(path.join(workspace, rel));
-  rememberHash(blob, h.blob, h.sha256, h.size);
+  rememberHash(blob ?? h.blob, h.blob, h.sha256, h.size);
   return { path: rel, size: h.size, sha256: h.sha256 };
 }
 
@@ -97,7 +105,7 @@ export async function validateArtifacts(args: {
         count++;
         continue;
       }
-      if (e.kind !== 'file' || !e.blob) {
+      if (e.kind !== 'file') {
         // Not from the index: check where it really is before it is ever read.
         const full = path.join(workspace, e.path);
         const real = await fs.realpath(full);
@@ -119,7 +127,7 @@ export async function validateArtifacts(args: {
   }
   const sorted = [...matched.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const files = await mapLimit(sorted, HASH_CONCURRENCY, async (e) => {
-    if (e.kind === 'file' && e.blob) return describeIndexed(workspace, e.path, e.blob);
+    if (e.kind === 'file') return describeIndexed(workspace, e.path, e.blob);
     const full = path.join(workspace, e.path);
     return { path: e.path, size: (await fs.stat(full)).size, sha256: await sha256File(full) };
   });

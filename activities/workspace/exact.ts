@@ -47,28 +47,58 @@ export function canonicalMode(isDir: boolean, mode: number): number {
  * vanished mid-walk), the Node walk decides.
  */
 export async function scanWorkspace(root: string): Promise<WorkspaceScan> {
+  return (await scanTree(root)).scan;
+}
+
+/** A regular file or symbolic link as `find` saw it. */
+export interface FoundFile {
+  path: string;
+  kind: 'file' | 'symlink';
+  /** Type, inode, size, mtime and ctime (ns): differs whenever the content may have changed. */
+  key: string;
+  /** The later of mtime and ctime, ms: how recently it changed (see ./tracked, racy entries). */
+  changedMs: number;
+}
+
+/**
+ * The scan, and with GNU `find` every file and symlink with its stat key, from the same walk; `startedMs`
+ * is when the walk began (anything changed after it shows a ctime at or after it).
+ */
+export async function scanTree(
+  root: string,
+): Promise<{ scan: WorkspaceScan; files?: FoundFile[]; startedMs: number }> {
+  const startedMs = Date.now();
   if (findWorks !== false) {
     const found = await scanWithFind(root);
-    if (found) return found;
+    if (found) return { ...found, startedMs };
   }
-  return scanWithNode(root);
+  return { scan: await scanWithNode(root), startedMs };
 }
 
 /** Whether GNU `find` (with `-printf`) ran here before; false after it could not run at all. */
 let findWorks: boolean | undefined;
 
-/** One entry per line of `find -printf '%y %m %P\0'`: type letter, permission bits, relative path. */
-export function scanFromFind(out: string): WorkspaceScan {
+/** The `-printf` format: type letter, permission bits, inode, size, mtime, ctime, relative path. */
+const FIND_FORMAT = '%y %m %i %s %T@ %C@ %P\\0';
+
+/** Parses `find -printf` output in {@link FIND_FORMAT}. */
+export function parseFind(out: string): { scan: WorkspaceScan; files: FoundFile[] } {
   const scan: WorkspaceScan = { emptyDirs: [], nestedRepos: [], modes: {} };
+  const files: FoundFile[] = [];
   const dirs: string[] = [];
   const parents = new Set<string>();
   for (const rec of out.split('\0')) {
-    const first = rec.indexOf(' ');
-    const second = rec.indexOf(' ', first + 1);
-    if (first < 0 || second < 0) continue;
-    const type = rec.slice(0, first);
-    const rel = rec.slice(second + 1);
+    // Six space-separated fields, then the path (which may hold spaces).
+    const cuts: number[] = [];
+    for (let i = 0, at = -1; i < 6; i++) {
+      at = rec.indexOf(' ', at + 1);
+      if (at < 0) break;
+      cuts.push(at);
+    }
+    if (cuts.length < 6) continue;
+    const rel = rec.slice(cuts[5]! + 1);
     if (rel === '') continue;
+    const type = rec.slice(0, cuts[0]);
     const slash = rel.lastIndexOf('/');
     parents.add(slash < 0 ? '' : rel.slice(0, slash));
     const name = rel.slice(slash + 1);
@@ -78,16 +108,27 @@ export function scanFromFind(out: string): WorkspaceScan {
         git: type === 'd' ? 'dir' : type === 'l' ? 'symlink' : 'file',
       });
     }
+    if (type === 'f' || type === 'l') {
+      const mtime = rec.slice(cuts[3]! + 1, cuts[4]);
+      const ctime = rec.slice(cuts[4]! + 1, cuts[5]);
+      files.push({
+        path: rel,
+        kind: type === 'f' ? 'file' : 'symlink',
+        // The bits are in it too: a chmod changes ctime anyway, but an exact key costs nothing.
+        key: `${type}${rec.slice(cuts[0]! + 1, cuts[1])}:${rec.slice(cuts[1]! + 1, cuts[3])}:${mtime}:${ctime}`,
+        changedMs: Math.max(Number(mtime), Number(ctime)) * 1000,
+      });
+    }
     if (type !== 'd' && type !== 'f') continue;
-    const bits = parseInt(rec.slice(first + 1, second), 8);
+    const bits = parseInt(rec.slice(cuts[0]! + 1, cuts[1]), 8);
     if (bits !== canonicalMode(type === 'd', bits)) scan.modes[rel] = bits.toString(8);
     if (type === 'd') dirs.push(rel);
   }
   scan.emptyDirs = dirs.filter((d) => !parents.has(d));
-  return sortScan(scan);
+  return { scan: sortScan(scan), files };
 }
 
-async function scanWithFind(root: string): Promise<WorkspaceScan | undefined> {
+async function scanWithFind(root: string): Promise<{ scan: WorkspaceScan; files: FoundFile[] } | undefined> {
   const r = await execa(
     'find',
     [
@@ -104,7 +145,7 @@ async function scanWithFind(root: string): Promise<WorkspaceScan | undefined> {
       '-prune',
       '-o',
       '-printf',
-      '%y %m %P\\0',
+      FIND_FORMAT,
     ],
     { cwd: root, reject: false, stripFinalNewline: false, env: { LC_ALL: 'C' }, maxBuffer: 1024 ** 3 },
   );
@@ -114,7 +155,7 @@ async function scanWithFind(root: string): Promise<WorkspaceScan | undefined> {
     return undefined;
   }
   findWorks = true;
-  return scanFromFind(r.stdout);
+  return parseFind(r.stdout);
 }
 
 async function scanWithNode(root: string): Promise<WorkspaceScan> {
@@ -169,6 +210,8 @@ export interface ExactState {
   nested: NestedGit[];
   /** Blob id of the modes JSON, when any mode is not canonical. */
   modes?: string;
+  /** The modes JSON itself, when the object is still to be written (by the snapshot's commit). */
+  modesJson?: string;
 }
 
 function indexFile(gitDir: string, kind: string, rel: string): string {
@@ -254,15 +297,19 @@ export async function stageExact(
       nested.push({ path: repo.path, type: 'symlink', id: await fs.readlink(path.join(workspace, dotGit)) });
     }
   }
-  let modes: string | undefined;
-  if (Object.keys(scan.modes).length > 0) {
-    modes = (
-      await runGit(gitDir, workspace, ['hash-object', '-w', '--stdin'], {
-        input: JSON.stringify({ version: 1, modes: scan.modes }),
-      })
-    ).stdout.trim();
-  }
-  return { scan, exact: { nested, modes } };
+  return { scan, exact: { nested, ...modesObject(scan) } };
+}
+
+/**
+ * The modes JSON of a scan and its blob id, computed here: the commit that names it writes the object
+ * (./commit), so recording modes costs no git process of its own.
+ */
+export function modesObject(scan: WorkspaceScan): { modes?: string; modesJson?: string } {
+  if (Object.keys(scan.modes).length === 0) return {};
+  const modesJson = JSON.stringify({ version: 1, modes: scan.modes });
+  const content = Buffer.from(modesJson, 'utf8');
+  const modes = createHash('sha1').update(`blob ${content.length}\0`).update(content).digest('hex');
+  return { modes, modesJson };
 }
 
 /** Commit-message trailers naming the extra state. */
@@ -273,22 +320,16 @@ export function exactTrailers(exact: ExactState): string[] {
   ];
 }
 
-/** Keeps the extra objects of `commit` reachable (a tree naming them, under one ref per commit). */
-export async function keepExact(
-  gitDir: string,
-  workspace: string,
-  commit: string,
-  exact: ExactState,
-): Promise<void> {
+/**
+ * `git mktree` input for a tree naming the extra objects of a snapshot, which the snapshot's commit keeps
+ * reachable under `refs/orchestrator/aux/<commit>` (./commit); undefined when there are none.
+ */
+export function auxTreeInput(exact: ExactState): string | undefined {
   const lines = exact.nested
     .filter((n) => n.type === 'tree')
     .map((n, i) => `040000 tree ${n.id}\tnested-${i}`);
   if (exact.modes) lines.push(`100644 blob ${exact.modes}\tmodes`);
-  if (lines.length === 0) return;
-  const tree = (
-    await runGit(gitDir, workspace, ['mktree'], { input: lines.join('\n') + '\n' })
-  ).stdout.trim();
-  await runGit(gitDir, workspace, ['update-ref', `refs/orchestrator/aux/${commit}`, tree]);
+  return lines.length ? lines.join('\n') + '\n' : undefined;
 }
 
 const safeRel = (p: string) => p !== '' && !p.startsWith('/') && !p.split('/').includes('..');

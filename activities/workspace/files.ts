@@ -14,55 +14,11 @@ import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import picomatch from 'picomatch';
-import { escapePath, glob } from 'tinyglobby';
-import { runGit, shadowGitDir, STATE_DIR } from './git';
+import { shadowGitDir } from './git';
 import { withWorkspaceLock } from './lock';
-import { stageExact } from './exact';
 import { ensureRepo, isInitialized } from './snapshot';
-
-/** One workspace entry; `path` is relative, with `/`. */
-export interface WorkspaceEntry {
-  path: string;
-  /** `file`: a regular file; `symlink`: a symbolic link (never followed); `other`: not from the index. */
-  kind: 'file' | 'symlink' | 'other';
-  /** Git blob id of a regular file's content at listing time (absent for `other`). */
-  blob?: string;
-}
-
-export interface WorkspaceListing {
-  entries: WorkspaceEntry[];
-  /** True when the listing came from the shadow index (blob ids are present). */
-  indexed: boolean;
-}
-
-const MODE_SYMLINK = '120000';
-const MODE_GITLINK = '160000';
-
-/** Walks the tree with a glob (no shadow repository, or inside a nested repository). */
-async function walk(root: string, under?: string): Promise<WorkspaceEntry[]> {
-  const found = await glob(under ? `${escapePath(under)}/**` : '**', {
-    cwd: root,
-    dot: true,
-    onlyFiles: true,
-    followSymbolicLinks: false,
-    ignore: [`${STATE_DIR}/**`, '**/.git/**'],
-    expandDirectories: false,
-  });
-  return found.map((p) => ({ path: p, kind: 'other' as const }));
-}
-
-/** Parses `git ls-files -s -z`: `<mode> <blob> <stage>\t<path>\0`. */
-export function parseLsFiles(out: string): { path: string; mode: string; blob: string }[] {
-  const rows: { path: string; mode: string; blob: string }[] = [];
-  for (const rec of out.split('\0')) {
-    if (!rec) continue;
-    const tab = rec.indexOf('\t');
-    const [mode, blob] = rec.slice(0, tab).split(' ');
-    if (tab < 0 || !mode || !blob) continue;
-    rows.push({ path: rec.slice(tab + 1), mode, blob });
-  }
-  return rows;
-}
+import { look, stageDirty, walk, type Staging, type WorkspaceEntry, type WorkspaceListing } from './stage';
+export { parseLsFiles, type WorkspaceEntry, type WorkspaceListing } from './stage';
 
 /**
  * Lists the workspace. With a shadow repository (or `create`, which initialises one) the work tree is
@@ -79,23 +35,19 @@ export async function listWorkspace(
 }
 
 /**
- * Stages the work tree into the shadow index (initialising the repository) and lists the index. The
+ * Looks at the work tree (initialising the repository) and lists what the index holds or will hold. The
  * caller holds the workspace lock; `staged` can be handed to `snapshotLocked` to commit exactly this.
+ * With `stage: false` the paths changed since git last indexed them are left for that commit to stage
+ * (one git process fewer), and their entries come without a blob.
  */
 export async function stageAndList(
   root: string,
-): Promise<{ listing: WorkspaceListing; staged: Awaited<ReturnType<typeof stageExact>> }> {
+  opts: { stage?: boolean } = {},
+): Promise<{ listing: WorkspaceListing; staged: Staging }> {
   const { gitDir } = await ensureRepo(root);
-  // Staging here is work the checkpoint would do next anyway; what it finds unchanged costs a stat.
-  const staged = await stageExact(gitDir, root);
-  const out = (await runGit(gitDir, root, ['ls-files', '--stage', '-z'])).stdout;
-  const entries: WorkspaceEntry[] = [];
-  for (const row of parseLsFiles(out)) {
-    if (row.mode === MODE_GITLINK) entries.push(...(await walk(root, row.path)));
-    else if (row.mode === MODE_SYMLINK) entries.push({ path: row.path, kind: 'symlink' });
-    else entries.push({ path: row.path, kind: 'file', blob: row.blob });
-  }
-  return { listing: { entries, indexed: true }, staged };
+  const staged = await look(gitDir, root);
+  if (opts.stage !== false) await stageDirty(staged);
+  return { listing: staged.listing, staged };
 }
 
 /** A matcher for workspace-relative paths, dot files included, with tinyglobby's pattern semantics. */

@@ -102,47 +102,102 @@ export async function runGit(
     ...FORCED_CONFIG.flatMap((c) => ['-c', c]),
     ...args,
   ];
+  return withLockRetry(gitDir, `git ${args.join(' ')}`, args[0] ?? '', () =>
+    execa('git', argv, {
+      cwd: workTree,
+      env: gitEnv(opts.env),
+      extendEnv: false,
+      input: opts.input,
+      reject: false,
+      stripFinalNewline: true,
+    }),
+  ).then((r) =>
+    r.exitCode === 0 || opts.okCodes?.includes(r.exitCode) ? r : failed(r, `git ${args.join(' ')}`),
+  );
+}
+
+/**
+ * Runs several git commands in one `sh` process: `script` calls them as `g <args>` (the shadow git dir,
+ * work tree and forced config filled in) and reads its values from `"$@"` (never interpolated into the
+ * script). A process spawned by the worker costs about as much as the git work of a small checkpoint;
+ * the shell's own forks are cheap. Retried whole on a lock (every script here is safe to run again).
+ */
+export async function runGitScript(
+  gitDir: string,
+  workTree: string,
+  script: string,
+  args: string[],
+  opts: { input?: string; label: string },
+): Promise<string> {
+  const forced = FORCED_CONFIG.map((c) => `-c '${c}'`).join(' ');
+  const prelude = `set -e\nGD=$1; WT=$2; shift 2\ng() { git --git-dir="$GD" --work-tree="$WT" ${forced} "$@"; }\n`;
+  const r = await withLockRetry(gitDir, opts.label, opts.label, () =>
+    execa('sh', ['-c', prelude + script, 'sh', gitDir, workTree, ...args], {
+      cwd: workTree,
+      env: gitEnv(),
+      extendEnv: false,
+      input: opts.input,
+      reject: false,
+      stripFinalNewline: false,
+      maxBuffer: 1024 ** 3,
+    }),
+  );
+  return r.exitCode === 0 ? r.stdout : failed(r, opts.label);
+}
+
+function failed(r: GitResult & { stderr: string }, what: string): never {
+  throw new WorkspaceError(
+    `${what} failed (exit ${r.exitCode}): ${r.stderr.trim() || r.stdout.trim()}`,
+    'GitFailed',
+    true,
+  );
+}
+
+type Spawned = { stdout: string; stderr: string; exitCode?: number; failed: boolean; shortMessage?: string };
+
+/**
+ * Spawns (again) while a git `*.lock` file is held by another process, removing one left by a crashed
+ * git; returns the last result whatever its exit code.
+ */
+async function withLockRetry(
+  gitDir: string | undefined,
+  what: string,
+  command: string,
+  spawn: () => Promise<Spawned>,
+): Promise<GitResult & { stderr: string }> {
   for (let attempt = 0; ; attempt++) {
-    let result;
+    let result: Spawned;
     try {
-      result = await execa('git', argv, {
-        cwd: workTree,
-        env: gitEnv(opts.env),
-        extendEnv: false,
-        input: opts.input,
-        reject: false,
-        stripFinalNewline: true,
-      });
+      result = await spawn();
     } catch (err) {
       throw new WorkspaceError(`cannot run git: ${(err as Error).message}`, 'GitMissing');
     }
     if (result.failed && result.exitCode === undefined) {
       const missing = (result as { code?: string }).code === 'ENOENT';
       throw new WorkspaceError(
-        missing ? 'git is not installed or not on PATH' : `cannot run git: ${result.shortMessage}`,
+        missing
+          ? 'git is not installed or not on PATH'
+          : `cannot run git: ${result.shortMessage ?? result.stderr}`,
         missing ? 'GitMissing' : 'GitFailed',
         !missing,
       );
     }
     const exitCode = result.exitCode ?? 1;
-    if (exitCode === 0 || opts.okCodes?.includes(exitCode)) return { stdout: result.stdout, exitCode };
-
-    const lock = /Unable to create '([^']+\.lock)': File exists/.exec(result.stderr)?.[1];
-    if (lock) {
-      if (await isStale(lock, gitDir)) {
-        await fs.rm(lock, { force: true });
-        continue;
-      }
-      const delay = LOCK_RETRY_DELAYS_MS[attempt];
-      if (delay !== undefined) {
-        await new Promise((r) => setTimeout(r, delay));
-        continue;
-      }
-      throw new WorkspaceError(`git ${args[0] ?? ''}: ${lock} is held by another process`, 'GitLocked', true);
+    const lock =
+      exitCode === 0 ? undefined : /Unable to create '([^']+\.lock)': File exists/.exec(result.stderr)?.[1];
+    if (!lock) return { stdout: result.stdout, stderr: result.stderr, exitCode };
+    if (await isStale(lock, gitDir)) {
+      await fs.rm(lock, { force: true });
+      continue;
+    }
+    const delay = LOCK_RETRY_DELAYS_MS[attempt];
+    if (delay !== undefined) {
+      await new Promise((r) => setTimeout(r, delay));
+      continue;
     }
     throw new WorkspaceError(
-      `git ${args.join(' ')} failed (exit ${exitCode}): ${result.stderr.trim() || result.stdout.trim()}`,
-      'GitFailed',
+      `git ${command}: ${lock} is held by another process (${what})`,
+      'GitLocked',
       true,
     );
   }
@@ -208,4 +263,26 @@ export async function resolveCommit(gitDir: string, workTree: string, commit: st
     throw new WorkspaceError(`commit ${commit} is not a snapshot of ${workTree}`, 'UnknownCommit');
   }
   return stdout.trim();
+}
+
+/**
+ * The commit HEAD points at, read from the ref files (what `git rev-parse --verify HEAD` prints, without
+ * a process); undefined while HEAD is unborn.
+ */
+export async function readHead(gitDir: string): Promise<string | undefined> {
+  const head = (await fs.readFile(path.join(gitDir, 'HEAD'), 'utf8')).trim();
+  if (/^[0-9a-f]{40}$/.test(head)) return head;
+  const ref = /^ref: (refs\/[^\s]+)$/.exec(head)?.[1];
+  if (!ref || ref.split('/').includes('..')) {
+    throw new WorkspaceError(
+      `${gitDir}: HEAD is neither a commit nor a ref ("${head.slice(0, 80)}")`,
+      'GitFailed',
+    );
+  }
+  const loose = await fs.readFile(path.join(gitDir, ref), 'utf8').catch(() => undefined);
+  if (loose !== undefined) return loose.trim();
+  const packed = await fs.readFile(path.join(gitDir, 'packed-refs'), 'utf8').catch(() => '');
+  for (const line of packed.split('\n'))
+    if (line.endsWith(` ${ref}`)) return line.slice(0, line.indexOf(' '));
+  return undefined;
 }

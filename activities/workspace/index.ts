@@ -84,9 +84,10 @@ export async function checkpointPhase(args: {
   artifacts: readonly { pattern: string; min_count?: number }[];
 }): Promise<CheckpointPhaseResult> {
   const workspace = path.resolve(args.workspace);
-  // One staging of the tree serves the artifact check, the hashes and the commit.
+  // One walk of the tree serves the artifact check, the hashes and the commit; what changed since git last
+  // indexed it is staged by the commit itself (one git process for the whole checkpoint).
   const done = await withWorkspaceLock(workspace, async () => {
-    const { listing, staged } = await stageAndList(workspace);
+    const { listing, staged } = await stageAndList(workspace, { stage: false });
     const validation = await validateArtifacts({ workspace, artifacts: args.artifacts, listing });
     if (!validation.ok) return { validation };
     const message = `${args.checkpoint} ${args.label}\n\nRun ${args.runId}, phase ${args.phase}.`;

@@ -14,9 +14,9 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import {
   applyModes,
+  auxTreeInput,
   exactTrailers,
   fixModes,
-  keepExact,
   parseExact,
   readModes,
   restoreNestedGits,
@@ -25,7 +25,16 @@ import {
   unlockDirs,
   type ExactState,
 } from './exact';
-import { runGit, resolveCommit, shadowGitDir, STATE_DIR, WorkspaceError } from './git';
+import {
+  readHead,
+  runGit,
+  runGitScript,
+  resolveCommit,
+  shadowGitDir,
+  STATE_DIR,
+  WorkspaceError,
+} from './git';
+import { dirtyArgs, look, settle, STAGE_DIRTY_SH, type Staging } from './stage';
 import { ensureStateDir, readHold, writeHold } from './hold';
 import { withWorkspaceLock } from './lock';
 
@@ -146,35 +155,76 @@ async function createDirs(root: string, dirs: string[]): Promise<void> {
 }
 
 /**
+ * The commit of a snapshot, in one shell process: the changed paths handed to git (./stage), the tree
+ * written, the modes object, the commit (plumbing rather than `git commit`: an unchanged tree still gets
+ * its own commit, one per checkpoint, and no hook or signing setting can interfere), the ref keeping the
+ * extra objects reachable and HEAD moved to it. Prints the changed paths' index rows, then the tree and
+ * commit ids after a `\0@@ ` marker (no index row starts with `@`).
+ */
+const COMMIT_SH = [
+  STAGE_DIRTY_SH,
+  'MSG=$1; MODES=$2; AUX=$3; REFMSG=$4; p=$5',
+  't=$(g write-tree)',
+  'if [ -n "$MODES" ]; then g hash-object -w --stdin < "$MODES" >/dev/null; fi',
+  'c=$(g commit-tree "$t" ${p:+-p "$p"} -F "$MSG")',
+  'if [ -n "$AUX" ]; then a=$(g mktree < "$AUX"); g update-ref "refs/orchestrator/aux/$c" "$a"; fi',
+  // HEAD only ever moves forward, so every snapshot stays reachable even after a rollback.
+  'g update-ref -m "$REFMSG" HEAD "$c"',
+  'printf \'\\0@@ %s %s\\0\' "$t" "$c"',
+].join('\n');
+
+/**
  * Commits the workspace; the caller holds the workspace lock. `staged` is what the caller's own
- * {@link stageExact} returned just before, under the same lock (a checkpoint validates what it staged and
- * commits it without staging again).
+ * {@link look} returned just before, under the same lock (a checkpoint validates what it saw and commits
+ * it without walking again).
  */
 export async function snapshotLocked(
   workspace: string,
   message: string,
   extraTrailers: string[] = [],
-  staged?: Awaited<ReturnType<typeof stageExact>>,
+  staged?: Staging,
 ): Promise<{ commit: string; tree: string }> {
   const { gitDir } = await ensureRepo(workspace);
-  const { scan, exact } = staged ?? (await stageExact(gitDir, workspace));
-  const tree = (await runGit(gitDir, workspace, ['write-tree'])).stdout.trim();
-  const head = await runGit(gitDir, workspace, ['rev-parse', '--verify', '--quiet', 'HEAD'], {
-    okCodes: [1],
-  });
-  const parent = head.exitCode === 0 ? head.stdout.trim() : undefined;
+  const staging = staged ?? (await look(gitDir, workspace));
+  const { scan, exact } = staging;
   const body = withTrailers(message, scan.emptyDirs, [...extraTrailers, ...exactTrailers(exact)]);
-  // Plumbing rather than `git commit`: an unchanged tree still gets its own commit (one per checkpoint),
-  // and no hook or signing setting can interfere.
-  const commit = (
-    await runGit(gitDir, workspace, ['commit-tree', tree, ...(parent ? ['-p', parent] : []), '-F', '-'], {
-      input: body,
-    })
-  ).stdout.trim();
-  await keepExact(gitDir, workspace, commit, exact);
-  // HEAD only ever moves forward, so every snapshot stays reachable even after a rollback.
-  await runGit(gitDir, workspace, ['update-ref', '-m', message.split('\n')[0] ?? 'snapshot', 'HEAD', commit]);
-  return { commit, tree };
+  const tmp = path.join(gitDir, 'orchestrator', `commit-${randomUUID().slice(0, 8)}`);
+  const dirty = await dirtyArgs(staging);
+  try {
+    await fs.mkdir(tmp, { recursive: true });
+    const aux = auxTreeInput(exact);
+    await Promise.all([
+      fs.writeFile(path.join(tmp, 'message'), body),
+      exact.modesJson !== undefined ? fs.writeFile(path.join(tmp, 'modes'), exact.modesJson) : undefined,
+      aux !== undefined ? fs.writeFile(path.join(tmp, 'aux'), aux) : undefined,
+    ]);
+    const out = await runGitScript(
+      gitDir,
+      workspace,
+      COMMIT_SH,
+      [
+        ...dirty.args,
+        path.join(tmp, 'message'),
+        exact.modesJson !== undefined ? path.join(tmp, 'modes') : '',
+        aux !== undefined ? path.join(tmp, 'aux') : '',
+        message.split('\n')[0] || 'snapshot',
+        (await readHead(gitDir)) ?? '',
+      ],
+      { label: 'git commit (snapshot)' },
+    );
+    const marker = out.lastIndexOf('\0@@ ');
+    const [tree, commit] = out
+      .slice(marker + 4)
+      .replace(/\0+$/, '')
+      .split(' ');
+    if (marker < 0 || !tree || !commit) {
+      throw new WorkspaceError(`snapshot of ${workspace}: git printed no commit`, 'GitFailed', true);
+    }
+    await settle(staging, out.slice(0, marker));
+    return { commit, tree };
+  } finally {
+    await Promise.all([dirty.done(), fs.rm(tmp, { recursive: true, force: true })]);
+  }
 }
 
 /**

@@ -1,0 +1,153 @@
+/**
+ * Staging by changed paths (activities/workspace/stage.ts): every snapshot taken through the stat cache
+ * records exactly the tree a full `git add --all` would, whatever the change (kind swaps, same-size edits,
+ * bits, symlinks, deletions), and once the cache holds only what changed is handed to git.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { restoreWorkspace, shadowGitDir, snapshotWorkspace } from '../../activities/workspace';
+import { stageAndList } from '../../activities/workspace/files';
+import { isSettled, RACY_COARSE_MS, RACY_MS } from '../../activities/workspace/stage';
+import { withWorkspaceLock } from '../../activities/workspace/lock';
+
+let tmp: string;
+let ws: string;
+beforeEach(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ws-stage-'));
+  ws = path.join(tmp, 'ws');
+  fs.mkdirSync(ws);
+});
+afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const write = (rel: string, content: string, mode?: number) => {
+  const full = path.join(ws, rel);
+  fs.mkdirSync(path.dirname(full), { recursive: true });
+  fs.writeFileSync(full, content);
+  if (mode !== undefined) fs.chmodSync(full, mode);
+};
+
+const git = (...args: string[]) =>
+  execa('git', [`--git-dir=${shadowGitDir(ws)}`, `--work-tree=${ws}`, ...args], {
+    cwd: ws,
+    env: { GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1' },
+  });
+
+/** The tree a full `git add --all` of the work tree makes now, in a private index. */
+async function fullTree(): Promise<string> {
+  const index = path.join(tmp, 'reference.index');
+  fs.rmSync(index, { force: true });
+  const env = { GIT_INDEX_FILE: index, GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1' };
+  const base = [`--git-dir=${shadowGitDir(ws)}`, `--work-tree=${ws}`];
+  await execa('git', [...base, 'add', '--all', '--force', '--', '.', ':(exclude).orchestrator'], {
+    cwd: ws,
+    env,
+  });
+  return (await execa('git', [...base, 'write-tree'], { cwd: ws, env })).stdout.trim();
+}
+
+/** What a checkpoint would hand to git now (changed since git last indexed the tree). */
+async function dirty(): Promise<string[]> {
+  return withWorkspaceLock(ws, async () => (await stageAndList(ws, { stage: false })).staged.dirty);
+}
+
+/** Waits until everything written so far is older than the racy window (a condition, not a guess). */
+async function settleTimestamps(): Promise<void> {
+  const probe = path.join(tmp, 'probe');
+  fs.writeFileSync(probe, '');
+  const fine = fs.statSync(probe, { bigint: true }).ctimeNs % 1_000_000_000n !== 0n;
+  const until = Date.now() + (fine ? RACY_MS : RACY_COARSE_MS) + 50;
+  while (Date.now() < until) await new Promise((r) => setTimeout(r, until - Date.now()));
+}
+
+describe('staging by changed paths', () => {
+  it('every snapshot records the tree a full git add would, across kind swaps, bits, links and deletes', async () => {
+    write('keep.txt', 'aaaa');
+    write('a', 'file a\n');
+    write('d/x', 'x\n');
+    write('bin/run.sh', '#!/bin/sh\n', 0o755);
+    write('gone.txt', 'g\n');
+    fs.symlinkSync('keep.txt', path.join(ws, 'link'));
+    const steps: Array<() => void> = [
+      () => {},
+      () => {
+        write('keep.txt', 'bbbb'); // same size, same second
+        fs.rmSync(path.join(ws, 'a'));
+        write('a/inner.txt', 'a is a directory now\n');
+        fs.rmSync(path.join(ws, 'd'), { recursive: true });
+        write('d', 'd is a file now\n');
+      },
+      () => {
+        fs.chmodSync(path.join(ws, 'bin/run.sh'), 0o644);
+        fs.chmodSync(path.join(ws, 'keep.txt'), 0o755);
+        fs.unlinkSync(path.join(ws, 'link'));
+        fs.symlinkSync('d', path.join(ws, 'link'));
+        fs.rmSync(path.join(ws, 'gone.txt'));
+        write('name with spaces\nand a newline', 'odd\n');
+        write('private.txt', 'secret\n', 0o600);
+      },
+      () => {
+        fs.unlinkSync(path.join(ws, 'link'));
+        write('link', 'a file where a link was\n');
+        write('keep.txt', 'cccc');
+        fs.mkdirSync(path.join(ws, 'empty/dir'), { recursive: true });
+      },
+    ];
+    for (const step of steps) {
+      step();
+      const snap = await snapshotWorkspace({ workspace: ws, message: 'step' });
+      expect(snap.tree).toBe(await fullTree());
+    }
+    // The snapshots restore exactly as well (through the commit's modes and empty-dir records).
+    const { stdout } = await git('rev-list', 'HEAD');
+    expect(stdout.split('\n')).toHaveLength(steps.length);
+  });
+
+  it('hands git only the paths that changed once the cache holds, and still sees a same-size rewrite', async () => {
+    for (let i = 0; i < 50; i++) write(`src/f${i}.txt`, `file ${i}\n`);
+    await settleTimestamps();
+    await snapshotWorkspace({ workspace: ws, message: 'CP1' });
+    expect(await dirty()).toEqual([]);
+
+    write('src/f3.txt', 'file 9\n'); // same size as before
+    write('src/new.txt', 'new\n');
+    fs.rmSync(path.join(ws, 'src/f7.txt'));
+    expect(await dirty()).toEqual(['src/f3.txt', 'src/f7.txt', 'src/new.txt']);
+    const cp2 = await snapshotWorkspace({ workspace: ws, message: 'CP2' });
+    expect(cp2.tree).toBe(await fullTree());
+
+    // Written shortly before the walk that recorded them (within the racy window or not, depending on
+    // how loaded the machine is): once a later walk records them settled, nothing is dirty.
+    await settleTimestamps();
+    await snapshotWorkspace({ workspace: ws, message: 'CP3' });
+    expect(await dirty()).toEqual([]);
+  });
+
+  it('a restore invalidates the cache: the next snapshot stages fully and is exact', async () => {
+    write('a.txt', 'one\n');
+    const cp1 = await snapshotWorkspace({ workspace: ws, message: 'CP1' });
+    write('a.txt', 'two\n');
+    write('b.txt', 'b\n');
+    await snapshotWorkspace({ workspace: ws, message: 'CP2' });
+    await restoreWorkspace({ workspace: ws, commit: cp1.commit });
+    write('c.txt', 'c\n');
+    const cp3 = await snapshotWorkspace({ workspace: ws, message: 'CP3' });
+    expect(cp3.tree).toBe(await fullTree());
+    expect((await git('ls-tree', '--name-only', cp3.tree)).stdout.split('\n')).toEqual(['a.txt', 'c.txt']);
+  });
+
+  it('trusts a recorded stat key only for files changed well before the walk that recorded it', () => {
+    const walked = 1_000_000;
+    const at = (ms: number) => ({ key: 'k', changedMs: ms });
+    expect(isSettled('k', at(walked - RACY_MS - 1), walked, true)).toBe(true);
+    // Changed within a tick of the walk: a rewrite right after it could keep the same key.
+    expect(isSettled('k', at(walked - RACY_MS + 1), walked, true)).toBe(false);
+    expect(isSettled('k', at(walked + 5), walked, true)).toBe(false);
+    // Whole-second time stamps: a second's margin.
+    expect(isSettled('k', at(walked - RACY_MS - 1), walked, false)).toBe(false);
+    expect(isSettled('k', at(walked - RACY_COARSE_MS - 1), walked, false)).toBe(true);
+    expect(isSettled('other', at(walked - RACY_COARSE_MS - 1), walked, true)).toBe(false);
+  });
+});
