@@ -210,9 +210,13 @@ async function runAndRollBack(workspace: string): Promise<void> {
   try {
     // Fresh workspace state for the run: its own shadow repository and outputs.
     fs.rmSync(path.join(workspace, '.orchestrator'), { recursive: true, force: true });
-    const change = (phase: number, count: number, then = '') =>
-      `const fs=require('fs');for(let k=0;k<${count};k++){const i=(${phase}*613+k*97)%${FILES};fs.writeFileSync('src/d'+(i%${DIRS})+'/f'+Math.floor(i/${DIRS})+'.txt','phase ${phase} change '+k+'\\n'.repeat(40))}${then}`;
+    const change = (phase: number, count: number, then = '', first = '') =>
+      `const fs=require('fs');${first}for(let k=0;k<${count};k++){const i=(${phase}*613+k*97)%${FILES};fs.writeFileSync('src/d'+(i%${DIRS})+'/f'+Math.floor(i/${DIRS})+'.txt','phase ${phase} change '+k+'\\n'.repeat(40))}${then}`;
     const marker = path.join(env.dir, 'hold');
+    // Written by the last phase's agent when it starts: not in any checkpoint, so a rollback removes it
+    // and its coming back means the phase's agent started again (it keeps its workflow id and rewrites
+    // the same files at once, so neither the status rows nor the files can tell).
+    const started = path.join(workspace, 'agent-started.txt');
     const phasesSpec = Array.from({ length: PHASES + 1 }, (_, i) => ({
       name: `p${i + 1}`,
       agents: [
@@ -230,6 +234,7 @@ async function runAndRollBack(workspace: string): Promise<void> {
                     i + 1,
                     RESTORE_CHANGES,
                     `;console.log('changed');setInterval(()=>{if(fs.existsSync(${JSON.stringify(marker)}))process.exit(0)},100)`,
+                    `fs.writeFileSync('agent-started.txt','started');`,
                   ),
                 ],
         },
@@ -261,17 +266,16 @@ async function runAndRollBack(workspace: string): Promise<void> {
     const t1 = performance.now();
     await handle.executeUpdate(rollbackUpdate, { args: [{ checkpoint: target, reason: 'bench' }] });
     const restoredMs = performance.now() - t1;
-    // The next phase after the checkpoint is the last one again: its agent running means it started.
+    // The next phase after the checkpoint is the last one again: its agent starting means it started.
     let nextMs = NaN;
+    const restoredExactly = !fs.existsSync(started);
     for (;;) {
-      const status = await handle.query(statusQuery);
-      const rerun = status.agents.find((a) => a.phase === lastPhase && a.state === 'running');
-      if (rerun && countChanged(workspace, PHASES + 1) < RESTORE_CHANGES) {
+      if (fs.existsSync(started)) {
         nextMs = performance.now() - t1;
         break;
       }
       if (performance.now() - t1 > 120_000) break;
-      await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 10));
     }
     fs.writeFileSync(marker, '');
     await handle.result().catch(() => undefined);
@@ -282,7 +286,7 @@ async function runAndRollBack(workspace: string): Promise<void> {
       `   gates + checkpoint activities per phase (from history): ${perPhase.map((n) => ms(n)).join(', ')}`,
     );
     console.log(
-      `rollback by update to ${target} after ${RESTORE_CHANGES} changed files: workspace restored (update returned) ${ms(restoredMs)}, next phase's agent running ${ms(nextMs)} (target ≤ 500 ms: ${verdict(nextMs <= 500)})`,
+      `rollback by update to ${target} after ${RESTORE_CHANGES} changed files: workspace restored (update returned${restoredExactly ? '' : ", BUT the agent's file survived"}) ${ms(restoredMs)}, next phase's agent running ${ms(nextMs)} (target ≤ 500 ms: ${verdict(nextMs <= 500)})`,
     );
   } finally {
     await env.close();

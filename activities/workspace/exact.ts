@@ -250,8 +250,10 @@ async function treeOf(
 export async function stageExact(
   gitDir: string,
   workspace: string,
+  /** The caller's own scan of the tree, taken just before (default: scan now). */
+  scanned?: WorkspaceScan,
 ): Promise<{ scan: WorkspaceScan; exact: ExactState }> {
-  const scan = await scanWorkspace(workspace);
+  const scan = scanned ?? (await scanWorkspace(workspace));
   await runGit(gitDir, workspace, [
     'add',
     '--all',
@@ -321,15 +323,15 @@ export function exactTrailers(exact: ExactState): string[] {
 }
 
 /**
- * `git mktree` input for a tree naming the extra objects of a snapshot, which the snapshot's commit keeps
- * reachable under `refs/orchestrator/aux/<commit>` (./commit); undefined when there are none.
+ * The entries of a tree naming the extra objects of a snapshot, which the snapshot keeps reachable under
+ * `refs/orchestrator/aux/<commit>` (./snapshot); empty when there are none.
  */
-export function auxTreeInput(exact: ExactState): string | undefined {
-  const lines = exact.nested
+export function auxTreeEntries(exact: ExactState): { name: string; type: 'blob' | 'tree'; id: string }[] {
+  const entries: { name: string; type: 'blob' | 'tree'; id: string }[] = exact.nested
     .filter((n) => n.type === 'tree')
-    .map((n, i) => `040000 tree ${n.id}\tnested-${i}`);
-  if (exact.modes) lines.push(`100644 blob ${exact.modes}\tmodes`);
-  return lines.length ? lines.join('\n') + '\n' : undefined;
+    .map((n, i) => ({ name: `nested-${i}`, type: 'tree', id: n.id }));
+  if (exact.modes) entries.push({ name: 'modes', type: 'blob', id: exact.modes });
+  return entries;
 }
 
 const safeRel = (p: string) => p !== '' && !p.startsWith('/') && !p.split('/').includes('..');

@@ -116,35 +116,6 @@ export async function runGit(
   );
 }
 
-/**
- * Runs several git commands in one `sh` process: `script` calls them as `g <args>` (the shadow git dir,
- * work tree and forced config filled in) and reads its values from `"$@"` (never interpolated into the
- * script). A process spawned by the worker costs about as much as the git work of a small checkpoint;
- * the shell's own forks are cheap. Retried whole on a lock (every script here is safe to run again).
- */
-export async function runGitScript(
-  gitDir: string,
-  workTree: string,
-  script: string,
-  args: string[],
-  opts: { input?: string; label: string },
-): Promise<string> {
-  const forced = FORCED_CONFIG.map((c) => `-c '${c}'`).join(' ');
-  const prelude = `set -e\nGD=$1; WT=$2; shift 2\ng() { git --git-dir="$GD" --work-tree="$WT" ${forced} "$@"; }\n`;
-  const r = await withLockRetry(gitDir, opts.label, opts.label, () =>
-    execa('sh', ['-c', prelude + script, 'sh', gitDir, workTree, ...args], {
-      cwd: workTree,
-      env: gitEnv(),
-      extendEnv: false,
-      input: opts.input,
-      reject: false,
-      stripFinalNewline: false,
-      maxBuffer: 1024 ** 3,
-    }),
-  );
-  return r.exitCode === 0 ? r.stdout : failed(r, opts.label);
-}
-
 function failed(r: GitResult & { stderr: string }, what: string): never {
   throw new WorkspaceError(
     `${what} failed (exit ${r.exitCode}): ${r.stderr.trim() || r.stdout.trim()}`,
@@ -186,7 +157,7 @@ async function withLockRetry(
     const lock =
       exitCode === 0 ? undefined : /Unable to create '([^']+\.lock)': File exists/.exec(result.stderr)?.[1];
     if (!lock) return { stdout: result.stdout, stderr: result.stderr, exitCode };
-    if (await isStale(lock, gitDir)) {
+    if (await lockIsStale(lock, gitDir)) {
       await fs.rm(lock, { force: true });
       continue;
     }
@@ -208,7 +179,7 @@ async function withLockRetry(
  * process runs git on this repository. Every git here names its git dir on the command line, so the
  * check is exact on this host; without /proc only the age counts.
  */
-async function isStale(lockFile: string, gitDir: string | undefined): Promise<boolean> {
+export async function lockIsStale(lockFile: string, gitDir: string | undefined): Promise<boolean> {
   let st;
   try {
     st = await fs.stat(lockFile);

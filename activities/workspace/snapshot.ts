@@ -14,7 +14,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import {
   applyModes,
-  auxTreeInput,
+  auxTreeEntries,
   exactTrailers,
   fixModes,
   parseExact,
@@ -25,16 +25,9 @@ import {
   unlockDirs,
   type ExactState,
 } from './exact';
-import {
-  readHead,
-  runGit,
-  runGitScript,
-  resolveCommit,
-  shadowGitDir,
-  STATE_DIR,
-  WorkspaceError,
-} from './git';
-import { dirtyArgs, look, settle, STAGE_DIRTY_SH, type Staging } from './stage';
+import { readHead, runGit, resolveCommit, shadowGitDir, STATE_DIR, WorkspaceError } from './git';
+import { commitObject, treeObject, updateRef, writeObject } from './objects';
+import { indexTree, look, type Staging } from './stage';
 import { ensureStateDir, readHold, writeHold } from './hold';
 import { withWorkspaceLock } from './lock';
 
@@ -155,28 +148,12 @@ async function createDirs(root: string, dirs: string[]): Promise<void> {
 }
 
 /**
- * The commit of a snapshot, in one shell process: the changed paths handed to git (./stage), the tree
- * written, the modes object, the commit (plumbing rather than `git commit`: an unchanged tree still gets
- * its own commit, one per checkpoint, and no hook or signing setting can interfere), the ref keeping the
- * extra objects reachable and HEAD moved to it. Prints the changed paths' index rows, then the tree and
- * commit ids after a `\0@@ ` marker (no index row starts with `@`).
- */
-const COMMIT_SH = [
-  STAGE_DIRTY_SH,
-  'MSG=$1; MODES=$2; AUX=$3; REFMSG=$4; p=$5',
-  't=$(g write-tree)',
-  'if [ -n "$MODES" ]; then g hash-object -w --stdin < "$MODES" >/dev/null; fi',
-  'c=$(g commit-tree "$t" ${p:+-p "$p"} -F "$MSG")',
-  'if [ -n "$AUX" ]; then a=$(g mktree < "$AUX"); g update-ref "refs/orchestrator/aux/$c" "$a"; fi',
-  // HEAD only ever moves forward, so every snapshot stays reachable even after a rollback.
-  'g update-ref -m "$REFMSG" HEAD "$c"',
-  'printf \'\\0@@ %s %s\\0\' "$t" "$c"',
-].join('\n');
-
-/**
  * Commits the workspace; the caller holds the workspace lock. `staged` is what the caller's own
  * {@link look} returned just before, under the same lock (a checkpoint validates what it saw and commits
- * it without walking again).
+ * it without walking again). Git stages what changed and writes the tree (./stage); the commit, the
+ * modes object, the tree keeping the extra objects reachable and the ref updates are written here
+ * (./objects): plumbing rather than `git commit`, so an unchanged tree still gets its own commit (one per
+ * checkpoint) and no hook or signing setting can interfere.
  */
 export async function snapshotLocked(
   workspace: string,
@@ -186,45 +163,24 @@ export async function snapshotLocked(
 ): Promise<{ commit: string; tree: string }> {
   const { gitDir } = await ensureRepo(workspace);
   const staging = staged ?? (await look(gitDir, workspace));
+  const tree = await indexTree(staging);
   const { scan, exact } = staging;
   const body = withTrailers(message, scan.emptyDirs, [...extraTrailers, ...exactTrailers(exact)]);
-  const tmp = path.join(gitDir, 'orchestrator', `commit-${randomUUID().slice(0, 8)}`);
-  const dirty = await dirtyArgs(staging);
-  try {
-    await fs.mkdir(tmp, { recursive: true });
-    const aux = auxTreeInput(exact);
-    await Promise.all([
-      fs.writeFile(path.join(tmp, 'message'), body),
-      exact.modesJson !== undefined ? fs.writeFile(path.join(tmp, 'modes'), exact.modesJson) : undefined,
-      aux !== undefined ? fs.writeFile(path.join(tmp, 'aux'), aux) : undefined,
-    ]);
-    const out = await runGitScript(
-      gitDir,
-      workspace,
-      COMMIT_SH,
-      [
-        ...dirty.args,
-        path.join(tmp, 'message'),
-        exact.modesJson !== undefined ? path.join(tmp, 'modes') : '',
-        aux !== undefined ? path.join(tmp, 'aux') : '',
-        message.split('\n')[0] || 'snapshot',
-        (await readHead(gitDir)) ?? '',
-      ],
-      { label: 'git commit (snapshot)' },
-    );
-    const marker = out.lastIndexOf('\0@@ ');
-    const [tree, commit] = out
-      .slice(marker + 4)
-      .replace(/\0+$/, '')
-      .split(' ');
-    if (marker < 0 || !tree || !commit) {
-      throw new WorkspaceError(`snapshot of ${workspace}: git printed no commit`, 'GitFailed', true);
-    }
-    await settle(staging, out.slice(0, marker));
-    return { commit, tree };
-  } finally {
-    await Promise.all([dirty.done(), fs.rm(tmp, { recursive: true, force: true })]);
+  const parent = await readHead(gitDir);
+  if (exact.modesJson !== undefined) await writeObject(gitDir, 'blob', Buffer.from(exact.modesJson, 'utf8'));
+  const commit = await writeObject(
+    gitDir,
+    'commit',
+    commitObject({ tree, parent, message: body, seconds: Math.floor(Date.now() / 1000) }),
+  );
+  const aux = auxTreeEntries(exact);
+  if (aux.length > 0) {
+    const auxTree = await writeObject(gitDir, 'tree', treeObject(aux));
+    await updateRef(gitDir, `refs/orchestrator/aux/${commit}`, auxTree, 'snapshot: extra objects');
   }
+  // HEAD only ever moves forward, so every snapshot stays reachable even after a rollback.
+  await updateRef(gitDir, 'HEAD', commit, message.split('\n')[0] || 'snapshot', parent);
+  return { commit, tree };
 }
 
 /**

@@ -26,7 +26,8 @@ import {
   type FoundFile,
   type WorkspaceScan,
 } from './exact';
-import { runGit, runGitScript, STATE_DIR } from './git';
+import { blobId, hashFile, mapLimit, rememberHash } from './hashing';
+import { runGit, STATE_DIR } from './git';
 
 /** One workspace entry; `path` is relative, with `/`. */
 export interface WorkspaceEntry {
@@ -97,6 +98,8 @@ interface Known {
 interface StatCache {
   /** The index file the cache describes (inode, size, mtime, ctime), `none` when there is none. */
   index: string;
+  /** The tree id of that index, when a snapshot wrote it. */
+  tree?: string;
   /** When the walk that recorded the keys began (ms). */
   walkedMs: number;
   known: Map<string, Known>;
@@ -124,7 +127,7 @@ async function readCache(gitDir: string): Promise<StatCache | undefined> {
     return undefined;
   }
   const nl = text.indexOf('\n');
-  const [version, index, walked] = text.slice(0, nl).split(' | ');
+  const [version, index, walked, tree] = text.slice(0, nl).split(' | ');
   if (nl < 0 || version !== CACHE_VERSION || !index || !walked) return undefined;
   const known = new Map<string, Known>();
   const parts = text.slice(nl + 1).split('\0');
@@ -132,17 +135,25 @@ async function readCache(gitDir: string): Promise<StatCache | undefined> {
     const key = parts[i + 1]!;
     known.set(parts[i]!, { key, blob: parts[i + 2]!, kind: key.startsWith('l') ? 'symlink' : 'file' });
   }
-  return { index, walkedMs: Number(walked), known };
+  return { index, walkedMs: Number(walked), known, ...(tree && tree !== '-' ? { tree } : {}) };
 }
 
-async function writeCache(gitDir: string, walkedMs: number, known: Map<string, Known>): Promise<void> {
-  const chunks = [`${CACHE_VERSION} | ${await indexKey(gitDir)} | ${walkedMs}\n`];
+/** Writes the cache for the index as it is now; returns the index key it was written against. */
+async function writeCache(
+  gitDir: string,
+  walkedMs: number,
+  known: Map<string, Known>,
+  tree?: string,
+): Promise<string> {
+  const index = await indexKey(gitDir);
+  const chunks = [`${CACHE_VERSION} | ${index} | ${walkedMs} | ${tree ?? '-'}\n`];
   for (const [p, k] of known) chunks.push(`${p}\0${k.key}\0${k.blob}\0`);
   const file = cacheFile(gitDir);
   await fs.mkdir(path.dirname(file), { recursive: true });
   const tmp = `${file}.${randomUUID().slice(0, 8)}`;
   await fs.writeFile(tmp, chunks.join(''));
   await fs.rename(tmp, file);
+  return index;
 }
 
 async function dropCache(gitDir: string): Promise<void> {
@@ -165,7 +176,7 @@ export function isSettled(
 
 /**
  * The work tree as seen by one walk, possibly with changes git has not indexed yet (`dirty`): then the
- * listing has no blob for them, and {@link stageDirty} or the snapshot's commit hands them to git.
+ * listing has no blob for them, and {@link stageDirty} (or the snapshot, which calls it) hands them to git.
  */
 export interface Staging {
   gitDir: string;
@@ -173,31 +184,62 @@ export interface Staging {
   scan: WorkspaceScan;
   exact: ExactState;
   listing: WorkspaceListing;
-  /** Paths (sorted) whose index entry may be stale: changed, new, deleted or racy. */
+  /** Paths (sorted) whose index entry may be stale: changed, new or deleted. */
   dirty: string[];
+  /** The index's tree id, when the stat cache knows it and nothing is dirty (no `write-tree` needed). */
+  tree?: string;
   /** What the stat cache is rebuilt from once git has indexed `dirty`; absent: no cache kept. */
   track?: { files: FoundFile[]; known: Map<string, Known>; walkedMs: number; index: string };
 }
+
+/** Blob id of a file's content or a link's target, read now. */
+async function blobOf(file: string, kind: 'file' | 'symlink'): Promise<string | undefined> {
+  try {
+    if (kind === 'symlink') return blobId(Buffer.from(await fs.readlink(file, { encoding: 'buffer' })));
+    const h = await hashFile(file);
+    // Remembered for the artifact check, which asks for the sha256 of what git indexed.
+    rememberHash(h.blob, h.blob, h.sha256, h.size);
+    return h.blob || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Files hashed at once. */
+const HASH_CONCURRENCY = 8;
+/** Above this many changed paths git lists the index instead of each being hashed here. */
+const HASH_HERE_MAX = 256;
 
 /**
  * Looks at the work tree: one `find`, compared with the stat cache. With a valid cache (the common case)
  * no git process runs here and `dirty` is what changed; otherwise (first staging, after a restore, nested
  * repositories, no GNU find) the whole tree is staged now, as `git add --all` does it, and `dirty` is empty.
+ * A file whose key is unchanged but which changed too close to the walk that recorded it is read here
+ * and compared by content (git's own answer to racy entries), so it costs no git process.
  */
 export async function look(gitDir: string, root: string): Promise<Staging> {
   const [tree, cache, index] = await Promise.all([scanTree(root), readCache(gitDir), indexKey(gitDir)]);
-  const { scan, files, walkedMs } = { ...tree, walkedMs: tree.startedMs };
+  const { scan, files, startedMs: walkedMs } = tree;
   if (!files || scan.nestedRepos.length > 0 || !cache || cache.index !== index) {
-    return stageFully(gitDir, root, files, walkedMs);
+    return stageFully(gitDir, root, scan, files, walkedMs);
   }
+  const fine = files.some((f) => f.changedMs % 1000 !== 0);
+  const racy = files.filter((f) => {
+    const k = cache.known.get(f.path);
+    return k !== undefined && k.key === f.key && !isSettled(k.key, f, cache.walkedMs, fine);
+  });
+  const verified = new Set<string>();
+  await mapLimit(racy, HASH_CONCURRENCY, async (f) => {
+    if ((await blobOf(path.join(root, f.path), f.kind)) === cache.known.get(f.path)?.blob)
+      verified.add(f.path);
+  });
   const entries: WorkspaceEntry[] = [];
   const dirty: string[] = [];
   const seen = new Set<string>();
-  const fine = files.some((f) => f.changedMs % 1000 !== 0);
   for (const f of files) {
     seen.add(f.path);
     const k = cache.known.get(f.path);
-    if (k && isSettled(k.key, f, cache.walkedMs, fine)) {
+    if (k && (verified.has(f.path) || isSettled(k.key, f, cache.walkedMs, fine))) {
       entries.push({ path: f.path, kind: k.kind, ...(k.kind === 'file' ? { blob: k.blob } : {}) });
     } else {
       dirty.push(f.path);
@@ -213,6 +255,7 @@ export async function look(gitDir: string, root: string): Promise<Staging> {
     exact: { nested: [], ...modesObject(scan) },
     listing: { entries, indexed: true },
     dirty,
+    ...(dirty.length === 0 && cache.tree ? { tree: cache.tree } : {}),
     track: { files, known: cache.known, walkedMs, index },
   };
 }
@@ -221,10 +264,11 @@ export async function look(gitDir: string, root: string): Promise<Staging> {
 async function stageFully(
   gitDir: string,
   root: string,
+  walked: WorkspaceScan,
   files: FoundFile[] | undefined,
   walkedMs: number,
 ): Promise<Staging> {
-  const { scan, exact } = await stageExact(gitDir, root);
+  const { scan, exact } = await stageExact(gitDir, root, walked);
   const rows = parseLsFiles((await runGit(gitDir, root, ['ls-files', '--stage', '-z'])).stdout);
   const entries: WorkspaceEntry[] = [];
   for (const row of rows) {
@@ -233,23 +277,38 @@ async function stageFully(
     else entries.push({ path: row.path, kind: 'file', blob: row.blob });
   }
   const staging: Staging = { gitDir, root, scan, exact, listing: { entries, indexed: true }, dirty: [] };
-  // stageExact walked again; the keys of the first walk are older, so at worst a file is re-checked.
   if (files && scan.nestedRepos.length === 0) {
-    await writeCache(gitDir, walkedMs, merged(files, new Map(), new Set(files.map((f) => f.path)), rows));
+    const known = merged(files, new Map(), new Set(files.map((f) => f.path)), byPath(rows));
+    const index = await writeCache(gitDir, walkedMs, known);
+    staging.track = { files, known, walkedMs, index };
   } else {
     await dropCache(gitDir);
   }
   return staging;
 }
 
-/** The cache after git indexed `dirty`: keys from the walk, blobs from the cache or from `listed`. */
+function byPath(rows: readonly { path: string; mode: string; blob: string }[]): Map<string, Indexed> {
+  const out = new Map<string, Indexed>();
+  for (const r of rows) {
+    if (r.mode !== MODE_GITLINK)
+      out.set(r.path, { blob: r.blob, kind: r.mode === MODE_SYMLINK ? 'symlink' : 'file' });
+  }
+  return out;
+}
+
+/** What the index holds for a path: its blob and whether it is a link. */
+interface Indexed {
+  blob: string;
+  kind: 'file' | 'symlink';
+}
+
+/** The cache after git indexed `dirty`: keys from the walk, blobs from the cache or from `indexed`. */
 function merged(
   files: readonly FoundFile[],
   known: ReadonlyMap<string, Known>,
   dirty: ReadonlySet<string>,
-  listed: readonly { path: string; mode: string; blob: string }[],
+  indexed: ReadonlyMap<string, Indexed>,
 ): Map<string, Known> {
-  const rows = new Map(listed.map((r) => [r.path, r]));
   const out = new Map<string, Known>();
   for (const f of files) {
     if (!dirty.has(f.path)) {
@@ -257,90 +316,77 @@ function merged(
       if (k) out.set(f.path, k);
       continue;
     }
-    const row = rows.get(f.path);
+    const now = indexed.get(f.path);
     // Not in the index after all (it vanished meanwhile, or is a gitlink): not remembered, so looked at again.
-    if (!row || row.mode === MODE_GITLINK) continue;
-    out.set(f.path, { key: f.key, blob: row.blob, kind: row.mode === MODE_SYMLINK ? 'symlink' : 'file' });
+    if (now) out.set(f.path, { key: f.key, ...now });
   }
   return out;
 }
 
 /**
- * Shell lines handing the dirty paths (NUL-separated in file "$1") to git and listing them back: an
- * `update-index` that adds, updates and removes exactly those paths, then `ls-files` of those paths only
- * (literal pathspecs; the whole index when there are many).
+ * Hands the dirty paths to git (`update-index`, which adds, updates and removes exactly those) and learns
+ * their blobs: hashed here when they are few (a read of files that just changed), else from the index
+ * (`ls-files`). Then the listing has every blob, and the stat cache describes the index as it now is.
  */
-export const STAGE_DIRTY_SH = `if [ -n "$1" ]; then
-  g update-index --add --remove --replace -z --stdin < "$1"
-  if [ "$2" = all ]; then g ls-files -s -z
-  else xargs -0 -r env GIT_LITERAL_PATHSPECS=1 git --git-dir="$GD" --work-tree="$WT" ls-files -s -z -- < "$1"
-  fi
-fi
-shift 2
-`;
-
-/** Dirty paths above which the whole index is listed rather than each path. */
-const LIST_ALL_ABOVE = 2_000;
-
-/**
- * Arguments for {@link STAGE_DIRTY_SH}: writes the dirty list to a temp file in the git dir (removed by
- * the returned `done`).
- */
-export async function dirtyArgs(staging: Staging): Promise<{ args: string[]; done: () => Promise<void> }> {
-  if (staging.dirty.length === 0) return { args: ['', ''], done: async () => {} };
-  const file = path.join(staging.gitDir, 'orchestrator', `dirty-${randomUUID().slice(0, 8)}`);
-  await fs.mkdir(path.dirname(file), { recursive: true });
-  await fs.writeFile(file, staging.dirty.map((p) => `${p}\0`).join(''));
-  return {
-    args: [file, staging.dirty.length > LIST_ALL_ABOVE ? 'all' : 'some'],
-    done: () => fs.rm(file, { force: true }),
-  };
-}
-
-/**
- * After git indexed the dirty paths (`listed`: their `ls-files` rows): fills in their blobs, drops what
- * the index does not hold, and rewrites the stat cache against the index as it now is.
- */
-export async function settle(staging: Staging, listed: string): Promise<void> {
-  const rows = parseLsFiles(listed);
-  if (staging.dirty.length > 0) {
-    const byPath = new Map(rows.map((r) => [r.path, r]));
-    const dirty = new Set(staging.dirty);
-    const entries: WorkspaceEntry[] = [];
-    for (const e of staging.listing.entries) {
-      if (!dirty.has(e.path)) {
-        entries.push(e);
-        continue;
-      }
-      const row = byPath.get(e.path);
-      if (!row) continue;
-      if (row.mode === MODE_SYMLINK) entries.push({ path: e.path, kind: 'symlink' });
-      else if (row.mode !== MODE_GITLINK) entries.push({ path: e.path, kind: 'file', blob: row.blob });
-    }
-    staging.listing = { entries, indexed: true };
-  }
-  const track = staging.track;
-  // Nothing handed to git and the index untouched (write-tree had nothing to record): the cache holds.
-  if (track && (staging.dirty.length > 0 || (await indexKey(staging.gitDir)) !== track.index)) {
-    await writeCache(
-      staging.gitDir,
-      track.walkedMs,
-      merged(track.files, track.known, new Set(staging.dirty), rows),
-    );
-  }
-  staging.dirty = [];
-}
-
-/** Hands the dirty paths to git now (one process), so that the listing has every blob. */
 export async function stageDirty(staging: Staging): Promise<void> {
   if (staging.dirty.length === 0) return;
-  const { args, done } = await dirtyArgs(staging);
-  try {
-    const out = await runGitScript(staging.gitDir, staging.root, STAGE_DIRTY_SH, args, {
-      label: 'git update-index (changed paths)',
+  const { gitDir, root } = staging;
+  const kinds = new Map(staging.listing.entries.map((e) => [e.path, e.kind]));
+  let indexed: Map<string, Indexed>;
+  if (staging.dirty.length <= HASH_HERE_MAX) {
+    indexed = new Map();
+    await mapLimit(staging.dirty, HASH_CONCURRENCY, async (p) => {
+      const kind = kinds.get(p);
+      if (kind !== 'file' && kind !== 'symlink') return;
+      const blob = await blobOf(path.join(root, p), kind);
+      if (blob) indexed.set(p, { blob, kind });
     });
-    await settle(staging, out);
-  } finally {
-    await done();
+    await updateIndex(staging);
+  } else {
+    await updateIndex(staging);
+    indexed = byPath(parseLsFiles((await runGit(gitDir, root, ['ls-files', '--stage', '-z'])).stdout));
   }
+  const dirty = new Set(staging.dirty);
+  const entries: WorkspaceEntry[] = [];
+  for (const e of staging.listing.entries) {
+    const now = dirty.has(e.path) ? indexed.get(e.path) : undefined;
+    if (!dirty.has(e.path)) entries.push(e);
+    else if (now?.kind === 'symlink') entries.push({ path: e.path, kind: 'symlink' });
+    else if (now) entries.push({ path: e.path, kind: 'file', blob: now.blob });
+  }
+  staging.listing = { entries, indexed: true };
+  if (staging.track) {
+    const { files, known, walkedMs } = staging.track;
+    const next = merged(files, known, dirty, indexed);
+    staging.track = { files, known: next, walkedMs, index: await writeCache(gitDir, walkedMs, next) };
+  }
+  staging.dirty = [];
+  delete staging.tree;
+}
+
+async function updateIndex(staging: Staging): Promise<void> {
+  await runGit(
+    staging.gitDir,
+    staging.root,
+    ['update-index', '--add', '--remove', '--replace', '-z', '--stdin'],
+    {
+      input: staging.dirty.map((p) => `${p}\0`).join(''),
+    },
+  );
+}
+
+/**
+ * The index's tree (`write-tree`, unless the stat cache knows it), recorded in the stat cache: a later
+ * snapshot of an unchanged tree needs no git process at all.
+ */
+export async function indexTree(staging: Staging): Promise<string> {
+  await stageDirty(staging);
+  if (staging.tree) return staging.tree;
+  const tree = (await runGit(staging.gitDir, staging.root, ['write-tree'])).stdout.trim();
+  staging.tree = tree;
+  if (staging.track) {
+    const { known, walkedMs } = staging.track;
+    staging.track.index = await writeCache(staging.gitDir, walkedMs, known, tree);
+  }
+  return tree;
 }

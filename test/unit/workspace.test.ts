@@ -262,6 +262,8 @@ describe('snapshot and restore', () => {
 
     // A live process naming this repository's git dir holds the lock (as a running git would); the
     // lock goes when it ends, and the snapshot must have waited for that rather than removed the lock.
+    // Each snapshot below has a change to stage (an unchanged tree is committed without touching the index).
+    write('b.txt', 'b\n');
     fs.writeFileSync(lock, '');
     const holder = execa('sh', ['-c', 'sleep 0.5', 'sh', `--git-dir=${shadowGitDir(ws)}`]);
     const released = holder.then(() => fs.rmSync(lock));
@@ -270,11 +272,13 @@ describe('snapshot and restore', () => {
     expect(held.commit).toMatch(/^[0-9a-f]{40}$/);
 
     // A fresh lock that no git process uses was left by a killed attempt: it is removed at once.
+    write('c.txt', 'c\n');
     fs.writeFileSync(lock, '');
     const orphaned = await snapshotWorkspace({ workspace: ws, message: 'orphaned lock' });
     expect(orphaned.commit).toMatch(/^[0-9a-f]{40}$/);
     expect(fs.existsSync(lock)).toBe(false);
 
+    write('d.txt', 'd\n');
     fs.writeFileSync(lock, '');
     const old = new Date(Date.now() - 10 * 60_000);
     fs.utimesSync(lock, old, old);

@@ -1,0 +1,139 @@
+/**
+ * The few git objects and ref updates a snapshot makes, written in-process: a commit, the modes blob, the
+ * tree naming a snapshot's extra objects, HEAD moved forward (with its reflog). Each was a git process
+ * (`commit-tree`, `hash-object`, `mktree`, `update-ref`), and a process costs a checkpoint more than the
+ * work itself. The formats are git's own (loose zlib objects, `<id>\n` ref files, one reflog line per
+ * update); `git fsck --strict` checks them in the tests. Work-tree content is still hashed and stored by
+ * git (`update-index`, `write-tree`).
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { deflate } from 'node:zlib';
+import { lockIsStale, WorkspaceError } from './git';
+
+const deflateAsync = promisify(deflate);
+const IDENT = 'orchestrator <orchestrator@localhost>';
+const ZERO = '0'.repeat(40);
+const LOCK_RETRY_DELAYS_MS = [50, 100, 200, 400, 800, 1600];
+
+/** The id git gives an object of `type` with `content`. */
+export function objectId(type: 'blob' | 'tree' | 'commit', content: Buffer): string {
+  return createHash('sha1').update(`${type} ${content.length}\0`).update(content).digest('hex');
+}
+
+/** Writes a loose object (when it is not there yet) and returns its id. */
+export async function writeObject(
+  gitDir: string,
+  type: 'blob' | 'tree' | 'commit',
+  content: Buffer,
+): Promise<string> {
+  const id = objectId(type, content);
+  const file = path.join(gitDir, 'objects', id.slice(0, 2), id.slice(2));
+  if (
+    await fs.access(file).then(
+      () => true,
+      () => false,
+    )
+  )
+    return id;
+  const data = await deflateAsync(Buffer.concat([Buffer.from(`${type} ${content.length}\0`), content]));
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const tmp = path.join(gitDir, 'objects', `tmp_obj_${randomUUID().slice(0, 8)}`);
+  await fs.writeFile(tmp, data, { mode: 0o444 });
+  await fs.rename(tmp, file);
+  return id;
+}
+
+/** A tree object naming `entries` (git's order: by name, a tree's name compared as `name/`). */
+export function treeObject(entries: readonly { name: string; type: 'blob' | 'tree'; id: string }[]): Buffer {
+  const key = (e: { name: string; type: string }) => Buffer.from(e.type === 'tree' ? `${e.name}/` : e.name);
+  const sorted = [...entries].sort((a, b) => Buffer.compare(key(a), key(b)));
+  return Buffer.concat(
+    sorted.flatMap((e) => [
+      Buffer.from(`${e.type === 'tree' ? '40000' : '100644'} ${e.name}\0`),
+      Buffer.from(e.id, 'hex'),
+    ]),
+  );
+}
+
+/** A commit object by orchestrator at `seconds` (UTC), as `git commit-tree` writes it. */
+export function commitObject(args: {
+  tree: string;
+  parent?: string;
+  message: string;
+  seconds: number;
+}): Buffer {
+  const who = `${IDENT} ${args.seconds} +0000`;
+  return Buffer.from(
+    `tree ${args.tree}\n${args.parent ? `parent ${args.parent}\n` : ''}author ${who}\ncommitter ${who}\n\n${args.message}`,
+    'utf8',
+  );
+}
+
+/** The ref HEAD names (`refs/heads/…`), or `HEAD` itself when it is detached. */
+async function headTarget(gitDir: string): Promise<string> {
+  const head = (await fs.readFile(path.join(gitDir, 'HEAD'), 'utf8')).trim();
+  const ref = /^ref: (refs\/[^\s]+)$/.exec(head)?.[1];
+  if (ref && !ref.split('/').includes('..')) return ref;
+  if (/^[0-9a-f]{40}$/.test(head)) return 'HEAD';
+  throw new WorkspaceError(`${gitDir}: HEAD is neither a commit nor a ref`, 'GitFailed');
+}
+
+/** Takes `<file>.lock` as git does (O_EXCL), waiting for a live holder and removing a dead one's. */
+async function takeLock(gitDir: string, file: string): Promise<fs.FileHandle> {
+  const lock = `${file}.lock`;
+  await fs.mkdir(path.dirname(lock), { recursive: true });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fs.open(lock, 'wx');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    if (await lockIsStale(lock, gitDir)) {
+      await fs.rm(lock, { force: true });
+      continue;
+    }
+    const delay = LOCK_RETRY_DELAYS_MS[attempt];
+    if (delay === undefined) {
+      throw new WorkspaceError(`${lock} is held by another process`, 'GitLocked', true);
+    }
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
+/**
+ * Points `ref` (`HEAD`: the branch HEAD names) at `id`, as `git update-ref -m <message>` does: under the
+ * ref's lock, with a reflog line for the ref (and for HEAD when moved through it).
+ */
+export async function updateRef(
+  gitDir: string,
+  ref: string,
+  id: string,
+  message: string,
+  old?: string,
+): Promise<void> {
+  const viaHead = ref === 'HEAD';
+  const target = viaHead ? await headTarget(gitDir) : ref;
+  if (target.split('/').includes('..')) throw new WorkspaceError(`bad ref ${target}`, 'GitFailed');
+  const file = path.join(gitDir, target);
+  const handle = await takeLock(gitDir, file);
+  const lock = `${file}.lock`;
+  try {
+    await handle.writeFile(`${id}\n`);
+    await handle.close();
+    await fs.rename(lock, file);
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    await fs.rm(lock, { force: true });
+    throw err;
+  }
+  const line = `${old ?? ZERO} ${id} ${IDENT} ${Math.floor(Date.now() / 1000)} +0000\t${message.replace(/\s+/g, ' ').trim()}\n`;
+  const logs = [target, ...(viaHead && target !== 'HEAD' ? ['HEAD'] : [])];
+  for (const log of logs) {
+    const logFile = path.join(gitDir, 'logs', log);
+    await fs.mkdir(path.dirname(logFile), { recursive: true });
+    await fs.appendFile(logFile, line);
+  }
+}
