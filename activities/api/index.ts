@@ -210,7 +210,11 @@ export function createApiActivities({
           {
             model: input.model,
             max_tokens: input.maxTokens,
-            ...(input.system ? { system: input.system } : {}),
+            // The stable prefix (tools, then the system prompt) is marked for prompt caching: every later
+            // turn of the agent reads it from the cache instead of paying for it again.
+            ...(input.system
+              ? { system: [{ type: 'text', text: input.system, cache_control: { type: 'ephemeral' } }] }
+              : {}),
             // Validated above as Messages API messages; the SDK's union of block types is far richer than
             // what the schema spells out, so the shape is asserted rather than re-declared.
             messages: input.messages as Anthropic.MessageParam[],

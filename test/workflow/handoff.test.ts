@@ -13,7 +13,9 @@ import { loadConfig } from '../../config/env';
 import { parseIntake } from '../../config/intake';
 import { startModelServer, type ModelServer, type ServedRequest } from '../../src/modelserver';
 import { preflight } from '../../src/preflight';
-import { auditQuery } from '../../src/shared/messages';
+import { auditQuery, budgetQuery } from '../../src/shared/messages';
+import { ProjectSpecSchema } from '../../src/shared/spec';
+import { ledgerSpend, servedSince, tallyMicroUsd } from '../harness/money';
 import { queryStatus, startRun } from '../../src/runs';
 import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
 
@@ -128,5 +130,51 @@ describe('skills and context hand-offs', () => {
       '# Summary of phase "study"\n\n## analyst (analyst)\n\nSTUDY-SUMMARY-91c: notes written\n',
     );
     expect(summary('modelling')).toContain('# Summary of phase "modelling" (attempt 2)');
+  }, 300_000);
+
+  it('a 4-turn api agent writes its stable prefix to the cache on turn 1 and reads it on turns 2-4; money stays exact', async () => {
+    const since = server.requests.length;
+    const tallyBefore = await tallyMicroUsd(server);
+    const input = await startRun(t.client, {
+      spec: ProjectSpecSchema.parse({
+        project: { name: 'cache' },
+        constraints: { budget_usd: 10 },
+        phases: [
+          {
+            name: 'development',
+            agents: [
+              {
+                role: 'developer',
+                backend: 'api',
+                prompt:
+                  'CACHE-RUN-5e1 three files.\n@write a.txt 1\n@write b.txt 2\n@write c.txt 3\n@say done',
+              },
+            ],
+          },
+        ],
+      }),
+      workspace: tempDir('orch-ws-'),
+      outputsDir: t.config.outputsDir,
+      taskQueue: t.taskQueue,
+    });
+    const handle = t.client.workflow.getHandle(input.runId);
+    expect(((await handle.result()) as { state: string }).state).toBe('completed');
+    const turns = server.requests
+      .slice(since)
+      .filter((r) => r.endpoint === 'messages' && r.firstUserText.includes('CACHE-RUN-5e1'));
+    expect(turns.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    const [first, ...rest] = turns.map((r) => r.usage!);
+    expect(first!.cache_creation_input_tokens).toBeGreaterThan(0);
+    expect(first!.cache_read_input_tokens).toBe(0);
+    for (const u of rest) {
+      expect(u.cache_read_input_tokens).toBe(first!.cache_creation_input_tokens);
+      expect(u.cache_creation_input_tokens).toBe(0);
+    }
+    // The ledger holds what the server served, to the micro-dollar, and its report shows the cache reads.
+    const served = servedSince(server, since);
+    expect((await tallyMicroUsd(server)) - tallyBefore).toBe(served.microUsd);
+    const budget = await handle.query(budgetQuery);
+    expect(ledgerSpend(budget.ledger).microUsd).toBe(served.microUsd);
+    expect(budget.report.run.cacheReadTokens).toBe(3 * first!.cache_creation_input_tokens);
   }, 300_000);
 });
