@@ -58,6 +58,8 @@ export function modelCallAttributes(activityType: string, arg: unknown, result: 
     usage?: {
       input_tokens?: unknown;
       output_tokens?: unknown;
+      cache_read_input_tokens?: unknown;
+      cache_creation_input_tokens?: unknown;
       inputTokens?: unknown;
       outputTokens?: unknown;
     };
@@ -76,6 +78,11 @@ export function modelCallAttributes(activityType: string, arg: unknown, result: 
   const cost = num(r.costUsd);
   if (input !== undefined) attrs['gen_ai.usage.input_tokens'] = input;
   if (output !== undefined) attrs['gen_ai.usage.output_tokens'] = output;
+  // api agents cache their stable prefix: those tokens are served and charged too.
+  const cacheRead = num(r.usage?.cache_read_input_tokens);
+  const cacheWrite = num(r.usage?.cache_creation_input_tokens);
+  if (cacheRead !== undefined) attrs['gen_ai.usage.cache_read.input_tokens'] = cacheRead;
+  if (cacheWrite !== undefined) attrs['gen_ai.usage.cache_creation.input_tokens'] = cacheWrite;
   if (cost !== undefined) attrs['orchestrator.cost_usd'] = cost;
   return attrs;
 }

@@ -213,12 +213,14 @@ describe('OpenTelemetry traces', () => {
       expect(call.attributes['gen_ai.response.model']).toBeTypeOf('string');
       expect(call.attributes['gen_ai.usage.output_tokens']).toBeGreaterThan(0);
     }
-    // Tokens on the spans add up to what the server served (no cache tokens in this run).
+    // Tokens on the spans add up to what the server served (api agents cache their prompt prefix).
     const tokens = calls.reduce(
       (n, c) =>
         n +
         Number(c.attributes['gen_ai.usage.input_tokens']) +
-        Number(c.attributes['gen_ai.usage.output_tokens']),
+        Number(c.attributes['gen_ai.usage.output_tokens']) +
+        Number(c.attributes['gen_ai.usage.cache_read.input_tokens'] ?? 0) +
+        Number(c.attributes['gen_ai.usage.cache_creation.input_tokens'] ?? 0),
       0,
     );
     expect(tokens).toBe(served.tokens);
