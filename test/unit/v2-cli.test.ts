@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { promisify, stripVTControlCharacters } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { listAgentPresets } from '../../config/agents';
 import { validatePolicies } from '../../config/governance';
@@ -20,6 +20,8 @@ import { matchesRunLabels } from '../../src/runs';
 import type { Checkpoint, RunStatus } from '../../src/shared/run';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
+/** The text a person reads: picocolors colours output wherever CI is set, as on CI itself. */
+const plain = (text: string): string => stripVTControlCharacters(text);
 const exec = promisify(execFile);
 const cli = (args: string[], cwd = ROOT) =>
   exec(process.execPath, [path.join(ROOT, 'bin/orchestrator.js'), ...args], {
@@ -260,7 +262,7 @@ describe('plain-text failure output', () => {
   };
 
   it('says why the phase failed: the missing artifact, the gate with its output, the classified agent error', () => {
-    const text = renderStatus(status);
+    const text = plain(renderStatus(status));
     expect(text).toContain('✗ Step 2/2 architecture');
     expect(text).toContain('✗ architect (architect) failed [RateLimited] the API answered 429');
     expect(text).toContain('why: artifact "ARCHITECTURE.md": found 0 files');
@@ -269,7 +271,7 @@ describe('plain-text failure output', () => {
   });
 
   it('the summary lists CP0 with the phases checkpoints, as checkpoint list does', () => {
-    const text = renderSummary({ ...status, state: 'completed' });
+    const text = plain(renderSummary({ ...status, state: 'completed' }));
     expect(text).toContain('Checkpoints: CP0 baseline, CP1 post-planning');
     const rows = text.split('\n').filter((l) => /^ {2}CP\d/.test(l));
     expect(rows.map((l) => l.trim().split(/\s+/)[0])).toEqual(['CP0', 'CP1']);
@@ -303,6 +305,6 @@ describe('a failed run read from its record', () => {
     expect(s?.phases).toEqual([
       { name: 'build', status: 'failed', attempt: 1, errors: ['gate "smoke" (tool) failed: exit 3'] },
     ]);
-    expect(renderStatus(s!)).toContain('why: gate "smoke" (tool) failed: exit 3');
+    expect(plain(renderStatus(s!))).toContain('why: gate "smoke" (tool) failed: exit 3');
   });
 });

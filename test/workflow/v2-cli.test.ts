@@ -97,6 +97,12 @@ describe('CP0: the workspace before phase 1', { timeout: 900_000 }, () => {
       manifest: { checkpoint: 'CP0' },
     });
 
+    // The issue's own command, as written: `checkpoint rollback CP1`, no run id. Phase two starts again.
+    const toCp1 = await cli(['checkpoint', 'rollback', 'CP1']);
+    expect(toCp1.code, toCp1.stderr).toBe(0);
+    expect(toCp1.stdout.trim()).toBe(`rolled back ${input.runId} to CP1; continuing with two`);
+    await waitFor(() => gates.count('two') === 2, 'phase two after the rollback to CP1', 120_000);
+
     const rolled = await cli(['checkpoint', 'rollback', 'CP0', '--reason', 'start over']);
     expect(rolled.code, rolled.stderr).toBe(0);
     expect(rolled.stdout.trim()).toBe(`rolled back ${input.runId} to CP0; continuing with one`);
@@ -105,13 +111,22 @@ describe('CP0: the workspace before phase 1', { timeout: 900_000 }, () => {
     expect(exactListing(workspace, ['.orchestrator'])).toEqual(original);
     const s = await queryStatus(t.client, input.runId);
     expect(s.phases.map((p) => p.status)).toEqual(['running', 'pending']);
-    expect(s.rollbacks).toMatchObject([{ to: 'CP0', reason: 'start over' }]);
+    expect(s.rollbacks).toMatchObject([{ to: 'CP1' }, { to: 'CP0', reason: 'start over' }]);
 
     gates.open('one', 2);
-    gates.open('two', 2);
+    gates.open('two', 3);
     expect(((await t.client.workflow.getHandle(input.runId).result()) as { state: string }).state).toBe(
       'completed',
     );
+    // And `checkpoint show CP2`, as written: numbering goes on after a rollback, so CP2 is phase one's
+    // checkpoint of its second run.
+    const cp2 = await cli(['checkpoint', 'show', 'CP2', '--json']);
+    expect(cp2.code, cp2.stderr).toBe(0);
+    expect(JSON.parse(cp2.stdout)).toMatchObject({
+      id: 'CP2',
+      phase: 'one',
+      manifest: { checkpoint: 'CP2' },
+    });
 
     // A fork of CP0 starts from the original files and runs every phase.
     const forkWs = path.join(tempDir('orch-v2-fork-'), 'ws');
@@ -121,7 +136,7 @@ describe('CP0: the workspace before phase 1', { timeout: 900_000 }, () => {
     await waitFor(() => gates.count('one') === 3, 'the fork runs phase one', 120_000);
     expect(exactListing(forkWs, ['.orchestrator'])).toEqual(original);
     gates.open('one', 3);
-    gates.open('two', 3);
+    gates.open('two', 4);
     const fork = (await t.client.workflow.getHandle(forkId).result()) as {
       state: string;
       checkpoints: { id: string }[];
