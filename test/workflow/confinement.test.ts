@@ -222,7 +222,8 @@ describe('confinement', () => {
     expect(out).toContain('sk-ant-[redacted]'); // … and the key it found, redacted
     const log = fs.readFileSync(logFile, 'utf8');
     const shows: string[] = [];
-    for (const id of [input.runId, `${input.runId}/development/leaker`]) {
+    // A script agent's turn is an activity of the run itself (patch script-agent-activity): one history.
+    for (const id of [input.runId]) {
       const { stdout } = await execFileP(
         env('ORCH_TEST_TEMPORAL_CLI'),
         ['workflow', 'show', '--workflow-id', id, '-o', 'json', '--address', t.config.temporal.address],
@@ -231,7 +232,7 @@ describe('confinement', () => {
       );
       shows.push(stdout);
     }
-    expect(shows[1]).toContain('scriptTurn');
+    expect(shows[0]).toContain('scriptTurn');
     for (const [where, text] of [
       ['outputs', out],
       ['worker log', log],

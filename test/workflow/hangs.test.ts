@@ -71,14 +71,19 @@ describe('agents end when they should', () => {
     expect(phases[0]?.status).toBe('completed');
     // The phase's own time, from the server's history: the script turn from scheduled to completed.
     // Before, it lasted until the sleep ended or timeout_s (600 s); the bound is far from both.
-    const history = await t.client.workflow.getHandle(`${input.runId}/planning/architect`).fetchHistory();
+    // The script's turn is an activity of the run itself (patch script-agent-activity).
+    const history = await t.client.workflow.getHandle(input.runId).fetchHistory();
     const events = history.events ?? [];
     const at = (e: (typeof events)[number]) =>
       Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
     const scheduled = events.find(
       (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'scriptTurn',
     );
-    const completed = events.filter((e) => e.activityTaskCompletedEventAttributes);
+    const completed = events.filter(
+      (e) =>
+        scheduled &&
+        Number(e.activityTaskCompletedEventAttributes?.scheduledEventId ?? -1) === Number(scheduled.eventId),
+    );
     expect(scheduled).toBeDefined();
     expect(completed).toHaveLength(1);
     expect(at(completed[0]!) - at(scheduled!)).toBeLessThan(5_000);

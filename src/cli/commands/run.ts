@@ -365,7 +365,7 @@ export function registerRunCommands(program: Command): void {
     .action(async (runIdArg: string | undefined, opts: RunChoice & { json?: boolean }, cmd: Command) => {
       await withClient(cmd, async (client) => {
         const runId = await resolveRunId(client, { ...opts, arg: runIdArg });
-        // Phase results live in the workflow only: without a worker the error names the queue.
+        // By query while a worker answers; a closed run without one answers from its record.
         const results = await readRun(
           client,
           runId,

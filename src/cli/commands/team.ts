@@ -188,7 +188,16 @@ export function registerTeamCommands(program: Command): void {
             await withLocalWorker(
               rehearsal.config,
               loggerFor({ ...rehearsal.config, logLevel: 'warn' }),
-              async (client) => follow(client, (await start(client, rehearsal.config)).runId),
+              async (client) => {
+                const { runId } = await start(client, rehearsal.config);
+                await follow(client, runId);
+                // This process's worker is the team's only one: the status can say "completed" a task before
+                // the workflow closes, and a team left open without a worker could never be read again.
+                await client.workflow
+                  .getHandle(runId)
+                  .result()
+                  .catch(() => undefined);
+              },
             );
           } catch (err) {
             throw err instanceof TeamError ? new CliError(err.message) : err;
