@@ -11,34 +11,24 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config/env';
 import { parseIntake } from '../../config/intake';
-import { startModelServer, type ModelServer, type ServedRequest } from '../../src/modelserver';
+import type { ModelServer, ServedRequest } from '../../src/modelserver';
 import { preflight } from '../../src/preflight';
 import { auditQuery, budgetQuery } from '../../src/shared/messages';
 import { ProjectSpecSchema } from '../../src/shared/spec';
 import { ledgerSpend, servedSince, tallyMicroUsd } from '../harness/money';
 import { queryStatus, startRun } from '../../src/runs';
-import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
+import { createModelTestEnv, type ModelTestEnv } from '../harness/model-env';
+import { tempDir, type TestEnv } from '../harness/temporal';
 
 describe('skills and context hand-offs', () => {
   let t: TestEnv;
   let server: ModelServer;
+  let env: ModelTestEnv;
   beforeAll(async () => {
-    server = await startModelServer();
-    t = await createTestEnv();
-    await t.startWorker({
-      deps: {
-        config: {
-          ...t.config,
-          anthropic: { baseURL: server.url, apiKey: 'test-key' },
-          agentHome: tempDir('orch-home-'),
-        },
-      },
-    });
+    env = await createModelTestEnv();
+    ({ t, server } = env);
   });
-  afterAll(async () => {
-    await t.close();
-    await server.close();
-  });
+  afterAll(async () => env?.close());
 
   it('methodology and summaries reach the first request; transcripts do not; a retry is told the failed gate', async () => {
     const since = server.requests.length;

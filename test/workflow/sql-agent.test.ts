@@ -6,12 +6,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startModelServer, type ModelServer } from '../../src/modelserver';
+import type { ModelServer } from '../../src/modelserver';
 import type { Brain, WireBlock } from '../../src/modelserver/brain';
 import { phaseResultsQuery } from '../../src/shared/messages';
 import { ProjectSpecSchema } from '../../src/shared/spec';
 import { startRun } from '../../src/runs';
-import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
+import { createModelTestEnv, type ModelTestEnv } from '../harness/model-env';
+import { tempDir, type TestEnv } from '../harness/temporal';
 
 const QUERY = "SELECT region, sum(units) AS total FROM 'sales.csv' GROUP BY 1 ORDER BY total DESC LIMIT 1";
 
@@ -32,23 +33,12 @@ const analyst: Brain = (req) => {
 describe('an api agent with tools [read_file, sql]', () => {
   let t: TestEnv;
   let server: ModelServer;
+  let env: ModelTestEnv;
   beforeAll(async () => {
-    server = await startModelServer({ script: analyst });
-    t = await createTestEnv();
-    await t.startWorker({
-      deps: {
-        config: {
-          ...t.config,
-          anthropic: { baseURL: server.url, apiKey: 'test-key' },
-          agentHome: tempDir('orch-home-'),
-        },
-      },
-    });
+    env = await createModelTestEnv({ script: analyst });
+    ({ t, server } = env);
   });
-  afterAll(async () => {
-    await t.close();
-    await server.close();
-  });
+  afterAll(async () => env?.close());
 
   it('answers which region sold most from a CSV through the sql tool (real DuckDB)', async () => {
     const ws = tempDir('orch-ws-');
