@@ -67,19 +67,38 @@ export interface CapabilityState {
 
 export type ProofCheck =
   | { ok: true; next: CapabilityState }
-  /** `replayed`: the proof was accepted before (a retried or copied request). */
+  /**
+   * `replayed`: the proof was accepted before (a retried or copied request): the last one accepted, or
+   * with `window`, one of the `window` before it.
+   */
   | { ok: false; replayed: boolean; reason: string };
 
-/** Checks a proof against an agent's chain; on success returns the state after consuming it. */
-export function checkProof(state: CapabilityState, proof: unknown): ProofCheck {
+/**
+ * How far back {@link checkProof} recognises a used proof when asked to: a request is resent (by its
+ * sender, or by the server after a continue-as-new) while its sender has moved on by a few requests.
+ */
+export const PROOF_REPLAY_WINDOW = 16;
+
+/**
+ * Checks a proof against an agent's chain; on success returns the state after consuming it. With
+ * `window` > 0, a proof used up to `window` requests before the last one is reported as replayed too
+ * (the used proofs are sha256^k of the anchor; the first anchor itself is no proof).
+ */
+export function checkProof(state: CapabilityState, proof: unknown, window = 0): ProofCheck {
   if (typeof proof !== 'string' || !HEX64.test(proof)) {
     return { ok: false, replayed: false, reason: 'no capability proof (64 hex digits) in the request' };
   }
   if (proof === state.anchor) {
     return { ok: false, replayed: true, reason: 'the capability proof was used before (replayed)' };
   }
-  if (state.used >= CAPABILITY_CHAIN_LENGTH || sha256Hex(proof) !== state.anchor) {
-    return { ok: false, replayed: false, reason: 'the capability proof does not match' };
+  if (state.used < CAPABILITY_CHAIN_LENGTH && sha256Hex(proof) === state.anchor) {
+    return { ok: true, next: { anchor: proof, used: state.used + 1 } };
   }
-  return { ok: true, next: { anchor: proof, used: state.used + 1 } };
+  let older = state.anchor;
+  for (let k = 1; k <= Math.min(window, state.used - 1); k++) {
+    older = sha256Hex(older);
+    if (proof === older)
+      return { ok: false, replayed: true, reason: 'the capability proof was used before (replayed)' };
+  }
+  return { ok: false, replayed: false, reason: 'the capability proof does not match' };
 }

@@ -12,6 +12,7 @@ import {
   capabilityAnchor,
   capabilityProof,
   checkProof,
+  PROOF_REPLAY_WINDOW,
   type CapabilityState,
 } from '../../src/shared/identity';
 import { sha256Hex } from '../../src/shared/sha256';
@@ -45,6 +46,39 @@ describe('capability proofs', () => {
     // What a history reader sees (the anchor, a used proof) does not give the next proof.
     expect(checkProof(state, state.anchor)).toMatchObject({ ok: false, replayed: true });
     expect(checkProof(state, sha256Hex(state.anchor))).toMatchObject({ ok: false, replayed: false });
+  });
+
+  it('with a window, knows the proofs used a few requests back as replays, and nothing else', () => {
+    let state: CapabilityState = { anchor: capabilityAnchor(secret, 'team'), used: 0 };
+    const used: string[] = [];
+    for (let i = 0; i < PROOF_REPLAY_WINDOW + 5; i++) {
+      const proof = capabilityProof(secret, 'team', state.used)!;
+      const r = checkProof(state, proof, PROOF_REPLAY_WINDOW);
+      if (!r.ok) throw new Error(r.reason);
+      state = r.next;
+      used.push(proof);
+    }
+    const back = (k: number) => used[used.length - 1 - k]!;
+    // Without a window only the last one is a replay (the behaviour recorded histories replay).
+    expect(checkProof(state, back(1))).toMatchObject({ ok: false, replayed: false });
+    for (const k of [0, 1, 2, PROOF_REPLAY_WINDOW])
+      expect(checkProof(state, back(k), PROOF_REPLAY_WINDOW), `proof ${k} back`).toMatchObject({
+        ok: false,
+        replayed: true,
+      });
+    // Beyond the window, the fresh chain's anchor (public, never a proof) and future proofs are no replays.
+    expect(checkProof(state, back(PROOF_REPLAY_WINDOW + 1), PROOF_REPLAY_WINDOW)).toMatchObject({
+      replayed: false,
+    });
+    const fresh: CapabilityState = { anchor: capabilityAnchor(secret, 'team'), used: 0 };
+    const first = checkProof(fresh, capabilityProof(secret, 'team', 0), PROOF_REPLAY_WINDOW);
+    if (!first.ok) throw new Error(first.reason);
+    expect(checkProof(first.next, fresh.anchor, PROOF_REPLAY_WINDOW)).toMatchObject({ replayed: false });
+    expect(
+      checkProof(state, capabilityProof(secret, 'team', state.used + 1), PROOF_REPLAY_WINDOW),
+    ).toMatchObject({ ok: false, replayed: false });
+    // The next proof is still accepted with a window.
+    expect(checkProof(state, capabilityProof(secret, 'team', state.used), PROOF_REPLAY_WINDOW).ok).toBe(true);
   });
 });
 

@@ -18,8 +18,9 @@ import { readAuditTrail } from '../../activities/audit';
 import { loadHierarchyPolicy } from '../../config/hierarchy';
 import { AUDIT_DETAILS_LIMIT, AuditEntrySchema, type AuditEntry } from '../../src/shared/audit';
 import { rollbackSignal } from '../../src/shared/messages';
-import type { TeamStatus } from '../../src/shared/team';
-import { requestAgent, SpawnRefusedError, spawnAgent, startTeam } from '../../src/teams';
+import { capabilityProof } from '../../src/shared/identity';
+import { requestAgentUpdate, type SpawnRequest, type TeamStatus } from '../../src/shared/team';
+import { requestAgent, SpawnRefusedError, spawnAgent, startTeam, teamStatus } from '../../src/teams';
 import { cliEnv, runCli as runCliOnce } from '../harness/cli';
 import { waitFor } from '../harness/gates';
 import { processesMentioning } from '../harness/processes';
@@ -243,6 +244,73 @@ describe('agent identity cannot be borrowed', () => {
       expect(verify.stdout, verify.stderr).toMatch(
         new RegExp(`^intact, ${audit.length} entries, head [0-9a-f]{64}`),
       );
+    },
+    SLOW,
+  );
+});
+
+describe('a resent request', () => {
+  it(
+    'with a proof its sender used a few requests back is answered as the original; the same proof on a new request is a spoof attempt',
+    async () => {
+      // The server resends an update completed beside a continue-as-new to the next execution, after its
+      // sender has moved on (temporalio/temporal#6375). Here the resend is made by hand, under a new update id.
+      const ws = tempDir('orch-trust-resend-');
+      const input = await startTeam(t.client, {
+        goal: 'Resend',
+        workspace: ws,
+        outputsDir: t.config.outputsDir,
+        policy: loadHierarchyPolicy(undefined, { agent: { completionGraceS: 2 } }),
+        backend: 'script',
+        taskQueue: t.taskQueue,
+        instructions: {
+          manager: 'while [ ! -e release ]; do sleep 1; done',
+          architect: 'true',
+          'software-engineer': 'true',
+        },
+      });
+      const { runId } = input;
+      const handle = t.client.workflow.getHandle(runId);
+      const keyFile = path.join(t.config.outputsDir, runId, 'keys', 'manager-1.key');
+      // Running: its capability is on record (the key file is written just before).
+      await waitFor(
+        async () =>
+          (await teamStatus(t.client, runId)).agents.some(
+            (a) => a.id === 'manager-1' && a.state === 'running',
+          ),
+        'the manager running',
+        120_000,
+      );
+      const key = fs.readFileSync(keyFile, 'utf8').trim();
+      const request = (name: string, used: number): SpawnRequest => ({
+        role: 'software-engineer',
+        name,
+        instructions: 'true',
+        requestedBy: 'manager-1',
+        proof: capabilityProof(key, 'team', used)!,
+      });
+      const send = (req: SpawnRequest, updateId: string) =>
+        handle.executeUpdate(requestAgentUpdate, { args: [req], updateId });
+      const first = await send(request('first', 0), 'first');
+      const second = await send(request('second', 1), 'second');
+      await send(request('third', 2), 'third');
+      expect([first.duplicate, second.duplicate]).toEqual([false, false]);
+      // Resent two requests later: the original's answer, no second agent.
+      const again = await send(request('first', 0), 'first-resent');
+      expect(again).toEqual({ ...first, state: again.state, duplicate: false });
+      // The same used proof on a request never made: refused, on record as a spoof attempt.
+      const reused = await send(request('new-name', 0), 'reused').catch((e: unknown) => e);
+      expect(String((reused as Error).cause ?? reused)).toMatch(
+        /spoof attempt: the request does not prove it comes from manager-1 \(the capability proof was used before/,
+      );
+      // The chain goes on from where it was.
+      expect((await send(request('fourth', 3), 'fourth')).duplicate).toBe(false);
+      fs.writeFileSync(path.join(ws, 'release'), '');
+      const final = await resultWithin<TeamStatus>(runId, 600_000);
+      expect(final.agents.map((a) => a.name).sort()).toEqual(
+        ['architect', 'first', 'fourth', 'manager', 'second', 'third'].sort(),
+      );
+      expect(final.refusals.map((r) => r.request.name)).toEqual(['new-name']);
     },
     SLOW,
   );

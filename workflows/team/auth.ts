@@ -4,7 +4,7 @@
  * as a spoof attempt, naming the agent whose proof it was when it belongs to another agent of the team.
  */
 import { log } from '@temporalio/workflow';
-import { checkProof, OPERATOR } from '../../src/shared/identity';
+import { checkProof, OPERATOR, PROOF_REPLAY_WINDOW } from '../../src/shared/identity';
 import { sha256Hex } from '../../src/shared/sha256';
 import { isActive } from '../../src/shared/team';
 import { keepRecentRefusals } from './requests';
@@ -41,13 +41,15 @@ export function authenticate(run: TeamRun, req: unknown, source: 'signal' | 'upd
   if (!rec?.cap) {
     reason = `"${claimed.slice(0, 100)}" is not an agent of this team with a capability`;
   } else {
-    const check = checkProof(rec.cap, r.proof);
+    const check = checkProof(rec.cap, r.proof, run.proofReplays ? PROOF_REPLAY_WINDOW : 0);
     if (check.ok) {
       rec.cap = check.next;
       if (!isActive(rec.state)) return { ok: false, reason: `requester ${rec.id} has ${rec.state}` };
       return { ok: true };
     }
-    // A resent request (same proof, same teammate) is the duplicate of one accepted before: harmless.
+    // A resent request (a proof its sender used, the same teammate) is one accepted before: harmless.
+    // The server resends an update completed beside a continue-as-new to the next execution; by then
+    // its sender may have moved on (temporalio/temporal#6375).
     const same = run.records.find((a) => a.name === r.name);
     if (check.replayed && same && same.role === r.role && same.requestedBy === rec.id) {
       return { ok: true, replay: true };

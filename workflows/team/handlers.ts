@@ -63,7 +63,8 @@ export function setTeamHandlers(run: TeamRun): void {
       }
       const { rec, duplicate } = out;
       await condition(() => rec.state !== 'starting');
-      return spawnResult(rec, duplicate);
+      // A resent request gets the original's answer: it is the same request, not a second one.
+      return spawnResult(rec, duplicate && !(run.proofReplays && auth.replay));
     },
     {
       validator: (req) => {

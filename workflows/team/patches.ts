@@ -22,3 +22,10 @@ export const HONEST_OUTCOMES_PATCH = 'team-honest-outcomes';
  * signal `agentEnded` (issue #13). Before it, a team never continued and its agents reported nothing.
  */
 export const LONG_TEAMS_PATCH = 'team-continue-as-new';
+/**
+ * Patch id: a teammate request resent with a proof its sender used a few requests ago (the server
+ * redelivers an update completed in the same task as a continue-as-new to the next execution; temporalio/temporal#6375)
+ * is answered as the original request, not refused as a spoof attempt. Before it, only the last proof
+ * used counted as a resend, and such an answer said `duplicate`.
+ */
+export const PROOF_REPLAYS_PATCH = 'team-proof-replays';

@@ -20,7 +20,13 @@ import { teamLedger } from '../../src/shared/team-budget';
 import { TEAM_CONTINUE_AS_NEW_AT, type TeamCarry } from '../../src/shared/team-carry';
 import { type AuditCarry, type AuditTrail, createAuditTrail } from '../audit';
 import { inheritedMeters, inheritedRecords, teamCarry } from './carry';
-import { CAPABILITY_PATCH, HONEST_OUTCOMES_PATCH, LONG_TEAMS_PATCH, TEAM_BUDGET_PATCH } from './patches';
+import {
+  CAPABILITY_PATCH,
+  HONEST_OUTCOMES_PATCH,
+  LONG_TEAMS_PATCH,
+  PROOF_REPLAYS_PATCH,
+  TEAM_BUDGET_PATCH,
+} from './patches';
 import { isOver, teamPausedReason, teamStatus } from './status';
 import type { AgentRecord, MeterState } from './types';
 
@@ -61,6 +67,11 @@ export class TeamRun {
   readonly honest: boolean;
   /** The team continues as new; its agents outlive each execution (patch `team-continue-as-new`). */
   readonly longTeams: boolean;
+  /**
+   * A request resent with one of its sender's recently used proofs is answered as the original
+   * (patch `team-proof-replays`).
+   */
+  readonly proofReplays: boolean;
   readonly continueAt: typeof TEAM_CONTINUE_AS_NEW_AT;
   /** The agent whose failure stopped the team (policy `onAgentFailure: stop`). */
   failedBy: AgentRecord | undefined;
@@ -102,6 +113,7 @@ export class TeamRun {
     this.budgets = patched(TEAM_BUDGET_PATCH);
     this.honest = patched(HONEST_OUTCOMES_PATCH);
     this.longTeams = patched(LONG_TEAMS_PATCH);
+    this.proofReplays = patched(PROOF_REPLAYS_PATCH);
     this.continueAt = { ...TEAM_CONTINUE_AS_NEW_AT, ...input.continueAsNewAt };
     this.failedBy = carry?.failedBy ? this.records.find((r) => r.id === carry.failedBy) : undefined;
     this.ledger = carry?.ledger ?? teamLedger(input.budget);
