@@ -33,15 +33,36 @@ function fakeRun(delays: number[], failing: number[] = [], log: string[] = []) {
 
 describe('parallel', () => {
   it('returns results in completion order and honours max_concurrency', async () => {
-    const f = fakeRun([60, 10, 30, 5]);
-    const r = await runStrategy(
-      4,
-      StrategySchema.parse({ type: 'parallel', max_concurrency: 2 }),
-      f.run,
-      hooks,
-    );
-    expect(f.peak()).toBe(2);
-    // Lanes: 0 (60ms) | 1 (10) → 2 (30) → 3 (5): completion order 1, 2, 3, 0.
+    // Driven step by step, not by timers: the order must not depend on how loaded the machine is.
+    const started: number[] = [];
+    const finish = new Map<number, () => void>();
+    let running = 0;
+    let peak = 0;
+    const run = async (i: number): Promise<R> => {
+      running++;
+      peak = Math.max(peak, running);
+      started.push(i);
+      await new Promise<void>((resolve) => finish.set(i, resolve));
+      running--;
+      return { i, ok: true, out: `out${i}` };
+    };
+    const settle = () => new Promise((r) => setImmediate(r));
+    const done = runStrategy(4, StrategySchema.parse({ type: 'parallel', max_concurrency: 2 }), run, hooks);
+    await settle();
+    expect(started).toEqual([0, 1]);
+    // Lane of 1 goes on to 2, then 3, while 0 is still running; 0 ends last.
+    for (const [ends, next] of [
+      [1, [0, 1, 2]],
+      [2, [0, 1, 2, 3]],
+      [3, [0, 1, 2, 3]],
+      [0, [0, 1, 2, 3]],
+    ] as const) {
+      finish.get(ends)!();
+      await settle();
+      expect(started).toEqual(next);
+    }
+    const r = await done;
+    expect(peak).toBe(2);
     expect(r.results.map((x) => x.i)).toEqual([1, 2, 3, 0]);
     expect(r.skipped).toEqual([]);
   });
