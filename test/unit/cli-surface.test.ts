@@ -33,7 +33,8 @@ printf '%s\\n' "\${COMPREPLY[@]}"`;
   return stdout.split('\n').filter(Boolean);
 }
 
-describe('the CLI surface', () => {
+// Each case starts the CLI several times; under a loaded suite that has come near the 60 s default.
+describe('the CLI surface', { timeout: 180_000 }, () => {
   it('prints the package version', async () => {
     const version = (
       JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }
