@@ -69,16 +69,37 @@ pg_bin() {
 
 free_port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 
+# A free loopback port below 32768. The server stores each service's membership port in PostgreSQL's
+# cluster_membership.rpc_port, a SMALLINT: a port the kernel hands out (32768 and up, Linux's ephemeral
+# range) makes the server die at start with "value ... is out of range for type smallint". Random
+# ports of 20000..32767, the first one that binds.
+free_low_port() {
+  node -e '
+    const net = require("net");
+    const tryPort = (n) => {
+      if (n === 0) { console.error("no free port below 32768"); process.exit(1); }
+      const p = 20000 + Math.floor(Math.random() * 12768);
+      const s = net.createServer();
+      s.once("error", () => tryPort(n - 1));
+      s.listen(p, "127.0.0.1", () => { console.log(p); s.close(); });
+    };
+    tryPort(200);'
+}
+
 # PostgreSQL refuses to run as root: as root, its files belong to the `postgres` user and it runs as that.
 as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-wait_for() { # seconds, description, command...
+wait_for() { # seconds, description, command...  (gives up at once when the server of $SERVER_PID died)
   local secs="$1" what="$2"; shift 2
   local end=$(( $(date +%s) + secs ))
   until "$@" >/dev/null 2>&1; do
     [ "$(date +%s)" -lt "$end" ] || return 1
+    if [ -n "${SERVER_PID:-}" ] && ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      say "the Temporal server exited while waiting for $what"
+      return 1
+    fi
     sleep 0.5
   done
 }
@@ -95,7 +116,12 @@ start() {
 
   local pgport; pgport="$(free_port)"
   mkdir -p "$dir/pg" "$dir/pgsock"
-  [ "$(id -u)" != 0 ] || chown postgres:postgres "$dir/pg" "$dir/pgsock"
+  # As root, PostgreSQL runs as `postgres`, which must get through DIR to its own folders: a DIR made by
+  # mkdtemp is 0700 (the test harness's is), so open DIR for traversal only (no listing).
+  if [ "$(id -u)" = 0 ]; then
+    chmod o+x "$dir"
+    chown postgres:postgres "$dir/pg" "$dir/pgsock"
+  fi
   as_pg "$pgbin/initdb" -D "$dir/pg" -U postgres -A trust >"$dir/initdb.log" 2>&1 || die "initdb failed: $(tail -3 "$dir/initdb.log")"
   as_pg "$pgbin/pg_ctl" -D "$dir/pg" -l "$dir/pg/postgres.log" -w -t 60 \
     -o "-p $pgport -h 127.0.0.1 -k $dir/pgsock -c fsync=off -c synchronous_commit=off -c full_page_writes=off" start >&2 ||
@@ -116,8 +142,11 @@ start() {
   done
 
   local fe hi ma wo fem him mam wom http
-  fe="$(free_port)"; hi="$(free_port)"; ma="$(free_port)"; wo="$(free_port)"
-  fem="$(free_port)"; him="$(free_port)"; mam="$(free_port)"; wom="$(free_port)"; http="$(free_port)"
+  fe="$(free_low_port)"; hi="$(free_low_port)"; ma="$(free_low_port)"; wo="$(free_low_port)"
+  fem="$(free_low_port)"; him="$(free_low_port)"; mam="$(free_low_port)"; wom="$(free_low_port)"
+  http="$(free_low_port)"
+  [ "$(printf '%s\n' "$fe" "$hi" "$ma" "$wo" "$fem" "$him" "$mam" "$wom" "$http" | sort -u | wc -l)" = 9 ] ||
+    die "two services drew the same port; start again"
   mkdir -p "$dir/config/dynamicconfig"
   # Short sticky and matching timeouts would hide nothing here; the defaults are the server's.
   cat >"$dir/config/dynamicconfig/cluster.yaml" <<YAML
@@ -192,7 +221,8 @@ YAML
   # The marker in the command line lets tests find (and kill) this server by its folder.
   ( cd "$dir" && exec "$TOOLS/server" --root "$dir" --config config --env development --allow-no-auth start ) \
     >"$dir/server.log" 2>&1 &
-  echo $! >"$dir/server.pid"
+  SERVER_PID=$!
+  echo "$SERVER_PID" >"$dir/server.pid"
   local address="127.0.0.1:$fe"
   echo "$address" >"$dir/address"
   local cli; cli="$("$ROOT/scripts/ensure-temporal.sh")"
