@@ -7,6 +7,8 @@ export const ROOT: string;
 export const DIST: string;
 export const CLI_DIR: string;
 export const CLI_MAIN: string;
+/** dist/cli/help.json: `orchestrator --help` as prerendered by the build (src/cli/main.ts PrerenderedHelp). */
+export const CLI_HELP: string;
 export const WORKFLOWS_ENTRY: string;
 export const WORKFLOW_INTERCEPTORS: string;
 export const WORKFLOW_BUNDLE: string;

@@ -23,6 +23,8 @@ export const CLI_DIR = path.join(DIST, 'cli');
 export const CLI_MAIN = path.join(CLI_DIR, 'main.cjs');
 const CLI_INFO = path.join(CLI_DIR, 'build.json');
 const CLI_MANIFEST = path.join(CLI_DIR, 'commands.json');
+/** `--help` as the CLI prints it (src/cli/main.ts prerenderHelp), read by bin/orchestrator.js. */
+export const CLI_HELP = path.join(CLI_DIR, 'help.json');
 export const WORKFLOWS_ENTRY = path.join(ROOT, 'workflows', 'index.ts');
 /** Workflow interceptors every bundle registers (workflows/interceptors.ts says why). */
 export const WORKFLOW_INTERCEPTORS = path.join(ROOT, 'workflows', 'interceptors.ts');
@@ -315,9 +317,12 @@ export async function buildCli() {
   // Which module owns which top-level command, and the help lines: `--help` then loads no module.
   const req = createRequire(import.meta.url);
   delete req.cache[CLI_MAIN];
-  /** @type {{ describeCommands: () => Promise<unknown[]> }} */
+  /** @type {{ describeCommands: () => Promise<unknown[]>; prerenderHelp: (m: unknown[]) => Promise<unknown> }} */
   const cli = req(CLI_MAIN);
-  writeAtomic(CLI_MANIFEST, JSON.stringify(await cli.describeCommands(), null, 1) + '\n');
+  const manifest = await cli.describeCommands();
+  writeAtomic(CLI_MANIFEST, JSON.stringify(manifest, null, 1) + '\n');
+  // `orchestrator --help` itself, which bin/orchestrator.js then prints without loading main.cjs.
+  writeAtomic(CLI_HELP, JSON.stringify(await cli.prerenderHelp(manifest)) + '\n');
   const sources = [...Object.keys(modules.metafile.inputs), ...Object.keys(main.metafile.inputs)].filter(
     // Packages and virtual modules (`namespace:path`, the lazy child_process above) are no sources.
     (f) => !f.includes('node_modules/') && !/^[\w-]+:/.test(f),

@@ -162,6 +162,46 @@ export async function buildProgram(argv: string[], manifest?: CommandManifestEnt
 }
 
 /**
+ * `orchestrator --help` written ahead by the build step (dist/cli/help.json), so that bin/orchestrator.js
+ * prints it without loading this module and commander: `plain` at commander's default 80 columns (output
+ * that is not a terminal, or an 80-column one), `wide` for a terminal at least `from` columns wide, where
+ * commander wraps nothing.
+ */
+export interface PrerenderedHelp {
+  plain: string;
+  wide?: { from: number; text: string };
+}
+
+/** What `orchestrator --help` prints at `width` columns (80 when not a terminal), exactly as it runs. */
+async function renderHelp(manifest: CommandManifestEntry[], width: number): Promise<string> {
+  const args = ['node', 'orchestrator', '--help'];
+  const program = await buildProgram(args, manifest);
+  let out = '';
+  program.configureOutput({
+    writeOut: (s) => {
+      out += s;
+    },
+    getOutHelpWidth: () => width,
+  });
+  try {
+    await program.parseAsync(args);
+  } catch (err) {
+    if (!isCommanderError(err) || !ANSWERED.has(err.code)) throw err;
+  }
+  return out;
+}
+
+/** The help bin/orchestrator.js prints without loading the CLI; see {@link PrerenderedHelp}. */
+export async function prerenderHelp(manifest: CommandManifestEntry[]): Promise<PrerenderedHelp> {
+  const plain = await renderHelp(manifest, 80);
+  const unwrapped = await renderHelp(manifest, 100_000);
+  const from = Math.max(...unwrapped.split('\n').map((line) => line.length));
+  // Wrapping only grows with narrower widths: unwrapped at `from` columns is unwrapped at any wider one.
+  const wide = (await renderHelp(manifest, from)) === unwrapped ? { from, text: unwrapped } : undefined;
+  return { plain, ...(wide && { wide }) };
+}
+
+/**
  * A reader that stops early (`run start … | head -1`) closes the pipe: that ends the output, not the
  * command with an unhandled EPIPE stack trace.
  */

@@ -3,13 +3,26 @@
  * command runs, help from the build's manifest; and the freshness check that keeps dist/ from running
  * stale code after a developer's edit.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { CLI_MAIN, cliStaleness, fingerprint, firstChanged, ROOT } from '../../scripts/build-lib.mjs';
-import { buildProgram, commandNameIn, describeCommands } from '../../src/cli/main';
+import {
+  CLI_HELP,
+  CLI_MAIN,
+  cliStaleness,
+  fingerprint,
+  firstChanged,
+  ROOT,
+} from '../../scripts/build-lib.mjs';
+import {
+  buildProgram,
+  commandNameIn,
+  describeCommands,
+  prerenderHelp,
+  type PrerenderedHelp,
+} from '../../src/cli/main';
 
 const exec = promisify(execFile);
 const argv = (...args: string[]): string[] => ['node', 'orchestrator', ...args];
@@ -41,6 +54,20 @@ describe('lazy command loading', () => {
     expect(lazy.helpInformation()).toBe(full.helpInformation());
   });
 
+  it('prerenders --help as the full program prints it at 80 columns and on a terminal too wide to wrap', async () => {
+    const help = await prerenderHelp(await describeCommands());
+    const full = await buildProgram(argv('--help'));
+    full.configureOutput({ getOutHelpWidth: () => 80 }); // commander's width for output that is no terminal
+    expect(help.plain).toBe(full.helpInformation());
+    expect(help.plain).toMatch(/^Usage: orchestrator/);
+    expect(help.wide).toBeDefined();
+    full.configureOutput({ getOutHelpWidth: () => help.wide!.from + 500 });
+    expect(help.wide!.text).toBe(full.helpInformation());
+    // One column less and commander wraps a line: `from` is where the wide text stops being right.
+    full.configureOutput({ getOutHelpWidth: () => help.wide!.from - 1 });
+    expect(full.helpInformation()).not.toBe(help.wide!.text);
+  });
+
   it('loads every module for a name the manifest does not know, so commander can answer', async () => {
     const program = await buildProgram(argv('frobnicate'), await describeCommands());
     expect(program.commands.length).toBeGreaterThan(8);
@@ -54,6 +81,32 @@ describe('the compiled CLI', () => {
     expect(fs.existsSync(CLI_MAIN)).toBe(true);
     expect(stdout).toMatch(/Usage: orchestrator/);
     for (const e of await describeCommands()) expect(stdout).toContain(e.term);
+  });
+
+  it('prints the prerendered --help (and -h) byte for byte as main.cjs would, to a pipe and a file', async () => {
+    const bin = path.join(ROOT, 'bin/orchestrator.js');
+    const viaMain = await exec(process.execPath, [
+      '-e',
+      `require(${JSON.stringify(CLI_MAIN)}).main(['node', 'orchestrator', '--help'], ` +
+        `require(${JSON.stringify(path.join(path.dirname(CLI_MAIN), 'commands.json'))}))`,
+    ]);
+    const help = JSON.parse(fs.readFileSync(CLI_HELP, 'utf8')) as PrerenderedHelp;
+    expect(viaMain.stdout).toBe(help.plain);
+    expect((await exec(process.execPath, [bin, '--help'])).stdout).toBe(help.plain);
+    expect((await exec(process.execPath, [bin, '-h'])).stdout).toBe(help.plain);
+    const file = path.join(fs.mkdtempSync(path.join(ROOT, 'dist', '.help-')), 'help.txt');
+    try {
+      const fd = fs.openSync(file, 'w');
+      await new Promise<void>((resolve, reject) => {
+        const child = spawn(process.execPath, [bin, '--help'], { stdio: ['ignore', fd, 'inherit'] });
+        child.once('error', reject);
+        child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`exit ${code}`))));
+      });
+      fs.closeSync(fd);
+      expect(fs.readFileSync(file, 'utf8')).toBe(help.plain);
+    } finally {
+      fs.rmSync(path.dirname(file), { recursive: true, force: true });
+    }
   });
 
   it('keeps no tsx on the runtime path', () => {
