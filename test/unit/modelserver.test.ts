@@ -372,9 +372,11 @@ describe('rehearsal brain', () => {
 describe('modelserver main', () => {
   it('prints its URL, serves, and exits cleanly on SIGTERM', async () => {
     const root = path.resolve(import.meta.dirname, '../..');
+    // Node with tsx's loader, not the `tsx` command: that relays SIGTERM to its child and kills it with
+    // SIGKILL (exit 143) when the child does not answer within 30 ms, as happens on a loaded machine.
     const child = execa(
-      path.join(root, 'node_modules/.bin/tsx'),
-      ['src/modelserver/main.ts', '--port', '0', '--log-level', 'silent'],
+      process.execPath,
+      ['--import', 'tsx', 'src/modelserver/main.ts', '--port', '0', '--log-level', 'silent'],
       {
         cwd: root,
         reject: false,
