@@ -201,6 +201,70 @@ function sourceLocationPlugin(outdir, format = 'esm') {
   };
 }
 
+/** What the command modules call to require a CommonJS package (defined by each file's banner). */
+const CJS_REQUIRE = '__orchestratorRequire';
+
+/**
+ * The nearest package.json of a file: its `type` says how Node loads a `.js` file.
+ * @param {string} file
+ * @returns {string | undefined}
+ */
+function packageType(file) {
+  for (let dir = path.dirname(file); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const pkg = path.join(dir, 'package.json');
+    if (fs.existsSync(pkg)) return JSON.parse(fs.readFileSync(pkg, 'utf8')).type;
+  }
+  return undefined;
+}
+
+/**
+ * The command modules are ESM, and Node's ESM loader is slow with CommonJS packages: it resolves every
+ * import through the ESM resolver and reads and lexes every CommonJS file (and each file it re-exports,
+ * which for the Temporal SDK is hundreds) to find its export names, before it loads them again with the
+ * CommonJS loader. A worker's start spent about a third of its module loading there. So a package that is
+ * plain CommonJS (import and require resolve to the same CommonJS file: one module instance either way,
+ * no dual-package hazard) is required instead; ESM and dual packages are still imported.
+ * @returns {import('esbuild').Plugin}
+ */
+function requireCommonJsPackagesPlugin() {
+  const req = createRequire(import.meta.url);
+  /** @type {Map<string, boolean>} */
+  const plainCjs = new Map();
+  /** @param {string} spec */
+  const isPlainCjs = (spec) => {
+    let known = plainCjs.get(spec);
+    if (known === undefined) {
+      try {
+        const viaRequire = req.resolve(spec);
+        const viaImport = fileURLToPath(import.meta.resolve(spec));
+        known =
+          viaRequire === viaImport &&
+          (viaRequire.endsWith('.cjs') ||
+            (viaRequire.endsWith('.js') && packageType(viaRequire) !== 'module'));
+      } catch {
+        known = false; // only one of the two resolves (an ESM-only package): imported as it was
+      }
+      plainCjs.set(spec, known);
+    }
+    return known;
+  };
+  return {
+    name: 'require-commonjs-packages',
+    setup(build) {
+      build.onResolve({ filter: /^[^./]/ }, (args) => {
+        if (args.kind !== 'import-statement' || args.path.startsWith('node:') || !isPlainCjs(args.path)) {
+          return undefined;
+        }
+        return { path: args.path, namespace: 'cjs-package' };
+      });
+      build.onLoad({ filter: /.*/, namespace: 'cjs-package' }, (args) => ({
+        contents: `module.exports = ${CJS_REQUIRE}(${JSON.stringify(args.path)});\n`,
+        loader: 'js',
+      }));
+    },
+  };
+}
+
 /** The CLI's entry, and the modules it loads only when needed (each an entry of the ESM build). */
 const CLI_ENTRY = path.join(ROOT, 'src/cli/main.ts');
 
@@ -256,7 +320,10 @@ export async function buildCli() {
     entryNames: '[name]-[hash]',
     splitting: true,
     format: 'esm',
-    plugins: [sourceLocationPlugin(CLI_DIR)],
+    banner: {
+      js: `import { createRequire as __orchestratorCreateRequire } from 'node:module';\nconst ${CJS_REQUIRE} = __orchestratorCreateRequire(import.meta.url);`,
+    },
+    plugins: [sourceLocationPlugin(CLI_DIR), requireCommonJsPackagesPlugin()],
   });
   /** @type {Map<string, string>} source (relative to ROOT) -> output file name */
   const outputOf = new Map();
