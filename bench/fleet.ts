@@ -83,11 +83,15 @@ async function until<T>(
   }
 }
 
-/** `orchestrator worker` as its own process; resolves once it polls (its "worker started" line). */
+/**
+ * `orchestrator worker` as its own process; resolves once it polls (its "worker started" line). `onLine`
+ * gets every JSON log line after that.
+ */
 async function startWorkerProcess(
   target: FleetTarget,
   taskQueue: string,
   env: Record<string, string>,
+  onLine?: (line: Record<string, unknown>) => void,
 ): Promise<ChildProcess> {
   const child = spawn(process.execPath, [path.join(ROOT, 'bin/orchestrator.js'), 'worker'], {
     env: {
@@ -102,11 +106,22 @@ async function startWorkerProcess(
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let log = '';
+  let partial = '';
   child.stderr?.setEncoding('utf8');
   const started = new Promise<void>((resolve, reject) => {
     child.stderr?.on('data', (chunk: string) => {
       if (log.length < 200_000) log += chunk;
       if (log.includes('"worker started"')) resolve();
+      if (!onLine) return;
+      const lines = (partial + chunk).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        try {
+          onLine(JSON.parse(line) as Record<string, unknown>);
+        } catch {
+          // not a log line
+        }
+      }
     });
     child.once('exit', (code) =>
       reject(new Error(`worker exited (${code}) before it started:\n${log.slice(-2000)}`)),
@@ -231,7 +246,11 @@ export async function measureFleet(target: FleetTarget, opts: FleetOptions): Pro
 
 /** Rollback timings, ms. */
 export interface RollbackFigures {
-  /** update sent → the running agent's process ended (it noticed its cancellation). */
+  /**
+   * update sent → the worker noticed the agent's cancellation and signalled its process group (the
+   * worker's `ending script process group` log line: the agent's own trap may not get to say so, since
+   * the group is killed as soon as the sandbox ends).
+   */
   noticedMs: number[];
   /** update sent → the rolled-back phase's agent started again. */
   restartedMs: number[];
@@ -242,7 +261,16 @@ export async function measureRollback(target: FleetTarget, times = 5): Promise<R
   const connection = await Connection.connect({ address: target.address });
   const client = new Client({ connection });
   const taskQueue = `rollback-${Date.now()}`;
-  const worker = await startWorkerProcess(target, taskQueue, {});
+  // When the worker began ending the agent because it was cancelled (pino's `time`, epoch ms).
+  const noticed: number[] = [];
+  const worker = await startWorkerProcess(target, taskQueue, {}, (line) => {
+    if (
+      line.msg === 'ending script process group' &&
+      line.why === 'cancelled' &&
+      typeof line.time === 'number'
+    )
+      noticed.push(line.time);
+  });
   const workspace = fs.mkdtempSync(path.join(target.dir, 'rollback-'));
   // Outside the workspace (a restore would undo it), yet visible to the sandboxed agent.
   const spec = ProjectSpecSchema.parse({
@@ -258,14 +286,8 @@ export async function measureRollback(target: FleetTarget, times = 5): Promise<R
           {
             role: 'dev',
             backend: 'script',
-            // Prints its start and, when ended, its end: the worker's agent log keeps both.
-            command: [
-              'sh',
-              '-c',
-              // `wait` returns on a trapped signal at once, where a foreground `sleep` would delay the trap.
-              'trap \'echo "ended $(date +%s%N)"; exit 143\' TERM; echo "started $(date +%s%N)"; ' +
-                'while :; do sleep 600 & wait $!; done',
-            ],
+            // Prints its start (the agent's log keeps it), then holds until cancelled.
+            command: ['sh', '-c', 'echo "started $(date +%s%N)"; while :; do sleep 600 & wait $!; done'],
           },
         ],
       },
@@ -280,9 +302,9 @@ export async function measureRollback(target: FleetTarget, times = 5): Promise<R
       taskQueue,
     });
     const logFile = path.join(target.dir, 'outputs', input.runId, 'agents', 'two-dev.log');
-    const marks = (word: 'started' | 'ended') => {
+    const starts = () => {
       try {
-        return [...fs.readFileSync(logFile, 'utf8').matchAll(new RegExp(`^${word} (\\d+)$`, 'gm'))].map(
+        return [...fs.readFileSync(logFile, 'utf8').matchAll(/^started (\d+)$/gm)].map(
           (m) => Number(m[1]) / 1e6,
         );
       } catch {
@@ -292,14 +314,17 @@ export async function measureRollback(target: FleetTarget, times = 5): Promise<R
     const handle = client.workflow.getHandle(input.runId);
     await until(async () => (await handle.query(checkpointsQuery)).length >= 1, 'CP1', 600_000);
     for (let i = 0; i < times; i++) {
-      await until(() => marks('started').length === i + 1, `agent start ${i + 1}`, 600_000);
+      await until(() => starts().length === i + 1, `agent start ${i + 1}`, 600_000);
       // Past its first heartbeat, as a turn that has been running a while.
       await delay(TURN_HEARTBEAT_MS + 500);
       const t0 = nowMs();
       await rollbackRun(client, input.runId, 'CP1', 'bench');
-      await until(() => marks('started').length === i + 2, `agent start ${i + 2}`, 600_000);
-      out.noticedMs.push(Math.round(marks('ended')[i]! - t0));
-      out.restartedMs.push(Math.round(marks('started')[i + 1]! - t0));
+      await until(() => starts().length === i + 2, `agent start ${i + 2}`, 600_000);
+      // The agent's trap used to print its end, but the sandbox's group is killed before a trap can
+      // run, so that line never came and the figure was NaN.
+      const seen = noticed.find((at) => at >= t0);
+      if (seen !== undefined) out.noticedMs.push(Math.round(seen - t0));
+      out.restartedMs.push(Math.round(starts()[i + 1]! - t0));
     }
     await handle.terminate('bench over');
   } finally {
@@ -332,9 +357,14 @@ export function printFleet(rows: FleetRow[], baseline?: FleetRow[]): void {
 
 /** Prints the rollback line. */
 export function printRollback(f: RollbackFigures): void {
-  const fmt = (xs: number[]) => `p50 ${median(xs).toFixed(0)} ms, max ${Math.max(...xs)} ms`;
+  const fmt = (xs: number[]) =>
+    xs.length ? `p50 ${median(xs).toFixed(0)} ms, max ${Math.max(...xs)} ms` : 'not seen (no log line)';
+  const noticed =
+    f.noticedMs.length === f.restartedMs.length
+      ? ''
+      : ` (${f.noticedMs.length} of ${f.restartedMs.length} seen)`;
   console.log(
-    `rollback (${f.restartedMs.length}×): cancellation noticed ${fmt(f.noticedMs)}; next phase started ${fmt(f.restartedMs)}` +
+    `rollback (${f.restartedMs.length}×): cancellation noticed ${fmt(f.noticedMs)}${noticed}; next phase started ${fmt(f.restartedMs)}` +
       ` (turn heartbeat interval ${TURN_HEARTBEAT_MS} ms: what noticing waited for without the nudge)`,
   );
 }

@@ -41,6 +41,8 @@ const PER_DIR = Math.ceil(FILES / DIRS);
 /** Files each phase changes (modified, added, deleted) and files changed before the restore. */
 const CHANGED_PER_PHASE = 10;
 const RESTORE_CHANGES = Math.min(1_000, FILES);
+/** The real run (part 3) gives up waiting after this long rather than hang the bench. */
+const RUN_DEADLINE_MS = 10 * 60_000;
 
 const UNIVERSAL_GATE = {
   id: 'no-private-keys',
@@ -212,10 +214,14 @@ async function runAndRollBack(workspace: string): Promise<void> {
     fs.rmSync(path.join(workspace, '.orchestrator'), { recursive: true, force: true });
     const change = (phase: number, count: number, then = '', first = '') =>
       `const fs=require('fs');${first}for(let k=0;k<${count};k++){const i=(${phase}*613+k*97)%${FILES};fs.writeFileSync('src/d'+(i%${DIRS})+'/f'+Math.floor(i/${DIRS})+'.txt','phase ${phase} change '+k+'\\n'.repeat(40))}${then}`;
-    const marker = path.join(env.dir, 'hold');
-    // Written by the last phase's agent when it starts: not in any checkpoint, so a rollback removes it
-    // and its coming back means the phase's agent started again (it keeps its workflow id and rewrites
-    // the same files at once, so neither the status rows nor the files can tell).
+    // Both in the workspace: the agents run sandboxed, and the sandbox hides the rest of /tmp (a release
+    // file in the bench's own folder was never seen, so the last agent waited forever and so did the run).
+    // The release file is written after the rollback, so no restore removes it before the agent sees it.
+    const release = path.join(workspace, 'release');
+    // Appended to by the last phase's agent when it starts: not in any checkpoint, so the rollback must
+    // remove it, and its coming back means the phase's agent started again (it keeps its workflow id and
+    // rewrites the same files at once, so neither the status rows nor the files can tell). One mark after
+    // the restart: the restore removed it; two: it survived the rollback.
     const started = path.join(workspace, 'agent-started.txt');
     const phasesSpec = Array.from({ length: PHASES + 1 }, (_, i) => ({
       name: `p${i + 1}`,
@@ -226,15 +232,15 @@ async function runAndRollBack(workspace: string): Promise<void> {
           command:
             i < PHASES
               ? ['node', '-e', change(i + 1, CHANGED_PER_PHASE)]
-              : // The last phase changes 1,000 files and waits (for the rollback) until the marker exists.
+              : // The last phase changes 1,000 files and waits (for the rollback) until it is released.
                 [
                   'node',
                   '-e',
                   change(
                     i + 1,
                     RESTORE_CHANGES,
-                    `;console.log('changed');setInterval(()=>{if(fs.existsSync(${JSON.stringify(marker)}))process.exit(0)},100)`,
-                    `fs.writeFileSync('agent-started.txt','started');`,
+                    `;console.log('changed');setInterval(()=>{if(fs.existsSync('release'))process.exit(0)},100)`,
+                    `fs.appendFileSync('agent-started.txt','x');`,
                   ),
                 ],
         },
@@ -252,13 +258,18 @@ async function runAndRollBack(workspace: string): Promise<void> {
     });
     const handle = env.client.workflow.getHandle(input.runId);
     const lastPhase = `p${PHASES + 1}`;
-    // Wait until the last phase's agent has changed its files (its output says so).
+    // Wait until the last phase's agent has changed its files.
+    const deadline = Date.now() + RUN_DEADLINE_MS;
     for (;;) {
       const status = await handle.query(statusQuery);
-      if (status.state === 'failed' || status.state === 'completed')
-        throw new Error(`run ended: ${status.state}`);
+      if (status.state !== 'running' && status.state !== 'starting')
+        throw new Error(
+          `run ${status.state} before its last phase: ${status.step} ${status.pausedReason ?? ''}`,
+        );
       const agent = status.agents.find((a) => a.phase === lastPhase && a.state === 'running');
       if (agent && countChanged(workspace, PHASES + 1) >= RESTORE_CHANGES) break;
+      if (Date.now() > deadline)
+        throw new Error(`the run did not reach its last phase's changes in time: ${status.step}`);
       await new Promise((r) => setTimeout(r, 200));
     }
     const runMs = performance.now() - t0;
@@ -268,17 +279,28 @@ async function runAndRollBack(workspace: string): Promise<void> {
     const restoredMs = performance.now() - t1;
     // The next phase after the checkpoint is the last one again: its agent starting means it started.
     let nextMs = NaN;
-    const restoredExactly = !fs.existsSync(started);
-    for (;;) {
+    while (performance.now() - t1 < 120_000) {
       if (fs.existsSync(started)) {
         nextMs = performance.now() - t1;
         break;
       }
-      if (performance.now() - t1 > 120_000) break;
       await new Promise((r) => setTimeout(r, 10));
     }
-    fs.writeFileSync(marker, '');
-    await handle.result().catch(() => undefined);
+    // Once the agent has changed its files again, its mark says whether the restore removed the first.
+    while (performance.now() - t1 < 120_000 && countChanged(workspace, PHASES + 1) < RESTORE_CHANGES)
+      await new Promise((r) => setTimeout(r, 100));
+    const marks = fs.existsSync(started) ? fs.readFileSync(started, 'utf8') : '';
+    const restoredExactly = marks === 'x';
+    fs.writeFileSync(release, '');
+    const end = await Promise.race([
+      handle.result().then(
+        (s: { state?: string }) => s.state ?? 'unknown',
+        (err: unknown) => `failed: ${String(err)}`,
+      ),
+      // unref: a pending timer would keep the bench from exiting once it is done.
+      new Promise<string>((r) => setTimeout(() => r('still running after 10 min'), RUN_DEADLINE_MS).unref()),
+    ]);
+    if (end !== 'completed') console.log(`\n3. the run did not complete after the rollback: ${end}`);
     const perPhase = await phaseActivityTimes(handle);
     console.log(`\n3. a real run: ${PHASES} phases with the universal gate (load ${load().join(' ')})`);
     console.log(`   ${PHASES} phases took ${(runMs / 1000).toFixed(1)} s in all (agents included)`);
@@ -286,7 +308,7 @@ async function runAndRollBack(workspace: string): Promise<void> {
       `   gates + checkpoint activities per phase (from history): ${perPhase.map((n) => ms(n)).join(', ')}`,
     );
     console.log(
-      `rollback by update to ${target} after ${RESTORE_CHANGES} changed files: workspace restored (update returned${restoredExactly ? '' : ", BUT the agent's file survived"}) ${ms(restoredMs)}, next phase's agent running ${ms(nextMs)} (target ≤ 500 ms: ${verdict(nextMs <= 500)})`,
+      `rollback by update to ${target} after ${RESTORE_CHANGES} changed files: workspace restored (update returned${restoredExactly ? '' : `, BUT the agent's mark reads "${marks}": the restore was not exact`}) ${ms(restoredMs)}, next phase's agent running ${ms(nextMs)} (target ≤ 500 ms: ${verdict(restoredExactly && nextMs <= 500)})`,
     );
   } finally {
     await env.close();
