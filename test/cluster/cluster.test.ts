@@ -4,13 +4,18 @@
  * separate processes. A six-phase run starts on worker A; while its development phase runs, worker B
  * joins and A is SIGKILLed. B finishes the run from where A left it: the phases A checkpointed are not
  * run again, and the workspace ends as the run defines it. The history says which worker ran what.
+ * A team growing on worker C loses C the same way and finishes on two new workers: no request is lost
+ * and no agent workflow starts twice (counted with a visibility query, which PostgreSQL answers here).
  */
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadHierarchyPolicy } from '../../config/hierarchy';
 import { startRun } from '../../src/runs';
+import type { TeamStatus } from '../../src/shared/team';
+import { startTeam, teamStatus } from '../../src/teams';
 import type { ProjectSummary } from '../../workflows/project';
 import { BASELINE_PHASE } from '../../workflows/project/carry';
 import { Gates, waitFor } from '../harness/gates';
@@ -117,5 +122,79 @@ describe('cluster: the Temporal server on PostgreSQL', () => {
     for (const p of before) expect(checkpoints.filter((c) => c.phase === p).every(on(a.pid!)), p).toBe(true);
     for (const p of PHASES.slice(PHASES.indexOf('development')))
       expect(checkpoints.filter((c) => c.phase === p).every(on(b.pid!)), p).toBe(true);
+  });
+
+  it('a team whose worker is SIGKILLed while it grows finishes on two other workers', async () => {
+    const workspace = tempDir('orch-cluster-team-');
+    fs.writeFileSync(
+      path.join(workspace, 'eng.sh'),
+      'echo "$ORCHESTRATOR_AGENT_ID" >> starts.log\n' +
+        'orchestrator team request --role intern --name "intern-of-$ORCHESTRATOR_AGENT_ID" --instructions-file intern.sh\n',
+    );
+    fs.writeFileSync(path.join(workspace, 'intern.sh'), 'echo "$ORCHESTRATOR_AGENT_ID" >> starts.log\n');
+    const control = new Gates('cluster-team').dir;
+    const waiting = path.join(control, 'manager-waiting');
+    const proceed = path.join(control, 'manager-proceed');
+    const c = spawnWorkerProcess(t, { LOG_LEVEL: 'error' });
+    workers.push(c);
+    await waitUntilPolling(t, c.pid!);
+    const input = await startTeam(t.client, {
+      goal: 'Grow on a cluster',
+      workspace,
+      outputsDir: t.config.outputsDir,
+      policy: loadHierarchyPolicy(undefined, { maxTeamSize: 20 }),
+      backend: 'script',
+      taskQueue: t.taskQueue,
+      instructions: {
+        // The manager asks for its first engineer, then waits (in the control folder the sandbox lets
+        // it write) until the test lets it ask for the others: C is killed in between, for certain.
+        manager:
+          'echo run >> manager-runs.log; ' +
+          `request() { orchestrator team request --role software-engineer --name "eng-$1" --instructions-file eng.sh; }; ` +
+          `request 1 || exit 1; touch '${waiting}'; while [ ! -f '${proceed}' ]; do sleep 0.05; done; ` +
+          'request 2 && request 3',
+      },
+    });
+    const engineers = (st: TeamStatus) => st.agents.filter((a) => a.role === 'software-engineer').length;
+    await waitFor(
+      async () => fs.existsSync(waiting) && engineers(await teamStatus(t.client, input.runId)) === 1,
+      'the manager has its first engineer and waits',
+      240_000,
+    );
+    // C dies while its manager is between requests; two other workers take over the team.
+    c.kill('SIGKILL');
+    await new Promise((r) => c.once('exit', r));
+    fs.writeFileSync(proceed, '');
+    const d = spawnWorkerProcess(t, { LOG_LEVEL: 'error' });
+    const e = spawnWorkerProcess(t, { LOG_LEVEL: 'error' });
+    workers.push(d, e);
+
+    const final = (await t.client.workflow.getHandle(input.runId).result()) as TeamStatus;
+    expect(final.state).toBe('completed');
+    const ids = final.agents.map((a) => a.id).sort();
+    expect(ids).toEqual(
+      [
+        'architect-1',
+        'intern-1',
+        'intern-2',
+        'intern-3',
+        'manager-1',
+        'software-engineer-1',
+        'software-engineer-2',
+        'software-engineer-3',
+      ].sort(),
+    );
+    expect(final.agents.every((a) => a.state === 'completed')).toBe(true);
+    // One agent workflow per agent: the manager's repeated requests (it ran again after the kill) were
+    // answered with the agents already started.
+    const started: string[] = [];
+    for await (const wf of t.client.workflow.list({ query: `WorkflowType = 'teamAgentWorkflow'` })) {
+      if (wf.workflowId.startsWith(`${input.runId}/`)) started.push(wf.workflowId);
+    }
+    expect(started.sort()).toEqual(ids.map((id) => `${input.runId}/${id}`).sort());
+    const managerRuns = fs.readFileSync(path.join(workspace, 'manager-runs.log'), 'utf8').trim().split('\n');
+    expect(managerRuns.length).toBeGreaterThanOrEqual(2);
+    const starts = new Set(fs.readFileSync(path.join(workspace, 'starts.log'), 'utf8').trim().split('\n'));
+    expect([...starts].sort()).toEqual(ids.filter((id) => /engineer|intern/.test(id)).sort());
   });
 });
