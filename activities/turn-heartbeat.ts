@@ -73,10 +73,13 @@ export class TurnHeartbeat<D> {
       (run && nudges?.listen(turnKey(run.workflowId, run.runId), () => this.nudged())) ?? (() => undefined);
   }
 
-  /** Records the latest details; sends them when a heartbeat is due (the first one at once). */
-  beat(details: D): void {
+  /**
+   * Records the latest details; sends them when a heartbeat is due (the first one at once), or at once
+   * with `now` (details a retry must not miss, such as money spent).
+   */
+  beat(details: D, now = false): void {
     this.details = details;
-    if (this.fast || Date.now() - this.sentAt >= this.opts.everyMs) this.send();
+    if (now || this.fast || Date.now() - this.sentAt >= this.opts.everyMs) this.send();
   }
 
   /** Stops listening and beating; call when the turn ends. */

@@ -553,8 +553,13 @@ export function createCliActivities(deps: CliActivityDeps) {
     const hangAfterMs =
       input.hangAfterS !== undefined ? input.hangAfterS * 1000 : (deps.hangAfterMs ?? 600_000);
     const heartbeat = new TurnHeartbeat(ctx, deps.nudges);
+    // Spend goes out at once, not at the next paced beat: a worker killed in between must not leave
+    // the retry an older cost than the server charged.
+    let beatCostUsd: number | undefined;
     const beat = () => {
-      heartbeat.beat(progress());
+      const p = progress();
+      heartbeat.beat(p, p.costUsd !== beatCostUsd);
+      beatCostUsd = p.costUsd;
       if (!hung && Date.now() - lastProgressAt > hangAfterMs) {
         hung = `no output from claude for ${Math.round((Date.now() - lastProgressAt) / 1000)} s (hang limit ${hangAfterMs / 1000} s)`;
         stop(hung);

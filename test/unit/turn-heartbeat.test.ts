@@ -39,6 +39,21 @@ describe('TurnHeartbeat', () => {
     hb.stop();
   });
 
+  it('sends a beat marked `now` at once (money spent), and the pacing goes on from it', () => {
+    const { ctx, sent } = fakeContext();
+    const hb = new TurnHeartbeat(ctx, new TurnNudges());
+    hb.beat('start');
+    vi.advanceTimersByTime(100);
+    hb.beat('paced');
+    hb.beat('cost', true);
+    vi.advanceTimersByTime(TURN_HEARTBEAT_MS - 100);
+    hb.beat('soon after');
+    vi.advanceTimersByTime(100);
+    hb.beat('due');
+    expect(sent).toEqual(['start', 'cost', 'due']);
+    hb.stop();
+  });
+
   it('a nudge makes it beat every 50 ms at once, until cancelled, and only for its own agent', () => {
     const nudges = new TurnNudges();
     const mine = fakeContext('run/p/a', 'r1');
