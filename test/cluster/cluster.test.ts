@@ -164,10 +164,13 @@ describe('cluster: the Temporal server on PostgreSQL', () => {
     // C dies while its manager is between requests; two other workers take over the team.
     c.kill('SIGKILL');
     await new Promise((r) => c.once('exit', r));
-    fs.writeFileSync(proceed, '');
     const d = spawnWorkerProcess(t, { LOG_LEVEL: 'error' });
     const e = spawnWorkerProcess(t, { LOG_LEVEL: 'error' });
     workers.push(d, e);
+    // The kill came while the manager waited at its gate with one engineer: the rest of the team is
+    // asked for after C is gone. (Whether C's script, which outlives C until its watchdog sees C's
+    // lease go stale, or a retry on D or E makes those requests is not fixed: either must lose none.)
+    fs.writeFileSync(proceed, '');
 
     const final = (await t.client.workflow.getHandle(input.runId).result()) as TeamStatus;
     expect(final.state).toBe('completed');
@@ -192,8 +195,6 @@ describe('cluster: the Temporal server on PostgreSQL', () => {
       if (wf.workflowId.startsWith(`${input.runId}/`)) started.push(wf.workflowId);
     }
     expect(started.sort()).toEqual(ids.map((id) => `${input.runId}/${id}`).sort());
-    const managerRuns = fs.readFileSync(path.join(workspace, 'manager-runs.log'), 'utf8').trim().split('\n');
-    expect(managerRuns.length).toBeGreaterThanOrEqual(2);
     const starts = new Set(fs.readFileSync(path.join(workspace, 'starts.log'), 'utf8').trim().split('\n'));
     expect([...starts].sort()).toEqual(ids.filter((id) => /engineer|intern/.test(id)).sort());
   });
