@@ -305,7 +305,8 @@ async function runAndRollBack(workspace: string): Promise<void> {
     console.log(`\n3. a real run: ${PHASES} phases with the universal gate (load ${load().join(' ')})`);
     console.log(`   ${PHASES} phases took ${(runMs / 1000).toFixed(1)} s in all (agents included)`);
     console.log(
-      `   gates + checkpoint activities per phase (from history): ${perPhase.map((n) => ms(n)).join(', ')}`,
+      // The handle reads the latest execution: phases before a continue-as-new are not in its history.
+      `   gates + checkpoint activities of the ${perPhase.length} phase(s) in the run's last execution (from history): ${perPhase.map((n) => ms(n)).join(', ')}`,
     );
     console.log(
       `rollback by update to ${target} after ${RESTORE_CHANGES} changed files: workspace restored (update returned${restoredExactly ? '' : `, BUT the agent's mark reads "${marks}": the restore was not exact`}) ${ms(restoredMs)}, next phase's agent running ${ms(nextMs)} (target ≤ 500 ms: ${verdict(restoredExactly && nextMs <= 500)})`,
