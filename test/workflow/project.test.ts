@@ -328,5 +328,6 @@ describe('fork and long runs', () => {
     }
     const status = await t.client.workflow.getHandle(input.runId).query(statusQuery);
     expect(status.continuedAsNew).toBeGreaterThanOrEqual(4);
-  });
+    // 50 phases, each a checkpoint: about a minute here, and over 180 s when the suite shares 2 cores.
+  }, 600_000);
 });

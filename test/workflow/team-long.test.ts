@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import {
+  WorkflowUpdateFailedError,
   WorkflowUpdateRPCTimeoutOrCancelledError,
   WorkflowUpdateStage,
   type WorkflowUpdateHandle,
@@ -78,34 +79,38 @@ describe('a long team', () => {
 
     // Each requester sends its requests in order (its proofs are a chain); the four run at once. An
     // update is sent once the previous one is accepted (its proof consumed), not completed: the agent
-    // starts of one requester overlap. A call that times out is made again under the same update id, as
-    // src/teams does: a loaded server drops an admitted update it had not delivered yet.
+    // starts of one requester overlap. A call that fails short of the workflow's own answer (a timeout, an
+    // update the loaded server aborted when its workflow task timed out) is made again under the same
+    // update id and proof, as src/teams does: moving on would send the next proof while the workflow
+    // still waits for this one. (src/teams reads the chain's position from the team before each request.)
     const sent = { signals: 0, updates: 0, retried: 0 };
     const accepted: WorkflowUpdateHandle<SpawnResult>[] = [];
     const errors: string[] = [];
-    async function update(req: SpawnRequest): Promise<WorkflowUpdateHandle<SpawnResult>> {
+    const RETRY_FOR_MS = 300_000;
+    async function again<T>(what: string, fn: () => Promise<T>): Promise<T> {
+      const deadline = Date.now() + RETRY_FOR_MS;
       for (;;) {
         try {
-          return await handle.startUpdate(requestAgentUpdate, {
-            args: [req],
-            updateId: req.name,
-            waitForStage: WorkflowUpdateStage.ACCEPTED,
-          });
+          return await fn();
         } catch (err) {
-          if (!(err instanceof WorkflowUpdateRPCTimeoutOrCancelledError)) throw err;
+          if (err instanceof WorkflowUpdateFailedError || Date.now() > deadline) throw err;
+          if (!(err instanceof WorkflowUpdateRPCTimeoutOrCancelledError))
+            console.warn(`${what}: asked again after ${String(err)}`);
           sent.retried += 1;
+          await new Promise((r) => setTimeout(r, 200));
         }
       }
     }
-    async function outcome(u: WorkflowUpdateHandle<SpawnResult>): Promise<SpawnResult> {
-      for (;;) {
-        try {
-          return await handle.getUpdateHandle<SpawnResult>(u.updateId).result();
-        } catch (err) {
-          if (!(err instanceof WorkflowUpdateRPCTimeoutOrCancelledError)) throw err;
-        }
-      }
-    }
+    const update = (req: SpawnRequest) =>
+      again(req.name, () =>
+        handle.startUpdate(requestAgentUpdate, {
+          args: [req],
+          updateId: req.name,
+          waitForStage: WorkflowUpdateStage.ACCEPTED,
+        }),
+      );
+    const outcome = (u: WorkflowUpdateHandle<SpawnResult>) =>
+      again(u.updateId, () => handle.getUpdateHandle<SpawnResult>(u.updateId).result());
     async function requester(id: string, by: 'signal' | 'update'): Promise<void> {
       const secret = key(id);
       const role = id.startsWith('software-engineer') ? 'intern' : 'software-engineer';
@@ -119,7 +124,8 @@ describe('a long team', () => {
         };
         try {
           if (by === 'signal') {
-            await handle.signal(spawnAgentSignal, req);
+            // A signal sent twice is harmless: the same name and proof are a replay the team ignores.
+            await again(req.name, () => handle.signal(spawnAgentSignal, req));
             sent.signals += 1;
           } else {
             accepted.push(await update(req));
