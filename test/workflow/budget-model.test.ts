@@ -15,6 +15,7 @@ import { ProjectSpecSchema, type ProjectSpec } from '../../src/shared/spec';
 import { queryStatus, raiseBudget, startRun } from '../../src/runs';
 import { waitFor } from '../harness/gates';
 import { ledgerSpend, modelWorkerEnv, servedSince } from '../harness/money';
+import { createModelTestEnv, type ModelTestEnv } from '../harness/model-env';
 import { createTestEnv, tempDir, type TestEnv, spawnWorkerProcess } from '../harness/temporal';
 
 /** What the server served from request index `since` (its own tally), with USD for readable checks. */
@@ -56,23 +57,12 @@ function cliSpec(prompt: string, agent: Record<string, unknown>, name: string): 
 describe('budgets with cli agents and the local model server', () => {
   let t: TestEnv;
   let server: ModelServer;
+  let env: ModelTestEnv | undefined;
   beforeAll(async () => {
-    server = await startModelServer();
-    t = await createTestEnv();
-    await t.startWorker({
-      deps: {
-        config: {
-          ...t.config,
-          anthropic: { baseURL: server.url, apiKey: 'test-key' },
-          agentHome: tempDir('orch-home-'),
-        },
-      },
-    });
+    env = await createModelTestEnv();
+    ({ t, server } = env);
   });
-  afterAll(async () => {
-    await t.close();
-    await server.close();
-  });
+  afterAll(async () => env?.close());
 
   it('an agent with a 1-cent budget and a costly turn pauses the run; raiseBudget resumes it; the ledger matches the server, priced', async () => {
     const since = server.requests.length;

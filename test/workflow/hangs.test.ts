@@ -7,35 +7,25 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startModelServer, type ModelServer } from '../../src/modelserver';
+import type { ModelServer } from '../../src/modelserver';
 import { startRun } from '../../src/runs';
 import type { ProjectSummary } from '../../workflows/project';
 import { ProjectSpecSchema } from '../../src/shared/spec';
 import { phaseResultsQuery } from '../../src/shared/messages';
 import { waitFor } from '../harness/gates';
 import { processesIn, processesMentioning } from '../harness/processes';
-import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
+import { createModelTestEnv, type ModelTestEnv } from '../harness/model-env';
+import { tempDir, type TestEnv } from '../harness/temporal';
 
 describe('agents end when they should', () => {
   let t: TestEnv;
   let server: ModelServer;
+  let env: ModelTestEnv | undefined;
   beforeAll(async () => {
-    server = await startModelServer();
-    t = await createTestEnv();
-    await t.startWorker({
-      deps: {
-        config: {
-          ...t.config,
-          anthropic: { baseURL: server.url, apiKey: 'test-key' },
-          agentHome: tempDir('orch-home-'),
-        },
-      },
-    });
+    env = await createModelTestEnv();
+    ({ t, server } = env);
   });
-  afterAll(async () => {
-    await t.close();
-    await server.close();
-  });
+  afterAll(async () => env?.close());
 
   it('a script that backgrounds `sleep 300` completes its phase when the script ends; the sleep is ended', async () => {
     const ws = tempDir('orch-ws-');

@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startModelServer, type ModelServer } from '../../src/modelserver';
+import type { ModelServer } from '../../src/modelserver';
 import { auditQuery, budgetQuery } from '../../src/shared/messages';
 import type { RunStatus } from '../../src/shared/run';
 import type { ProjectSpec } from '../../src/shared/spec';
@@ -17,32 +17,22 @@ import { queryStatus, raiseBudget, rollbackRun, startRun } from '../../src/runs'
 import { waitFor } from '../harness/gates';
 import { ledgerSpend, servedSince } from '../harness/money';
 import { modelSpec } from '../harness/specs';
-import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
+import { createModelTestEnv, type ModelTestEnv } from '../harness/model-env';
+import { tempDir, type TestEnv } from '../harness/temporal';
 
 const spec = modelSpec;
 
 describe('metered money', () => {
   let t: TestEnv;
   let server: ModelServer;
+  let env: ModelTestEnv | undefined;
   beforeAll(async () => {
-    server = await startModelServer({
+    env = await createModelTestEnv({
       serveModel: { 'claude-haiku-4-5': 'claude-opus-5-5', 'claude-sonnet-4-6': 'claude-opus-9-9' },
     });
-    t = await createTestEnv();
-    await t.startWorker({
-      deps: {
-        config: {
-          ...t.config,
-          anthropic: { baseURL: server.url, apiKey: 'test-key' },
-          agentHome: tempDir('orch-home-'),
-        },
-      },
-    });
+    ({ t, server } = env);
   });
-  afterAll(async () => {
-    await t.close();
-    await server.close();
-  });
+  afterAll(async () => env?.close());
 
   async function start(s: ProjectSpec) {
     const input = await startRun(t.client, {
