@@ -29,3 +29,8 @@ export const LONG_TEAMS_PATCH = 'team-continue-as-new';
  * used counted as a resend, and such an answer said `duplicate`.
  */
 export const PROOF_REPLAYS_PATCH = 'team-proof-replays';
+/**
+ * Patch id: a team starts draining for continue-as-new at 1,000 events or 500 KB instead of 2,000 or
+ * 1 MB: requests that land during the drain grew one execution past 2 MB (src/shared/team-carry).
+ */
+export const EARLY_CONTINUE_PATCH = 'team-early-continue';

@@ -17,11 +17,16 @@ import {
   type TeamWorkflowInput,
 } from '../../src/shared/team';
 import { teamLedger } from '../../src/shared/team-budget';
-import { TEAM_CONTINUE_AS_NEW_AT, type TeamCarry } from '../../src/shared/team-carry';
+import {
+  LEGACY_TEAM_CONTINUE_AS_NEW_AT,
+  TEAM_CONTINUE_AS_NEW_AT,
+  type TeamCarry,
+} from '../../src/shared/team-carry';
 import { type AuditCarry, type AuditTrail, createAuditTrail } from '../audit';
 import { inheritedMeters, inheritedRecords, teamCarry } from './carry';
 import {
   CAPABILITY_PATCH,
+  EARLY_CONTINUE_PATCH,
   HONEST_OUTCOMES_PATCH,
   LONG_TEAMS_PATCH,
   PROOF_REPLAYS_PATCH,
@@ -114,7 +119,11 @@ export class TeamRun {
     this.honest = patched(HONEST_OUTCOMES_PATCH);
     this.longTeams = patched(LONG_TEAMS_PATCH);
     this.proofReplays = patched(PROOF_REPLAYS_PATCH);
-    this.continueAt = { ...TEAM_CONTINUE_AS_NEW_AT, ...input.continueAsNewAt };
+    const early = patched(EARLY_CONTINUE_PATCH);
+    this.continueAt = {
+      ...(early ? TEAM_CONTINUE_AS_NEW_AT : LEGACY_TEAM_CONTINUE_AS_NEW_AT),
+      ...input.continueAsNewAt,
+    };
     this.failedBy = carry?.failedBy ? this.records.find((r) => r.id === carry.failedBy) : undefined;
     this.ledger = carry?.ledger ?? teamLedger(input.budget);
     this.budgetVersion = carry?.budgetVersion ?? 0;
