@@ -185,3 +185,9 @@ function defaultClaudePath(): string {
     .some((dir) => dir && fs.existsSync(path.join(dir, 'claude')));
   return onPath || !fs.existsSync(REPO_CLAUDE) ? 'claude' : REPO_CLAUDE;
 }
+
+/**
+ * The environment variables {@link loadConfig} reads, for deployment files to be checked against
+ * (test/unit/compose.test.ts: a worker given a misspelt variable would silently run on the default).
+ */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(EnvSchema.shape);
