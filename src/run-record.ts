@@ -6,6 +6,7 @@
  * closed run from its record; a running run without a worker gets a one-line error naming the queue.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
 import { RunManifestSchema, type RunManifest } from '../activities/workspace/manifest';
@@ -17,7 +18,10 @@ export class RunUnreadableError extends Error {
   override readonly name = 'RunUnreadableError';
 }
 
-/** How many workers poll `taskQueue` for workflow tasks (0 when none has polled in the last minutes). */
+/**
+ * How many workers poll `taskQueue` for workflow tasks (0 when none has polled in the last minutes),
+ * not counting those this host can tell are gone (see {@link goneLocalPoller}).
+ */
 export async function workflowPollers(client: Client, taskQueue: string): Promise<number> {
   const r = await client.workflowService.describeTaskQueue({
     namespace: client.options.namespace,
@@ -26,7 +30,35 @@ export async function workflowPollers(client: Client, taskQueue: string): Promis
     taskQueue: { name: taskQueue, kind: 1 },
     taskQueueType: 1,
   });
-  return r.pollers?.length ?? 0;
+  return (r.pollers ?? []).filter((p) => !goneLocalPoller(p.identity ?? '')).length;
+}
+
+/**
+ * Whether a poller is a worker process of this host that has exited. The server lists a worker as a
+ * poller for minutes after it stopped, and a query to it waits for a deadline: the reason a finished
+ * `--rehearse` run (whose private queue's only worker left with the CLI) took seconds to read. A
+ * worker's default identity is `<pid>@<hostname>`; a pid on this host that no longer exists is gone.
+ * Anything else (another host, another identity, a live or foreign pid) counts as polling.
+ */
+export function goneLocalPoller(
+  identity: string,
+  host: string = os.hostname(),
+  alive: (pid: number) => boolean = processExists,
+): boolean {
+  const m = /^(\d+)@(.+)$/.exec(identity);
+  if (!m || m[2] !== host) return false;
+  const pid = Number(m[1]);
+  return Number.isSafeInteger(pid) && pid > 0 && !alive(pid);
+}
+
+/** Signal 0 probes a pid: EPERM means it exists under another user. */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** What a closed run recorded: its final result (when it completed) and its manifest (when readable). */
