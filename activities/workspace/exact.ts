@@ -13,10 +13,10 @@
  * Those objects are kept reachable by `refs/orchestrator/aux/<commit>`. The workspace's own root `.git`
  * is never read or written (it is the user's repository).
  */
+import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import { z } from 'zod';
 import { runGit, STATE_DIR, WorkspaceError } from './git';
 
@@ -129,26 +129,22 @@ export function parseFind(out: string): { scan: WorkspaceScan; files: FoundFile[
 }
 
 async function scanWithFind(root: string): Promise<{ scan: WorkspaceScan; files: FoundFile[] } | undefined> {
-  const r = await execa(
-    'find',
-    [
-      '.',
-      '-mindepth',
-      '1',
-      '(',
-      '-path',
-      `./${STATE_DIR}`,
-      '-o',
-      '-path',
-      './.git',
-      ')',
-      '-prune',
-      '-o',
-      '-printf',
-      FIND_FORMAT,
-    ],
-    { cwd: root, reject: false, stripFinalNewline: false, env: { LC_ALL: 'C' }, maxBuffer: 1024 ** 3 },
-  );
+  const r = await runFind(root, [
+    '.',
+    '-mindepth',
+    '1',
+    '(',
+    '-path',
+    `./${STATE_DIR}`,
+    '-o',
+    '-path',
+    './.git',
+    ')',
+    '-prune',
+    '-o',
+    '-printf',
+    FIND_FORMAT,
+  ]);
   if (r.exitCode !== 0) {
     // Not there at all, or no -printf (BSD, busybox): never again. Any other failure: this scan only.
     if (r.exitCode === undefined || /printf|unknown|invalid/i.test(r.stderr)) findWorks = false;
@@ -156,6 +152,41 @@ async function scanWithFind(root: string): Promise<{ scan: WorkspaceScan; files:
   }
   findWorks = true;
   return parseFind(r.stdout);
+}
+
+/**
+ * Runs `find` and decodes its output once at the end: execa decoded the output chunk by chunk, which on
+ * a 10,000-file tree cost as much as the walk itself. `exitCode` is undefined when it could not start.
+ */
+function runFind(
+  cwd: string,
+  args: string[],
+): Promise<{ exitCode?: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let child;
+    try {
+      child = spawn('find', args, {
+        cwd,
+        env: { ...process.env, LC_ALL: 'C' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    } catch (e) {
+      resolve({ stdout: '', stderr: String(e) });
+      return;
+    }
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', (e) => resolve({ stdout: '', stderr: e.message }));
+    child.on('close', (code) =>
+      resolve({
+        ...(code === null ? { exitCode: 1 } : { exitCode: code }),
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+      }),
+    );
+  });
 }
 
 async function scanWithNode(root: string): Promise<WorkspaceScan> {

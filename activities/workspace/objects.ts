@@ -3,8 +3,8 @@
  * tree naming a snapshot's extra objects, HEAD moved forward (with its reflog). Each was a git process
  * (`commit-tree`, `hash-object`, `mktree`, `update-ref`), and a process costs a checkpoint more than the
  * work itself. The formats are git's own (loose zlib objects, `<id>\n` ref files, one reflog line per
- * update); `git fsck --strict` checks them in the tests. Work-tree content is still hashed and stored by
- * git (`update-index`, `write-tree`).
+ * update); `git fsck --strict` checks them in the tests. Changed files' blobs and the trees of a snapshot
+ * are written here too when the stat cache knows the tree (./stage); git stores them otherwise.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -46,15 +46,32 @@ export async function writeObject(
   return id;
 }
 
+/** One entry of a tree object; `mode` defaults to `40000` for a tree and `100644` for a blob. */
+export interface TreeEntry {
+  name: string;
+  type: 'blob' | 'tree';
+  id: string;
+  /** Git's mode: `100644`, `100755` (executable), `120000` (symlink) for blobs. */
+  mode?: '100644' | '100755' | '120000';
+}
+
 /** A tree object naming `entries` (git's order: by name, a tree's name compared as `name/`). */
-export function treeObject(entries: readonly { name: string; type: 'blob' | 'tree'; id: string }[]): Buffer {
-  const key = (e: { name: string; type: string }) => Buffer.from(e.type === 'tree' ? `${e.name}/` : e.name);
-  const sorted = [...entries].sort((a, b) => Buffer.compare(key(a), key(b)));
+export function treeObject(entries: readonly TreeEntry[]): Buffer {
+  const keyed = entries.map((e) => ({ e, key: Buffer.from(e.type === 'tree' ? `${e.name}/` : e.name) }));
+  keyed.sort((a, b) => Buffer.compare(a.key, b.key));
   return Buffer.concat(
-    sorted.flatMap((e) => [
-      Buffer.from(`${e.type === 'tree' ? '40000' : '100644'} ${e.name}\0`),
+    keyed.flatMap(({ e }) => [
+      Buffer.from(`${e.type === 'tree' ? '40000' : (e.mode ?? '100644')} ${e.name}\0`),
       Buffer.from(e.id, 'hex'),
     ]),
+  );
+}
+
+/** Whether the loose object `id` exists (the shadow repository never packs: gc is off). */
+export async function hasObject(gitDir: string, id: string): Promise<boolean> {
+  return fs.access(path.join(gitDir, 'objects', id.slice(0, 2), id.slice(2))).then(
+    () => true,
+    () => false,
   );
 }
 

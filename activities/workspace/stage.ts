@@ -8,13 +8,19 @@
  * indexed the tree, and only those paths are handed to `git update-index` and listed back with
  * `git ls-files`: gates, artifact checks and commits then need no walk of their own and no full listing.
  *
+ * A few changed paths (up to 256, each up to 8 MB) are not handed to git at all: their blobs are written
+ * here, and the snapshot's trees are computed from the cache (./objects), so a phase that changed ten
+ * files runs no git process. Git's index is then left behind (it still describes an earlier tree); the
+ * cache, valid only against that very index file, is what the next staging trusts. Whatever else writes
+ * the index (a restore, `git add` of a full staging) invalidates it, and the next staging rebuilds it.
+ *
  * The cache is trusted only while the index file is the one it was written against (a restore, a fork or
  * any other writer of the index makes the next staging a full one, which rebuilds it), and only for
  * entries changed well before the walk that recorded them: a file rewritten within the same timestamp
  * tick keeps its stat key, so such "racy" entries are handed to git again (git checks them by content).
  * Workspaces holding nested repositories are staged fully every time (./exact): no cache.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { escapePath, glob } from 'tinyglobby';
@@ -27,7 +33,8 @@ import {
   type WorkspaceScan,
 } from './exact';
 import { blobId, hashFile, mapLimit, rememberHash } from './hashing';
-import { runGit, STATE_DIR } from './git';
+import { runGit, STATE_DIR, WorkspaceError } from './git';
+import { hasObject, objectId, treeObject, writeObject, type TreeEntry } from './objects';
 
 /** One workspace entry; `path` is relative, with `/`. */
 export interface WorkspaceEntry {
@@ -118,11 +125,40 @@ async function indexKey(gitDir: string): Promise<string> {
   }
 }
 
+/**
+ * The caches this process last read or wrote, by file, with the file's stat key: the gates and the
+ * checkpoint of a phase read the same cache, and parsing 10,000 entries again cost more than the walk.
+ * A few workspaces at a time: a worker serves many runs, and each cache holds every path of its tree.
+ */
+const MEMO = new Map<string, { stat: string; cache: StatCache }>();
+const MEMO_MAX = 8;
+
+async function fileKey(file: string): Promise<string | undefined> {
+  try {
+    const st = await fs.stat(file, { bigint: true });
+    return `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+  } catch {
+    return undefined;
+  }
+}
+
+function memoize(file: string, stat: string | undefined, cache: StatCache): void {
+  MEMO.delete(file);
+  if (stat === undefined) return;
+  MEMO.set(file, { stat, cache });
+  while (MEMO.size > MEMO_MAX) MEMO.delete(MEMO.keys().next().value!);
+}
+
 /** Header line, then `path\0key\0blob\0` per entry (kind is the key's first letter). */
 async function readCache(gitDir: string): Promise<StatCache | undefined> {
+  const file = cacheFile(gitDir);
+  const stat = await fileKey(file);
+  if (stat === undefined) return undefined;
+  const memo = MEMO.get(file);
+  if (memo?.stat === stat) return memo.cache;
   let text: string;
   try {
-    text = await fs.readFile(cacheFile(gitDir), 'utf8');
+    text = await fs.readFile(file, 'utf8');
   } catch {
     return undefined;
   }
@@ -135,10 +171,15 @@ async function readCache(gitDir: string): Promise<StatCache | undefined> {
     const key = parts[i + 1]!;
     known.set(parts[i]!, { key, blob: parts[i + 2]!, kind: key.startsWith('l') ? 'symlink' : 'file' });
   }
-  return { index, walkedMs: Number(walked), known, ...(tree && tree !== '-' ? { tree } : {}) };
+  const cache = { index, walkedMs: Number(walked), known, ...(tree && tree !== '-' ? { tree } : {}) };
+  memoize(file, stat, cache);
+  return cache;
 }
 
-/** Writes the cache for the index as it is now; returns the index key it was written against. */
+/**
+ * Writes the cache for the index as it is now; returns the index key it was written against. `known` is
+ * kept (memoized) as it is: nobody changes a cache's map after handing it here.
+ */
 async function writeCache(
   gitDir: string,
   walkedMs: number,
@@ -153,10 +194,12 @@ async function writeCache(
   const tmp = `${file}.${randomUUID().slice(0, 8)}`;
   await fs.writeFile(tmp, chunks.join(''));
   await fs.rename(tmp, file);
+  memoize(file, await fileKey(file), { index, walkedMs, known, ...(tree ? { tree } : {}) });
   return index;
 }
 
 async function dropCache(gitDir: string): Promise<void> {
+  MEMO.delete(cacheFile(gitDir));
   await fs.rm(cacheFile(gitDir), { force: true });
 }
 
@@ -207,8 +250,51 @@ async function blobOf(file: string, kind: 'file' | 'symlink'): Promise<string | 
 
 /** Files hashed at once. */
 const HASH_CONCURRENCY = 8;
-/** Above this many changed paths git lists the index instead of each being hashed here. */
+/** Above this many changed paths git stages them (`update-index`) instead of each being stored here. */
 const HASH_HERE_MAX = 256;
+/** A changed file larger than this is stored by git (read whole here, it would sit in memory at once). */
+const STORE_HERE_MAX_BYTES = 8 * 1024 * 1024;
+
+/** The size field of a stat key (`<type><bits>:<inode> <size>:<mtime>:<ctime>`, see ./exact). */
+function keySize(key: string): number {
+  return Number(key.split(':')[1]?.split(' ')[1] ?? NaN);
+}
+
+/** Git's mode for a remembered entry: the key's first letter and permission bits tell it. */
+function gitModeOf(k: Known): '100644' | '100755' | '120000' {
+  if (k.kind === 'symlink') return '120000';
+  const bits = parseInt(k.key.slice(1, k.key.indexOf(':')), 8);
+  return bits & 0o100 ? '100755' : '100644';
+}
+
+/**
+ * Stores a changed file's content (or a link's target) as a loose object, as `update-index` would, and
+ * returns its blob id; undefined when it vanished meanwhile.
+ */
+async function storeBlob(
+  gitDir: string,
+  file: string,
+  kind: 'file' | 'symlink',
+): Promise<string | undefined> {
+  let content: Buffer;
+  try {
+    content =
+      kind === 'symlink'
+        ? Buffer.from(await fs.readlink(file, { encoding: 'buffer' }))
+        : await fs.readFile(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // Gone, or no longer what the walk saw (a directory now): git's --remove/--replace would drop it too.
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR' || code === 'EINVAL') return undefined;
+    throw err;
+  }
+  const blob = await writeObject(gitDir, 'blob', content);
+  if (kind === 'file') {
+    // Remembered for the artifact check, which asks for the sha256 of what was staged.
+    rememberHash(blob, blob, createHash('sha256').update(content).digest('hex'), content.length);
+  }
+  return blob;
+}
 
 /**
  * Looks at the work tree: one `find`, compared with the stat cache. With a valid cache (the common case)
@@ -332,16 +418,22 @@ export async function stageDirty(staging: Staging): Promise<void> {
   if (staging.dirty.length === 0) return;
   const { gitDir, root } = staging;
   const kinds = new Map(staging.listing.entries.map((e) => [e.path, e.kind]));
+  const keys = new Map(staging.track?.files.map((f) => [f.path, f.key]));
   let indexed: Map<string, Indexed>;
-  if (staging.dirty.length <= HASH_HERE_MAX) {
+  const small =
+    staging.track !== undefined &&
+    staging.dirty.length <= HASH_HERE_MAX &&
+    staging.dirty.every((p) => !(keySize(keys.get(p) ?? '') > STORE_HERE_MAX_BYTES));
+  if (small) {
+    // Stored here, and the tree written here too ({@link indexTree}): git's index is left as it was, and
+    // the stat cache (which no longer describes it) is what the next staging trusts.
     indexed = new Map();
     await mapLimit(staging.dirty, HASH_CONCURRENCY, async (p) => {
       const kind = kinds.get(p);
       if (kind !== 'file' && kind !== 'symlink') return;
-      const blob = await blobOf(path.join(root, p), kind);
+      const blob = await storeBlob(gitDir, path.join(root, p), kind);
       if (blob) indexed.set(p, { blob, kind });
     });
-    await updateIndex(staging);
   } else {
     await updateIndex(staging);
     indexed = byPath(parseLsFiles((await runGit(gitDir, root, ['ls-files', '--stage', '-z'])).stdout));
@@ -355,13 +447,16 @@ export async function stageDirty(staging: Staging): Promise<void> {
     else if (now) entries.push({ path: e.path, kind: 'file', blob: now.blob });
   }
   staging.listing = { entries, indexed: true };
+  staging.dirty = [];
+  delete staging.tree;
   if (staging.track) {
     const { files, known, walkedMs } = staging.track;
     const next = merged(files, known, dirty, indexed);
-    staging.track = { files, known: next, walkedMs, index: await writeCache(gitDir, walkedMs, next) };
+    // The tree too (a few ms): the checkpoint after the gates then finds it in the cache.
+    const tree = await writeTrees(gitDir, next);
+    staging.track = { files, known: next, walkedMs, index: await writeCache(gitDir, walkedMs, next, tree) };
+    staging.tree = tree;
   }
-  staging.dirty = [];
-  delete staging.tree;
 }
 
 async function updateIndex(staging: Staging): Promise<void> {
@@ -382,11 +477,74 @@ async function updateIndex(staging: Staging): Promise<void> {
 export async function indexTree(staging: Staging): Promise<string> {
   await stageDirty(staging);
   if (staging.tree) return staging.tree;
-  const tree = (await runGit(staging.gitDir, staging.root, ['write-tree'])).stdout.trim();
+  const tree = staging.track
+    ? await writeTrees(staging.gitDir, staging.track.known)
+    : (await runGit(staging.gitDir, staging.root, ['write-tree'])).stdout.trim();
   staging.tree = tree;
   if (staging.track) {
     const { known, walkedMs } = staging.track;
     staging.track.index = await writeCache(staging.gitDir, walkedMs, known, tree);
   }
   return tree;
+}
+
+/** A folder of the tree being written: its files and its subfolders. */
+interface Folder {
+  blobs: TreeEntry[];
+  folders: Map<string, Folder>;
+}
+
+/** A tree object computed in memory, with the subtrees it names. */
+interface Built {
+  id: string;
+  content: Buffer;
+  subtrees: Built[];
+}
+
+/**
+ * Writes the tree of everything the stat cache knows (what `write-tree` makes of an index holding exactly
+ * those entries) and returns its id. Every tree is computed here (hashing ~100 small objects for a
+ * 10,000-file tree), but only new ones are written: a tree whose object exists has all of its subtrees
+ * (each is written after its subtrees), so only the folders a phase changed, and their parents, are.
+ */
+export async function writeTrees(gitDir: string, known: ReadonlyMap<string, Known>): Promise<string> {
+  const root: Folder = { blobs: [], folders: new Map() };
+  for (const [p, k] of known) {
+    const parts = p.split('/');
+    let folder = root;
+    for (let i = 0; i < parts.length - 1; i++) {
+      const name = parts[i]!;
+      let next = folder.folders.get(name);
+      if (!next) folder.folders.set(name, (next = { blobs: [], folders: new Map() }));
+      folder = next;
+    }
+    folder.blobs.push({ name: parts[parts.length - 1]!, type: 'blob', id: k.blob, mode: gitModeOf(k) });
+  }
+  const build = (folder: Folder, where: string): Built => {
+    const subtrees: Built[] = [];
+    const entries: TreeEntry[] = [...folder.blobs];
+    for (const [name, sub] of folder.folders) {
+      // One walk cannot see a path as a file and a folder at once; a tree naming both would be corrupt.
+      if (folder.blobs.some((b) => b.name === name)) {
+        throw new WorkspaceError(
+          `${where}${name} is both a file and a folder in the stat cache`,
+          'GitFailed',
+          true,
+        );
+      }
+      const built = build(sub, `${where}${name}/`);
+      subtrees.push(built);
+      entries.push({ name, type: 'tree', id: built.id });
+    }
+    const content = treeObject(entries);
+    return { id: objectId('tree', content), content, subtrees };
+  };
+  const top = build(root, '');
+  const ensure = async (t: Built): Promise<void> => {
+    if (await hasObject(gitDir, t.id)) return;
+    await Promise.all(t.subtrees.map(ensure));
+    await writeObject(gitDir, 'tree', t.content);
+  };
+  await ensure(top);
+  return top.id;
 }

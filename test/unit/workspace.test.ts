@@ -262,9 +262,12 @@ describe('snapshot and restore', () => {
 
     // A live process naming this repository's git dir holds the lock (as a running git would); the
     // lock goes when it ends, and the snapshot must have waited for that rather than removed the lock.
-    // Each snapshot below has a change to stage (an unchanged tree is committed without touching the index).
+    // Each snapshot below stages through git: without the stat cache (a first staging, or after a restore)
+    // git needs the index and its lock; a few changed files under a valid cache never touch the index.
+    const cache = path.join(shadowGitDir(ws), 'orchestrator', 'index-stat');
     write('b.txt', 'b\n');
     fs.writeFileSync(lock, '');
+    fs.rmSync(cache);
     const holder = execa('sh', ['-c', 'sleep 0.5', 'sh', `--git-dir=${shadowGitDir(ws)}`]);
     const released = holder.then(() => fs.rmSync(lock));
     const held = await snapshotWorkspace({ workspace: ws, message: 'waited' });
@@ -274,12 +277,14 @@ describe('snapshot and restore', () => {
     // A fresh lock that no git process uses was left by a killed attempt: it is removed at once.
     write('c.txt', 'c\n');
     fs.writeFileSync(lock, '');
+    fs.rmSync(cache);
     const orphaned = await snapshotWorkspace({ workspace: ws, message: 'orphaned lock' });
     expect(orphaned.commit).toMatch(/^[0-9a-f]{40}$/);
     expect(fs.existsSync(lock)).toBe(false);
 
     write('d.txt', 'd\n');
     fs.writeFileSync(lock, '');
+    fs.rmSync(cache);
     const old = new Date(Date.now() - 10 * 60_000);
     fs.utimesSync(lock, old, old);
     const stale = await snapshotWorkspace({ workspace: ws, message: 'stale lock' });
