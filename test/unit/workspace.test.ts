@@ -183,6 +183,9 @@ describe('snapshot and restore', () => {
     const two = await snapshotWorkspace({ workspace: ws, message: 'two' });
     expect(two.commit).not.toBe(one.commit);
     expect(two.tree).toBe(one.tree);
+    // Each snapshot's parent is the one before (HEAD is read from its ref file, without a git process).
+    const parent = await execa('git', [`--git-dir=${shadowGitDir(ws)}`, 'rev-parse', `${two.commit}^`]);
+    expect(parent.stdout.trim()).toBe(one.commit);
   });
 
   it('snapshots an empty workspace and restores it to empty', async () => {
