@@ -8,16 +8,17 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   type Client,
+  ServiceError,
   type WorkflowHandle,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   WorkflowUpdateRPCTimeoutOrCancelledError,
 } from '@temporalio/client';
-import { defaultPayloadConverter, type UpdateDefinition } from '@temporalio/common';
+import { ApplicationFailure, defaultPayloadConverter, type UpdateDefinition } from '@temporalio/common';
 import { newRunId } from './runs';
 import { readRun } from './run-record';
 import { holdWorkspace } from './workspace-hold';
-import { RUN_WORKFLOW_TASK_TIMEOUT } from './shared/failures';
+import { RUN_WORKFLOW_TASK_TIMEOUT, type FailureType } from './shared/failures';
 import { capabilityProof, OPERATOR, type CapabilityPurpose } from './shared/identity';
 import { DEFAULT_TASK_QUEUE, WorkflowType } from './shared/names';
 import type { BudgetLimit } from './shared/spec';
@@ -68,10 +69,36 @@ export async function executeUpdateSurely<Ret, Args extends [unknown, ...unknown
     try {
       return await handle.executeUpdate(def, { args, updateId });
     } catch (err) {
-      if (!(err instanceof WorkflowUpdateRPCTimeoutOrCancelledError) || Date.now() > deadline) throw err;
+      if (!(err instanceof WorkflowUpdateRPCTimeoutOrCancelledError || updateDropped(err))) throw err;
+      if (Date.now() > deadline) throw err;
       await delay(Math.min(2_000, 200 * attempt));
     }
   }
+}
+
+/** How often {@link requestAgent} sends a request again that a team continuing as new was too busy to queue. */
+const TEAM_BUSY_ATTEMPTS = 30;
+
+/** The team was draining for continue-as-new with its queue full: the request can be sent again. */
+function isTeamBusy(err: unknown): boolean {
+  return (
+    err instanceof WorkflowUpdateFailedError &&
+    err.cause instanceof ApplicationFailure &&
+    err.cause.type === ('TeamBusy' satisfies FailureType)
+  );
+}
+
+/**
+ * The server dropped an update because the workflow task that carried it failed (FAILED_PRECONDITION):
+ * on a loaded worker that task may have timed out. The update was never accepted, so asking again under
+ * the same id is safe.
+ */
+function updateDropped(err: unknown): boolean {
+  // gRPC status 9; the Temporal client does not re-export grpc-js's status enum.
+  const GRPC_FAILED_PRECONDITION = 9;
+  const cause = err instanceof ServiceError ? err.cause : undefined;
+  const grpc = cause as { code?: unknown; details?: unknown } | undefined;
+  return grpc?.code === GRPC_FAILED_PRECONDITION && String(grpc.details).includes('workflow task failure');
 }
 
 /** A user-facing team error (the CLI prints its message on one line). */
@@ -278,7 +305,16 @@ export async function requestAgent(
   const handle = client.workflow.getHandle(runId);
   const sent = await proven(client, runId, req, creds);
   try {
-    return await executeUpdateSurely(handle, requestAgentUpdate, [sent]);
+    // A team that is continuing as new may be too full to queue the request (`TeamBusy`, decided before
+    // the proof is checked): the same request goes again a moment later, to the next execution.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await executeUpdateSurely(handle, requestAgentUpdate, [sent]);
+      } catch (err) {
+        if (!isTeamBusy(err) || attempt >= TEAM_BUSY_ATTEMPTS) throw err;
+        await delay(Math.min(2_000, 100 * attempt));
+      }
+    }
   } catch (err) {
     if (!(err instanceof WorkflowUpdateFailedError)) throw err;
     const reason = err.cause?.message ?? err.message;
@@ -293,6 +329,15 @@ export async function requestAgent(
     }
     throw new SpawnRefusedError(reason);
   }
+}
+
+/**
+ * What happened to a request, in words: started, queued (the team was continuing as new: its next
+ * execution starts the agent within moments), or requested before.
+ */
+export function spawnOutcome(r: Pick<SpawnResult, 'duplicate' | 'state'>): string {
+  if (r.duplicate) return 'was requested before';
+  return r.state === 'starting' ? 'was accepted and starts in a moment' : 'started';
 }
 
 /** Requests a teammate with signal `spawnAgent` (fire and forget; refusals land in the team's status). */

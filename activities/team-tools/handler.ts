@@ -17,6 +17,7 @@ import {
   requestAgent,
   sendMessage,
   SpawnRefusedError,
+  spawnOutcome,
   TeamError,
   teamStatus,
 } from '../../src/teams';
@@ -67,9 +68,8 @@ export function createTeamToolHandler(deps: {
         const a = TEAM_TOOL_SCHEMAS.request_teammate.parse(parsed.data);
         try {
           const r = await requestAgent(client, runId, { ...a, requestedBy: agentId }, creds);
-          const what = r.duplicate ? 'was requested before' : 'started';
           return ok(
-            `${r.role} "${r.name}" ${what}: agent id ${r.agentId} (${r.state}); its directory is ${r.dir}`,
+            `${r.role} "${r.name}" ${spawnOutcome(r)}: agent id ${r.agentId} (${r.state}); its directory is ${r.dir}`,
           );
         } catch (err) {
           if (err instanceof SpawnRefusedError) return fail(`request refused: ${err.reason}`);

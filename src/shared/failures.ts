@@ -95,6 +95,10 @@ export const FAILURES = {
   BudgetExceeded: { cause: 'budget', meaning: 'the run failed because a budget was exceeded (policy fail)' },
   SpawnRefused: { cause: 'policy', meaning: 'the hierarchy policy refused a spawn request' },
   MessageRefused: { cause: 'policy', meaning: 'a message names no running agent of the team' },
+  TeamBusy: {
+    cause: 'policy',
+    meaning: 'a draining team holds as many queued requests as its carry allows; send the request again',
+  },
   SpoofAttempt: { cause: 'policy', meaning: 'a request did not prove the agent identity it claims' },
   PhaseFailed: { cause: 'agent', meaning: 'a phase failed for good (its agents, artifacts or gates)' },
   AgentFailed: { cause: 'agent', meaning: 'an agent failed for a reason no finer type names' },

@@ -9,6 +9,7 @@
 import type { Ledger } from './budget';
 import type { CapabilityState } from './identity';
 import type { MeterCharged } from './meter-charge';
+import { utf8Bytes } from './sha256';
 import type { TeamAgentRow, TeamRefusal, TeamState } from './team';
 
 /** An agent as the next run gets it: its status row, its `team` chain, its capability reference. */
@@ -41,6 +42,39 @@ export interface TeamCarry {
   pauses: [string, string][];
   /** The audit trail's head (and entries not yet written): workflows/audit AuditCarry. */
   audit: { lastSeq: number; head?: string; pending?: unknown[] };
+  /**
+   * Requests accepted while the team drained (patch `team-drain-queue`), in the order they came: their
+   * rows are in `agents` (state `starting`); the next execution starts them, so it needs what they were
+   * asked to do. Bounded by {@link QUEUED_INSTRUCTIONS_MAX_BYTES}.
+   */
+  queued?: QueuedRequest[];
+}
+
+/** A request accepted while the team drained, started by the next execution. */
+export interface QueuedRequest {
+  id: string;
+  instructions: string;
+}
+
+/**
+ * How many bytes of instructions the requests queued during one drain may hold (they ride in the carry,
+ * whose payload must stay far below Temporal's 2 MB limit). A request past it is refused as busy and
+ * asked again by the client a moment later, in the next execution.
+ */
+export const QUEUED_INSTRUCTIONS_MAX_BYTES = 256_000;
+
+/**
+ * Whether a request with `instructions` fits in the queue of a draining team that already holds
+ * `queued`. The first request always fits: a single request is at most 100,000 characters.
+ */
+export function fitsInDrainQueue(
+  queued: readonly Pick<QueuedRequest, 'instructions'>[],
+  instructions: string,
+  max: number = QUEUED_INSTRUCTIONS_MAX_BYTES,
+): boolean {
+  if (queued.length === 0) return true;
+  const held = queued.reduce((n, q) => n + utf8Bytes(q.instructions).length, 0);
+  return held + utf8Bytes(instructions).length <= max;
 }
 
 /** Where a team's execution continues as new, unless the server suggests it earlier. */
@@ -53,10 +87,11 @@ export interface ContinueAsNewLimits {
 
 /**
  * Defaults: far below Temporal's limits (50k events, 50 MB) and its warnings (10k, 10 MB). A team drains
- * before it continues (every accepted request started, every handler done), and requests keep landing
- * meanwhile: under a flood from four requesters on a quiet machine the drain added 2,244 events and
- * 1.1 MB, so the drain starts at half the size it did, and no execution nears 2 MB (patch
- * `team-early-continue`).
+ * before it continues (every request accepted before the drain started, every handler done). Requests
+ * that land meanwhile: before patch `team-drain-queue` they were started too, so under a flood from four
+ * requesters the drain added 2,244 events and 1.1 MB, and these limits were halved (patch
+ * `team-early-continue`); since it, they are queued for the next execution, and a drain lasts as long as
+ * its own starts, not as long as the flood.
  */
 export const TEAM_CONTINUE_AS_NEW_AT: ContinueAsNewLimits = { events: 1_000, bytes: 500_000 };
 

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { spawnOutcome } from '../../src/teams';
 import {
+  fitsInDrainQueue,
   MIN_EVENTS_BEFORE_CONTINUING,
+  QUEUED_INSTRUCTIONS_MAX_BYTES,
   shouldContinueAsNew,
   TEAM_CONTINUE_AS_NEW_AT,
 } from '../../src/shared/team-carry';
@@ -29,5 +32,32 @@ describe('shouldContinueAsNew', () => {
   it('the defaults leave room under 2 MB for the drain before continuing', () => {
     expect(TEAM_CONTINUE_AS_NEW_AT.bytes).toBeLessThanOrEqual(1_000_000);
     expect(TEAM_CONTINUE_AS_NEW_AT.events).toBeLessThan(10_000);
+  });
+});
+
+describe('fitsInDrainQueue', () => {
+  it('always takes the first request: one request is at most 100,000 characters', () => {
+    expect(fitsInDrainQueue([], 'x'.repeat(100_000), 10)).toBe(true);
+  });
+
+  it('holds requests until their instructions would pass the bound, counted in UTF-8 bytes', () => {
+    const q = [{ instructions: 'a'.repeat(90) }];
+    expect(fitsInDrainQueue(q, 'b'.repeat(10), 100)).toBe(true);
+    expect(fitsInDrainQueue(q, 'b'.repeat(11), 100)).toBe(false);
+    // Three bytes each in UTF-8: three fit in the last 10 bytes, four do not (four ASCII characters would).
+    expect(fitsInDrainQueue(q, '\u20ac'.repeat(3), 100)).toBe(true);
+    expect(fitsInDrainQueue(q, '\u20ac'.repeat(4), 100)).toBe(false);
+  });
+
+  it('the default bound keeps a full queue far below the 2 MB payload limit', () => {
+    expect(QUEUED_INSTRUCTIONS_MAX_BYTES + 100_000 * 3).toBeLessThan(1_000_000);
+  });
+});
+
+describe('spawnOutcome', () => {
+  it('tells a started agent, a queued one and a resend apart', () => {
+    expect(spawnOutcome({ duplicate: false, state: 'running' })).toBe('started');
+    expect(spawnOutcome({ duplicate: false, state: 'starting' })).toBe('was accepted and starts in a moment');
+    expect(spawnOutcome({ duplicate: true, state: 'starting' })).toBe('was requested before');
   });
 });

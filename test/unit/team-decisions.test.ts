@@ -253,6 +253,40 @@ group('carry', () => {
     expect(inheritedMeters(carry).get('manager-1')).toMatchObject({ running: true, paused: false });
   });
 
+  it('requests queued during a drain ride with their instructions and start in the next execution', () => {
+    const queued = agent('engineer-3', { state: 'starting', instructions: '- build the parser' });
+    const records = [agent('manager-1', { cap: { anchor: 'x', used: 1 } }), queued];
+    const parts = {
+      startedAt: 's',
+      continuedAsNew: 1,
+      state: 'running' as const,
+      stopReason: undefined,
+      stopSent: false,
+      failedBy: undefined,
+      counters: { manager: 1, engineer: 3 },
+      records,
+      refusals: [],
+      ledger: teamLedger(undefined),
+      budgetVersion: 0,
+      metered: new Map(),
+      pauses: new Map(),
+      audit: { lastSeq: 1 },
+    };
+    expect(teamCarry(parts)).not.toHaveProperty('queued');
+    const carry = teamCarry({ ...parts, queued: [queued] });
+    expect(carry.queued).toEqual([{ id: 'engineer-3', instructions: '- build the parser' }]);
+    expect(carry.agents[1]).not.toHaveProperty('instructions');
+    const next = inheritedRecords(carry);
+    // Never started, so not signalled by id as an inherited agent: the next execution launches it.
+    expect(next[1]).toMatchObject({
+      id: 'engineer-3',
+      state: 'starting',
+      instructions: '- build the parser',
+    });
+    expect(next[1]).not.toHaveProperty('inherited');
+    expect(next[0]).toMatchObject({ inherited: true, instructions: '' });
+  });
+
   it('continues only when nothing is in flight', () => {
     const idle = { pending: 0, finishing: 0, reading: 0, records: [agent('m-1')], handlersFinished: true };
     expect(isQuiet(idle)).toBe(true);

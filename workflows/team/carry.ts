@@ -14,11 +14,13 @@ import type { AgentRecord, MeterState } from './types';
  * signalled by id and their end is learnt from `agentEnded`.
  */
 export function inheritedRecords(carry: TeamCarry | undefined): AgentRecord[] {
-  return (carry?.agents ?? []).map((a) => ({
-    ...a,
-    instructions: '',
-    ...(isActive(a.state) ? { inherited: true } : {}),
-  }));
+  // Queued requests (patch `team-drain-queue`) were never started: this execution starts them.
+  const queued = new Map((carry?.queued ?? []).map((q) => [q.id, q.instructions]));
+  return (carry?.agents ?? []).map((a) => {
+    const instructions = queued.get(a.id);
+    if (instructions !== undefined) return { ...a, instructions };
+    return { ...a, instructions: '', ...(isActive(a.state) ? { inherited: true } : {}) };
+  });
 }
 
 /** The metered agents of a continued team: their charges, with no meter read in flight. */
@@ -45,6 +47,8 @@ export interface CarryParts {
   metered: ReadonlyMap<string, MeterState>;
   pauses: ReadonlyMap<string, string>;
   audit: AuditCarry;
+  /** Requests accepted during the drain, not started (patch `team-drain-queue`). */
+  queued?: readonly AgentRecord[];
 }
 
 /** What the next execution starts from. */
@@ -70,5 +74,8 @@ export function teamCarry(p: CarryParts): TeamCarry {
     ]),
     pauses: [...p.pauses],
     audit: p.audit,
+    ...(p.queued?.length
+      ? { queued: p.queued.map((r) => ({ id: r.id, instructions: r.instructions })) }
+      : {}),
   };
 }

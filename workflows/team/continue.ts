@@ -44,7 +44,8 @@ export function quiet(run: TeamRun): boolean {
     pending: run.pending.length,
     finishing: run.finishing,
     reading: run.reading,
-    records: run.records,
+    // Queued requests wait for the next execution: they are carried, not in flight.
+    records: run.queued.length ? run.records.filter((r) => !run.queued.includes(r)) : run.records,
     handlersFinished: allHandlersFinished(),
   });
 }

@@ -35,7 +35,7 @@ import {
 import { authenticate } from './auth';
 import { budgetPaused, budgetStatus, chargeAgent, checkRaise, raiseBudget } from './budget';
 import { onMessageSignal, onMessageUpdate, validateMessage } from './messages';
-import { admit, refuse, spawnResult } from './requests';
+import { admit, drainBusy, refuse, spawnResult } from './requests';
 import { finishAgent } from './roster';
 import type { TeamRun } from './run';
 
@@ -43,6 +43,8 @@ import type { TeamRun } from './run';
 export function setTeamHandlers(run: TeamRun): void {
   const { runId, policy } = run;
   setHandler(spawnAgentSignal, (req) => {
+    const busy = drainBusy(run, req);
+    if (busy !== undefined) return refuse(run, 'signal', req, busy);
     const auth = authenticate(run, req, 'signal');
     if (!auth.ok) return;
     const out = admit(run, req, 'signal');
@@ -53,6 +55,9 @@ export function setTeamHandlers(run: TeamRun): void {
   setHandler(
     requestAgentUpdate,
     async (req): Promise<SpawnResult> => {
+      // Before the proof is checked, so that the same request can be sent again.
+      const busy = drainBusy(run, req);
+      if (busy !== undefined) throw ApplicationFailure.nonRetryable(busy, 'TeamBusy');
       const auth = authenticate(run, req, 'update');
       if (!auth.ok) throw ApplicationFailure.nonRetryable(auth.reason, 'SpoofAttempt');
       const out = admit(run, req, 'update');
@@ -62,7 +67,9 @@ export function setTeamHandlers(run: TeamRun): void {
         throw ApplicationFailure.nonRetryable(out, 'SpawnRefused');
       }
       const { rec, duplicate } = out;
-      await condition(() => rec.state !== 'starting');
+      // A queued agent starts in the next execution: the answer says `starting`, and waits for nothing
+      // that would keep this one from continuing.
+      if (!run.queued.includes(rec)) await condition(() => rec.state !== 'starting');
       // A resent request gets the original's answer: it is the same request, not a second one.
       return spawnResult(rec, duplicate && !(run.proofReplays && auth.replay));
     },

@@ -24,6 +24,12 @@ export async function deliver(
   text: string,
 ): Promise<MessageResult> {
   const rec = run.byId(agentId)!;
+  if (run.queued.includes(rec)) {
+    // It starts in the team's next execution; waiting here would keep this one from continuing.
+    const reason = `agent ${rec.id} (${rec.name}) has not started yet (the team is continuing as new); send the message again in a moment`;
+    run.record('run', from, { event: 'message_refused', to: rec.id, reason });
+    throw ApplicationFailure.nonRetryable(reason, 'MessageRefused');
+  }
   run.record('run', from, { event: 'message', to: rec.id, from, text: text.slice(0, 2000) });
   await condition(() => run.agentHandle(rec) !== undefined || !isActive(rec.state));
   try {

@@ -34,3 +34,10 @@ export const PROOF_REPLAYS_PATCH = 'team-proof-replays';
  * 1 MB: requests that land during the drain grew one execution past 2 MB (src/shared/team-carry).
  */
 export const EARLY_CONTINUE_PATCH = 'team-early-continue';
+/**
+ * Patch id: requests accepted while a team drains for continue-as-new are queued and started by the next
+ * execution, whose carry holds them (src/shared/team-carry `queued`); their update answers at once with
+ * state `starting`. Before it, the drain started them too, so an unbroken flood of requests kept a team
+ * from ever continuing and grew one execution past 2 MB.
+ */
+export const DRAIN_QUEUE_PATCH = 'team-drain-queue';

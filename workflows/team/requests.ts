@@ -14,6 +14,7 @@ import {
   type TeamWorkflowInput,
 } from '../../src/shared/team';
 import { addTeamAgent } from '../../src/shared/team-budget';
+import { fitsInDrainQueue } from '../../src/shared/team-carry';
 import type { TeamRun } from './run';
 import type { AgentRecord } from './types';
 
@@ -94,9 +95,17 @@ export function accept(run: TeamRun, req: SpawnRequest, depth: number, source: s
     instructions: req.instructions,
   };
   run.records.push(rec);
-  run.pending.push(rec);
+  // A draining team (patch `team-drain-queue`) leaves new agents to its next execution.
+  (run.draining ? run.queued : run.pending).push(rec);
   run.ledger = addTeamAgent(run.ledger, { id, role: req.role }, run.policy.roles[req.role]?.budget);
-  run.record('spawn', req.requestedBy, { agentId: id, name: req.name, role: req.role, depth, source });
+  run.record('spawn', req.requestedBy, {
+    agentId: id,
+    name: req.name,
+    role: req.role,
+    depth,
+    source,
+    ...(run.draining ? { queued: true } : {}),
+  });
   return rec;
 }
 
@@ -121,4 +130,17 @@ export function admit(
   if (check.duplicateOf) return { rec: run.byId(check.duplicateOf)!, duplicate: true };
   const requester = run.byId(check.request.requestedBy)!;
   return { rec: accept(run, check.request, requester.depth + 1, source), duplicate: false };
+}
+
+/**
+ * Why a draining team cannot take this request now, or undefined: the requests it queues ride in the
+ * carry, which has a size bound (src/shared/team-carry `fitsInDrainQueue`). A request the team has seen
+ * (a resend) is always answered. The sender asks again in a moment, in the next execution.
+ */
+export function drainBusy(run: TeamRun, req: unknown): string | undefined {
+  if (!run.draining) return undefined;
+  const check = checkSpawnRequest(run.policy, run.view(), req);
+  if (!check.ok || check.duplicateOf) return undefined;
+  if (fitsInDrainQueue(run.queued, check.request.instructions)) return undefined;
+  return `the team is continuing as new with ${run.queued.length} requests queued; send this request again in a moment`;
 }

@@ -26,6 +26,7 @@ import { type AuditCarry, type AuditTrail, createAuditTrail } from '../audit';
 import { inheritedMeters, inheritedRecords, teamCarry } from './carry';
 import {
   CAPABILITY_PATCH,
+  DRAIN_QUEUE_PATCH,
   EARLY_CONTINUE_PATCH,
   HONEST_OUTCOMES_PATCH,
   LONG_TEAMS_PATCH,
@@ -60,6 +61,13 @@ export class TeamRun {
   readonly records: AgentRecord[];
   /** Accepted requests whose agent the main loop has not started yet. */
   readonly pending: AgentRecord[] = [];
+  /**
+   * Requests accepted while the team drains (patch `team-drain-queue`): the next execution starts them.
+   * Their records are in {@link records}, state `starting`.
+   */
+  readonly queued: AgentRecord[] = [];
+  /** The team is draining for continue-as-new and queues what it accepts. */
+  draining = false;
   /** Agents requested so far, by role: the number in each agent's id. */
   readonly counters: Record<string, number>;
   readonly refusals: TeamRefusal[];
@@ -78,6 +86,8 @@ export class TeamRun {
    */
   readonly proofReplays: boolean;
   readonly continueAt: typeof TEAM_CONTINUE_AS_NEW_AT;
+  /** Requests that land during a drain wait for the next execution (patch `team-drain-queue`). */
+  readonly drainQueue: boolean;
   /** The agent whose failure stopped the team (policy `onAgentFailure: stop`). */
   failedBy: AgentRecord | undefined;
   /** The team's budget ledger (src/shared/budget): roles are its phases (src/shared/team-budget). */
@@ -105,6 +115,11 @@ export class TeamRun {
     this.stopReason = carry?.stopReason;
     this.stopSent = carry?.stopSent ?? false;
     this.records = inheritedRecords(carry);
+    // Requests the previous execution queued while it drained: this one starts them first, in order.
+    for (const q of carry?.queued ?? []) {
+      const rec = this.records.find((r) => r.id === q.id);
+      if (rec) this.pending.push(rec);
+    }
     this.counters = { ...carry?.counters };
     this.refusals = [...(carry?.refusals ?? [])];
     this.trail = createAuditTrail({
@@ -120,6 +135,7 @@ export class TeamRun {
     this.longTeams = patched(LONG_TEAMS_PATCH);
     this.proofReplays = patched(PROOF_REPLAYS_PATCH);
     const early = patched(EARLY_CONTINUE_PATCH);
+    this.drainQueue = patched(DRAIN_QUEUE_PATCH);
     this.continueAt = {
       ...(early ? TEAM_CONTINUE_AS_NEW_AT : LEGACY_TEAM_CONTINUE_AS_NEW_AT),
       ...input.continueAsNewAt,
@@ -130,6 +146,12 @@ export class TeamRun {
     this.metered = inheritedMeters(carry);
     this.pauses = new Map<string, string>(carry?.pauses ?? []);
     this.ended = new Set<string>(this.records.filter((r) => !isActive(r.state)).map((r) => r.id));
+  }
+
+  /** Stops queueing: what was queued is started by this execution after all (it is not continuing). */
+  stopDraining(): void {
+    this.draining = false;
+    this.pending.push(...this.queued.splice(0));
   }
 
   /** Records an audit entry; written to audit.jsonl by the background writer. */
@@ -192,6 +214,7 @@ export class TeamRun {
       metered: this.metered,
       pauses: this.pauses,
       audit: this.trail.carry(),
+      queued: this.queued,
     });
   }
 }

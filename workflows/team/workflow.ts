@@ -59,14 +59,17 @@ export async function teamWorkflow(raw: TeamWorkflowInput, carry?: TeamCarry): P
     if (pending.length === 0 && allEnded()) break;
     if (run.longTeams && historyFull(run)) {
       // Drain: every accepted request started, every handler and agent end processed. A request that
-      // arrives meanwhile is launched here too; nothing is dropped at the boundary.
+      // arrives meanwhile is queued for the next execution (patch `team-drain-queue`; before it, it was
+      // launched here too, and a flood kept the drain going); nothing is dropped at the boundary.
+      run.draining = run.drainQueue;
       for (;;) {
         while (pending.length > 0) launches.push(launch(run, pending.shift()!));
         await condition(() => pending.length > 0 || quiet(run));
         if (quiet(run)) break;
       }
       if (allEnded()) break;
-      if (run.stopReason === undefined || run.stopSent) {
+      if (run.stopReason !== undefined && !run.stopSent) run.stopDraining();
+      else {
         log.info('team continues as new', {
           runId,
           events: workflowInfo().historyLength,

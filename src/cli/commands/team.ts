@@ -23,6 +23,7 @@ import {
   requestAgent,
   sendMessage,
   spawnAgent,
+  spawnOutcome,
   startTeam,
   stopTeam,
   TeamError,
@@ -288,9 +289,8 @@ export function registerTeamCommands(program: Command): void {
           }
           const r = await requestAgent(client, runId, req, creds);
           if (opts.json) return printJson(r);
-          const what = r.duplicate ? 'was requested before' : 'started';
           process.stdout.write(
-            `${r.role} "${r.name}" ${what}: agent ${pc.bold(r.agentId)} (${r.state}), directory ${r.dir}\n`,
+            `${r.role} "${r.name}" ${spawnOutcome(r)}: agent ${pc.bold(r.agentId)} (${r.state}), directory ${r.dir}\n`,
           );
         });
       },
