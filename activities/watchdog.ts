@@ -116,11 +116,24 @@ export function watchedCommand(
   ];
 }
 
+/**
+ * The folder of this user's lease files, private to them. One folder per user: a shared
+ * `/tmp/orchestrator-leases` made by one user (root, often) is unwritable for a worker running as another,
+ * whose every agent attempt then failed with EACCES (seen running the worker image's non-root layout).
+ */
+export function leaseDir(): string {
+  const uid = os.userInfo().uid;
+  const dir = path.join(os.tmpdir(), `orchestrator-leases-${uid}`);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const owner = fs.statSync(dir).uid;
+  if (owner !== uid)
+    throw new Error(`${dir} belongs to uid ${owner}, not to this worker's ${uid}: remove it`);
+  return dir;
+}
+
 /** A fresh lease file path for one attempt (never shared: an orphan must not see a successor's renewals). */
 export function leaseFile(): string {
-  const dir = path.join(os.tmpdir(), 'orchestrator-leases');
-  fs.mkdirSync(dir, { recursive: true });
-  return path.join(dir, `${process.pid}-${randomUUID()}.lease`);
+  return path.join(leaseDir(), `${process.pid}-${randomUUID()}.lease`);
 }
 
 /** The lease file of one attempt: created fresh, renewed by {@link Lease.renew}, removed at the end. */

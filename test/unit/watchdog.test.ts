@@ -10,6 +10,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   findMarkedProcesses,
   Lease,
+  leaseDir,
+  leaseFile,
   LEASE_STALE_S,
   ORPHAN_BOUND_MS,
   watchedCommand,
@@ -157,5 +159,17 @@ describe('findMarkedProcesses', () => {
     expect(b).toEqual([procs[1]!.pid]);
     expect(longer).toEqual([procs[2]!.pid]);
     expect(none).toEqual([]);
+  });
+
+  it('keeps lease files in a folder of this user only, so workers of other users never collide', () => {
+    const file = leaseFile();
+    const dir = path.dirname(file);
+    expect(dir).toBe(leaseDir());
+    expect(path.basename(dir)).toBe(`orchestrator-leases-${os.userInfo().uid}`);
+    expect(path.basename(file)).toMatch(new RegExp(`^${process.pid}-[0-9a-f-]{36}\\.lease$`));
+    const st = fs.statSync(dir);
+    expect(st.uid).toBe(os.userInfo().uid);
+    // Made private when this process created it; one made earlier keeps its mode, but must be ours.
+    expect(st.mode & 0o022).toBe(0);
   });
 });

@@ -20,6 +20,7 @@ import { waitFor } from '../harness/gates';
 import { ledgerSpend, modelWorkerEnv, tallyMicroUsd } from '../harness/money';
 import { pidsOf, processesMentioning, processesWithEnv, signalEach } from '../harness/processes';
 import { SESSION_MARKER_ENV } from '../../activities/cli/process';
+import { leaseDir } from '../../activities/watchdog';
 import { GATEWAY_CLIENT_KEY } from '../../src/meter/gateway';
 import { modelSpec } from '../harness/specs';
 import { createTestEnv, spawnWorkerProcess, tempDir, type TestEnv } from '../harness/temporal';
@@ -100,7 +101,7 @@ describe('a worker SIGKILLed mid cli turn', () => {
 
   /** SIGSTOPs the watchdogs of worker `w` (found by its lease files), then SIGKILLs the worker. */
   async function killWithFrozenWatchdog(w: ChildProcess): Promise<void> {
-    const watchdogs = pidsOf(processesMentioning(`orchestrator-leases/${w.pid}-`));
+    const watchdogs = pidsOf(processesMentioning(`${path.basename(leaseDir())}/${w.pid}-`));
     expect(watchdogs.length).toBeGreaterThan(0);
     signalEach(watchdogs, 'SIGSTOP');
     frozen.push(...watchdogs);
