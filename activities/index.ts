@@ -9,6 +9,7 @@ import type { ApiActivities } from './api';
 import { createAuditActivities } from './audit';
 import { createCliActivities } from './cli';
 import { createGovernanceActivities } from './governance';
+import { createHostActivities, storeCheckpoint } from './host';
 import { createMeterActivities } from './meter';
 import { createScriptActivities } from './script';
 import { createTeamActivities } from './team';
@@ -57,6 +58,7 @@ export function createActivities(deps: ActivityDeps) {
     // under CI=true, which would otherwise switch colour on in tools like our own CLI.
     NO_COLOR: '1',
   };
+  const workspace = createWorkspaceActivities({ logger });
   return {
     /** A trivial activity used by the smoke workflow and the foundation tests. */
     greet(name: string): Promise<string> {
@@ -70,7 +72,27 @@ export function createActivities(deps: ActivityDeps) {
       sandbox,
       nudges: deps.nudges,
     }),
-    ...createWorkspaceActivities({ logger }),
+    ...workspace,
+    /**
+     * A checkpoint is also pushed to the checkpoint store every host reaches (ORCHESTRATOR_CHECKPOINT_STORE,
+     * activities/host), before the run hears of it: a checkpoint the run records can always be restored on
+     * another host. Retried with the activity when the push fails (the snapshot is idempotent).
+     */
+    checkpointPhase: async (
+      input: Parameters<typeof workspace.checkpointPhase>[0],
+    ): ReturnType<typeof workspace.checkpointPhase> => {
+      const r = await workspace.checkpointPhase(input);
+      if (r.ok && r.commit) {
+        await storeCheckpoint(config, {
+          workspace: input.workspace,
+          runId: input.runId,
+          checkpoint: input.checkpoint,
+          commit: r.commit,
+        });
+      }
+      return r;
+    },
+    ...createHostActivities({ config, logger }),
     ...createGovernanceActivities({ logger, sandbox }),
     // The api backend brings @anthropic-ai/sdk (about 300 modules with its dependencies): loaded when an
     // api agent first runs, not by every worker start.

@@ -3,12 +3,25 @@
  * workers, activities and the CLI. Workflows never read env: whatever they need arrives in their input.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from '../src/shared/names';
 import { capacityFor, thisMachine, type Machine } from './capacity';
 import { ConfigError } from './errors';
+
+/** A host id: safe in a task queue name and a file name. */
+const HOST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/** The default host id: this machine's hostname, with anything a host id may not hold replaced. */
+export function defaultHostId(hostname = os.hostname()): string {
+  const safe = hostname
+    .replace(/[^A-Za-z0-9._-]/g, '-')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 63);
+  return safe || 'host';
+}
 
 const hostPort = z
   .string()
@@ -64,6 +77,29 @@ const EnvSchema = z.object({
   /** The traces endpoint itself, used as given (OpenTelemetry's standard; wins over the base URL). */
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url('must be a URL, e.g. http://127.0.0.1:4318/v1/traces').optional(),
   OTEL_SERVICE_NAME: z.string().min(1).default('orchestrator-worker'),
+  /**
+   * This worker's host: it also polls `<queue>-host-<id>` (and `…-agents`) for the workspace steps of the
+   * runs placed on it (src/shared/names hostTaskQueue). Default: the machine's hostname, made safe.
+   */
+  ORCHESTRATOR_HOST_ID: z
+    .string()
+    .regex(HOST_ID, 'must be 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit')
+    .optional(),
+  /**
+   * A folder every host reaches (NFS, a shared volume): each checkpoint is pushed there, and a run moved off
+   * a lost host restores its last checkpoint from it. Unset: checkpoints stay on their host only.
+   */
+  ORCHESTRATOR_CHECKPOINT_STORE: z.string().startsWith('/', 'must be an absolute path').optional(),
+  /**
+   * Seconds a run's host may stay away (no worker takes its workspace steps) before the run moves to
+   * another host: the ScheduleToStart timeout of every host-queue activity. Must exceed the longest time
+   * a workspace step or agent turn waits for room on a busy but live host.
+   */
+  ORCHESTRATOR_HOST_MOVE_AFTER_S: z.coerce
+    .number()
+    .int('must be a whole number of seconds')
+    .positive('must be positive')
+    .default(300),
 });
 
 /** Everything the processes of this project are configured with. */
@@ -96,6 +132,12 @@ export interface AppConfig {
    * worker loads none of the tracing code and runs the untraced workflow bundle.
    */
   tracing?: { tracesUrl: string; serviceName: string };
+  /**
+   * Where this worker's runs keep their workspaces (README "Many hosts"): its host id (the suffix of the
+   * host task queue it polls), how long a host may be gone before its runs move, and the checkpoint store
+   * every host reaches, when there is one.
+   */
+  host: { id: string; moveAfterMs: number; checkpointStore?: string };
 }
 
 /** Flag overrides; each maps onto the environment variable of the same meaning. */
@@ -157,6 +199,11 @@ export function loadConfig(
       ? { metrics: { bindAddress: bindAddress(e.ORCHESTRATOR_METRICS_ADDRESS, e.ORCHESTRATOR_METRICS_PORT) } }
       : {}),
     ...tracingConfig(e),
+    host: {
+      id: e.ORCHESTRATOR_HOST_ID ?? defaultHostId(),
+      moveAfterMs: e.ORCHESTRATOR_HOST_MOVE_AFTER_S * 1000,
+      ...(e.ORCHESTRATOR_CHECKPOINT_STORE ? { checkpointStore: e.ORCHESTRATOR_CHECKPOINT_STORE } : {}),
+    },
   };
 }
 

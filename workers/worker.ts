@@ -1,8 +1,11 @@
 /**
- * The one worker process: a NativeConnection and two Temporal workers on it. The one on the `orchestrator`
+ * The one worker process: a NativeConnection and four Temporal workers on it. The one on the `orchestrator`
  * task queue runs the workflows from workflows/index.ts and every short step; the one on
  * `orchestrator-agents` runs agent turns only. Each has its own capacity (config/capacity), so a fleet of
- * long agent turns never holds up a checkpoint, a gate or an audit append of another run.
+ * long agent turns never holds up a checkpoint, a gate or an audit append of another run. The other two
+ * poll this host's own queues, `orchestrator-host-<id>` and `orchestrator-host-<id>-agents`
+ * (src/shared/names hostTaskQueue): the workspace steps and agent turns of the runs whose workspace lives
+ * on this host (README "Many hosts").
  */
 import {
   NativeConnection,
@@ -15,7 +18,7 @@ import { NUDGED_EVERY_MS, TurnNudges, turnKey } from '../activities/turn-heartbe
 import type { AgentTurnSinks } from '../src/shared/sinks';
 import type { AppConfig } from '../config/env';
 import { agentTurnActivities, createActivities, type ActivityDeps } from '../activities';
-import { agentTaskQueue } from '../src/shared/names';
+import { agentTaskQueue, hostTaskQueue } from '../src/shared/names';
 import { createSandbox, describeSandbox, type SandboxState } from '../activities/sandbox';
 import { cannotReachTemporal } from '../src/connection-error';
 import type { Logger } from '../src/logger';
@@ -44,18 +47,24 @@ export interface CreateWorkerOptions {
 }
 
 /**
- * The process's two Temporal workers, run and shut down together: `main` on the task queue (workflows
- * and short steps), `agents` on `<queue>-agents` (agent turns).
+ * The process's Temporal workers, run and shut down together: `main` on the task queue (workflows
+ * and short steps), `agents` on `<queue>-agents` (agent turns), and `host` on this host's two queues
+ * (workspace steps and agent turns of the runs placed here).
  */
 export class OrchestratorWorker {
   constructor(
     readonly main: Worker,
     readonly agents: Worker,
+    readonly host: readonly Worker[] = [],
   ) {}
 
-  /** Runs both until {@link shutdown}; when one fails, the other is shut down and the failure thrown. */
+  private all(): Worker[] {
+    return [this.main, this.agents, ...this.host];
+  }
+
+  /** Runs all until {@link shutdown}; when one fails, the others are shut down and the failure thrown. */
   async run(): Promise<void> {
-    const runs = [this.main, this.agents].map((w) =>
+    const runs = this.all().map((w) =>
       w.run().catch((err: unknown) => {
         this.shutdown();
         throw err;
@@ -66,9 +75,9 @@ export class OrchestratorWorker {
     if (failed) throw failed.reason;
   }
 
-  /** Starts a graceful shutdown of both (in-flight activities get the grace time). */
+  /** Starts a graceful shutdown of all (in-flight activities get the grace time). */
   shutdown(): void {
-    for (const w of [this.main, this.agents]) if (w.getState() === 'RUNNING') w.shutdown();
+    for (const w of this.all()) if (w.getState() === 'RUNNING') w.shutdown();
   }
 
   /** The main worker's state (the agent worker follows it). */
@@ -164,8 +173,11 @@ export async function createWorker(
     // Secrets never reach history: every activity result and failure is redacted on its way out.
     interceptors: { activity: [redactingActivityInterceptors, ...(tracing?.activityInterceptors ?? [])] },
   } satisfies Partial<WorkerOptions>;
-  // Both workers are created at once: only the main one loads the workflow bundle.
-  const [main, agents] = await Promise.all([
+  // This host's queues: the workspace steps and agent turns of the runs placed here. The same activities
+  // and capacity as the shared queues (a run's steps go to one or the other, never both).
+  const hostQueue = hostTaskQueue(config.temporal.taskQueue, config.host.id);
+  // All workers are created at once: only the main one loads the workflow bundle.
+  const [main, agents, hostSteps, hostAgents] = await Promise.all([
     Worker.create({
       ...common,
       taskQueue: config.temporal.taskQueue,
@@ -188,9 +200,24 @@ export async function createWorker(
       maxHeartbeatThrottleInterval: NUDGED_EVERY_MS,
       ...opts.agentWorkerOptions,
     }),
+    Worker.create({
+      ...common,
+      taskQueue: hostQueue,
+      activities,
+      maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
+      ...(opts.workerOptions?.identity ? { identity: opts.workerOptions.identity } : {}),
+    }),
+    Worker.create({
+      ...common,
+      taskQueue: agentTaskQueue(hostQueue),
+      activities: agentTurnActivities(activities),
+      maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentAgents,
+      maxHeartbeatThrottleInterval: NUDGED_EVERY_MS,
+      ...opts.agentWorkerOptions,
+    }),
   ]);
   if (tracing) logger.info({ traces: config.tracing?.tracesUrl }, 'exporting OpenTelemetry traces');
-  return { worker: new OrchestratorWorker(main, agents), connection, tracing };
+  return { worker: new OrchestratorWorker(main, agents, [hostSteps, hostAgents]), connection, tracing };
 }
 
 /**
@@ -216,6 +243,9 @@ export async function runWorkerUntilSignal(
     {
       taskQueue: opts.config.temporal.taskQueue,
       agentTaskQueue: agentTaskQueue(opts.config.temporal.taskQueue),
+      host: opts.config.host.id,
+      hostTaskQueue: hostTaskQueue(opts.config.temporal.taskQueue, opts.config.host.id),
+      checkpointStore: opts.config.host.checkpointStore ?? null,
       shortSteps: opts.config.worker.maxConcurrentActivities,
       agentTurns: opts.config.worker.maxConcurrentAgents,
       cachedWorkflows: opts.config.worker.maxCachedWorkflows,

@@ -41,7 +41,8 @@ import {
   type AgentWorkflowStatus,
   type MeterLimitsMessage,
 } from '../src/shared/messages';
-import { agentTurnQueue } from './agent-queue';
+import { agentTurnQueue, type TurnHost } from './agent-queue';
+import { isHostLost } from './host-lost';
 import type { AgentTurnSinks } from '../src/shared/sinks';
 import { addUsage, type AgentResult, type AgentStep, type Usage, ZERO_USAGE } from '../src/shared/run';
 import { methodologySection } from '../src/shared/skills';
@@ -81,6 +82,8 @@ export interface AgentWorkflowInput {
    * Absent (older parents, other callers): the child asks.
    */
   indexedAttributes?: string[];
+  /** The run's host: the agent's turns go to its queue (workflows/project/hosts). Absent: the shared one. */
+  host?: TurnHost;
 }
 
 /** Failure type of a model turn stopped by a budget (activities/meter BUDGET_EXCEEDED). */
@@ -151,17 +154,17 @@ const { agentTurns } = proxySinks<AgentTurnSinks>();
 // Turns run on `<queue>-agents` (./agent-queue), so the proxies are made per call.
 // Retries by cause (src/shared/failures): infrastructure failures, including a lost worker noticed by the
 // heartbeat timeout, retry without limit; the agent's own failures are counted below, per agent attempt.
-const script = () =>
+const script = (host?: TurnHost) =>
   proxyActivities<Pick<Activities, 'scriptTurn'>>({
-    ...agentTurnQueue(),
+    ...agentTurnQueue(host),
     startToCloseTimeout: '2 hours',
     heartbeatTimeout: HEARTBEAT_TIMEOUT,
     cancellationType: WAIT,
     retry: retryPolicy(),
   });
-const model = () =>
+const model = (host?: TurnHost) =>
   proxyActivities<Pick<Activities, 'claudeTurn' | 'apiTurn'>>({
-    ...agentTurnQueue(),
+    ...agentTurnQueue(host),
     startToCloseTimeout: '1 hour',
     heartbeatTimeout: HEARTBEAT_TIMEOUT,
     cancellationType: WAIT,
@@ -169,9 +172,9 @@ const model = () =>
     // overrides this backoff.
     retry: retryPolicy({ maximumInterval: '1 minute' }),
   });
-const tools = () =>
+const tools = (host?: TurnHost) =>
   proxyActivities<Pick<Activities, 'runTool'>>({
-    ...agentTurnQueue(),
+    ...agentTurnQueue(host),
     startToCloseTimeout: '15 minutes',
     heartbeatTimeout: HEARTBEAT_TIMEOUT,
     cancellationType: WAIT,
@@ -355,6 +358,8 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRes
         step('CANCELLED');
         throw err;
       }
+      // The run's host is gone: not the agent's failure; the run moves and starts the phase again.
+      if (isHostLost(err)) throw err;
       outcome = {
         ok: false,
         summary: '',
@@ -424,7 +429,7 @@ export async function scriptOutcome(
   fallbackNote = '',
 ): Promise<TurnOutcome> {
   const { agent } = input;
-  const r = await script().scriptTurn({
+  const r = await script(input.host).scriptTurn({
     runId: input.runId,
     agentId: fileId,
     ...(input.outputsDir ? { outputsDir: input.outputsDir } : {}),
@@ -518,7 +523,7 @@ async function runCli(
     for (;;) {
       const previous = progress.previous;
       try {
-        last = await model().claudeTurn({
+        last = await model(input.host).claudeTurn({
           runId: input.runId,
           agentId: fileId,
           ...(input.outputsDir ? { outputsDir: input.outputsDir } : {}),
@@ -553,7 +558,7 @@ async function runCli(
           if (summary.totalCostUsd !== undefined)
             progress.previous = { cost: summary.totalCostUsd, usage: summary.sessionUsage ?? previous.usage };
         }
-        if (isCancellation(err)) throw err;
+        if (isCancellation(err) || isHostLost(err)) throw err;
         if (await metering.waitForRaise(err)) {
           resumed = true;
           continue;
@@ -640,7 +645,7 @@ async function runApi(
   for (let turn = 0; turn < maxTurns; turn++) {
     let r: Awaited<ReturnType<Activities['apiTurn']>>;
     try {
-      r = await model().apiTurn({
+      r = await model(input.host).apiTurn({
         runId: input.runId,
         agentId: fileId,
         ...(input.outputsDir ? { outputsDir: input.outputsDir } : {}),
@@ -655,7 +660,7 @@ async function runApi(
         ...(metering.meter() ? { meter: metering.meter() } : {}),
       });
     } catch (err) {
-      if (isCancellation(err)) throw err;
+      if (isCancellation(err) || isHostLost(err)) throw err;
       // Refused by a budget: nothing was served; once limits are raised the same turn is asked again.
       if (await metering.waitForRaise(err)) {
         turn -= 1;
@@ -709,7 +714,7 @@ async function runApi(
             error: `tool "${t.name}" is not allowed for this agent (allowed: ${allowed.join(', ') || 'none'})`,
           });
         }
-        return tools().runTool({
+        return tools(input.host).runTool({
           workspace: input.workspace,
           name: t.name,
           input: t.input,

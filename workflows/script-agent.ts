@@ -21,6 +21,7 @@ import {
   SUMMARY_CAP,
   type TurnOutcome,
 } from './agent';
+import { isHostLost } from './host-lost';
 
 /**
  * Patch id: a script agent with static routing runs as a scriptTurn activity of the run rather than as a
@@ -57,7 +58,8 @@ export async function runScriptAgent(
     try {
       outcome = await scriptOutcome(input, command, fileId);
     } catch (err) {
-      if (isCancellation(err)) throw err;
+      // A lost host is not the agent's failure: the run moves (workflows/project/hosts).
+      if (isCancellation(err) || isHostLost(err)) throw err;
       outcome = {
         ok: false,
         summary: '',

@@ -34,6 +34,8 @@ export const AuditKindSchema = z.enum([
   'task',
   /** An agent called a tool its `allowed_tools` does not list; it got an error and the tool never ran. */
   'tool_refused',
+  /** Where the run's workspace lives: the host it was placed on, and a move off a lost host. */
+  'host',
 ]);
 export type AuditKind = z.infer<typeof AuditKindSchema>;
 

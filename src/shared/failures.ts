@@ -73,6 +73,11 @@ export const FAILURES = {
   UnknownModel: { cause: 'config', meaning: 'the model does not exist or has no known price' },
   GitMissing: { cause: 'config', meaning: 'git is not installed' },
   ScriptNotFound: { cause: 'config', meaning: "a script agent's program does not exist" },
+  NoCheckpointStore: {
+    cause: 'config',
+    meaning:
+      'a run lost its host and the worker taking it over has no checkpoint store (ORCHESTRATOR_CHECKPOINT_STORE) to restore from',
+  },
   // ---- input: a request that can never succeed ----
   InvalidInput: { cause: 'input', meaning: 'an activity input failed validation' },
   InvalidActivityInput: { cause: 'input', meaning: 'a workspace activity input failed validation' },

@@ -15,6 +15,17 @@ export function agentTaskQueue(taskQueue: string): string {
   return `${taskQueue}-agents`;
 }
 
+/**
+ * The task queue of one host's workspace steps for workflows on `taskQueue`: `orchestrator-host-<id>`.
+ * Every worker polls the one of its own host id (ORCHESTRATOR_HOST_ID) beside the shared queue; a run
+ * records the host its workspace lives on and sends every step that touches the workspace (snapshot,
+ * checkpoint, restore, gates) there, and its agent turns to `agentTaskQueue` of it
+ * (`orchestrator-host-<id>-agents`).
+ */
+export function hostTaskQueue(taskQueue: string, hostId: string): string {
+  return `${taskQueue}-host-${hostId}`;
+}
+
 /** Workflow type names as registered on the worker (they equal the exported function names). */
 export const WorkflowType = {
   project: 'projectWorkflow',

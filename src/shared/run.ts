@@ -183,4 +183,6 @@ export interface RunStatus {
   deadline?: string;
   /** Things the user should know that stop nothing, e.g. phases that ran past the deadline. */
   warnings?: string[];
+  /** The host the run's workspace lives on (README "Many hosts"); runs started before hosts have none. */
+  host?: string;
 }

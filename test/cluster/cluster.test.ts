@@ -7,7 +7,7 @@
  * A team growing on worker C loses C the same way and finishes on two new workers: no request is lost
  * and no agent workflow starts twice (counted with a visibility query, which PostgreSQL answers here).
  */
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { temporal } from '@temporalio/proto';
@@ -18,7 +18,7 @@ import type { TeamStatus } from '../../src/shared/team';
 import { startTeam, teamStatus } from '../../src/teams';
 import type { ProjectSummary } from '../../workflows/project';
 import { BASELINE_PHASE } from '../../workflows/project/carry';
-import { Gates, waitFor } from '../harness/gates';
+import { Gates, treeHash, waitFor } from '../harness/gates';
 import { PHASES, sixPhaseSpec } from '../harness/specs';
 import {
   createTestEnv,
@@ -30,10 +30,18 @@ import {
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
-/** Each activity of a history, in order: its type, the phase its input names, and who started it. */
-function activityStarts(events: HistoryEvent[]): { type: string; phase?: string; identity: string }[] {
-  const scheduled = new Map<string, { type: string; phase?: string }>();
-  const out: { type: string; phase?: string; identity: string }[] = [];
+interface ActivityStart {
+  type: string;
+  phase?: string;
+  /** The task queue it was scheduled on. */
+  queue: string;
+  identity: string;
+}
+
+/** Each activity of a history, in order: its type, the phase its input names, its queue, who started it. */
+function activityStarts(events: HistoryEvent[]): ActivityStart[] {
+  const scheduled = new Map<string, Omit<ActivityStart, 'identity'>>();
+  const out: ActivityStart[] = [];
   for (const e of events) {
     const s = e.activityTaskScheduledEventAttributes;
     if (s) {
@@ -45,7 +53,11 @@ function activityStarts(events: HistoryEvent[]): { type: string; phase?: string;
       } catch {
         phase = undefined;
       }
-      scheduled.set(String(e.eventId), { type: s.activityType?.name ?? '', phase });
+      scheduled.set(String(e.eventId), {
+        type: s.activityType?.name ?? '',
+        phase,
+        queue: s.taskQueue?.name ?? '',
+      });
     }
     const st = e.activityTaskStartedEventAttributes;
     if (st) {
@@ -122,6 +134,141 @@ describe('cluster: the Temporal server on PostgreSQL', () => {
     for (const p of before) expect(checkpoints.filter((c) => c.phase === p).every(on(a.pid!)), p).toBe(true);
     for (const p of PHASES.slice(PHASES.indexOf('development')))
       expect(checkpoints.filter((c) => c.phase === p).every(on(b.pid!)), p).toBe(true);
+  });
+
+  it("each run's workspace steps run on its host's worker; a host gone past the move time moves the run to another host from its last checkpoint", async () => {
+    // Two hosts: each worker sees its own disk at the same workspace path (a mount namespace of its own,
+    // as two machines or two containers with their own volume at /workspaces would), and both reach
+    // one checkpoint store.
+    const gates = new Gates('cluster-hosts');
+    const shared = tempDir('orch-hosts-ws-');
+    const disks = { a: tempDir('orch-host-a-'), b: tempDir('orch-host-b-') };
+    const store = tempDir('orch-checkpoint-store-');
+    const MOVE_AFTER_S = 15;
+    const host = (id: 'a' | 'b') =>
+      spawnWorkerProcess(
+        t,
+        {
+          LOG_LEVEL: 'error',
+          ORCHESTRATOR_HOST_ID: `host-${id}`,
+          ORCHESTRATOR_CHECKPOINT_STORE: store,
+          ORCHESTRATOR_HOST_MOVE_AFTER_S: String(MOVE_AFTER_S),
+        },
+        // unshare execs sh, which execs the worker: the child's pid is the worker's.
+        [
+          'unshare',
+          '--mount',
+          '--propagation',
+          'private',
+          'sh',
+          '-c',
+          'mount --bind "$1" "$2" && shift 2 && exec "$@"',
+          'host',
+          disks[id],
+          shared,
+        ],
+      );
+    const a = host('a');
+    workers.push(a);
+    await waitUntilPolling(t, a.pid!);
+    const workspace = path.join(shared, 'ws');
+    const input = await startRun(t.client, {
+      spec: sixPhaseSpec(gates, ['development']),
+      workspace,
+      outputsDir: t.config.outputsDir,
+      taskQueue: t.taskQueue,
+    });
+    const handle = t.client.workflow.getHandle(input.runId);
+    await waitFor(() => gates.count('development') === 1 || undefined, 'development started on A', 240_000);
+    // The development agent waits at its gate before it writes: A's workspace is its last checkpoint.
+    const onA = treeHash(path.join(disks.a, 'ws'));
+    expect(onA['data/schema.sql'], 'A has the data phase').toBeDefined();
+    expect(onA['src/a.ts'], 'A has no development yet').toBeUndefined();
+
+    const b = host('b');
+    workers.push(b);
+    await waitUntilPolling(t, b.pid!);
+    a.kill('SIGKILL');
+    await new Promise((r) => a.once('exit', r));
+    const killedAt = Date.now();
+    // A stays dead. Its retried development turn waits on A's queue past the move time; then the run
+    // moves to B, which restores the last checkpoint and starts development again: that attempt also
+    // waits at its gate, so B's workspace is seen as the move left it.
+    await waitFor(() => gates.count('development') === 2 || undefined, 'development started on B', 240_000);
+    expect(Date.now() - killedAt, 'the run waited out the move time').toBeGreaterThanOrEqual(
+      MOVE_AFTER_S * 1000,
+    );
+    const audit = fs
+      .readFileSync(path.join(t.config.outputsDir, input.runId, 'audit.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { kind: string; details: Record<string, unknown> });
+    const moves = audit.filter((e) => e.kind === 'host' && e.details.event === 'moved');
+    expect(moves.map((m) => [m.details.from, m.details.to, m.details.checkpoint])).toEqual([
+      ['host-a', 'host-b', 'CP3'],
+    ]);
+    const commit = String(moves[0]!.details.commit);
+    // The checkpoint as the store holds it, unpacked apart: the same files as A's workspace and B's.
+    const fromStore = tempDir('orch-store-cp-');
+    execFileSync('sh', [
+      '-c',
+      'git --git-dir="$1" archive "$2" | tar -x -C "$3"',
+      'x',
+      path.join(store, `${input.runId}.git`),
+      commit,
+      fromStore,
+    ]);
+    const onB = treeHash(path.join(disks.b, 'ws'));
+    expect(onB).toEqual(onA);
+    expect(treeHash(fromStore)).toEqual(onA);
+    expect((await handle.query<{ host?: string }>('status')).host).toBe('host-b');
+
+    gates.open('development', 2);
+    // A's own attempt is gone with A (its process group was ended by its watchdog or waits here forever).
+    gates.open('development', 1);
+    const summary = (await handle.result()) as ProjectSummary;
+    expect(summary.state).toBe('completed');
+    // B's workspace is what the six phases make of it; A's never saw development.
+    const ws = path.join(disks.b, 'ws');
+    expect(fs.readFileSync(path.join(ws, 'plan.md'), 'utf8')).toBe('changed\n');
+    expect(fs.readFileSync(path.join(ws, 'src/a.ts'), 'utf8')).toBe('export const a = 1;\n');
+    expect(fs.readFileSync(path.join(ws, 'README.md'), 'utf8')).toBe('# Readme\n');
+    expect(fs.existsSync(path.join(ws, 'scratch.txt'))).toBe(false);
+    expect(fs.existsSync(path.join(disks.a, 'ws', 'README.md'))).toBe(false);
+
+    // The history: every step that touches the workspace went to a host's queue, and each ran on the
+    // worker of that host (the identity of its start is `<pid>@<hostname>`).
+    const starts = activityStarts((await handle.fetchHistory()).events ?? []);
+    const hostQueue = (id: string) => `${t.taskQueue}-host-${id}`;
+    const pidOf: Record<string, number> = {
+      [hostQueue('host-a')]: a.pid!,
+      [`${hostQueue('host-a')}-agents`]: a.pid!,
+      [hostQueue('host-b')]: b.pid!,
+      [`${hostQueue('host-b')}-agents`]: b.pid!,
+    };
+    const touching = [
+      'initWorkspace',
+      'snapshotWorkspace',
+      'restoreWorkspace',
+      'checkpointPhase',
+      'scriptTurn',
+    ];
+    const onHosts = starts.filter((s) => touching.includes(s.type));
+    expect(onHosts.length).toBeGreaterThan(PHASES.length * 2);
+    for (const s of onHosts) {
+      const pid = pidOf[s.queue];
+      expect(pid, `${s.type} (${s.phase ?? ''}) went to ${s.queue}`).toBeDefined();
+      expect(s.identity, `${s.type} (${s.phase ?? ''}) on ${s.queue}`).toMatch(new RegExp(`^${pid}@`));
+    }
+    // CP0 and the phases before development were checkpointed on A, the rest on B, each once.
+    const checkpoints = starts.filter((s) => s.type === 'checkpointPhase');
+    expect(checkpoints.map((c) => c.phase)).toEqual([BASELINE_PHASE, ...PHASES]);
+    const split = PHASES.indexOf('development') + 1;
+    for (const c of checkpoints.slice(0, split)) expect(c.queue, c.phase).toBe(hostQueue('host-a'));
+    for (const c of checkpoints.slice(split)) expect(c.queue, c.phase).toBe(hostQueue('host-b'));
+    // The move itself: claimed by B on the shared queue, the only live worker.
+    const adopted = starts.filter((s) => s.type === 'adoptWorkspace');
+    expect(adopted.map((s) => [s.queue, s.identity.split('@')[0]])).toEqual([[t.taskQueue, String(b.pid)]]);
   });
 
   it('a team whose worker is SIGKILLed while it grows finishes on two other workers', async () => {

@@ -117,8 +117,14 @@ const BIN = path.resolve(import.meta.dirname, '../../bin/orchestrator.js');
  * `orchestrator worker` as its own process on this env's server, task queue and outputs: the crash tests
  * SIGKILL it. `env` adds to (or overrides) that, e.g. the model server's URL.
  */
-export function spawnWorkerProcess(t: TestEnv, env: Record<string, string> = {}): ChildProcess {
-  const child = spawn(process.execPath, [BIN, 'worker'], {
+export function spawnWorkerProcess(
+  t: TestEnv,
+  env: Record<string, string> = {},
+  /** A command the worker runs under (it must exec the rest, so that the child's pid is the worker's). */
+  prefix: string[] = [],
+): ChildProcess {
+  const [cmd, ...args] = [...prefix, process.execPath, BIN, 'worker'];
+  const child = spawn(cmd, args, {
     env: {
       ...process.env,
       TEMPORAL_ADDRESS: t.config.temporal.address,

@@ -18,6 +18,7 @@ import {
   type AgentWorkflowInput,
 } from '../agent';
 import { runScriptAgent, runsInline, SCRIPT_AGENT_ACTIVITY_PATCH } from '../script-agent';
+import { isHostLost } from '../host-lost';
 import { budgetFailure, budgetStop, settle, settleMetered } from './budget';
 import { nextAttempt } from './carry-runs';
 import { countSpawn } from './metrics';
@@ -162,6 +163,8 @@ export async function runAgent(
         : {}),
       outputsDir: input.outputsDir,
       ...(run.visibility.indexedNames() ? { indexedAttributes: run.visibility.indexedNames() } : {}),
+      // The agent works in the workspace: its turns go to the run's host (./hosts).
+      ...(run.st.host ? { host: { queue: run.st.host.queue, moveAfterMs: run.st.host.moveAfterMs } } : {}),
     };
     let r: AgentResult;
     try {
@@ -185,7 +188,8 @@ export async function runAgent(
       row.errorType = r.errorType;
     } catch (err) {
       const reported = reportedSpend(err);
-      if (isCancellation(err)) {
+      // A lost host ends the agent as a cancellation does: charged what it was served, and the run moves.
+      if (isCancellation(err) || isHostLost(err)) {
         if (metered) {
           // Cancelled, rolled back or the run stopped: charged exactly what the agent was served.
           at.account(await settleMetered(run, key, workflowId, where, meterId));

@@ -8,6 +8,7 @@
  * The carry grows with the number of phases in the intake (one row and at most one live checkpoint
  * each), never with the number of executions, attempts, rollbacks or agents' output. Deterministic code.
  */
+import type { HostPlacement } from '../../activities/host';
 import type { Ledger } from '../../src/shared/budget';
 import {
   addUsage,
@@ -75,6 +76,8 @@ export interface ProjectCarry {
   attemptsDroppedBelow?: number;
   /** CP0, the workspace before phase 1 (`[id, -1, commit, createdAt]`), when the run took one. */
   baselineRow?: CheckpointRow;
+  /** The host the run's workspace lives on (./hosts); absent for runs started before hosts existed. */
+  host?: HostPlacement;
 }
 
 /** The workflow state a carry describes. */
@@ -96,6 +99,8 @@ export interface CarriedState {
   attemptsDroppedBelow?: number;
   /** CP0, the workspace before phase 1 (see {@link baselineCheckpoint}). */
   baseline?: Checkpoint;
+  /** The host the run's workspace lives on: its workspace steps and agent turns go there (./hosts). */
+  host?: HostPlacement;
 }
 
 /** The phase name CP0's manifest is filed under (`outputs/<run>/baseline/manifest-CP0.json`). */
@@ -188,6 +193,7 @@ export function packCarry(
           ] satisfies CheckpointRow,
         }
       : {}),
+    ...(st.host ? { host: st.host } : {}),
   };
 }
 
@@ -250,6 +256,7 @@ export function unpackCarry(carry: ProjectCarry | undefined, ctx: RunContext): C
     ...(carry?.baselineRow
       ? { baseline: baselineCheckpoint(ctx, carry.baselineRow[2], carry.baselineRow[3]) }
       : {}),
+    ...(carry?.host ? { host: carry.host } : {}),
   };
   const phaseRows = carry?.phaseRows ?? (carry?.phaseRuns ? decodePhaseRuns(carry.phaseRuns) : undefined);
   if (!carry || !phaseRows) {

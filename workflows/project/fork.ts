@@ -7,7 +7,8 @@
 import { ApplicationFailure, patched } from '@temporalio/workflow';
 import { type PhaseResult, ZERO_USAGE } from '../../src/shared/run';
 import { BASELINE_PHASE, baselineCheckpoint } from './carry';
-import { checkpointing, workspace } from './proxies';
+import { claimRunHost } from './hosts';
+import { onHost } from './proxies';
 import type { ProjectRun } from './run';
 
 /** Guards CP0, the checkpoint of the workspace before phase 1 (runs recorded before it took none). */
@@ -57,6 +58,9 @@ export async function startRun(run: ProjectRun): Promise<void> {
   for (const w of spec.governance?.waived ?? []) {
     audit.record('governance', { event: 'gate_disabled', phase: w.phase, gate: w.gate, by: w.by });
   }
+  // The host the workspace lives on (./hosts): every step below goes there.
+  await claimRunHost(run);
+  const { workspace, checkpointing } = onHost(run.st.host);
   const fork = input.forkedFrom;
   if (fork) {
     await workspace.materializeCheckpoint({
@@ -125,7 +129,7 @@ export async function startRun(run: ProjectRun): Promise<void> {
  */
 async function takeBaseline(run: ProjectRun): Promise<void> {
   const { runId, input, st, audit } = run;
-  const cp = await checkpointing.checkpointPhase({
+  const cp = await onHost(st.host).checkpointing.checkpointPhase({
     workspace: input.workspace,
     outputsDir: input.outputsDir,
     runId,

@@ -8,7 +8,8 @@ import { OPERATOR } from '../../src/shared/identity';
 import type { PhaseResult } from '../../src/shared/run';
 import type { PhaseSpec } from '../../src/shared/spec';
 import { countGate } from './metrics';
-import { type GateEvaluation, governance } from './proxies';
+import { type GateEvaluation, onHost } from './proxies';
+import { isHostLost } from '../host-lost';
 import { failureMessage, type ProjectRun } from './run';
 
 /** How a phase attempt ends because of its gates (undefined from {@link runGates}: it may go on). */
@@ -99,13 +100,14 @@ export async function runGates(
   const { audit } = run;
   let evaluation: GateEvaluation;
   try {
-    evaluation = await governance.evaluateGates({
+    evaluation = await onHost(run.st.host).governance.evaluateGates({
       workspace: run.input.workspace,
       phase: phase.name,
       gates: phase.gates,
     });
   } catch (err) {
-    if (isCancellation(err)) throw err;
+    // A lost host is not the gates' verdict: the run moves (./hosts).
+    if (isCancellation(err) || isHostLost(err)) throw err;
     const message = failureMessage(err);
     audit.record('gate', { phase: phase.name, attempt: result.attempt, passed: false, error: message });
     result.errors.push(`gates could not be evaluated: ${message}`);

@@ -9,7 +9,7 @@ import type { RollbackRequest } from '../../src/shared/messages';
 import type { AgentStatusRow, Checkpoint, PhaseResult } from '../../src/shared/run';
 import type { PhaseSpec } from '../../src/shared/spec';
 import { countRollback } from './metrics';
-import { workspace } from './proxies';
+import { onHost, workspace } from './proxies';
 import type { ProjectRun } from './run';
 
 /**
@@ -65,7 +65,10 @@ export async function performRollback(
       cp.commit = found.commit;
       cp.createdAt ||= found.createdAt;
     }
-    await workspace.restoreWorkspace({ workspace: run.input.workspace, commit: cp.commit });
+    await onHost(run.st.host).workspace.restoreWorkspace({
+      workspace: run.input.workspace,
+      commit: cp.commit,
+    });
   });
   const at = new Date().toISOString();
   const next = markRolledBack(
@@ -107,7 +110,7 @@ export async function gateRollback(
       gates,
     });
   await CancellationScope.nonCancellable(() =>
-    workspace.restoreWorkspace({ workspace: run.input.workspace, commit: startCommit! }),
+    onHost(run.st.host).workspace.restoreWorkspace({ workspace: run.input.workspace, commit: startCommit! }),
   );
   run.st.rollbacks.push({
     to: `start of ${phase.name}`,

@@ -235,6 +235,7 @@ export class ProjectRun {
       ...(this.st.baseline ? { baseline: this.st.baseline } : {}),
       ...(this.input.deadline ? { deadline: this.input.deadline } : {}),
       ...(late ? { warnings: [late.text] } : {}),
+      ...(this.st.host ? { host: this.st.host.hostId } : {}),
     };
   }
 

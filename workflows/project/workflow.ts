@@ -26,7 +26,9 @@ import {
 import { totals as ledgerTotals } from '../../src/shared/budget';
 import type { PhaseResult } from '../../src/shared/run';
 import type { ProjectWorkflowInput } from '../../src/shared/spec';
-import { workspace } from './proxies';
+import { onHost } from './proxies';
+import { isHostLost } from '../host-lost';
+import { moveHost } from './hosts';
 import type { ProjectCarry } from './carry';
 import { continueIfDue } from './continue';
 import { startRun } from './fork';
@@ -62,15 +64,24 @@ export async function projectWorkflow(
     run.state = 'running';
     let phasesThisRun = 0;
     while (run.st.nextPhase < run.phases.length) {
-      if (run.pendingRollback) {
-        const req = run.pendingRollback;
-        run.pendingRollback = undefined;
-        await performRollback(run, req);
+      let moved = false;
+      try {
+        if (run.pendingRollback) {
+          const req = run.pendingRollback;
+          run.pendingRollback = undefined;
+          await performRollback(run, req);
+          run.publish();
+          await run.audit.flush();
+          continue;
+        }
+        moved = await runPhaseAttempt(run);
+      } catch (err) {
+        // The run's host was gone past its move time (only a run with a host has steps that say so).
+        if (!run.st.host || !isHostLost(err)) throw err;
+        await moveHost(run, failureMessage(err));
         run.publish();
-        await run.audit.flush();
         continue;
       }
-      const moved = await runPhaseAttempt(run);
       run.publish();
       if (moved) {
         phasesThisRun += 1;
@@ -121,7 +132,7 @@ async function runPhaseAttempt(run: ProjectRun): Promise<boolean> {
   // A `rollback` gate with no earlier checkpoint rolls back to the phase start: snapshot it first.
   const startCommit = needsStartSnapshot(phase, st.checkpoints, index)
     ? (
-        await workspace.snapshotWorkspace({
+        await onHost(run.st.host).workspace.snapshotWorkspace({
           workspace: run.input.workspace,
           message: `pre-${phase.name} (attempt ${attempt})`,
         })
@@ -137,6 +148,8 @@ async function runPhaseAttempt(run: ProjectRun): Promise<boolean> {
       if (run.pendingRollback) throw new RollbackRequested();
     });
   } catch (err) {
+    // The host is lost: whatever else of the attempt still waits for it is given up (./hosts moves the run).
+    if (isHostLost(err)) run.phaseScope.cancel();
     if (!(run.pendingRollback && (isCancellation(err) || err instanceof RollbackRequested))) throw err;
   } finally {
     run.phaseScope = undefined;

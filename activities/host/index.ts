@@ -1,0 +1,153 @@
+/**
+ * Where a run's workspace lives (README "Many hosts"). A run asks `claimHost` on the shared task queue when
+ * it sets up its workspace: whichever worker answers becomes the run's host, and the run sends every step
+ * that touches the workspace to that host's own queue (src/shared/names hostTaskQueue). When the host is
+ * gone longer than its move time, the run asks `adoptWorkspace` on the shared queue: a live worker fetches
+ * the run's checkpoints from the checkpoint store every host reaches (./store), restores the last one into
+ * its own workspace root, and becomes the run's host.
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { z } from 'zod';
+import { formatZodIssues } from '../../config/errors';
+import type { AppConfig } from '../../config/env';
+import type { Logger } from '../../src/logger';
+import { SafeNameSchema } from '../../src/shared/ids';
+import { hostTaskQueue } from '../../src/shared/names';
+import { initWorkspace, restoreWorkspace, shadowGitDir, WorkspaceError } from '../workspace';
+import { fetchCheckpoints, pushCheckpoint } from './store';
+
+export { pushCheckpoint, fetchCheckpoints, storeRepo, checkpointRef } from './store';
+
+/** A run's host, as the run records it: the host id, its queue and how long it may be gone. */
+export interface HostPlacement {
+  hostId: string;
+  /** `<queue>-host-<id>`: workspace steps; agent turns go to `<that>-agents`. */
+  queue: string;
+  /** The ScheduleToStart timeout of every activity sent to the host: past it, the run moves. */
+  moveAfterMs: number;
+}
+
+const absPath = z.string().startsWith('/', 'must be an absolute path');
+const AdoptInput = z.object({
+  runId: SafeNameSchema,
+  workspace: absPath,
+  checkpoint: z.string().min(1),
+  commit: z.string().min(1),
+  /** The host the run lost (logged). */
+  from: z.string().min(1),
+});
+
+/** Builds the host activities (they run on the shared task queue: any live worker answers). */
+export function createHostActivities(deps: { config: AppConfig; logger: Logger }) {
+  const { config } = deps;
+  const log = deps.logger.child({ component: 'host' });
+  const placement = (): HostPlacement => ({
+    hostId: config.host.id,
+    queue: hostTaskQueue(config.temporal.taskQueue, config.host.id),
+    moveAfterMs: config.host.moveAfterMs,
+  });
+  return {
+    /** This worker's host: the run that asks keeps its workspace here. */
+    claimHost(): Promise<HostPlacement> {
+      return Promise.resolve(placement());
+    },
+
+    /**
+     * Takes over a run whose host was lost: its checkpoints are fetched from the checkpoint store into a
+     * shadow repository of this host's workspace, and `commit` (checkpoint `checkpoint`) is restored there
+     * exactly. Returns this host.
+     */
+    async adoptWorkspace(input: z.input<typeof AdoptInput>): Promise<HostPlacement> {
+      const parsed = AdoptInput.safeParse(input);
+      if (!parsed.success) {
+        throw ApplicationFailure.create({
+          type: 'InvalidActivityInput',
+          message: `adoptWorkspace: ${formatZodIssues(parsed.error).join('; ')}`,
+          nonRetryable: true,
+        });
+      }
+      const a = parsed.data;
+      const store = config.host.checkpointStore;
+      if (!store) {
+        throw ApplicationFailure.create({
+          type: 'NoCheckpointStore',
+          message: `run ${a.runId} lost its host ${a.from}, and host ${config.host.id} has no checkpoint store (ORCHESTRATOR_CHECKPOINT_STORE) to restore ${a.checkpoint} from`,
+          nonRetryable: true,
+        });
+      }
+      const started = Date.now();
+      await beating('adoptWorkspace', async () => {
+        try {
+          await initWorkspace({ workspace: a.workspace, holder: a.runId });
+          await fetchCheckpoints({ store, runId: a.runId, shadowGitDir: shadowGitDir(a.workspace) });
+          await restoreWorkspace({ workspace: a.workspace, commit: a.commit });
+        } catch (err) {
+          if (err instanceof WorkspaceError) {
+            throw ApplicationFailure.create({
+              type: err.type,
+              message: err.message,
+              nonRetryable: !err.retryable,
+            });
+          }
+          throw err;
+        }
+      });
+      log.info(
+        {
+          runId: a.runId,
+          from: a.from,
+          to: config.host.id,
+          checkpoint: a.checkpoint,
+          ms: Date.now() - started,
+        },
+        'run moved to this host',
+      );
+      return placement();
+    },
+  };
+}
+
+/**
+ * Pushes a checkpoint just taken to the store, when this host has one (a no-op otherwise): called by the
+ * worker's checkpointPhase, on the run's host, right after the snapshot.
+ */
+export async function storeCheckpoint(
+  config: AppConfig,
+  args: { workspace: string; runId: string; checkpoint: string; commit: string },
+): Promise<void> {
+  const store = config.host.checkpointStore;
+  if (!store) return;
+  await beating('storeCheckpoint', () =>
+    pushCheckpoint({
+      store,
+      runId: args.runId,
+      shadowGitDir: shadowGitDir(args.workspace),
+      checkpoint: args.checkpoint,
+      commit: args.commit,
+    }),
+  );
+}
+
+/**
+ * Runs `fn` heartbeating every second (when called as an activity), so a worker that dies mid-push or
+ * mid-restore is noticed within the heartbeat timeout and a long first push is not taken for one.
+ */
+async function beating<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  let ctx: Context | undefined;
+  try {
+    ctx = Context.current();
+  } catch {
+    ctx = undefined;
+  }
+  const started = Date.now();
+  const beat = () => ctx?.heartbeat({ activity: what, elapsedMs: Date.now() - started });
+  beat();
+  const interval = setInterval(beat, 1_000);
+  try {
+    return await fn();
+  } finally {
+    clearInterval(interval);
+  }
+}
+
+export type HostActivities = ReturnType<typeof createHostActivities>;
