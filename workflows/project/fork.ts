@@ -41,7 +41,7 @@ export function checkpointNumber(id: string): number {
 }
 
 /** Starts a new run (not a continuation): records it, prepares the workspace, takes over a fork's past. */
-export async function startRun(run: ProjectRun): Promise<void> {
+export async function startRun(run: ProjectRun, hosted = false): Promise<void> {
   const { runId, input, spec, phases, st, audit } = run;
   audit.record('run', {
     event: 'started',
@@ -59,7 +59,7 @@ export async function startRun(run: ProjectRun): Promise<void> {
     audit.record('governance', { event: 'gate_disabled', phase: w.phase, gate: w.gate, by: w.by });
   }
   // The host the workspace lives on (./hosts): every step below goes there.
-  await claimRunHost(run);
+  if (hosted) await claimRunHost(run);
   const { workspace, checkpointing } = onHost(run.st.host);
   const fork = input.forkedFrom;
   if (fork) {

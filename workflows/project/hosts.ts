@@ -7,7 +7,7 @@
  * (`adoptWorkspace`), becomes the host, and the run continues with the phase after that checkpoint, as
  * after a rollback to it. The move is in the audit trail and in the run's status.
  */
-import { log, patched } from '@temporalio/workflow';
+import { log } from '@temporalio/workflow';
 import type { Checkpoint } from '../../src/shared/run';
 import { hosts, workspace } from './proxies';
 import { markRolledBack } from './rollback';
@@ -19,9 +19,11 @@ import type { ProjectRun } from './run';
  */
 export const HOST_PATCH = 'run-host-queue';
 
-/** Claims the run's host, for a new run (under {@link HOST_PATCH}): before its workspace is set up. */
+/**
+ * Claims the run's host, for a new run under {@link HOST_PATCH} (asked by the workflow's entry before its
+ * first await): before its workspace is set up.
+ */
 export async function claimRunHost(run: ProjectRun): Promise<void> {
-  if (!patched(HOST_PATCH)) return;
   run.st.host = await hosts.claimHost();
   log.info('run placed on host', { runId: run.runId, host: run.st.host.hostId });
   run.audit.record('host', { event: 'placed', host: run.st.host.hostId, queue: run.st.host.queue });

@@ -28,7 +28,7 @@ import type { PhaseResult } from '../../src/shared/run';
 import type { ProjectWorkflowInput } from '../../src/shared/spec';
 import { onHost } from './proxies';
 import { isHostLost } from '../host-lost';
-import { moveHost } from './hosts';
+import { HOST_PATCH, moveHost } from './hosts';
 import type { ProjectCarry } from './carry';
 import { continueIfDue } from './continue';
 import { startRun } from './fork';
@@ -57,10 +57,13 @@ export async function projectWorkflow(
 ): Promise<ProjectSummary> {
   const run = new ProjectRun(parseProjectInput(raw), carry);
   setProjectHandlers(run);
+  // Asked before the first await: replayed, a patch first asked right after a local activity (the
+  // visibility init's) was reported missing by sdk-core, a nondeterminism error (./hosts).
+  const hosted = !carry && patched(HOST_PATCH);
   try {
     await run.visibility.init();
     run.publish();
-    if (!carry) await startRun(run);
+    if (!carry) await startRun(run, hosted);
     run.state = 'running';
     let phasesThisRun = 0;
     while (run.st.nextPhase < run.phases.length) {
