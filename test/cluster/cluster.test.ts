@@ -74,12 +74,15 @@ describe('cluster: the Temporal server on PostgreSQL', () => {
   beforeAll(async () => {
     t = await createTestEnv();
   });
-  afterAll(async () => {
+  const stopWorkers = async () => {
     for (const w of workers) {
       if (w.exitCode !== null || w.signalCode !== null) continue;
       w.kill('SIGTERM');
       await new Promise((r) => w.once('exit', r));
     }
+  };
+  afterAll(async () => {
+    await stopWorkers();
     await t?.close();
   });
 
@@ -140,6 +143,8 @@ describe('cluster: the Temporal server on PostgreSQL', () => {
     // Two hosts: each worker sees its own disk at the same workspace path (a mount namespace of its own,
     // as two machines or two containers with their own volume at /workspaces would), and both reach
     // one checkpoint store.
+    // Only these two hosts: workers left by the tests before would answer the run's claimHost.
+    await stopWorkers();
     const gates = new Gates('cluster-hosts');
     const shared = tempDir('orch-hosts-ws-');
     const disks = { a: tempDir('orch-host-a-'), b: tempDir('orch-host-b-') };
