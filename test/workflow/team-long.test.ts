@@ -43,6 +43,31 @@ beforeAll(async () => {
 });
 afterAll(async () => t?.close());
 
+/**
+ * A team whose manager and architect hold until the test's word, continuing as new at 150 events (low,
+ * so that a few dozen spawns cross boundaries), once both holders run.
+ */
+async function heldTeam(goal: string, maxTeamSize: number) {
+  const hold = 'while [ ! -e release ]; do sleep 0.2; done';
+  const { runId } = await startTeam(t.client, {
+    goal,
+    workspace: tempDir('orch-team-held-'),
+    outputsDir: t.config.outputsDir,
+    policy: loadHierarchyPolicy(undefined, { maxTeamSize }),
+    backend: 'script',
+    taskQueue: t.taskQueue,
+    instructions: { manager: hold, architect: hold },
+    continueAsNewAt: { events: 150 },
+  });
+  await waitFor(
+    async () => (await teamStatus(t.client, runId)).agents.every((a) => a.state === 'running'),
+    'the two holders running',
+  );
+  const key = (id: string) =>
+    fs.readFileSync(path.join(t.config.outputsDir, runId, 'keys', `${id}.key`), 'utf8').trim();
+  return { runId, handle: t.client.workflow.getHandle(runId), key };
+}
+
 describe('a long team', () => {
   // Minutes of work (4.5 on this 2-core machine under load), run by every `make test`: it is the only
   // check that a team crossing continue-as-new under a flood of requests loses nothing.
@@ -231,28 +256,8 @@ describe('a long team', () => {
   }, 1_500_000);
 
   it('across the boundary: agents started before it get messages and stop signals by id; ends are reported', async () => {
-    const workspace = tempDir('orch-team-can-');
-    const hold = 'while [ ! -e release ]; do sleep 0.2; done';
-    const input = await startTeam(t.client, {
-      goal: 'Cross the boundary',
-      workspace,
-      outputsDir: t.config.outputsDir,
-      policy: loadHierarchyPolicy(undefined, { maxTeamSize: 100 }),
-      backend: 'script',
-      taskQueue: t.taskQueue,
-      instructions: { manager: hold, architect: hold },
-      // A low limit makes a few spawns cross at least one boundary.
-      continueAsNewAt: { events: 150 },
-    });
-    const { runId } = input;
-    const handle = t.client.workflow.getHandle(runId);
-    await waitFor(
-      async () => (await teamStatus(t.client, runId)).agents.every((a) => a.state === 'running'),
-      'the two holders running',
-    );
-    const secret = fs
-      .readFileSync(path.join(t.config.outputsDir, runId, 'keys', 'manager-1.key'), 'utf8')
-      .trim();
+    const { runId, handle, key } = await heldTeam('Cross the boundary', 100);
+    const secret = key('manager-1');
     for (let i = 0; i < 30; i++) {
       await handle.signal(spawnAgentSignal, {
         role: 'software-engineer',
@@ -290,27 +295,7 @@ describe('a long team', () => {
   }, 600_000);
 
   it('requests that land while the team drains are queued: answered at once, started by the next execution', async () => {
-    const workspace = tempDir('orch-team-queue-');
-    const hold = 'while [ ! -e release ]; do sleep 0.2; done';
-    const input = await startTeam(t.client, {
-      goal: 'Queue while draining',
-      workspace,
-      outputsDir: t.config.outputsDir,
-      policy: loadHierarchyPolicy(undefined, { maxTeamSize: 200 }),
-      backend: 'script',
-      taskQueue: t.taskQueue,
-      instructions: { manager: hold, architect: hold },
-      // Low, so that the flood below crosses several drains.
-      continueAsNewAt: { events: 150 },
-    });
-    const { runId } = input;
-    const handle = t.client.workflow.getHandle(runId);
-    await waitFor(
-      async () => (await teamStatus(t.client, runId)).agents.every((a) => a.state === 'running'),
-      'the two holders running',
-    );
-    const key = (id: string) =>
-      fs.readFileSync(path.join(t.config.outputsDir, runId, 'keys', `${id}.key`), 'utf8').trim();
+    const { runId, handle, key } = await heldTeam('Queue while draining', 200);
     const N = 40;
     // The manager by update (each sent once the previous is accepted), the architect by signal, at once.
     const byUpdate = async () => {
