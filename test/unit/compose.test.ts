@@ -192,6 +192,9 @@ describe('docker-compose.yml', () => {
       ),
     );
     expect(worker.metrics?.bindAddress).toMatch(/^0\.0\.0\.0:\d+$/);
+    // One host id for the replicas that share the workspaces volume; the checkpoint store is a volume.
+    expect(worker.host.id).toBe('compose');
+    expect((svc('worker').volumes ?? []).map((v) => mount(v).target)).toContain(worker.host.checkpointStore);
     const port = worker.metrics!.bindAddress.split(':')[1];
     expect(svc('worker').healthcheck?.test.join(' ')).toContain(`http://127.0.0.1:${port}/metrics`);
   });
