@@ -64,15 +64,24 @@ export interface FoundFile {
  * The scan, and with GNU `find` every file and symlink with its stat key, from the same walk; `startedMs`
  * is when the walk began (anything changed after it shows a ctime at or after it).
  */
-export async function scanTree(
-  root: string,
-): Promise<{ scan: WorkspaceScan; files?: FoundFile[]; startedMs: number }> {
+export async function scanTree(root: string): Promise<TreeScan> {
   const startedMs = Date.now();
   if (findWorks !== false) {
     const found = await scanWithFind(root);
     if (found) return { ...found, startedMs };
   }
   return { scan: await scanWithNode(root), startedMs };
+}
+
+/** What one walk saw: the scan, and with GNU `find` every entry (see {@link parseFind}). */
+export interface TreeScan {
+  scan: WorkspaceScan;
+  files?: FoundFile[];
+  /** Every directory (relative, not the root), with `find`. */
+  dirs?: string[];
+  /** Entries that are neither files, symlinks nor directories (fifos, sockets, devices), with `find`. */
+  others?: string[];
+  startedMs: number;
 }
 
 /** Whether GNU `find` (with `-printf`) ran here before; false after it could not run at all. */
@@ -82,10 +91,16 @@ let findWorks: boolean | undefined;
 const FIND_FORMAT = '%y %m %i %s %T@ %C@ %P\\0';
 
 /** Parses `find -printf` output in {@link FIND_FORMAT}. */
-export function parseFind(out: string): { scan: WorkspaceScan; files: FoundFile[] } {
+export function parseFind(out: string): {
+  scan: WorkspaceScan;
+  files: FoundFile[];
+  dirs: string[];
+  others: string[];
+} {
   const scan: WorkspaceScan = { emptyDirs: [], nestedRepos: [], modes: {} };
   const files: FoundFile[] = [];
   const dirs: string[] = [];
+  const others: string[] = [];
   const parents = new Set<string>();
   for (const rec of out.split('\0')) {
     // Six space-separated fields, then the path (which may hold spaces).
@@ -119,16 +134,19 @@ export function parseFind(out: string): { scan: WorkspaceScan; files: FoundFile[
         changedMs: Math.max(Number(mtime), Number(ctime)) * 1000,
       });
     }
-    if (type !== 'd' && type !== 'f') continue;
+    if (type !== 'd' && type !== 'f') {
+      if (type !== 'l') others.push(rel);
+      continue;
+    }
     const bits = parseInt(rec.slice(cuts[0]! + 1, cuts[1]), 8);
     if (bits !== canonicalMode(type === 'd', bits)) scan.modes[rel] = bits.toString(8);
     if (type === 'd') dirs.push(rel);
   }
   scan.emptyDirs = dirs.filter((d) => !parents.has(d));
-  return { scan: sortScan(scan), files };
+  return { scan: sortScan(scan), files, dirs, others };
 }
 
-async function scanWithFind(root: string): Promise<{ scan: WorkspaceScan; files: FoundFile[] } | undefined> {
+async function scanWithFind(root: string): Promise<ReturnType<typeof parseFind> | undefined> {
   const r = await runFind(root, [
     '.',
     '-mindepth',

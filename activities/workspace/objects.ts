@@ -10,10 +10,11 @@ import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { deflate } from 'node:zlib';
+import { deflate, inflate } from 'node:zlib';
 import { lockIsStale, WorkspaceError } from './git';
 
 const deflateAsync = promisify(deflate);
+const inflateAsync = promisify(inflate);
 const IDENT = 'orchestrator <orchestrator@localhost>';
 const ZERO = '0'.repeat(40);
 const LOCK_RETRY_DELAYS_MS = [50, 100, 200, 400, 800, 1600];
@@ -153,4 +154,59 @@ export async function updateRef(
     await fs.mkdir(path.dirname(logFile), { recursive: true });
     await fs.appendFile(logFile, line);
   }
+}
+
+/**
+ * Reads the loose object `id`: undefined when it is not there as a loose object (then git must read it),
+ * WorkspaceError when it is corrupt.
+ */
+export async function readObject(
+  gitDir: string,
+  id: string,
+): Promise<{ type: string; content: Buffer } | undefined> {
+  let data: Buffer;
+  try {
+    data = await fs.readFile(path.join(gitDir, 'objects', id.slice(0, 2), id.slice(2)));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const raw = await inflateAsync(data).catch(() => undefined);
+  const nul = raw ? raw.indexOf(0) : -1;
+  const [type, size] = raw && nul > 0 ? raw.subarray(0, nul).toString('latin1').split(' ') : [];
+  const content = raw?.subarray(nul + 1);
+  if (
+    !type ||
+    !content ||
+    Number(size) !== content.length ||
+    createHash('sha1').update(raw!).digest('hex') !== id
+  ) {
+    throw new WorkspaceError(`object ${id} in ${gitDir} is corrupt`, 'GitFailed');
+  }
+  return { type, content };
+}
+
+/** One entry of a tree object as read. */
+export interface ReadTreeEntry {
+  mode: string;
+  name: string;
+  id: string;
+}
+
+/** Parses a tree object's content. */
+export function parseTree(content: Buffer): ReadTreeEntry[] {
+  const out: ReadTreeEntry[] = [];
+  for (let at = 0; at < content.length;) {
+    const space = content.indexOf(0x20, at);
+    const nul = content.indexOf(0, space);
+    if (space < 0 || nul < 0 || nul + 21 > content.length)
+      throw new WorkspaceError('malformed tree object', 'GitFailed');
+    out.push({
+      mode: content.subarray(at, space).toString('latin1'),
+      name: content.subarray(space + 1, nul).toString('utf8'),
+      id: content.subarray(nul + 1, nul + 21).toString('hex'),
+    });
+    at = nul + 21;
+  }
+  return out;
 }

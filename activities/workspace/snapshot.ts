@@ -20,13 +20,14 @@ import {
   parseExact,
   readModes,
   restoreNestedGits,
-  scanWorkspace,
+  scanTree,
   stageExact,
   unlockDirs,
   type ExactState,
 } from './exact';
 import { readHead, runGit, resolveCommit, shadowGitDir, STATE_DIR, WorkspaceError } from './git';
-import { commitObject, treeObject, updateRef, writeObject } from './objects';
+import { commitObject, readObject, treeObject, updateRef, writeObject } from './objects';
+import { restoreChanged } from './restore';
 import { indexTree, look, type Staging } from './stage';
 import { ensureStateDir, readHold, writeHold } from './hold';
 import { withWorkspaceLock } from './lock';
@@ -134,13 +135,22 @@ async function readCommit(
   gitDir: string,
   workspace: string,
   commit: string,
-): Promise<{ commit: string; message: string }> {
+): Promise<{ commit: string; message: string; tree: string }> {
   const full = /^[0-9a-f]{40}$/.test(commit) ? commit : await resolveCommit(gitDir, workspace, commit);
-  const r = await runGit(gitDir, workspace, ['cat-file', 'commit', full], { okCodes: [128] });
-  if (r.exitCode !== 0) {
-    throw new WorkspaceError(`commit ${commit} is not a snapshot of ${workspace}`, 'UnknownCommit');
+  // The loose object in-process (a commit a run passes is one of its snapshots); git for anything else.
+  const loose = await readObject(gitDir, full);
+  let text: string;
+  if (loose?.type === 'commit') text = loose.content.toString('utf8');
+  else {
+    const r = await runGit(gitDir, workspace, ['cat-file', 'commit', full], { okCodes: [128] });
+    if (r.exitCode !== 0) {
+      throw new WorkspaceError(`commit ${commit} is not a snapshot of ${workspace}`, 'UnknownCommit');
+    }
+    text = r.stdout;
   }
-  return { commit: full, message: r.stdout.slice(r.stdout.indexOf('\n\n') + 2) };
+  const tree = /^tree ([0-9a-f]{40})$/m.exec(text.slice(0, text.indexOf('\n\n')))?.[1];
+  if (!tree) throw new WorkspaceError(`commit ${commit} has no tree`, 'GitFailed');
+  return { commit: full, message: text.slice(text.indexOf('\n\n') + 2), tree };
 }
 
 async function createDirs(root: string, dirs: string[]): Promise<void> {
@@ -214,19 +224,29 @@ export async function restoreWorkspace(args: {
         'WorkspaceNotInitialized',
       );
     }
-    const { commit, message } = await readCommit(gitDir, workspace, args.commit);
+    const { commit, message, tree } = await readCommit(gitDir, workspace, args.commit);
     const target = parseExact(message);
-    const scan = await scanWorkspace(workspace);
+    const walked = await scanTree(workspace);
+    const { scan } = walked;
     if (target.nested.length > 0 || scan.nestedRepos.length > 0) {
       await restoreWithNested(gitDir, workspace, commit, target);
     } else {
       await unlockDirs(workspace, scan);
+      // Only what differs from the target is written when the stat cache allows it (./restore); a failure
+      // half-way leaves it to git's full restore below, which is exact whatever was written or removed.
+      const done = await restoreChanged({
+        gitDir,
+        root: workspace,
+        tree,
+        walked,
+        emptyDirs: emptyDirsIn(message),
+      }).catch(() => false);
       // Without nested repositories the index need not be brought up to date first (a `git add` of the
       // whole tree, the largest part of a restore): whatever is not in it goes, and `read-tree --reset -u`
       // checks every path it keeps against the disk (lstat), rewriting what changed since it was staged.
       // -x: .gitignore'd files go too.
-      await runGit(gitDir, workspace, ['clean', '-ffdxq', '-e', `/${STATE_DIR}/`]);
-      await runGit(gitDir, workspace, ['read-tree', '--reset', '-u', commit]);
+      if (!done) await runGit(gitDir, workspace, ['clean', '-ffdxq', '-e', `/${STATE_DIR}/`]);
+      if (!done) await runGit(gitDir, workspace, ['read-tree', '--reset', '-u', commit]);
     }
     await createDirs(workspace, emptyDirsIn(message));
     const modes = await readModes(gitDir, workspace, target.modes);

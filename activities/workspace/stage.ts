@@ -96,13 +96,13 @@ export function parseLsFiles(out: string): { path: string; mode: string; blob: s
 }
 
 /** What the stat cache remembers of one indexed path. */
-interface Known {
+export interface Known {
   key: string;
   blob: string;
   kind: 'file' | 'symlink';
 }
 
-interface StatCache {
+export interface StatCache {
   /** The index file the cache describes (inode, size, mtime, ctime), `none` when there is none. */
   index: string;
   /** The tree id of that index, when a snapshot wrote it. */
@@ -116,7 +116,7 @@ function cacheFile(gitDir: string): string {
   return path.join(gitDir, 'orchestrator', CACHE_FILE);
 }
 
-async function indexKey(gitDir: string): Promise<string> {
+export async function indexKey(gitDir: string): Promise<string> {
   try {
     const st = await fs.stat(path.join(gitDir, 'index'), { bigint: true });
     return `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
@@ -150,7 +150,7 @@ function memoize(file: string, stat: string | undefined, cache: StatCache): void
 }
 
 /** Header line, then `path\0key\0blob\0` per entry (kind is the key's first letter). */
-async function readCache(gitDir: string): Promise<StatCache | undefined> {
+export async function readCache(gitDir: string): Promise<StatCache | undefined> {
   const file = cacheFile(gitDir);
   const stat = await fileKey(file);
   if (stat === undefined) return undefined;
@@ -180,7 +180,7 @@ async function readCache(gitDir: string): Promise<StatCache | undefined> {
  * Writes the cache for the index as it is now; returns the index key it was written against. `known` is
  * kept (memoized) as it is: nobody changes a cache's map after handing it here.
  */
-async function writeCache(
+export async function writeCache(
   gitDir: string,
   walkedMs: number,
   known: Map<string, Known>,
@@ -261,7 +261,7 @@ function keySize(key: string): number {
 }
 
 /** Git's mode for a remembered entry: the key's first letter and permission bits tell it. */
-function gitModeOf(k: Known): '100644' | '100755' | '120000' {
+export function gitModeOf(k: Pick<Known, 'key' | 'kind'>): '100644' | '100755' | '120000' {
   if (k.kind === 'symlink') return '120000';
   const bits = parseInt(k.key.slice(1, k.key.indexOf(':')), 8);
   return bits & 0o100 ? '100755' : '100644';
@@ -334,6 +334,10 @@ export async function look(gitDir: string, root: string): Promise<Staging> {
   }
   for (const p of cache.known.keys()) if (!seen.has(p)) dirty.push(p);
   dirty.sort();
+  // Racy entries this walk saw with their recorded key and whose content proved the recorded blob are
+  // recorded again against this walk, so they stop being racy (and read) once they settle: safe, as every
+  // entry's key was seen by this walk, and a rewrite after it would show a later ctime.
+  if (dirty.length === 0 && verified.size > 0) await writeCache(gitDir, walkedMs, cache.known, cache.tree);
   return {
     gitDir,
     root,

@@ -1,0 +1,184 @@
+/**
+ * Restoring a snapshot by writing only what differs from it.
+ *
+ * `git read-tree -u --reset` reads and rewrites the whole index and checks every path of the tree, and
+ * `git clean` walks the tree again: on a 10,000-file workspace after 1,000 changed files that was most of
+ * a rollback. Here one `find` (the walk every restore makes anyway) and the stat cache (./stage) tell
+ * which files are still exactly what the cache recorded; the target tree is read in-process from its
+ * loose objects, and only the paths whose content, kind or executable bit differ are written, the files
+ * and folders the target does not have are removed. The stat cache then describes the restored tree, so
+ * the next checkpoint stages only what the next agent changes.
+ *
+ * Exactness does not rest on the cache being complete: a file is kept only when its stat key is the one
+ * recorded, settled (not racy, see ./stage) and recorded with the target's blob, kind and bits; every
+ * other path of the target is written. When the shortcut cannot be taken (no valid cache, nested
+ * repositories, an object git packed, a mode it cannot write) {@link restoreChanged} returns false before
+ * touching anything, and the caller runs git's full restore; a failure half-way makes the caller do the
+ * same, which is exact whatever this left behind.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { TreeScan } from './exact';
+import { mapLimit } from './hashing';
+import { parseTree, readObject } from './objects';
+import { gitModeOf, indexKey, isSettled, readCache, writeCache, type Known } from './stage';
+
+/** Files written or removed at once. */
+const WRITE_CONCURRENCY = 16;
+
+/** A path of the target tree: git's mode and blob id. */
+interface Wanted {
+  mode: '100644' | '100755' | '120000';
+  blob: string;
+}
+
+/** Every blob path of `tree` (recursively), or undefined when an object is not loose or a mode is unusual. */
+export async function readTreePaths(gitDir: string, tree: string): Promise<Map<string, Wanted> | undefined> {
+  const out = new Map<string, Wanted>();
+  let usable = true;
+  const visit = async (id: string, prefix: string): Promise<void> => {
+    const obj = await readObject(gitDir, id);
+    if (!obj || obj.type !== 'tree') {
+      usable = false;
+      return;
+    }
+    const subtrees: Promise<void>[] = [];
+    for (const e of parseTree(obj.content)) {
+      const rel = prefix + e.name;
+      if (e.mode === '40000') subtrees.push(visit(e.id, `${rel}/`));
+      else if (e.mode === '100644' || e.mode === '100755' || e.mode === '120000')
+        out.set(rel, { mode: e.mode, blob: e.id });
+      else usable = false; // a gitlink (160000): git's restore knows what to do with it
+    }
+    await Promise.all(subtrees);
+  };
+  await visit(tree, '');
+  return usable ? out : undefined;
+}
+
+/**
+ * The stat key `find` prints for a path (./exact `FIND_FORMAT`: `%y%m:%i %s:%T@:%C@`), from lstat: GNU
+ * find prints times as seconds and ten fractional digits (nanoseconds and a 0). Undefined for anything
+ * but a file or symlink.
+ */
+export async function statKey(file: string): Promise<string | undefined> {
+  const st = await fs.lstat(file, { bigint: true });
+  const type = st.isFile() ? 'f' : st.isSymbolicLink() ? 'l' : undefined;
+  if (!type) return undefined;
+  const time = (ns: bigint) => `${ns / 1_000_000_000n}.${(ns % 1_000_000_000n).toString().padStart(9, '0')}0`;
+  const bits = (Number(st.mode) & 0o7777).toString(8);
+  return `${type}${bits}:${st.ino} ${st.size}:${time(st.mtimeNs)}:${time(st.ctimeNs)}`;
+}
+
+function parents(rel: string, into: Set<string>): void {
+  for (let i = rel.lastIndexOf('/'); i > 0; i = rel.lastIndexOf('/', i - 1)) {
+    const dir = rel.slice(0, i);
+    if (into.has(dir)) return;
+    into.add(dir);
+  }
+}
+
+/**
+ * Makes the workspace `root` hold exactly the files of `tree` (and the folders `emptyDirs` names, which
+ * the caller creates), writing only what differs, and records the result in the stat cache. `walked` is
+ * the caller's own walk, taken under the workspace lock just before, after which the caller unlocked any
+ * read-only folder. Returns false, having changed nothing, when the shortcut does not apply. Modes beyond
+ * the executable bit are the caller's (./exact `fixModes`).
+ */
+export async function restoreChanged(args: {
+  gitDir: string;
+  root: string;
+  tree: string;
+  walked: TreeScan;
+  emptyDirs: readonly string[];
+}): Promise<boolean> {
+  const { gitDir, root, walked } = args;
+  const { files, dirs, others } = walked;
+  if (!files || !dirs || !others || walked.scan.nestedRepos.length > 0) return false;
+  const [cache, index] = await Promise.all([readCache(gitDir), indexKey(gitDir)]);
+  if (!cache || cache.index !== index) return false;
+  const wanted = await readTreePaths(gitDir, args.tree);
+  if (!wanted) return false;
+
+  const fine = files.some((f) => f.changedMs % 1000 !== 0);
+  const known = new Map<string, Known>();
+  const remove: string[] = [];
+  for (const f of files) {
+    const w = wanted.get(f.path);
+    if (!w) {
+      remove.push(f.path);
+      continue;
+    }
+    const k = cache.known.get(f.path);
+    const kind = w.mode === '120000' ? 'symlink' : 'file';
+    // Kept only when the file is provably the target's: the recorded key, settled, with the target's
+    // blob, kind and executable bit (read from the key the walk printed).
+    if (
+      k?.blob === w.blob &&
+      k.kind === kind &&
+      gitModeOf({ key: f.key, kind }) === w.mode &&
+      f.kind === kind &&
+      isSettled(k.key, f, cache.walkedMs, fine)
+    ) {
+      known.set(f.path, { key: f.key, blob: w.blob, kind });
+    }
+  }
+  const write = [...wanted.keys()].filter((p) => !known.has(p));
+
+  // Folders the target has: parents of its files, and the empty ones it records (with their parents).
+  const keepDirs = new Set<string>();
+  for (const p of wanted.keys()) parents(p, keepDirs);
+  for (const d of args.emptyDirs) {
+    keepDirs.add(d);
+    parents(d, keepDirs);
+  }
+  // Topmost folders the target does not have go whole (a folder where the target has a file, too).
+  const gone = new Set(dirs.filter((d) => !keepDirs.has(d)));
+  const topGone = [...gone].filter((d) => !hasParentIn(gone, d));
+  await mapLimit(topGone, WRITE_CONCURRENCY, (d) =>
+    fs.rm(path.join(root, d), { recursive: true, force: true }),
+  );
+  // Files and links the target does not have (one where the target has a folder, too), and fifos/sockets.
+  await mapLimit([...remove, ...others], WRITE_CONCURRENCY, (p) =>
+    fs.rm(path.join(root, p), { force: true }),
+  );
+
+  // Parents first (each once), then the files, each replacing whatever is there.
+  const needDirs = new Set<string>();
+  for (const p of write) parents(p, needDirs);
+  for (const d of [...needDirs].sort()) await mkdirExact(path.join(root, d));
+  await mapLimit(write, WRITE_CONCURRENCY, async (p) => {
+    const w = wanted.get(p)!;
+    const obj = await readObject(gitDir, w.blob);
+    if (!obj || obj.type !== 'blob') throw new Error(`blob ${w.blob} of ${p} is not a loose object`);
+    const full = path.join(root, p);
+    await fs.rm(full, { recursive: true, force: true });
+    if (w.mode === '120000') await fs.symlink(obj.content, full);
+    // As git checks out: 0666 or 0777, less the umask.
+    else await fs.writeFile(full, obj.content, { mode: w.mode === '100755' ? 0o777 : 0o666, flag: 'wx' });
+    const key = await statKey(full);
+    if (key) known.set(p, { key, blob: w.blob, kind: w.mode === '120000' ? 'symlink' : 'file' });
+  });
+
+  // The cache now describes the restored tree. Keys recorded by this walk (`startedMs`) are trusted only
+  // for files changed well before it: the files written just now are checked by content at the next look.
+  const ordered = new Map([...wanted.keys()].filter((p) => known.has(p)).map((p) => [p, known.get(p)!]));
+  await writeCache(gitDir, walked.startedMs, ordered, ordered.size === wanted.size ? args.tree : undefined);
+  return true;
+}
+
+/** Whether a parent folder of `rel` is in `dirs`. */
+function hasParentIn(dirs: ReadonlySet<string>, rel: string): boolean {
+  for (let i = rel.lastIndexOf('/'); i > 0; i = rel.lastIndexOf('/', i - 1)) {
+    if (dirs.has(rel.slice(0, i))) return true;
+  }
+  return false;
+}
+
+/** mkdir, replacing a file or symlink in the way (the walk's removals took those already, barring races). */
+async function mkdirExact(dir: string): Promise<void> {
+  const st = await fs.lstat(dir).catch(() => undefined);
+  if (st?.isDirectory()) return;
+  if (st) await fs.rm(dir, { force: true });
+  await fs.mkdir(dir, { recursive: true });
+}

@@ -1,0 +1,189 @@
+/**
+ * Restores by difference (activities/workspace/restore.ts): with a valid stat cache only what differs from
+ * the checkpoint is written, without git, and the workspace still ends byte for byte, bit for bit, link for
+ * link the checkpoint, whatever an agent did to it: kinds swapped, links retargeted, executable bits
+ * flipped, a same-size rewrite with the old mtime put back (git's racy-clean case), fifos, new folders.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { execa } from 'execa';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { restoreWorkspace, shadowGitDir, snapshotWorkspace } from '../../activities/workspace';
+import { scanTree } from '../../activities/workspace/exact';
+import { stageAndList } from '../../activities/workspace/files';
+import { withWorkspaceLock } from '../../activities/workspace/lock';
+import { statKey } from '../../activities/workspace/restore';
+import { RACY_COARSE_MS, RACY_MS } from '../../activities/workspace/stage';
+import { exactListing } from '../harness/tree';
+
+let tmp: string;
+let ws: string;
+beforeEach(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ws-restore-'));
+  ws = path.join(tmp, 'ws');
+  fs.mkdirSync(ws);
+});
+afterEach(() => {
+  // A test may leave a read-only folder behind.
+  execFileSync('chmod', ['-R', 'u+rwx', tmp]);
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+const write = (rel: string, content: string | Buffer, mode?: number) => {
+  const full = path.join(ws, rel);
+  fs.mkdirSync(path.dirname(full), { recursive: true });
+  fs.writeFileSync(full, content);
+  if (mode !== undefined) fs.chmodSync(full, mode);
+};
+const indexFile = () => path.join(shadowGitDir(ws), 'index');
+const indexStamp = () => {
+  const st = fs.statSync(indexFile(), { bigint: true });
+  return `${st.ino}:${st.mtimeNs}:${st.size}`;
+};
+
+/** The tree a full `git add --all` of the work tree makes now, in a private index. */
+async function fullTree(): Promise<string> {
+  const index = path.join(tmp, 'reference.index');
+  fs.rmSync(index, { force: true });
+  const env = { GIT_INDEX_FILE: index, GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1' };
+  const base = [`--git-dir=${shadowGitDir(ws)}`, `--work-tree=${ws}`];
+  await execa('git', [...base, 'add', '--all', '--force', '--', '.', ':(exclude).orchestrator'], {
+    cwd: ws,
+    env,
+  });
+  return (await execa('git', [...base, 'write-tree'], { cwd: ws, env })).stdout.trim();
+}
+
+/** Waits until everything written so far is older than the racy window (a condition, not a guess). */
+async function settleTimestamps(): Promise<void> {
+  const probe = path.join(tmp, 'probe');
+  fs.writeFileSync(probe, '');
+  const fine = fs.statSync(probe, { bigint: true }).ctimeNs % 1_000_000_000n !== 0n;
+  const until = Date.now() + (fine ? RACY_MS : RACY_COARSE_MS) + 50;
+  while (Date.now() < until) await new Promise((r) => setTimeout(r, until - Date.now()));
+}
+
+function populate(): void {
+  for (let i = 0; i < 40; i++) write(`src/d${i % 4}/f${i}.txt`, `file ${i}\n`.repeat(1 + (i % 5)));
+  write('bin/run.sh', '#!/bin/sh\necho run\n', 0o755);
+  write('a', 'a is a file\n');
+  write('d/x', 'd is a folder\n');
+  write('same.txt', 'aaaa');
+  write('bytes.bin', Buffer.from([0, 1, 2, 255, 0, 10, 13]));
+  write('private.txt', 'secret\n', 0o600);
+  fs.symlinkSync('src/d0/f0.txt', path.join(ws, 'link'));
+  fs.symlinkSync('bin', path.join(ws, 'dirlink'));
+  fs.mkdirSync(path.join(ws, 'empty/inner'), { recursive: true });
+}
+
+/** Everything an agent might do to the tree, the nasty cases included. */
+function vandalize(): void {
+  // Same size, and the old mtime put back: only ctime and content tell (git's racy-clean case).
+  const same = path.join(ws, 'same.txt');
+  const { atime, mtime } = fs.statSync(same);
+  fs.writeFileSync(same, 'bbbb');
+  fs.utimesSync(same, atime, mtime);
+  fs.rmSync(path.join(ws, 'a'));
+  write('a/inner.txt', 'a is a folder now\n'); // file replaced by a folder
+  fs.rmSync(path.join(ws, 'd'), { recursive: true });
+  write('d', 'd is a file now\n'); // folder replaced by a file
+  fs.unlinkSync(path.join(ws, 'link'));
+  fs.symlinkSync('bin/run.sh', path.join(ws, 'link')); // link retargeted
+  fs.unlinkSync(path.join(ws, 'dirlink'));
+  write('dirlink', 'a file where a link was\n');
+  fs.chmodSync(path.join(ws, 'bin/run.sh'), 0o644); // exec bit lost
+  fs.chmodSync(path.join(ws, 'src/d1/f1.txt'), 0o755); // exec bit gained
+  fs.chmodSync(path.join(ws, 'private.txt'), 0o644);
+  write('src/d2/f2.txt', 'changed\n');
+  fs.rmSync(path.join(ws, 'src/d3'), { recursive: true }); // a whole folder gone
+  write('new/deep/file.txt', 'created later\n'); // new files in new folders
+  write('src/d0/extra.txt', 'untracked\n');
+  fs.symlinkSync('/etc', path.join(ws, 'src/escape')); // a link out of the workspace
+  fs.rmSync(path.join(ws, 'empty'), { recursive: true }); // an empty folder gone
+  fs.mkdirSync(path.join(ws, 'created-empty/x'), { recursive: true }); // one created
+  write('ro/f.txt', 'in a read-only folder\n');
+  fs.chmodSync(path.join(ws, 'ro'), 0o555);
+  fs.writeFileSync(path.join(ws, 'bytes.bin'), Buffer.from([9, 9]));
+}
+
+describe('restore by difference', () => {
+  it('writes only what differs, without git, and ends exactly at the checkpoint', async () => {
+    populate();
+    await snapshotWorkspace({ workspace: ws, message: 'CP0' }); // the first staging: git, the cache built
+    await settleTimestamps();
+    const cp1 = await snapshotWorkspace({ workspace: ws, message: 'CP1' });
+    const l1 = exactListing(ws);
+    await settleTimestamps();
+    vandalize();
+    expect(exactListing(ws)).not.toEqual(l1);
+    // A fifo, made after the listing (reading one would wait for a writer): git cannot store it, so it goes.
+    execFileSync('mkfifo', [path.join(ws, 'src/d0/pipe')]);
+    const untouched = fs.statSync(path.join(ws, 'src/d0/f4.txt'), { bigint: true }).mtimeNs;
+    const before = indexStamp();
+
+    await restoreWorkspace({ workspace: ws, commit: cp1.commit });
+    expect(exactListing(ws)).toEqual(l1);
+    // No git process wrote the index (git's restore rewrites it), and an unchanged file was left alone.
+    expect(indexStamp()).toBe(before);
+    expect(fs.statSync(path.join(ws, 'src/d0/f4.txt'), { bigint: true }).mtimeNs).toBe(untouched);
+
+    // The cache describes the restored tree: the next snapshot is the checkpoint's tree again, and exact.
+    const again = await snapshotWorkspace({ workspace: ws, message: 'CP2' });
+    expect(again.tree).toBe(cp1.tree);
+    expect(again.tree).toBe(await fullTree());
+    write('src/d0/after.txt', 'after the rollback\n');
+    const cp3 = await snapshotWorkspace({ workspace: ws, message: 'CP3' });
+    expect(cp3.tree).toBe(await fullTree());
+  });
+
+  it('moves back and forth between checkpoints under random changes, exact every time', async () => {
+    populate();
+    await snapshotWorkspace({ workspace: ws, message: 'CP0' });
+    let seed = 11;
+    const rand = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
+    const cps: { commit: string; listing: string[] }[] = [];
+    for (let step = 0; step < 6; step++) {
+      for (let k = 0; k < 25; k++) {
+        const rel = `src/d${rand(6)}/f${rand(60)}.txt`;
+        const op = rand(6);
+        if (op === 0) fs.rmSync(path.join(ws, rel), { force: true });
+        else if (op === 1 && fs.existsSync(path.join(ws, rel))) fs.chmodSync(path.join(ws, rel), 0o755);
+        else write(rel, `step ${step} ${k}\n`.repeat(1 + rand(4)));
+      }
+      const snap = await snapshotWorkspace({ workspace: ws, message: `CP${step + 1}` });
+      cps.push({ commit: snap.commit, listing: exactListing(ws) });
+    }
+    for (const i of [2, 5, 0, 4, 1, 3, 3]) {
+      // Work an agent did before the rollback, some of it in the same tick as the restore's walk.
+      write(`src/d${rand(6)}/f${rand(60)}.txt`, `junk ${i}\n`);
+      fs.rmSync(path.join(ws, `src/d${rand(6)}`), { recursive: true, force: true });
+      await restoreWorkspace({ workspace: ws, commit: cps[i]!.commit });
+      expect(exactListing(ws)).toEqual(cps[i]!.listing);
+    }
+    await execa('git', [`--git-dir=${shadowGitDir(ws)}`, 'fsck', '--strict', '--no-dangling'], {
+      env: { GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1' },
+    });
+  });
+
+  it("a restore's own stat keys are what find prints, so restored files are not staged again", async () => {
+    write('x.txt', 'x\n');
+    write('run.sh', '#!/bin/sh\n', 0o755);
+    fs.symlinkSync('x.txt', path.join(ws, 'l'));
+    const walked = await scanTree(ws);
+    for (const f of walked.files ?? []) expect(await statKey(path.join(ws, f.path))).toBe(f.key);
+    expect(walked.files).toHaveLength(3);
+
+    const cp1 = await snapshotWorkspace({ workspace: ws, message: 'CP1' });
+    write('x.txt', 'changed\n');
+    await snapshotWorkspace({ workspace: ws, message: 'CP2' });
+    await restoreWorkspace({ workspace: ws, commit: cp1.commit });
+    await settleTimestamps();
+    const dirty = await withWorkspaceLock(
+      ws,
+      async () => (await stageAndList(ws, { stage: false })).staged.dirty,
+    );
+    expect(dirty).toEqual([]);
+  });
+});
