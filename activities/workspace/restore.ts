@@ -16,15 +16,19 @@
  * touching anything, and the caller runs git's full restore; a failure half-way makes the caller do the
  * same, which is exact whatever this left behind.
  */
+import fsSync, { type BigIntStats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { inflateSync } from 'node:zlib';
 import type { TreeScan } from './exact';
 import { mapLimit } from './hashing';
 import { parseTree, readObject } from './objects';
 import { gitModeOf, indexKey, isSettled, readCache, writeCache, type Known } from './stage';
 
-/** Files written or removed at once. */
+/** Files removed at once. */
 const WRITE_CONCURRENCY = 16;
+/** Files written between two turns of the event loop. */
+const WRITE_BATCH = 64;
 
 /** A path of the target tree: git's mode and blob id. */
 interface Wanted {
@@ -62,12 +66,24 @@ export async function readTreePaths(gitDir: string, tree: string): Promise<Map<s
  * but a file or symlink.
  */
 export async function statKey(file: string): Promise<string | undefined> {
-  const st = await fs.lstat(file, { bigint: true });
+  return statKeyOf(await fs.lstat(file, { bigint: true }));
+}
+
+function statKeyOf(st: BigIntStats): string | undefined {
   const type = st.isFile() ? 'f' : st.isSymbolicLink() ? 'l' : undefined;
   if (!type) return undefined;
   const time = (ns: bigint) => `${ns / 1_000_000_000n}.${(ns % 1_000_000_000n).toString().padStart(9, '0')}0`;
   const bits = (Number(st.mode) & 0o7777).toString(8);
   return `${type}${bits}:${st.ino} ${st.size}:${time(st.mtimeNs)}:${time(st.ctimeNs)}`;
+}
+
+/** A loose blob's content, read synchronously (see the write loop); throws when it is not loose. */
+function readBlobSync(gitDir: string, id: string): Buffer {
+  const raw = inflateSync(fsSync.readFileSync(path.join(gitDir, 'objects', id.slice(0, 2), id.slice(2))));
+  const nul = raw.indexOf(0);
+  if (raw.subarray(0, 5).toString('latin1') !== 'blob ' || nul < 0)
+    throw new Error(`object ${id} is not a blob`);
+  return raw.subarray(nul + 1);
 }
 
 function parents(rel: string, into: Set<string>): void {
@@ -147,18 +163,23 @@ export async function restoreChanged(args: {
   const needDirs = new Set<string>();
   for (const p of write) parents(p, needDirs);
   for (const d of [...needDirs].sort()) await mkdirExact(path.join(root, d));
-  await mapLimit(write, WRITE_CONCURRENCY, async (p) => {
-    const w = wanted.get(p)!;
-    const obj = await readObject(gitDir, w.blob);
-    if (!obj || obj.type !== 'blob') throw new Error(`blob ${w.blob} of ${p} is not a loose object`);
-    const full = path.join(root, p);
-    await fs.rm(full, { recursive: true, force: true });
-    if (w.mode === '120000') await fs.symlink(obj.content, full);
-    // As git checks out: 0666 or 0777, less the umask.
-    else await fs.writeFile(full, obj.content, { mode: w.mode === '100755' ? 0o777 : 0o666, flag: 'wx' });
-    const key = await statKey(full);
-    if (key) known.set(p, { key, blob: w.blob, kind: w.mode === '120000' ? 'symlink' : 'file' });
-  });
+  // Synchronous calls in batches, yielding between them: a file costs several small system calls, and
+  // each through the thread pool as a promise cost more than the call itself (1,000 files took longer
+  // than git's whole restore).
+  for (let i = 0; i < write.length; i += WRITE_BATCH) {
+    for (const p of write.slice(i, i + WRITE_BATCH)) {
+      const w = wanted.get(p)!;
+      const content = readBlobSync(gitDir, w.blob);
+      const full = path.join(root, p);
+      fsSync.rmSync(full, { recursive: true, force: true });
+      if (w.mode === '120000') fsSync.symlinkSync(content, full);
+      // As git checks out: 0666 or 0777, less the umask.
+      else fsSync.writeFileSync(full, content, { mode: w.mode === '100755' ? 0o777 : 0o666, flag: 'wx' });
+      const key = statKeyOf(fsSync.lstatSync(full, { bigint: true }));
+      if (key) known.set(p, { key, blob: w.blob, kind: w.mode === '120000' ? 'symlink' : 'file' });
+    }
+    await new Promise((r) => setImmediate(r));
+  }
 
   // The cache now describes the restored tree. Keys recorded by this walk (`startedMs`) are trusted only
   // for files changed well before it: the files written just now are checked by content at the next look.
