@@ -82,6 +82,9 @@ export function mountPlan(p: SandboxPolicy): Mount[] {
   return mounts.sort((a, b) => depth(a.at) - depth(b.at) || ORDER[a.kind] - ORDER[b.kind]);
 }
 
+/** The host name inside the sandbox (its own UTS namespace). */
+export const SANDBOX_HOSTNAME = 'orchestrator-sandbox';
+
 /** The full bwrap argv (without `bwrap` itself) that runs `argv` under `policy`. */
 export function bwrapArgs(policy: SandboxPolicy, argv: readonly string[], o: BwrapArgsOptions): string[] {
   const args = ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc'];
@@ -95,7 +98,17 @@ export function bwrapArgs(policy: SandboxPolicy, argv: readonly string[], o: Bwr
   for (const f of policy.denyFiles ?? []) args.push('--ro-bind', o.denyFile, f);
   // Hidden folders become read-only last: the binds above needed to create their mount points first.
   for (const m of plan) if (m.kind === 'hide') args.push('--remount-ro', m.at);
-  args.push('--unshare-pid', '--unshare-ipc', '--unshare-uts', '--die-with-parent');
+  // A host name of its own with its own pids: an agent's `orchestrator` reads a poller `<pid>@<host>` of
+  // this host as a worker it can probe (src/run-record goneLocalPoller), and from inside the sandbox's
+  // pid namespace every worker's pid would look gone.
+  args.push(
+    '--unshare-pid',
+    '--unshare-ipc',
+    '--unshare-uts',
+    '--hostname',
+    SANDBOX_HOSTNAME,
+    '--die-with-parent',
+  );
   if (!policy.network) args.push('--unshare-net');
   if (o.isRoot) args.push('--cap-drop', 'ALL');
   // No --setenv: the environment (an agent's capability, claude's API key) would be in bwrap's argv,

@@ -1,6 +1,6 @@
 /** Server-free checks of the confinement pieces: the name pattern, the env allow-list, redaction, the bwrap mount plan. */
 import { describe, expect, it } from 'vitest';
-import { bwrapArgs, mountPlan, type SandboxPolicy } from '../../activities/sandbox/bwrap';
+import { bwrapArgs, SANDBOX_HOSTNAME, mountPlan, type SandboxPolicy } from '../../activities/sandbox/bwrap';
 import { childEnv, modelCredentialEnv } from '../../activities/sandbox/env';
 import { createRedactor, LineRedactor, secretValuesOf } from '../../src/redact';
 import { assertSafeName, nameProblem, SafeNameSchema } from '../../src/shared/ids';
@@ -138,6 +138,8 @@ describe('bwrap mount plan', () => {
     expect(args).toContain('--remount-ro /home/u/runs');
     expect(args).toContain('--unshare-net');
     expect(args).toContain('--unshare-pid');
+    // Its own host name: inside, no `<pid>@<host>` of a worker may be taken for a process it can probe.
+    expect(args).toContain(`--unshare-uts --hostname ${SANDBOX_HOSTNAME}`);
     expect(args).toContain('--cap-drop ALL');
     // The environment is bwrap's own, never in its argv (which the whole host can read).
     const withKey = bwrapArgs(
