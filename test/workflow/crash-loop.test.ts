@@ -1,8 +1,8 @@
 /**
  * A crash loop on the real dev server: 10 runs of 3–4 script phases (two of them rolled back, three
  * with an agent that fails twice before it succeeds) on one worker process that is SIGKILLed several
- * times: at a random moment, while git holds the shadow repository's index.lock (a checkpoint or a
- * restore in flight), while a rollback's restore runs, and during an agent's third attempt.
+ * times: at a random moment, while git holds the shadow repository's index.lock (a checkpoint of p1's
+ * 300 files, or a restore, in flight), while a rollback's restore runs, and during an agent's third attempt.
  *
  * Every run completes; no checkpointed phase runs again after its checkpoint; every file is there with
  * its content; no process is left; after each restart every unfinished run makes progress within 30 s
@@ -28,6 +28,13 @@ import {
 
 const RUNS = 10;
 const FILES_PER_PHASE = 30;
+/**
+ * p1 writes more files than a checkpoint stages in-process (activities/workspace/stage HASH_HERE_MAX), so
+ * its checkpoint runs git and holds index.lock: the moment this test kills the worker "mid-checkpoint".
+ * The other phases' checkpoints take the in-process path, which the random kills may hit.
+ */
+const FILES_IN_P1 = 300;
+const filesIn = (phase: string) => (phase === 'p1' ? FILES_IN_P1 : FILES_PER_PHASE);
 
 interface RunPlan {
   index: number;
@@ -51,7 +58,7 @@ function plan(index: number): RunPlan {
 /** The files a phase leaves in the workspace, with their content. */
 function phaseFiles(phase: string): Record<string, string> {
   const out: Record<string, string> = { [`${phase}.txt`]: `${phase} done\n` };
-  for (let i = 0; i < FILES_PER_PHASE; i++) out[`${phase}/f${i}.txt`] = `${phase} ${i}\n`;
+  for (let i = 0; i < filesIn(phase); i++) out[`${phase}/f${i}.txt`] = `${phase} ${i}\n`;
   return out;
 }
 
@@ -60,7 +67,7 @@ function script(p: RunPlan, phase: string, logDir: string): string[] {
   const starts = `echo "${phase} $(date +%s%3N)" >> '${log}.starts'`;
   const work = [
     `mkdir -p ${phase}`,
-    `i=0; while [ $i -lt ${FILES_PER_PHASE} ]; do echo "${phase} $i" > ${phase}/f$i.txt; i=$((i+1)); done`,
+    `i=0; while [ $i -lt ${filesIn(phase)} ]; do echo "${phase} $i" > ${phase}/f$i.txt; i=$((i+1)); done`,
     'sleep 1',
     `echo "${phase} done" > ${phase}.txt`,
   ].join('; ');
