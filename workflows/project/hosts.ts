@@ -9,8 +9,8 @@
  */
 import { log } from '@temporalio/workflow';
 import type { Checkpoint } from '../../src/shared/run';
-import { hosts, workspace } from './proxies';
-import { markRolledBack } from './rollback';
+import { hosts } from './proxies';
+import { ensureCommit, markRolledBack } from './rollback';
 import type { ProjectRun } from './run';
 
 /**
@@ -57,16 +57,7 @@ export async function moveHost(run: ProjectRun, reason: string): Promise<void> {
     });
     return;
   }
-  // A checkpoint of an earlier execution comes without its commit (./carry-runs): its manifest has it.
-  if (!cp.commit) {
-    const found = await workspace.readCheckpointCommit({
-      outputsDir: run.input.outputsDir,
-      runId,
-      phase: cp.phase,
-      checkpoint: cp.id,
-    });
-    cp.commit = found.commit;
-  }
+  await ensureCommit(run, cp);
   log.warn('host lost: moving the run', { runId, host: from.hostId, checkpoint: cp.id, reason });
   const to = await hosts.adoptWorkspace({
     runId,

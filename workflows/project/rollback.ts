@@ -54,17 +54,7 @@ export async function performRollback(
   const cp = run.liveCheckpoint(req.checkpoint)!;
   log.info('rolling back', { runId, checkpoint: cp.id, reason: req.reason, source: req.source });
   await CancellationScope.nonCancellable(async () => {
-    // A checkpoint of an earlier execution comes without its commit (./carry-runs): its manifest has it.
-    if (!cp.commit) {
-      const found = await workspace.readCheckpointCommit({
-        outputsDir: run.input.outputsDir,
-        runId,
-        phase: cp.phase,
-        checkpoint: cp.id,
-      });
-      cp.commit = found.commit;
-      cp.createdAt ||= found.createdAt;
-    }
+    await ensureCommit(run, cp);
     await onHost(run.st.host).workspace.restoreWorkspace({
       workspace: run.input.workspace,
       commit: cp.commit,
@@ -126,4 +116,17 @@ export async function gateRollback(
     source: 'gate',
     fromPhase: phase.name,
   });
+}
+
+/** A checkpoint of an earlier execution comes without its commit (./carry-runs): its manifest has it. */
+export async function ensureCommit(run: ProjectRun, cp: Checkpoint): Promise<void> {
+  if (cp.commit) return;
+  const found = await workspace.readCheckpointCommit({
+    outputsDir: run.input.outputsDir,
+    runId: run.runId,
+    phase: cp.phase,
+    checkpoint: cp.id,
+  });
+  cp.commit = found.commit;
+  cp.createdAt ||= found.createdAt;
 }
