@@ -16,7 +16,7 @@ import { stageAndList } from '../../activities/workspace/files';
 import { withWorkspaceLock } from '../../activities/workspace/lock';
 import { statKey } from '../../activities/workspace/restore';
 import { RACY_COARSE_MS, RACY_MS } from '../../activities/workspace/stage';
-import { exactListing } from '../harness/tree';
+import { exactListing, fullGitTree, settleTimestamps, writeIn } from '../harness/tree';
 
 let tmp: string;
 let ws: string;
@@ -31,39 +31,17 @@ afterEach(() => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-const write = (rel: string, content: string | Buffer, mode?: number) => {
-  const full = path.join(ws, rel);
-  fs.mkdirSync(path.dirname(full), { recursive: true });
-  fs.writeFileSync(full, content);
-  if (mode !== undefined) fs.chmodSync(full, mode);
-};
+const write = (rel: string, content: string | Buffer, mode?: number) => writeIn(ws, rel, content, mode);
 const indexFile = () => path.join(shadowGitDir(ws), 'index');
 const indexStamp = () => {
   const st = fs.statSync(indexFile(), { bigint: true });
   return `${st.ino}:${st.mtimeNs}:${st.size}`;
 };
 
-/** The tree a full `git add --all` of the work tree makes now, in a private index. */
-async function fullTree(): Promise<string> {
-  const index = path.join(tmp, 'reference.index');
-  fs.rmSync(index, { force: true });
-  const env = { GIT_INDEX_FILE: index, GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1' };
-  const base = [`--git-dir=${shadowGitDir(ws)}`, `--work-tree=${ws}`];
-  await execa('git', [...base, 'add', '--all', '--force', '--', '.', ':(exclude).orchestrator'], {
-    cwd: ws,
-    env,
-  });
-  return (await execa('git', [...base, 'write-tree'], { cwd: ws, env })).stdout.trim();
-}
+/** The tree a full `git add --all` of the work tree makes now. */
+const fullTree = () => fullGitTree(ws, shadowGitDir(ws), tmp);
 
-/** Waits until everything written so far is older than the racy window (a condition, not a guess). */
-async function settleTimestamps(): Promise<void> {
-  const probe = path.join(tmp, 'probe');
-  fs.writeFileSync(probe, '');
-  const fine = fs.statSync(probe, { bigint: true }).ctimeNs % 1_000_000_000n !== 0n;
-  const until = Date.now() + (fine ? RACY_MS : RACY_COARSE_MS) + 50;
-  while (Date.now() < until) await new Promise((r) => setTimeout(r, until - Date.now()));
-}
+const settle = () => settleTimestamps(tmp, RACY_MS, RACY_COARSE_MS);
 
 function populate(): void {
   for (let i = 0; i < 40; i++) write(`src/d${i % 4}/f${i}.txt`, `file ${i}\n`.repeat(1 + (i % 5)));
@@ -112,10 +90,10 @@ describe('restore by difference', () => {
   it('writes only what differs, without git, and ends exactly at the checkpoint', async () => {
     populate();
     await snapshotWorkspace({ workspace: ws, message: 'CP0' }); // the first staging: git, the cache built
-    await settleTimestamps();
+    await settle();
     const cp1 = await snapshotWorkspace({ workspace: ws, message: 'CP1' });
     const l1 = exactListing(ws);
-    await settleTimestamps();
+    await settle();
     vandalize();
     expect(exactListing(ws)).not.toEqual(l1);
     // A fifo, made after the listing (reading one would wait for a writer): git cannot store it, so it goes.
@@ -179,7 +157,7 @@ describe('restore by difference', () => {
     write('x.txt', 'changed\n');
     await snapshotWorkspace({ workspace: ws, message: 'CP2' });
     await restoreWorkspace({ workspace: ws, commit: cp1.commit });
-    await settleTimestamps();
+    await settle();
     const dirty = await withWorkspaceLock(
       ws,
       async () => (await stageAndList(ws, { stage: false })).staged.dirty,

@@ -12,6 +12,7 @@ import { restoreWorkspace, shadowGitDir, snapshotWorkspace } from '../../activit
 import { stageAndList } from '../../activities/workspace/files';
 import { isSettled, RACY_COARSE_MS, RACY_MS } from '../../activities/workspace/stage';
 import { withWorkspaceLock } from '../../activities/workspace/lock';
+import { fullGitTree, settleTimestamps, writeIn } from '../harness/tree';
 
 let tmp: string;
 let ws: string;
@@ -22,12 +23,7 @@ beforeEach(() => {
 });
 afterEach(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const write = (rel: string, content: string, mode?: number) => {
-  const full = path.join(ws, rel);
-  fs.mkdirSync(path.dirname(full), { recursive: true });
-  fs.writeFileSync(full, content);
-  if (mode !== undefined) fs.chmodSync(full, mode);
-};
+const write = (rel: string, content: string | Buffer, mode?: number) => writeIn(ws, rel, content, mode);
 
 const git = (...args: string[]) =>
   execa('git', [`--git-dir=${shadowGitDir(ws)}`, `--work-tree=${ws}`, ...args], {
@@ -35,32 +31,15 @@ const git = (...args: string[]) =>
     env: { GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1' },
   });
 
-/** The tree a full `git add --all` of the work tree makes now, in a private index. */
-async function fullTree(): Promise<string> {
-  const index = path.join(tmp, 'reference.index');
-  fs.rmSync(index, { force: true });
-  const env = { GIT_INDEX_FILE: index, GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1' };
-  const base = [`--git-dir=${shadowGitDir(ws)}`, `--work-tree=${ws}`];
-  await execa('git', [...base, 'add', '--all', '--force', '--', '.', ':(exclude).orchestrator'], {
-    cwd: ws,
-    env,
-  });
-  return (await execa('git', [...base, 'write-tree'], { cwd: ws, env })).stdout.trim();
-}
+/** The tree a full `git add --all` of the work tree makes now. */
+const fullTree = () => fullGitTree(ws, shadowGitDir(ws), tmp);
 
 /** What a checkpoint would hand to git now (changed since git last indexed the tree). */
 async function dirty(): Promise<string[]> {
   return withWorkspaceLock(ws, async () => (await stageAndList(ws, { stage: false })).staged.dirty);
 }
 
-/** Waits until everything written so far is older than the racy window (a condition, not a guess). */
-async function settleTimestamps(): Promise<void> {
-  const probe = path.join(tmp, 'probe');
-  fs.writeFileSync(probe, '');
-  const fine = fs.statSync(probe, { bigint: true }).ctimeNs % 1_000_000_000n !== 0n;
-  const until = Date.now() + (fine ? RACY_MS : RACY_COARSE_MS) + 50;
-  while (Date.now() < until) await new Promise((r) => setTimeout(r, until - Date.now()));
-}
+const settle = () => settleTimestamps(tmp, RACY_MS, RACY_COARSE_MS);
 
 describe('staging by changed paths', () => {
   it('every snapshot records the tree a full git add would, across kind swaps, bits, links and deletes', async () => {
@@ -107,7 +86,7 @@ describe('staging by changed paths', () => {
 
   it('hands git only the paths that changed once the cache holds, and still sees a same-size rewrite', async () => {
     for (let i = 0; i < 50; i++) write(`src/f${i}.txt`, `file ${i}\n`);
-    await settleTimestamps();
+    await settle();
     await snapshotWorkspace({ workspace: ws, message: 'CP1' });
     expect(await dirty()).toEqual([]);
 
@@ -120,7 +99,7 @@ describe('staging by changed paths', () => {
 
     // Written shortly before the walk that recorded them (within the racy window or not, depending on
     // how loaded the machine is): once a later walk records them settled, nothing is dirty.
-    await settleTimestamps();
+    await settle();
     await snapshotWorkspace({ workspace: ws, message: 'CP3' });
     expect(await dirty()).toEqual([]);
   });
