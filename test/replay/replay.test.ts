@@ -16,8 +16,16 @@ import { createLogger } from '../../src/logger';
 import { loadWorkflowBundle } from '../../workers/bundle';
 import { installRuntimeLogger } from '../../workers/runtime-logger';
 
-// The SDK's own lines (worker state changes, the edited history's expected nondeterminism) stay quiet.
-installRuntimeLogger(createLogger('error'));
+/**
+ * Through the test runner's console, which shows a passing test's lines only when it fails (vitest
+ * `silent: 'passed-only'`): a logger's default destination writes to stdout past it.
+ */
+const toConsole = { write: (line: string) => console.error(line.trimEnd()) };
+const logger = (level: string) => createLogger(level, {}, toConsole);
+
+// The SDK's own lines (worker state changes, the edited history's expected nondeterminism, the replay
+// worker's missing sinks) stay quiet.
+installRuntimeLogger(logger('error'));
 
 const DIR = path.resolve(import.meta.dirname, 'histories');
 const ARCHIVE = path.resolve(import.meta.dirname, 'archive.json');
@@ -34,7 +42,7 @@ function historyFiles(dir: string): string[] {
 const sha1 = (file: string): string => crypto.createHash('sha1').update(fs.readFileSync(file)).digest('hex');
 
 async function replay(dir: string, files: string[]): Promise<Map<string, ReplayOutcome>> {
-  const { codePath } = await loadWorkflowBundle(createLogger('warn'));
+  const { codePath } = await loadWorkflowBundle(logger('warn'));
   const histories = files.map((f) => ({
     workflowId: f.replace(/\.json$/, ''),
     history: JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as unknown,
