@@ -18,6 +18,8 @@ import {
   mapLimit,
   matcher,
   rememberHash,
+  shareLook,
+  type Staging,
   type WorkspaceEntry,
 } from '../workspace/files';
 import { STATE_DIR } from '../workspace/git';
@@ -244,12 +246,19 @@ async function evaluateMetric(root: string, gate: MetricGate, run: GateRun): Pro
 /** Files a gate may look at: never `.orchestrator/`, `.git` or `node_modules`, never through a symlink. */
 const ALWAYS_EXCLUDED = ['**/node_modules/**', '**/.git/**', `${STATE_DIR}/**`];
 
-/** The workspace's files, listed once per evaluation (from the shadow index when the run has one). */
-type Files = () => Promise<WorkspaceEntry[]>;
+/**
+ * The workspace's files, listed once per evaluation (from the shadow index when the run has one);
+ * `staged` is the look behind the listing, once taken.
+ */
+type Files = (() => Promise<WorkspaceEntry[]>) & { staged?: Staging };
 
 function filesOf(root: string): Files {
   let listing: Promise<WorkspaceEntry[]> | undefined;
-  return () => (listing ??= listWorkspace(root).then((l) => l.entries.filter((e) => e.kind !== 'symlink')));
+  const files: Files = () =>
+    (listing ??= listWorkspace(root, { onStaged: (s) => (files.staged = s) }).then((l) =>
+      l.entries.filter((e) => e.kind !== 'symlink'),
+    ));
+  return files;
 }
 
 async function workspaceFiles(files: Files, pattern: string, exclude: string[]): Promise<WorkspaceEntry[]> {
@@ -393,5 +402,8 @@ export async function evaluateGateList(opts: EvaluateOptions): Promise<GateEvalu
     results.push({ ...head, ...(await evaluateOne(root, gate, files, run)) });
     if (gate.kind !== 'validator') files = filesOf(root);
   }
+  // The listing was taken after the last command a gate ran (`files` is renewed after each): the tree is
+  // what it saw, so the checkpoint after the gates may commit it without walking again.
+  if (files.staged) await shareLook(files.staged);
   return { passed: results.every((r) => r.passed), results };
 }

@@ -14,8 +14,16 @@ import picomatch from 'picomatch';
 import { shadowGitDir } from './git';
 import { withWorkspaceLock } from './lock';
 import { ensureRepo, isInitialized } from './snapshot';
-import { look, stageDirty, walk, type Staging, type WorkspaceEntry, type WorkspaceListing } from './stage';
-export { parseLsFiles, type WorkspaceEntry, type WorkspaceListing } from './stage';
+import {
+  look,
+  stageDirty,
+  takeLook,
+  walk,
+  type Staging,
+  type WorkspaceEntry,
+  type WorkspaceListing,
+} from './stage';
+export { parseLsFiles, shareLook, type Staging, type WorkspaceEntry, type WorkspaceListing } from './stage';
 export { blobId, hashFile, knownHash, LruMap, mapLimit, rememberHash } from './hashing';
 
 /**
@@ -24,26 +32,31 @@ export { blobId, hashFile, knownHash, LruMap, mapLimit, rememberHash } from './h
  */
 export async function listWorkspace(
   workspace: string,
-  opts: { create?: boolean } = {},
+  opts: { create?: boolean; onStaged?: (staged: Staging) => void } = {},
 ): Promise<WorkspaceListing> {
   const root = path.resolve(workspace);
   if (!opts.create && !(await isInitialized(shadowGitDir(root))))
     return { entries: await walk(root), indexed: false };
-  return withWorkspaceLock(root, async () => (await stageAndList(root)).listing);
+  return withWorkspaceLock(root, async () => {
+    const { listing, staged } = await stageAndList(root);
+    opts.onStaged?.(staged);
+    return listing;
+  });
 }
 
 /**
  * Looks at the work tree (initialising the repository) and lists what the index holds or will hold. The
  * caller holds the workspace lock; `staged` can be handed to `snapshotLocked` to commit exactly this.
  * With `stage: false` the paths changed since git last indexed them are left for that commit to stage
- * (one git process fewer), and their entries come without a blob.
+ * (one git process fewer), and their entries come without a blob. With `shared`, a look the gates just
+ * offered (./stage `shareLook`) is taken instead of walking again.
  */
 export async function stageAndList(
   root: string,
-  opts: { stage?: boolean } = {},
+  opts: { stage?: boolean; shared?: boolean } = {},
 ): Promise<{ listing: WorkspaceListing; staged: Staging }> {
   const { gitDir } = await ensureRepo(root);
-  const staged = await look(gitDir, root);
+  const staged = (opts.shared ? await takeLook(gitDir, root) : undefined) ?? (await look(gitDir, root));
   if (opts.stage !== false) await stageDirty(staged);
   return { listing: staged.listing, staged };
 }

@@ -84,10 +84,11 @@ export async function checkpointPhase(args: {
   artifacts: readonly { pattern: string; min_count?: number }[];
 }): Promise<CheckpointPhaseResult> {
   const workspace = path.resolve(args.workspace);
-  // One walk of the tree serves the artifact check, the hashes and the commit; what changed since git last
-  // indexed it is staged by the commit itself (one git process for the whole checkpoint).
+  // One walk of the tree serves the artifact check, the hashes and the commit: the gates' own when they
+  // just offered it (./stage `shareLook`), else a new one; what changed since git last indexed it is
+  // staged by the commit itself.
   const done = await withWorkspaceLock(workspace, async () => {
-    const { listing, staged } = await stageAndList(workspace, { stage: false });
+    const { listing, staged } = await stageAndList(workspace, { stage: false, shared: true });
     const validation = await validateArtifacts({ workspace, artifacts: args.artifacts, listing });
     if (!validation.ok) return { validation };
     const message = `${args.checkpoint} ${args.label}\n\nRun ${args.runId}, phase ${args.phase}.`;

@@ -28,7 +28,7 @@ import {
 import { readHead, runGit, resolveCommit, shadowGitDir, STATE_DIR, WorkspaceError } from './git';
 import { commitObject, readObject, treeObject, updateRef, writeObject } from './objects';
 import { restoreChanged } from './restore';
-import { indexTree, look, type Staging } from './stage';
+import { forgetLook, indexTree, look, type Staging } from './stage';
 import { ensureStateDir, readHold, writeHold } from './hold';
 import { withWorkspaceLock } from './lock';
 
@@ -217,6 +217,8 @@ export async function restoreWorkspace(args: {
 }): Promise<{ commit: string }> {
   const workspace = path.resolve(args.workspace);
   return withWorkspaceLock(workspace, async () => {
+    // The tree changes: a look the gates offered no longer describes it.
+    forgetLook(workspace);
     const gitDir = shadowGitDir(workspace);
     if (!(await isInitialized(gitDir))) {
       throw new WorkspaceError(

@@ -149,6 +149,47 @@ function memoize(file: string, stat: string | undefined, cache: StatCache): void
   while (MEMO.size > MEMO_MAX) MEMO.delete(MEMO.keys().next().value!);
 }
 
+/**
+ * Looks handed from one activity to the next of the same phase, by workspace: the gates walk the tree and
+ * stage what changed, and the checkpoint right after them commits what the gates judged instead of walking
+ * the 10,000-file tree again (the walk and its parse were most of a checkpoint). Taken once, only while the
+ * shadow index and the stat cache are still the ones that look left behind (a restore, a fork or any
+ * other staging in between rewrites one of them) and only within {@link SHARED_LOOK_MAX_MS}: a change made
+ * between the two by anything but the run (the run's agents have ended by then) lands in the next
+ * checkpoint instead, as the stat cache, which recorded the keys the walk saw, then shows it as changed.
+ */
+const SHARED = new Map<string, { staging: Staging; at: number; cache: string; index: string }>();
+/** A look older than this is not taken: the taker walks again. */
+export const SHARED_LOOK_MAX_MS = 30_000;
+
+/**
+ * Offers a look for the next activity on the same workspace to take ({@link takeLook}). The caller vouches
+ * that nothing it ran since the look changed the tree (the gates offer only when no command ran after it).
+ */
+export async function shareLook(staging: Staging): Promise<void> {
+  SHARED.delete(staging.root);
+  if (!staging.track || staging.dirty.length > 0) return;
+  const [cache, index] = await Promise.all([fileKey(cacheFile(staging.gitDir)), indexKey(staging.gitDir)]);
+  if (cache === undefined || index !== staging.track.index) return;
+  SHARED.set(staging.root, { staging, at: Date.now(), cache, index });
+  while (SHARED.size > MEMO_MAX) SHARED.delete(SHARED.keys().next().value!);
+}
+
+/** Forgets the look offered for a workspace (a restore changes the tree). */
+export function forgetLook(root: string): void {
+  SHARED.delete(root);
+}
+
+/** The look offered for `root` ({@link shareLook}), if still valid; taken once. */
+export async function takeLook(gitDir: string, root: string): Promise<Staging | undefined> {
+  const offered = SHARED.get(root);
+  SHARED.delete(root);
+  if (!offered || offered.staging.gitDir !== gitDir || Date.now() - offered.at > SHARED_LOOK_MAX_MS)
+    return undefined;
+  const [cache, index] = await Promise.all([fileKey(cacheFile(gitDir)), indexKey(gitDir)]);
+  return cache === offered.cache && index === offered.index ? offered.staging : undefined;
+}
+
 /** Header line, then `path\0key\0blob\0` per entry (kind is the key's first letter). */
 export async function readCache(gitDir: string): Promise<StatCache | undefined> {
   const file = cacheFile(gitDir);
