@@ -61,6 +61,30 @@ const SUMMARY_CHARS = 600;
 /** How long a cancelled or timed-out process group gets between SIGTERM and SIGKILL. */
 export const KILL_GRACE_MS = 3_000;
 
+/**
+ * Whether an earlier attempt of this agent may still have processes, so that the host's processes must be
+ * searched for its mark (a pass over /proc, tens of ms on a busy host, blocking the worker's event loop)
+ * before this attempt starts. A retry (attempt > 1) or a turn with an earlier attempt's lease may. A first
+ * attempt confined by bubblewrap may not: an agent's earlier turns (another phase attempt, a rollback's
+ * rerun, the agent's own `max_attempts`) were separate activities whose completion, cancellation included
+ * (agent proxies wait for it), came only after their process ended, and with it their pid namespace and
+ * everything in it; an abandoned turn (its worker died or stalled past the heartbeat timeout) is retried as
+ * attempt 2, never as another attempt 1; a turn of this process still running (its run terminated, then
+ * started again) is counted. Unconfined, a script's `setsid` children outlive its group: always search.
+ */
+export function mayHaveEarlierAttempt(a: {
+  attempt: number;
+  previous: unknown;
+  confined: boolean;
+  /** Turns of the same agent still running in this process (e.g. of a terminated run started again). */
+  running: number;
+}): boolean {
+  return !a.confined || a.attempt > 1 || a.previous !== undefined || a.running > 0;
+}
+
+/** Turns running in this process, by agent mark. */
+const liveMarks = new Map<string, number>();
+
 export function createScriptActivities(deps: {
   logger: Logger;
   outputsDir: string;
@@ -102,13 +126,14 @@ export function createScriptActivities(deps: {
 
       // Every earlier attempt of this agent ends before this one starts, on this host or elsewhere.
       const mark = `${input.runId}/${input.agentId}`;
-      const earlier = await endEarlierAttempts(
-        mark,
-        previousLease(ctx.info.heartbeatDetails),
-        ctx.cancellationSignal,
-      );
-      if (earlier.killed.length || earlier.waitedMs)
-        log.warn(earlier, 'ended processes of an earlier attempt before starting');
+      const lease0 = previousLease(ctx.info.heartbeatDetails);
+      const confined = sandboxState.kind === 'bwrap';
+      const running = liveMarks.get(mark) ?? 0;
+      if (mayHaveEarlierAttempt({ attempt: ctx.info.attempt, previous: lease0, confined, running })) {
+        const earlier = await endEarlierAttempts(mark, lease0, ctx.cancellationSignal);
+        if (earlier.killed.length || earlier.waitedMs)
+          log.warn(earlier, 'ended processes of an earlier attempt before starting');
+      }
       if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
 
       const out = fs.createWriteStream(outputRef, { flags: 'a' });
@@ -123,7 +148,7 @@ export function createScriptActivities(deps: {
       // In bubblewrap's pid namespace the leftovers die with the script before the worker can name them:
       // the reaper inside names and ends them (./reaper).
       const argv = input.command as [string, ...string[]];
-      const cmd = await sandbox.wrap(sandboxState.kind === 'bwrap' ? reapedCommand(argv) : argv, {
+      const cmd = await sandbox.wrap(confined ? reapedCommand(argv) : argv, {
         workspace: input.workspace,
         network: true,
         fixed: { ...deps.baseEnv, [AGENT_MARK_ENV]: mark, ...secretEnv },
@@ -133,6 +158,7 @@ export function createScriptActivities(deps: {
       // The watchdog hands the mark to its command only: its own lease poller (a `sleep 1` loop) must not
       // carry it, or it would be taken for a process the script left behind.
       const { [AGENT_MARK_ENV]: _mark, ...watchdogEnv } = cmd.env;
+      liveMarks.set(mark, (liveMarks.get(mark) ?? 0) + 1);
       // detached: the watchdog leads a process group of its own, so ending it ends everything it started.
       const child = execa(wFile, wArgs, {
         cwd: cmd.cwd,
@@ -157,6 +183,13 @@ export function createScriptActivities(deps: {
       // The script is done when its process is: children it left in the background would hold the
       // output pipe open until timeout_s. They are ended with the group, and named in the log.
       child.once('exit', () => {
+        const endGroup = () => {
+          const alive = signalGroup(child.pid, 'SIGKILL');
+          log.info({ pgid: child.pid, groupWasAlive: alive }, 'script exited: ended its process group');
+        };
+        // Confined, nothing of the script outlives it outside this group: its pid namespace ended with it
+        // and the reaper inside named what was left. A pass over /proc would find nothing.
+        if (confined) return endGroup();
         // Only what carries the agent's mark: the watchdog's own helpers are not the script's.
         void findMarkedProcesses(mark)
           .then((pids) => {
@@ -169,10 +202,7 @@ export function createScriptActivities(deps: {
             }
             for (const pid of pids) killQuietly(pid);
           })
-          .finally(() => {
-            const alive = signalGroup(child.pid, 'SIGKILL');
-            log.info({ pgid: child.pid, groupWasAlive: alive }, 'script exited: ended its process group');
-          });
+          .finally(endGroup);
       });
       let ended: 'timeout' | 'cancelled' | undefined;
       const terminate = (why: 'timeout' | 'cancelled') => {
@@ -252,6 +282,9 @@ export function createScriptActivities(deps: {
         ctx.cancellationSignal.removeEventListener('abort', onCancel);
         lease.release();
         if (!out.closed) out.end();
+        const left = (liveMarks.get(mark) ?? 1) - 1;
+        if (left > 0) liveMarks.set(mark, left);
+        else liveMarks.delete(mark);
       }
     },
   };

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { agentDone } from '../../workflows/agent';
 import { runsInline } from '../../workflows/script-agent';
+import { mayHaveEarlierAttempt } from '../../activities/script';
 
 describe('script agents without a child workflow', () => {
   it('runs a script agent with static routing and a command inline, nothing else', () => {
@@ -23,5 +24,18 @@ describe('agent attempts', () => {
     expect(agentDone({ ok: false, errorType: 'AgentExited' }, 1, 3)).toBe(false);
     expect(agentDone({ ok: false, errorType: 'AgentExited' }, 3, 3)).toBe(true);
     expect(agentDone({ ok: false, errorType: 'InvalidAgent' }, 1, 3)).toBe(true);
+  });
+});
+
+describe('searching the host for an earlier attempt’s processes', () => {
+  const first = { attempt: 1, previous: undefined, confined: true, running: 0 };
+  it('skips the /proc pass only for a confined first attempt with no earlier lease and none running here', () => {
+    expect(mayHaveEarlierAttempt(first)).toBe(false);
+    // A retry, an earlier attempt's lease, a turn of the same agent still running in this worker.
+    expect(mayHaveEarlierAttempt({ ...first, attempt: 2 })).toBe(true);
+    expect(mayHaveEarlierAttempt({ ...first, previous: { host: 'h', leaseAt: 1 } })).toBe(true);
+    expect(mayHaveEarlierAttempt({ ...first, running: 1 })).toBe(true);
+    // Unconfined, a script's setsid children outlive its group: always searched.
+    expect(mayHaveEarlierAttempt({ ...first, confined: false })).toBe(true);
   });
 });
