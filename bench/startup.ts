@@ -4,9 +4,14 @@
  *
  * - `orchestrator --help`, median of 10, against a bare `node -e ''` (Node's own start) and against
  *   the same compiled CLI loading every command module (what lazy loading saves). Target: ≤ 150 ms.
+ *   When NODE_EXTRA_CA_CERTS is set (as on our development machines), Node parses its bundled root
+ *   certificates and that file at every start, before any script runs: both are measured again without
+ *   it, so the figures say how much of a start is Node's own and how much is this environment's.
  * - `orchestrator worker` from spawn to polling: its own `startupMs` log field (process start to
  *   polling) and, end to end, spawn until a workflow that was already waiting on the task queue has had
- *   its first workflow task completed. Target: < 1 s. Uses the prebuilt workflow bundle (dist/).
+ *   its first workflow task completed. Target: < 1 s. Uses the prebuilt workflow bundle (dist/). Also
+ *   where the start went (the worker's `startup` log field): loading modules, setting up (connection,
+ *   gateway, sandbox probe, bundle check) and creating the Temporal workers.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -14,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { ensureCli, WORKFLOW_BUNDLE, workflowBundleStaleness } from '../scripts/build-lib.mjs';
+import type { StartupBreakdown } from '../workers/worker';
 import { ensureTemporalCli, startDevServer } from '../src/devserver';
 import { WorkflowType } from '../src/shared/names';
 import { createLogger } from '../src/logger';
@@ -34,13 +40,16 @@ interface Sample {
   cpu: number;
 }
 
+/** This environment without NODE_EXTRA_CA_CERTS, which Node would load at every start. */
+const { NODE_EXTRA_CA_CERTS: extraCaCerts, ...envWithoutCaCerts } = process.env;
+
 /** Wall time and CPU time of one process run, in ms; throws if it fails. */
-function timeRun(args: string[]): Sample {
+function timeRun(args: string[], env: NodeJS.ProcessEnv = process.env): Sample {
   const [cmd, argv] = haveTime
     ? [TIME, ['-f', 'cpu %U %S', process.execPath, ...args]]
     : [process.execPath, args];
   const t0 = performance.now();
-  const r = spawnSync(cmd, argv, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  const r = spawnSync(cmd, argv, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
   const wall = performance.now() - t0;
   if (r.status !== 0) throw new Error(`node ${args.join(' ')} exited ${r.status}: ${String(r.stderr)}`);
   const m = /cpu ([\d.]+) ([\d.]+)\s*$/.exec(String(r.stderr));
@@ -54,19 +63,43 @@ const med = (xs: Sample[]): Sample => ({
 const fmt = (s: Sample): string =>
   `${s.wall.toFixed(0)} ms wall` + (Number.isNaN(s.cpu) ? '' : ` (${s.cpu.toFixed(0)} ms CPU)`);
 
-/** Median of RUNS runs, the three commands interleaved so that machine noise hits them alike. */
-function benchCli(): { node: Sample; help: Sample; eager: Sample } {
+interface CliSamples {
+  node: Sample;
+  help: Sample;
+  eager: Sample;
+  /** The same two without NODE_EXTRA_CA_CERTS, when it is set. */
+  nodeNoCa?: Sample;
+  helpNoCa?: Sample;
+}
+
+/** Median of RUNS runs, the commands interleaved so that machine noise hits them alike. */
+function benchCli(): CliSamples {
   const eagerScript =
     `const { main } = await import(${JSON.stringify(path.join(ROOT, 'dist/cli/main.cjs'))});` +
     `await main(['node', 'orchestrator', '--help']);`;
-  const samples = { node: [] as Sample[], help: [] as Sample[], eager: [] as Sample[] };
+  const samples = {
+    node: [] as Sample[],
+    help: [] as Sample[],
+    eager: [] as Sample[],
+    nodeNoCa: [] as Sample[],
+    helpNoCa: [] as Sample[],
+  };
   timeRun([BIN, '--help']); // warm the file cache
   for (let i = 0; i < RUNS; i++) {
     samples.node.push(timeRun(['-e', '']));
     samples.help.push(timeRun([BIN, '--help']));
     samples.eager.push(timeRun(['--input-type=module', '-e', eagerScript]));
+    if (extraCaCerts !== undefined) {
+      samples.nodeNoCa.push(timeRun(['-e', ''], envWithoutCaCerts));
+      samples.helpNoCa.push(timeRun([BIN, '--help'], envWithoutCaCerts));
+    }
   }
-  return { node: med(samples.node), help: med(samples.help), eager: med(samples.eager) };
+  return {
+    node: med(samples.node),
+    help: med(samples.help),
+    eager: med(samples.eager),
+    ...(extraCaCerts !== undefined && { nodeNoCa: med(samples.nodeNoCa), helpNoCa: med(samples.helpNoCa) }),
+  };
 }
 
 interface WorkerSample {
@@ -75,6 +108,23 @@ interface WorkerSample {
   startupCpuMs: number;
   /** Spawn until a waiting workflow's first task is done. */
   firstTaskMs: number;
+  /** Where the start went, as the worker logged it. */
+  breakdown: StartupBreakdown;
+}
+
+/** The worker's `worker started` log line, once it is in `stderr`. */
+function startedLine(
+  stderr: string,
+): { startupMs: number; startupCpuMs: number; startup: StartupBreakdown } | undefined {
+  for (const line of stderr.split('\n')) {
+    if (!line.includes('"worker started"')) continue;
+    try {
+      return JSON.parse(line) as { startupMs: number; startupCpuMs: number; startup: StartupBreakdown };
+    } catch {
+      return undefined; // not all of the line has arrived yet
+    }
+  }
+  return undefined;
 }
 
 /** Spawns `orchestrator worker` with a workflow already waiting on its task queue. */
@@ -103,13 +153,9 @@ async function benchWorkerOnce(
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  let startupMs = NaN;
-  let startupCpuMs = NaN;
   let stderr = '';
   child.stderr.on('data', (b: Buffer) => {
     stderr += String(b);
-    const m = /"startupMs":(\d+),"startupCpuMs":(\d+)/.exec(stderr);
-    if (m && Number.isNaN(startupMs)) [startupMs, startupCpuMs] = [Number(m[1]), Number(m[2])];
   });
   try {
     await handle.result().then(
@@ -121,8 +167,14 @@ async function benchWorkerOnce(
       },
     );
     const firstTaskMs = performance.now() - t0;
-    if (Number.isNaN(startupMs)) throw new Error(`worker logged no startupMs:\n${stderr}`);
-    return { startupMs, startupCpuMs, firstTaskMs };
+    const started = startedLine(stderr);
+    if (!started) throw new Error(`worker logged no "worker started" line:\n${stderr}`);
+    return {
+      startupMs: started.startupMs,
+      startupCpuMs: started.startupCpuMs,
+      firstTaskMs,
+      breakdown: started.startup,
+    };
   } finally {
     child.kill('SIGTERM');
     await new Promise((resolve) => child.once('exit', resolve));
@@ -140,6 +192,11 @@ console.log(
 console.log(
   `  same CLI loading every command module: ${fmt(cli.eager)}; lazy --help is ${(cli.help.wall / cli.eager.wall).toFixed(2)}x that`,
 );
+if (cli.nodeNoCa && cli.helpNoCa) {
+  console.log(
+    `  without NODE_EXTRA_CA_CERTS (set here; Node loads it at every start): node -e '' ${fmt(cli.nodeNoCa)}, --help ${fmt(cli.helpNoCa)}`,
+  );
+}
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orch-bench-startup-'));
 const server = await startDevServer({
@@ -161,6 +218,12 @@ try {
   );
   console.log(
     `  process start to polling (worker's startupMs): ${startup} ms wall (${startupCpu} ms CPU) (target < 1000 ms)`,
+  );
+  const part = (k: keyof StartupBreakdown): number => median(samples.map((s) => s.breakdown[k]));
+  console.log(
+    `  where it went: modules loaded ${part('modulesMs')} ms (${part('modulesCpuMs')} ms CPU), ` +
+      `setup ${part('setupMs')} ms (${part('setupCpuMs')} ms CPU), ` +
+      `Temporal workers created ${part('workersMs')} ms (${part('workersCpuMs')} ms CPU)`,
   );
   console.log(`  spawn to a waiting workflow's first task done: ${firstTask.toFixed(0)} ms`);
   console.log(
