@@ -23,7 +23,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import YAML from 'yaml';
+import { loadYaml } from './yaml';
 import { z } from 'zod';
 import { WorkspaceGlobSchema } from '../src/shared/spec';
 import { ConfigError, formatZodIssues } from './errors';
@@ -318,7 +318,7 @@ function readLayer(file: string, problems: string[]): Layer | undefined {
     problems.push(`${displayPath(file)}: cannot read: ${(err as Error).message}`);
     return undefined;
   }
-  const doc = YAML.parseDocument(text);
+  const doc = loadYaml().parseDocument(text);
   const yamlErr = doc.errors[0];
   if (yamlErr) {
     const pos = yamlErr.linePos?.[0];

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseDocument } from 'yaml';
+import { loadYaml } from './yaml';
 import { z } from 'zod';
 import {
   AgentSpecSchema,
@@ -146,7 +146,7 @@ export function configErrorMap(issue: z.core.$ZodRawIssue): string | undefined {
 
 /** Parses one YAML text into plain data, or throws ConfigError `source:line:col: invalid YAML: …`. */
 export function parseYamlText(text: string, source: string): unknown {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  const doc = loadYaml().parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   const err = doc.errors[0];
   if (err) {
     const pos = err.linePos?.[0];

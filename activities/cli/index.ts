@@ -19,7 +19,6 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { execa } from 'execa';
 import { z } from 'zod';
 import { ConfigError, formatZodIssues } from '../../config/errors';
 import { buildClaudeArgs, CliSubagentSchema, type SessionMode, userLine } from '../../src/claude/args';
@@ -54,6 +53,7 @@ import {
   watchedCommand,
 } from '../watchdog';
 import { GROUP_GONE_MS, killGroupAndWait } from '../process-group';
+import { loadExeca } from '../load-execa';
 import { SESSION_MARKER_ENV, sweepSessionProcesses, terminateGroup } from './process';
 import { TurnHeartbeat, type TurnNudges } from '../turn-heartbeat';
 import { FileIdSchema, SafeNameSchema } from '../../src/shared/ids';
@@ -309,6 +309,7 @@ export function summarizeRun(
  * {@link ConfigError} saying how to install it or set CLAUDE_PATH.
  */
 export async function ensureClaudeAvailable(claudePath: string): Promise<string> {
+  const execa = await loadExeca();
   const r = await execa(claudePath, ['--version'], { reject: false, timeout: 30_000, stdin: 'ignore' });
   const code = (r as { code?: string }).code;
   if (r.failed && (code === 'ENOENT' || code === 'EACCES')) {
@@ -383,6 +384,7 @@ export function createCliActivities(deps: CliActivityDeps) {
     meter: { handle: MeterHandle; onRefused: (stop: (why: string) => void) => void } | undefined,
   ): Promise<RunOutcome> {
     const ctx = Context.current();
+    const execa = await loadExeca();
     // The run's recorded outputs folder; the worker's own only for callers that do not pass one.
     const dir = path.join(input.outputsDir ?? deps.outputsDir, input.runId, 'agents');
     fs.mkdirSync(dir, { recursive: true });

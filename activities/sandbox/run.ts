@@ -3,7 +3,7 @@
  * {@link Sandbox.wrap}, no shell, its own process group (a timeout or cancellation kills everything it
  * started), output kept in a bounded buffer and redacted.
  */
-import { execa } from 'execa';
+import { loadExeca } from '../load-execa';
 import { redact } from '../../src/redact';
 import { signalGroup } from '../process-group';
 import { CappedBuffer, OUTPUT_CAP_BYTES } from '../tools/process';
@@ -56,6 +56,7 @@ export async function runProgram(argv: readonly string[], opts: RunOptions): Pro
   if (argv.length === 0 || !argv[0])
     return { ...base, exitCode: undefined, durationMs: 0, spawnError: 'empty argv', sandboxed: false };
   const cmd = await opts.sandbox.wrap(argv, opts);
+  const execa = await loadExeca();
   const cap = opts.capBytes ?? OUTPUT_CAP_BYTES;
   const out = opts.keep === 'tail' ? new TailBuffer(cap) : new CappedBuffer(cap);
   const grace = opts.killGraceMs ?? 0;

@@ -7,7 +7,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { execa } from 'execa';
 import { z } from 'zod';
 import type { Logger } from '../../src/logger';
 import { AGENT_KEY_ENV, capabilityEnv, redactSecret } from '../identity';
@@ -16,6 +15,7 @@ import { FileIdSchema, SafeNameSchema } from '../../src/shared/ids';
 import { defaultSandbox, type Sandbox } from '../sandbox';
 import { recordSandbox } from '../sandbox/record';
 import { signalGroup } from '../process-group';
+import { loadExeca } from '../load-execa';
 import { TurnHeartbeat, type TurnNudges } from '../turn-heartbeat';
 import { LEFTOVER_PREFIX, reapedCommand } from './reaper';
 import {
@@ -124,6 +124,7 @@ export function createScriptActivities(deps: {
         });
       }
 
+      const execa = await loadExeca();
       // Every earlier attempt of this agent ends before this one starts, on this host or elsewhere.
       const mark = `${input.runId}/${input.agentId}`;
       const lease0 = previousLease(ctx.info.heartbeatDetails);

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
+import { loadExeca } from '../load-execa';
 
 /** Folder in the workspace that snapshots never include and restores never touch. */
 export const STATE_DIR = '.orchestrator';
@@ -102,8 +102,8 @@ export async function runGit(
     ...FORCED_CONFIG.flatMap((c) => ['-c', c]),
     ...args,
   ];
-  return withLockRetry(gitDir, `git ${args.join(' ')}`, args[0] ?? '', () =>
-    execa('git', argv, {
+  return withLockRetry(gitDir, `git ${args.join(' ')}`, args[0] ?? '', async () =>
+    (await loadExeca())('git', argv, {
       cwd: workTree,
       env: gitEnv(opts.env),
       extendEnv: false,
