@@ -15,7 +15,7 @@ import { FileIdSchema, SafeNameSchema } from '../../src/shared/ids';
 import { defaultSandbox, type Sandbox } from '../sandbox';
 import { recordSandbox } from '../sandbox/record';
 import { signalGroup } from '../process-group';
-import { loadExeca } from '../load-execa';
+import { startProgram } from '../spawner';
 import { TurnHeartbeat, type TurnNudges } from '../turn-heartbeat';
 import { LEFTOVER_PREFIX, reapedCommand } from './reaper';
 import {
@@ -82,6 +82,21 @@ export function mayHaveEarlierAttempt(a: {
   return !a.confined || a.attempt > 1 || a.previous !== undefined || a.running > 0;
 }
 
+/** What the signals that end scripts mean, as ` (meaning)` for a failure message. */
+export function describeSignal(signal: string | undefined): string {
+  const meaning: Record<string, string> = {
+    SIGKILL: 'Forced termination',
+    SIGTERM: 'Termination',
+    SIGINT: 'User interruption with CTRL-C',
+    SIGHUP: 'Terminal closed',
+    SIGSEGV: 'Segmentation fault',
+    SIGABRT: 'Aborted',
+    SIGPIPE: 'Broken pipe or socket',
+  };
+  const m = signal ? meaning[signal] : undefined;
+  return m ? ` (${m})` : '';
+}
+
 /** Turns running in this process, by agent mark. */
 const liveMarks = new Map<string, number>();
 
@@ -124,7 +139,6 @@ export function createScriptActivities(deps: {
         });
       }
 
-      const execa = await loadExeca();
       // Every earlier attempt of this agent ends before this one starts, on this host or elsewhere.
       const mark = `${input.runId}/${input.agentId}`;
       const lease0 = previousLease(ctx.info.heartbeatDetails);
@@ -160,30 +174,19 @@ export function createScriptActivities(deps: {
       // carry it, or it would be taken for a process the script left behind.
       const { [AGENT_MARK_ENV]: _mark, ...watchdogEnv } = cmd.env;
       liveMarks.set(mark, (liveMarks.get(mark) ?? 0) + 1);
-      // detached: the watchdog leads a process group of its own, so ending it ends everything it started.
-      const child = execa(wFile, wArgs, {
-        cwd: cmd.cwd,
-        env: watchdogEnv,
-        extendEnv: false,
-        detached: true,
-        reject: false,
-        all: true,
-        stdin: 'ignore',
-        buffer: false,
-      });
       // Whatever the script prints is redacted before it reaches the log file or the summary (history).
       const lines = new LineRedactor();
-      child.all?.on('data', (chunk: Buffer) => {
+      const onOutput = (chunk: Buffer) => {
         bytes += chunk.length;
         const text = chunk.toString('utf8');
         const clean = lines.push(secretEnv[AGENT_KEY_ENV] ? redactSecret(text, secretEnv) : text);
         if (!clean) return;
         out.write(clean);
         tail = (tail + clean).slice(-(SUMMARY_CHARS + 200));
-      });
+      };
       // The script is done when its process is: children it left in the background would hold the
       // output pipe open until timeout_s. They are ended with the group, and named in the log.
-      child.once('exit', () => {
+      const onExit = () => {
         const endGroup = () => {
           const alive = signalGroup(child.pid, 'SIGKILL');
           log.info({ pgid: child.pid, groupWasAlive: alive }, 'script exited: ended its process group');
@@ -204,7 +207,19 @@ export function createScriptActivities(deps: {
             for (const pid of pids) killQuietly(pid);
           })
           .finally(endGroup);
+      };
+      // detached: the watchdog leads a process group of its own, so ending it ends everything it started.
+      // Started by the worker's process starter (../spawner): forking the worker itself blocks it for
+      // tens of ms.
+      const child = startProgram(wFile, wArgs, {
+        cwd: cmd.cwd,
+        env: watchdogEnv,
+        detached: true,
+        onStdout: onOutput,
+        onStderr: onOutput,
+        onExit,
       });
+      await child.started;
       let ended: 'timeout' | 'cancelled' | undefined;
       const terminate = (why: 'timeout' | 'cancelled') => {
         ended ??= why;
@@ -238,8 +253,10 @@ export function createScriptActivities(deps: {
       const timer = setTimeout(() => terminate('timeout'), input.timeoutS * 1_000);
       const onCancel = () => terminate('cancelled');
       ctx.cancellationSignal.addEventListener('abort', onCancel);
+      // Cancelled while the process was starting: the listener came too late to hear it.
+      if (ctx.cancellationSignal.aborted) onCancel();
       try {
-        const result = await child;
+        const result = await child.ended;
         const durationMs = Date.now() - started;
         const rest = lines.flush();
         if (rest) {
@@ -255,7 +272,7 @@ export function createScriptActivities(deps: {
             nonRetryable: true,
           });
         }
-        if (result.failed && result.exitCode === undefined) {
+        if (result.exitCode === undefined) {
           stalledMs = Math.max(stalledMs, Date.now() - lastBeat);
           if (stalledMs > LEASE_STALE_S * 1_000) {
             throw ApplicationFailure.create({
@@ -266,8 +283,9 @@ export function createScriptActivities(deps: {
           }
           throw ApplicationFailure.create({
             type: 'ScriptKilled',
-            // Not execa's shortMessage: it quotes the whole watchdog script, kilobytes of shell in history.
-            message: `script ended by ${result.signal ?? 'a signal'}${result.signalDescription ? ` (${result.signalDescription})` : ''}`,
+            message: result.spawnError
+              ? `script could not start: ${result.spawnError}`
+              : `script ended by ${result.signal ?? 'a signal'}${describeSignal(result.signal)}`,
             nonRetryable: true,
           });
         }
