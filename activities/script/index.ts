@@ -185,7 +185,10 @@ export function createScriptActivities(deps: {
         tail = (tail + clean).slice(-(SUMMARY_CHARS + 200));
       };
       // The script is done when its process is: children it left in the background would hold the
-      // output pipe open until timeout_s. They are ended with the group, and named in the log.
+      // output pipe open until timeout_s. They are ended with the group, and named in the log. The log
+      // file is ended only after this (`swept`): writing the note into an ended stream threw
+      // ERR_STREAM_WRITE_AFTER_END out of the worker (seen with 50 agents on a loaded machine).
+      let swept: Promise<void> = Promise.resolve();
       const onExit = () => {
         const endGroup = () => {
           const alive = signalGroup(child.pid, 'SIGKILL');
@@ -195,17 +198,20 @@ export function createScriptActivities(deps: {
         // and the reaper inside named what was left. A pass over /proc would find nothing.
         if (confined) return endGroup();
         // Only what carries the agent's mark: the watchdog's own helpers are not the script's.
-        void findMarkedProcesses(mark)
+        swept = findMarkedProcesses(mark)
           .then((pids) => {
             const left = pids.map((pid) => ({ pid, cmd: commandLine(pid) }));
             if (left.length) {
               log.warn({ processes: left }, 'ending background processes the script left behind');
-              out.write(
-                `\n${LEFTOVER_PREFIX} ${left.length} background process(es) left by the script: ${left.map((p) => `${p.pid} ${p.cmd}`).join('; ')}.\n`,
-              );
+              // A turn that ended by an error has ended its log file already.
+              if (!out.writableEnded)
+                out.write(
+                  `\n${LEFTOVER_PREFIX} ${left.length} background process(es) left by the script: ${left.map((p) => `${p.pid} ${p.cmd}`).join('; ')}.\n`,
+                );
             }
             for (const pid of pids) killQuietly(pid);
           })
+          .catch((err: unknown) => log.warn({ err }, 'could not look for processes the script left behind'))
           .finally(endGroup);
       };
       // detached: the watchdog leads a process group of its own, so ending it ends everything it started.
@@ -263,6 +269,7 @@ export function createScriptActivities(deps: {
           out.write(rest);
           tail = (tail + rest).slice(-(SUMMARY_CHARS + 200));
         }
+        await swept;
         await new Promise<void>((r) => out.end(r));
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('cancelled');
         if (ended === 'timeout') {
