@@ -22,7 +22,7 @@ export interface Capacity {
   /**
    * Workflow executions kept in the worker's cache (the SDK's `maxCachedWorkflows`). The SDK's default
    * is sized from the V8 heap limit (about 2,300 here), so every run's workflows stay resident: ~3.8 MiB
-   * per run. A run waiting on a long agent turn needs no cache entry; when it wakes, an evicted one is
+   * per run when measured (issue #16). A run waiting on a long agent turn needs no cache entry; when it wakes, an evicted one is
    * replayed from its (short, continue-as-new bounded) history. So the cache is sized for the workflows
    * that are busy at once, which the cores bound, and never takes more than a slice of memory.
    */
@@ -41,8 +41,12 @@ const MIN_SHORT_STEPS = 20;
 /** Workflows busy at once per core (a workflow task takes a few ms of one core's time). */
 const CACHED_WORKFLOWS_PER_CORE = 48;
 const MIN_CACHED_WORKFLOWS = 64;
-/** What a cached workflow execution holds in the worker, with its share of the SDK's state (measured). */
-export const CACHED_WORKFLOW_BYTES = 2 * MiB;
+/**
+ * What a cached workflow execution holds in the worker, with its share of the SDK's state (measured: the
+ * bundle's modules instantiated for each workflow were 1,473 KiB, 741 KiB since zod is shared by every
+ * workflow of the thread (workflows/preload.ts); plus the run's own state).
+ */
+export const CACHED_WORKFLOW_BYTES = 1 * MiB;
 /** The most of memory the workflow cache may take. */
 const CACHE_MEMORY_SHARE = 1 / 8;
 

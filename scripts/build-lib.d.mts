@@ -11,6 +11,8 @@ export const CLI_MAIN: string;
 export const CLI_HELP: string;
 export const WORKFLOWS_ENTRY: string;
 export const WORKFLOW_INTERCEPTORS: string;
+/** workflows/preload.ts: modules shared by every workflow of a workflow thread. */
+export const WORKFLOW_PRELOAD: string;
 export const WORKFLOW_BUNDLE: string;
 export const TRACED_WORKFLOW_BUNDLE: string;
 export const TRACING_WORKFLOW_INTERCEPTORS: string[];

@@ -26,6 +26,8 @@ const CLI_MANIFEST = path.join(CLI_DIR, 'commands.json');
 /** `--help` as the CLI prints it (src/cli/main.ts prerenderHelp), read by bin/orchestrator.js. */
 export const CLI_HELP = path.join(CLI_DIR, 'help.json');
 export const WORKFLOWS_ENTRY = path.join(ROOT, 'workflows', 'index.ts');
+/** Loaded once per workflow thread and shared by its workflows (workflows/preload.ts says what and why). */
+export const WORKFLOW_PRELOAD = path.join(ROOT, 'workflows', 'preload.ts');
 /** Workflow interceptors every bundle registers (workflows/interceptors.ts says why). */
 export const WORKFLOW_INTERCEPTORS = path.join(ROOT, 'workflows', 'interceptors.ts');
 export const WORKFLOW_BUNDLE = path.join(DIST, 'workflow-bundle.js');
@@ -498,6 +500,8 @@ export async function buildWorkflowBundle(opts = {}) {
   const { code } = await bundleWorkflowCode({
     workflowsPath: WORKFLOWS_ENTRY,
     workflowInterceptorModules: [WORKFLOW_INTERCEPTORS, ...(traced ? TRACING_WORKFLOW_INTERCEPTORS : [])],
+    // zod once per workflow thread rather than once per cached workflow (workflows/preload.ts).
+    preloadModules: [WORKFLOW_PRELOAD],
     logger: opts.logger ?? quiet,
     // The SDK requires an inline source map (it maps workflow stack traces with it) but reads only its
     // mappings: without the sources' text the bundle is 2.1 MB rather than 3.9 MB, and every worker

@@ -16,11 +16,11 @@ describe('capacity', () => {
       shortSteps: 160,
       cachedWorkflows: 768,
     });
-    // A small box: the cache gets at most an eighth of memory.
+    // A small box: the cache gets at most an eighth of memory (32 workflows of 1 MiB).
     expect(capacityFor({ cores: 1, memoryBytes: 256 * 1024 ** 2 })).toEqual({
       agentTurns: 4,
       shortSteps: 20,
-      cachedWorkflows: 16,
+      cachedWorkflows: 32,
     });
     expect(capacityFor({ cores: 64, memoryBytes: 1024 * GiB }).agentTurns).toBe(500);
   });
