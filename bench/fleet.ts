@@ -24,6 +24,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { TURN_HEARTBEAT_MS } from '../activities/turn-heartbeat';
+import { buildWorkflowBundle, ensureCli, workflowBundleStaleness } from '../scripts/build-lib.mjs';
 import { ensureTemporalCli, startDevServer } from '../src/devserver';
 import { rollbackRun, startRun } from '../src/runs';
 import { checkpointsQuery } from '../src/shared/messages';
@@ -149,9 +150,11 @@ function heldSpec() {
           {
             role: 'dev',
             backend: 'script',
-            // Its own start time, then held until the bench releases the round (a file in the workspace:
-            // the one place a sandboxed script may see).
-            command: ['sh', '-c', 'date +%s%N > started; while [ ! -f release ]; do sleep 1; done'],
+            // Its own start time, then held until the bench releases the round: a read of a FIFO in the
+            // workspace (the one place a sandboxed script may see), which blocks without a process a
+            // second (a `sleep 1` poll was 200 forks a second at N = 200, load the bench itself made).
+            // The FIFO is gone before the agent ends, so the checkpoint never sees it.
+            command: ['sh', '-c', 'mkfifo .hold && date +%s%N > started; cat .hold > /dev/null; rm -f .hold'],
           },
         ],
       },
@@ -159,8 +162,29 @@ function heldSpec() {
   });
 }
 
+/**
+ * Ends a held agent's read of its FIFO: opened for writing without blocking (the agent is reading it, as
+ * it wrote its start mark after making it) and closed, so its `cat` sees the end of input.
+ */
+async function release(fifo: string): Promise<void> {
+  for (let tries = 0; ; tries++) {
+    try {
+      fs.closeSync(fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
+      return;
+    } catch (err) {
+      // ENXIO: its `cat` has not opened the FIFO yet (the start mark comes just before).
+      if ((err as NodeJS.ErrnoException).code !== 'ENXIO' || tries > 600) throw err;
+      await delay(100);
+    }
+  }
+}
+
 /** Runs the fleet rounds against a Temporal server; one fresh worker process per N. */
 export async function measureFleet(target: FleetTarget, opts: FleetOptions): Promise<FleetRow[]> {
+  // A stale CLI or workflow bundle would be rebuilt by the first worker, inside its process: webpack's
+  // few hundred MiB would be that worker's peak RSS, not the runs'.
+  await ensureCli();
+  if (workflowBundleStaleness() !== undefined) await buildWorkflowBundle();
   const connection = await Connection.connect({ address: target.address });
   const client = new Client({ connection });
   const rows: FleetRow[] = [];
@@ -207,7 +231,7 @@ export async function measureFleet(target: FleetTarget, opts: FleetOptions): Pro
         // A moment with every run held, for the RSS of N concurrent runs.
         await delay(2_000);
         const held = statusKiB(pid, 'VmRSS') / 1024;
-        for (const r of runs) fs.writeFileSync(path.join(r.workspace, 'release'), '');
+        await Promise.all(runs.map((r) => release(path.join(r.workspace, '.hold'))));
         const ends = await Promise.all(
           runs.map((r) =>
             client.workflow
@@ -335,7 +359,7 @@ export async function measureRollback(target: FleetTarget, times = 5): Promise<R
 }
 
 /** Prints the fleet table (with a baseline beside when given). */
-export function printFleet(rows: FleetRow[], baseline?: FleetRow[]): void {
+export function printFleet(rows: FleetRow[], baseline?: FleetRow[], first = rows[0]): void {
   const cell = (r: FleetRow | undefined) =>
     r
       ? `${String(r.peakRssMiB).padStart(5)} MiB peak ${String(r.heldRssMiB).padStart(5)} held  start p50 ${String(r.startP50Ms).padStart(6)} ms p99 ${String(r.startP99Ms).padStart(6)} ms  ${r.failures} failed`
@@ -344,9 +368,7 @@ export function printFleet(rows: FleetRow[], baseline?: FleetRow[]): void {
   for (const r of rows) {
     const b = baseline?.find((x) => x.runs === r.runs);
     const perRun =
-      rows[0] && r.runs > rows[0].runs
-        ? (r.peakRssMiB - rows[0].peakRssMiB) / (r.runs - rows[0].runs)
-        : undefined;
+      first && r.runs > first.runs ? (r.peakRssMiB - first.peakRssMiB) / (r.runs - first.runs) : undefined;
     console.log(
       `  N=${String(r.runs).padStart(3)}  ${cell(r)}` +
         (perRun !== undefined ? `  (+${perRun.toFixed(2)} MiB/run)` : '') +
@@ -390,8 +412,11 @@ async function main(): Promise<void> {
     const rows: FleetRow[] = [];
     for (const n of ns) {
       rows.push(...(await measureFleet(target, { ns: [n] })));
+      // Each row as soon as it is measured: a round cut short (a timeout, a loaded machine) keeps those.
       console.log(`  measured N=${n} (load ${os.loadavg()[0]!.toFixed(1)})`);
+      printFleet(rows.slice(-1), undefined, rows[0]);
     }
+    console.log('');
     printFleet(rows);
     console.log(
       `load after: ${os
