@@ -8,13 +8,23 @@
  * from seconds to minutes for 50 runs, and is measured by bench:phase and bench:scale, not here), then
  * runs a `ready` agent that waits for one shared go file, then the 5 s agent. The go file is written once
  * every run is ready, so the spread measured is that of the 5 s agents: what agent room decides.
+ *
+ * Agents wait by reading a FIFO (see {@link poke}), never by polling with `sleep`: 50 agents each starting
+ * a `sleep 0.1` ten times a second were 500 process starts a second, which held 2 cores at load 40+ and
+ * was the reason this test used to take over ten minutes and never pass.
+ *
+ * The agent room is the held turns plus one, so while the other runs gate and checkpoint, the agent worker
+ * is full of turns (sampled): their short steps run on the main queue's own slots, beside a full agent
+ * room, and the test fails if they only got through once the held turns let go.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { tsToMs } from '@temporalio/common/lib/time';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRun } from '../../src/runs';
 import { ProjectSpecSchema } from '../../src/shared/spec';
+import type { OrchestratorWorker } from '../../workers/worker';
 import { Gates, waitFor } from '../harness/gates';
 import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
 
@@ -22,15 +32,34 @@ const HELD = 50;
 const OTHERS = 3;
 const OTHER_PHASES = 4;
 let t: TestEnv;
+let worker: OrchestratorWorker;
 
 beforeAll(async () => {
   t = await createTestEnv();
-  // Room for the 50 held turns and the other runs' agents; short steps keep the machine's default.
-  await t.startWorker({
-    config: { ...t.config, worker: { ...t.config.worker, maxConcurrentAgents: HELD + 2 * OTHERS } },
-  });
+  // Room for the 50 held turns and one more (the other runs' agents take turns in it); short steps keep
+  // the machine's default.
+  ({ worker } = await t.startWorker({
+    config: { ...t.config, worker: { ...t.config.worker, maxConcurrentAgents: HELD + 1 } },
+  }));
 });
 afterAll(async () => t?.close());
+
+/**
+ * Wakes every agent blocked reading `fifo` (its `cat` sees end of input once a writer opened and closed
+ * it). Opened without blocking: with no reader yet (ENXIO) there is nobody to wake.
+ */
+function poke(fifo: string): void {
+  try {
+    fs.closeSync(fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENXIO') throw err;
+  }
+}
+
+/** sh that returns once `file` exists, blocked on `fifo` in between (no process started per check). */
+function waitScript(file: string, fifo: string): string {
+  return `while [ ! -f '${file}' ]; do cat '${fifo}' > /dev/null; done`;
+}
 
 /** schedule → close of every `type` activity in a run's history, in ms. */
 async function activityLatencies(runId: string, type: string): Promise<number[]> {
@@ -87,9 +116,12 @@ describe('room for agents', { timeout: 1_800_000 }, () => {
       const markers = path.join(control.dir, 'started');
       const ready = path.join(control.dir, 'ready');
       const go = path.join(control.dir, 'go');
+      const goFifo = path.join(control.dir, 'go.fifo');
       const release = path.join(control.dir, 'release');
+      const releaseFifo = path.join(control.dir, 'release.fifo');
       fs.mkdirSync(markers);
       fs.mkdirSync(ready);
+      execFileSync('mkfifo', [goFifo, releaseFifo]);
       // One after the other in the phase: `ready` waits for the go file; then the held agent writes its own
       // start time, works 5 s, and holds its slot until released.
       const held = ProjectSpecSchema.parse({
@@ -103,11 +135,7 @@ describe('room for agents', { timeout: 1_800_000 }, () => {
                 id: 'ready',
                 role: 'dev',
                 backend: 'script',
-                command: [
-                  'sh',
-                  '-c',
-                  `touch "${ready}/$ORCHESTRATOR_RUN_ID"; while [ ! -f '${go}' ]; do sleep 0.1; done`,
-                ],
+                command: ['sh', '-c', `touch "${ready}/$ORCHESTRATOR_RUN_ID"; ${waitScript(go, goFifo)}`],
               },
               {
                 id: 'held',
@@ -117,7 +145,7 @@ describe('room for agents', { timeout: 1_800_000 }, () => {
                   'sh',
                   '-c',
                   `date +%s%N > "${markers}/$ORCHESTRATOR_RUN_ID"; sleep 5; ` +
-                    `while [ ! -f '${release}' ]; do sleep 1; done; echo done > done.txt`,
+                    `${waitScript(release, releaseFifo)}; echo done > done.txt`,
                 ],
               },
             ],
@@ -137,10 +165,22 @@ describe('room for agents', { timeout: 1_800_000 }, () => {
       await waitFor(() => fs.readdirSync(ready).length === HELD, 'every held run ready', 900_000);
       expect(fs.readdirSync(markers)).toEqual([]);
       fs.writeFileSync(go, '');
-      await waitFor(() => fs.readdirSync(markers).length === HELD, 'every held agent started', 600_000);
-      const starts = fs.readdirSync(markers).map((f) => {
-        return Number(fs.readFileSync(path.join(markers, f), 'utf8').trim()) / 1e6;
-      });
+      // Each held agent's start (ms), once its mark is written: `date` creates the file before it
+      // writes the time, so an empty file is not a start yet.
+      const startTimes = () =>
+        fs
+          .readdirSync(markers)
+          .map((f) => Number(fs.readFileSync(path.join(markers, f), 'utf8').trim()) / 1e6);
+      const starts = await waitFor(
+        () => {
+          // Until every held agent started: a ready agent may have been between its check and its read.
+          poke(goFifo);
+          const xs = startTimes();
+          return xs.length === HELD && xs.every((x) => x > 0) && xs;
+        },
+        'every held agent started',
+        600_000,
+      );
       const spreadMs = Math.max(...starts) - Math.min(...starts);
       // Where the spread comes from: each milestone's spread over the held runs (server clock).
       const marks = await Promise.all(heldRuns.map((r) => milestones(r.runId)));
@@ -158,6 +198,20 @@ describe('room for agents', { timeout: 1_800_000 }, () => {
           agents: [{ role: 'dev', backend: 'script', command: ['sh', '-c', `echo ${i} > f${i}.txt`] }],
         })),
       });
+      // While they run, how full the agent room is: the held turns must be holding it throughout.
+      let sampling = true;
+      const agentsInFlight: number[] = [];
+      const sampler = (async () => {
+        while (sampling) {
+          // Turns of a run placed on this host go to the host's agent queue (worker.host[1]), others to
+          // the shared one: the agent room is both.
+          const agentWorkers = [worker.agents, ...worker.host.slice(1)];
+          agentsInFlight.push(
+            agentWorkers.reduce((n, w) => n + w.getStatus().numInFlightNonLocalActivities, 0),
+          );
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      })();
       const others = await Promise.all(
         Array.from({ length: OTHERS }, () =>
           startRun(t.client, {
@@ -172,8 +226,13 @@ describe('room for agents', { timeout: 1_800_000 }, () => {
         const r = (await t.client.workflow.getHandle(o.runId).result()) as { state: string };
         expect(r.state).toBe('completed');
       }
-      // Still held: no held agent has finished, so the short steps above ran beside 50 running turns.
+      sampling = false;
+      await sampler;
+      // Still held: no held agent has finished, so the short steps above ran beside 50 running turns, and
+      // the agent room stayed (all but one slot) full of them the whole time.
       expect(fs.existsSync(release)).toBe(false);
+      expect(agentsInFlight.length).toBeGreaterThan(0);
+      expect(Math.min(...agentsInFlight)).toBeGreaterThanOrEqual(HELD);
       const checkpoints = (
         await Promise.all(others.map((o) => activityLatencies(o.runId, 'checkpointPhase')))
       ).flat();
@@ -184,9 +243,14 @@ describe('room for agents', { timeout: 1_800_000 }, () => {
       expect(gates.length).toBeGreaterThanOrEqual(OTHERS * OTHER_PHASES);
 
       fs.writeFileSync(release, '');
-      for (const r of heldRuns) {
-        const end = (await t.client.workflow.getHandle(r.runId).result()) as { state: string };
-        expect(end.state).toBe('completed');
+      const poker = setInterval(() => poke(releaseFifo), 200);
+      try {
+        for (const r of heldRuns) {
+          const end = (await t.client.workflow.getHandle(r.runId).result()) as { state: string };
+          expect(end.state).toBe('completed');
+        }
+      } finally {
+        clearInterval(poker);
       }
       const fmt = (xs: number[]) =>
         `max ${Math.max(...xs)} ms, median ${[...xs].sort((a, b) => a - b)[xs.length >> 1]} ms`;
