@@ -28,8 +28,9 @@ sandbox:
 	@command -v bwrap >/dev/null 2>&1 || echo '*** bubblewrap (bwrap) is missing and could not be installed (apt-get install bubblewrap as root): agent commands are NOT sandboxed and test/workflow/confinement.test.ts will fail ***' >&2
 
 # Debian's chromium drives the Web UI test (test/workflow/web-ui.test.ts), installed the same way; without
-# it that test fails, and this says so loudly.
-browser:
+# it that test fails, and this says so loudly. After `sandbox`: `make test` makes both at once, and two
+# apt-gets at a time would fight over dpkg's lock.
+browser: | sandbox
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 	  { apt-get install -y chromium >/dev/null 2>&1 || { apt-get update >/dev/null 2>&1 && apt-get install -y chromium >/dev/null 2>&1; }; }; } || true
 	@command -v chromium >/dev/null 2>&1 || echo '*** chromium is missing and could not be installed (apt-get install chromium as root): test/workflow/web-ui.test.ts will fail ***' >&2
@@ -42,17 +43,14 @@ check: install
 unit: install
 	npx vitest run --project unit
 
-# Two tiers (CONTRIBUTING.md): the server-free one first (its files in parallel), then the one on a
-# real dev server. Both always run; the last line sums them for CI.
-TIERS := unit temporal
-test: install temporal sandbox browser check
-	@mkdir -p .orchestrator
-	@status=0; for tier in $(TIERS); do \
-	  rm -f .orchestrator/test-$$tier.json; \
-	  npx vitest run --project $$tier --reporter=default --reporter=json \
-	    --outputFile=.orchestrator/test-$$tier.json || status=$$?; \
-	done; \
-	node scripts/test-summary.mjs $(TIERS:%=.orchestrator/test-%.json); exit $$status
+# Two tiers (CONTRIBUTING.md): the server-free one and the one on a real dev server. The prerequisites
+# (npm, the Go-built Temporal CLI, apt packages) are independent and made at once; scripts/test.sh then
+# starts the temporal tier in the background and runs lint/typecheck/format and the unit tier meanwhile,
+# prints the temporal tier's output after the unit tier's, and ends with the line CI reads.
+# TEMPORAL_FORKS (default 2) sets how many temporal files run at once.
+test:
+	@$(MAKE) --no-print-directory -j4 install temporal sandbox browser
+	@scripts/test.sh
 
 # The full Temporal server (go.temporal.io/server, built once into .tools/ from its Go module) on a
 # throwaway PostgreSQL cluster: scripts/cluster.sh installs Debian's postgresql when missing (as root,

@@ -1,12 +1,31 @@
 // Prints vitest's JSON results (one file per tier) as one plain closing line,
 // `N passed, N failed, N skipped`, which CI reads. A tier whose results are missing counts as failed.
+// `--checks <file>`: the static checks' exit codes (scripts/test.sh writes `{ "lint": 0, ... }`); each
+// check that failed, or a missing file, counts as one failure and is named above the line.
+// Exits 1 when anything failed.
 import fs from 'node:fs';
 
 let passed = 0;
 let failed = 0;
 let skipped = 0;
 const missing = [];
-for (const file of process.argv.slice(2)) {
+const args = process.argv.slice(2);
+const checksAt = args.indexOf('--checks');
+const checksFile = checksAt >= 0 ? args.splice(checksAt, 2)[1] : undefined;
+if (checksFile !== undefined) {
+  try {
+    const codes = JSON.parse(fs.readFileSync(checksFile, 'utf8'));
+    for (const [step, code] of Object.entries(codes)) {
+      if (code === 0) continue;
+      failed += 1;
+      missing.push(`${step} failed (exit ${code}): see its output above`);
+    }
+  } catch (err) {
+    failed += 1;
+    missing.push(`no check results at ${checksFile}: ${err.message}`);
+  }
+}
+for (const file of args) {
   try {
     const r = JSON.parse(fs.readFileSync(file, 'utf8'));
     passed += r.numPassedTests ?? 0;
@@ -23,3 +42,4 @@ for (const file of process.argv.slice(2)) {
 }
 for (const m of missing) console.log(m);
 console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
+if (failed > 0) process.exitCode = 1;

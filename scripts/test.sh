@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# `make test` after its prerequisites. The temporal tier starts first, in the background (its dev server
+# comes up meanwhile), since it is by far the longest and spends much of its time waiting on timers,
+# workers and its dev server; its output goes to a log. In the foreground, live: the static checks
+# (lint, typecheck, format), then the server-free `unit` tier. Not the two at once: the unit tier's
+# boundary test writes lint probes into src/ for a moment, which the checks would read. Then the
+# temporal tier's log is printed and followed until it ends, and the one plain summary line CI reads.
+#
+# TEMPORAL_FORKS: how many temporal test files run at once on the one dev server (default 2, as in
+# vitest.config.ts; more was not verified on the loaded shared machine, see docs/performance-log.md).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=.orchestrator
+mkdir -p "$OUT"
+rm -f "$OUT"/test-unit.json "$OUT"/test-temporal.json "$OUT"/test-temporal.log "$OUT"/check.json
+
+tier() {
+  npx vitest run --project "$1" --reporter=default --reporter=json --outputFile="$OUT/test-$1.json" "${@:2}"
+}
+
+tier temporal --poolOptions.forks.maxForks="${TEMPORAL_FORKS:-2}" >"$OUT/test-temporal.log" 2>&1 &
+temporal_pid=$!
+
+# The checks, each run even when an earlier one failed; their exit codes go to check.json for the summary.
+codes=()
+for step in lint typecheck format:check; do
+  npm run --silent "$step"
+  codes+=("\"$step\": $?")
+done
+printf '{ %s }\n' "$(IFS=,; echo "${codes[*]}")" >"$OUT/check.json"
+
+status=0
+tier unit || status=$?
+
+# The temporal tier's output so far, then the rest as it comes, until it exits.
+tail -n +1 -f --pid="$temporal_pid" "$OUT/test-temporal.log"
+wait "$temporal_pid" || status=$?
+
+node scripts/test-summary.mjs --checks "$OUT/check.json" "$OUT/test-unit.json" "$OUT/test-temporal.json" ||
+  status=$?
+exit "$status"
