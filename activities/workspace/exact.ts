@@ -13,11 +13,11 @@
  * Those objects are kept reachable by `refs/orchestrator/aux/<commit>`. The workspace's own root `.git`
  * is never read or written (it is the user's repository).
  */
-import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { startProgram } from '../spawner';
 import { runGit, STATE_DIR, WorkspaceError } from './git';
 
 export const NESTED_GIT_TRAILER = 'Nested-Git: ';
@@ -175,36 +175,33 @@ async function scanWithFind(root: string): Promise<ReturnType<typeof parseFind> 
 /**
  * Runs `find` and decodes its output once at the end: execa decoded the output chunk by chunk, which on
  * a 10,000-file tree cost as much as the walk itself. `exitCode` is undefined when it could not start.
+ * Started by the worker's process starter (../spawner): forking the worker itself blocks it for tens of
+ * ms, at every gate evaluation, checkpoint and restore.
  */
 function runFind(
   cwd: string,
   args: string[],
 ): Promise<{ exitCode?: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let child;
-    try {
-      child = spawn('find', args, {
-        cwd,
-        env: { ...process.env, LC_ALL: 'C' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-    } catch (e) {
-      resolve({ stdout: '', stderr: String(e) });
-      return;
-    }
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => resolve({ stdout: '', stderr: e.message }));
-    child.on('close', (code) =>
-      resolve({
-        ...(code === null ? { exitCode: 1 } : { exitCode: code }),
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
-      }),
-    );
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const program = startProgram('find', args, {
+    cwd,
+    env: { ...process.env, LC_ALL: 'C' },
+    onStdout: (b) => out.push(b),
+    onStderr: (b) => err.push(b),
   });
+  return program.ended.then(
+    (end) =>
+      end.spawnError !== undefined
+        ? { stdout: '', stderr: end.spawnError }
+        : {
+            exitCode: end.exitCode ?? 1,
+            stdout: Buffer.concat(out).toString('utf8'),
+            stderr: Buffer.concat(err).toString('utf8'),
+          },
+    // The starter died under it: this scan only falls back to the walk in Node.
+    (e: unknown) => ({ exitCode: 1, stdout: '', stderr: String(e) }),
+  );
 }
 
 async function scanWithNode(root: string): Promise<WorkspaceScan> {
