@@ -10,6 +10,8 @@ import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from '../src/shared/names';
 import { capacityFor, thisMachine, type Machine } from './capacity';
 import { ConfigError } from './errors';
+import { registerSecret } from '../src/redact';
+import { resolveTemporal, type TemporalConnection } from './temporal';
 
 /** A host id: safe in a task queue name and a file name. */
 const HOST_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -23,13 +25,23 @@ export function defaultHostId(hostname = os.hostname()): string {
   return safe || 'host';
 }
 
-const hostPort = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port, e.g. 127.0.0.1:7233');
+/** Read by {@link resolveTemporal} (Temporal's envconfig), listed here so deployments are checked against them. */
+const temporalSetting = z.string().optional();
 
 const EnvSchema = z.object({
-  TEMPORAL_ADDRESS: hostPort.default('127.0.0.1:7233'),
-  TEMPORAL_NAMESPACE: z.string().min(1, 'must not be empty').default('default'),
+  TEMPORAL_ADDRESS: temporalSetting,
+  TEMPORAL_NAMESPACE: temporalSetting,
+  TEMPORAL_CONFIG_FILE: temporalSetting,
+  TEMPORAL_PROFILE: temporalSetting,
+  TEMPORAL_API_KEY: temporalSetting,
+  TEMPORAL_TLS: temporalSetting,
+  TEMPORAL_TLS_CLIENT_CERT_PATH: temporalSetting,
+  TEMPORAL_TLS_CLIENT_CERT_DATA: temporalSetting,
+  TEMPORAL_TLS_CLIENT_KEY_PATH: temporalSetting,
+  TEMPORAL_TLS_CLIENT_KEY_DATA: temporalSetting,
+  TEMPORAL_TLS_SERVER_CA_CERT_PATH: temporalSetting,
+  TEMPORAL_TLS_SERVER_CA_CERT_DATA: temporalSetting,
+  TEMPORAL_TLS_SERVER_NAME: temporalSetting,
   ORCHESTRATOR_TASK_QUEUE: z.string().min(1, 'must not be empty').default(DEFAULT_TASK_QUEUE),
   ORCHESTRATOR_HOME: z.string().optional(),
   ORCHESTRATOR_OUTPUTS_DIR: z.string().optional(),
@@ -104,7 +116,11 @@ const EnvSchema = z.object({
 
 /** Everything the processes of this project are configured with. */
 export interface AppConfig {
-  temporal: { address: string; namespace: string; taskQueue: string };
+  /**
+   * The cluster: address, namespace, API key and TLS as the `temporal` CLI resolves them (config/temporal),
+   * and our task queue. Holds secrets: log it only through describeConnection.
+   */
+  temporal: TemporalConnection & { taskQueue: string };
   /** Project state root (server database, pid files); default `<cwd>/.orchestrator`. */
   home: string;
   /** Root for run outputs (`<outputsDir>/<runId>/…`); default `<cwd>/outputs`. */
@@ -145,6 +161,10 @@ export interface ConfigOverrides {
   address?: string;
   namespace?: string;
   taskQueue?: string;
+  /** `--profile` (TEMPORAL_PROFILE): the temporal.toml profile. */
+  profile?: string;
+  /** `--config-file` (TEMPORAL_CONFIG_FILE): the temporal.toml to read. */
+  configFile?: string;
 }
 
 /**
@@ -159,8 +179,6 @@ export function loadConfig(
   machine: Machine = thisMachine(),
 ): AppConfig {
   const merged: Record<string, string | undefined> = { ...env };
-  if (overrides.address !== undefined) merged.TEMPORAL_ADDRESS = overrides.address;
-  if (overrides.namespace !== undefined) merged.TEMPORAL_NAMESPACE = overrides.namespace;
   if (overrides.taskQueue !== undefined) merged.ORCHESTRATOR_TASK_QUEUE = overrides.taskQueue;
   // Empty strings in env mean "unset" for optional values, as shells commonly export them.
   for (const k of Object.keys(merged)) if (merged[k] === '') delete merged[k];
@@ -174,14 +192,14 @@ export function loadConfig(
     throw new ConfigError(`${name}: ${issue?.message ?? 'invalid'}${shown}`);
   }
   const e = parsed.data;
+  const temporal = resolveTemporal(merged, overrides);
+  // Secrets given by a file rather than the environment are redacted all the same.
+  registerSecret(temporal.apiKey);
+  registerSecret(temporal.tls?.clientCertPair?.key.toString('utf8'));
   const sized = capacityFor(machine);
   const home = path.resolve(cwd, e.ORCHESTRATOR_HOME ?? '.orchestrator');
   return {
-    temporal: {
-      address: e.TEMPORAL_ADDRESS,
-      namespace: e.TEMPORAL_NAMESPACE,
-      taskQueue: e.ORCHESTRATOR_TASK_QUEUE,
-    },
+    temporal: { ...temporal, taskQueue: e.ORCHESTRATOR_TASK_QUEUE },
     home,
     outputsDir: path.resolve(cwd, e.ORCHESTRATOR_OUTPUTS_DIR ?? 'outputs'),
     logLevel: e.LOG_LEVEL,

@@ -52,6 +52,9 @@ export function createLogger(
       level,
       base: { pid: process.pid, ...bindings },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      // An error's message and stack are strings like any other: a key quoted in them is redacted too.
+      // (The standard serializer's object has a prototype of its own, which redactDeep leaves alone.)
+      serializers: { err: (e: Error) => redactDeep({ ...pino.stdSerializers.err(e) }) },
       // Paths catch known fields; values catch a key anywhere else (an error message, a command's output).
       formatters: { log: (obj) => redactDeep(obj) },
       hooks: {

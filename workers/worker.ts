@@ -21,6 +21,7 @@ import { agentTurnActivities, createActivities, type ActivityDeps } from '../act
 import { agentTaskQueue, hostTaskQueue } from '../src/shared/names';
 import { createSandbox, describeSandbox, type SandboxState } from '../activities/sandbox';
 import { cannotReachTemporal } from '../src/connection-error';
+import { connectionOptions, describeConnection } from '../config/temporal';
 import type { Logger } from '../src/logger';
 import { startMeterGateway, type MeterGateway } from '../src/meter/gateway';
 import { ensureSearchAttributes } from '../src/search-attributes';
@@ -134,8 +135,8 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<{
   const own = opts.workerOptions?.workflowsPath ?? opts.workerOptions?.workflowBundle;
   const [connected, gatewayStarted, sandboxState, bundleLoaded] = await Promise.allSettled([
     opts.connection ??
-      NativeConnection.connect({ address: config.temporal.address }).catch((err: unknown) => {
-        throw new Error(cannotReachTemporal(config.temporal.address, err));
+      NativeConnection.connect(connectionOptions(config.temporal)).catch((err: unknown) => {
+        throw new Error(cannotReachTemporal(config.temporal.address, err, config.temporal.addressSource));
       }),
     // The metering gateway lives in this process: when the worker dies, no agent can spend unmetered.
     opts.deps?.gateway ??
@@ -296,8 +297,8 @@ export async function runWorkerUntilSignal(
       shortSteps: opts.config.worker.maxConcurrentActivities,
       agentTurns: opts.config.worker.maxConcurrentAgents,
       cachedWorkflows: opts.config.worker.maxCachedWorkflows,
-      address: opts.config.temporal.address,
-      namespace: opts.config.temporal.namespace,
+      // Where and how it connects (TLS, profile), never the key itself.
+      ...describeConnection(opts.config.temporal),
       // From process start to polling, then where it went (bench:startup prints both).
       startupMs: ready.wallMs,
       startupCpuMs: ready.cpuMs,

@@ -1,6 +1,7 @@
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { type Command } from 'commander';
 import { type AppConfig, loadConfig } from '../../config/env';
+import { connectionOptions } from '../../config/temporal';
 import { cannotReachTemporal } from '../connection-error';
 import { readServerState } from '../devserver';
 import { CLIENT_CHANNEL_ARGS } from '../client-channel';
@@ -13,6 +14,8 @@ export interface GlobalFlags {
   address?: string;
   namespace?: string;
   taskQueue?: string;
+  profile?: string;
+  configFile?: string;
 }
 
 /** Parses config once per command from env + global flags. Throws ConfigError on bad input. */
@@ -22,10 +25,13 @@ export function configFrom(cmd: Command, opts: { projectServer?: boolean } = {})
     address: flags.address,
     namespace: flags.namespace,
     taskQueue: flags.taskQueue,
+    profile: flags.profile,
+    configFile: flags.configFile,
   });
-  // Without an address given, this project's own dev server (`dev`, `server start`, which may have
-  // taken free ports) is the one meant: never the default port's, which may be someone else's.
-  if (opts.projectServer === false || flags.address || process.env.TEMPORAL_ADDRESS) return config;
+  // Without an address given (flag, variable or profile), this project's own dev server (`dev`, `server
+  // start`, which may have taken free ports) is the one meant: never the default port's, which may be
+  // someone else's.
+  if (opts.projectServer === false || config.temporal.addressSource !== 'default') return config;
   const own = readServerState(config.home);
   return own ? { ...config, temporal: { ...config.temporal, address: own.address } } : config;
 }
@@ -41,12 +47,12 @@ export async function connectClient(
   let connection: Connection;
   try {
     connection = await Connection.connect({
-      address: config.temporal.address,
+      ...connectionOptions(config.temporal),
       connectTimeout: '5s',
       channelArgs: CLIENT_CHANNEL_ARGS,
     });
   } catch (err) {
-    throw new CliError(cannotReachTemporal(config.temporal.address, err));
+    throw new CliError(cannotReachTemporal(config.temporal.address, err, config.temporal.addressSource));
   }
   return {
     client: new Client({

@@ -4,6 +4,7 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import type { AppConfig } from '../../config/env';
+import { connectionOptions } from '../../config/temporal';
 import { CLIENT_CHANNEL_ARGS } from '../client-channel';
 import { installRuntimeLogger } from '../../workers/runtime-logger';
 import { createWorker } from '../../workers/worker';
@@ -19,7 +20,7 @@ export async function withLocalWorker<T>(
   const { worker, connection: native } = await createWorker({ config, logger });
   const running = worker.run();
   const connection = await Connection.connect({
-    address: config.temporal.address,
+    ...connectionOptions(config.temporal),
     channelArgs: CLIENT_CHANNEL_ARGS,
   });
   try {

@@ -80,6 +80,11 @@ function baseProgram(): Command {
       .option('--address <host:port>', 'Temporal frontend address (env TEMPORAL_ADDRESS)')
       .option('--namespace <ns>', 'Temporal namespace (env TEMPORAL_NAMESPACE)')
       .option('--task-queue <name>', 'task queue (env ORCHESTRATOR_TASK_QUEUE)')
+      .option(
+        '--profile <name>',
+        'temporal.toml profile, as the temporal CLI reads it (env TEMPORAL_PROFILE)',
+      )
+      .option('--config-file <path>', 'the temporal.toml to read (env TEMPORAL_CONFIG_FILE)')
       .showHelpAfterError('(run with --help for usage)')
       .exitOverride()
       // Names become file paths and workflow ids: refuse a bad one before any command does anything.

@@ -9,6 +9,7 @@ describe('loadConfig', () => {
       address: '127.0.0.1:7233',
       namespace: 'default',
       taskQueue: 'orchestrator',
+      addressSource: 'default',
     });
     expect(c.home).toBe('/tmp/x/.orchestrator');
     expect(c.outputsDir).toBe('/tmp/x/outputs');

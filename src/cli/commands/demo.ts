@@ -40,7 +40,8 @@ export function registerDemoCommand(program: Command): void {
       );
       const say = (s: string) => process.stdout.write(s + '\n');
       let uiUrl: string | undefined;
-      if (!process.env.TEMPORAL_ADDRESS && !cmd.optsWithGlobals<{ address?: string }>().address) {
+      // No address from a flag, TEMPORAL_ADDRESS or a temporal.toml profile: the demo brings its own server.
+      if (config.temporal.addressSource === 'default') {
         say(pc.dim('starting the embedded Temporal dev server (SQLite under .orchestrator/)…'));
         const server = await ensureDetachedServer(config.home, 7233, 8233);
         uiUrl = server.uiUrl;
