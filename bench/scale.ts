@@ -130,6 +130,7 @@ try {
   const rows: { phase: number; gates: number; checkpoint: number; plain: number }[] = [];
   for (let p = 0; p <= PHASES; p++) {
     if (p > 0) changeFiles([ws, plain], p);
+    execFileSync('sync'); // as before the restores (below): neither side pays for the other's writes
     const [g, evaluation] = await timed(() => evaluateGateList({ workspace: ws, gates }));
     if (!evaluation.passed) throw new Error(`phase ${p}: the gate failed: ${evaluation.results[0]?.summary}`);
     const [c, cp] = await timed(() =>
@@ -145,6 +146,7 @@ try {
     );
     if (!cp.ok || !cp.commit) throw new Error(`phase ${p}: checkpoint failed: ${cp.errors.join('; ')}`);
     commits.push(cp.commit);
+    execFileSync('sync');
     const [b] = await timed(() => {
       git(plain, ['add', '-A']);
       git(plain, [...plainEnv, 'commit', '-q', '--allow-empty', '-m', `phase ${p}`]);
@@ -182,7 +184,11 @@ try {
   for (let round = 0; round < 3; round++) {
     for (let k = 0; k < RESTORE_CHANGES; k++)
       writeAll([ws, plain], fileName((round * 1_777 + k * 7) % FILES), text(3000));
+    // Both start with the changes on disk: otherwise whichever runs first pays for writing back the
+    // 2,000 files just written (on this machine's ext4 with online discard, seconds under load).
+    execFileSync('sync');
     const [ours] = await timed(() => restoreWorkspace({ workspace: ws, commit: commits.at(-1)! }));
+    execFileSync('sync');
     const [readTree] = await timed(() => git(plain, ['read-tree', '-u', '--reset', 'HEAD']));
     restores.push({ ours, readTree });
   }

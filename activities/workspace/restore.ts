@@ -60,6 +60,13 @@ export async function readTreePaths(gitDir: string, tree: string): Promise<Map<s
   return usable ? out : undefined;
 }
 
+/** The paths of the tree a stat cache describes: what {@link readTreePaths} would read from that tree. */
+function wantedOf(known: ReadonlyMap<string, Known>): Map<string, Wanted> {
+  const out = new Map<string, Wanted>();
+  for (const [p, k] of known) out.set(p, { mode: gitModeOf(k), blob: k.blob });
+  return out;
+}
+
 /**
  * The stat key `find` prints for a path (./exact `FIND_FORMAT`: `%y%m:%i %s:%T@:%C@`), from lstat: GNU
  * find prints times as seconds and ten fractional digits (nanoseconds and a 0). Undefined for anything
@@ -113,7 +120,9 @@ export async function restoreChanged(args: {
   if (!files || !dirs || !others || walked.scan.nestedRepos.length > 0) return false;
   const [cache, index] = await Promise.all([readCache(gitDir), indexKey(gitDir)]);
   if (!cache || cache.index !== index) return false;
-  const wanted = await readTreePaths(gitDir, args.tree);
+  // Back to the tree the cache describes (a rollback to the last checkpoint, the usual one): the cache
+  // already knows every path's blob and mode, so the target tree is not read at all.
+  const wanted = cache.tree === args.tree ? wantedOf(cache.known) : await readTreePaths(gitDir, args.tree);
   if (!wanted) return false;
 
   const fine = files.some((f) => f.changedMs % 1000 !== 0);
@@ -166,15 +175,21 @@ export async function restoreChanged(args: {
   // Synchronous calls in batches, yielding between them: a file costs several small system calls, and
   // each through the thread pool as a promise cost more than the call itself (1,000 files took longer
   // than git's whole restore).
+  const regular = new Set(files.filter((f) => f.kind === 'file').map((f) => f.path));
+  const umask = process.umask();
   for (let i = 0; i < write.length; i += WRITE_BATCH) {
     for (const p of write.slice(i, i + WRITE_BATCH)) {
       const w = wanted.get(p)!;
       const content = readBlobSync(gitDir, w.blob);
       const full = path.join(root, p);
-      fsSync.rmSync(full, { recursive: true, force: true });
-      if (w.mode === '120000') fsSync.symlinkSync(content, full);
       // As git checks out: 0666 or 0777, less the umask.
-      else fsSync.writeFileSync(full, content, { mode: w.mode === '100755' ? 0o777 : 0o666, flag: 'wx' });
+      const mode = w.mode === '100755' ? 0o777 : 0o666;
+      const inPlace = w.mode !== '120000' && regular.has(p) && overwriteSync(full, content, mode & ~umask);
+      if (!inPlace) {
+        removeSync(full);
+        if (w.mode === '120000') fsSync.symlinkSync(content, full);
+        else fsSync.writeFileSync(full, content, { mode, flag: 'wx' });
+      }
       const key = statKeyOf(fsSync.lstatSync(full, { bigint: true }));
       if (key) known.set(p, { key, blob: w.blob, kind: w.mode === '120000' ? 'symlink' : 'file' });
     }
@@ -186,6 +201,50 @@ export async function restoreChanged(args: {
   const ordered = new Map([...wanted.keys()].filter((p) => known.has(p)).map((p) => [p, known.get(p)!]));
   await writeCache(gitDir, walked.startedMs, ordered, ordered.size === wanted.size ? args.tree : undefined);
   return true;
+}
+
+/**
+ * Rewrites a regular file in place and sets its bits to `mode`; false, having written nothing, when it is
+ * not a regular file with no other name. Git unlinks and creates instead; on ext4 with online discard
+ * (this machine) freeing the old blocks and allocating new ones cost most of a restore (1,000 files:
+ * 2–3 s against 0.05–0.3 s in place, when the new content is not shorter). Another name of the same file
+ * (a hard link, maybe to a file outside the workspace) must not change with it, so nlink is checked on
+ * the open file itself; O_NOFOLLOW: a link is never followed, O_NONBLOCK: a fifo never waits.
+ */
+function overwriteSync(full: string, content: Buffer, mode: number): boolean {
+  let fd: number;
+  try {
+    const { O_WRONLY, O_NOFOLLOW, O_NONBLOCK } = fsSync.constants;
+    fd = fsSync.openSync(full, O_WRONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch {
+    return false;
+  }
+  try {
+    const st = fsSync.fstatSync(fd);
+    if (!st.isFile() || st.nlink !== 1) return false;
+    fsSync.fchmodSync(fd, mode);
+    for (let at = 0; at < content.length;) at += fsSync.writeSync(fd, content, at, content.length - at, at);
+    // After the write: blocks past the new end are freed only when the file got shorter.
+    fsSync.ftruncateSync(fd, content.length);
+    return true;
+  } finally {
+    fsSync.closeSync(fd);
+  }
+}
+
+/**
+ * Removes whatever is at `full`: unlink first, as it is nearly always a file (rmSync would lstat it first,
+ * a system call per written file), a whole folder only when that fails.
+ */
+function removeSync(full: string): void {
+  try {
+    fsSync.unlinkSync(full);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    if (code !== 'EISDIR' && code !== 'EPERM') throw err;
+    fsSync.rmSync(full, { recursive: true, force: true });
+  }
 }
 
 /** Whether a parent folder of `rel` is in `dirs`. */

@@ -145,6 +145,36 @@ describe('restore by difference', () => {
     });
   });
 
+  it('rewrites files in place, but never through a hard link, and with the bits git would give', async () => {
+    write('grow.txt', 'the checkpoint has the longer content\n');
+    write('shrink.txt', 'short\n');
+    write('linked.txt', 'linked at the checkpoint\n');
+    write('bits.txt', 'bits\n');
+    await snapshotWorkspace({ workspace: ws, message: 'CP0' });
+    const cp1 = await snapshotWorkspace({ workspace: ws, message: 'CP1' });
+    const l1 = exactListing(ws);
+    await settle();
+    write('grow.txt', 'x\n');
+    write('shrink.txt', 'a much longer content than the checkpoint had\n');
+    // An agent links a file outside the workspace into it: a restore must not write through the link.
+    const outside = path.join(tmp, 'outside.txt');
+    fs.writeFileSync(outside, 'outside, must stay\n');
+    fs.rmSync(path.join(ws, 'linked.txt'));
+    fs.linkSync(outside, path.join(ws, 'linked.txt'));
+    write('bits.txt', 'b\n', 0o600);
+    const inode = fs.statSync(path.join(ws, 'grow.txt')).ino;
+
+    await restoreWorkspace({ workspace: ws, commit: cp1.commit });
+    expect(exactListing(ws)).toEqual(l1);
+    expect(fs.readFileSync(outside, 'utf8')).toBe('outside, must stay\n');
+    expect(fs.statSync(outside).nlink).toBe(1);
+    // Rewritten in place: the same file, its new content.
+    expect(fs.statSync(path.join(ws, 'grow.txt')).ino).toBe(inode);
+    const again = await snapshotWorkspace({ workspace: ws, message: 'CP2' });
+    expect(again.tree).toBe(cp1.tree);
+    expect(again.tree).toBe(await fullTree());
+  });
+
   it("a restore's own stat keys are what find prints, so restored files are not staged again", async () => {
     write('x.txt', 'x\n');
     write('run.sh', '#!/bin/sh\n', 0o755);
