@@ -49,11 +49,9 @@ export function createActivities(deps: ActivityDeps) {
       logger,
     }));
   const sandbox = deps.sandbox ?? createSandbox({ outputsDir: config.outputsDir, stateDir: config.home });
-  // Every agent process learns where Temporal is, so it can signal its own run (team requests).
+  // No agent process learns where Temporal is, let alone its credentials: a team agent's requests go to its
+  // turn's endpoint (ORCHESTRATOR_TEAM_SOCKET, src/agent-gateway), which uses the worker's connection.
   const baseEnv: Record<string, string> = {
-    TEMPORAL_ADDRESS: config.temporal.address,
-    TEMPORAL_NAMESPACE: config.temporal.namespace,
-    ORCHESTRATOR_TASK_QUEUE: config.temporal.taskQueue,
     // What agents' tools print is read by a model (and by tests): plain text, even when the worker runs
     // under CI=true, which would otherwise switch colour on in tools like our own CLI.
     NO_COLOR: '1',

@@ -25,6 +25,7 @@ import { buildClaudeArgs, CliSubagentSchema, type SessionMode, userLine } from '
 import { agentInboxQuery, messagePrompt, teamAgentWorkflowId } from '../../src/shared/team';
 import { TEAM_MCP_SERVER, teamToolsAllowed } from '../team-tools/definitions';
 import { createTeamToolHandler } from '../team-tools/handler';
+import { createAgentGateway } from '../team-tools/agent-gateway';
 import { serveTeamTools, TEAM_MCP_SCRIPT, TEAM_SOCKET_ENV, type TeamToolSocket } from '../team-tools/socket';
 import {
   createStreamState,
@@ -399,16 +400,16 @@ export function createCliActivities(deps: CliActivityDeps) {
     const team = input.team;
     let tools: TeamToolSocket | undefined;
     if (team) {
+      const identity = {
+        runId: team.runId,
+        agentId: team.agentId,
+        key: capabilityEnvSync(input.capabilityFile)[AGENT_KEY_ENV],
+      };
+      // The MCP server's tools and the agent's own `orchestrator team …` commands, on one socket: the
+      // agent reaches its team through this turn, never Temporal itself (src/agent-gateway).
       tools = await serveTeamTools(
-        createTeamToolHandler({
-          client: ctx.client,
-          identity: {
-            runId: team.runId,
-            agentId: team.agentId,
-            key: capabilityEnvSync(input.capabilityFile)[AGENT_KEY_ENV],
-          },
-          logger: log,
-        }),
+        createTeamToolHandler({ client: ctx.client, identity, logger: log }),
+        createAgentGateway({ client: ctx.client, identity, logger: log }),
       );
     }
     const mcpConfig = tools
@@ -451,7 +452,7 @@ export function createCliActivities(deps: CliActivityDeps) {
     const cmd = await sandbox.wrap([deps.claudePath, ...args], {
       workspace: input.cwd,
       network: true,
-      fixed: fixedEnv(input, meter?.handle),
+      fixed: { ...fixedEnv(input, meter?.handle), ...(tools ? { [TEAM_SOCKET_ENV]: tools.path } : {}) },
       extra: input.extraEnv,
       home,
       writable,

@@ -16,6 +16,8 @@ import { defaultSandbox, type Sandbox } from '../sandbox';
 import { recordSandbox } from '../sandbox/record';
 import { signalGroup } from '../process-group';
 import { startProgram } from '../spawner';
+import { createAgentGateway } from '../team-tools/agent-gateway';
+import { serveTeamTools, TEAM_SOCKET_ENV } from '../team-tools/socket';
 import { TurnHeartbeat, type TurnNudges } from '../turn-heartbeat';
 import { LEFTOVER_PREFIX, reapedCommand } from './reaper';
 import {
@@ -163,12 +165,38 @@ export function createScriptActivities(deps: {
       // In bubblewrap's pid namespace the leftovers die with the script before the worker can name them:
       // the reaper inside names and ends them (./reaper).
       const argv = input.command as [string, ...string[]];
-      const cmd = await sandbox.wrap(confined ? reapedCommand(argv) : argv, {
-        workspace: input.workspace,
-        network: true,
-        fixed: { ...deps.baseEnv, [AGENT_MARK_ENV]: mark, ...secretEnv },
-        extra: input.env,
-      });
+      // A team agent (its workflow names it in ORCHESTRATOR_RUN_ID/ORCHESTRATOR_AGENT_ID) reaches its team
+      // through this turn's endpoint, with the worker's connection: no Temporal address or credential is
+      // in its sandbox (src/agent-gateway).
+      const teamAgent =
+        input.env.ORCHESTRATOR_RUN_ID === input.runId && input.env.ORCHESTRATOR_AGENT_ID === input.agentId;
+      const endpoint = teamAgent
+        ? await serveTeamTools(
+            undefined,
+            createAgentGateway({
+              client: ctx.client,
+              identity: { runId: input.runId, agentId: input.agentId, key: secretEnv[AGENT_KEY_ENV] },
+              logger: log,
+            }),
+          )
+        : undefined;
+      const cmd = await sandbox
+        .wrap(confined ? reapedCommand(argv) : argv, {
+          workspace: input.workspace,
+          network: true,
+          fixed: {
+            ...deps.baseEnv,
+            [AGENT_MARK_ENV]: mark,
+            ...secretEnv,
+            ...(endpoint ? { [TEAM_SOCKET_ENV]: endpoint.path } : {}),
+          },
+          extra: input.env,
+          ...(endpoint ? { readable: [path.dirname(endpoint.path)] } : {}),
+        })
+        .catch(async (err: unknown) => {
+          await endpoint?.close();
+          throw err;
+        });
       const [wFile, wArgs] = watchedCommand([cmd.file, ...cmd.args], { leaseFile: lease.file, mark });
       // The watchdog hands the mark to its command only: its own lease poller (a `sleep 1` loop) must not
       // carry it, or it would be taken for a process the script left behind.
@@ -311,6 +339,7 @@ export function createScriptActivities(deps: {
         const left = (liveMarks.get(mark) ?? 1) - 1;
         if (left > 0) liveMarks.set(mark, left);
         else liveMarks.delete(mark);
+        await endpoint?.close();
       }
     },
   };

@@ -1,7 +1,9 @@
 /**
- * The per-agent endpoint the team MCP server (bin/team-mcp.mjs) forwards to: HTTP over a unix socket in a
- * private temp directory (mode 0700), alive while the agent's `claude` process runs. `GET /tools` lists
- * the tools, `POST /call {name, arguments}` runs one.
+ * The per-agent endpoint of a team agent's turn: HTTP over a unix socket in a private temp directory (mode
+ * 0700), alive while the agent's process runs, visible inside its sandbox only. The team MCP server
+ * (bin/team-mcp.mjs) uses `GET /tools` (the tools) and `POST /call {name, arguments}` (run one); the
+ * agent's own `orchestrator team …` commands use `POST /agent` (src/agent-gateway, ./agent-gateway), so
+ * that no agent needs a connection to Temporal, or its credentials.
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -9,13 +11,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { teamToolDefinitions } from './definitions';
+import { AGENT_GATEWAY_PATH } from '../../src/agent-gateway';
+import type { AgentGatewayHandler } from './agent-gateway';
 import type { TeamToolHandler } from './handler';
 
 /** The stdio MCP server that `claude` starts. */
 export const TEAM_MCP_SCRIPT = fileURLToPath(new URL('../../bin/team-mcp.mjs', import.meta.url));
 
-/** Environment variable naming the socket, set in the MCP server's env. */
-export const TEAM_SOCKET_ENV = 'ORCHESTRATOR_TEAM_SOCKET';
+/** Environment variable naming the socket, set for the agent's process and its MCP server. */
+export { TEAM_SOCKET_ENV } from '../../src/agent-gateway';
 
 const MAX_BODY = 1_000_000;
 
@@ -24,7 +28,11 @@ export interface TeamToolSocket {
   close(): Promise<void>;
 }
 
-export async function serveTeamTools(handler: TeamToolHandler): Promise<TeamToolSocket> {
+/** Serves the MCP server's tools (`handler`, for `claude` agents) and the agent's commands (`gateway`). */
+export async function serveTeamTools(
+  handler: TeamToolHandler | undefined,
+  gateway?: AgentGatewayHandler,
+): Promise<TeamToolSocket> {
   // Short path: unix socket paths are limited to ~107 bytes.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orch-mcp-'));
   fs.chmodSync(dir, 0o700);
@@ -35,8 +43,16 @@ export async function serveTeamTools(handler: TeamToolHandler): Promise<TeamTool
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(body);
     };
-    if (req.method === 'GET' && req.url === '/tools') return send(200, tools);
-    if (req.method !== 'POST' || req.url !== '/call') return send(404, '{"error":"not found"}');
+    if (handler && req.method === 'GET' && req.url === '/tools') return send(200, tools);
+    const route =
+      req.method !== 'POST'
+        ? undefined
+        : handler && req.url === '/call'
+          ? 'call'
+          : gateway && req.url === AGENT_GATEWAY_PATH
+            ? 'agent'
+            : undefined;
+    if (!route) return send(404, '{"error":"not found"}');
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
@@ -44,18 +60,36 @@ export async function serveTeamTools(handler: TeamToolHandler): Promise<TeamTool
       if (size <= MAX_BODY) chunks.push(c);
     });
     req.on('end', () => {
-      if (size > MAX_BODY) {
-        send(200, JSON.stringify({ text: 'tool call too large (max 1 MB)', isError: true }));
-        return;
-      }
-      let call: { name?: unknown; arguments?: unknown };
+      const tooLarge = size > MAX_BODY;
+      let body: unknown;
       try {
-        call = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof call;
+        body = tooLarge ? undefined : JSON.parse(Buffer.concat(chunks).toString('utf8'));
       } catch {
-        send(200, JSON.stringify({ text: 'tool call is not JSON', isError: true }));
+        body = undefined;
+      }
+      if (route === 'agent') {
+        if (body === undefined) {
+          send(
+            400,
+            JSON.stringify({ error: tooLarge ? 'request too large (max 1 MB)' : 'request is not JSON' }),
+          );
+          return;
+        }
+        void gateway!(req.headers.authorization, body).then((a) => send(a.status, JSON.stringify(a.body)));
         return;
       }
-      void handler(String(call.name), call.arguments).then((answer) => send(200, JSON.stringify(answer)));
+      if (body === undefined) {
+        send(
+          200,
+          JSON.stringify({
+            text: tooLarge ? 'tool call too large (max 1 MB)' : 'tool call is not JSON',
+            isError: true,
+          }),
+        );
+        return;
+      }
+      const call = body as { name?: unknown; arguments?: unknown };
+      void handler!(String(call.name), call.arguments).then((answer) => send(200, JSON.stringify(answer)));
     });
   });
   await new Promise<void>((resolve, reject) => {

@@ -14,7 +14,15 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import logUpdate from 'log-update';
 import pc from 'picocolors';
 import { loadHierarchyPolicy } from '../../../config/hierarchy';
-import { AgentNameSchema, RoleNameSchema, type TeamAgentRow, type TeamStatus } from '../../shared/team';
+import {
+  AgentNameSchema,
+  type MessageResult,
+  RoleNameSchema,
+  type SpawnResult,
+  type TaskDoneResult,
+  type TeamAgentRow,
+  type TeamStatus,
+} from '../../shared/team';
 import {
   agentCredentialsFromEnv,
   agentPids,
@@ -31,6 +39,12 @@ import {
 } from '../../teams';
 import type { AppConfig } from '../../../config/env';
 import { startRehearsal } from '../../rehearsal';
+import {
+  AgentGatewayError,
+  type AgentGatewayRequest,
+  callAgentGateway,
+  TEAM_SOCKET_ENV,
+} from '../../agent-gateway';
 import { CliError, configFrom, loggerFor, printJson, withClient } from '../context';
 import { withLocalWorker } from '../local-worker';
 import { formatUsd } from '../render';
@@ -79,6 +93,19 @@ function requireAgent(what: string) {
     );
   }
   return creds;
+}
+
+/**
+ * Inside a team agent's turn: a function that sends a request to the turn's team endpoint (which forwards
+ * it with the worker's Temporal connection); undefined outside one (the operator's shell talks to Temporal).
+ */
+function agentEndpoint(): ((key: string, req: AgentGatewayRequest) => Promise<unknown>) | undefined {
+  const socket = process.env[TEAM_SOCKET_ENV];
+  if (!socket) return undefined;
+  return (key, req) =>
+    callAgentGateway(socket, key, req).catch((err: unknown) => {
+      throw err instanceof AgentGatewayError ? new CliError(err.message) : err;
+    });
 }
 
 /** Reads an instructions file, or fails with a message naming the path. */
@@ -226,6 +253,19 @@ export function registerTeamCommands(program: Command): void {
     .description('show a team run: agents, tasks, costs and refused requests (default: the latest)')
     .option('--json', 'print JSON')
     .action(async (runIdArg: string | undefined, opts: { json?: boolean }, cmd: Command) => {
+      const viaTurn = agentEndpoint();
+      const creds = agentCredentialsFromEnv();
+      const ownRun = runIdArg ?? process.env.ORCHESTRATOR_RUN_ID;
+      if (viaTurn && creds && ownRun) {
+        const s = (await viaTurn(creds.key, {
+          op: 'status',
+          runId: ownRun,
+          agentId: creds.agentId,
+        })) as TeamStatus;
+        if (opts.json) printJson(s);
+        else process.stdout.write(renderTeamStatus(s) + '\n');
+        return;
+      }
       await withTeamClient(cmd, async (client) => {
         const s = await teamStatus(client, await resolveRunId(client, runIdArg));
         if (opts.json) printJson(s);
@@ -280,6 +320,27 @@ export function registerTeamCommands(program: Command): void {
         if (!runId) throw new CliError('no team run: pass --run <runId> or set ORCHESTRATOR_RUN_ID', 2);
         const creds = requireAgent('team request');
         const req = { role: opts.role, name: opts.name, instructions };
+        const viaTurn = agentEndpoint();
+        if (viaTurn) {
+          const r = await viaTurn(creds.key, {
+            op: 'request',
+            runId,
+            agentId: creds.agentId,
+            ...req,
+            ...(opts.signal ? { signal: true } : {}),
+          });
+          if (opts.signal) {
+            if (opts.json) printJson(r);
+            else process.stdout.write(`sent spawnAgent for ${opts.role} "${opts.name}" to ${runId}\n`);
+            return;
+          }
+          const s = r as SpawnResult;
+          if (opts.json) return printJson(s);
+          process.stdout.write(
+            `${s.role} "${s.name}" ${spawnOutcome(s)}: agent ${pc.bold(s.agentId)} (${s.state}), directory ${s.dir}\n`,
+          );
+          return;
+        }
         await withTeamClient(cmd, async (client) => {
           if (opts.signal) {
             await spawnAgent(client, runId, req, creds);
@@ -303,6 +364,22 @@ export function registerTeamCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (agent: string, text: string, opts: { run?: string; json?: boolean }, cmd: Command) => {
       if (!text.trim()) throw new CliError('the message is empty', 2);
+      const viaTurn = agentEndpoint();
+      const creds = agentCredentialsFromEnv();
+      if (viaTurn && creds) {
+        const runId = opts.run ?? process.env.ORCHESTRATOR_RUN_ID;
+        if (!runId) throw new CliError('no team run: pass --run <runId> or set ORCHESTRATOR_RUN_ID', 2);
+        const r = (await viaTurn(creds.key, {
+          op: 'message',
+          runId,
+          agentId: creds.agentId,
+          to: agent,
+          text,
+        })) as MessageResult;
+        if (opts.json) return printJson(r);
+        process.stdout.write(`message delivered to ${r.to} (${r.name}, ${r.state})\n`);
+        return;
+      }
       await withTeamClient(cmd, async (client) => {
         const runId = await resolveRunId(client, opts.run);
         // The sender is never a flag: an agent's own credentials prove it; without them it is the operator.
@@ -330,13 +407,26 @@ export function registerTeamCommands(program: Command): void {
         if (!runId) throw new CliError('no team run: pass --run <runId> or set ORCHESTRATOR_RUN_ID', 2);
         const creds = requireAgent('team task done');
         const agentId = creds.agentId;
-        await withTeamClient(cmd, async (client) => {
-          const r = await markTaskDone(client, runId, agentId, { task: taskArg, all: opts.all }, creds);
+        const viaTurn = agentEndpoint();
+        const print = (r: TaskDoneResult) => {
           if (opts.json) return printJson(r);
           const what = opts.all ? 'all tasks' : `task ${taskArg}`;
           process.stdout.write(
             `marked ${what} of ${agentId} done; ${r.remaining} of ${r.tasks.length} left\n`,
           );
+        };
+        if (viaTurn) {
+          const r = await viaTurn(creds.key, {
+            op: 'taskDone',
+            runId,
+            agentId,
+            ...(taskArg ? { task: taskArg } : {}),
+            ...(opts.all ? { all: true } : {}),
+          });
+          return print(r as TaskDoneResult);
+        }
+        await withTeamClient(cmd, async (client) => {
+          print(await markTaskDone(client, runId, agentId, { task: taskArg, all: opts.all }, creds));
         });
       },
     );
