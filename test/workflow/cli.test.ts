@@ -31,10 +31,13 @@ describe('orchestrator CLI', () => {
   });
   afterAll(async () => t.close());
 
-  async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  async function cli(
+    args: string[],
+    env: Record<string, string> = {},
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
     try {
       const r = await exec(process.execPath, [path.join(ROOT, 'bin/orchestrator.js'), ...args], {
-        env: cliEnv,
+        env: { ...cliEnv, ...env },
         cwd: ROOT,
       });
       return { code: 0, stdout: r.stdout, stderr: r.stderr };
@@ -127,7 +130,13 @@ describe('orchestrator CLI', () => {
     expect(missing.stderr).toMatch(/no run with id "no-such-run"/);
     const badAddr = await cli(['worker', '--address', 'not-an-address']);
     expect(badAddr.code).toBe(2);
+    // The message names the flag the address came from (config/temporal.ts says where each setting was read).
     expect(badAddr.stderr.trim()).toBe(
+      'orchestrator: --address: must be host:port, e.g. 127.0.0.1:7233 (got "not-an-address")',
+    );
+    const badEnv = await cli(['worker'], { TEMPORAL_ADDRESS: 'not-an-address' });
+    expect(badEnv.code).toBe(2);
+    expect(badEnv.stderr.trim()).toBe(
       'orchestrator: TEMPORAL_ADDRESS: must be host:port, e.g. 127.0.0.1:7233 (got "not-an-address")',
     );
   });
