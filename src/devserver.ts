@@ -22,7 +22,9 @@ export async function ensureTemporalCli(): Promise<string> {
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', reject);
-    child.on('exit', (code) => {
+    // 'close', not 'exit': a process can exit before its stdout is all read, which left `out` empty and
+    // failed a locate that had succeeded (seen in bench:startup on a quiet machine).
+    child.on('close', (code) => {
       const bin = out.trim().split('\n').pop() ?? '';
       if (code === 0 && bin) resolve(bin);
       else
