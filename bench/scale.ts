@@ -11,7 +11,8 @@
  *    to the workspace restored and to the next phase's agent running (target ≤ 0.5 s);
  * 4. the worker's RSS with N concurrent runs: `npm run bench:fleet` when it exists (`--no-fleet` skips).
  *
- * Options: `--files N` (10,000), `--phases N` (12), `--no-run` (skip 3), `--no-fleet` (skip 4).
+ * Options: `--files N` (10,000), `--phases N` (12), `--no-steps` (skip 1 and 2), `--no-run` (skip 3),
+ * `--no-fleet` (skip 4).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -124,82 +125,87 @@ try {
   git(plain, ['init', '-q']);
   const plainEnv = ['-c', 'user.name=bench', '-c', 'user.email=bench@localhost'];
 
-  // 1. Phases: gates + checkpoint against plain git for the same change.
-  const gates = [GateSchema.parse(UNIVERSAL_GATE)];
-  const commits: string[] = [];
-  const rows: { phase: number; gates: number; checkpoint: number; plain: number }[] = [];
-  for (let p = 0; p <= PHASES; p++) {
-    if (p > 0) changeFiles([ws, plain], p);
-    execFileSync('sync'); // as before the restores (below): neither side pays for the other's writes
-    const [g, evaluation] = await timed(() => evaluateGateList({ workspace: ws, gates }));
-    if (!evaluation.passed) throw new Error(`phase ${p}: the gate failed: ${evaluation.results[0]?.summary}`);
-    const [c, cp] = await timed(() =>
-      checkpointPhase({
-        workspace: ws,
-        outputsDir: outputs,
-        runId: 'bench',
-        phase: `p${p}`,
-        checkpoint: `CP${p}`,
-        label: `phase-${p}`,
-        artifacts: [{ pattern: 'src/d0/*.txt' }],
-      }),
-    );
-    if (!cp.ok || !cp.commit) throw new Error(`phase ${p}: checkpoint failed: ${cp.errors.join('; ')}`);
-    commits.push(cp.commit);
-    execFileSync('sync');
-    const [b] = await timed(() => {
-      git(plain, ['add', '-A']);
-      git(plain, [...plainEnv, 'commit', '-q', '--allow-empty', '-m', `phase ${p}`]);
-    });
-    rows.push({ phase: p, gates: g, checkpoint: c, plain: b });
-  }
-  console.log(
-    `\n1. gates + checkpoint per phase (${CHANGED_PER_PHASE} files changed per phase; phase 0 is the run's start: the whole tree)`,
-  );
-  console.log('phase  gates     checkpoint  total     plain git  ratio');
-  for (const r of rows) {
-    const total = r.gates + r.checkpoint;
+  if (!argv.includes('--no-steps')) {
+    // 1. Phases: gates + checkpoint against plain git for the same change.
+    const gates = [GateSchema.parse(UNIVERSAL_GATE)];
+    const commits: string[] = [];
+    const rows: { phase: number; gates: number; checkpoint: number; plain: number }[] = [];
+    for (let p = 0; p <= PHASES; p++) {
+      if (p > 0) changeFiles([ws, plain], p);
+      execFileSync('sync'); // as before the restores (below): neither side pays for the other's writes
+      const [g, evaluation] = await timed(() => evaluateGateList({ workspace: ws, gates }));
+      if (!evaluation.passed)
+        throw new Error(`phase ${p}: the gate failed: ${evaluation.results[0]?.summary}`);
+      const [c, cp] = await timed(() =>
+        checkpointPhase({
+          workspace: ws,
+          outputsDir: outputs,
+          runId: 'bench',
+          phase: `p${p}`,
+          checkpoint: `CP${p}`,
+          label: `phase-${p}`,
+          artifacts: [{ pattern: 'src/d0/*.txt' }],
+        }),
+      );
+      if (!cp.ok || !cp.commit) throw new Error(`phase ${p}: checkpoint failed: ${cp.errors.join('; ')}`);
+      commits.push(cp.commit);
+      execFileSync('sync');
+      const [b] = await timed(() => {
+        git(plain, ['add', '-A']);
+        git(plain, [...plainEnv, 'commit', '-q', '--allow-empty', '-m', `phase ${p}`]);
+      });
+      rows.push({ phase: p, gates: g, checkpoint: c, plain: b });
+    }
     console.log(
-      `${String(r.phase).padStart(5)}  ${ms(r.gates).padEnd(8)}  ${ms(r.checkpoint).padEnd(10)}  ${ms(total).padEnd(8)}  ${ms(r.plain).padEnd(9)}  ${ratio(total, r.plain)}`,
+      `\n1. gates + checkpoint per phase (${CHANGED_PER_PHASE} files changed per phase; phase 0 is the run's start: the whole tree)`,
+    );
+    console.log('phase  gates     checkpoint  total     plain git  ratio');
+    for (const r of rows) {
+      const total = r.gates + r.checkpoint;
+      console.log(
+        `${String(r.phase).padStart(5)}  ${ms(r.gates).padEnd(8)}  ${ms(r.checkpoint).padEnd(10)}  ${ms(total).padEnd(8)}  ${ms(r.plain).padEnd(9)}  ${ratio(total, r.plain)}`,
+      );
+    }
+    const phases = rows.filter((r) => r.phase > 0);
+    const first = phases[0]!;
+    const firstTotal = first.gates + first.checkpoint;
+    const slowest = Math.max(...phases.map((r) => r.gates + r.checkpoint));
+    const worstRatio = Math.max(...phases.map((r) => (r.gates + r.checkpoint) / r.plain));
+    const sum = (f: (r: (typeof phases)[number]) => number) => phases.reduce((n, r) => n + f(r), 0);
+    console.log(
+      `phases 1–${PHASES}: ${ms(sum((r) => r.gates + r.checkpoint))} against plain git ${ms(sum((r) => r.plain))} (${ratio(
+        sum((r) => r.gates + r.checkpoint),
+        sum((r) => r.plain),
+      )}); median ratio ${median(phases.map((r) => (r.gates + r.checkpoint) / r.plain)).toFixed(2)}×, worst ${worstRatio.toFixed(2)}× (target ≤ 2×: ${verdict(worstRatio <= 2)})`,
+    );
+    console.log(
+      `slowest phase ${ms(slowest)} against the first (phase 1) ${ms(firstTotal)} (target: none slower: ${verdict(slowest <= firstTotal)}; ${ratio(slowest, firstTotal)})`,
+    );
+
+    // 2. Restore after 1,000 changed files against read-tree on the plain copy, three times.
+    const restores: { ours: number; readTree: number }[] = [];
+    for (let round = 0; round < 3; round++) {
+      for (let k = 0; k < RESTORE_CHANGES; k++)
+        writeAll([ws, plain], fileName((round * 1_777 + k * 7) % FILES), text(3000));
+      // Both start with the changes on disk: otherwise whichever runs first pays for writing back the
+      // 2,000 files just written (on this machine's ext4 with online discard, seconds under load).
+      execFileSync('sync');
+      const [ours] = await timed(() => restoreWorkspace({ workspace: ws, commit: commits.at(-1)! }));
+      execFileSync('sync');
+      const [readTree] = await timed(() => git(plain, ['read-tree', '-u', '--reset', 'HEAD']));
+      restores.push({ ours, readTree });
+    }
+    const rOurs = median(restores.map((r) => r.ours));
+    const rGit = median(restores.map((r) => r.readTree));
+    console.log(
+      `\n2. restore after ${RESTORE_CHANGES} changed files (median of 3; load ${load().join(' ')})`,
+    );
+    for (const r of restores)
+      console.log(`   restore ${ms(r.ours)}  read-tree ${ms(r.readTree)}  ${ratio(r.ours, r.readTree)}`);
+    console.log(
+      `restore ${ms(rOurs)} against git read-tree -u --reset ${ms(rGit)}: ${ratio(rOurs, rGit)} (target ≤ 1.5×: ${verdict(rOurs <= 1.5 * rGit)})`,
     );
   }
-  const phases = rows.filter((r) => r.phase > 0);
-  const first = phases[0]!;
-  const firstTotal = first.gates + first.checkpoint;
-  const slowest = Math.max(...phases.map((r) => r.gates + r.checkpoint));
-  const worstRatio = Math.max(...phases.map((r) => (r.gates + r.checkpoint) / r.plain));
-  const sum = (f: (r: (typeof phases)[number]) => number) => phases.reduce((n, r) => n + f(r), 0);
-  console.log(
-    `phases 1–${PHASES}: ${ms(sum((r) => r.gates + r.checkpoint))} against plain git ${ms(sum((r) => r.plain))} (${ratio(
-      sum((r) => r.gates + r.checkpoint),
-      sum((r) => r.plain),
-    )}); median ratio ${median(phases.map((r) => (r.gates + r.checkpoint) / r.plain)).toFixed(2)}×, worst ${worstRatio.toFixed(2)}× (target ≤ 2×: ${verdict(worstRatio <= 2)})`,
-  );
-  console.log(
-    `slowest phase ${ms(slowest)} against the first (phase 1) ${ms(firstTotal)} (target: none slower: ${verdict(slowest <= firstTotal)}; ${ratio(slowest, firstTotal)})`,
-  );
-
-  // 2. Restore after 1,000 changed files against read-tree on the plain copy, three times.
-  const restores: { ours: number; readTree: number }[] = [];
-  for (let round = 0; round < 3; round++) {
-    for (let k = 0; k < RESTORE_CHANGES; k++)
-      writeAll([ws, plain], fileName((round * 1_777 + k * 7) % FILES), text(3000));
-    // Both start with the changes on disk: otherwise whichever runs first pays for writing back the
-    // 2,000 files just written (on this machine's ext4 with online discard, seconds under load).
-    execFileSync('sync');
-    const [ours] = await timed(() => restoreWorkspace({ workspace: ws, commit: commits.at(-1)! }));
-    execFileSync('sync');
-    const [readTree] = await timed(() => git(plain, ['read-tree', '-u', '--reset', 'HEAD']));
-    restores.push({ ours, readTree });
-  }
-  const rOurs = median(restores.map((r) => r.ours));
-  const rGit = median(restores.map((r) => r.readTree));
-  console.log(`\n2. restore after ${RESTORE_CHANGES} changed files (median of 3; load ${load().join(' ')})`);
-  for (const r of restores)
-    console.log(`   restore ${ms(r.ours)}  read-tree ${ms(r.readTree)}  ${ratio(r.ours, r.readTree)}`);
-  console.log(
-    `restore ${ms(rOurs)} against git read-tree -u --reset ${ms(rGit)}: ${ratio(rOurs, rGit)} (target ≤ 1.5×: ${verdict(rOurs <= 1.5 * rGit)})`,
-  );
   fs.rmSync(plain, { recursive: true, force: true });
 
   if (!argv.includes('--no-run')) await runAndRollBack(ws);
@@ -281,6 +287,7 @@ async function runAndRollBack(workspace: string): Promise<void> {
     const runMs = performance.now() - t0;
     const target = `CP${PHASES}`;
     const t1 = performance.now();
+    const sentAt = Date.now();
     await handle.executeUpdate(rollbackUpdate, { args: [{ checkpoint: target, reason: 'bench' }] });
     const restoredMs = performance.now() - t1;
     // The next phase after the checkpoint is the last one again: its agent starting means it started.
@@ -292,6 +299,7 @@ async function runAndRollBack(workspace: string): Promise<void> {
       }
       await new Promise((r) => setTimeout(r, 10));
     }
+    const loadAtRollback = load().join(' ');
     // Once the agent has changed its files again, its mark says whether the restore removed the first.
     while (performance.now() - t1 < 120_000 && countChanged(workspace, PHASES + 1) < RESTORE_CHANGES)
       await new Promise((r) => setTimeout(r, 100));
@@ -314,6 +322,9 @@ async function runAndRollBack(workspace: string): Promise<void> {
       // The handle reads the latest execution: phases before a continue-as-new are not in its history.
       `   gates + checkpoint activities of the ${perPhase.length} phase(s) in the run's last execution (from history): ${perPhase.map((n) => ms(n)).join(', ')}`,
     );
+    console.log(`   rollback, step by step (ms after the update was sent; load ${loadAtRollback}):`);
+    for (const line of rollbackTimeline(await handle.fetchHistory(), sentAt, restoredMs, nextMs))
+      console.log(`     ${line}`);
     console.log(
       `rollback by update to ${target} after ${RESTORE_CHANGES} changed files: workspace restored (update returned${restoredExactly ? '' : `, BUT the agent's mark reads "${marks}": the restore was not exact`}) ${ms(restoredMs)}, next phase's agent running ${ms(nextMs)} (target ≤ 500 ms: ${verdict(restoredExactly && nextMs <= 500)})`,
     );
@@ -335,6 +346,52 @@ function countChanged(workspace: string, phase: number): number {
     }
   }
   return n;
+}
+
+/**
+ * The rollback's steps from the run's history, each as ms after the update was sent: the update accepted
+ * (its workflow task), the agent's activity asked to cancel and ended, every workflow task, activity and
+ * command-like event up to the next phase's agent activity started, then the bench's own two marks.
+ */
+function rollbackTimeline(
+  history: { events?: unknown[] | null },
+  sentAt: number,
+  restoredMs: number,
+  nextMs: number,
+): string[] {
+  type Ev = Record<string, unknown> & {
+    eventId?: { toString(): string } | null;
+    eventTime?: { seconds?: { toString(): string } | null; nanos?: number | null } | null;
+  };
+  const events = (history.events ?? []) as Ev[];
+  const at = (e: Ev) =>
+    Number(e.eventTime?.seconds?.toString() ?? 0) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
+  const attrs = (e: Ev) => Object.keys(e).find((k) => k.endsWith('EventAttributes') && e[k]);
+  const first = events.findIndex(
+    (e) => attrs(e) === 'workflowExecutionUpdateAcceptedEventAttributes' && at(e) >= sentAt - 1000,
+  );
+  if (first < 0) return ['(no update accepted in the history)'];
+  const names = new Map<string, string>();
+  for (const e of events) {
+    const s = e['activityTaskScheduledEventAttributes'] as { activityType?: { name?: string } } | undefined;
+    if (s) names.set(e.eventId?.toString() ?? '', s.activityType?.name ?? '?');
+  }
+  const out: string[] = [];
+  // The update's own workflow task (scheduled before it was accepted) starts the list.
+  let start = first;
+  while (start > 0 && attrs(events[start]!) !== 'workflowTaskScheduledEventAttributes') start--;
+  for (const e of events.slice(start)) {
+    const kind = (attrs(e) ?? '?').replace(/EventAttributes$/, '');
+    const a = (e[`${kind}EventAttributes`] ?? {}) as { scheduledEventId?: { toString(): string } };
+    const name =
+      names.get(e.eventId?.toString() ?? '') ?? names.get(a.scheduledEventId?.toString() ?? '') ?? '';
+    out.push(`${(at(e) - sentAt).toFixed(0).padStart(6)}  ${kind}${name ? ` ${name}` : ''}`);
+    // The cancelled turn's started event is written with its end, timed at its start: not the next one.
+    if (kind === 'activityTaskStarted' && name === 'scriptTurn' && at(e) > sentAt) break;
+  }
+  out.push(`${restoredMs.toFixed(0).padStart(6)}  (bench) update returned`);
+  out.push(`${nextMs.toFixed(0).padStart(6)}  (bench) the next phase's agent process wrote its mark`);
+  return out;
 }
 
 /** evaluateGates + checkpointPhase, scheduled to completed, per phase, from the run's history. */
