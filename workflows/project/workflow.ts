@@ -49,6 +49,15 @@ import { tracePhase } from '../trace';
  * wrote none). */
 export const TRUTHFUL_END_PATCH = 'run-manifest-on-every-end';
 
+/**
+ * Patch id: a rollback's audit entries are no longer appended by an appendAudit call of their own before
+ * the next phase starts (a round trip on the way from a rollback to the next agent); like a completed
+ * phase's, they ride with the next checkpoint, or are written by a pause, continue-as-new or the run's end.
+ * Until then they are workflow state: a crash loses none, and the chain is computed as they are recorded.
+ * Histories recorded before made that call.
+ */
+export const ROLLBACK_AUDIT_PATCH = 'rollback-audit-rides';
+
 class RollbackRequested extends Error {}
 
 export async function projectWorkflow(
@@ -74,7 +83,7 @@ export async function projectWorkflow(
           run.pendingRollback = undefined;
           await performRollback(run, req);
           run.publish();
-          await run.audit.flush();
+          if (!patched(ROLLBACK_AUDIT_PATCH)) await run.audit.flush();
           continue;
         }
         moved = await runPhaseAttempt(run);
@@ -184,7 +193,7 @@ async function runPhaseAttempt(run: ProjectRun): Promise<boolean> {
     result.status = 'rolled_back';
     log.warn('phase gates failed: rolling back', { runId, phase: phase.name, gates: outcome.gates });
     await gateRollback(run, index, phase, outcome.gates, startCommit);
-    await audit.flush();
+    if (!patched(ROLLBACK_AUDIT_PATCH)) await audit.flush();
     return false;
   }
   result.status = 'completed';
