@@ -106,6 +106,37 @@ function git(cwd: string, args: string[]): void {
   execFileSync('git', args, { cwd, stdio: 'ignore' });
 }
 
+/**
+ * CPU time (ms) of this process and every process it started, live or reaped: the worker's process
+ * starter runs `find` for the gates and the checkpoint, `execFileSync` runs plain git. From /proc (Linux;
+ * NaN elsewhere), in clock ticks of 10 ms: a figure that a loaded machine does not inflate as it does wall
+ * time.
+ */
+function treeCpuMs(): number {
+  const cpu = (pid: string) => {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command's `)`: state is field 3, utime..cstime are fields 14–17.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) * 10;
+  };
+  try {
+    let n = cpu('self');
+    for (const task of fs.readdirSync('/proc/self/task')) {
+      for (const child of fs.readFileSync(`/proc/self/task/${task}/children`, 'utf8').split(' ')) {
+        if (!child) continue;
+        try {
+          n += cpu(child);
+        } catch {
+          // ended meanwhile: its time is in ours (cutime) once reaped
+        }
+      }
+    }
+    return n;
+  } catch {
+    return NaN;
+  }
+}
+
 async function timed<T>(fn: () => Promise<T> | T): Promise<[number, T]> {
   const t0 = performance.now();
   const r = await fn();
@@ -129,10 +160,20 @@ try {
     // 1. Phases: gates + checkpoint against plain git for the same change.
     const gates = [GateSchema.parse(UNIVERSAL_GATE)];
     const commits: string[] = [];
-    const rows: { phase: number; gates: number; checkpoint: number; plain: number }[] = [];
+    const rows: {
+      phase: number;
+      gates: number;
+      checkpoint: number;
+      plain: number;
+      /** CPU ms of gates + checkpoint (find included) and of plain git, from {@link treeCpuMs}. */
+      cpu: number;
+      plainCpu: number;
+      filesRead: number;
+    }[] = [];
     for (let p = 0; p <= PHASES; p++) {
       if (p > 0) changeFiles([ws, plain], p);
       execFileSync('sync'); // as before the restores (below): neither side pays for the other's writes
+      const cpu0 = treeCpuMs();
       const [g, evaluation] = await timed(() => evaluateGateList({ workspace: ws, gates }));
       if (!evaluation.passed)
         throw new Error(`phase ${p}: the gate failed: ${evaluation.results[0]?.summary}`);
@@ -149,21 +190,27 @@ try {
       );
       if (!cp.ok || !cp.commit) throw new Error(`phase ${p}: checkpoint failed: ${cp.errors.join('; ')}`);
       commits.push(cp.commit);
+      const cpu = treeCpuMs() - cpu0;
+      const filesRead = Number(evaluation.results[0]?.evidence.files_read ?? NaN);
       execFileSync('sync');
+      const cpu1 = treeCpuMs();
       const [b] = await timed(() => {
         git(plain, ['add', '-A']);
         git(plain, [...plainEnv, 'commit', '-q', '--allow-empty', '-m', `phase ${p}`]);
       });
-      rows.push({ phase: p, gates: g, checkpoint: c, plain: b });
+      const plainCpu = treeCpuMs() - cpu1;
+      rows.push({ phase: p, gates: g, checkpoint: c, plain: b, cpu, plainCpu, filesRead });
     }
     console.log(
       `\n1. gates + checkpoint per phase (${CHANGED_PER_PHASE} files changed per phase; phase 0 is the run's start: the whole tree)`,
     );
-    console.log('phase  gates     checkpoint  total     plain git  ratio');
+    console.log(
+      'phase  gates     checkpoint  total     plain git  ratio   | cpu: ours  plain git  ratio  | files the gate read',
+    );
     for (const r of rows) {
       const total = r.gates + r.checkpoint;
       console.log(
-        `${String(r.phase).padStart(5)}  ${ms(r.gates).padEnd(8)}  ${ms(r.checkpoint).padEnd(10)}  ${ms(total).padEnd(8)}  ${ms(r.plain).padEnd(9)}  ${ratio(total, r.plain)}`,
+        `${String(r.phase).padStart(5)}  ${ms(r.gates).padEnd(8)}  ${ms(r.checkpoint).padEnd(10)}  ${ms(total).padEnd(8)}  ${ms(r.plain).padEnd(9)}  ${ratio(total, r.plain).padEnd(6)}  |      ${ms(r.cpu).padEnd(8)}  ${ms(r.plainCpu).padEnd(9)}  ${ratio(r.cpu, r.plainCpu).padEnd(5)}  | ${r.filesRead}`,
       );
     }
     const phases = rows.filter((r) => r.phase > 0);
@@ -177,6 +224,12 @@ try {
         sum((r) => r.gates + r.checkpoint),
         sum((r) => r.plain),
       )}); median ratio ${median(phases.map((r) => (r.gates + r.checkpoint) / r.plain)).toFixed(2)}×, worst ${worstRatio.toFixed(2)}× (target ≤ 2×: ${verdict(worstRatio <= 2)})`,
+    );
+    console.log(
+      `cpu, phases 1–${PHASES}: ${ms(sum((r) => r.cpu))} against plain git ${ms(sum((r) => r.plainCpu))} (${ratio(
+        sum((r) => r.cpu),
+        sum((r) => r.plainCpu),
+      )}); worst ${Math.max(...phases.map((r) => r.cpu / r.plainCpu)).toFixed(2)}×`,
     );
     console.log(
       `slowest phase ${ms(slowest)} against the first (phase 1) ${ms(firstTotal)} (target: none slower: ${verdict(slowest <= firstTotal)}; ${ratio(slowest, firstTotal)})`,
