@@ -15,6 +15,8 @@ export interface BenchEnv {
   config: AppConfig;
   client: Client;
   worker: OrchestratorWorker;
+  /** The dev server's process, for benches that sample its CPU. */
+  serverPid: number;
   close(): Promise<void>;
 }
 
@@ -50,6 +52,7 @@ export async function benchEnv(): Promise<BenchEnv> {
     config,
     client,
     worker,
+    serverPid: server.pid,
     async close() {
       worker.shutdown();
       await running;

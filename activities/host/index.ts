@@ -141,7 +141,8 @@ async function beating<T>(what: string, fn: () => Promise<T>): Promise<T> {
   }
   const started = Date.now();
   const beat = () => ctx?.heartbeat({ activity: what, elapsedMs: Date.now() - started });
-  beat();
+  // None at once: the server times the heartbeat from the attempt's start, and a push after every
+  // checkpoint would pay a round trip and a write of the run's state for a beat that says nothing.
   const interval = setInterval(beat, 1_000);
   try {
     return await fn();

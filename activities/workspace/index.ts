@@ -222,10 +222,12 @@ export function createWorkspaceActivities(deps: { logger: Logger }) {
       const args = parseInput(name, schema, input);
       const started = Date.now();
       // Heartbeats every second, so a worker that dies mid-snapshot or mid-restore is noticed within the
-      // heartbeat timeout; the retry then finds git's lock left behind and removes it (./git).
+      // heartbeat timeout; the retry then finds git's lock left behind and removes it (./git). Not at the
+      // start: the server times the heartbeat from the attempt's start anyway, and these details carry
+      // nothing a retry needs, so a first beat at once was a round trip and a write of the run's state on
+      // the server for every checkpoint (most take well under a second), and nothing else.
       const ctx = currentContext();
       const beat = () => ctx?.heartbeat({ activity: name, elapsedMs: Date.now() - started });
-      beat();
       const interval = setInterval(beat, 1_000);
       try {
         const result = await fn(args);
