@@ -25,6 +25,8 @@ export interface StartOptions {
   env: Record<string, string | undefined>;
   /** A process group of its own (its pid is the group id). */
   detached?: boolean;
+  /** Written to the program's stdin, which is then closed; without it stdin is ignored. */
+  input?: string;
   onStdout?: (chunk: Buffer) => void;
   onStderr?: (chunk: Buffer) => void;
   /** The program exited (its output may still be arriving; see {@link Program.ended}). */
@@ -103,7 +105,15 @@ class Helper {
     const id = this.nextId++;
     this.pending.set(id, { program, opts });
     this.busy();
-    this.proc.send({ id, file, args, cwd: opts.cwd, env: opts.env, detached: opts.detached === true });
+    this.proc.send({
+      id,
+      file,
+      args,
+      cwd: opts.cwd,
+      env: opts.env,
+      detached: opts.detached === true,
+      ...(opts.input !== undefined ? { input: opts.input } : {}),
+    });
     return program;
   }
 
@@ -201,7 +211,10 @@ function theHelper(): Helper | undefined {
   return h;
 }
 
-/** Starts `file args` (stdin ignored, stdout and stderr piped to the handlers); see the module doc. */
+/**
+ * Starts `file args` (stdin ignored unless `input` is given, stdout and stderr piped to the handlers); see
+ * the module doc.
+ */
 export function startProgram(file: string, args: readonly string[], opts: StartOptions): Program {
   return theHelper()?.start(file, args, opts) ?? startDirect(file, args, opts);
 }
@@ -215,12 +228,16 @@ export function startDirect(file: string, args: readonly string[], opts: StartOp
       ...(opts.cwd ? { cwd: opts.cwd } : {}),
       env: opts.env,
       detached: opts.detached === true,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
   } catch (err) {
     program.resolveStarted(undefined);
     program.resolveEnded({ spawnError: err instanceof Error ? err.message : String(err) });
     return program;
+  }
+  if (opts.input !== undefined && child.stdin) {
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(opts.input);
   }
   let started = false;
   child.once('spawn', () => {
@@ -246,4 +263,30 @@ export function startDirect(file: string, args: readonly string[], opts: StartOp
     });
   });
   return program;
+}
+
+/** What {@link runProgram} collected: all of stdout and stderr, and how the program ended. */
+export interface ProgramRun extends ProgramEnd {
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
+/**
+ * Runs `file args` to its end through {@link startProgram} and collects its output: for short helper
+ * programs (git plumbing) that would otherwise be forked from the worker itself.
+ */
+export async function runProgram(
+  file: string,
+  args: readonly string[],
+  opts: Omit<StartOptions, 'onStdout' | 'onStderr' | 'onExit' | 'detached'>,
+): Promise<ProgramRun> {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const program = startProgram(file, args, {
+    ...opts,
+    onStdout: (b) => out.push(b),
+    onStderr: (b) => err.push(b),
+  });
+  const end = await program.ended;
+  return { ...end, stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
 }

@@ -5,9 +5,9 @@
 // at 900 MB resident (measured), during which no workflow task or heartbeat moves. Forked from here, ~45 MB,
 // it costs a few ms, off the worker's thread.
 //
-// Requests: { id, file, args, cwd, env, detached }. Answers, in order: { id, ev: 'spawn', pid } or
+// Requests: { id, file, args, cwd, env, detached, input? }. Answers, in order: { id, ev: 'spawn', pid } or
 // { id, ev: 'error', message }; { id, ev: 'stdout' | 'stderr', data }; { id, ev: 'exit', code, signal };
-// { id, ev: 'close', code, signal }. stdin is always ignored. When the worker goes (the channel closes),
+// { id, ev: 'close', code, signal }. stdin is ignored, or with `input` a pipe that gets it and is closed. When the worker goes (the channel closes),
 // this process exits; the programs it started stay with their own process groups, which their callers'
 // watchdogs end (activities/watchdog).
 //
@@ -35,11 +35,16 @@ process.on('message', (req) => {
       cwd: req.cwd,
       env: req.env,
       detached: req.detached === true,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [req.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
   } catch (err) {
     send({ id, ev: 'error', message: err instanceof Error ? err.message : String(err) });
     return;
+  }
+  if (req.input !== undefined) {
+    // A program that exits without reading all of it closes the pipe: EPIPE is its answer, not ours.
+    child.stdin.on('error', () => {});
+    child.stdin.end(req.input);
   }
   let started = false;
   child.once('spawn', () => {

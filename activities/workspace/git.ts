@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { loadExeca } from '../load-execa';
+import { runProgram } from '../spawner';
 
 /** Folder in the workspace that snapshots never include and restores never touch. */
 export const STATE_DIR = '.orchestrator';
@@ -102,15 +102,8 @@ export async function runGit(
     ...FORCED_CONFIG.flatMap((c) => ['-c', c]),
     ...args,
   ];
-  return withLockRetry(gitDir, `git ${args.join(' ')}`, args[0] ?? '', async () =>
-    (await loadExeca())('git', argv, {
-      cwd: workTree,
-      env: gitEnv(opts.env),
-      extendEnv: false,
-      input: opts.input,
-      reject: false,
-      stripFinalNewline: true,
-    }),
+  return withLockRetry(gitDir, `git ${args.join(' ')}`, args[0] ?? '', () =>
+    spawnGit(argv, workTree, gitEnv(opts.env), opts.input),
   ).then((r) =>
     r.exitCode === 0 || opts.okCodes?.includes(r.exitCode) ? r : failed(r, `git ${args.join(' ')}`),
   );
@@ -124,7 +117,54 @@ function failed(r: GitResult & { stderr: string }, what: string): never {
   );
 }
 
-type Spawned = { stdout: string; stderr: string; exitCode?: number; failed: boolean; shortMessage?: string };
+type Spawned = {
+  stdout: string;
+  stderr: string;
+  exitCode?: number;
+  failed: boolean;
+  shortMessage?: string;
+  code?: string;
+};
+
+/** One trailing newline off, as git's callers expect (what execa's `stripFinalNewline` did). */
+function stripFinalNewline(s: string): string {
+  return s.endsWith('\r\n') ? s.slice(0, -2) : s.endsWith('\n') ? s.slice(0, -1) : s;
+}
+
+/**
+ * Runs git through the worker's process starter (../spawner) rather than forking the worker: a fork of
+ * the worker costs its main thread tens of ms per process (more on a loaded host), and a run's first
+ * checkpoint runs three git processes (`init`, `add`, `ls-files`).
+ */
+async function spawnGit(
+  argv: string[],
+  cwd: string,
+  env: Record<string, string>,
+  input: string | undefined,
+): Promise<Spawned> {
+  let r;
+  try {
+    r = await runProgram('git', argv, { cwd, env, ...(input !== undefined ? { input } : {}) });
+  } catch (err) {
+    // The process starter died under it (the program was killed with it): worth another try.
+    return { stdout: '', stderr: '', failed: true, shortMessage: (err as Error).message };
+  }
+  const stdout = stripFinalNewline(r.stdout.toString('utf8'));
+  const stderr = stripFinalNewline(r.stderr.toString('utf8'));
+  if (r.spawnError !== undefined) {
+    return {
+      stdout,
+      stderr,
+      failed: true,
+      shortMessage: r.spawnError,
+      ...(/ENOENT/.test(r.spawnError) ? { code: 'ENOENT' } : {}),
+    };
+  }
+  if (r.exitCode === undefined) {
+    return { stdout, stderr, failed: true, shortMessage: `git was killed by ${r.signal ?? 'a signal'}` };
+  }
+  return { stdout, stderr, exitCode: r.exitCode, failed: r.exitCode !== 0 };
+}
 
 /**
  * Spawns (again) while a git `*.lock` file is held by another process, removing one left by a crashed
@@ -144,7 +184,7 @@ async function withLockRetry(
       throw new WorkspaceError(`cannot run git: ${(err as Error).message}`, 'GitMissing');
     }
     if (result.failed && result.exitCode === undefined) {
-      const missing = (result as { code?: string }).code === 'ENOENT';
+      const missing = result.code === 'ENOENT';
       throw new WorkspaceError(
         missing
           ? 'git is not installed or not on PATH'

@@ -1,6 +1,6 @@
 /** Programs started through the worker's process starter (activities/spawner, bin/spawner.mjs). */
 import { afterEach, describe, expect, it } from 'vitest';
-import { startDirect, startProgram, type StartOptions } from '../../activities/spawner';
+import { runProgram, startDirect, startProgram, type StartOptions } from '../../activities/spawner';
 import { groupExists } from '../../activities/process-group';
 
 const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
@@ -46,6 +46,16 @@ describe.each([
     expect(r.out).toBe(`out\n${'x'.repeat(big)}`);
     expect(r.err).toBe('err\n');
     expect(r.exited).toBe(1);
+  });
+
+  it('hands `input` to its stdin and closes it; without it, stdin is empty', async () => {
+    const r = await run(start, 'sh', ['-c', 'wc -c; cat'], { input: 'a\0b\nc' });
+    expect(r.out.trim().split('\n')[0]?.trim()).toBe('5');
+    const none = await run(start, 'sh', ['-c', 'cat; echo done']);
+    expect(none.out).toBe('done\n');
+    // A program that never reads its input ends as it would anyway.
+    const ignored = await run(start, 'sh', ['-c', 'exit 0'], { input: 'x'.repeat(1_000_000) });
+    expect(ignored.end).toEqual({ exitCode: 0 });
   });
 
   it('runs in the working directory and with exactly the environment given', async () => {
@@ -131,4 +141,15 @@ describe('when the worker dies', () => {
     expect(await gone()).toBe(true);
     process.kill(-sleepPid, 'SIGKILL');
   }, 60_000);
+});
+
+describe('runProgram', () => {
+  it('collects all of stdout and stderr and says how the program ended', async () => {
+    const r = await runProgram('sh', ['-c', 'cat; echo err >&2; exit 2'], { env, input: 'in' });
+    expect(r.stdout.toString()).toBe('in');
+    expect(r.stderr.toString()).toBe('err\n');
+    expect(r.exitCode).toBe(2);
+    const missing = await runProgram('/nonexistent/program', [], { env });
+    expect(missing.spawnError).toMatch(/ENOENT/);
+  });
 });
