@@ -39,12 +39,14 @@ export const LEASE_RENEW_MS = 1_000;
  * The watchdog. Arguments: lease file, stale seconds, parent pid, marker `NAME=value`, grace seconds,
  * then the command. It keeps the command's stdin (a prompt on a pipe), forwards SIGTERM, exits with the
  * command's status, and leaves ending the group's leftovers to its caller when the command ends normally.
+ * The command gets the marker from the background subshell that becomes it (`export`, then `exec`), not
+ * from `env`: one program less to start per agent turn.
  */
 const WATCHDOG_SH = `
 lease=$1 stale=$2 parent=$3 mark=$4 grace=$5
 shift 5
 exec 3<&0
-env "$mark" "$@" <&3 3<&- &
+(export "$mark"; exec "$@") <&3 3<&- &
 child=$!
 exec 3<&-
 end_all() {
