@@ -45,6 +45,16 @@ export interface FleetRow {
   startP50Ms: number;
   startP99Ms: number;
   failures: number;
+  /**
+   * Agent attempts beyond each run's first: a turn the server gave up on (a heartbeat timeout: a slow or
+   * failing server, a stalled worker) is killed and started again. 0 on a healthy round.
+   */
+  retries: number;
+  /** The Temporal server's frontend requests over the round, and how many were turn heartbeats. */
+  serverRequests?: number;
+  serverHeartbeats?: number;
+  /** Requests the server's frontend failed over the round (its store falling behind). */
+  serverErrors?: number;
   wallMs: number;
 }
 
@@ -52,6 +62,31 @@ export interface FleetRow {
 export interface FleetTarget {
   address: string;
   dir: string;
+  /** The server's Prometheus metrics, when known: the round's request counts are printed from them. */
+  metricsUrl?: string;
+}
+
+/** The frontend's request and error counts by operation, summed (undefined when unreadable). */
+async function serverCounts(
+  metricsUrl: string | undefined,
+): Promise<{ requests: number; heartbeats: number; errors: number } | undefined> {
+  if (!metricsUrl) return undefined;
+  try {
+    const text = await (await fetch(metricsUrl, { signal: AbortSignal.timeout(30_000) })).text();
+    const out = { requests: 0, heartbeats: 0, errors: 0 };
+    for (const m of text.matchAll(/^service_(requests|errors)\{([^}]*)\} ([0-9.e+]+)$/gm)) {
+      if (!m[2]!.includes('service_name="frontend"')) continue;
+      const n = Number(m[3]);
+      if (m[1] === 'errors') out.errors += n;
+      else {
+        out.requests += n;
+        if (m[2]!.includes('operation="RecordActivityTaskHeartbeat"')) out.heartbeats += n;
+      }
+    }
+    return out;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Options for {@link measureFleet}. */
@@ -154,7 +189,16 @@ function heldSpec() {
             // workspace (the one place a sandboxed script may see), which blocks without a process a
             // second (a `sleep 1` poll was 200 forks a second at N = 200, load the bench itself made).
             // The FIFO is gone before the agent ends, so the checkpoint never sees it.
-            command: ['sh', '-c', 'mkfifo .hold && date +%s%N > started; cat .hold > /dev/null; rm -f .hold'],
+            // Safe to run again: a killed attempt leaves its FIFO, and may have died between making it and
+            // writing its start (`mkfifo .hold && date > started` then never wrote it, and the round waited
+            // for that start for 30 minutes). The first attempt's start counts; `attempts` counts them.
+            command: [
+              'sh',
+              '-c',
+              'echo >> attempts; [ -p .hold ] || mkfifo .hold; ' +
+                '[ -s started ] || { date +%s%N > .started && mv .started started; }; ' +
+                'cat .hold > /dev/null; rm -f .hold',
+            ],
           },
         ],
       },
@@ -201,6 +245,7 @@ export async function measureFleet(target: FleetTarget, opts: FleetOptions): Pro
         const idle = statusKiB(pid, 'VmRSS') / 1024;
         const round = fs.mkdtempSync(path.join(target.dir, `n${n}-`));
         const spec = heldSpec();
+        const before = await serverCounts(target.metricsUrl);
         const t0 = nowMs();
         const runs = await Promise.all(
           Array.from({ length: n }, async (_, i) => {
@@ -223,8 +268,26 @@ export async function measureFleet(target: FleetTarget, opts: FleetOptions): Pro
             return undefined;
           }
         };
+        // A run that ends before its agent started (it failed) would never start it: say so at once.
+        let endedEarly: string | undefined;
+        const results = runs.map((r) =>
+          client.workflow
+            .getHandle(r.runId)
+            .result()
+            .then(
+              (s: { state?: string }) => s.state,
+              (err: unknown) => `failed: ${err instanceof Error ? err.message : String(err)}`,
+            )
+            .then((state) => {
+              if (startedAt(r.workspace) === undefined) endedEarly ??= `${r.runId} ended ${state}`;
+              return state;
+            }),
+        );
         await until(
-          () => runs.every((r) => startedAt(r.workspace) !== undefined),
+          () => {
+            if (endedEarly) throw new Error(`a run ended before its agent started: ${endedEarly}`);
+            return runs.every((r) => startedAt(r.workspace) !== undefined);
+          },
           `${n} agents started`,
           1_800_000,
         );
@@ -232,18 +295,16 @@ export async function measureFleet(target: FleetTarget, opts: FleetOptions): Pro
         await delay(2_000);
         const held = statusKiB(pid, 'VmRSS') / 1024;
         await Promise.all(runs.map((r) => release(path.join(r.workspace, '.hold'))));
-        const ends = await Promise.all(
-          runs.map((r) =>
-            client.workflow
-              .getHandle(r.runId)
-              .result()
-              .then(
-                (s: { state?: string }) => s.state,
-                () => 'failed',
-              ),
-          ),
-        );
+        const ends = await Promise.all(results);
         const peak = statusKiB(pid, 'VmHWM') / 1024;
+        const after = await serverCounts(target.metricsUrl);
+        const attempts = runs.map((r) => {
+          try {
+            return fs.readFileSync(path.join(r.workspace, 'attempts'), 'utf8').split('\n').length - 1;
+          } catch {
+            return 0;
+          }
+        });
         const latencies = runs.map((r) => startedAt(r.workspace)! - r.at);
         const row: FleetRow = {
           runs: n,
@@ -253,6 +314,14 @@ export async function measureFleet(target: FleetTarget, opts: FleetOptions): Pro
           startP50Ms: Math.round(median(latencies)),
           startP99Ms: Math.round(percentile(latencies, 99)),
           failures: ends.filter((s) => s !== 'completed').length,
+          retries: attempts.reduce((sum, a) => sum + Math.max(0, a - 1), 0),
+          ...(before && after
+            ? {
+                serverRequests: after.requests - before.requests,
+                serverHeartbeats: after.heartbeats - before.heartbeats,
+                serverErrors: after.errors - before.errors,
+              }
+            : {}),
           wallMs: Math.round(nowMs() - t0),
         };
         rows.push(row);
@@ -362,7 +431,10 @@ export async function measureRollback(target: FleetTarget, times = 5): Promise<R
 export function printFleet(rows: FleetRow[], baseline?: FleetRow[], first = rows[0]): void {
   const cell = (r: FleetRow | undefined) =>
     r
-      ? `${String(r.peakRssMiB).padStart(5)} MiB peak ${String(r.heldRssMiB).padStart(5)} held  start p50 ${String(r.startP50Ms).padStart(6)} ms p99 ${String(r.startP99Ms).padStart(6)} ms  ${r.failures} failed`
+      ? `${String(r.peakRssMiB).padStart(5)} MiB peak ${String(r.heldRssMiB).padStart(5)} held  start p50 ${String(r.startP50Ms).padStart(6)} ms p99 ${String(r.startP99Ms).padStart(6)} ms  ${r.failures} failed, ${r.retries} retried` +
+        (r.serverRequests !== undefined
+          ? `  server: ${r.serverRequests} requests (${r.serverHeartbeats} heartbeats), ${r.serverErrors} errors, ${(r.wallMs / 1000).toFixed(0)} s`
+          : '')
       : '';
   console.log('fleet: one worker process, N concurrent runs of script agents');
   for (const r of rows) {
@@ -400,7 +472,7 @@ async function main(): Promise<void> {
     logFile: path.join(dir, 'temporal.log'),
     headless: true,
   });
-  const target = { address: server.address, dir };
+  const target = { address: server.address, dir, metricsUrl: server.metricsUrl };
   try {
     console.log(
       `load before: ${os

@@ -125,6 +125,8 @@ function lastLogLine(file: string): string {
 export interface DevServer {
   address: string;
   uiUrl?: string;
+  /** The server's Prometheus metrics (bench:fleet reads its request counts). */
+  metricsUrl: string;
   pid: number;
   dbFile: string;
   /** Stops the server (SIGTERM, then SIGKILL) and waits for it to exit. */
@@ -156,6 +158,7 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
 async function launchDevServer(opts: DevServerOptions): Promise<DevServer> {
   const port = opts.port ?? (await freePort());
   const uiPort = opts.headless ? undefined : (opts.uiPort ?? (await freePort()));
+  const metricsPort = await freePort();
   fs.mkdirSync(path.dirname(opts.dbFile), { recursive: true });
   fs.mkdirSync(path.dirname(opts.logFile), { recursive: true });
   const args = [
@@ -171,7 +174,7 @@ async function launchDevServer(opts: DevServerOptions): Promise<DevServer> {
     '--http-port',
     String(await freePort()),
     '--metrics-port',
-    String(await freePort()),
+    String(metricsPort),
     '--log-level',
     'warn',
   ];
@@ -217,6 +220,7 @@ async function launchDevServer(opts: DevServerOptions): Promise<DevServer> {
   return {
     address,
     uiUrl: uiPort === undefined ? undefined : `http://127.0.0.1:${uiPort}`,
+    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
     pid,
     dbFile: opts.dbFile,
     stop: () => stopPid(pid),
