@@ -1,9 +1,9 @@
 /**
  * Heartbeats of agent turns, and the in-process channel that makes a cancelled turn notice at once.
  *
- * Cancellation reaches an activity only in the answer to a heartbeat. A turn heartbeats every couple of
- * seconds (the server's load grows with every running agent), so on its own it would notice a rollback
- * ~1 s late on average. When its agent workflow is asked to cancel, that workflow calls the
+ * Cancellation reaches an activity only in the answer to a heartbeat. A turn heartbeats every 10 s (a third
+ * of its heartbeat timeout: every beat is a write on the server, whose load grows with every running agent),
+ * so on its own it would notice a rollback ~5 s late on average. When its agent workflow is asked to cancel, that workflow calls the
  * `agentTurns.cancelRequested` sink (src/shared/sinks) in this worker process, which nudges the turn here:
  * for a few seconds it heartbeats every {@link NUDGED_EVERY_MS}, so the cancellation arrives within a
  * round trip of the server recording it. The agent-turn worker throttles heartbeats to no more than that
@@ -12,8 +12,32 @@
  */
 import type { Context } from '@temporalio/activity';
 
-/** How often a turn's heartbeat reaches the server when nothing is asked of it. */
-export const TURN_HEARTBEAT_MS = 2_000;
+/**
+ * How often a turn's heartbeat reaches the server when nothing is asked of it, for the agent turns'
+ * heartbeat timeout (src/shared/failures AGENT_TURN_HEARTBEAT_TIMEOUT, 30 s): see
+ * {@link turnHeartbeatEvery}.
+ */
+export const TURN_HEARTBEAT_MS = 10_000;
+/** A turn beats this many times per heartbeat timeout: two beats may be lost or late before it times out. */
+export const BEATS_PER_TIMEOUT = 3;
+/** Never more often than this (the pace of the 10 s timeout's days). */
+export const MIN_TURN_HEARTBEAT_MS = 2_000;
+
+/**
+ * The pace of a turn's heartbeats for the heartbeat timeout it was scheduled with: a third of it, between
+ * {@link MIN_TURN_HEARTBEAT_MS} and {@link TURN_HEARTBEAT_MS}. Every beat is a write of the run's state
+ * on the server: with hundreds of turns, the beats are most of what the server does (70 % of its
+ * requests with 100 held agents beating every 2 s), so they come as seldom as liveness allows. From the
+ * turn's own timeout, never a constant: a turn scheduled by an older workflow (10 s) still beats often
+ * enough for it.
+ */
+export function turnHeartbeatEvery(heartbeatTimeoutMs: number | undefined): number {
+  if (!heartbeatTimeoutMs || heartbeatTimeoutMs <= 0) return TURN_HEARTBEAT_MS;
+  return Math.min(
+    TURN_HEARTBEAT_MS,
+    Math.max(MIN_TURN_HEARTBEAT_MS, Math.floor(heartbeatTimeoutMs / BEATS_PER_TIMEOUT)),
+  );
+}
 /** How often a nudged turn heartbeats, and so the most a worker may throttle agent-turn heartbeats. */
 export const NUDGED_EVERY_MS = 50;
 /** How long a nudged turn heartbeats fast: the cancellation is recorded well within this. */
@@ -51,7 +75,8 @@ export class TurnNudges {
 
 /**
  * Paces one turn's heartbeats: `beat(details)` as often as the turn likes (it keeps the latest details),
- * sent every {@link TURN_HEARTBEAT_MS}, or every {@link NUDGED_EVERY_MS} for a while after a nudge.
+ * sent every {@link turnHeartbeatEvery} of its heartbeat timeout, or every {@link NUDGED_EVERY_MS} for a
+ * while after a nudge.
  */
 export class TurnHeartbeat<D> {
   private details: D | undefined;
@@ -63,7 +88,7 @@ export class TurnHeartbeat<D> {
     private readonly ctx: Pick<Context, 'heartbeat' | 'info' | 'cancellationSignal'>,
     nudges: TurnNudges | undefined,
     private readonly opts = {
-      everyMs: TURN_HEARTBEAT_MS,
+      everyMs: turnHeartbeatEvery(ctx.info.heartbeatTimeoutMs),
       nudgedEveryMs: NUDGED_EVERY_MS,
       nudgedForMs: NUDGED_FOR_MS,
     },

@@ -23,9 +23,11 @@ import { setTimeout as delay } from 'node:timers/promises';
 /** Environment variable that tags every process of an agent (all its attempts) with the agent's key. */
 export const AGENT_MARK_ENV = 'ORCHESTRATOR_AGENT_MARK';
 /**
- * A lease older than this (seconds) means its activity is gone. As long as the heartbeat timeout
- * (HEARTBEAT_TIMEOUT, 10 s): Temporal gives up on a silent attempt no sooner, and at 5 s a worker stalled
- * by load (event loops held for seconds at load 20+ on two cores) had live agents ended under it.
+ * A lease older than this (seconds) means its activity is gone: at 5 s a worker stalled by load (event
+ * loops held for seconds at load 20+ on two cores) had live agents ended under it. Shorter than the agent
+ * turns' heartbeat timeout (AGENT_TURN_HEARTBEAT_TIMEOUT, 30 s), on purpose: their beats come every 10 s,
+ * so the last recorded lease time may be 10 s old; an orphan still ends within 10 s + {@link ORPHAN_BOUND_MS}
+ * of it, before Temporal retries the turn (30 s), so the wait in {@link endEarlierAttempts} stays enough.
  */
 export const LEASE_STALE_S = 10;
 /** SIGTERM → SIGKILL grace the watchdog gives a group it ends. */

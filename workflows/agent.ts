@@ -30,7 +30,7 @@ import type { Activities } from '../activities';
 import {
   countsAgainstAgent,
   DEFAULT_AGENT_ATTEMPTS,
-  HEARTBEAT_TIMEOUT,
+  AGENT_TURN_HEARTBEAT_TIMEOUT,
   isFailureType,
   retryPolicy,
 } from '../src/shared/failures';
@@ -158,7 +158,7 @@ const script = (host?: TurnHost) =>
   proxyActivities<Pick<Activities, 'scriptTurn'>>({
     ...agentTurnQueue(host),
     startToCloseTimeout: '2 hours',
-    heartbeatTimeout: HEARTBEAT_TIMEOUT,
+    heartbeatTimeout: AGENT_TURN_HEARTBEAT_TIMEOUT,
     cancellationType: WAIT,
     retry: retryPolicy(),
   });
@@ -166,7 +166,7 @@ const model = (host?: TurnHost) =>
   proxyActivities<Pick<Activities, 'claudeTurn' | 'apiTurn'>>({
     ...agentTurnQueue(host),
     startToCloseTimeout: '1 hour',
-    heartbeatTimeout: HEARTBEAT_TIMEOUT,
+    heartbeatTimeout: AGENT_TURN_HEARTBEAT_TIMEOUT,
     cancellationType: WAIT,
     // The activities type their failures; a 429's retry-after becomes the failure's nextRetryDelay, which
     // overrides this backoff.
@@ -176,7 +176,7 @@ const tools = (host?: TurnHost) =>
   proxyActivities<Pick<Activities, 'runTool'>>({
     ...agentTurnQueue(host),
     startToCloseTimeout: '15 minutes',
-    heartbeatTimeout: HEARTBEAT_TIMEOUT,
+    heartbeatTimeout: AGENT_TURN_HEARTBEAT_TIMEOUT,
     cancellationType: WAIT,
     retry: retryPolicy(),
   });

@@ -173,6 +173,19 @@ export function retryPolicy(
 export const HEARTBEAT_TIMEOUT = '10 seconds';
 
 /**
+ * Heartbeat timeout of agent turns (script, `claude`, api and tool turns on `<queue>-agents`). Every
+ * heartbeat is a write of the run's state on the server, so turns beat at a third of this
+ * (activities/turn-heartbeat turnHeartbeatEvery): at 10 s they beat every 2 s, and the heartbeats of 100
+ * held agents were 70 % of the dev server's requests; its SQLite fell behind, heartbeats went unrecorded,
+ * and the timeouts that followed killed and restarted live agents, which loaded it further until nothing
+ * moved (bench:fleet at N = 100, issue #16). At 30 s a turn beats every 10 s (5× fewer writes) and a slow
+ * server has 20 s before it gives up on a live turn. A dead worker's turn is retried 30 s after its last
+ * beat; a cancellation reaches a turn of this process at once (its nudge), one of another process within a
+ * beat. Not part of replay (only activity id and type are).
+ */
+export const AGENT_TURN_HEARTBEAT_TIMEOUT = '30 seconds';
+
+/**
  * Start-to-close timeout of every short activity that does not heartbeat (an audit append, a meter read,
  * a capability file): a worker lost during one is noticed only by this timeout, so it is short (a
  * crash loop once found a run waiting a whole minute for a meter read its dead worker had taken).

@@ -4,11 +4,13 @@ import {
   NUDGED_FOR_MS,
   TURN_HEARTBEAT_MS,
   TurnHeartbeat,
+  turnHeartbeatEvery,
   TurnNudges,
   turnKey,
 } from '../../activities/turn-heartbeat';
+import { AGENT_TURN_HEARTBEAT_TIMEOUT } from '../../src/shared/failures';
 
-function fakeContext(workflowId = 'run/phase/agent', runId = 'r1') {
+function fakeContext(workflowId = 'run/phase/agent', runId = 'r1', heartbeatTimeoutMs?: number) {
   const sent: unknown[] = [];
   const abort = new AbortController();
   return {
@@ -16,7 +18,7 @@ function fakeContext(workflowId = 'run/phase/agent', runId = 'r1') {
     abort,
     ctx: {
       heartbeat: (d: unknown) => sent.push(d),
-      info: { workflowExecution: { workflowId, runId } } as never,
+      info: { workflowExecution: { workflowId, runId }, heartbeatTimeoutMs } as never,
       cancellationSignal: abort.signal,
     },
   };
@@ -26,6 +28,42 @@ describe('TurnHeartbeat', () => {
   beforeEach(() => vi.useFakeTimers());
   afterEach(() => vi.useRealTimers());
 
+  it('beats at a third of the heartbeat timeout, between 2 s and 10 s', () => {
+    expect(turnHeartbeatEvery(30_000)).toBe(10_000);
+    expect(turnHeartbeatEvery(10_000)).toBe(3_333);
+    expect(turnHeartbeatEvery(3_000)).toBe(2_000);
+    expect(turnHeartbeatEvery(600_000)).toBe(TURN_HEARTBEAT_MS);
+    expect(turnHeartbeatEvery(undefined)).toBe(TURN_HEARTBEAT_MS);
+  });
+
+  // Every beat is a write on the server: at one beat every 2 s, 100 held agents' beats were 70 % of the dev
+  // server's requests and it fell over (bench:fleet N = 100, issue #16). A turn renews its lease every
+  // second and beats with it: what reaches the server is paced by the turn's own timeout.
+  it("an agent turn's beats reach the server every 10 s, and always within a third of its timeout", () => {
+    const timeoutMs = parseInt(AGENT_TURN_HEARTBEAT_TIMEOUT, 10) * 1_000;
+    expect(timeoutMs).toBe(30_000);
+    for (const [timeout, most] of [
+      [timeoutMs, 7],
+      // Scheduled by a workflow of before (10 s): it must still beat often enough for that.
+      [10_000, 19],
+    ] as const) {
+      const { ctx, sent } = fakeContext('run/phase/agent', 'r1', timeout);
+      const hb = new TurnHeartbeat(ctx, new TurnNudges());
+      const at: number[] = [];
+      const t0 = Date.now();
+      for (let s = 0; s < 60; s++) {
+        const before = sent.length;
+        hb.beat(s);
+        if (sent.length > before) at.push(Date.now() - t0);
+        vi.advanceTimersByTime(1_000);
+      }
+      hb.stop();
+      expect(sent.length).toBeLessThanOrEqual(most);
+      const gaps = at.slice(1).map((x, i) => x - at[i]!);
+      expect(Math.max(...gaps)).toBeLessThanOrEqual(timeout / 3 + 1_000);
+    }
+  });
+
   it('sends the first beat at once, then one per interval however often the turn beats', () => {
     const { ctx, sent } = fakeContext();
     const hb = new TurnHeartbeat(ctx, new TurnNudges());
@@ -34,7 +72,7 @@ describe('TurnHeartbeat', () => {
       vi.advanceTimersByTime(TURN_HEARTBEAT_MS / 4);
       hb.beat(i);
     }
-    // 9 × 500 ms = 4.5 s after the first: beats at 0, 2 s and 4 s reached the server.
+    // 9 quarter intervals after the first: beats at 0, one and two intervals reached the server.
     expect(sent).toEqual([1, 5, 9]);
     hb.stop();
   });

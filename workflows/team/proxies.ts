@@ -5,7 +5,7 @@
  */
 import { ActivityCancellationType, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
-import { HEARTBEAT_TIMEOUT, retryPolicy, SHORT_ACTIVITY_TIMEOUT } from '../../src/shared/failures';
+import { AGENT_TURN_HEARTBEAT_TIMEOUT, retryPolicy, SHORT_ACTIVITY_TIMEOUT } from '../../src/shared/failures';
 import type { TeamAgentSettings } from '../../src/shared/team';
 import { agentTurnQueue } from '../agent-queue';
 
@@ -42,9 +42,9 @@ export function model() {
   return proxyActivities<Pick<Activities, 'claudeTurn'>>({
     ...agentTurnQueue(),
     startToCloseTimeout: '1 hour',
-    // Short enough that a cancellation (stop, completion) reaches the process within seconds: the SDK
-    // sends heartbeats, and learns of cancellation, every 0.8 × heartbeatTimeout.
-    heartbeatTimeout: HEARTBEAT_TIMEOUT,
+    // A cancellation (stop, completion) reaches the process at once through its nudge, or at its next
+    // beat (a third of this: activities/turn-heartbeat).
+    heartbeatTimeout: AGENT_TURN_HEARTBEAT_TIMEOUT,
     // An unset cancellationType encodes as TRY_CANCEL: the workflow would move on while the process runs.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     // By cause (src/shared/failures): crashes and API outages retry without limit, the agent's own
@@ -58,9 +58,9 @@ export function scriptActivities(settings: TeamAgentSettings) {
   return proxyActivities<Pick<Activities, 'scriptTurn'>>({
     ...agentTurnQueue(),
     startToCloseTimeout: `${settings.scriptTimeoutS + 60} seconds`,
-    // The same as every long activity's: at 5 s a loaded worker's late heartbeats restarted live scripts
-    // again and again (attempt 7 in a 300-spawn team). Not part of replay (only activity id and type are).
-    heartbeatTimeout: HEARTBEAT_TIMEOUT,
+    // Every agent turn's: at 5 s a loaded worker's late heartbeats restarted live scripts again and again
+    // (attempt 7 in a 300-spawn team). Not part of replay (only activity id and type are).
+    heartbeatTimeout: AGENT_TURN_HEARTBEAT_TIMEOUT,
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     // A script's side effects may not be repeatable: only a crash (heartbeat timeout) retries it, and
     // then without limit (src/shared/failures); its own failures are not retried.
