@@ -8,7 +8,8 @@
  * Bash tool starts commands in sessions of their own). So an orphan ends by itself: within about a second
  * of its worker's death on the same host, and within {@link ORPHAN_BOUND_MS} of the last lease renewal
  * whatever happened (a frozen worker, a stuck event loop). Nothing here depends on a sandbox: the
- * watchdog only needs `sh`, `kill`, `stat`, `date` and `grep`.
+ * watchdog only needs `sh`, `kill`, `sleep`, `stat`, `date` and `grep` (and starts one `sleep` a second
+ * while its lease is renewed).
  *
  * The next attempt of the same agent then: kills every marked process on its own host at once, and, when
  * the previous attempt may have run elsewhere, waits until that attempt's lease must have run out before
@@ -72,8 +73,17 @@ trap 'ending=1' USR1
   # Its stderr is a pipe to the worker: once the worker is dead, the report below would SIGPIPE this
   # poller before it ends anything. Ignored, the write just fails.
   trap '' TERM PIPE
+  # Whether the lease was renewed since the last look, by the shell alone: it is newer than the mark
+  # this poller leaves when it sees a renewal. $(stat) and $(date) every second were two process starts a
+  # second per agent: hundreds a second with a fleet of agents, on the cores their worker needs. Only a
+  # lease not renewed for two looks is measured against the clock (a loaded machine's looks come late).
+  seen="$lease.seen" missed=0
+  : 2>/dev/null >"$seen"
   while sleep 1 </dev/null >/dev/null 2>&1; do
     kill -0 "$parent" 2>/dev/null || { end_all "worker $parent is gone"; exit 0; }
+    if [ "$lease" -nt "$seen" ]; then missed=0; : 2>/dev/null >"$seen"; continue; fi
+    missed=$((missed + 1))
+    [ "$missed" -lt 2 ] && continue
     m=$(stat -c %Y "$lease" 2>/dev/null || echo 0)
     [ $(( $(date +%s) - m )) -gt "$stale" ] && { end_all "lease $lease is stale"; exit 0; }
   done
@@ -160,6 +170,8 @@ export class Lease {
 
   release(): void {
     fs.rmSync(this.file, { force: true });
+    // The watchdog's mark of the last renewal it saw.
+    fs.rmSync(`${this.file}.seen`, { force: true });
   }
 }
 

@@ -28,8 +28,12 @@ function leasePath(): string {
   return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'orch-wd-')), 'x.lease');
 }
 
-function run(argv: [string, string[]], opts: { stdin?: string } = {}) {
-  const child = spawn(argv[0], argv[1], { detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+function run(argv: [string, string[]], opts: { stdin?: string; env?: NodeJS.ProcessEnv } = {}) {
+  const child = spawn(argv[0], argv[1], {
+    detached: true,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    ...(opts.env ? { env: opts.env } : {}),
+  });
   started.push(child);
   child.stdin.end(opts.stdin ?? '');
   let out = '';
@@ -54,6 +58,43 @@ describe('watchdog', () => {
     expect(await r.exited).toBe(7);
     expect(r.out()).toBe(`the prompt\nmark=${mark}\n`);
     lease.release();
+  });
+
+  // Every agent has a watchdog: with 100 agents, its `$(stat)` and `$(date)` each second were 200 process
+  // starts a second on the worker's cores (issue #16's fleet). Its look at the lease is the shell's alone.
+  it('looks at its lease without starting a process: one `sleep` a second, nothing else', async () => {
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'orch-wd-bin-'));
+    const log = path.join(bin, 'started.log');
+    // Stand-ins first on PATH, which note each start and run the real program.
+    for (const name of ['stat', 'date', 'sleep', 'touch', 'find', 'test']) {
+      const real = ['/usr/bin', '/bin'].map((d) => path.join(d, name)).find((f) => fs.existsSync(f));
+      if (!real) continue;
+      fs.writeFileSync(path.join(bin, name), `#!/bin/sh\necho ${name} >> '${log}'\nexec ${real} "$@"\n`, {
+        mode: 0o755,
+      });
+    }
+    const lease = new Lease(leasePath());
+    const renew = setInterval(() => lease.renew(), 500);
+    try {
+      const r = run(
+        watchedCommand(['/bin/sh', '-c', 'exec /bin/sleep 4.5'], {
+          leaseFile: lease.file,
+          mark: `wd-${process.pid}-s`,
+        }),
+        { env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}` } },
+      );
+      expect(await r.exited).toBe(0);
+      expect(r.err()).toBe('');
+      const starts = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').filter(Boolean) : [];
+      // About one `sleep` a second of the 4.5 s, and no other program.
+      expect(starts.filter((p) => p !== 'sleep')).toEqual([]);
+      expect(starts.length).toBeGreaterThanOrEqual(3);
+      expect(starts.length).toBeLessThanOrEqual(6);
+    } finally {
+      clearInterval(renew);
+      lease.release();
+    }
+    expect(fs.existsSync(`${lease.file}.seen`)).toBe(false);
   });
 
   it('ends the group and marked processes outside it once the lease goes stale', async () => {
