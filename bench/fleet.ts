@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { TURN_HEARTBEAT_MS } from '../activities/turn-heartbeat';
 import { buildWorkflowBundle, ensureCli, workflowBundleStaleness } from '../scripts/build-lib.mjs';
 import { ensureTemporalCli, startDevServer } from '../src/devserver';
@@ -232,6 +232,7 @@ export async function measureFleet(target: FleetTarget, opts: FleetOptions): Pro
   const connection = await Connection.connect({ address: target.address });
   const client = new Client({ connection });
   const rows: FleetRow[] = [];
+  const stops: AbortController[] = [];
   try {
     for (const n of opts.ns) {
       const taskQueue = `fleet-${n}-${Date.now()}`;
@@ -244,6 +245,8 @@ export async function measureFleet(target: FleetTarget, opts: FleetOptions): Pro
         await delay(1_000);
         const idle = statusKiB(pid, 'VmRSS') / 1024;
         const round = fs.mkdtempSync(path.join(target.dir, `n${n}-`));
+        const stop = new AbortController();
+        stops.push(stop);
         const spec = heldSpec();
         const before = await serverCounts(target.metricsUrl);
         const t0 = nowMs();
@@ -269,20 +272,28 @@ export async function measureFleet(target: FleetTarget, opts: FleetOptions): Pro
           }
         };
         // A run that ends before its agent started (it failed) would never start it: say so at once.
+        // A call that fails (a loaded server) is asked again; the calls end with the round (`stop`), or
+        // the client would retry them on a closed connection and throw out of a timer.
         let endedEarly: string | undefined;
-        const results = runs.map((r) =>
-          client.workflow
-            .getHandle(r.runId)
-            .result()
-            .then(
-              (s: { state?: string }) => s.state,
-              (err: unknown) => `failed: ${err instanceof Error ? err.message : String(err)}`,
-            )
-            .then((state) => {
+        const results = runs.map(async (r) => {
+          for (;;) {
+            try {
+              const s = await connection.withAbortSignal(stop.signal, () =>
+                client.workflow.getHandle(r.runId).result(),
+              );
+              const state = (s as { state?: string }).state ?? 'unknown';
               if (startedAt(r.workspace) === undefined) endedEarly ??= `${r.runId} ended ${state}`;
               return state;
-            }),
-        );
+            } catch (err) {
+              if (err instanceof WorkflowFailedError) {
+                if (startedAt(r.workspace) === undefined) endedEarly ??= `${r.runId} failed: ${err.message}`;
+                return 'failed';
+              }
+              if (stop.signal.aborted) return 'unknown';
+              await delay(1_000);
+            }
+          }
+        });
         await until(
           () => {
             if (endedEarly) throw new Error(`a run ended before its agent started: ${endedEarly}`);
@@ -328,6 +339,7 @@ export async function measureFleet(target: FleetTarget, opts: FleetOptions): Pro
         opts.onRow?.(row);
         fs.rmSync(round, { recursive: true, force: true });
       } finally {
+        for (const stop of stops) stop.abort();
         await stopWorker(worker);
       }
     }
