@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
 import { TURN_HEARTBEAT_MS } from '../activities/turn-heartbeat';
 import { buildWorkflowBundle, ensureCli, workflowBundleStaleness } from '../scripts/build-lib.mjs';
 import { ensureTemporalCli, startDevServer } from '../src/devserver';
@@ -232,7 +232,6 @@ export async function measureFleet(target: FleetTarget, opts: FleetOptions): Pro
   const connection = await Connection.connect({ address: target.address });
   const client = new Client({ connection });
   const rows: FleetRow[] = [];
-  const stops: AbortController[] = [];
   try {
     for (const n of opts.ns) {
       const taskQueue = `fleet-${n}-${Date.now()}`;
@@ -245,8 +244,6 @@ export async function measureFleet(target: FleetTarget, opts: FleetOptions): Pro
         await delay(1_000);
         const idle = statusKiB(pid, 'VmRSS') / 1024;
         const round = fs.mkdtempSync(path.join(target.dir, `n${n}-`));
-        const stop = new AbortController();
-        stops.push(stop);
         const spec = heldSpec();
         const before = await serverCounts(target.metricsUrl);
         const t0 = nowMs();
@@ -271,33 +268,31 @@ export async function measureFleet(target: FleetTarget, opts: FleetOptions): Pro
             return undefined;
           }
         };
-        // A run that ends before its agent started (it failed) would never start it: say so at once.
-        // A call that fails (a loaded server) is asked again; the calls end with the round (`stop`), or
-        // the client would retry them on a closed connection and throw out of a timer.
-        let endedEarly: string | undefined;
-        const results = runs.map(async (r) => {
-          for (;;) {
-            try {
-              const s = await connection.withAbortSignal(stop.signal, () =>
-                client.workflow.getHandle(r.runId).result(),
-              );
-              const state = (s as { state?: string }).state ?? 'unknown';
-              if (startedAt(r.workspace) === undefined) endedEarly ??= `${r.runId} ended ${state}`;
-              return state;
-            } catch (err) {
-              if (err instanceof WorkflowFailedError) {
-                if (startedAt(r.workspace) === undefined) endedEarly ??= `${r.runId} failed: ${err.message}`;
-                return 'failed';
-              }
-              if (stop.signal.aborted) return 'unknown';
-              await delay(1_000);
+        // A run that ends before its agent started (it failed) would never start it: say so soon. One list
+        // call every 15 s: a result() per run, asked again when it failed, was 100 calls a second against
+        // a server already falling behind (7,879 failed long polls in one round).
+        let checkedAt = Date.now();
+        const endedEarly = async (): Promise<string | undefined> => {
+          if (Date.now() - checkedAt < 15_000) return undefined;
+          checkedAt = Date.now();
+          try {
+            for await (const w of client.workflow.list({
+              query: `TaskQueue = '${taskQueue}' AND ExecutionStatus != 'Running'`,
+            })) {
+              const r = runs.find((x) => x.runId === w.workflowId);
+              if (r && startedAt(r.workspace) === undefined) return `${w.workflowId} ${w.status.name}`;
             }
+          } catch {
+            // a loaded server: next time
           }
-        });
+          return undefined;
+        };
         await until(
-          () => {
-            if (endedEarly) throw new Error(`a run ended before its agent started: ${endedEarly}`);
-            return runs.every((r) => startedAt(r.workspace) !== undefined);
+          async () => {
+            if (runs.every((r) => startedAt(r.workspace) !== undefined)) return true;
+            const ended = await endedEarly();
+            if (ended) throw new Error(`a run ended before its agent started: ${ended}`);
+            return false;
           },
           `${n} agents started`,
           1_800_000,
@@ -306,7 +301,17 @@ export async function measureFleet(target: FleetTarget, opts: FleetOptions): Pro
         await delay(2_000);
         const held = statusKiB(pid, 'VmRSS') / 1024;
         await Promise.all(runs.map((r) => release(path.join(r.workspace, '.hold'))));
-        const ends = await Promise.all(results);
+        const ends = await Promise.all(
+          runs.map((r) =>
+            client.workflow
+              .getHandle(r.runId)
+              .result()
+              .then(
+                (x: { state?: string }) => x.state,
+                () => 'failed',
+              ),
+          ),
+        );
         const peak = statusKiB(pid, 'VmHWM') / 1024;
         const after = await serverCounts(target.metricsUrl);
         const attempts = runs.map((r) => {
@@ -339,7 +344,6 @@ export async function measureFleet(target: FleetTarget, opts: FleetOptions): Pro
         opts.onRow?.(row);
         fs.rmSync(round, { recursive: true, force: true });
       } finally {
-        for (const stop of stops) stop.abort();
         await stopWorker(worker);
       }
     }
