@@ -48,6 +48,8 @@ export interface TeamCarry {
    * asked to do. Bounded by {@link QUEUED_INSTRUCTIONS_MAX_BYTES}.
    */
   queued?: QueuedRequest[];
+  /** The team's host (patch `team-host-queue`): its workspace steps go to `queue`. */
+  host?: { hostId: string; queue: string; moveAfterMs: number };
 }
 
 /** A request accepted while the team drained, started by the next execution. */

@@ -236,6 +236,8 @@ export interface TeamStatus {
   totals: { costUsd: number; agents: number; active: number };
   /** How many times the team's workflow has continued as new (absent: never). */
   continuedAsNew?: number;
+  /** The host the team's workspace lives on (README "Many hosts"); absent for teams started before hosts. */
+  host?: string;
   policy: { maxTeamSize: number; maxRequestDepth: number; canRequest: Record<string, string[]> };
 }
 

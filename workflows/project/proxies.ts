@@ -5,6 +5,7 @@
 import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import type { HostPlacement } from '../../activities/host';
+import { hostPlacement } from '../host-placement';
 import { HEARTBEAT_TIMEOUT, retryPolicy, SHORT_ACTIVITY_TIMEOUT } from '../../src/shared/failures';
 
 // Every workspace activity heartbeats every second, so a worker that dies mid-checkpoint or mid-restore
@@ -53,24 +54,7 @@ export type MeterSummary = Awaited<ReturnType<Activities['readMeter']>>;
 /** What the gate activity returns. */
 export type GateEvaluation = Awaited<ReturnType<Activities['evaluateGates']>>;
 
-/** Where a run's workspace lives: `claimHost` and `adoptWorkspace` on the shared queue (any live worker). */
-export const hosts = proxyActivities<Pick<Activities, 'claimHost' | 'adoptWorkspace'>>({
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: HEARTBEAT_TIMEOUT,
-  retry: retryPolicy(),
-});
-
-/**
- * The activity options that place a step on the run's host (./hosts): its queue, and the time the host
- * may be gone (no worker takes the step) before the step fails with a ScheduleToStart timeout and the run
- * moves. None for a run without a host (started before hosts existed): the shared queue, as before.
- */
-export function hostPlacement(host: HostPlacement | undefined): {
-  taskQueue?: string;
-  scheduleToStartTimeout?: number;
-} {
-  return host ? { taskQueue: host.queue, scheduleToStartTimeout: host.moveAfterMs } : {};
-}
+export { hosts, hostPlacement } from '../host-placement';
 
 /**
  * The proxies of the steps that touch the workspace, on the run's host. For a run without a host they

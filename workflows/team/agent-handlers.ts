@@ -19,7 +19,6 @@ import {
 } from '../../src/shared/team';
 import type { TeamAgentRun } from './agent-run';
 import { describe } from './failures';
-import { localFiles } from './proxies';
 
 /** Registers every handler of the agent, in the order a history replays. */
 export function setAgentHandlers(a: TeamAgentRun): void {
@@ -73,7 +72,7 @@ async function taskDone(a: TeamAgentRun, req: TaskDoneRequest): Promise<TaskDone
     }
     a.cap = check.next;
   }
-  const r = await localFiles.markTeamTasks({ dir: a.dir, task: req.task, all: req.all });
+  const r = await a.files.markTeamTasks({ dir: a.dir, task: req.task, all: req.all });
   if (r.unknown !== undefined) {
     const known = r.tasks.map((t) => `${t.id} (${t.status})`).join(', ') || 'none';
     throw ApplicationFailure.nonRetryable(

@@ -22,7 +22,7 @@ import {
   type TeamTask,
 } from '../../src/shared/team';
 import { describe, type SessionUsage } from './failures';
-import { scriptActivities } from './proxies';
+import { agentFiles, type AgentFiles, scriptActivities } from './proxies';
 import type { TeamAgentInput } from './types';
 
 /** Whether an agent's work is done: it said so, or every task in its tasks.md is completed. */
@@ -66,6 +66,8 @@ export class TeamAgentRun {
   persona = '';
   env: Record<string, string> = {};
   readonly script: ReturnType<typeof scriptActivities>;
+  /** Its directory's operations: on the team's host when it has one. */
+  readonly files: AgentFiles;
 
   constructor(readonly input: TeamAgentInput) {
     this.agent = input.agent;
@@ -88,7 +90,8 @@ export class TeamAgentRun {
     this.cap = input.capability ? { anchor: input.capability.anchor, used: 0 } : undefined;
     this.team = getExternalWorkflowHandle(input.runId);
     this.limits = input.meter?.limits ?? {};
-    this.script = scriptActivities(input.settings);
+    this.script = scriptActivities(input.settings, input.host);
+    this.files = agentFiles(input.host);
   }
 
   /** Reports progress to the team; a report that cannot be delivered is logged, never fatal. */

@@ -99,7 +99,7 @@ export async function runTurn(a: TeamAgentRun, round: number): Promise<TurnOutco
     let resumed = false;
     for (;;) {
       try {
-        const r = await model().claudeTurn({
+        const r = await model(input.host).claudeTurn({
           runId: input.runId,
           agentId: agent.id,
           outputsDir: input.outputsDir,

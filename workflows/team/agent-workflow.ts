@@ -12,7 +12,6 @@ import { TeamAgentRun } from './agent-run';
 import { runTurn } from './agent-turn';
 import { agentFailure, describe } from './failures';
 import { HONEST_OUTCOMES_PATCH, LONG_TEAMS_PATCH } from './patches';
-import { files, localFiles } from './proxies';
 import { round6 } from './status';
 import type { TeamAgentInput, TeamAgentResult } from './types';
 import { agentEndedSignal } from '../../src/shared/team';
@@ -34,7 +33,7 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
     backend: input.backend,
     startedAt,
   });
-  const prep = await localFiles.prepareTeamAgent({
+  const prep = await a.files.prepareTeamAgent({
     runId: input.runId,
     workspace: input.workspace,
     outputsDir: input.outputsDir,
@@ -76,7 +75,7 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
       status.costUsd = round6(status.costUsd + outcome.costUsd);
       status.turns += outcome.turns;
       if (a.stopReason !== undefined) break;
-      const read = await localFiles.readTeamTasks({ dir });
+      const read = await a.files.readTeamTasks({ dir });
       a.tasks = read.tasks;
       status.tasks = read.counts;
       if (input.backend === 'script' && outcome.ok) a.reportedDone = true;
@@ -101,7 +100,7 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
   const completedAt = new Date().toISOString();
   const { error, stopReason } = a;
   const { archivedTo } = await CancellationScope.nonCancellable(() =>
-    files.archiveTeamAgent({
+    a.files.archiveTeamAgent({
       dir,
       outcome: state,
       session: { completedAt, costUsd: status.costUsd, turns: status.turns, error, stopReason },

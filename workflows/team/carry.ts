@@ -49,6 +49,8 @@ export interface CarryParts {
   audit: AuditCarry;
   /** Requests accepted during the drain, not started (patch `team-drain-queue`). */
   queued?: readonly AgentRecord[];
+  /** The team's host (patch `team-host-queue`). */
+  host?: TeamCarry['host'];
 }
 
 /** What the next execution starts from. */
@@ -77,5 +79,6 @@ export function teamCarry(p: CarryParts): TeamCarry {
     ...(p.queued?.length
       ? { queued: p.queued.map((r) => ({ id: r.id, instructions: r.instructions })) }
       : {}),
+    ...(p.host ? { host: p.host } : {}),
   };
 }

@@ -41,3 +41,9 @@ export const EARLY_CONTINUE_PATCH = 'team-early-continue';
  * from ever continuing and grew one execution past 2 MB.
  */
 export const DRAIN_QUEUE_PATCH = 'team-drain-queue';
+/**
+ * Patch id: a new team claims a host (`claimHost`, ./host) before it starts its agents, and sends every
+ * step that touches the workspace (its agents' directory operations and turns) to the host's queues.
+ * Teams recorded before it use the shared queues (and local activities for the agents' directories).
+ */
+export const TEAM_HOST_PATCH = 'team-host-queue';

@@ -7,7 +7,8 @@ import { ActivityCancellationType, proxyActivities, proxyLocalActivities } from 
 import type { Activities } from '../../activities';
 import { AGENT_TURN_HEARTBEAT_TIMEOUT, retryPolicy, SHORT_ACTIVITY_TIMEOUT } from '../../src/shared/failures';
 import type { TeamAgentSettings } from '../../src/shared/team';
-import { agentTurnQueue } from '../agent-queue';
+import { agentTurnQueue, type TurnHost } from '../agent-queue';
+import { hostPlacement } from '../host-placement';
 
 /** The team issues each agent its capability before the agent's process can exist. */
 export const identity = proxyActivities<Pick<Activities, 'issueCapability'>>({
@@ -34,13 +35,42 @@ export const files = proxyActivities<Pick<Activities, 'archiveTeamAgent'>>({
   retry: retryPolicy(),
 });
 
+/** What an agent does to its directory in the workspace. */
+export type AgentFiles = Pick<
+  Activities,
+  'prepareTeamAgent' | 'readTeamTasks' | 'markTeamTasks' | 'archiveTeamAgent'
+>;
+
+/**
+ * An agent's directory operations. For an agent of a team with a host (./host), activities on the host's
+ * queue: the directory is in the workspace, which only the host has. Otherwise, as before the host, local
+ * activities (and the archive on the shared queue).
+ */
+export function agentFiles(host: TurnHost | undefined): AgentFiles {
+  if (!host) return { ...localFilesOf(), archiveTeamAgent: (a) => files.archiveTeamAgent(a) };
+  return proxyActivities<AgentFiles>({
+    ...hostPlacement(host),
+    startToCloseTimeout: SHORT_ACTIVITY_TIMEOUT,
+    retry: retryPolicy(),
+  });
+}
+
+function localFilesOf(): Pick<AgentFiles, 'prepareTeamAgent' | 'readTeamTasks' | 'markTeamTasks'> {
+  return {
+    prepareTeamAgent: (a) => localFiles.prepareTeamAgent(a),
+    readTeamTasks: (a) => localFiles.readTeamTasks(a),
+    markTeamTasks: (a) => localFiles.markTeamTasks(a),
+  };
+}
+
 /**
  * An agent's `claude` turn, on `<queue>-agents` (../agent-queue): room of its own, so a team of long
- * turns never holds up anyone's short steps. Made per turn because the queue depends on a patch.
+ * turns never holds up anyone's short steps; for a team with a host, the host's agent queue. Made per turn
+ * because the queue depends on a patch.
  */
-export function model() {
+export function model(host?: TurnHost) {
   return proxyActivities<Pick<Activities, 'claudeTurn'>>({
-    ...agentTurnQueue(),
+    ...agentTurnQueue(host),
     startToCloseTimeout: '1 hour',
     // A cancellation (stop, completion) reaches the process at once through its nudge, or at its next
     // beat (a third of this: activities/turn-heartbeat).
@@ -54,9 +84,9 @@ export function model() {
 }
 
 /** A script agent's turn, bounded by the team's script timeout, on `<queue>-agents` (../agent-queue). */
-export function scriptActivities(settings: TeamAgentSettings) {
+export function scriptActivities(settings: TeamAgentSettings, host?: TurnHost) {
   return proxyActivities<Pick<Activities, 'scriptTurn'>>({
-    ...agentTurnQueue(),
+    ...agentTurnQueue(host),
     startToCloseTimeout: `${settings.scriptTimeoutS + 60} seconds`,
     // Every agent turn's: at 5 s a loaded worker's late heartbeats restarted live scripts again and again
     // (attempt 7 in a 300-spawn team). Not part of replay (only activity id and type are).

@@ -69,6 +69,7 @@ export function agentInput(run: TeamRun, rec: AgentRecord): TeamAgentInput {
     sessionId: rec.sessionId,
     ...(rec.capability ? { capability: rec.capability } : {}),
     ...(run.metered.has(rec.id) ? { meter: { limits: limitsFor(run.ledger, rec.role, rec.id) } } : {}),
+    ...(run.host ? { host: run.host } : {}),
   };
 }
 

@@ -32,7 +32,9 @@ import {
   LONG_TEAMS_PATCH,
   PROOF_REPLAYS_PATCH,
   TEAM_BUDGET_PATCH,
+  TEAM_HOST_PATCH,
 } from './patches';
+import type { HostPlacement } from '../host-placement';
 import { isOver, teamPausedReason, teamStatus } from './status';
 import type { AgentRecord, MeterState } from './types';
 
@@ -88,6 +90,10 @@ export class TeamRun {
   readonly continueAt: typeof TEAM_CONTINUE_AS_NEW_AT;
   /** Requests that land during a drain wait for the next execution (patch `team-drain-queue`). */
   readonly drainQueue: boolean;
+  /** The team claims a host and its agents work there (patch `team-host-queue`, ./host). */
+  readonly hosted: boolean;
+  /** The team's host, once claimed (or carried): its agents' workspace steps go to its queues. */
+  host: HostPlacement | undefined;
   /** The agent whose failure stopped the team (policy `onAgentFailure: stop`). */
   failedBy: AgentRecord | undefined;
   /** The team's budget ledger (src/shared/budget): roles are its phases (src/shared/team-budget). */
@@ -136,6 +142,8 @@ export class TeamRun {
     this.proofReplays = patched(PROOF_REPLAYS_PATCH);
     const early = patched(EARLY_CONTINUE_PATCH);
     this.drainQueue = patched(DRAIN_QUEUE_PATCH);
+    this.hosted = patched(TEAM_HOST_PATCH);
+    this.host = carry?.host;
     this.continueAt = {
       ...(early ? TEAM_CONTINUE_AS_NEW_AT : LEGACY_TEAM_CONTINUE_AS_NEW_AT),
       ...input.continueAsNewAt,
@@ -194,6 +202,7 @@ export class TeamRun {
       audit: this.trail.recent(),
       ledger: this.budgets ? this.ledger : undefined,
       continuedAsNew: this.carry?.continuedAsNew,
+      host: this.host?.hostId,
     });
   }
 
@@ -215,6 +224,7 @@ export class TeamRun {
       pauses: this.pauses,
       audit: this.trail.carry(),
       queued: this.queued,
+      host: this.host,
     });
   }
 }

@@ -78,6 +78,8 @@ export interface TeamStatusParts {
   ledger: Ledger | undefined;
   /** The executions before this one (absent when this is the first). */
   continuedAsNew: number | undefined;
+  /** The host the team's workspace lives on (patch `team-host-queue`). */
+  host?: string | undefined;
 }
 
 /** The team's status (query `status`, and the team's result). */
@@ -102,6 +104,7 @@ export function teamStatus(p: TeamStatusParts): TeamStatus {
       active: p.records.filter((r) => isActive(r.state)).length,
     },
     ...(p.continuedAsNew !== undefined ? { continuedAsNew: p.continuedAsNew } : {}),
+    ...(p.host !== undefined ? { host: p.host } : {}),
     policy: policySummary(p.input.policy),
   };
 }

@@ -3,6 +3,7 @@
  * agent (its status row plus what only the workflow holds).
  */
 import type { ChildWorkflowHandle } from '@temporalio/workflow';
+import type { HostPlacement } from '../../activities/host';
 import type { CapabilityState } from '../../src/shared/identity';
 import type { MeterCharged } from '../../src/shared/meter-charge';
 import type { MeterLimitsMessage } from '../../src/shared/messages';
@@ -43,6 +44,11 @@ export interface TeamAgentInput {
    * until the team sends new limits. Absent for teams started before team budgets.
    */
   meter?: { limits: MeterLimitsMessage };
+  /**
+   * The team's host (patch `team-host-queue`, ./host): the agent's directory operations and turns go to
+   * its queues. Absent for teams started before hosts: the shared queues.
+   */
+  host?: HostPlacement;
 }
 
 /** What a team agent's workflow returns (src/shared/team TeamAgentOutcome). */

@@ -24,6 +24,7 @@ import { isActive } from '../../src/shared/team';
 import type { TeamCarry } from '../../src/shared/team-carry';
 import { teamVerdict } from '../../src/shared/team-outcome';
 import { historyFull, quiet } from './continue';
+import { claimTeamHost } from './host';
 import { setTeamHandlers } from './handlers';
 import { launch, startRoster, stopAgent } from './roster';
 import { parseTeamInput, TeamRun } from './run';
@@ -39,6 +40,8 @@ export async function teamWorkflow(raw: TeamWorkflowInput, carry?: TeamCarry): P
   // The audit file is written in the background, in batches, so that no request waits for a disk write
   // and a burst of requests costs one activity. Entries not yet written are workflow state: none is lost.
   const auditWriter = run.trail.background(AUDIT_BATCH_WINDOW);
+  // Before the first agent starts: its directory and turns go to the host (./host).
+  if (run.hosted && !run.host) await claimTeamHost(run);
   const launches: Promise<void>[] = [];
   const allEnded = () => records.every((r) => !isActive(r.state));
   for (;;) {
