@@ -25,7 +25,7 @@ import { buildClaudeArgs, CliSubagentSchema, type SessionMode, userLine } from '
 import { agentInboxQuery, messagePrompt, teamAgentWorkflowId } from '../../src/shared/team';
 import { TEAM_MCP_SERVER, teamToolsAllowed } from '../team-tools/definitions';
 import { createTeamToolHandler } from '../team-tools/handler';
-import { createAgentGateway } from '../team-tools/agent-gateway';
+import { createAgentGateway, newTurnKey } from '../team-tools/agent-gateway';
 import { serveTeamTools, TEAM_MCP_SCRIPT, TEAM_SOCKET_ENV, type TeamToolSocket } from '../team-tools/socket';
 import {
   createStreamState,
@@ -399,12 +399,12 @@ export function createCliActivities(deps: CliActivityDeps) {
 
     const team = input.team;
     let tools: TeamToolSocket | undefined;
+    let turnKey: string | undefined;
     if (team) {
-      const identity = {
-        runId: team.runId,
-        agentId: team.agentId,
-        key: capabilityEnvSync(input.capabilityFile)[AGENT_KEY_ENV],
-      };
+      const key = capabilityEnvSync(input.capabilityFile)[AGENT_KEY_ENV];
+      // A team without capabilities: a key for this turn alone, so the endpoint takes no request without one.
+      if (!key) turnKey = newTurnKey();
+      const identity = { runId: team.runId, agentId: team.agentId, key, turnKey };
       // The MCP server's tools and the agent's own `orchestrator team …` commands, on one socket: the
       // agent reaches its team through this turn, never Temporal itself (src/agent-gateway).
       tools = await serveTeamTools(
@@ -452,7 +452,11 @@ export function createCliActivities(deps: CliActivityDeps) {
     const cmd = await sandbox.wrap([deps.claudePath, ...args], {
       workspace: input.cwd,
       network: true,
-      fixed: { ...fixedEnv(input, meter?.handle), ...(tools ? { [TEAM_SOCKET_ENV]: tools.path } : {}) },
+      fixed: {
+        ...fixedEnv(input, meter?.handle),
+        ...(turnKey ? { [AGENT_KEY_ENV]: turnKey } : {}),
+        ...(tools ? { [TEAM_SOCKET_ENV]: tools.path } : {}),
+      },
       extra: input.extraEnv,
       home,
       writable,

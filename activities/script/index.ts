@@ -16,7 +16,7 @@ import { defaultSandbox, type Sandbox } from '../sandbox';
 import { recordSandbox } from '../sandbox/record';
 import { signalGroup } from '../process-group';
 import { startProgram } from '../spawner';
-import { createAgentGateway } from '../team-tools/agent-gateway';
+import { createAgentGateway, newTurnKey } from '../team-tools/agent-gateway';
 import { serveTeamTools, TEAM_SOCKET_ENV } from '../team-tools/socket';
 import { TurnHeartbeat, type TurnNudges } from '../turn-heartbeat';
 import { LEFTOVER_PREFIX, reapedCommand } from './reaper';
@@ -170,12 +170,19 @@ export function createScriptActivities(deps: {
       // in its sandbox (src/agent-gateway).
       const teamAgent =
         input.env.ORCHESTRATOR_RUN_ID === input.runId && input.env.ORCHESTRATOR_AGENT_ID === input.agentId;
+      // A team without capabilities: a key for this turn alone, so the endpoint takes no request without one.
+      const turnKey = teamAgent && !secretEnv[AGENT_KEY_ENV] ? newTurnKey() : undefined;
       const endpoint = teamAgent
         ? await serveTeamTools(
             undefined,
             createAgentGateway({
               client: ctx.client,
-              identity: { runId: input.runId, agentId: input.agentId, key: secretEnv[AGENT_KEY_ENV] },
+              identity: {
+                runId: input.runId,
+                agentId: input.agentId,
+                key: secretEnv[AGENT_KEY_ENV],
+                turnKey,
+              },
               logger: log,
             }),
           )
@@ -188,6 +195,7 @@ export function createScriptActivities(deps: {
             ...deps.baseEnv,
             [AGENT_MARK_ENV]: mark,
             ...secretEnv,
+            ...(turnKey ? { [AGENT_KEY_ENV]: turnKey } : {}),
             ...(endpoint ? { [TEAM_SOCKET_ENV]: endpoint.path } : {}),
           },
           extra: input.env,

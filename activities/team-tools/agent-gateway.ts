@@ -3,9 +3,12 @@
  * command asks, done with the worker's Temporal client. The endpoint serves one agent's turn: a request must
  * carry that agent's key and name its team run; the requester it names is passed on as given, with the
  * proof made from the key, so that the team itself judges it (an intern naming its manager is refused
- * and audited as a spoof attempt, as when it talked to Temporal directly).
+ * and audited as a spoof attempt, as when it talked to Temporal directly). A team that issues no
+ * capabilities has no proof to judge: its agent's turn makes a key of its own (`newTurnKey`, given to the
+ * agent's process alone), and the endpoint, having checked it, acts as the agent it serves and nobody
+ * else. No request is ever taken without a key.
  */
-import { timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { AgentGatewayRequestSchema } from '../../src/agent-gateway';
 import type { Logger } from '../../src/logger';
@@ -29,6 +32,11 @@ function sameKey(authorization: string | undefined, key: string): boolean {
 
 const refuse = (status: number, error: string): GatewayAnswer => ({ status, body: { error } });
 
+/** A key for one turn of an agent of a team without capabilities (never stored, never in history). */
+export function newTurnKey(): string {
+  return randomBytes(32).toString('base64url');
+}
+
 export function createAgentGateway(deps: {
   client: Client;
   identity: TeamToolIdentity;
@@ -36,7 +44,8 @@ export function createAgentGateway(deps: {
 }): AgentGatewayHandler {
   const { client, identity, logger } = deps;
   return async (authorization, raw) => {
-    if (identity.key !== undefined && !sameKey(authorization, identity.key)) {
+    const key = identity.key ?? identity.turnKey;
+    if (key === undefined || !sameKey(authorization, key)) {
       return refuse(401, `not the key of ${identity.agentId}, the agent this team endpoint serves`);
     }
     const parsed = AgentGatewayRequestSchema.safeParse(raw);
@@ -53,6 +62,13 @@ export function createAgentGateway(deps: {
     }
     // The requester as the command named it, proven with this agent's key: the team checks the two agree.
     const creds = identity.key !== undefined ? { agentId: req.agentId, key: identity.key } : undefined;
+    // Without a capability the team cannot check who asks: the endpoint acts as its own agent only.
+    if (!creds && req.agentId !== identity.agentId) {
+      return refuse(
+        403,
+        `this team endpoint serves ${identity.agentId}: a team without capabilities lets an agent act as itself only, not as "${req.agentId}"`,
+      );
+    }
     try {
       switch (req.op) {
         case 'request': {

@@ -38,6 +38,11 @@ export interface TeamToolIdentity {
    * agent's own `orchestrator team …` commands do. Absent for teams without capabilities.
    */
   key?: string;
+  /**
+   * For a team without capabilities: a secret made for this turn alone (./agent-gateway `newTurnKey`),
+   * handed to the agent's process as its key. The endpoint checks it, and then acts as this agent only.
+   */
+  turnKey?: string;
 }
 
 export type TeamToolHandler = (name: string, args: unknown) => Promise<ToolAnswer>;
