@@ -57,6 +57,12 @@ export interface TemporalConnection {
   addressSource: string;
   /** The profile used, when a config file was read. */
   profile?: { name: string; file: string };
+  /**
+   * Keys of the config file that neither we nor envconfig know (a misspelling, or another tool's section such
+   * as the `temporal` CLI's own `[profile.<name>.oauth]`): ignored, as the CLI ignores them, and named here
+   * so that the worker can warn. One line, e.g. `key(s) unrecognized in profile.default: adress`.
+   */
+  ignoredKeys?: string;
 }
 
 export interface TemporalOverrides {
@@ -127,8 +133,10 @@ export function resolveTemporal(
     profile = loadClientConfigProfile({
       ...(profileName ? { profile: profileName } : {}),
       ...(data !== undefined ? { configSource: { data } } : { disableFile: true }),
-      // A misspelt key (`adress`) is an error, not a silently default connection.
-      configFileStrict: true,
+      // As the `temporal` CLI reads the same file (envconfig's default): unknown keys are ignored, not an
+      // error, since the CLI itself writes some (`[profile.<name>.oauth]`). A misspelt one is still named
+      // (ignoredKeys), so that the worker warns instead of silently connecting elsewhere.
+      configFileStrict: false,
       overrideEnvVars: envVars,
     });
   } catch (err) {
@@ -140,6 +148,7 @@ export function resolveTemporal(
       `${file ?? 'temporal config'}: ${line.replace(/^Invalid TOML document: /, 'not valid TOML: ')}`,
     );
   }
+  const ignoredKeys = data !== undefined ? unknownKeys(data, profileName) : undefined;
   const inFile = (key: string) => `${file}: profile.${profileName ?? 'default'}.${key}`;
   /** The name of whatever set a setting: the variable when it is set, else the file's key. */
   const source = (envName: string, key: string) => (env[envName] !== undefined ? envName : inFile(key));
@@ -180,7 +189,24 @@ export function resolveTemporal(
     ...(profile.grpcMeta && Object.keys(profile.grpcMeta).length ? { metadata: profile.grpcMeta } : {}),
     addressSource,
     ...(data !== undefined && file ? { profile: { name: profileName ?? 'default', file } } : {}),
+    ...(ignoredKeys ? { ignoredKeys } : {}),
   };
+}
+
+/** The first unknown key(s) of a config file envconfig's strict check finds, as one line; undefined if none. */
+function unknownKeys(data: string, profileName: string | undefined): string | undefined {
+  try {
+    loadClientConfigProfile({
+      ...(profileName ? { profile: profileName } : {}),
+      configSource: { data },
+      configFileStrict: true,
+      disableEnv: true,
+    });
+    return undefined;
+  } catch (err) {
+    const line = firstLine(err);
+    return /unrecognized/.test(line) ? line.replace(/^Validation error: /, '') : undefined;
+  }
 }
 
 type TlsSettings = NonNullable<ClientConfigProfile['tls']>;
@@ -283,5 +309,6 @@ export function describeConnection(t: TemporalConnection): Record<string, unknow
     tls: t.tls ? (t.tls.clientCertPair ? 'mtls' : 'tls') : 'off',
     apiKeySet: t.apiKey !== undefined,
     ...(t.profile ? { profile: t.profile.name, configFile: t.profile.file } : {}),
+    ...(t.ignoredKeys ? { ignoredKeys: t.ignoredKeys } : {}),
   };
 }

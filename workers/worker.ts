@@ -306,6 +306,14 @@ export async function runWorkerUntilSignal(
     },
     'worker started',
   );
+  // Ignored as the `temporal` CLI ignores them; a misspelt key would otherwise go unnoticed.
+  const ignored = opts.config.temporal.ignoredKeys;
+  if (ignored && opts.config.temporal.profile) {
+    opts.logger.warn(
+      { configFile: opts.config.temporal.profile.file, ignoredKeys: ignored },
+      'the Temporal config file has keys that are ignored (a misspelling?)',
+    );
+  }
   try {
     await worker.run();
   } finally {

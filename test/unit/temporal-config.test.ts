@@ -9,7 +9,13 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config/env';
 import { ConfigError } from '../../config/errors';
-import { connectionOptions, defaultConfigFile, hasCredentials, resolveTemporal } from '../../config/temporal';
+import {
+  connectionOptions,
+  defaultConfigFile,
+  describeConnection,
+  hasCredentials,
+  resolveTemporal,
+} from '../../config/temporal';
 import { createLogger } from '../../src/logger';
 import { resetRedaction } from '../../src/redact';
 import { runCli } from '../harness/cli';
@@ -159,14 +165,33 @@ describe('temporal.toml profiles', () => {
     expect(errorOf(() => resolveTemporal({ HOME: path.join(dir, 'no-home') }, { profile: 'staging' }))).toBe(
       `--profile: no profile "staging": there is no config file (looked for ${path.join(dir, 'no-home/.config/temporalio/temporal.toml')}; set TEMPORAL_CONFIG_FILE)`,
     );
-    const typo = toml('typo.toml', '[profile.default]\nadress = "a:1"\n');
-    expect(errorOf(() => resolveTemporal({ TEMPORAL_CONFIG_FILE: typo }))).toBe(
-      `${typo}: Validation error: key(s) unrecognized in profile.default: adress`,
-    );
     const addr = toml('addr.toml', '[profile.default]\naddress = "no-port"\n');
     expect(errorOf(() => resolveTemporal({ TEMPORAL_CONFIG_FILE: addr }))).toBe(
       `${addr}: profile.default.address: must be host:port, e.g. 127.0.0.1:7233 (got "no-port")`,
     );
+  });
+
+  it('ignores unknown keys as the temporal CLI does (its own oauth section among them), and names them', () => {
+    // The CLI reads the file with envconfig's default (not strict) and writes `[profile.<name>.oauth]` itself.
+    const cli = toml(
+      'cli-written.toml',
+      '[profile.default]\naddress = "cloud.example:7233"\nnamespace = "ns"\n\n[profile.default.oauth]\nclient_id = "x"\n',
+    );
+    const fromCli = resolveTemporal({ TEMPORAL_CONFIG_FILE: cli });
+    expect(fromCli).toMatchObject({ address: 'cloud.example:7233', namespace: 'ns' });
+    expect(fromCli.ignoredKeys).toBe('key(s) unrecognized in profile.default: oauth');
+    // A misspelt key is not an error any more, but it is named (the worker warns with it).
+    const typo = toml('typo.toml', '[profile.default]\nadress = "a:1"\n');
+    const t = resolveTemporal({ TEMPORAL_CONFIG_FILE: typo });
+    expect(t.address).toBe('127.0.0.1:7233');
+    expect(t.ignoredKeys).toBe('key(s) unrecognized in profile.default: adress');
+    expect(describeConnection(t)).toMatchObject({
+      ignoredKeys: 'key(s) unrecognized in profile.default: adress',
+    });
+    // A file with only known keys names none.
+    expect(
+      resolveTemporal({ TEMPORAL_CONFIG_FILE: toml('clean.toml', PROFILES) }).ignoredKeys,
+    ).toBeUndefined();
   });
 
   it('refuses an API key with a line break without printing it', () => {
