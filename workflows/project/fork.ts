@@ -4,15 +4,27 @@
  * in the fork's own shadow repository under the same id, so that it can roll back to it like any
  * checkpoint of its own. Phases up to that checkpoint are `inherited`.
  */
-import { ApplicationFailure, patched } from '@temporalio/workflow';
+import { ApplicationFailure, log, patched } from '@temporalio/workflow';
+import { isHostLost } from '../host-lost';
+import { hosts } from '../host-placement';
 import { type PhaseResult, ZERO_USAGE } from '../../src/shared/run';
 import { BASELINE_PHASE, baselineCheckpoint } from './carry';
 import { claimRunHost } from './hosts';
 import { onHost } from './proxies';
-import type { ProjectRun } from './run';
+import { failureMessage, type ProjectRun } from './run';
 
 /** Guards CP0, the checkpoint of the workspace before phase 1 (runs recorded before it took none). */
 export const BASELINE_PATCH = 'baseline-cp0';
+
+/**
+ * Patch id: a run whose host is lost while it sets its workspace up (before CP0, or before a fork's
+ * checkpoint is re-taken) claims another host and sets up there, as if placed there first; runs recorded
+ * before it failed. Asked only on that path, so a history that never lost its host has no marker.
+ */
+export const SETUP_RECLAIM_PATCH = 'run-setup-reclaim';
+
+/** How many times a run's setup claims another host before the run fails (each waits the move time). */
+export const SETUP_CLAIMS_MAX = 3;
 
 /** The `inherited` results of phases 0..`upTo` of a fork, at time `now`. */
 export function inheritedResults(phaseNames: readonly string[], upTo: number, now: string): PhaseResult[] {
@@ -60,7 +72,38 @@ export async function startRun(run: ProjectRun, hosted = false): Promise<void> {
   }
   // The host the workspace lives on (./hosts): every step below goes there.
   if (hosted) await claimRunHost(run);
-  const { workspace, checkpointing } = onHost(run.st.host);
+  for (let claims = 1; ; claims++) {
+    try {
+      await setUpWorkspace(run);
+      return;
+    } catch (err) {
+      // Nothing of the run is on the lost host yet but its empty setup: set it up on a live host instead.
+      if (!st.host || !isHostLost(err) || claims > SETUP_CLAIMS_MAX || !patched(SETUP_RECLAIM_PATCH))
+        throw err;
+      const from = st.host;
+      st.host = await hosts.claimHost();
+      st.phaseResults.length = 0;
+      st.baseline = undefined;
+      log.warn('host lost during setup: setting the run up on another host', {
+        runId,
+        from: from.hostId,
+        to: st.host.hostId,
+      });
+      audit.record('host', {
+        event: 'moved',
+        from: from.hostId,
+        to: st.host.hostId,
+        during: 'setup',
+        reason: failureMessage(err).slice(0, 500),
+      });
+    }
+  }
+}
+
+/** The workspace on the run's host: a fork's checkpoint materialized, the shadow repository, CP0. */
+async function setUpWorkspace(run: ProjectRun): Promise<void> {
+  const { runId, input, phases, st, audit } = run;
+  const { workspace, checkpointing } = onHost(st.host);
   const fork = input.forkedFrom;
   if (fork) {
     await workspace.materializeCheckpoint({
