@@ -356,6 +356,8 @@ export async function forkRun(
   if (fs.existsSync(target) && fs.readdirSync(target).length > 0) {
     throw new WorkspacePathError(`fork workspace ${target} must be empty or not exist`);
   }
+  // The parent's workspace is on its host: the fork is set up there (absent for runs without a host).
+  const host = recordedHost(source.outputsDir, opts.runId);
   return startRun(client, {
     spec: source.spec,
     workspace: target,
@@ -370,8 +372,38 @@ export async function forkRun(
       sourceWorkspace: source.workspace,
       commit: cp.commit,
       phaseIndex: cp.phaseIndex,
+      ...(host ? { host } : {}),
     },
   });
+}
+
+/**
+ * The host a run's workspace is on, from its audit trail (its last `host` entry: placed, or moved to), which
+ * a finished run with no worker still has; undefined for a run without a host or an unreadable trail.
+ */
+export function recordedHost(outputsDir: string, runId: string): string | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(outputsDir, runId, 'audit.jsonl'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  let host: string | undefined;
+  for (const line of text.split('\n')) {
+    if (!line.includes('"host"')) continue;
+    try {
+      const e = JSON.parse(line) as {
+        kind?: string;
+        details?: { event?: string; host?: unknown; to?: unknown };
+      };
+      if (e.kind !== 'host') continue;
+      const at = e.details?.event === 'moved' ? e.details.to : e.details?.host;
+      if (typeof at === 'string') host = at;
+    } catch {
+      // a torn last line: skipped
+    }
+  }
+  return host;
 }
 
 /** Polls `status` until the run closes, calling `onStatus` on each change; returns the final status. */

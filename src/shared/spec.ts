@@ -192,6 +192,11 @@ export const ProjectWorkflowInputSchema = z.object({
       /** Index of the phase the checkpoint was taken after; the fork continues with the next one
        * (-1: CP0, the workspace before phase 1). */
       phaseIndex: z.number().int().min(-1),
+      /** The host the parent's workspace lives on (README "Many hosts"): the fork is placed there. */
+      host: z
+        .string()
+        .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/)
+        .optional(),
     })
     .optional(),
 });

@@ -7,7 +7,8 @@
  * (`adoptWorkspace`), becomes the host, and the run continues with the phase after that checkpoint, as
  * after a rollback to it. The move is in the audit trail and in the run's status.
  */
-import { log } from '@temporalio/workflow';
+import { log, workflowInfo } from '@temporalio/workflow';
+import { hostTaskQueue } from '../../src/shared/names';
 import type { Checkpoint } from '../../src/shared/run';
 import { hosts } from './proxies';
 import { ensureCommit, markRolledBack } from './rollback';
@@ -24,9 +25,25 @@ export const HOST_PATCH = 'run-host-queue';
  * first await): before its workspace is set up.
  */
 export async function claimRunHost(run: ProjectRun): Promise<void> {
-  run.st.host = await hosts.claimHost();
+  const claimed = await hosts.claimHost();
+  // A fork is set up where its parent's workspace is (its checkpoint is materialized from there), with the
+  // move time of the worker that answered; if that host is gone, the setup claims another (./fork).
+  const source = run.input.forkedFrom?.host;
+  run.st.host =
+    source && source !== claimed.hostId
+      ? {
+          hostId: source,
+          queue: hostTaskQueue(workflowInfo().taskQueue, source),
+          moveAfterMs: claimed.moveAfterMs,
+        }
+      : claimed;
   log.info('run placed on host', { runId: run.runId, host: run.st.host.hostId });
-  run.audit.record('host', { event: 'placed', host: run.st.host.hostId, queue: run.st.host.queue });
+  run.audit.record('host', {
+    event: 'placed',
+    host: run.st.host.hostId,
+    queue: run.st.host.queue,
+    ...(source ? { forkSource: true } : {}),
+  });
 }
 
 /**
