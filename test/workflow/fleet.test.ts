@@ -197,6 +197,17 @@ describe('room for agents', { timeout: 1_800_000 }, () => {
         phases: Array.from({ length: OTHER_PHASES }, (_, i) => ({
           name: `p${i}`,
           agents: [{ role: 'dev', backend: 'script', command: ['sh', '-c', `echo ${i} > f${i}.txt`] }],
+          // The universal gate, as every run loaded from an intake gets it: a phase without gates
+          // schedules no evaluateGates, and then there would be no gates flowing to measure.
+          gates: [
+            {
+              id: 'no-private-keys',
+              kind: 'validator',
+              glob: '**/*',
+              must_not_contain: '-----BEGIN ([A-Z0-9]+ )?PRIVATE KEY-----',
+              on_fail: 'pause_for_approval',
+            },
+          ],
         })),
       });
       // While they run, how full the agent room is: the held turns must be holding it throughout.
