@@ -6,6 +6,7 @@
  * the run's checkpoints from the checkpoint store every host reaches (./store), restores the last one into
  * its own workspace root, and becomes the run's host.
  */
+import fs from 'node:fs/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { formatZodIssues } from '../../config/errors';
@@ -13,8 +14,15 @@ import type { AppConfig } from '../../config/env';
 import type { Logger } from '../../src/logger';
 import { SafeNameSchema } from '../../src/shared/ids';
 import { hostTaskQueue } from '../../src/shared/names';
-import { initWorkspace, restoreWorkspace, shadowGitDir, WorkspaceError } from '../workspace';
-import { fetchCheckpoints, pushCheckpoint } from './store';
+import {
+  initWorkspace,
+  readHold,
+  restoreWorkspace,
+  shadowGitDir,
+  STATE_DIR,
+  WorkspaceError,
+} from '../workspace';
+import { fetchCheckpoints, pushCheckpoint, storeHasCheckpoint } from './store';
 
 export { pushCheckpoint, fetchCheckpoints, storeRepo, checkpointRef } from './store';
 
@@ -35,6 +43,12 @@ const AdoptInput = z.object({
   commit: z.string().min(1),
   /** The host the run lost (logged). */
   from: z.string().min(1),
+  /**
+   * The run the checkpoint belongs to when it is not `runId`'s own: a fork whose parent's host is gone is
+   * set up from its parent's checkpoint in the store. The workspace must then be new or empty (or this
+   * run's own unfinished setup), as for materializeCheckpoint.
+   */
+  sourceRunId: SafeNameSchema.optional(),
 });
 
 /** Builds the host activities (they run on the shared task queue: any live worker answers). */
@@ -55,7 +69,8 @@ export function createHostActivities(deps: { config: AppConfig; logger: Logger }
     /**
      * Takes over a run whose host was lost: its checkpoints are fetched from the checkpoint store into a
      * shadow repository of this host's workspace, and `commit` (checkpoint `checkpoint`) is restored there
-     * exactly. Returns this host.
+     * exactly. Returns this host. With `sourceRunId` (a fork whose parent's host is gone), only that run's
+     * checkpoint is fetched, into a workspace that must be new or empty.
      */
     async adoptWorkspace(input: z.input<typeof AdoptInput>): Promise<HostPlacement> {
       const parsed = AdoptInput.safeParse(input);
@@ -75,11 +90,27 @@ export function createHostActivities(deps: { config: AppConfig; logger: Logger }
           nonRetryable: true,
         });
       }
+      const source = a.sourceRunId ?? a.runId;
+      if (a.sourceRunId) {
+        if (!(await storeHasCheckpoint({ store, runId: a.sourceRunId, checkpoint: a.checkpoint }))) {
+          throw ApplicationFailure.create({
+            type: 'CheckpointNotInStore',
+            message: `fork ${a.runId}: checkpoint ${a.checkpoint} of run ${a.sourceRunId} is not in the checkpoint store ${store} (its host ${a.from} is gone, and with it the run's workspace)`,
+            nonRetryable: true,
+          });
+        }
+        await ensureForkTarget(a.workspace, a.runId);
+      }
       const started = Date.now();
       await beating('adoptWorkspace', async () => {
         try {
           await initWorkspace({ workspace: a.workspace, holder: a.runId });
-          await fetchCheckpoints({ store, runId: a.runId, shadowGitDir: shadowGitDir(a.workspace) });
+          await fetchCheckpoints({
+            store,
+            runId: source,
+            shadowGitDir: shadowGitDir(a.workspace),
+            ...(a.sourceRunId ? { checkpoint: a.checkpoint } : {}),
+          });
           await restoreWorkspace({ workspace: a.workspace, commit: a.commit });
         } catch (err) {
           if (err instanceof WorkspaceError) {
@@ -98,13 +129,34 @@ export function createHostActivities(deps: { config: AppConfig; logger: Logger }
           from: a.from,
           to: config.host.id,
           checkpoint: a.checkpoint,
+          ...(a.sourceRunId ? { sourceRunId: a.sourceRunId } : {}),
           ms: Date.now() - started,
         },
-        'run moved to this host',
+        a.sourceRunId ? 'fork set up on this host from the checkpoint store' : 'run moved to this host',
       );
       return placement();
     },
   };
+}
+
+/**
+ * A fork's target on this host: new, empty, or holding only this fork's own unfinished setup (a retried
+ * attempt); anything else is refused (`TargetNotEmpty`), since the restore would replace it.
+ */
+async function ensureForkTarget(workspace: string, runId: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = (await fs.readdir(workspace)).filter((e) => e !== STATE_DIR);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (entries.length === 0 || (await readHold(workspace))?.runId === runId) return;
+  throw ApplicationFailure.create({
+    type: 'TargetNotEmpty',
+    message: `fork target workspace ${workspace} is not empty (${entries.length} entries: ${entries.slice(0, 3).join(', ')}); fork into a new or empty directory`,
+    nonRetryable: true,
+  });
 }
 
 /**

@@ -58,21 +58,41 @@ export async function pushCheckpoint(args: {
   return { repo };
 }
 
-/** Fetches every checkpoint of the run (and their extra objects) from the store into `shadowGitDir`. */
+/**
+ * Fetches every checkpoint of the run (and their extra objects) from the store into `shadowGitDir`; with
+ * `checkpoint`, only that one (a fork takes one checkpoint of another run, not that run's others).
+ */
 export async function fetchCheckpoints(args: {
   store: string;
   runId: string;
   shadowGitDir: string;
+  checkpoint?: string;
 }): Promise<{ repo: string }> {
   const repo = storeRepo(args.store, args.runId);
-  await git([
-    `--git-dir=${args.shadowGitDir}`,
-    'fetch',
-    '--quiet',
-    '--no-tags',
-    repo,
-    '+refs/checkpoints/*:refs/checkpoints/*',
-    AUX_REFS,
-  ]);
+  const refs = args.checkpoint
+    ? `+${checkpointRef(args.checkpoint)}:${checkpointRef(args.checkpoint)}`
+    : '+refs/checkpoints/*:refs/checkpoints/*';
+  await git([`--git-dir=${args.shadowGitDir}`, 'fetch', '--quiet', '--no-tags', repo, refs, AUX_REFS]);
   return { repo };
+}
+
+/** Whether the store holds checkpoint `checkpoint` of run `runId` (as a commit). */
+export async function storeHasCheckpoint(args: {
+  store: string;
+  runId: string;
+  checkpoint: string;
+}): Promise<boolean> {
+  const repo = storeRepo(args.store, args.runId);
+  try {
+    await git([
+      `--git-dir=${repo}`,
+      'rev-parse',
+      '--verify',
+      '--quiet',
+      `${checkpointRef(args.checkpoint)}^{commit}`,
+    ]);
+    return true;
+  } catch {
+    return false;
+  }
 }

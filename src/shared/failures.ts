@@ -78,6 +78,11 @@ export const FAILURES = {
     meaning:
       'a run lost its host and the worker taking it over has no checkpoint store (ORCHESTRATOR_CHECKPOINT_STORE) to restore from',
   },
+  CheckpointNotInStore: {
+    cause: 'config',
+    meaning:
+      "a fork's parent lost its host and the checkpoint store has no copy of the forked checkpoint (the parent ran without ORCHESTRATOR_CHECKPOINT_STORE)",
+  },
   // ---- input: a request that can never succeed ----
   InvalidInput: { cause: 'input', meaning: 'an activity input failed validation' },
   InvalidActivityInput: { cause: 'input', meaning: 'a workspace activity input failed validation' },

@@ -17,7 +17,8 @@ import {
 import { describe, expect, it } from 'vitest';
 import { defaultHostId, loadConfig } from '../../config/env';
 import { ConfigError } from '../../config/errors';
-import { fetchCheckpoints, pushCheckpoint, storeRepo } from '../../activities/host';
+import { createHostActivities, fetchCheckpoints, pushCheckpoint, storeRepo } from '../../activities/host';
+import { createLogger } from '../../src/logger';
 import { initWorkspace, restoreWorkspace, shadowGitDir, snapshotWorkspace } from '../../activities/workspace';
 import { agentTaskQueue, hostTaskQueue } from '../../src/shared/names';
 import type { Checkpoint } from '../../src/shared/run';
@@ -197,6 +198,86 @@ describe('the checkpoint store', () => {
     expect(exactListing(b)).toEqual(atCp1);
     await restoreWorkspace({ workspace: b, commit: second.commit });
     expect(fs.readFileSync(path.join(b, 'src/main.ts'), 'utf8')).toBe('changed\n');
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it("sets a fork up from its parent's checkpoint in the store: that checkpoint only, into an empty workspace", async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'orch-store-fork-'));
+    const [a, fork, store] = ['host-a/ws', 'host-b/fork', 'store'].map((d) => path.join(tmp, d)) as [
+      string,
+      string,
+      string,
+    ];
+    fs.mkdirSync(path.join(a, 'sub/empty'), { recursive: true });
+    fs.writeFileSync(path.join(a, 'sub/run.sh'), '#!/bin/sh\n', { mode: 0o750 });
+    fs.writeFileSync(path.join(a, 'a.txt'), 'one\n');
+    await initWorkspace({ workspace: a });
+    const cp1 = await snapshotWorkspace({ workspace: a, message: 'CP1' });
+    const shadow = shadowGitDir(a);
+    await pushCheckpoint({
+      store,
+      runId: 'parent',
+      shadowGitDir: shadow,
+      checkpoint: 'CP1',
+      commit: cp1.commit,
+    });
+    const atCp1 = exactListing(a);
+    fs.writeFileSync(path.join(a, 'a.txt'), 'two\n');
+    const cp2 = await snapshotWorkspace({ workspace: a, message: 'CP2' });
+    await pushCheckpoint({
+      store,
+      runId: 'parent',
+      shadowGitDir: shadow,
+      checkpoint: 'CP2',
+      commit: cp2.commit,
+    });
+
+    const config = loadConfig(
+      { ORCHESTRATOR_HOST_ID: 'host-b', ORCHESTRATOR_CHECKPOINT_STORE: store },
+      {},
+      tmp,
+      machine,
+    );
+    const host = createHostActivities({ config, logger: createLogger('silent') });
+    const adoptWorkspace = (i: Parameters<typeof host.adoptWorkspace>[0]) => host.adoptWorkspace(i);
+    const input = {
+      runId: 'parent-fork',
+      workspace: fork,
+      checkpoint: 'CP1',
+      commit: cp1.commit,
+      from: 'host-a',
+      sourceRunId: 'parent',
+    };
+    expect((await adoptWorkspace(input)).hostId).toBe('host-b');
+    expect(exactListing(fork)).toEqual(atCp1);
+    // Only the forked checkpoint came along, under its own ref; a retry of the same setup is harmless.
+    const refs = execFileSync(
+      'git',
+      ['--git-dir', shadowGitDir(fork), 'for-each-ref', '--format=%(refname)'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(refs).toContain('refs/checkpoints/CP1');
+    expect(refs).not.toContain('refs/checkpoints/CP2');
+    await adoptWorkspace(input);
+    expect(exactListing(fork)).toEqual(atCp1);
+
+    // Someone else's files are never replaced; a checkpoint the store lacks is named.
+    const other = path.join(tmp, 'other');
+    fs.mkdirSync(other);
+    fs.writeFileSync(path.join(other, 'mine.txt'), 'keep\n');
+    await expect(adoptWorkspace({ ...input, workspace: other })).rejects.toMatchObject({
+      type: 'TargetNotEmpty',
+      nonRetryable: true,
+    });
+    expect(fs.readdirSync(other)).toEqual(['mine.txt']);
+    await expect(
+      adoptWorkspace({ ...input, workspace: path.join(tmp, 'new'), checkpoint: 'CP9' }),
+    ).rejects.toMatchObject({ type: 'CheckpointNotInStore', nonRetryable: true });
+    await expect(
+      adoptWorkspace({ ...input, workspace: path.join(tmp, 'new'), sourceRunId: 'never-stored' }),
+    ).rejects.toMatchObject({ type: 'CheckpointNotInStore', nonRetryable: true });
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 });

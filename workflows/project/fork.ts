@@ -23,6 +23,14 @@ export const BASELINE_PATCH = 'baseline-cp0';
  */
 export const SETUP_RECLAIM_PATCH = 'run-setup-reclaim';
 
+/**
+ * Patch id: a fork whose setup lost its host (its parent's host, where the parent's workspace is) is set up
+ * on a live host from the checkpoint store: `adoptWorkspace` with the parent as source restores the forked
+ * checkpoint there, and no `materializeCheckpoint` follows. Before it, the fork claimed another host and
+ * materialized from a parent workspace that host does not have, and failed. Asked only on that path.
+ */
+export const FORK_FROM_STORE_PATCH = 'fork-from-store';
+
 /** How many times a run's setup claims another host before the run fails (each waits the move time). */
 export const SETUP_CLAIMS_MAX = 3;
 
@@ -72,40 +80,63 @@ export async function startRun(run: ProjectRun, hosted = false): Promise<void> {
   }
   // The host the workspace lives on (./hosts): every step below goes there.
   if (hosted) await claimRunHost(run);
+  // Once a fork's checkpoint came from the store, the parent's workspace is out of reach for good.
+  let fromStore = false;
   for (let claims = 1; ; claims++) {
     try {
-      await setUpWorkspace(run);
+      await setUpWorkspace(run, fromStore);
       return;
     } catch (err) {
       // Nothing of the run is on the lost host yet but its empty setup: set it up on a live host instead.
       if (!st.host || !isHostLost(err) || claims > SETUP_CLAIMS_MAX || !patched(SETUP_RECLAIM_PATCH))
         throw err;
       const from = st.host;
-      st.host = await hosts.claimHost();
+      const fork = input.forkedFrom;
+      // A fork placed where its parent's workspace is: only the store still has the checkpoint.
+      if (fork?.host && patched(FORK_FROM_STORE_PATCH)) {
+        st.host = await hosts.adoptWorkspace({
+          runId,
+          workspace: input.workspace,
+          checkpoint: fork.checkpoint,
+          commit: fork.commit,
+          from: from.hostId,
+          sourceRunId: fork.runId,
+        });
+        fromStore = true;
+      } else {
+        st.host = await hosts.claimHost();
+      }
       st.phaseResults.length = 0;
       st.baseline = undefined;
       log.warn('host lost during setup: setting the run up on another host', {
         runId,
         from: from.hostId,
         to: st.host.hostId,
+        ...(fromStore ? { fromStore } : {}),
       });
       audit.record('host', {
         event: 'moved',
         from: from.hostId,
         to: st.host.hostId,
         during: 'setup',
+        ...(fromStore && fork
+          ? { fromStore: { runId: fork.runId, checkpoint: fork.checkpoint, commit: fork.commit } }
+          : {}),
         reason: failureMessage(err).slice(0, 500),
       });
     }
   }
 }
 
-/** The workspace on the run's host: a fork's checkpoint materialized, the shadow repository, CP0. */
-async function setUpWorkspace(run: ProjectRun): Promise<void> {
+/**
+ * The workspace on the run's host: a fork's checkpoint materialized (unless `fromStore`: restored from the
+ * checkpoint store by `adoptWorkspace` already), the shadow repository, CP0.
+ */
+async function setUpWorkspace(run: ProjectRun, fromStore: boolean): Promise<void> {
   const { runId, input, phases, st, audit } = run;
   const { workspace, checkpointing } = onHost(st.host);
   const fork = input.forkedFrom;
-  if (fork) {
+  if (fork && !fromStore) {
     await workspace.materializeCheckpoint({
       sourceWorkspace: fork.sourceWorkspace,
       commit: fork.commit,
