@@ -1,7 +1,7 @@
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { type Command } from 'commander';
 import { type AppConfig, loadConfig } from '../../config/env';
-import { connectionOptions } from '../../config/temporal';
+import { connectionOptions, type TemporalConnection } from '../../config/temporal';
 import { cannotReachTemporal } from '../connection-error';
 import { readServerState } from '../devserver';
 import { CLIENT_CHANNEL_ARGS } from '../client-channel';
@@ -40,10 +40,29 @@ export function loggerFor(config: AppConfig, bindings: Record<string, unknown> =
   return createLogger(config.logLevel, bindings, logDestination(config.logFormat));
 }
 
+let warnedIgnoredKeys = false;
+
+/**
+ * Says once per invocation, on stderr, that the Temporal config file (profile) has keys that are ignored,
+ * as the worker does in its log: envconfig ignores unknown keys (as the `temporal` CLI does), so a
+ * misspelt `adress` would otherwise connect elsewhere without a word. Called by whatever connects.
+ */
+export function warnIgnoredProfileKeys(
+  t: Pick<TemporalConnection, 'ignoredKeys' | 'profile'>,
+  write: (line: string) => void = (line) => process.stderr.write(line),
+): void {
+  if (warnedIgnoredKeys || !t.ignoredKeys || !t.profile) return;
+  warnedIgnoredKeys = true;
+  write(
+    `orchestrator: warning: the Temporal config file ${t.profile.file} has keys that are ignored (a misspelling?): ${t.ignoredKeys}\n`,
+  );
+}
+
 /** Opens a client to the configured cluster; the error names the address when nothing answers. */
 export async function connectClient(
   config: AppConfig,
 ): Promise<{ client: Client; close: () => Promise<void> }> {
+  warnIgnoredProfileKeys(config.temporal);
   let connection: Connection;
   try {
     connection = await Connection.connect({

@@ -9,6 +9,7 @@ import { CLIENT_CHANNEL_ARGS } from '../client-channel';
 import { installRuntimeLogger } from '../../workers/runtime-logger';
 import { createWorker } from '../../workers/worker';
 import type { Logger } from '../logger';
+import { warnIgnoredProfileKeys } from './context';
 import { retryRefusedQueries } from '../query-retry';
 
 export async function withLocalWorker<T>(
@@ -16,6 +17,7 @@ export async function withLocalWorker<T>(
   logger: Logger,
   fn: (client: Client) => Promise<T>,
 ): Promise<T> {
+  warnIgnoredProfileKeys(config.temporal);
   installRuntimeLogger(logger, config.metrics);
   const { worker, connection: native } = await createWorker({ config, logger });
   const running = worker.run();

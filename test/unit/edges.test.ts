@@ -136,6 +136,38 @@ describe('unreachable Temporal', () => {
   }, 120_000);
 });
 
+describe('a Temporal config file with keys that are ignored', () => {
+  it('is named on one stderr line by a command that connects, once, and not by --help', async () => {
+    // `namepsace` is misspelt: envconfig ignores it (as the temporal CLI does), so nothing else would say.
+    const file = path.join(tmp, 'temporal.toml');
+    fs.writeFileSync(file, '[profile.default]\naddress = "127.0.0.1:1"\nnamepsace = "prod"\n');
+    const env = { TEMPORAL_CONFIG_FILE: file, TEMPORAL_ADDRESS: '', ORCHESTRATOR_HOME: tmp };
+    const warning = `orchestrator: warning: the Temporal config file ${file} has keys that are ignored (a misspelling?): key(s) unrecognized in profile.default: namepsace`;
+    for (const args of [
+      ['run', 'list'],
+      ['team', 'status', 'some-team'],
+    ]) {
+      const r = await runCli(args, env, 90_000);
+      expect(r.code, args.join(' ')).toBe(1);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines[0], args.join(' ')).toBe(warning);
+      expect(lines.filter((l) => l.includes('warning'))).toHaveLength(1);
+      expect(lines.at(-1)).toContain(
+        `cannot reach Temporal at 127.0.0.1:1 (${file}: profile.default.address)`,
+      );
+    }
+    for (const args of [['run', 'list', '--help'], ['--version']]) {
+      const r = await runCli(args, env);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stderr, args.join(' ')).toBe('');
+    }
+    // A clean file: no warning.
+    fs.writeFileSync(file, '[profile.default]\naddress = "127.0.0.1:1"\n');
+    const clean = await runCli(['run', 'list'], env, 90_000);
+    expect(clean.stderr).not.toContain('warning');
+  }, 240_000);
+});
+
 describe('a closed stdout', () => {
   it('ends the command quietly instead of an unhandled EPIPE', async () => {
     const child = spawn(
