@@ -18,7 +18,13 @@ import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { loadHierarchyPolicy } from '../config/hierarchy';
 import { createTeamToolHandler } from '../activities/team-tools/handler';
-import { serveTeamTools, TEAM_MCP_SCRIPT, TEAM_SOCKET_ENV } from '../activities/team-tools/socket';
+import {
+  serveTeamTools,
+  TEAM_AGENT_ENV,
+  TEAM_KEY_FILE_ENV,
+  TEAM_MCP_SCRIPT,
+  TEAM_SOCKET_ENV,
+} from '../activities/team-tools/socket';
 import { createLogger } from '../src/logger';
 import { requestAgentUpdate, type TeamStatus } from '../src/shared/team';
 import { nextProof, startTeam, teamStatus, type AgentCredentials } from '../src/teams';
@@ -123,19 +129,22 @@ try {
   });
 
   // mcp: the team MCP server as `claude` starts it, talking to the agent's tool socket.
-  const socket = await serveTeamTools(
-    createTeamToolHandler({
-      client: env.client,
-      identity: { runId, agentId: creds.agentId, key: creds.key },
-      logger: createLogger('error'),
-    }),
-  );
+  const identity = { runId, agentId: creds.agentId, key: creds.key };
+  const socket = await serveTeamTools({
+    handler: createTeamToolHandler({ client: env.client, identity, logger: createLogger('error') }),
+    identity,
+  });
   const mcp = new McpClient({ name: 'bench', version: '1.0.0' });
   await mcp.connect(
     new StdioClientTransport({
       command: process.execPath,
       args: [TEAM_MCP_SCRIPT],
-      env: { ...(process.env as Record<string, string>), [TEAM_SOCKET_ENV]: socket.path },
+      env: {
+        ...(process.env as Record<string, string>),
+        [TEAM_SOCKET_ENV]: socket.path,
+        [TEAM_KEY_FILE_ENV]: socket.keyFile!,
+        [TEAM_AGENT_ENV]: creds.agentId,
+      },
     }),
   );
   let mcpLatencies: number[];

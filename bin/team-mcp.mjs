@@ -3,9 +3,11 @@
 // --mcp-config. It knows nothing itself: tools/list and tools/call are forwarded to the agent's own
 // claudeTurn activity over the unix socket in ORCHESTRATOR_TEAM_SOCKET. That activity holds the agent's
 // identity (run and agent id from its workflow's input), so nothing a model puts in a tool call can make
-// it act as another agent.
+// it act as another agent. Every request carries the agent's key (read from the 0600 file the activity
+// names in ORCHESTRATOR_TEAM_KEY_FILE) and each call the agent it is for: the socket answers no one else.
 //
 // Plain JavaScript with three imports, no tsx: it is on every agent's start path and must start fast.
+import fs from 'node:fs';
 import http from 'node:http';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
@@ -17,18 +19,30 @@ if (!socketPath) {
   process.exit(2);
 }
 
-/** One JSON request to the activity; resolves with its JSON answer. */
+const keyFile = process.env.ORCHESTRATOR_TEAM_KEY_FILE;
+const agentId = process.env.ORCHESTRATOR_TEAM_AGENT;
+let key = '';
+try {
+  key = keyFile ? fs.readFileSync(keyFile, 'utf8').trim() : '';
+} catch (err) {
+  process.stderr.write(
+    `team-mcp: cannot read the agent's key (${err instanceof Error ? err.message : err})\n`,
+  );
+}
+
+/** One JSON request to the activity; resolves with its JSON answer (a refusal rejects with its reason). */
 function ask(method, pathName, body) {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : JSON.stringify(body);
+    const auth = key ? { authorization: `Bearer ${key}` } : {};
     const req = http.request(
       {
         socketPath,
         path: pathName,
         method,
         headers: data
-          ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) }
-          : {},
+          ? { ...auth, 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) }
+          : auth,
       },
       (res) => {
         const chunks = [];
@@ -36,7 +50,9 @@ function ask(method, pathName, body) {
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
           try {
-            resolve(JSON.parse(text));
+            const answer = JSON.parse(text);
+            if (res.statusCode === 200) resolve(answer);
+            else reject(new Error(String(answer.error ?? `HTTP ${res.statusCode}`)));
           } catch {
             reject(
               new Error(
@@ -60,7 +76,11 @@ server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: await ask
 
 server.setRequestHandler(CallToolRequestSchema, async (req) => {
   try {
-    const r = await ask('POST', '/call', { name: req.params.name, arguments: req.params.arguments ?? {} });
+    const r = await ask('POST', '/call', {
+      ...(agentId ? { agentId } : {}),
+      name: req.params.name,
+      arguments: req.params.arguments ?? {},
+    });
     return { content: [{ type: 'text', text: String(r.text) }], isError: Boolean(r.isError) };
   } catch (err) {
     // The activity is gone (its turn ended or the worker died): say so; the model can retry later.

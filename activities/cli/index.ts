@@ -26,7 +26,14 @@ import { agentInboxQuery, messagePrompt, teamAgentWorkflowId } from '../../src/s
 import { TEAM_MCP_SERVER, teamToolsAllowed } from '../team-tools/definitions';
 import { createTeamToolHandler } from '../team-tools/handler';
 import { createAgentGateway, newTurnKey } from '../team-tools/agent-gateway';
-import { serveTeamTools, TEAM_MCP_SCRIPT, TEAM_SOCKET_ENV, type TeamToolSocket } from '../team-tools/socket';
+import {
+  serveTeamTools,
+  TEAM_AGENT_ENV,
+  TEAM_KEY_FILE_ENV,
+  TEAM_MCP_SCRIPT,
+  TEAM_SOCKET_ENV,
+  type TeamToolSocket,
+} from '../team-tools/socket';
 import {
   createStreamState,
   feedLine,
@@ -408,7 +415,7 @@ export function createCliActivities(deps: CliActivityDeps) {
       // The MCP server's tools and the agent's own `orchestrator team …` commands, on one socket: the
       // agent reaches its team through this turn, never Temporal itself (src/agent-gateway).
       tools = await serveTeamTools(
-        createTeamToolHandler({ client: ctx.client, identity, logger: log }),
+        { handler: createTeamToolHandler({ client: ctx.client, identity, logger: log }), identity },
         createAgentGateway({ client: ctx.client, identity, logger: log }),
       );
     }
@@ -418,7 +425,12 @@ export function createCliActivities(deps: CliActivityDeps) {
             [TEAM_MCP_SERVER]: {
               command: process.execPath,
               args: [TEAM_MCP_SCRIPT],
-              env: { [TEAM_SOCKET_ENV]: tools.path },
+              // The key's file, not the key: the config is on claude's command line, which others can read.
+              env: {
+                [TEAM_SOCKET_ENV]: tools.path,
+                ...(tools.keyFile ? { [TEAM_KEY_FILE_ENV]: tools.keyFile } : {}),
+                ...(team ? { [TEAM_AGENT_ENV]: team.agentId } : {}),
+              },
             },
           },
         })

@@ -24,7 +24,8 @@ export interface GatewayAnswer {
 /** Handles one request: `authorization` is the header as sent, `raw` the parsed JSON body. */
 export type AgentGatewayHandler = (authorization: string | undefined, raw: unknown) => Promise<GatewayAnswer>;
 
-function sameKey(authorization: string | undefined, key: string): boolean {
+/** Whether `authorization` (the header as sent) is `Bearer <key>`, compared in constant time. */
+export function sameKey(authorization: string | undefined, key: string): boolean {
   const given = Buffer.from(/^Bearer (.+)$/.exec(authorization ?? '')?.[1] ?? '');
   const want = Buffer.from(key);
   return given.length === want.length && timingSafeEqual(given, want);
