@@ -12,6 +12,7 @@ import { startRun } from '../../src/runs';
 import { ProjectSpecSchema } from '../../src/shared/spec';
 import { cliEnv, runCli } from '../harness/cli';
 import { Gates, waitFor } from '../harness/gates';
+import { universalGates } from '../harness/universal-gates';
 import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
 
 const FILES = 20_000;
@@ -34,16 +35,9 @@ describe('artifacts at scale', () => {
           name: 'generate',
           agents: [{ role: 'generator', backend: 'script', command: ['node', '-e', make] }],
           artifacts: [{ pattern: 'gen/**/*.txt', min_count: FILES }],
-          // The universal gate, as every run gets it: evidence stays capped whatever the file count.
-          gates: [
-            {
-              id: 'no-private-keys',
-              kind: 'validator',
-              glob: '**/*',
-              must_not_contain: '-----BEGIN ([A-Z0-9]+ )?PRIVATE KEY-----',
-              on_fail: 'pause_for_approval',
-            },
-          ],
+          // The universal gates, as every run gets them (test/harness/universal-gates reads them from
+          // config/governance/universal.yaml): evidence stays capped whatever the file count.
+          gates: universalGates(),
         },
       ],
     });

@@ -26,6 +26,7 @@ import { startRun } from '../../src/runs';
 import { ProjectSpecSchema } from '../../src/shared/spec';
 import type { OrchestratorWorker } from '../../workers/worker';
 import { Gates, waitFor } from '../harness/gates';
+import { universalGates } from '../harness/universal-gates';
 import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
 
 const HELD = 50;
@@ -197,17 +198,10 @@ describe('room for agents', { timeout: 1_800_000 }, () => {
         phases: Array.from({ length: OTHER_PHASES }, (_, i) => ({
           name: `p${i}`,
           agents: [{ role: 'dev', backend: 'script', command: ['sh', '-c', `echo ${i} > f${i}.txt`] }],
-          // The universal gate, as every run loaded from an intake gets it: a phase without gates
+          // The universal gates, as every run loaded from an intake gets them (read from
+          // config/governance/universal.yaml by test/harness/universal-gates): a phase without gates
           // schedules no evaluateGates, and then there would be no gates flowing to measure.
-          gates: [
-            {
-              id: 'no-private-keys',
-              kind: 'validator',
-              glob: '**/*',
-              must_not_contain: '-----BEGIN ([A-Z0-9]+ )?PRIVATE KEY-----',
-              on_fail: 'pause_for_approval',
-            },
-          ],
+          gates: universalGates(),
         })),
       });
       // While they run, how full the agent room is: the held turns must be holding it throughout.
