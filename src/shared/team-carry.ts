@@ -50,6 +50,18 @@ export interface TeamCarry {
   queued?: QueuedRequest[];
   /** The team's host (patch `team-host-queue`): its workspace steps go to `queue`. */
   host?: { hostId: string; queue: string; moveAfterMs: number };
+  /**
+   * The team's last checkpoint (patch `team-host-move`): the snapshot of its workspace a move restores,
+   * `CP<n>` in the checkpoint store; `n` numbers the next.
+   */
+  checkpoint?: TeamCheckpoint;
+}
+
+/** A team's checkpoint: a snapshot of its workspace, pushed to the checkpoint store as `id`. */
+export interface TeamCheckpoint {
+  n: number;
+  id: string;
+  commit: string;
 }
 
 /** A request accepted while the team drained, started by the next execution. */

@@ -375,6 +375,19 @@ export interface TeamAgentOutcome {
  * as new no longer owns the children its earlier runs started: this is how it learns they ended.
  */
 export const agentEndedSignal = defineSignal<[TeamAgentOutcome]>('agentEnded');
+
+/** Where a team's workspace lives (README "Many hosts"): its host, the host's queue, its move time. */
+export interface TeamHost {
+  hostId: string;
+  queue: string;
+  moveAfterMs: number;
+}
+/**
+ * Sent by an agent workflow to its team (patch `team-host-move`): a step of the agent sent to host `host`
+ * waited past the host's move time, so the host is gone. The team moves (once) and answers every agent
+ * with {@link teamHostMovedSignal}.
+ */
+export const teamHostLostSignal = defineSignal<[{ agentId: string; host: string }]>('teamHostLost');
 export const teamStatusQuery = defineQuery<TeamStatus>('status');
 /** A message to a running agent, fire-and-forget; a refusal (ended agent, unknown name) is in status and audit. */
 export const messageAgentSignal = defineSignal<[MessageRequest]>('messageAgent');
@@ -426,6 +439,11 @@ export const deliverMessageSignal = defineSignal<[{ from: string; text: string }
 export const agentInboxQuery = defineQuery<TeamMessage[], [number]>('inbox');
 /** `report_status`: a short text shown in team status and track. */
 export const reportStatusSignal = defineSignal<[{ text: string }]>('reportStatus');
+/**
+ * The team's workspace is on another host now (patch `team-host-move`): the agent sends its directory
+ * operations and turns there from this moment, and retries there the step the lost host never took.
+ */
+export const teamHostMovedSignal = defineSignal<[TeamHost]>('teamHostMoved');
 
 // ---- ids and paths ----
 /** The workflow id of a team agent: stable, so a replay or retry finds the same child. */

@@ -14,6 +14,7 @@ import {
   taskDoneUpdate,
   TaskDoneRequestSchema,
   teamAgentStatusQuery,
+  teamHostMovedSignal,
   type TaskDoneRequest,
   type TaskDoneResult,
 } from '../../src/shared/team';
@@ -47,6 +48,10 @@ export function setAgentHandlers(a: TeamAgentRun): void {
       if (a.finished || status.state === 'starting') throw new Error(`agent ${agent.id} is ${status.state}`);
     },
   });
+  setHandler(teamHostMovedSignal, (to) => {
+    // Only a team that moves sends it (patch `team-host-move`): the agent's steps go there from now on.
+    if (a.input.hostMoves && to && typeof to.queue === 'string') a.host = to;
+  });
 }
 
 /** Update `taskDone`: marks tasks in the agent's tasks.md, once the request proves it is the agent's. */
@@ -72,7 +77,7 @@ async function taskDone(a: TeamAgentRun, req: TaskDoneRequest): Promise<TaskDone
     }
     a.cap = check.next;
   }
-  const r = await a.files.markTeamTasks({ dir: a.dir, task: req.task, all: req.all });
+  const r = await a.onHost(() => a.files.markTeamTasks({ dir: a.dir, task: req.task, all: req.all }));
   if (r.unknown !== undefined) {
     const known = r.tasks.map((t) => `${t.id} (${t.status})`).join(', ') || 'none';
     throw ApplicationFailure.nonRetryable(

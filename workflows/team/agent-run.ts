@@ -5,6 +5,7 @@
  */
 import {
   type CancellationScope,
+  condition,
   getExternalWorkflowHandle,
   log,
   uuid4,
@@ -20,7 +21,9 @@ import {
   type TeamAgentStatus,
   type TeamMessage,
   type TeamTask,
+  teamHostLostSignal,
 } from '../../src/shared/team';
+import { isHostLost } from '../host-lost';
 import { describe, type SessionUsage } from './failures';
 import { agentFiles, type AgentFiles, scriptActivities } from './proxies';
 import type { TeamAgentInput } from './types';
@@ -65,9 +68,10 @@ export class TeamAgentRun {
   /** The agent's system prompt and its process environment, once prepared. */
   persona = '';
   env: Record<string, string> = {};
-  readonly script: ReturnType<typeof scriptActivities>;
-  /** Its directory's operations: on the team's host when it has one. */
-  readonly files: AgentFiles;
+  /** The team's host: where its directory operations and turns go; a move changes it (./host). */
+  host: TeamAgentInput['host'];
+  /** What prepared its directory: asked again on a new host, whose checkpoint may predate it. */
+  prepareArgs: Parameters<AgentFiles['prepareTeamAgent']>[0] | undefined;
 
   constructor(readonly input: TeamAgentInput) {
     this.agent = input.agent;
@@ -90,8 +94,50 @@ export class TeamAgentRun {
     this.cap = input.capability ? { anchor: input.capability.anchor, used: 0 } : undefined;
     this.team = getExternalWorkflowHandle(input.runId);
     this.limits = input.meter?.limits ?? {};
-    this.script = scriptActivities(input.settings, input.host);
-    this.files = agentFiles(input.host);
+    this.host = input.host;
+  }
+
+  /** Its script turns, on the team's host when it has one. */
+  get script(): ReturnType<typeof scriptActivities> {
+    return scriptActivities(this.settings, this.host);
+  }
+
+  /** Its directory's operations: on the team's host when it has one. */
+  get files(): AgentFiles {
+    return agentFiles(this.host);
+  }
+
+  /**
+   * Runs a step that goes to the team's host. When the host never took it (gone past its move time) and
+   * the team moves (patch `team-host-move`), the team is told, and the step runs again on the host the
+   * team moved to, after the agent's directory is prepared there again. Otherwise its failure is thrown.
+   */
+  async onHost<T>(step: () => Promise<T>): Promise<T> {
+    for (;;) {
+      const host = this.host;
+      try {
+        return await step();
+      } catch (err) {
+        if (!this.input.hostMoves || !host || !isHostLost(err)) throw err;
+        await this.awaitMove(host.hostId, err);
+      }
+    }
+  }
+
+  private async awaitMove(lost: string, err: unknown): Promise<void> {
+    if (this.host?.hostId === lost) {
+      log.warn('host lost: waiting for the team to move', { agentId: this.agent.id, host: lost });
+      await this.team
+        .signal(teamHostLostSignal, { agentId: this.agent.id, host: lost })
+        .catch((e: unknown) => {
+          log.warn('host loss not reported to the team', { agentId: this.agent.id, error: describe(e) });
+        });
+      await condition(() => this.host?.hostId !== lost || this.stopReason !== undefined);
+      if (this.host?.hostId === lost) throw err;
+    }
+    // The checkpoint the new host restored may predate the directory: prepared again (tasks.md is kept).
+    const args = this.prepareArgs;
+    if (args) await this.onHost(() => this.files.prepareTeamAgent(args));
   }
 
   /** Reports progress to the team; a report that cannot be delivered is logged, never fatal. */

@@ -71,16 +71,18 @@ export async function runTurn(a: TeamAgentRun, round: number): Promise<TurnOutco
   let refusedCost = 0;
   try {
     if (input.backend === 'script') {
-      const r = await a.script.scriptTurn({
-        runId: input.runId,
-        agentId: agent.id,
-        workspace: input.workspace,
-        outputsDir: input.outputsDir,
-        command: ['sh', '-c', input.instructions],
-        env: a.env,
-        timeoutS: settings.scriptTimeoutS,
-        ...(input.capability ? { capabilityFile: input.capability.file } : {}),
-      });
+      const r = await a.onHost(() =>
+        a.script.scriptTurn({
+          runId: input.runId,
+          agentId: agent.id,
+          workspace: input.workspace,
+          outputsDir: input.outputsDir,
+          command: ['sh', '-c', input.instructions],
+          env: a.env,
+          timeoutS: settings.scriptTimeoutS,
+          ...(input.capability ? { capabilityFile: input.capability.file } : {}),
+        }),
+      );
       return {
         ok: r.ok,
         cancelled: false,
@@ -99,7 +101,7 @@ export async function runTurn(a: TeamAgentRun, round: number): Promise<TurnOutco
     let resumed = false;
     for (;;) {
       try {
-        const r = await model(input.host).claudeTurn({
+        const turn = {
           runId: input.runId,
           agentId: agent.id,
           outputsDir: input.outputsDir,
@@ -124,7 +126,9 @@ export async function runTurn(a: TeamAgentRun, round: number): Promise<TurnOutco
           ...(input.meter
             ? { meter: { id: agent.id, phase: agent.role, agent: agent.id, limits: a.limits } }
             : {}),
-        });
+        };
+        // A turn its host never took runs on the host the team moved to, resuming the same session.
+        const r = await a.onHost(() => model(a.host).claudeTurn(turn));
         a.session = { cost: r.totalCostUsd, usage: r.sessionUsage };
         a.deliveredSeq = Math.max(a.deliveredSeq, r.deliveredSeq ?? afterSeq);
         return {

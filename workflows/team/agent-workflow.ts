@@ -33,7 +33,7 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
     backend: input.backend,
     startedAt,
   });
-  const prep = await a.files.prepareTeamAgent({
+  a.prepareArgs = {
     runId: input.runId,
     workspace: input.workspace,
     outputsDir: input.outputsDir,
@@ -44,7 +44,9 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
     instructions: input.instructions,
     sessionId,
     startedAt,
-  });
+  };
+  const prepareArgs = a.prepareArgs;
+  const prep = await a.onHost(() => a.files.prepareTeamAgent(prepareArgs));
   status.tasks = prep.tasks;
   status.state = 'running';
   a.env = {
@@ -75,7 +77,7 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
       status.costUsd = round6(status.costUsd + outcome.costUsd);
       status.turns += outcome.turns;
       if (a.stopReason !== undefined) break;
-      const read = await a.files.readTeamTasks({ dir });
+      const read = await a.onHost(() => a.files.readTeamTasks({ dir }));
       a.tasks = read.tasks;
       status.tasks = read.counts;
       if (input.backend === 'script' && outcome.ok) a.reportedDone = true;
@@ -100,11 +102,13 @@ export async function teamAgentWorkflow(input: TeamAgentInput): Promise<TeamAgen
   const completedAt = new Date().toISOString();
   const { error, stopReason } = a;
   const { archivedTo } = await CancellationScope.nonCancellable(() =>
-    a.files.archiveTeamAgent({
-      dir,
-      outcome: state,
-      session: { completedAt, costUsd: status.costUsd, turns: status.turns, error, stopReason },
-    }),
+    a.onHost(() =>
+      a.files.archiveTeamAgent({
+        dir,
+        outcome: state,
+        session: { completedAt, costUsd: status.costUsd, turns: status.turns, error, stopReason },
+      }),
+    ),
   );
   await Promise.all(a.reports);
   await condition(allHandlersFinished);

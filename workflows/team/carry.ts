@@ -51,6 +51,8 @@ export interface CarryParts {
   queued?: readonly AgentRecord[];
   /** The team's host (patch `team-host-queue`). */
   host?: TeamCarry['host'];
+  /** The team's last checkpoint (patch `team-host-move`). */
+  checkpoint?: TeamCarry['checkpoint'];
 }
 
 /** What the next execution starts from. */
@@ -80,5 +82,6 @@ export function teamCarry(p: CarryParts): TeamCarry {
       ? { queued: p.queued.map((r) => ({ id: r.id, instructions: r.instructions })) }
       : {}),
     ...(p.host ? { host: p.host } : {}),
+    ...(p.checkpoint ? { checkpoint: p.checkpoint } : {}),
   };
 }

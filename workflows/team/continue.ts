@@ -40,6 +40,8 @@ export function isQuiet(f: InFlight): boolean {
 
 /** {@link isQuiet} of the team now. */
 export function quiet(run: TeamRun): boolean {
+  // A checkpoint or a move in flight (./host) finishes in this execution: the carry holds its outcome.
+  if (run.checkpointing || run.moving) return false;
   return isQuiet({
     pending: run.pending.length,
     finishing: run.finishing,

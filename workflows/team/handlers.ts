@@ -27,6 +27,7 @@ import {
   SpoofReportSchema,
   stopTeamSignal,
   StopTeamRequestSchema,
+  teamHostLostSignal,
   teamStatusQuery,
   type AgentProgress,
   type SpawnResult,
@@ -36,6 +37,7 @@ import { authenticate } from './auth';
 import { budgetPaused, budgetStatus, chargeAgent, checkRaise, raiseBudget } from './budget';
 import { onMessageSignal, onMessageUpdate, validateMessage } from './messages';
 import { admit, drainBusy, refuse, spawnResult } from './requests';
+import { onAgentHostLost, requestTeamCheckpoint } from './host';
 import { finishAgent } from './roster';
 import type { TeamRun } from './run';
 
@@ -135,6 +137,8 @@ export function setTeamHandlers(run: TeamRun): void {
     if (p.note !== undefined) rec.note = p.note;
     // A round ended: its spend goes into the ledger now, so `budget status` follows the team.
     if (p.costUsd !== undefined) void chargeAgent(run, rec);
+    // A round ended: its work is checkpointed, so a move restores it (./host).
+    if (p.tasks) requestTeamCheckpoint(run, `${rec.id} round`);
   });
   setHandler(agentEndedSignal, async (r) => {
     // Sent by the agent's own workflow as it ends; only an agent of this team, once.
@@ -151,4 +155,5 @@ export function setTeamHandlers(run: TeamRun): void {
   });
   setHandler(agentBudgetPausedSignal, (p) => budgetPaused(run, p));
   setHandler(budgetQuery, () => budgetStatus(run));
+  setHandler(teamHostLostSignal, (p) => onAgentHostLost(run, p));
 }

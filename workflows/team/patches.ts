@@ -47,3 +47,10 @@ export const DRAIN_QUEUE_PATCH = 'team-drain-queue';
  * Teams recorded before it use the shared queues (and local activities for the agents' directories).
  */
 export const TEAM_HOST_PATCH = 'team-host-queue';
+/**
+ * Patch id: a team with a host checkpoints its workspace (a snapshot pushed to the checkpoint store) before
+ * its first agent starts and after each agent's round and end; when its host is gone past the move time,
+ * it moves (`adoptWorkspace` restores the last checkpoint on a live host) and its agents retry there what
+ * the lost host never ran (./host). Teams recorded before it keep no checkpoints and fail with their host.
+ */
+export const TEAM_HOST_MOVE_PATCH = 'team-host-move';

@@ -13,6 +13,7 @@ import { teamAgentWorkflow } from './agent-workflow';
 import { settleAgent } from './budget';
 import { carriedAgentResult, describe, failureType } from './failures';
 import { identity } from './proxies';
+import { requestTeamCheckpoint } from './host';
 import { accept, defaultInstructions, initialRoster } from './requests';
 import type { TeamRun } from './run';
 import type { AgentEnd, AgentRecord, TeamAgentInput, TeamAgentResult } from './types';
@@ -70,6 +71,7 @@ export function agentInput(run: TeamRun, rec: AgentRecord): TeamAgentInput {
     ...(rec.capability ? { capability: rec.capability } : {}),
     ...(run.metered.has(rec.id) ? { meter: { limits: limitsFor(run.ledger, rec.role, rec.id) } } : {}),
     ...(run.host ? { host: run.host } : {}),
+    ...(run.moves ? { hostMoves: true } : {}),
   };
 }
 
@@ -191,6 +193,8 @@ async function processEnd(run: TeamRun, rec: AgentRecord, outcome: AgentEnd): Pr
     ...(rec.errorType ? { errorType: rec.errorType } : {}),
   });
   if (run.honest && rec.state === 'failed') reactToFailure(run, rec);
+  // Its archived directory is checkpointed while others still work (./host); the team's end needs none.
+  if (run.records.some((r) => isActive(r.state))) requestTeamCheckpoint(run, `${rec.id} ended`);
 }
 
 /** Why the team stops when a failed agent stops it (policy `onAgentFailure: stop`), or undefined. */

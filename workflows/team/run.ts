@@ -32,9 +32,11 @@ import {
   LONG_TEAMS_PATCH,
   PROOF_REPLAYS_PATCH,
   TEAM_BUDGET_PATCH,
+  TEAM_HOST_MOVE_PATCH,
   TEAM_HOST_PATCH,
 } from './patches';
 import type { HostPlacement } from '../host-placement';
+import type { TeamCheckpoint } from '../../src/shared/team-carry';
 import { isOver, teamPausedReason, teamStatus } from './status';
 import type { AgentRecord, MeterState } from './types';
 
@@ -94,6 +96,21 @@ export class TeamRun {
   readonly hosted: boolean;
   /** The team's host, once claimed (or carried): its agents' workspace steps go to its queues. */
   host: HostPlacement | undefined;
+  /**
+   * The team checkpoints its workspace and moves when its host is lost (patch `team-host-move`, ./host).
+   * Asked once the team has a host, on its first execution or a continued one.
+   */
+  moves = false;
+  /** The team's last checkpoint: what a move restores. */
+  checkpoint: TeamCheckpoint | undefined;
+  /** Why a checkpoint is wanted (the latest reason), while one is wanted and not yet taken. */
+  checkpointWanted: string | undefined;
+  /** A checkpoint is being taken (./host): the team continues or ends only after it. */
+  checkpointing = false;
+  /** The team is moving to another host (./host). */
+  moving = false;
+  /** The move failed (no checkpoint store, say): the team is stopped and then fails with it. */
+  moveFailure: unknown;
   /** The agent whose failure stopped the team (policy `onAgentFailure: stop`). */
   failedBy: AgentRecord | undefined;
   /** The team's budget ledger (src/shared/budget): roles are its phases (src/shared/team-budget). */
@@ -143,7 +160,9 @@ export class TeamRun {
     const early = patched(EARLY_CONTINUE_PATCH);
     this.drainQueue = patched(DRAIN_QUEUE_PATCH);
     this.hosted = patched(TEAM_HOST_PATCH);
+    this.moves = this.hosted && patched(TEAM_HOST_MOVE_PATCH);
     this.host = carry?.host;
+    this.checkpoint = carry?.checkpoint;
     this.continueAt = {
       ...(early ? TEAM_CONTINUE_AS_NEW_AT : LEGACY_TEAM_CONTINUE_AS_NEW_AT),
       ...input.continueAsNewAt,
@@ -225,6 +244,7 @@ export class TeamRun {
       audit: this.trail.carry(),
       queued: this.queued,
       host: this.host,
+      checkpoint: this.checkpoint,
     });
   }
 }

@@ -49,6 +49,11 @@ export interface TeamAgentInput {
    * its queues. Absent for teams started before hosts: the shared queues.
    */
   host?: HostPlacement;
+  /**
+   * The team moves when its host is lost (patch `team-host-move`): a step the host never took is retried
+   * on the host the team names in `teamHostMoved`. Absent before it: such a step fails the agent.
+   */
+  hostMoves?: boolean;
 }
 
 /** What a team agent's workflow returns (src/shared/team TeamAgentOutcome). */

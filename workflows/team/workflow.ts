@@ -24,7 +24,8 @@ import { isActive } from '../../src/shared/team';
 import type { TeamCarry } from '../../src/shared/team-carry';
 import { teamVerdict } from '../../src/shared/team-outcome';
 import { historyFull, quiet } from './continue';
-import { claimTeamHost } from './host';
+import { failureType } from './failures';
+import { claimTeamHost, firstTeamCheckpoint } from './host';
 import { setTeamHandlers } from './handlers';
 import { launch, startRoster, stopAgent } from './roster';
 import { parseTeamInput, TeamRun } from './run';
@@ -42,6 +43,8 @@ export async function teamWorkflow(raw: TeamWorkflowInput, carry?: TeamCarry): P
   const auditWriter = run.trail.background(AUDIT_BATCH_WINDOW);
   // Before the first agent starts: its directory and turns go to the host (./host).
   if (run.hosted && !run.host) await claimTeamHost(run);
+  // And its workspace is checkpointed there, so that the team can move (patch `team-host-move`).
+  if (run.moves) await firstTeamCheckpoint(run);
   const launches: Promise<void>[] = [];
   const allEnded = () => records.every((r) => !isActive(r.state));
   for (;;) {
@@ -86,8 +89,10 @@ export async function teamWorkflow(raw: TeamWorkflowInput, carry?: TeamCarry): P
     }
   }
   await Promise.all(launches);
+  if (run.moves) await condition(() => !run.checkpointing && !run.moving);
   const verdict = run.honest ? teamVerdict(records, run.failedBy?.id) : undefined;
-  run.state = verdict ? 'failed' : run.stopReason !== undefined ? 'stopped' : 'completed';
+  const lost = run.moveFailure !== undefined;
+  run.state = verdict || lost ? 'failed' : run.stopReason !== undefined ? 'stopped' : 'completed';
   run.completedAt = new Date().toISOString();
   run.record('run', 'workflow', {
     event: `team_${run.state}`,
@@ -97,6 +102,15 @@ export async function teamWorkflow(raw: TeamWorkflowInput, carry?: TeamCarry): P
   });
   await auditWriter.close();
   await condition(allHandlersFinished);
+  if (lost) {
+    // Its host is gone and it could not move (./host): the move's own failure says why.
+    throw ApplicationFailure.create({
+      type: failureType(run.moveFailure),
+      message: run.stopReason ?? 'the team lost its host',
+      nonRetryable: true,
+      details: [{ runId, host: run.host?.hostId }],
+    });
+  }
   if (verdict) {
     // The status query still answers (state `failed`); the failure names the agents, kept short.
     throw ApplicationFailure.create({
