@@ -51,7 +51,8 @@ function checkpointing(host: NonNullable<TeamRun['host']>) {
 /**
  * The team's first checkpoint, before its first agent starts (or, for a team continued from an execution
  * that kept none, before it goes on): what a move restores when nothing later was taken. A host lost
- * before it held nothing of the team: the team claims another (at most three times).
+ * before it held nothing of the team: the team claims another (at most three times). A checkpoint that
+ * fails otherwise is logged: the team works on, and would fail with its host, as before it could move.
  */
 export async function firstTeamCheckpoint(run: TeamRun): Promise<void> {
   if (!run.moves || run.checkpoint) return;
@@ -61,7 +62,13 @@ export async function firstTeamCheckpoint(run: TeamRun): Promise<void> {
       await takeCheckpoint(run, 'team start');
       return;
     } catch (err) {
-      if (!isHostLost(err) || claims >= MAX_FIRST_CLAIMS) throw err;
+      if (!isHostLost(err)) {
+        // A team that cannot checkpoint still works, as before it could: it only cannot move.
+        log.warn('team checkpoint not taken', { runId: run.runId, error: describe(err) });
+        run.record('checkpoint', 'workflow', { event: 'failed', error: describe(err).slice(0, 500) });
+        return;
+      }
+      if (claims >= MAX_FIRST_CLAIMS) throw err;
       run.host = await hosts.claimHost();
       run.record('host', 'workflow', {
         event: 'moved',
