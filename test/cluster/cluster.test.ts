@@ -6,6 +6,7 @@
  * run again, and the workspace ends as the run defines it. The history says which worker ran what.
  * A team growing on worker C loses C the same way and finishes on two new workers: no request is lost
  * and no agent workflow starts twice (counted with a visibility query, which PostgreSQL answers here).
+ * A team on one of two hosts loses its host the same way and moves to the other from its last checkpoint.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -349,5 +350,135 @@ describe('cluster: the Temporal server on PostgreSQL', () => {
     expect(started.sort()).toEqual(ids.map((id) => `${input.runId}/${id}`).sort());
     const starts = new Set(fs.readFileSync(path.join(workspace, 'starts.log'), 'utf8').trim().split('\n'));
     expect([...starts].sort()).toEqual(ids.filter((id) => /engineer|intern/.test(id)).sort());
+  });
+  it('a team whose host is SIGKILLed moves to another host from its last checkpoint and completes there', async () => {
+    // Two hosts, as for the run above: each its own disk at the workspace path, one checkpoint store.
+    await stopWorkers();
+    const shared = tempDir('orch-team-hosts-ws-');
+    const disks = { a: tempDir('orch-team-host-a-'), b: tempDir('orch-team-host-b-') };
+    const store = tempDir('orch-team-checkpoint-store-');
+    const MOVE_AFTER_S = 5;
+    const workspace = path.join(shared, 'ws');
+    fs.mkdirSync(path.join(disks.a, 'ws'));
+    fs.writeFileSync(path.join(disks.a, 'ws', 'in.txt'), 'input\n');
+    const control = new Gates('cluster-team-move').dir;
+    const waiting = path.join(control, 'manager-waiting');
+    const proceed = path.join(control, 'manager-proceed');
+    const host = (id: 'a' | 'b') =>
+      spawnWorkerProcess(
+        t,
+        {
+          LOG_LEVEL: 'error',
+          ORCHESTRATOR_HOST_ID: `team-host-${id}`,
+          ORCHESTRATOR_CHECKPOINT_STORE: store,
+          ORCHESTRATOR_HOST_MOVE_AFTER_S: String(MOVE_AFTER_S),
+        },
+        [
+          'unshare',
+          '--mount',
+          '--propagation',
+          'private',
+          'sh',
+          '-c',
+          'mount --bind "$1" "$2" && shift 2 && exec "$@"',
+          'host',
+          disks[id],
+          shared,
+        ],
+      );
+    const a = host('a');
+    workers.push(a);
+    await waitUntilPolling(t, a.pid!);
+    const input = await startTeam(t.client, {
+      goal: 'Move with a lost host',
+      workspace,
+      outputsDir: t.config.outputsDir,
+      policy: loadHierarchyPolicy(undefined, { maxTeamSize: 5 }),
+      backend: 'script',
+      taskQueue: t.taskQueue,
+      instructions: {
+        architect: 'cp in.txt arch.txt',
+        manager: `touch '${waiting}'; while [ ! -f '${proceed}' ]; do sleep 0.05; done; echo managed > managed.txt`,
+      },
+    });
+    // The manager waits, the architect has ended, and its end is in the store's last checkpoint.
+    const trees = new Map<string, Record<string, string>>();
+    const lastCheckpoint = () => {
+      const repo = path.join(store, `${input.runId}.git`);
+      if (!fs.existsSync(path.join(repo, 'HEAD'))) return undefined;
+      const refs = execFileSync(
+        'git',
+        [
+          `--git-dir=${repo}`,
+          'for-each-ref',
+          '--format=%(refname:strip=2) %(objectname)',
+          'refs/checkpoints',
+        ],
+        { encoding: 'utf8' },
+      )
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split(' ') as [string, string])
+        .sort((x, y) => Number(x[0].slice(2)) - Number(y[0].slice(2)));
+      const top = refs.at(-1);
+      if (!top) return undefined;
+      if (!trees.has(top[1])) {
+        const dir = tempDir('orch-team-cp-');
+        execFileSync('sh', [
+          '-c',
+          'git --git-dir="$1" archive "$2" | tar -x -C "$3"',
+          'x',
+          repo,
+          top[1],
+          dir,
+        ]);
+        trees.set(top[1], treeHash(dir));
+      }
+      return { id: top[0], commit: top[1], tree: trees.get(top[1])! };
+    };
+    await waitFor(
+      () => fs.existsSync(waiting) && lastCheckpoint()?.tree['.team/architect-1-completed/session.json'],
+      "the manager waits and the architect's end is checkpointed",
+      240_000,
+    );
+    expect((await teamStatus(t.client, input.runId)).host).toBe('team-host-a');
+    const b = host('b');
+    workers.push(b);
+    await waitUntilPolling(t, b.pid!);
+    fs.rmSync(waiting);
+    a.kill('SIGKILL');
+    await new Promise((r) => a.once('exit', r));
+    const last = lastCheckpoint()!;
+    // A stays dead; the manager's turn, retried past the move time, moves the team to B and runs there.
+    await waitFor(
+      async () =>
+        ((await teamStatus(t.client, input.runId)).host === 'team-host-b' && fs.existsSync(waiting)) ||
+        undefined,
+      'the team moved to B and its manager runs there',
+      240_000,
+    );
+    // B's workspace is the last checkpoint, file for file.
+    expect(treeHash(path.join(disks.b, 'ws'))).toEqual(last.tree);
+    fs.writeFileSync(proceed, '');
+    const final = (await t.client.workflow.getHandle(input.runId).result()) as TeamStatus;
+    expect(final.state).toBe('completed');
+    expect(final.host).toBe('team-host-b');
+    expect(final.agents.every((x) => x.state === 'completed')).toBe(true);
+    expect(fs.readFileSync(path.join(disks.b, 'ws', 'managed.txt'), 'utf8')).toBe('managed\n');
+    const moves = fs
+      .readFileSync(path.join(t.config.outputsDir, input.runId, 'audit.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { kind: string; details: Record<string, unknown> })
+      .filter((e) => e.kind === 'host' && e.details.event === 'moved');
+    expect(moves.map((m) => [m.details.from, m.details.to, m.details.checkpoint, m.details.commit])).toEqual([
+      ['team-host-a', 'team-host-b', last.id, last.commit],
+    ]);
+    // The move was answered by B, on the shared queue.
+    const adopted = activityStarts(
+      (await t.client.workflow.getHandle(input.runId).fetchHistory()).events ?? [],
+    ).filter((s) => s.type === 'adoptWorkspace');
+    expect(adopted.map((s) => [s.queue, s.identity.split('@')[0]])).toEqual([[t.taskQueue, String(b.pid)]]);
   });
 });
