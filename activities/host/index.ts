@@ -33,6 +33,12 @@ export interface HostPlacement {
   queue: string;
   /** The ScheduleToStart timeout of every activity sent to the host: past it, the run moves. */
   moveAfterMs: number;
+  /**
+   * Whether this host pushes checkpoints to a checkpoint store (`ORCHESTRATOR_CHECKPOINT_STORE`). A team
+   * on a host without one takes no checkpoints: nothing could move from them (`adoptWorkspace` needs the
+   * store), so they would only cost a snapshot per agent round.
+   */
+  store?: boolean;
 }
 
 const absPath = z.string().startsWith('/', 'must be an absolute path');
@@ -59,6 +65,7 @@ export function createHostActivities(deps: { config: AppConfig; logger: Logger }
     hostId: config.host.id,
     queue: hostTaskQueue(config.temporal.taskQueue, config.host.id),
     moveAfterMs: config.host.moveAfterMs,
+    store: config.host.checkpointStore !== undefined,
   });
   return {
     /** This worker's host: the run that asks keeps its workspace here. */

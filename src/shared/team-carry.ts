@@ -49,7 +49,7 @@ export interface TeamCarry {
    */
   queued?: QueuedRequest[];
   /** The team's host (patch `team-host-queue`): its workspace steps go to `queue`. */
-  host?: { hostId: string; queue: string; moveAfterMs: number };
+  host?: { hostId: string; queue: string; moveAfterMs: number; store?: boolean };
   /**
    * The team's last checkpoint (patch `team-host-move`): the snapshot of its workspace a move restores,
    * `CP<n>` in the checkpoint store; `n` numbers the next.

@@ -381,6 +381,8 @@ export interface TeamHost {
   hostId: string;
   queue: string;
   moveAfterMs: number;
+  /** Whether the host pushes checkpoints to a checkpoint store (absent: claimed before hosts said). */
+  store?: boolean;
 }
 /**
  * Sent by an agent workflow to its team (patch `team-host-move`): a step of the agent sent to host `host`

@@ -96,6 +96,23 @@ describe('host queues and configuration', () => {
   });
 });
 
+describe('the host a run or team claims', () => {
+  it('says whether it has a checkpoint store: a team keeps checkpoints only where it can move from them', async () => {
+    const claim = (env: Record<string, string>) =>
+      createHostActivities({
+        config: loadConfig({ ORCHESTRATOR_HOST_ID: 'host-a', ...env }, {}, '/tmp/x', machine),
+        logger: createLogger('silent'),
+      }).claimHost();
+    expect(await claim({})).toEqual({
+      hostId: 'host-a',
+      queue: hostTaskQueue('orchestrator', 'host-a'),
+      moveAfterMs: 300_000,
+      store: false,
+    });
+    expect((await claim({ ORCHESTRATOR_CHECKPOINT_STORE: '/mnt/checkpoints' })).store).toBe(true);
+  });
+});
+
 describe('a lost host', () => {
   it('is a ScheduleToStart timeout, directly or as the cause of an activity or child failure', () => {
     const lost = new TimeoutFailure('timed out', undefined, 'SCHEDULE_TO_START');

@@ -55,7 +55,7 @@ function checkpointing(host: NonNullable<TeamRun['host']>) {
  * fails otherwise is logged: the team works on, and would fail with its host, as before it could move.
  */
 export async function firstTeamCheckpoint(run: TeamRun): Promise<void> {
-  if (!run.moves || run.checkpoint) return;
+  if (!checkpoints(run) || run.checkpoint) return;
   for (let claims = 1; ; claims++) {
     const host = run.host!;
     try {
@@ -78,6 +78,16 @@ export async function firstTeamCheckpoint(run: TeamRun): Promise<void> {
       });
     }
   }
+}
+
+/**
+ * Whether the team takes checkpoints: it can move (patch `team-host-move`), and its host has a checkpoint
+ * store to move from. A host that says it has none (`store: false`) gets none: a move would fail with
+ * `NoCheckpointStore` anyway, as it does with no checkpoint, so they would only cost a snapshot per
+ * round. A host claimed before hosts said (`store` absent, recorded histories) keeps taking them.
+ */
+function checkpoints(run: TeamRun): boolean {
+  return run.moves && run.host?.store !== false;
 }
 
 async function takeCheckpoint(run: TeamRun, label: string): Promise<void> {
@@ -108,7 +118,7 @@ async function takeCheckpoint(run: TeamRun, label: string): Promise<void> {
  * at a time in the background; what is asked meanwhile is one more checkpoint, after the current one.
  */
 export function requestTeamCheckpoint(run: TeamRun, label: string): void {
-  if (!run.moves || !run.checkpoint || run.moveFailure !== undefined) return;
+  if (!checkpoints(run) || !run.checkpoint || run.moveFailure !== undefined) return;
   run.checkpointWanted = label;
   if (run.checkpointing) return;
   run.checkpointing = true;
