@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { MAX_AGENT_HEARTBEAT_TIMEOUT_S, MIN_AGENT_HEARTBEAT_TIMEOUT_S } from '../src/shared/failures';
 import { PermissionModeSchema } from '../src/shared/spec';
 import { RoleNameSchema, TeamPolicySchema, type TeamPolicy } from '../src/shared/team';
 import { getAgentPreset, loadAgentFile, subagentsForCli, type AgentPreset } from './agents';
@@ -62,6 +63,12 @@ export const HierarchyFileSchema = z.strictObject({
       max_budget_usd: z.number().positive().optional(),
       completion_grace_s: z.number().nonnegative().optional(),
       script_timeout_s: z.number().positive().optional(),
+      heartbeat_timeout_s: z
+        .number()
+        .int()
+        .min(MIN_AGENT_HEARTBEAT_TIMEOUT_S)
+        .max(MAX_AGENT_HEARTBEAT_TIMEOUT_S)
+        .optional(),
     })
     .default({}),
 });
@@ -128,6 +135,7 @@ export function parseHierarchyPolicy(
       maxBudgetUsd: a.max_budget_usd,
       completionGraceS: a.completion_grace_s,
       scriptTimeoutS: a.script_timeout_s,
+      turnHeartbeatTimeoutS: a.heartbeat_timeout_s,
       ...overrides.agent,
     }).filter(([, v]) => v !== undefined),
   );

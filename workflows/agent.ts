@@ -30,7 +30,7 @@ import type { Activities } from '../activities';
 import {
   countsAgainstAgent,
   DEFAULT_AGENT_ATTEMPTS,
-  AGENT_TURN_HEARTBEAT_TIMEOUT,
+  agentTurnHeartbeatTimeout,
   isFailureType,
   retryPolicy,
 } from '../src/shared/failures';
@@ -72,6 +72,11 @@ export interface AgentWorkflowInput {
    * its model requests is admitted under. Set by the run; without it the agent is metered under its file id.
    */
   meter?: { id: string; limits: MeterLimitsMessage };
+  /**
+   * Heartbeat timeout of this agent's turns in seconds (the run's `constraints.agent_heartbeat_timeout_s`);
+   * unset: AGENT_TURN_HEARTBEAT_TIMEOUT.
+   */
+  turnHeartbeatTimeoutS?: number;
   /** The run's outputs folder, decided at run start: transcripts and logs go there, whatever the
    * worker's own ORCHESTRATOR_OUTPUTS_DIR or working directory. */
   outputsDir?: string;
@@ -154,29 +159,30 @@ const { agentTurns } = proxySinks<AgentTurnSinks>();
 // Turns run on `<queue>-agents` (./agent-queue), so the proxies are made per call.
 // Retries by cause (src/shared/failures): infrastructure failures, including a lost worker noticed by the
 // heartbeat timeout, retry without limit; the agent's own failures are counted below, per agent attempt.
-const script = (host?: TurnHost) =>
+// The heartbeat timeout is the run's own (`constraints.agent_heartbeat_timeout_s`) when it set one.
+const script = (host?: TurnHost, heartbeatS?: number) =>
   proxyActivities<Pick<Activities, 'scriptTurn'>>({
     ...agentTurnQueue(host),
     startToCloseTimeout: '2 hours',
-    heartbeatTimeout: AGENT_TURN_HEARTBEAT_TIMEOUT,
+    heartbeatTimeout: agentTurnHeartbeatTimeout(heartbeatS),
     cancellationType: WAIT,
     retry: retryPolicy(),
   });
-const model = (host?: TurnHost) =>
+const model = (host?: TurnHost, heartbeatS?: number) =>
   proxyActivities<Pick<Activities, 'claudeTurn' | 'apiTurn'>>({
     ...agentTurnQueue(host),
     startToCloseTimeout: '1 hour',
-    heartbeatTimeout: AGENT_TURN_HEARTBEAT_TIMEOUT,
+    heartbeatTimeout: agentTurnHeartbeatTimeout(heartbeatS),
     cancellationType: WAIT,
     // The activities type their failures; a 429's retry-after becomes the failure's nextRetryDelay, which
     // overrides this backoff.
     retry: retryPolicy({ maximumInterval: '1 minute' }),
   });
-const tools = (host?: TurnHost) =>
+const tools = (host?: TurnHost, heartbeatS?: number) =>
   proxyActivities<Pick<Activities, 'runTool'>>({
     ...agentTurnQueue(host),
     startToCloseTimeout: '15 minutes',
-    heartbeatTimeout: AGENT_TURN_HEARTBEAT_TIMEOUT,
+    heartbeatTimeout: agentTurnHeartbeatTimeout(heartbeatS),
     cancellationType: WAIT,
     retry: retryPolicy(),
   });
@@ -429,7 +435,7 @@ export async function scriptOutcome(
   fallbackNote = '',
 ): Promise<TurnOutcome> {
   const { agent } = input;
-  const r = await script(input.host).scriptTurn({
+  const r = await script(input.host, input.turnHeartbeatTimeoutS).scriptTurn({
     runId: input.runId,
     agentId: fileId,
     ...(input.outputsDir ? { outputsDir: input.outputsDir } : {}),
@@ -523,7 +529,7 @@ async function runCli(
     for (;;) {
       const previous = progress.previous;
       try {
-        last = await model(input.host).claudeTurn({
+        last = await model(input.host, input.turnHeartbeatTimeoutS).claudeTurn({
           runId: input.runId,
           agentId: fileId,
           ...(input.outputsDir ? { outputsDir: input.outputsDir } : {}),
@@ -645,7 +651,7 @@ async function runApi(
   for (let turn = 0; turn < maxTurns; turn++) {
     let r: Awaited<ReturnType<Activities['apiTurn']>>;
     try {
-      r = await model(input.host).apiTurn({
+      r = await model(input.host, input.turnHeartbeatTimeoutS).apiTurn({
         runId: input.runId,
         agentId: fileId,
         ...(input.outputsDir ? { outputsDir: input.outputsDir } : {}),
@@ -714,7 +720,7 @@ async function runApi(
             error: `tool "${t.name}" is not allowed for this agent (allowed: ${allowed.join(', ') || 'none'})`,
           });
         }
-        return tools(input.host).runTool({
+        return tools(input.host, input.turnHeartbeatTimeoutS).runTool({
           workspace: input.workspace,
           name: t.name,
           input: t.input,

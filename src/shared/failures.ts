@@ -191,6 +191,24 @@ export const HEARTBEAT_TIMEOUT = '10 seconds';
 export const AGENT_TURN_HEARTBEAT_TIMEOUT = '30 seconds';
 
 /**
+ * Bounds of a run's or team's own agent-turn heartbeat timeout (`constraints.agent_heartbeat_timeout_s`,
+ * the team policy's `agent.heartbeat_timeout_s`): at least 6 s, so a turn beating at a third of it (never
+ * more often than every 2 s) still has two beats of slack; at most an hour.
+ */
+export const MIN_AGENT_HEARTBEAT_TIMEOUT_S = 6;
+export const MAX_AGENT_HEARTBEAT_TIMEOUT_S = 3600;
+
+/**
+ * The heartbeat timeout an agent turn is scheduled with: the run's or team's own, in seconds, when it set
+ * one, else {@link AGENT_TURN_HEARTBEAT_TIMEOUT}. A shorter one notices a dead worker sooner (its turn is
+ * retried that long after its last beat) for more heartbeat writes on the server (a beat every third of
+ * it). Activity options are not part of replay, so a run may change it with no patch.
+ */
+export function agentTurnHeartbeatTimeout(seconds: number | undefined): string {
+  return seconds === undefined ? AGENT_TURN_HEARTBEAT_TIMEOUT : `${seconds} seconds`;
+}
+
+/**
  * Start-to-close timeout of every short activity that does not heartbeat (an audit append, a meter read,
  * a capability file): a worker lost during one is noticed only by this timeout, so it is short (a
  * crash loop once found a run waiting a whole minute for a meter read its dead worker had taken).

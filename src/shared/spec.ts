@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { SafeNameSchema } from './ids';
 import { DURATION_EXAMPLES, parseDuration } from './duration';
 import { AppliedSkillSchema } from './skills';
+import { MAX_AGENT_HEARTBEAT_TIMEOUT_S, MIN_AGENT_HEARTBEAT_TIMEOUT_S } from './failures';
 
 export const BackendSchema = z.enum(['script', 'cli', 'api']);
 export type Backend = z.infer<typeof BackendSchema>;
@@ -155,6 +156,17 @@ export const ProjectSpecSchema = z.object({
         .refine((t) => parseDuration(t) !== undefined, {
           error: (iss) => `must be a duration like ${DURATION_EXAMPLES} (got ${JSON.stringify(iss.input)})`,
         })
+        .optional(),
+      /**
+       * Heartbeat timeout of the run's agent turns, in seconds (default 30, AGENT_TURN_HEARTBEAT_TIMEOUT):
+       * a turn whose worker died is retried this long after its last heartbeat. Shorter notices a lost
+       * worker sooner, for more heartbeat writes on the server (a turn beats every third of it).
+       */
+      agent_heartbeat_timeout_s: z
+        .number()
+        .int()
+        .min(MIN_AGENT_HEARTBEAT_TIMEOUT_S)
+        .max(MAX_AGENT_HEARTBEAT_TIMEOUT_S)
         .optional(),
     })
     .default({ on_budget_exceeded: 'pause' }),

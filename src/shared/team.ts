@@ -8,6 +8,7 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { AuditEntry } from './audit';
+import { MAX_AGENT_HEARTBEAT_TIMEOUT_S, MIN_AGENT_HEARTBEAT_TIMEOUT_S } from './failures';
 import { OPERATOR } from './identity';
 import { SafeNameSchema } from './ids';
 import { BudgetLimitSchema, PermissionModeSchema, SubagentsSchema } from './spec';
@@ -44,6 +45,16 @@ export const TeamAgentSettingsSchema = z.object({
   completionGraceS: z.number().nonnegative().default(15),
   /** A script agent's process is ended after this long. */
   scriptTimeoutS: z.number().positive().default(3600),
+  /**
+   * Heartbeat timeout of every agent turn, in seconds (default 30, AGENT_TURN_HEARTBEAT_TIMEOUT): a turn
+   * whose worker died is retried this long after its last beat; shorter costs more heartbeat writes.
+   */
+  turnHeartbeatTimeoutS: z
+    .number()
+    .int()
+    .min(MIN_AGENT_HEARTBEAT_TIMEOUT_S)
+    .max(MAX_AGENT_HEARTBEAT_TIMEOUT_S)
+    .optional(),
 });
 export type TeamAgentSettings = z.infer<typeof TeamAgentSettingsSchema>;
 

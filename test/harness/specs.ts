@@ -2,6 +2,39 @@
 import { ProjectSpecSchema, type ProjectSpec } from '../../src/shared/spec';
 import type { Gates } from './gates';
 
+/**
+ * The agent-turn heartbeat timeout (seconds) of tests that SIGKILL a worker while a turn runs: its turn is
+ * retried this long after its last beat instead of the default 30 s. The same product option a user sets
+ * (`constraints.agent_heartbeat_timeout_s`, a team policy's `agent.heartbeat_timeout_s`); 10 s was every
+ * turn's timeout before the default became 30 s (src/shared/failures AGENT_TURN_HEARTBEAT_TIMEOUT).
+ */
+export const KILL_TEST_HEARTBEAT_S = 10;
+
+/** `spec` with the agent-turn heartbeat timeout of tests that kill workers mid-turn. */
+export function withKillHeartbeat(spec: ProjectSpec, seconds = KILL_TEST_HEARTBEAT_S): ProjectSpec {
+  return { ...spec, constraints: { ...spec.constraints, agent_heartbeat_timeout_s: seconds } };
+}
+
+/** The heartbeat timeouts (ms) of the activities of type `type` scheduled in `history`, in order. */
+export function scheduledHeartbeatTimeouts(
+  history: { events?: readonly unknown[] | null },
+  type: string,
+): number[] {
+  const out: number[] = [];
+  for (const e of (history.events ?? []) as Array<{
+    activityTaskScheduledEventAttributes?: {
+      activityType?: { name?: string | null } | null;
+      heartbeatTimeout?: { seconds?: unknown; nanos?: number | null } | null;
+    } | null;
+  }>) {
+    const a = e.activityTaskScheduledEventAttributes;
+    if (a?.activityType?.name !== type) continue;
+    const t = a.heartbeatTimeout;
+    out.push(Number(t?.seconds ?? 0) * 1000 + Math.round((t?.nanos ?? 0) / 1e6));
+  }
+  return out;
+}
+
 export const PHASES = ['planning', 'architecture', 'data', 'development', 'qa', 'documentation'] as const;
 
 /** Six script phases; each writes, changes and deletes files so that a restore has real work to undo. */

@@ -184,6 +184,19 @@ describe('loading a policy file', () => {
     expect(p.agent.completionGraceS).toBe(1);
     expect(p.agent.maxRounds).toBe(3);
   });
+
+  it("reads the agents' heartbeat timeout (seconds), bounded; unset by default", () => {
+    expect(policy.agent.turnHeartbeatTimeoutS).toBeUndefined();
+    const head = 'max_team_size: 3\nmax_request_depth: 1\nroles:\n  manager: {}\n  architect: {}\n';
+    expect(
+      loadHierarchyPolicy(yamlFile(`${head}agent:\n  heartbeat_timeout_s: 10\n`)).agent.turnHeartbeatTimeoutS,
+    ).toBe(10);
+    const tooShort = yamlFile(`${head}agent:\n  heartbeat_timeout_s: 2\n`);
+    expect(() => loadHierarchyPolicy(tooShort)).toThrow(`${tooShort}: agent.heartbeat_timeout_s: `);
+    expect(
+      loadHierarchyPolicy(undefined, { agent: { turnHeartbeatTimeoutS: 8 } }).agent.turnHeartbeatTimeoutS,
+    ).toBe(8);
+  });
 });
 
 describe('role definitions', () => {

@@ -260,6 +260,19 @@ describe('intake: rejections name the file and the field', () => {
     expect(rejection('project: { name: p }\nphases: [qa]\nconstraints: { budget_usd: -1 }')).toMatch(
       /^bad\.yaml: constraints\.budget_usd: /,
     );
+    expect(
+      rejection('project: { name: p }\nphases: [qa]\nconstraints: { agent_heartbeat_timeout_s: 3 }'),
+    ).toMatch(/^bad\.yaml: constraints\.agent_heartbeat_timeout_s: /);
+  });
+
+  it("takes the run's agent-turn heartbeat timeout (seconds) in constraints", () => {
+    const spec = parseIntake(
+      'project: { name: p }\nphases: [qa]\nconstraints: { agent_heartbeat_timeout_s: 10 }',
+    );
+    expect(spec.constraints.agent_heartbeat_timeout_s).toBe(10);
+    expect(
+      parseIntake('project: { name: p }\nphases: [qa]').constraints.agent_heartbeat_timeout_s,
+    ).toBeUndefined();
   });
 
   it('loadIntake names the file, also when it is missing', () => {

@@ -13,7 +13,12 @@ import { createLogger } from '../../src/logger';
 import { createWorker } from '../../workers/worker';
 import { Gates, waitFor } from '../harness/gates';
 import { createTestEnv, env, tempDir, type TestEnv, spawnWorkerProcess } from '../harness/temporal';
-import { sixPhaseSpec } from '../harness/specs';
+import {
+  KILL_TEST_HEARTBEAT_S,
+  scheduledHeartbeatTimeouts,
+  sixPhaseSpec,
+  withKillHeartbeat,
+} from '../harness/specs';
 import { processesMentioning } from '../harness/processes';
 import { ProjectSpecSchema } from '../../src/shared/spec';
 
@@ -38,8 +43,9 @@ describe('durability', () => {
   it('survives a SIGKILLed worker mid-phase without re-running completed phases or leaving orphans', async () => {
     const gates = new Gates(tempDir('orch-gates-'));
     const w1 = spawnWorkerProcess(t);
+    // A 10 s heartbeat timeout: the killed turn is retried ~10 s after its last beat, not 30 s.
     const input = await startRun(t.client, {
-      spec: sixPhaseSpec(gates, ['development']),
+      spec: withKillHeartbeat(sixPhaseSpec(gates, ['development'])),
       workspace: tempDir('orch-ws-'),
       outputsDir: t.config.outputsDir,
       taskQueue: t.taskQueue,
@@ -62,6 +68,13 @@ describe('durability', () => {
       gates.open('development', 2);
       const summary = (await t.client.workflow.getHandle(input.runId).result()) as { state: string };
       expect(summary.state).toBe('completed');
+      // Every turn was scheduled with the run's own heartbeat timeout.
+      const beats = scheduledHeartbeatTimeouts(
+        await t.client.workflow.getHandle(input.runId).fetchHistory(),
+        'scriptTurn',
+      );
+      expect(beats.length).toBeGreaterThanOrEqual(6);
+      expect(new Set(beats)).toEqual(new Set([KILL_TEST_HEARTBEAT_S * 1000]));
     } finally {
       w2.kill('SIGTERM');
       await new Promise((r) => w2.once('exit', r));
@@ -79,6 +92,7 @@ describe('durability', () => {
     const oneAgent = (name: string, command: string[]) =>
       ProjectSpecSchema.parse({
         project: { name },
+        constraints: { agent_heartbeat_timeout_s: KILL_TEST_HEARTBEAT_S },
         phases: [
           {
             name: 'development',

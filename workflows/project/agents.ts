@@ -162,6 +162,9 @@ export async function runAgent(
           }
         : {}),
       outputsDir: input.outputsDir,
+      ...(spec.constraints.agent_heartbeat_timeout_s !== undefined
+        ? { turnHeartbeatTimeoutS: spec.constraints.agent_heartbeat_timeout_s }
+        : {}),
       ...(run.visibility.indexedNames() ? { indexedAttributes: run.visibility.indexedNames() } : {}),
       // The agent works in the workspace: its turns go to the run's host (./hosts).
       ...(run.st.host ? { host: { queue: run.st.host.queue, moveAfterMs: run.st.host.moveAfterMs } } : {}),

@@ -128,7 +128,7 @@ export async function runTurn(a: TeamAgentRun, round: number): Promise<TurnOutco
             : {}),
         };
         // A turn its host never took runs on the host the team moved to, resuming the same session.
-        const r = await a.onHost(() => model(a.host).claudeTurn(turn));
+        const r = await a.onHost(() => model(settings, a.host).claudeTurn(turn));
         a.session = { cost: r.totalCostUsd, usage: r.sessionUsage };
         a.deliveredSeq = Math.max(a.deliveredSeq, r.deliveredSeq ?? afterSeq);
         return {

@@ -5,7 +5,7 @@
  */
 import { ActivityCancellationType, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
-import { AGENT_TURN_HEARTBEAT_TIMEOUT, retryPolicy, SHORT_ACTIVITY_TIMEOUT } from '../../src/shared/failures';
+import { agentTurnHeartbeatTimeout, retryPolicy, SHORT_ACTIVITY_TIMEOUT } from '../../src/shared/failures';
 import type { TeamAgentSettings } from '../../src/shared/team';
 import { agentTurnQueue, type TurnHost } from '../agent-queue';
 import { hostPlacement } from '../host-placement';
@@ -68,13 +68,13 @@ function localFilesOf(): Pick<AgentFiles, 'prepareTeamAgent' | 'readTeamTasks' |
  * turns never holds up anyone's short steps; for a team with a host, the host's agent queue. Made per turn
  * because the queue depends on a patch.
  */
-export function model(host?: TurnHost) {
+export function model(settings: TeamAgentSettings, host?: TurnHost) {
   return proxyActivities<Pick<Activities, 'claudeTurn'>>({
     ...agentTurnQueue(host),
     startToCloseTimeout: '1 hour',
     // A cancellation (stop, completion) reaches the process at once through its nudge, or at its next
-    // beat (a third of this: activities/turn-heartbeat).
-    heartbeatTimeout: AGENT_TURN_HEARTBEAT_TIMEOUT,
+    // beat (a third of this: activities/turn-heartbeat). The team's own when its policy sets one.
+    heartbeatTimeout: agentTurnHeartbeatTimeout(settings.turnHeartbeatTimeoutS),
     // An unset cancellationType encodes as TRY_CANCEL: the workflow would move on while the process runs.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     // By cause (src/shared/failures): crashes and API outages retry without limit, the agent's own
@@ -90,7 +90,7 @@ export function scriptActivities(settings: TeamAgentSettings, host?: TurnHost) {
     startToCloseTimeout: `${settings.scriptTimeoutS + 60} seconds`,
     // Every agent turn's: at 5 s a loaded worker's late heartbeats restarted live scripts again and again
     // (attempt 7 in a 300-spawn team). Not part of replay (only activity id and type are).
-    heartbeatTimeout: AGENT_TURN_HEARTBEAT_TIMEOUT,
+    heartbeatTimeout: agentTurnHeartbeatTimeout(settings.turnHeartbeatTimeoutS),
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     // A script's side effects may not be repeatable: only a crash (heartbeat timeout) retries it, and
     // then without limit (src/shared/failures); its own failures are not retried.
