@@ -13,6 +13,7 @@ import { rollbackRun, startRun } from '../../src/runs';
 import { ProjectSpecSchema, type ProjectSpec } from '../../src/shared/spec';
 import { waitFor } from '../harness/gates';
 import { createTestEnv, tempDir, type TestEnv, spawnWorkerProcess } from '../harness/temporal';
+import { withKillHeartbeat } from '../harness/specs';
 import { DEFAULT_AGENT_ATTEMPTS } from '../../src/shared/failures';
 
 function cliPhaseSpec(
@@ -278,7 +279,10 @@ describe('crash during a claude turn', () => {
       ANTHROPIC_API_KEY: 'test-key',
     });
     const input = await startRun(t.client, {
-      spec: cliPhaseSpec('@sleep 4000\n@write crash.txt survived', { artifacts: ['crash.txt'] }),
+      // Its killed turn is retried ~10 s after its last beat instead of 30 s (test/harness/specs).
+      spec: withKillHeartbeat(
+        cliPhaseSpec('@sleep 4000\n@write crash.txt survived', { artifacts: ['crash.txt'] }),
+      ),
       workspace: ws,
       outputsDir: t.config.outputsDir,
       taskQueue: t.taskQueue,

@@ -17,6 +17,7 @@ import { waitFor } from '../harness/gates';
 import { ledgerSpend, modelWorkerEnv, servedSince } from '../harness/money';
 import { createModelTestEnv, type ModelTestEnv } from '../harness/model-env';
 import { createTestEnv, tempDir, type TestEnv, spawnWorkerProcess } from '../harness/temporal';
+import { withKillHeartbeat } from '../harness/specs';
 
 /** What the server served from request index `since` (its own tally), with USD for readable checks. */
 function served(server: ModelServer, since: number) {
@@ -177,7 +178,10 @@ describe('a worker SIGKILLed between reserve and charge', () => {
     const home = tempDir('orch-home-');
     const w1 = spawnWorkerProcess(t, modelWorkerEnv(server, home));
     const input = await startRun(t.client, {
-      spec: cliSpec('@cost 3000\n@sleep 4000\n@write out.txt survived', { budget_usd: 5 }, 'killed'),
+      // Its killed turn is retried ~10 s after its last beat instead of 30 s (test/harness/specs).
+      spec: withKillHeartbeat(
+        cliSpec('@cost 3000\n@sleep 4000\n@write out.txt survived', { budget_usd: 5 }, 'killed'),
+      ),
       workspace: tempDir('orch-ws-'),
       outputsDir: t.config.outputsDir,
       taskQueue: t.taskQueue,

@@ -18,6 +18,7 @@ import { ProjectSpecSchema, type ProjectSpec } from '../../src/shared/spec';
 import type { ProjectSummary } from '../../workflows/project';
 import { Gates, waitFor } from '../harness/gates';
 import { processesIn } from '../harness/processes';
+import { KILL_TEST_HEARTBEAT_S } from '../harness/specs';
 import {
   createTestEnv,
   spawnWorkerProcess,
@@ -87,6 +88,8 @@ function script(p: RunPlan, phase: string, logDir: string): string[] {
 function specFor(p: RunPlan, logDir: string): ProjectSpec {
   return ProjectSpecSchema.parse({
     project: { name: `crash loop ${p.index}` },
+    // Killed turns are retried ~10 s after their last beat instead of 30 s (test/harness/specs).
+    constraints: { agent_heartbeat_timeout_s: KILL_TEST_HEARTBEAT_S },
     phases: p.phases.map((phase) => ({
       name: phase,
       agents: [

@@ -13,6 +13,7 @@ import { ProjectSpecSchema } from '../../src/shared/spec';
 import type { ProjectSummary } from '../../workflows/project';
 import { Gates, waitFor } from '../harness/gates';
 import { isAlive, processesIn } from '../harness/processes';
+import { KILL_TEST_HEARTBEAT_S } from '../harness/specs';
 import {
   createTestEnv,
   spawnWorkerProcess,
@@ -57,6 +58,8 @@ describe('failover', () => {
         startRun(t.client, {
           spec: ProjectSpecSchema.parse({
             project: { name: `failover ${i}` },
+            // Killed turns are retried ~10 s after their last beat instead of 30 s (test/harness/specs).
+            constraints: { agent_heartbeat_timeout_s: KILL_TEST_HEARTBEAT_S },
             phases: [
               {
                 name: 'development',

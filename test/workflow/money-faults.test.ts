@@ -22,7 +22,7 @@ import { pidsOf, processesMentioning, processesWithEnv, signalEach } from '../ha
 import { SESSION_MARKER_ENV } from '../../activities/cli/process';
 import { leaseDir } from '../../activities/watchdog';
 import { GATEWAY_CLIENT_KEY } from '../../src/meter/gateway';
-import { modelSpec } from '../harness/specs';
+import { KILL_TEST_HEARTBEAT_S, modelSpec } from '../harness/specs';
 import { createTestEnv, spawnWorkerProcess, tempDir, type TestEnv } from '../harness/temporal';
 
 async function stop(w: ChildProcess, signal: NodeJS.Signals): Promise<void> {
@@ -78,20 +78,25 @@ describe('a worker SIGKILLed mid cli turn', () => {
   async function start(name: string, lines: string[]) {
     const workspace = tempDir('orch-ws-');
     const input = await startRun(t.client, {
-      spec: modelSpec(name, [
-        {
-          name: 'development',
-          agents: [
-            {
-              role: 'developer',
-              backend: 'cli',
-              permission_mode: 'acceptEdits',
-              allowed_tools: ['Bash', 'Write'],
-              prompt: lines.join('\n'),
-            },
-          ],
-        },
-      ]),
+      spec: modelSpec(
+        name,
+        [
+          {
+            name: 'development',
+            agents: [
+              {
+                role: 'developer',
+                backend: 'cli',
+                permission_mode: 'acceptEdits',
+                allowed_tools: ['Bash', 'Write'],
+                prompt: lines.join('\n'),
+              },
+            ],
+          },
+          // Killed turns are retried ~10 s after their last beat instead of 30 s (test/harness/specs).
+        ],
+        { agent_heartbeat_timeout_s: KILL_TEST_HEARTBEAT_S },
+      ),
       workspace,
       outputsDir: t.config.outputsDir,
       taskQueue: t.taskQueue,

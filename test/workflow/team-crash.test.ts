@@ -12,6 +12,7 @@ import type { TeamStatus } from '../../src/shared/team';
 import { startTeam, teamStatus } from '../../src/teams';
 import { waitFor } from '../harness/gates';
 import { createTestEnv, tempDir, type TestEnv, spawnWorkerProcess } from '../harness/temporal';
+import { KILL_TEST_HEARTBEAT_S } from '../harness/specs';
 
 async function stop(w: ChildProcess, signal: NodeJS.Signals): Promise<void> {
   if (w.exitCode !== null || w.signalCode !== null) return;
@@ -45,7 +46,11 @@ describe('team durability', () => {
       goal: 'Grow under fire',
       workspace,
       outputsDir: t.config.outputsDir,
-      policy: loadHierarchyPolicy(undefined, { maxTeamSize: 20 }),
+      // Killed turns are retried ~10 s after their last beat instead of 30 s (test/harness/specs).
+      policy: loadHierarchyPolicy(undefined, {
+        maxTeamSize: 20,
+        agent: { turnHeartbeatTimeoutS: KILL_TEST_HEARTBEAT_S },
+      }),
       backend: 'script',
       taskQueue: t.taskQueue,
       instructions: {

@@ -13,9 +13,13 @@ import type { TeamStatus } from '../../src/shared/team';
 import { startTeam, stopTeam } from '../../src/teams';
 import { waitFor } from '../harness/gates';
 import { modelWorkerEnv, tallyMicroUsd } from '../harness/money';
+import { KILL_TEST_HEARTBEAT_S } from '../harness/specs';
 import { createTestEnv, spawnWorkerProcess, tempDir, type TestEnv } from '../harness/temporal';
 
 const policy = loadHierarchyPolicy(undefined, { agent: { completionGraceS: 2 } });
+const killPolicy = loadHierarchyPolicy(undefined, {
+  agent: { completionGraceS: 2, turnHeartbeatTimeoutS: KILL_TEST_HEARTBEAT_S },
+});
 
 /** Micro-dollars `server` served to one team agent's requests since index `since` (persona names it). */
 function servedTo(server: ModelServer, agentId: string, since: number): number {
@@ -163,7 +167,8 @@ describe('a team agent whose worker is SIGKILLed mid-turn', () => {
       goal: 'Killed mid-turn',
       workspace: tempDir('orch-team-ws-'),
       outputsDir: t.config.outputsDir,
-      policy,
+      // Its killed turn is retried ~10 s after its last beat instead of 30 s (test/harness/specs).
+      policy: killPolicy,
       taskQueue: t.taskQueue,
       instructions: {
         manager:
