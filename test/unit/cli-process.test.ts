@@ -145,7 +145,9 @@ describe('claudeTurn process handling', () => {
   });
 
   it('heartbeats on a timer while the CLI is quiet', async () => {
-    const env = mockEnv();
+    // Scheduled with a 6 s heartbeat timeout, the shortest a run may set: beats every 2 s (a third of it),
+    // so three timer beats take ~6 s rather than ~30 s at the default 30 s timeout's 10 s pace.
+    const env = mockEnv({ heartbeatTimeoutMs: 6_000 });
     const beats: ClaudeHeartbeat[] = [];
     env.on('heartbeat', (d: ClaudeHeartbeat) => beats.push(d));
     const pidFile = path.join(tmp, `quiet-${randomUUID()}`);
