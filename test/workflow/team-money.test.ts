@@ -9,11 +9,11 @@ import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadHierarchyPolicy } from '../../config/hierarchy';
 import { startModelServer, type ModelServer } from '../../src/modelserver';
-import type { TeamStatus } from '../../src/shared/team';
+import { teamAgentWorkflowId, type TeamStatus } from '../../src/shared/team';
 import { startTeam, stopTeam } from '../../src/teams';
 import { waitFor } from '../harness/gates';
 import { modelWorkerEnv, tallyMicroUsd } from '../harness/money';
-import { KILL_TEST_HEARTBEAT_S } from '../harness/specs';
+import { KILL_TEST_HEARTBEAT_S, scheduledHeartbeatTimeouts } from '../harness/specs';
 import { createTestEnv, spawnWorkerProcess, tempDir, type TestEnv } from '../harness/temporal';
 
 const policy = loadHierarchyPolicy(undefined, { agent: { completionGraceS: 2 } });
@@ -194,5 +194,12 @@ describe('a team agent whose worker is SIGKILLed mid-turn', () => {
     expect(final.state).toBe('completed');
     expect(servedTo(server, 'manager-1', 0)).toBeGreaterThan(servedAtKill);
     expectChargedAsServed(server, final, 0, await tallyMicroUsd(server));
+    // Every turn of the killed agent was scheduled with the policy's heartbeat timeout.
+    const turns = scheduledHeartbeatTimeouts(
+      await t.client.workflow.getHandle(teamAgentWorkflowId(input.runId, 'manager-1')).fetchHistory(),
+      'claudeTurn',
+    );
+    expect(turns.length).toBeGreaterThan(0);
+    expect(new Set(turns)).toEqual(new Set([KILL_TEST_HEARTBEAT_S * 1000]));
   }, 240_000);
 });
