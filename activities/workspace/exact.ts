@@ -14,6 +14,7 @@
  * is never read or written (it is the user's repository).
  */
 import { createHash, randomUUID } from 'node:crypto';
+import fsSync, { type BigIntStats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
@@ -66,11 +67,79 @@ export interface FoundFile {
  */
 export async function scanTree(root: string): Promise<TreeScan> {
   const startedMs = Date.now();
+  // A small tree is read here, in find's own format, without starting a program: a process start (the
+  // starter's fork, exec, find's own start) costs more than a few hundred lstat calls.
+  const small = bigTrees.has(root) ? undefined : printSmallTree(root);
+  if (small !== undefined) return { ...parseFind(small), startedMs };
   if (findWorks !== false) {
     const found = await scanWithFind(root);
     if (found) return { ...found, startedMs };
   }
   return { scan: await scanWithNode(root), startedMs };
+}
+
+/**
+ * Trees read in-process at most this many entries. Beyond it `find` is the faster walk (a promise or a
+ * blocking call per entry against one process); below it the process start is most of the cost.
+ */
+export const SMALL_TREE_ENTRIES = 256;
+/** Workspaces last seen with more than {@link SMALL_TREE_ENTRIES} entries: they go to `find` at once. */
+const bigTrees = new Set<string>();
+const BIG_TREES_KEPT = 64;
+
+/** `find -printf`'s `%T@`: seconds, a point and ten digits (nanoseconds and a zero). */
+function findTime(ns: bigint): string | undefined {
+  if (ns < 0n) return undefined;
+  return `${ns / 1_000_000_000n}.${(ns % 1_000_000_000n).toString().padStart(9, '0')}0`;
+}
+
+function typeLetter(st: BigIntStats): string {
+  if (st.isFile()) return 'f';
+  if (st.isDirectory()) return 'd';
+  if (st.isSymbolicLink()) return 'l';
+  if (st.isFIFO()) return 'p';
+  if (st.isSocket()) return 's';
+  if (st.isBlockDevice()) return 'b';
+  return st.isCharacterDevice() ? 'c' : 'U';
+}
+
+/**
+ * The tree as {@link scanWithFind}'s `find` prints it ({@link FIND_FORMAT}: same records, same pruning of
+ * the root's state dir and `.git`), read with lstat; undefined when the tree has more than
+ * {@link SMALL_TREE_ENTRIES} entries (remembered, so that the next scan of it goes to `find` at once) or
+ * anything could not be read (a vanished file, an unreadable folder, a name that is not UTF-8, a time
+ * before 1970): `find` then decides as before. The records are byte for byte what `find` prints, so the
+ * stat keys of ./stage's cache are the same whichever of the two walked.
+ */
+export function printSmallTree(root: string): string | undefined {
+  const out: string[] = [];
+  const dirs = [''];
+  try {
+    for (let rel = dirs.pop(); rel !== undefined; rel = dirs.pop()) {
+      const names = fsSync.readdirSync(rel ? path.join(root, rel) : root);
+      for (const name of names) {
+        if (!rel && (name === STATE_DIR || name === '.git')) continue;
+        if (out.length >= SMALL_TREE_ENTRIES) {
+          if (bigTrees.size >= BIG_TREES_KEPT) bigTrees.clear();
+          bigTrees.add(root);
+          return undefined;
+        }
+        const child = rel ? `${rel}/${name}` : name;
+        const st = fsSync.lstatSync(path.join(root, child), { bigint: true });
+        const mtime = findTime(st.mtimeNs);
+        const ctime = findTime(st.ctimeNs);
+        if (mtime === undefined || ctime === undefined || name.includes('\uFFFD')) return undefined;
+        const type = typeLetter(st);
+        out.push(
+          `${type} ${(st.mode & 0o7777n).toString(8)} ${st.ino} ${st.size} ${mtime} ${ctime} ${child}\0`,
+        );
+        if (type === 'd') dirs.push(child);
+      }
+    }
+  } catch {
+    return undefined;
+  }
+  return out.join('');
 }
 
 /** What one walk saw: the scan, and with GNU `find` every entry (see {@link parseFind}). */
