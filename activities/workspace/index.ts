@@ -148,6 +148,8 @@ const Inputs = {
     costUsd: z.number().optional(),
     usage: z.record(z.string(), z.number()).optional(),
     audit: z.object({ entries: z.number().int().nonnegative(), head: z.string() }).optional(),
+    /** The run's last audit entries not yet written (workflows/audit `ride`): appended by this same call. */
+    auditEntries: z.array(AuditEntrySchema).optional(),
   }),
   checkpointPhase: z.object({
     workspace: absPath,
@@ -269,8 +271,20 @@ export function createWorkspaceActivities(deps: { logger: Logger }) {
     updateRunManifest: activity(
       'updateRunManifest',
       Inputs.updateRunManifest,
-      async (a) => ({ path: (await updateRunManifest(a)).path }),
-      (a, r) => ({ runId: a.runId, path: r.path }),
+      async ({ auditEntries, ...a }) => {
+        const { path: file } = await updateRunManifest(a);
+        // The run's last audit entries ride along at its end, saving an appendAudit round trip. Written
+        // after the manifest: a retry redoes both, and appends are idempotent by seq.
+        if (auditEntries?.length) {
+          await appendAuditEntries({ outputsDir: a.outputsDir, runId: a.runId, entries: auditEntries }, log);
+        }
+        return { path: file };
+      },
+      (a, r) => ({
+        runId: a.runId,
+        path: r.path,
+        ...(a.auditEntries?.length ? { auditEntries: a.auditEntries.length } : {}),
+      }),
     ),
     checkpointPhase: activity(
       'checkpointPhase',

@@ -17,7 +17,9 @@ import {
   writeManifest,
   writeOutput,
 } from '../../activities/workspace';
+import { AUDIT_FILE } from '../../activities/audit';
 import { loadIntake } from '../../config/intake';
+import { GENESIS, nextAuditEntry, verifyAuditChain } from '../../src/shared/audit';
 import { createLogger } from '../../src/logger';
 
 const sha256 = (file: string) => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
@@ -313,6 +315,38 @@ describe('createWorkspaceActivities', () => {
     const snap = await acts.snapshotWorkspace({ workspace: ws, message: 'CP1' });
     expect(snap.commit).toMatch(/^[0-9a-f]{40}$/);
     expect(fs.existsSync(lock)).toBe(false);
+  });
+
+  it("updateRunManifest appends the run's last audit entries it carries, once even when retried", async () => {
+    let head = { count: 0, head: GENESIS };
+    const entries = [1, 2].map((n) => {
+      const next = nextAuditEntry(head, {
+        time: new Date(0),
+        actor: 'workflow',
+        kind: 'run',
+        details: { n },
+      });
+      head = next.head;
+      return next.entry;
+    });
+    const input = {
+      outputsDir: outputs,
+      runId: 'r1',
+      status: 'completed',
+      audit: { entries: head.count, head: head.head },
+      auditEntries: entries,
+    };
+    const r = await acts.updateRunManifest(input);
+    // A retry (the worker died after the write) appends nothing twice: appends are idempotent by seq.
+    await acts.updateRunManifest(input);
+    expect(r.path).toBe(path.join(outputs, 'r1', 'manifest.json'));
+    const lines = fs
+      .readFileSync(path.join(outputs, 'r1', AUDIT_FILE), 'utf8')
+      .trim()
+      .split('\n');
+    expect(verifyAuditChain(lines, head)).toMatchObject({ ok: true, count: 2 });
+    const manifest = RunManifestSchema.parse(JSON.parse(fs.readFileSync(r.path, 'utf8')));
+    expect(manifest).not.toHaveProperty('auditEntries');
   });
 
   it('turns bad input and workspace errors into non-retryable ApplicationFailures', async () => {

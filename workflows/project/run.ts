@@ -11,6 +11,7 @@ import {
   totals as ledgerTotals,
   type Ledger,
 } from '../../src/shared/budget';
+import type { AuditEntry } from '../../src/shared/audit';
 import type { MeterCharged } from '../../src/shared/meter-charge';
 import { agentIdAt, type RollbackRequest } from '../../src/shared/messages';
 import type { AgentStatusRow, Checkpoint, RunState, RunStatus } from '../../src/shared/run';
@@ -282,7 +283,8 @@ export class ProjectRun {
     });
   }
 
-  async writeRunManifest(): Promise<string> {
+  /** Writes the run's manifest; `auditEntries` (from `audit.ride()`) are appended by the same call. */
+  async writeRunManifest(auditEntries: readonly AuditEntry[] = []): Promise<string> {
     const t = this.totals();
     const live = this.st.phaseResults.filter((p) => p.status === 'completed' && p.checkpoint);
     const r = await workspace.updateRunManifest({
@@ -298,6 +300,7 @@ export class ProjectRun {
       costUsd: t.costUsd,
       usage: { ...t.usage },
       audit: { entries: this.audit.head().count, head: this.audit.head().head },
+      ...(auditEntries.length > 0 ? { auditEntries: [...auditEntries] } : {}),
     });
     return r.path;
   }
