@@ -23,7 +23,7 @@ import { inflateSync } from 'node:zlib';
 import type { TreeScan } from './exact';
 import { mapLimit } from './hashing';
 import { parseTree, readObject } from './objects';
-import { gitModeOf, indexKey, isSettled, readCache, writeCache, type Known } from './stage';
+import { gitModeOf, indexKey, isSettled, moveTrees, readCache, writeCache, type Known } from './stage';
 
 /** Files removed at once. */
 const WRITE_CONCURRENCY = 16;
@@ -176,6 +176,8 @@ export async function restoreChanged(args: {
   // each through the thread pool as a promise cost more than the call itself (1,000 files took longer
   // than git's whole restore).
   const regular = new Set(files.filter((f) => f.kind === 'file').map((f) => f.path));
+  // Whether every written path reads back with the mode the target records (a umask could drop the bit).
+  let asRecorded = true;
   const umask = process.umask();
   for (let i = 0; i < write.length; i += WRITE_BATCH) {
     for (const p of write.slice(i, i + WRITE_BATCH)) {
@@ -191,7 +193,9 @@ export async function restoreChanged(args: {
         else fsSync.writeFileSync(full, content, { mode, flag: 'wx' });
       }
       const key = statKeyOf(fsSync.lstatSync(full, { bigint: true }));
-      if (key) known.set(p, { key, blob: w.blob, kind: w.mode === '120000' ? 'symlink' : 'file' });
+      const kind = w.mode === '120000' ? 'symlink' : 'file';
+      if (key) known.set(p, { key, blob: w.blob, kind });
+      if (!key || gitModeOf({ key, kind }) !== w.mode) asRecorded = false;
     }
     await new Promise((r) => setImmediate(r));
   }
@@ -199,7 +203,11 @@ export async function restoreChanged(args: {
   // The cache now describes the restored tree. Keys recorded by this walk (`startedMs`) are trusted only
   // for files changed well before it: the files written just now are checked by content at the next look.
   const ordered = new Map([...wanted.keys()].filter((p) => known.has(p)).map((p) => [p, known.get(p)!]));
-  await writeCache(gitDir, walked.startedMs, ordered, ordered.size === wanted.size ? args.tree : undefined);
+  const whole = ordered.size === wanted.size;
+  // Back to the tree the cache described: its tree index (./trees) describes the new map too, so the next
+  // checkpoint rebuilds only the folders the next agent changes.
+  if (whole && asRecorded && cache.tree === args.tree) moveTrees(cache.known, ordered);
+  await writeCache(gitDir, walked.startedMs, ordered, whole ? args.tree : undefined);
   return true;
 }
 

@@ -33,8 +33,9 @@ import {
   type WorkspaceScan,
 } from './exact';
 import { blobId, hashFile, mapLimit, rememberHash } from './hashing';
-import { runGit, STATE_DIR, WorkspaceError } from './git';
-import { hasObject, objectId, treeObject, writeObject, type TreeEntry } from './objects';
+import { runGit, STATE_DIR } from './git';
+import { writeObject } from './objects';
+import { TreeIndex } from './trees';
 
 /** One workspace entry; `path` is relative, with `/`. */
 export interface WorkspaceEntry {
@@ -67,7 +68,7 @@ export const RACY_MS = 100;
 /** {@link RACY_MS} on a file system that keeps whole seconds. */
 export const RACY_COARSE_MS = 2_000;
 const CACHE_FILE = 'index-stat';
-const CACHE_VERSION = 'orchestrator index-stat 1';
+const CACHE_VERSION = 'orchestrator index-stat 2';
 
 /** Walks the tree with a glob (no shadow repository, or inside a nested repository). */
 export async function walk(root: string, under?: string): Promise<WorkspaceEntry[]> {
@@ -129,23 +130,36 @@ export async function indexKey(gitDir: string): Promise<string> {
  * The caches this process last read or wrote, by file, with the file's stat key: the gates and the
  * checkpoint of a phase read the same cache, and parsing 10,000 entries again cost more than the walk.
  * A few workspaces at a time: a worker serves many runs, and each cache holds every path of its tree.
+ * `clean`: the file parsed whole (no torn patch at its end), so a patch may be appended to it; `bytes` and
+ * `baseBytes`: its size, and the size it had when last written whole.
  */
-const MEMO = new Map<string, { stat: string; cache: StatCache }>();
+interface Memo {
+  stat: string;
+  cache: StatCache;
+  clean: boolean;
+  bytes: number;
+  baseBytes: number;
+}
+const MEMO = new Map<string, Memo>();
 const MEMO_MAX = 8;
 
 async function fileKey(file: string): Promise<string | undefined> {
+  return (await fileStat(file))?.key;
+}
+
+async function fileStat(file: string): Promise<{ key: string; size: number } | undefined> {
   try {
     const st = await fs.stat(file, { bigint: true });
-    return `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    return { key: `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`, size: Number(st.size) };
   } catch {
     return undefined;
   }
 }
 
-function memoize(file: string, stat: string | undefined, cache: StatCache): void {
+function memoize(file: string, memo: Memo | undefined): void {
   MEMO.delete(file);
-  if (stat === undefined) return;
-  MEMO.set(file, { stat, cache });
+  if (memo === undefined) return;
+  MEMO.set(file, memo);
   while (MEMO.size > MEMO_MAX) MEMO.delete(MEMO.keys().next().value!);
 }
 
@@ -190,52 +204,142 @@ export async function takeLook(gitDir: string, root: string): Promise<Staging | 
   return cache === offered.cache && index === offered.index ? offered.staging : undefined;
 }
 
-/** Header line, then `path\0key\0blob\0` per entry (kind is the key's first letter). */
+/**
+ * The cache file: a header line, then `path\0key\0blob\0` per entry (kind is the key's first letter), then
+ * patches appended by later stagings ({@link writeCache}), each `\0<index> <walkedMs> <tree> <count>\0P\0`
+ * (a record with an empty path) and `count` records, a removed path's with an empty key and blob. A patch's
+ * header replaces the file header's index, walk time and tree. A patch cut short (a worker killed while
+ * appending) and anything after it are ignored: the cache is then the one before it, whose keys for the
+ * paths the patch changed no longer match the files, so the next look sees them as changed again.
+ */
 export async function readCache(gitDir: string): Promise<StatCache | undefined> {
   const file = cacheFile(gitDir);
-  const stat = await fileKey(file);
+  const stat = await fileStat(file);
   if (stat === undefined) return undefined;
   const memo = MEMO.get(file);
-  if (memo?.stat === stat) return memo.cache;
+  if (memo?.stat === stat.key) return memo.cache;
   let text: string;
   try {
     text = await fs.readFile(file, 'utf8');
   } catch {
     return undefined;
   }
+  const parsed = parseCache(text);
+  if (!parsed) return undefined;
+  memoize(file, {
+    stat: stat.key,
+    cache: parsed.cache,
+    clean: parsed.clean && Buffer.byteLength(text) === stat.size,
+    bytes: stat.size,
+    baseBytes: parsed.baseBytes,
+  });
+  return parsed.cache;
+}
+
+/** Parses a cache file's text (see {@link readCache}); undefined when its header is not this version's. */
+export function parseCache(
+  text: string,
+): { cache: StatCache; clean: boolean; baseBytes: number } | undefined {
   const nl = text.indexOf('\n');
-  const [version, index, walked, tree] = text.slice(0, nl).split(' | ');
-  if (nl < 0 || version !== CACHE_VERSION || !index || !walked) return undefined;
-  const known = new Map<string, Known>();
+  const head = text.slice(0, nl).split(' | ');
+  const [version, index, walked, tree] = head;
+  if (nl < 0 || version !== CACHE_VERSION || !index || !walked || !tree) return undefined;
+  const cache: StatCache = { index, walkedMs: Number(walked), known: new Map() };
+  if (tree !== '-') cache.tree = tree;
+  const { known } = cache;
   const parts = text.slice(nl + 1).split('\0');
-  for (let i = 0; i + 2 < parts.length; i += 3) {
+  // Only parts followed by a NUL are whole: the last one is what follows the last NUL.
+  const whole = parts.length - 1;
+  let i = 0;
+  for (; i + 3 <= whole && parts[i] !== ''; i += 3) {
     const key = parts[i + 1]!;
     known.set(parts[i]!, { key, blob: parts[i + 2]!, kind: key.startsWith('l') ? 'symlink' : 'file' });
   }
-  const cache = { index, walkedMs: Number(walked), known, ...(tree && tree !== '-' ? { tree } : {}) };
-  memoize(file, stat, cache);
-  return cache;
+  let baseBytes = nl + 1;
+  for (let j = 0; j < i; j++) baseBytes += Buffer.byteLength(parts[j]!) + 1;
+  let clean = true;
+  while (i < whole) {
+    const [pIndex, pWalked, pTree, pCount] = (parts[i + 1] ?? '').split(' ');
+    const count = Number(pCount);
+    if (
+      parts[i] !== '' ||
+      parts[i + 2] !== 'P' ||
+      !pIndex ||
+      !pTree ||
+      !Number.isFinite(Number(pWalked)) ||
+      !Number.isInteger(count) ||
+      count < 0 ||
+      i + 3 + 3 * count > whole
+    ) {
+      clean = false;
+      break;
+    }
+    for (let r = i + 3; r < i + 3 + 3 * count; r += 3) {
+      const key = parts[r + 1]!;
+      if (key === '') known.delete(parts[r]!);
+      else known.set(parts[r]!, { key, blob: parts[r + 2]!, kind: key.startsWith('l') ? 'symlink' : 'file' });
+    }
+    cache.index = pIndex;
+    cache.walkedMs = Number(pWalked);
+    if (pTree === '-') delete cache.tree;
+    else cache.tree = pTree;
+    i += 3 + 3 * count;
+  }
+  if (i !== whole || parts[whole] !== '') clean = false;
+  return { cache, clean, baseBytes };
 }
+
+/** Patches appended beyond this share of the file's whole size make the next write a whole one again. */
+const PATCH_GROWTH = 0.5;
 
 /**
  * Writes the cache for the index as it is now; returns the index key it was written against. `known` is
- * kept (memoized) as it is: nobody changes a cache's map after handing it here.
+ * kept (memoized) as it is. With `changed`, the paths of `known` changed (patched in place by the caller,
+ * see {@link patchKnown}) since this process last read or wrote the same map: then only those are appended
+ * as a patch, when the file is still the one memoized and parsed whole; otherwise the file is rewritten
+ * whole (to a temporary file renamed into place).
  */
 export async function writeCache(
   gitDir: string,
   walkedMs: number,
   known: Map<string, Known>,
   tree?: string,
+  changed?: Iterable<string>,
 ): Promise<string> {
+  const file = cacheFile(gitDir);
+  const memo = MEMO.get(file);
+  // Whatever happens below, the memo no longer describes the file until it is recorded again.
+  MEMO.delete(file);
   const index = await indexKey(gitDir);
+  const cache: StatCache = { index, walkedMs, known, ...(tree ? { tree } : {}) };
+  if (changed && memo && memo.clean && memo.cache.known === known) {
+    const paths = [...changed];
+    const chunks = [`\0${index} ${walkedMs} ${tree ?? '-'} ${paths.length}\0P\0`];
+    for (const p of paths) {
+      const k = known.get(p);
+      chunks.push(k ? `${p}\0${k.key}\0${k.blob}\0` : `${p}\0\0\0`);
+    }
+    const patch = chunks.join('');
+    const bytes = memo.bytes + Buffer.byteLength(patch);
+    const now = await fileStat(file);
+    if (now?.key === memo.stat && bytes - memo.baseBytes <= PATCH_GROWTH * memo.baseBytes) {
+      await fs.appendFile(file, patch);
+      const after = await fileStat(file);
+      if (after?.size === bytes)
+        memoize(file, { stat: after.key, cache, clean: true, bytes, baseBytes: memo.baseBytes });
+      return index;
+    }
+  }
   const chunks = [`${CACHE_VERSION} | ${index} | ${walkedMs} | ${tree ?? '-'}\n`];
   for (const [p, k] of known) chunks.push(`${p}\0${k.key}\0${k.blob}\0`);
-  const file = cacheFile(gitDir);
+  const text = chunks.join('');
   await fs.mkdir(path.dirname(file), { recursive: true });
   const tmp = `${file}.${randomUUID().slice(0, 8)}`;
-  await fs.writeFile(tmp, chunks.join(''));
+  await fs.writeFile(tmp, text);
   await fs.rename(tmp, file);
-  memoize(file, await fileKey(file), { index, walkedMs, known, ...(tree ? { tree } : {}) });
+  const after = await fileStat(file);
+  const bytes = Buffer.byteLength(text);
+  if (after?.size === bytes) memoize(file, { stat: after.key, cache, clean: true, bytes, baseBytes: bytes });
   return index;
 }
 
@@ -378,7 +482,8 @@ export async function look(gitDir: string, root: string): Promise<Staging> {
   // Racy entries this walk saw with their recorded key and whose content proved the recorded blob are
   // recorded again against this walk, so they stop being racy (and read) once they settle: safe, as every
   // entry's key was seen by this walk, and a rewrite after it would show a later ctime.
-  if (dirty.length === 0 && verified.size > 0) await writeCache(gitDir, walkedMs, cache.known, cache.tree);
+  if (dirty.length === 0 && verified.size > 0)
+    await writeCache(gitDir, walkedMs, cache.known, cache.tree, []);
   return {
     gitDir,
     root,
@@ -462,13 +567,17 @@ function merged(
 export async function stageDirty(staging: Staging): Promise<void> {
   if (staging.dirty.length === 0) return;
   const { gitDir, root } = staging;
-  const kinds = new Map(staging.listing.entries.map((e) => [e.path, e.kind]));
-  const keys = new Map(staging.track?.files.map((f) => [f.path, f.key]));
+  const dirty = new Set(staging.dirty);
+  // The walk's view of the dirty paths only (a few): no map of every path.
+  const found = new Map<string, FoundFile>();
+  if (staging.track) for (const f of staging.track.files) if (dirty.has(f.path)) found.set(f.path, f);
+  const kinds = new Map<string, WorkspaceEntry['kind']>();
+  for (const e of staging.listing.entries) if (dirty.has(e.path)) kinds.set(e.path, e.kind);
   let indexed: Map<string, Indexed>;
   const small =
     staging.track !== undefined &&
     staging.dirty.length <= HASH_HERE_MAX &&
-    staging.dirty.every((p) => !(keySize(keys.get(p) ?? '') > STORE_HERE_MAX_BYTES));
+    staging.dirty.every((p) => !(keySize(found.get(p)?.key ?? '') > STORE_HERE_MAX_BYTES));
   if (small) {
     // Stored here, and the tree written here too ({@link indexTree}): git's index is left as it was, and
     // the stat cache (which no longer describes it) is what the next staging trusts.
@@ -483,7 +592,6 @@ export async function stageDirty(staging: Staging): Promise<void> {
     await updateIndex(staging);
     indexed = byPath(parseLsFiles((await runGit(gitDir, root, ['ls-files', '--stage', '-z'])).stdout));
   }
-  const dirty = new Set(staging.dirty);
   const entries: WorkspaceEntry[] = [];
   for (const e of staging.listing.entries) {
     const now = dirty.has(e.path) ? indexed.get(e.path) : undefined;
@@ -495,12 +603,40 @@ export async function stageDirty(staging: Staging): Promise<void> {
   staging.dirty = [];
   delete staging.tree;
   if (staging.track) {
-    const { files, known, walkedMs } = staging.track;
-    const next = merged(files, known, dirty, indexed);
+    const { known, walkedMs } = staging.track;
+    // The cache's own map, changed in place at the dirty paths only (what `merged` makes of it: the rest
+    // of the walk's files kept their recorded entries), with its tree index; the file gets a patch.
+    patchKnown(known, dirty, found, indexed);
     // The tree too (a few ms): the checkpoint after the gates then finds it in the cache.
-    const tree = await writeTrees(gitDir, next);
-    staging.track = { files, known: next, walkedMs, index: await writeCache(gitDir, walkedMs, next, tree) };
+    const tree = await writeTrees(gitDir, known);
+    staging.track.index = await writeCache(gitDir, walkedMs, known, tree, dirty);
     staging.tree = tree;
+  }
+}
+
+/**
+ * Changes `known` at `dirty` to what git indexed there (`indexed`) with the key the walk saw (`found`):
+ * a path git did not index (gone, or not a file or link) is dropped. The map's tree index, if it has one,
+ * changes with it, at once (no await in between).
+ */
+export function patchKnown(
+  known: Map<string, Known>,
+  dirty: Iterable<string>,
+  found: ReadonlyMap<string, Pick<FoundFile, 'key'>>,
+  indexed: ReadonlyMap<string, Indexed>,
+): void {
+  const trees = TREES.get(known);
+  for (const p of dirty) {
+    const f = found.get(p);
+    const now = indexed.get(p);
+    if (f && now) {
+      const k: Known = { key: f.key, ...now };
+      known.set(p, k);
+      trees?.set(p, { mode: gitModeOf(k), id: k.blob });
+    } else {
+      known.delete(p);
+      trees?.remove(p);
+    }
   }
 }
 
@@ -528,68 +664,43 @@ export async function indexTree(staging: Staging): Promise<string> {
   staging.tree = tree;
   if (staging.track) {
     const { known, walkedMs } = staging.track;
-    staging.track.index = await writeCache(staging.gitDir, walkedMs, known, tree);
+    staging.track.index = await writeCache(staging.gitDir, walkedMs, known, tree, []);
   }
   return tree;
 }
 
-/** A folder of the tree being written: its files and its subfolders. */
-interface Folder {
-  blobs: TreeEntry[];
-  folders: Map<string, Folder>;
+/**
+ * The tree index of each stat cache map this process holds (./trees): a map patched in place
+ * ({@link patchKnown}) carries it along, so a checkpoint recomputes only the folders it changed.
+ */
+const TREES = new WeakMap<ReadonlyMap<string, Known>, TreeIndex>();
+
+/** The tree index of `known`, built from scratch when the map has none yet. */
+function treesOf(known: ReadonlyMap<string, Known>): TreeIndex {
+  let trees = TREES.get(known);
+  if (!trees) {
+    trees = new TreeIndex();
+    for (const [p, k] of known) trees.set(p, { mode: gitModeOf(k), id: k.blob });
+    TREES.set(known, trees);
+  }
+  return trees;
 }
 
-/** A tree object computed in memory, with the subtrees it names. */
-interface Built {
-  id: string;
-  content: Buffer;
-  subtrees: Built[];
+/**
+ * Hands the tree index of `from` to `to`, a new map holding the same entries (a restore back to the tree
+ * the cache describes): the next checkpoint then rebuilds only its own folders.
+ */
+export function moveTrees(from: ReadonlyMap<string, Known>, to: ReadonlyMap<string, Known>): void {
+  const trees = TREES.get(from);
+  TREES.delete(from);
+  if (trees) TREES.set(to, trees);
 }
 
 /**
  * Writes the tree of everything the stat cache knows (what `write-tree` makes of an index holding exactly
- * those entries) and returns its id. Every tree is computed here (hashing ~100 small objects for a
- * 10,000-file tree), but only new ones are written: a tree whose object exists has all of its subtrees
- * (each is written after its subtrees), so only the folders a phase changed, and their parents, are.
+ * those entries) and returns its id. Only the folders changed since the map's previous tree are computed
+ * again (./trees), and only new objects written.
  */
 export async function writeTrees(gitDir: string, known: ReadonlyMap<string, Known>): Promise<string> {
-  const root: Folder = { blobs: [], folders: new Map() };
-  for (const [p, k] of known) {
-    const parts = p.split('/');
-    let folder = root;
-    for (let i = 0; i < parts.length - 1; i++) {
-      const name = parts[i]!;
-      let next = folder.folders.get(name);
-      if (!next) folder.folders.set(name, (next = { blobs: [], folders: new Map() }));
-      folder = next;
-    }
-    folder.blobs.push({ name: parts[parts.length - 1]!, type: 'blob', id: k.blob, mode: gitModeOf(k) });
-  }
-  const build = (folder: Folder, where: string): Built => {
-    const subtrees: Built[] = [];
-    const entries: TreeEntry[] = [...folder.blobs];
-    for (const [name, sub] of folder.folders) {
-      // One walk cannot see a path as a file and a folder at once; a tree naming both would be corrupt.
-      if (folder.blobs.some((b) => b.name === name)) {
-        throw new WorkspaceError(
-          `${where}${name} is both a file and a folder in the stat cache`,
-          'GitFailed',
-          true,
-        );
-      }
-      const built = build(sub, `${where}${name}/`);
-      subtrees.push(built);
-      entries.push({ name, type: 'tree', id: built.id });
-    }
-    const content = treeObject(entries);
-    return { id: objectId('tree', content), content, subtrees };
-  };
-  const top = build(root, '');
-  const ensure = async (t: Built): Promise<void> => {
-    if (await hasObject(gitDir, t.id)) return;
-    await Promise.all(t.subtrees.map(ensure));
-    await writeObject(gitDir, 'tree', t.content);
-  };
-  await ensure(top);
-  return top.id;
+  return treesOf(known).write(gitDir);
 }
