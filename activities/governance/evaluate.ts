@@ -262,8 +262,35 @@ function filesOf(root: string): Files {
 }
 
 async function workspaceFiles(files: Files, pattern: string, exclude: string[]): Promise<WorkspaceEntry[]> {
-  const isMatch = matcher(pattern, [...ALWAYS_EXCLUDED, ...exclude]);
+  const isMatch = rememberedMatcher(pattern, exclude);
   return (await files()).filter((e) => isMatch(e.path)).sort((a, b) => (a.path < b.path ? -1 : 1));
+}
+
+/**
+ * Whether a path matches a gate's glob, remembered by glob and path: a gate over `**\/*` matched every path
+ * of a 10,000-file tree at every phase (~15–60 ms of CPU, more than the nine files it read), where
+ * nearly every path is one it matched the phase before. Bounded: a glob's answers are forgotten past
+ * {@link MATCHED_MAX_PATHS}, all of them past {@link MATCHED_MAX_GLOBS} globs.
+ */
+const MATCHED = new Map<string, { isMatch: (p: string) => boolean; seen: Map<string, boolean> }>();
+const MATCHED_MAX_GLOBS = 64;
+const MATCHED_MAX_PATHS = 100_000;
+
+function rememberedMatcher(pattern: string, exclude: readonly string[]): (p: string) => boolean {
+  const key = JSON.stringify([pattern, exclude]);
+  let m = MATCHED.get(key);
+  if (!m) {
+    if (MATCHED.size >= MATCHED_MAX_GLOBS) MATCHED.clear();
+    m = { isMatch: matcher(pattern, [...ALWAYS_EXCLUDED, ...exclude]), seen: new Map() };
+    MATCHED.set(key, m);
+  }
+  const { isMatch, seen } = m;
+  if (seen.size > MATCHED_MAX_PATHS) seen.clear();
+  return (p) => {
+    let v = seen.get(p);
+    if (v === undefined) seen.set(p, (v = isMatch(p)));
+    return v;
+  };
 }
 
 /**
