@@ -23,7 +23,7 @@ import { inflateSync } from 'node:zlib';
 import type { TreeScan } from './exact';
 import { mapLimit } from './hashing';
 import { parseTree, readObject } from './objects';
-import { gitModeOf, indexKey, isSettled, moveTrees, readCache, writeCache, type Known } from './stage';
+import { gitModeOf, indexKey, isSettled, readCache, writeCache, type Known } from './stage';
 
 /** Files removed at once. */
 const WRITE_CONCURRENCY = 16;
@@ -202,12 +202,16 @@ export async function restoreChanged(args: {
 
   // The cache now describes the restored tree. Keys recorded by this walk (`startedMs`) are trusted only
   // for files changed well before it: the files written just now are checked by content at the next look.
+  if (cache.tree === args.tree && asRecorded && write.every((p) => known.has(p))) {
+    // Back to the tree the cache described (a rollback to the last checkpoint): its map changes only at
+    // the paths written (a new stat key, the same blob and mode), so it is changed in place there, its
+    // tree index (./trees) stays true, and the file gets a patch instead of 10,000 entries again.
+    for (const p of write) cache.known.set(p, known.get(p)!);
+    await writeCache(gitDir, walked.startedMs, cache.known, args.tree, write);
+    return true;
+  }
   const ordered = new Map([...wanted.keys()].filter((p) => known.has(p)).map((p) => [p, known.get(p)!]));
-  const whole = ordered.size === wanted.size;
-  // Back to the tree the cache described: its tree index (./trees) describes the new map too, so the next
-  // checkpoint rebuilds only the folders the next agent changes.
-  if (whole && asRecorded && cache.tree === args.tree) moveTrees(cache.known, ordered);
-  await writeCache(gitDir, walked.startedMs, ordered, whole ? args.tree : undefined);
+  await writeCache(gitDir, walked.startedMs, ordered, ordered.size === wanted.size ? args.tree : undefined);
   return true;
 }
 

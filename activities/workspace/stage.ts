@@ -687,16 +687,6 @@ function treesOf(known: ReadonlyMap<string, Known>): TreeIndex {
 }
 
 /**
- * Hands the tree index of `from` to `to`, a new map holding the same entries (a restore back to the tree
- * the cache describes): the next checkpoint then rebuilds only its own folders.
- */
-export function moveTrees(from: ReadonlyMap<string, Known>, to: ReadonlyMap<string, Known>): void {
-  const trees = TREES.get(from);
-  TREES.delete(from);
-  if (trees) TREES.set(to, trees);
-}
-
-/**
  * Writes the tree of everything the stat cache knows (what `write-tree` makes of an index holding exactly
  * those entries) and returns its id. Only the folders changed since the map's previous tree are computed
  * again (./trees), and only new objects written.
