@@ -5,8 +5,9 @@
  * yet (query `audit`, a page at a time). `--verify` checks the file's hash chain and then compares it with
  * what the run itself recorded, from the most trustworthy source available:
  *   1. the workflow (query `auditHead` and the entries it holds), when a worker answers;
- *   2. the server's history: every `appendAudit` activity's input carries the entries (with their hashes),
- *      and a continue-as-new carry holds the head; this needs no worker;
+ *   2. the server's history: the entries (with their hashes) ride in the inputs of `appendAudit`, of
+ *      `checkpointPhase` (a phase's entries) and of `updateRunManifest` (a completed run's last ones,
+ *      patch `run-end-carries-audit`), and a continue-as-new carry holds the head; this needs no worker;
  *   3. the run manifest's `audit` head (a file like audit.jsonl itself, so the weakest).
  * It names the first entry that was changed, inserted or removed.
  */
@@ -24,13 +25,14 @@ const QUERY_WAIT_MS = 5_000;
 /** What the server's history says about a run's trail. */
 export interface HistoryAudit {
   outputsDir: string;
-  /** Hashes by seq of every entry the latest execution handed to `appendAudit` (and the carried head). */
+  /** Hashes by seq of every entry the latest execution handed to an activity (and the carried head). */
   known: Map<number, string>;
-  /** Entries certainly written: those of completed `appendAudit` activities (and before the carry). */
+  /** Entries certainly written: those of completed activities that carried them (and before the carry). */
   written: number;
 }
 
-interface RawEvent {
+/** The parts of a history event this module reads. */
+export interface RawEvent {
   eventId?: unknown;
   workflowExecutionStartedEventAttributes?: { input?: { payloads?: unknown[] | null } | null } | null;
   activityTaskScheduledEventAttributes?: {
@@ -50,10 +52,25 @@ function decode(payload: unknown): unknown {
   }
 }
 
+/**
+ * The activities whose input carries audit entries, and the field that holds them. Every entry the
+ * workflow writes rides in one of these: a history that showed only `appendAudit` would miss a completed
+ * run's last entries, and `--verify` without a worker would not see the file lose them.
+ */
+const AUDIT_CARRIERS: Readonly<Record<string, string>> = {
+  appendAudit: 'entries',
+  checkpointPhase: 'audit',
+  updateRunManifest: 'auditEntries',
+};
+
 /** Reads the latest execution's history for the run's outputs folder and the audit entries it carries. */
 export async function historyAudit(client: Client, runId: string): Promise<HistoryAudit> {
   const history = await client.workflow.getHandle(runId).fetchHistory();
-  const events = (history.events ?? []) as RawEvent[];
+  return auditFromEvents(runId, history.events ?? []);
+}
+
+/** {@link historyAudit} from the events themselves (exported for tests). */
+export function auditFromEvents(runId: string, events: readonly RawEvent[]): HistoryAudit {
   const start = events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads ?? [];
   const input = decode(start[0]) as { outputsDir?: unknown } | undefined;
   if (typeof input?.outputsDir !== 'string') throw new Error(`run ${runId} has no outputsDir in its input`);
@@ -69,17 +86,19 @@ export async function historyAudit(client: Client, runId: string): Promise<Histo
   const scheduled = new Map<string, number>();
   for (const e of events) {
     const s = e.activityTaskScheduledEventAttributes;
-    if (s?.activityType?.name === 'appendAudit') {
-      const arg = decode(s.input?.payloads?.[0]) as { entries?: unknown[] } | undefined;
+    const field = AUDIT_CARRIERS[s?.activityType?.name ?? ''];
+    if (s && field) {
+      const arg = decode(s.input?.payloads?.[0]) as Record<string, unknown> | undefined;
+      const carried = arg?.[field];
       let last = 0;
-      for (const raw of arg?.entries ?? []) {
+      for (const raw of Array.isArray(carried) ? carried : []) {
         const entry = AuditEntrySchema.safeParse(raw);
         if (entry.success && entry.data.hash) {
           known.set(entry.data.seq, entry.data.hash);
           last = Math.max(last, entry.data.seq);
         }
       }
-      scheduled.set(String(e.eventId), last);
+      if (last > 0) scheduled.set(String(e.eventId), last);
     }
     const done = e.activityTaskCompletedEventAttributes;
     if (done) {

@@ -1,0 +1,92 @@
+/**
+ * `governance audit --verify` without a worker takes what the run wrote from its history (src/audit.ts):
+ * every activity that carries audit entries must count, or a file that lost a completed run's last
+ * entries (which ride with `updateRunManifest`) would pass as intact.
+ */
+import { defaultPayloadConverter } from '@temporalio/common';
+import { describe, expect, it } from 'vitest';
+import { auditFromEvents, type RawEvent } from '../../src/audit';
+import { GENESIS, nextAuditEntry, type AuditEntry, type AuditHead } from '../../src/shared/audit';
+
+function chain(n: number): AuditEntry[] {
+  const out: AuditEntry[] = [];
+  let head: AuditHead = { count: 0, head: GENESIS };
+  for (let i = 0; i < n; i++) {
+    const next = nextAuditEntry(head, { time: '2026-12-01T00:00:00.000Z', actor: 'workflow', kind: 'phase' });
+    out.push(next.entry);
+    head = next.head;
+  }
+  return out;
+}
+
+const payload = (v: unknown) => defaultPayloadConverter.toPayload(v);
+
+/** A started event, then each activity scheduled with `input` (and completed when `done`). */
+function history(acts: { type: string; input: Record<string, unknown>; done: boolean }[]): RawEvent[] {
+  const events: RawEvent[] = [
+    {
+      eventId: 1,
+      workflowExecutionStartedEventAttributes: { input: { payloads: [payload({ outputsDir: '/out' })] } },
+    },
+  ];
+  for (const a of acts) {
+    const id = events.length + 1;
+    events.push({
+      eventId: id,
+      activityTaskScheduledEventAttributes: {
+        activityType: { name: a.type },
+        input: { payloads: [payload(a.input)] },
+      },
+    });
+    if (a.done)
+      events.push({ eventId: id + 1, activityTaskCompletedEventAttributes: { scheduledEventId: id } });
+  }
+  return events;
+}
+
+describe("a run's audit entries in its history", () => {
+  const e = chain(5);
+
+  it('are read from appendAudit, checkpointPhase and updateRunManifest alike', () => {
+    const h = auditFromEvents(
+      'r',
+      history([
+        { type: 'appendAudit', input: { entries: e.slice(0, 2) }, done: true },
+        { type: 'checkpointPhase', input: { audit: [e[2]] }, done: true },
+        {
+          type: 'updateRunManifest',
+          input: { audit: { entries: 3, head: 'x' }, auditEntries: e.slice(3) },
+          done: true,
+        },
+      ]),
+    );
+    expect(h.outputsDir).toBe('/out');
+    expect(h.written).toBe(5);
+    expect([...h.known.entries()]).toEqual(e.map((x) => [x.seq, x.hash]));
+  });
+
+  it('count as written only once the activity that carried them completed', () => {
+    const h = auditFromEvents(
+      'r',
+      history([
+        { type: 'checkpointPhase', input: { audit: e.slice(0, 3) }, done: true },
+        { type: 'updateRunManifest', input: { auditEntries: e.slice(3) }, done: false },
+      ]),
+    );
+    expect(h.written).toBe(3);
+    expect(h.known.get(5)).toBe(e[4]!.hash);
+  });
+
+  it('ignore activities that carry none, and inputs that are not entries', () => {
+    const h = auditFromEvents(
+      'r',
+      history([
+        { type: 'scriptTurn', input: { entries: e }, done: true },
+        { type: 'checkpointPhase', input: { audit: 'nope' }, done: true },
+        { type: 'updateRunManifest', input: { auditEntries: [{ seq: 1 }] }, done: true },
+      ]),
+    );
+    expect(h.written).toBe(0);
+    expect(h.known.size).toBe(0);
+  });
+});
