@@ -47,7 +47,7 @@ unit: install
 # (npm, the Go-built Temporal CLI, apt packages) are independent and made at once; scripts/test.sh then
 # starts the temporal tier in the background and runs lint/typecheck/format and the unit tier meanwhile,
 # prints the temporal tier's output after the unit tier's, and ends with the line CI reads.
-# TEMPORAL_FORKS (default 4) sets how many temporal files run at once.
+# TEMPORAL_FORKS (default 2) sets how many temporal files run at once.
 test:
 	@$(MAKE) --no-print-directory -j4 install temporal sandbox browser
 	@scripts/test.sh

@@ -6,9 +6,9 @@
 # boundary test writes lint probes into src/ for a moment, which the checks would read. Then the
 # temporal tier's log is printed and followed until it ends, and the one plain summary line CI reads.
 #
-# TEMPORAL_FORKS: how many temporal test files run at once on the one dev server (default 4). Its files
-# mostly wait (timers, heartbeat timeouts, workers starting): measured, one uses about 0.4 of a core, so
-# two at a time left the machine's two cores half idle (docs/performance-log.md).
+# TEMPORAL_FORKS: how many temporal test files run at once on the one dev server (default 2, as in
+# vitest.config.ts). Four, tried on a fresh clone, was no faster: the tier's summed test time doubled, as
+# the two cores are busy beside the unit tier (docs/performance-log.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +20,7 @@ tier() {
   npx vitest run --project "$1" --reporter=default --reporter=json --outputFile="$OUT/test-$1.json" "${@:2}"
 }
 
-tier temporal --poolOptions.forks.maxForks="${TEMPORAL_FORKS:-4}" >"$OUT/test-temporal.log" 2>&1 &
+tier temporal --poolOptions.forks.maxForks="${TEMPORAL_FORKS:-2}" >"$OUT/test-temporal.log" 2>&1 &
 temporal_pid=$!
 
 # The checks, each run even when an earlier one failed; their exit codes go to check.json for the summary.
