@@ -163,6 +163,13 @@ export async function moveTeam(run: TeamRun, lost: string, reason: string): Prom
   const cp = run.checkpoint;
   run.moving = true;
   try {
+    if (!cp && from.store === false) {
+      // Its host had no store, so the team kept no checkpoints (checkpoints()): say so, as a run would.
+      throw ApplicationFailure.nonRetryable(
+        `host ${lost} has no checkpoint store (ORCHESTRATOR_CHECKPOINT_STORE), so the team kept no checkpoint to move from`,
+        'NoCheckpointStore',
+      );
+    }
     if (!cp) throw ApplicationFailure.nonRetryable(`the team has no checkpoint to move from`, 'PhaseFailed');
     log.warn('host lost: moving the team', { runId: run.runId, host: lost, checkpoint: cp.id, reason });
     const to = await hosts.adoptWorkspace({
