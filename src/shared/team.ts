@@ -396,6 +396,18 @@ export interface TeamHost {
   store?: boolean;
 }
 /**
+ * {@link TeamHost} as a `teamHostMoved` signal must carry it: anyone who can signal may send anything, and
+ * a malformed host would send the agent's next steps nowhere (or throw in the handler and stall it).
+ */
+export const TeamHostSchema = z.object({
+  hostId: z.string().min(1),
+  queue: z.string().min(1),
+  moveAfterMs: z.number().int().positive(),
+  store: z.boolean().optional(),
+});
+/** A `teamHostLost` signal's payload: the agent that saw it and the host it lost. */
+export const TeamHostLostSchema = z.object({ agentId: z.string().min(1), host: z.string().min(1) });
+/**
  * Sent by an agent workflow to its team (patch `team-host-move`): a step of the agent sent to host `host`
  * waited past the host's move time, so the host is gone. The team moves (once) and answers every agent
  * with {@link teamHostMovedSignal}.

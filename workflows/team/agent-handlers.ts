@@ -15,6 +15,7 @@ import {
   TaskDoneRequestSchema,
   teamAgentStatusQuery,
   teamHostMovedSignal,
+  TeamHostSchema,
   type TaskDoneRequest,
   type TaskDoneResult,
 } from '../../src/shared/team';
@@ -48,9 +49,12 @@ export function setAgentHandlers(a: TeamAgentRun): void {
       if (a.finished || status.state === 'starting') throw new Error(`agent ${agent.id} is ${status.state}`);
     },
   });
-  setHandler(teamHostMovedSignal, (to) => {
+  setHandler(teamHostMovedSignal, (raw) => {
     // Only a team that moves sends it (patch `team-host-move`): the agent's steps go there from now on.
-    if (a.input.hostMoves && to && typeof to.queue === 'string') a.host = to;
+    if (!a.input.hostMoves) return;
+    const to = TeamHostSchema.safeParse(raw);
+    if (to.success) a.host = to.data;
+    else log.warn('teamHostMoved ignored', { agentId: agent.id, error: to.error.message });
   });
 }
 

@@ -28,6 +28,7 @@ import {
   stopTeamSignal,
   StopTeamRequestSchema,
   teamHostLostSignal,
+  TeamHostLostSchema,
   teamStatusQuery,
   type AgentProgress,
   type SpawnResult,
@@ -155,5 +156,10 @@ export function setTeamHandlers(run: TeamRun): void {
   });
   setHandler(agentBudgetPausedSignal, (p) => budgetPaused(run, p));
   setHandler(budgetQuery, () => budgetStatus(run));
-  setHandler(teamHostLostSignal, (p) => onAgentHostLost(run, p));
+  setHandler(teamHostLostSignal, (raw) => {
+    const p = TeamHostLostSchema.safeParse(raw);
+    // A malformed report is dropped with its reason (a signal cannot be refused to its sender).
+    if (!p.success) log.warn('teamHostLost ignored', { runId: run.runId, error: p.error.message });
+    else onAgentHostLost(run, p.data);
+  });
 }
