@@ -36,6 +36,7 @@ import {
 } from '../src/shared/failures';
 import {
   agentBudgetLimitsSignal,
+  MeterLimitsMessageSchema,
   agentBudgetPausedSignal,
   agentStatusQuery,
   type AgentWorkflowStatus,
@@ -43,6 +44,7 @@ import {
 } from '../src/shared/messages';
 import { agentTurnQueue, type TurnHost } from './agent-queue';
 import { isHostLost } from './host-lost';
+import { signalInput } from './signal-input';
 import type { AgentTurnSinks } from '../src/shared/sinks';
 import { addUsage, type AgentResult, type AgentStep, type Usage, ZERO_USAGE } from '../src/shared/run';
 import { methodologySection } from '../src/shared/skills';
@@ -315,7 +317,9 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRes
   };
   let limits: MeterLimitsMessage = input.meter?.limits ?? {};
   let limitsVersion = 0;
-  setHandler(agentBudgetLimitsSignal, (l) => {
+  setHandler(agentBudgetLimitsSignal, (raw) => {
+    const l = signalInput('budgetLimits', MeterLimitsMessageSchema, raw, { agentId: agent.id });
+    if (!l) return;
     limits = l;
     limitsVersion += 1;
   });

@@ -150,26 +150,41 @@ export interface BudgetStatus {
 
 export const budgetQuery = defineQuery<BudgetStatus>('budget');
 
-/** Limits in exact units (micro-dollars, tokens) per level, as the metering gateway admits requests. */
-export interface MeterLimitsMessage {
-  run?: { microUsd?: number; tokens?: number };
-  phase?: { microUsd?: number; tokens?: number };
-  agent?: { microUsd?: number; tokens?: number };
-}
+const ExactLimitSchema = z
+  .object({
+    microUsd: z.number().int().nonnegative().optional(),
+    tokens: z.number().int().nonnegative().optional(),
+  })
+  .strict();
+/**
+ * Limits in exact units (micro-dollars, tokens) per level, as the metering gateway admits requests. A
+ * `budgetLimits` signal must carry exactly this: anyone who can signal may send anything, and a malformed
+ * limit must neither throw in the handler (a stalled agent) nor lift a limit.
+ */
+export const MeterLimitsMessageSchema = z
+  .object({
+    run: ExactLimitSchema.optional(),
+    phase: ExactLimitSchema.optional(),
+    agent: ExactLimitSchema.optional(),
+  })
+  // Strict: our senders send exactly these keys (limitsFor); a payload with others is not from them.
+  .strict();
+export type MeterLimitsMessage = z.infer<typeof MeterLimitsMessageSchema>;
 
 /**
  * Signal `agentBudgetPaused`, agent → its run: a budget refused the agent's next model request. The agent
  * waits, its session and conversation intact, until the run sends {@link agentBudgetLimitsSignal}.
  */
-export interface AgentBudgetPaused {
-  workflowId: string;
-  phase: string;
-  agent: string;
+export const AgentBudgetPausedSchema = z.object({
+  workflowId: z.string().min(1).max(1000),
+  phase: z.string().max(1000),
+  agent: z.string().max(1000),
   /** The limit that refused, in words. */
-  reason: string;
-  level: 'run' | 'phase' | 'agent';
-  unit: 'usd' | 'tokens';
-}
+  reason: z.string().max(2000),
+  level: z.enum(['run', 'phase', 'agent']),
+  unit: z.enum(['usd', 'tokens']),
+});
+export type AgentBudgetPaused = z.infer<typeof AgentBudgetPausedSchema>;
 export const agentBudgetPausedSignal = defineSignal<[AgentBudgetPaused]>('agentBudgetPaused');
 
 /** Signal `budgetLimits`, run → agent: the limits now in force (after `raiseBudget`); a paused agent resumes. */

@@ -11,6 +11,7 @@ import type { AuditEntry } from './audit';
 import { MAX_AGENT_HEARTBEAT_TIMEOUT_S, MIN_AGENT_HEARTBEAT_TIMEOUT_S } from './failures';
 import { OPERATOR } from './identity';
 import { SafeNameSchema } from './ids';
+import { zodIssueText } from './zod-issues';
 import { BudgetLimitSchema, PermissionModeSchema, SubagentsSchema } from './spec';
 
 /** The roles a team starts with or that the default policy knows. Policies may add more. */
@@ -184,12 +185,12 @@ export interface SpawnResult {
 
 /** `failed`: every agent failed, or one failed under `onAgentFailure: stop` (the workflow fails too). */
 export type TeamState = 'running' | 'stopping' | 'completed' | 'stopped' | 'failed';
-export type TeamAgentState = 'starting' | 'running' | 'completed' | 'failed' | 'stopped';
+export const TeamAgentStateSchema = z.enum(['starting', 'running', 'completed', 'failed', 'stopped']);
+export type TeamAgentState = z.infer<typeof TeamAgentStateSchema>;
 
-export interface TaskCounts {
-  completed: number;
-  total: number;
-}
+const CountSchema = z.number().int().nonnegative();
+export const TaskCountsSchema = z.object({ completed: CountSchema, total: CountSchema });
+export type TaskCounts = z.infer<typeof TaskCountsSchema>;
 
 export interface TeamAgentRow {
   id: string;
@@ -259,18 +260,24 @@ export const RefusalReportSchema = z.object({
 });
 export type RefusalReport = z.infer<typeof RefusalReportSchema>;
 
-/** Progress an agent workflow reports to its team. */
-export interface AgentProgress {
-  agentId: string;
-  state?: TeamAgentState;
-  startedAt?: string;
-  sessionId?: string;
-  costUsd?: number;
-  turns?: number;
-  tasks?: TaskCounts;
+const CostSchema = z.number().nonnegative().finite();
+/**
+ * Progress an agent workflow reports to its team (signal `agentProgress`). Parsed by the team: anyone who
+ * can signal may send anything, and a malformed report must neither throw in the handler (a stalled team)
+ * nor put a non-number into its totals.
+ */
+export const AgentProgressSchema = z.object({
+  agentId: z.string().min(1).max(200),
+  state: TeamAgentStateSchema.optional(),
+  startedAt: z.string().max(100).optional(),
+  sessionId: z.string().max(200).optional(),
+  costUsd: CostSchema.optional(),
+  turns: CountSchema.optional(),
+  tasks: TaskCountsSchema.optional(),
   /** A `report_status` text. */
-  note?: string;
-}
+  note: z.string().max(2000).optional(),
+});
+export type AgentProgress = z.infer<typeof AgentProgressSchema>;
 
 // ---- messages between agents ----
 /**
@@ -316,8 +323,7 @@ export function checkMessage(
   | { ok: false; reason: string } {
   const parsed = MessageRequestSchema.safeParse(raw);
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'message'}: ${i.message}`);
-    return { ok: false, reason: `invalid message: ${issues.join('; ')}` };
+    return { ok: false, reason: `invalid message: ${zodIssueText(parsed.error, 'message')}` };
   }
   const req = parsed.data;
   const target = team.agents.find((a) => a.id === req.to) ?? team.agents.find((a) => a.name === req.to);
@@ -365,21 +371,25 @@ export const spoofReportSignal = defineSignal<[SpoofReport]>('spoofReport');
 /** Sent by agent workflows to their team. */
 export const agentProgressSignal = defineSignal<[AgentProgress]>('agentProgress');
 
-/** How one team agent ended: its workflow's result (or, when it failed, its failure's details). */
-export interface TeamAgentOutcome {
-  agentId: string;
-  state: 'completed' | 'failed' | 'stopped';
-  costUsd: number;
-  turns: number;
-  tasks: TaskCounts;
-  archivedTo?: string;
-  sessionId?: string;
-  error?: string;
+/**
+ * How one team agent ended: its workflow's result (or, when it failed, its failure's details). Parsed
+ * where it arrives by signal (`agentEnded`), for the reasons of {@link AgentProgressSchema}.
+ */
+export const TeamAgentOutcomeSchema = z.object({
+  agentId: z.string().min(1).max(200),
+  state: z.enum(['completed', 'failed', 'stopped']),
+  costUsd: CostSchema,
+  turns: CountSchema,
+  tasks: TaskCountsSchema,
+  archivedTo: z.string().optional(),
+  sessionId: z.string().optional(),
+  error: z.string().optional(),
   /** The failure type (src/shared/failures) of a failed agent. */
-  errorType?: string;
-  startedAt: string;
-  completedAt: string;
-}
+  errorType: z.string().optional(),
+  startedAt: z.string(),
+  completedAt: z.string(),
+});
+export type TeamAgentOutcome = z.infer<typeof TeamAgentOutcomeSchema>;
 
 /**
  * Sent by an agent workflow to its team (the team's latest run) as it ends. A team that has continued
@@ -455,13 +465,25 @@ export interface TeamAgentStatus {
 
 /** Mark a task of this agent done (the `orchestrator team task done` command). */
 export const taskDoneUpdate = defineUpdate<TaskDoneResult, [TaskDoneRequest]>('taskDone');
+/** `stopAgent`'s payload (absent or `{}`: stopped without a reason). */
+export const StopAgentRequestSchema = z
+  .object({ reason: z.string().max(2000).optional() })
+  .optional()
+  .nullable();
 /** End this agent's process; it completes as `stopped`. */
 export const stopAgentSignal = defineSignal<[{ reason?: string }]>('stopAgent');
 export const teamAgentStatusQuery = defineQuery<TeamAgentStatus>('status');
+/** `deliverMessage`'s payload, as the team sends it (a message the team accepted: see {@link MessageRequestSchema}). */
+export const DeliveredMessageSchema = z.object({
+  from: z.string().min(1).max(200),
+  text: z.string().min(1).max(20_000),
+});
 /** The team hands an accepted message to its agent's workflow, which passes it to the live session. */
-export const deliverMessageSignal = defineSignal<[{ from: string; text: string }]>('deliverMessage');
+export const deliverMessageSignal = defineSignal<[z.infer<typeof DeliveredMessageSchema>]>('deliverMessage');
 /** The messages an agent has received after `afterSeq` (its activity polls this for its live session). */
 export const agentInboxQuery = defineQuery<TeamMessage[], [number]>('inbox');
+/** `reportStatus`'s payload: the text, cut to 500 characters where it is kept. */
+export const ReportStatusSchema = z.object({ text: z.string().max(100_000) });
 /** `report_status`: a short text shown in team status and track. */
 export const reportStatusSignal = defineSignal<[{ text: string }]>('reportStatus');
 /**
@@ -511,8 +533,7 @@ export function isActive(state: TeamAgentState): boolean {
 export function checkSpawnRequest(policy: TeamPolicy, team: TeamView, raw: unknown): SpawnCheck {
   const parsed = SpawnRequestSchema.safeParse(raw);
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'request'}: ${i.message}`);
-    return { ok: false, reason: `invalid request: ${issues.join('; ')}` };
+    return { ok: false, reason: `invalid request: ${zodIssueText(parsed.error, 'request')}` };
   }
   const req = parsed.data;
   const roles = Object.keys(policy.roles);

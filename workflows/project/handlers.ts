@@ -8,6 +8,7 @@ import { getLimit, limitsFor, report as ledgerReport, setLimit } from '../../src
 import { OPERATOR } from '../../src/shared/identity';
 import {
   agentBudgetLimitsSignal,
+  AgentBudgetPausedSchema,
   agentBudgetPausedSignal,
   approveUpdate,
   auditHeadQuery,
@@ -23,6 +24,7 @@ import {
   statusQuery,
 } from '../../src/shared/messages';
 import type { RunStatus } from '../../src/shared/run';
+import { signalInput } from '../signal-input';
 import { countBudgetPause } from './metrics';
 import { meter } from './proxies';
 import { chargeMeter, pausedScope, raiseCommand } from './budget';
@@ -135,9 +137,10 @@ export function setProjectHandlers(run: ProjectRun): void {
     },
     { validator: (req) => void validApprove(req) },
   );
-  setHandler(agentBudgetPausedSignal, async (p) => {
-    const m = run.runningMeters.get(p.workflowId);
-    if (!m) return;
+  setHandler(agentBudgetPausedSignal, async (raw) => {
+    const p = signalInput('agentBudgetPaused', AgentBudgetPausedSchema, raw, { runId });
+    const m = p ? run.runningMeters.get(p.workflowId) : undefined;
+    if (!p || !m) return;
     const scope = pausedScope(p);
     // What the agent spent so far goes into the ledger first, so the paused run shows it.
     const seen = run.budgetVersion;

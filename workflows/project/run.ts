@@ -11,6 +11,7 @@ import {
   totals as ledgerTotals,
   type Ledger,
 } from '../../src/shared/budget';
+import { zodIssueText } from '../../src/shared/zod-issues';
 import type { AuditEntry } from '../../src/shared/audit';
 import type { MeterCharged } from '../../src/shared/meter-charge';
 import { agentIdAt, type RollbackRequest } from '../../src/shared/messages';
@@ -73,7 +74,7 @@ class PauseMap extends Map<string, string> {
 
 /** `path: message; …` for zod issues, naming the input itself when the path is empty. */
 export function issuesOf(issues: ReadonlyArray<{ path: PropertyKey[]; message: string }>): string {
-  return issues.map((i) => `${i.path.map(String).join('.') || 'input'}: ${i.message}`).join('; ');
+  return zodIssueText({ issues });
 }
 
 /**

@@ -3,13 +3,17 @@
  * `taskDone` (proven by the agent's own capability chain; a spoof is reported to the team).
  */
 import { ApplicationFailure, log, setHandler } from '@temporalio/workflow';
+import { zodIssueText } from '../../src/shared/zod-issues';
 import { checkProof } from '../../src/shared/identity';
-import { agentBudgetLimitsSignal } from '../../src/shared/messages';
+import { agentBudgetLimitsSignal, MeterLimitsMessageSchema } from '../../src/shared/messages';
 import {
   agentInboxQuery,
+  DeliveredMessageSchema,
   deliverMessageSignal,
   reportStatusSignal,
+  ReportStatusSchema,
   spoofReportSignal,
+  StopAgentRequestSchema,
   stopAgentSignal,
   taskDoneUpdate,
   TaskDoneRequestSchema,
@@ -21,40 +25,49 @@ import {
 } from '../../src/shared/team';
 import type { TeamAgentRun } from './agent-run';
 import { describe } from './failures';
+import { signalInput } from '../signal-input';
 
 /** Registers every handler of the agent, in the order a history replays. */
 export function setAgentHandlers(a: TeamAgentRun): void {
   const { agent, status } = a;
-  setHandler(agentBudgetLimitsSignal, (l) => {
+  const ctx = { agentId: agent.id };
+  setHandler(agentBudgetLimitsSignal, (raw) => {
+    const l = signalInput('budgetLimits', MeterLimitsMessageSchema, raw, ctx);
+    if (!l) return;
     a.limits = l;
     a.limitsVersion += 1;
   });
-  setHandler(deliverMessageSignal, (m) => {
+  setHandler(deliverMessageSignal, (raw) => {
+    const m = signalInput('deliverMessage', DeliveredMessageSchema, raw, ctx);
+    if (!m) return;
     a.inbox.push({ seq: a.inbox.length + 1, from: m.from, text: m.text, at: new Date().toISOString() });
   });
   setHandler(agentInboxQuery, (after) => a.inbox.filter((m) => m.seq > (after ?? 0)));
-  setHandler(reportStatusSignal, ({ text }) => {
-    status.note = String(text).slice(0, 500);
+  setHandler(reportStatusSignal, (raw) => {
+    const r = signalInput('reportStatus', ReportStatusSchema, raw, ctx);
+    if (!r) return;
+    status.note = r.text.slice(0, 500);
     a.report({ note: status.note });
   });
   setHandler(teamAgentStatusQuery, () => ({ ...status, ...(a.cap ? { proofsUsed: a.cap.used } : {}) }));
-  setHandler(stopAgentSignal, (req) => {
+  setHandler(stopAgentSignal, (raw) => {
+    const req = signalInput('stopAgent', StopAgentRequestSchema, raw, ctx);
+    if (req === undefined && raw != null) return;
     a.stopReason = req?.reason || 'stopped';
     a.turnScope?.cancel();
   });
   setHandler(taskDoneUpdate, (req) => taskDone(a, req), {
     validator: (req) => {
       const r = TaskDoneRequestSchema.safeParse(req);
-      if (!r.success) throw new Error(`invalid request: ${r.error.issues.map((i) => i.message).join('; ')}`);
+      if (!r.success) throw new Error(`invalid request: ${zodIssueText(r.error, 'request')}`);
       if (a.finished || status.state === 'starting') throw new Error(`agent ${agent.id} is ${status.state}`);
     },
   });
   setHandler(teamHostMovedSignal, (raw) => {
     // Only a team that moves sends it (patch `team-host-move`): the agent's steps go there from now on.
     if (!a.input.hostMoves) return;
-    const to = TeamHostSchema.safeParse(raw);
-    if (to.success) a.host = to.data;
-    else log.warn('teamHostMoved ignored', { agentId: agent.id, error: to.error.message });
+    const to = signalInput('teamHostMoved', TeamHostSchema, raw, ctx);
+    if (to) a.host = to;
   });
 }
 

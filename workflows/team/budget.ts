@@ -12,6 +12,7 @@ import {
   setLimit,
   type BudgetScope,
 } from '../../src/shared/budget';
+import { zodIssueText } from '../../src/shared/zod-issues';
 import { OPERATOR } from '../../src/shared/identity';
 import { chargeFromMeter } from '../../src/shared/meter-charge';
 import {
@@ -64,8 +65,7 @@ export interface RaiseContext {
 export function checkTeamRaise(req: unknown, ctx: RaiseContext): BudgetRaiseRequest {
   const parsed = BudgetRaiseRequestSchema.safeParse(req);
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'request'}: ${i.message}`);
-    throw new Error(`invalid raiseBudget request: ${issues.join('; ')}`);
+    throw new Error(`invalid raiseBudget request: ${zodIssueText(parsed.error, 'request')}`);
   }
   if (!ctx.budgets)
     throw new Error(`team run ${ctx.runId} was started before team budgets: it has none to change`);

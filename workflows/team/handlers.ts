@@ -4,8 +4,10 @@
  * delivered when the handler is set, so the order is part of what a history replays.
  */
 import { ApplicationFailure, condition, log, setHandler } from '@temporalio/workflow';
+import { zodIssueText } from '../../src/shared/zod-issues';
 import { OPERATOR } from '../../src/shared/identity';
 import {
+  AgentBudgetPausedSchema,
   agentBudgetPausedSignal,
   auditHeadQuery,
   auditQuery,
@@ -14,6 +16,7 @@ import {
 } from '../../src/shared/messages';
 import {
   agentEndedSignal,
+  AgentProgressSchema,
   agentProgressSignal,
   checkSpawnRequest,
   isActive,
@@ -29,11 +32,12 @@ import {
   StopTeamRequestSchema,
   teamHostLostSignal,
   TeamHostLostSchema,
+  TeamAgentOutcomeSchema,
   teamStatusQuery,
-  type AgentProgress,
   type SpawnResult,
   type TeamStatus,
 } from '../../src/shared/team';
+import { signalInput } from '../signal-input';
 import { authenticate } from './auth';
 import { budgetPaused, budgetStatus, chargeAgent, checkRaise, raiseBudget } from './budget';
 import { onMessageSignal, onMessageUpdate, validateMessage } from './messages';
@@ -112,7 +116,7 @@ export function setTeamHandlers(run: TeamRun): void {
     const req = StopTeamRequestSchema.safeParse(raw);
     if (!req.success) {
       // A signal cannot be refused to its sender: the refusal goes where status and the audit show it.
-      const reason = `stopTeam refused: ${req.error.issues.map((i) => `${i.path.join('.') || 'payload'}: ${i.message}`).join('; ')}`;
+      const reason = `stopTeam refused: ${zodIssueText(req.error, 'payload')}`;
       run.record('run', OPERATOR, {
         event: 'team_stop_refused',
         reason,
@@ -126,9 +130,11 @@ export function setTeamHandlers(run: TeamRun): void {
     run.state = 'stopping';
     run.record('run', OPERATOR, { event: 'team_stop_requested', reason: run.stopReason });
   });
-  setHandler(agentProgressSignal, (p: AgentProgress) => {
-    const rec = run.byId(p.agentId);
-    if (!rec) return;
+  const ctx = { runId };
+  setHandler(agentProgressSignal, (raw) => {
+    const p = signalInput('agentProgress', AgentProgressSchema, raw, ctx);
+    const rec = p ? run.byId(p.agentId) : undefined;
+    if (!p || !rec) return;
     if (p.state && isActive(rec.state)) rec.state = p.state;
     if (p.startedAt) rec.startedAt ??= p.startedAt;
     if (p.sessionId) rec.sessionId = p.sessionId;
@@ -141,11 +147,11 @@ export function setTeamHandlers(run: TeamRun): void {
     // A round ended: its work is checkpointed, so a move restores it (./host).
     if (p.tasks) requestTeamCheckpoint(run, `${rec.id} round`);
   });
-  setHandler(agentEndedSignal, async (r) => {
+  setHandler(agentEndedSignal, async (raw) => {
     // Sent by the agent's own workflow as it ends; only an agent of this team, once.
-    const rec = r && typeof r.agentId === 'string' ? run.byId(r.agentId) : undefined;
-    if (!rec || run.ended.has(rec.id) || !['completed', 'failed', 'stopped'].includes(String(r.state)))
-      return;
+    const r = signalInput('agentEnded', TeamAgentOutcomeSchema, raw, ctx);
+    const rec = r ? run.byId(r.agentId) : undefined;
+    if (!r || !rec || run.ended.has(rec.id)) return;
     await finishAgent(run, rec, { result: r });
   });
   setHandler(teamStatusQuery, (): TeamStatus => run.status());
@@ -154,12 +160,13 @@ export function setTeamHandlers(run: TeamRun): void {
   setHandler(raiseBudgetUpdate, (req) => raiseBudget(run, checkRaise(run, req)), {
     validator: (req) => void checkRaise(run, req),
   });
-  setHandler(agentBudgetPausedSignal, (p) => budgetPaused(run, p));
+  setHandler(agentBudgetPausedSignal, async (raw) => {
+    const p = signalInput('agentBudgetPaused', AgentBudgetPausedSchema, raw, ctx);
+    if (p) await budgetPaused(run, p);
+  });
   setHandler(budgetQuery, () => budgetStatus(run));
   setHandler(teamHostLostSignal, (raw) => {
-    const p = TeamHostLostSchema.safeParse(raw);
-    // A malformed report is dropped with its reason (a signal cannot be refused to its sender).
-    if (!p.success) log.warn('teamHostLost ignored', { runId: run.runId, error: p.error.message });
-    else onAgentHostLost(run, p.data);
+    const p = signalInput('teamHostLost', TeamHostLostSchema, raw, ctx);
+    if (p) onAgentHostLost(run, p);
   });
 }

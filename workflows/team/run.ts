@@ -5,6 +5,7 @@
  * handlers read it.
  */
 import { ApplicationFailure, getExternalWorkflowHandle, patched } from '@temporalio/workflow';
+import { zodIssueText } from '../../src/shared/zod-issues';
 import type { AuditKind } from '../../src/shared/audit';
 import type { Ledger } from '../../src/shared/budget';
 import {
@@ -47,8 +48,10 @@ import type { AgentRecord, MeterState } from './types';
 export function parseTeamInput(raw: unknown): TeamWorkflowInput {
   const parsed = TeamWorkflowInputSchema.safeParse(raw);
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw ApplicationFailure.nonRetryable(`invalid team input: ${issues}`, 'InvalidTeamInput');
+    throw ApplicationFailure.nonRetryable(
+      `invalid team input: ${zodIssueText(parsed.error)}`,
+      'InvalidTeamInput',
+    );
   }
   return parsed.data;
 }
