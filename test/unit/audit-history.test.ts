@@ -5,7 +5,7 @@
  */
 import { defaultPayloadConverter } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
-import { auditFromEvents, type RawEvent } from '../../src/audit';
+import { auditFromEvents, liveAudit, type RawEvent } from '../../src/audit';
 import { GENESIS, nextAuditEntry, type AuditEntry, type AuditHead } from '../../src/shared/audit';
 
 function chain(n: number): AuditEntry[] {
@@ -88,5 +88,41 @@ describe("a run's audit entries in its history", () => {
     );
     expect(h.written).toBe(0);
     expect(h.known.size).toBe(0);
+  });
+});
+
+describe("a run's audit entries from its workflow (liveAudit)", () => {
+  /** A client whose run holds `held` entries and reports `count` as its head; records the queries asked. */
+  function fakeClient(count: number, held: AuditEntry[], pageSize: number) {
+    const asked: string[] = [];
+    const handle = {
+      query: async (q: { name: string }, req?: { afterSeq?: number }) => {
+        asked.push(q.name === 'audit' ? `audit>${req?.afterSeq ?? 0}` : q.name);
+        if (q.name === 'auditHead') return { count, head: 'h', flushed: { count, head: 'h' } };
+        return held.filter((e) => e.seq > (req?.afterSeq ?? 0)).slice(0, pageSize);
+      },
+    };
+    const client = {
+      workflow: { getHandle: () => handle, withDeadline: <T>(_: number, fn: () => Promise<T>) => fn() },
+    } as unknown as Parameters<typeof liveAudit>[0];
+    return { client, asked };
+  }
+
+  it('pages up to the head, without asking for the empty page after it (each query on a closed run replays it)', async () => {
+    const entries = chain(250);
+    const recent = entries.slice(50);
+    const { client, asked } = fakeClient(250, recent, 120);
+    const live = await liveAudit(client, 'r');
+    expect(live?.entries.map((e) => e.seq)).toEqual(recent.map((e) => e.seq));
+    expect(asked).toEqual(['auditHead', 'audit>0', `audit>${recent[119]!.seq}`]);
+  });
+
+  it('asks for no page when the run has recorded nothing, and stops at an empty page short of the head', async () => {
+    const none = fakeClient(0, [], 500);
+    expect((await liveAudit(none.client, 'r'))?.entries).toEqual([]);
+    expect(none.asked).toEqual(['auditHead']);
+    const short = fakeClient(10, chain(4), 500);
+    expect((await liveAudit(short.client, 'r'))?.entries).toHaveLength(4);
+    expect(short.asked).toEqual(['auditHead', 'audit>0', 'audit>4']);
   });
 });
