@@ -94,6 +94,11 @@ export interface DevServerOptions {
   /** Detached servers outlive this process (used by `orchestrator server start` and `make demo`). */
   detached?: boolean;
   readyTimeoutMs?: number;
+  /**
+   * SQLite pragmas (`name=value`, `--sqlite-pragma`). The test tier's throwaway server asks for
+   * `synchronous=off` (test/harness/global-setup.ts); a user's server keeps SQLite's safe defaults.
+   */
+  sqlitePragmas?: readonly string[];
 }
 
 /** How a dev server's process ended, with the last lines of its log (the reason, usually). */
@@ -178,6 +183,7 @@ async function launchDevServer(opts: DevServerOptions): Promise<DevServer> {
     '--log-level',
     'warn',
   ];
+  for (const p of opts.sqlitePragmas ?? []) args.push('--sqlite-pragma', p);
   if (uiPort === undefined) args.push('--headless');
   else args.push('--ui-port', String(uiPort));
   for (const sa of Object.values(SearchAttributes)) args.push('--search-attribute', `${sa.name}=${sa.type}`);

@@ -25,6 +25,10 @@ export default async function setup(): Promise<() => Promise<void>> {
       logFile: path.join(dir, 'temporal.log'),
       // The Web UI is served too: test/workflow/web-ui.test.ts reads runs through it, as an operator does.
       headless: false,
+      // Every server write (a start, a signal, a task completed, a heartbeat) was a transaction that
+      // waited on fsync: 46-67 ms a signal on this shared disk, against 13-20 ms without the sync
+      // (docs/performance-log.md). A throwaway store, removed after the run; no test kills this server.
+      sqlitePragmas: ['journal_mode=wal', 'synchronous=off'],
     }),
     loadWorkflowBundle(createLogger('warn')),
     ensureCli(),
