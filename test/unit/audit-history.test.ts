@@ -96,10 +96,11 @@ describe("a run's audit entries from its workflow (liveAudit)", () => {
   function fakeClient(count: number, held: AuditEntry[], pageSize: number) {
     const asked: string[] = [];
     const handle = {
-      query: async (q: { name: string }, req?: { afterSeq?: number }) => {
+      query: (q: { name: string }, req?: { afterSeq?: number }): Promise<unknown> => {
         asked.push(q.name === 'audit' ? `audit>${req?.afterSeq ?? 0}` : q.name);
-        if (q.name === 'auditHead') return { count, head: 'h', flushed: { count, head: 'h' } };
-        return held.filter((e) => e.seq > (req?.afterSeq ?? 0)).slice(0, pageSize);
+        if (q.name === 'auditHead')
+          return Promise.resolve({ count, head: 'h', flushed: { count, head: 'h' } });
+        return Promise.resolve(held.filter((e) => e.seq > (req?.afterSeq ?? 0)).slice(0, pageSize));
       },
     };
     const client = {
