@@ -9,6 +9,7 @@
  */
 import fs from 'node:fs';
 import { Command, CommanderError, Help } from 'commander';
+import { deferWorkflowBundler } from '../../workers/lazy-bundler';
 
 type Register = (program: Command) => void;
 
@@ -150,6 +151,8 @@ export async function buildProgram(argv: string[], manifest?: CommandManifestEnt
     const owner = manifest.find((e) => e.name === name);
     const load = owner && COMMAND_MODULES[owner.module];
     if (load) {
+      // Before any command module loads the Temporal SDK: its bundler (webpack) only when it bundles.
+      deferWorkflowBundler();
       (await load())(program);
       return program;
     }
@@ -162,6 +165,7 @@ export async function buildProgram(argv: string[], manifest?: CommandManifestEnt
       return program;
     }
   }
+  deferWorkflowBundler();
   await registerAll(program);
   return program;
 }
