@@ -58,6 +58,13 @@ export interface StartupBreakdown {
   /** Creating the Temporal workers, the workflow thread loading the bundle among it. */
   workersMs: number;
   workersCpuMs: number;
+  /**
+   * The part of workersMs before the main worker spawned its workflow thread (the SDK reading the bundle
+   * and compiling it once in this thread); the other three workers are created after it, while that
+   * thread boots.
+   */
+  threadSpawnMs: number;
+  threadSpawnCpuMs: number;
 }
 
 export interface CreateWorkerOptions {
@@ -113,6 +120,35 @@ export class OrchestratorWorker {
   getState(): State {
     return this.main.getState();
   }
+}
+
+const noop = (): void => undefined;
+
+/**
+ * Resolves when this process next spawns a worker thread (Node's `worker` event on process): the SDK's
+ * workflow thread, spawned by Worker.create once it has read the bundle. `stop` stops listening.
+ */
+function firstWorkerThread(): { spawned: Promise<void>; stop: () => void } {
+  let onWorker = noop;
+  const spawned = new Promise<void>((resolve) => {
+    onWorker = () => resolve();
+    process.once('worker', onWorker);
+  });
+  return { spawned, stop: () => process.off('worker', onWorker) };
+}
+
+/**
+ * Releases workers that were created but will never run: each is run and shut down at once (the SDK
+ * offers no other way to let go of a worker, and its connection cannot close while one holds it).
+ */
+async function discardWorkers(workers: readonly Worker[]): Promise<void> {
+  await Promise.allSettled(
+    workers.map((w) => {
+      const running = w.run();
+      if (w.getState() === 'RUNNING') w.shutdown();
+      return running;
+    }),
+  );
 }
 
 export async function createWorker(opts: CreateWorkerOptions): Promise<{
@@ -210,21 +246,30 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<{
   // This host's queues: the workspace steps and agent turns of the runs placed here. The same activities
   // and capacity as the shared queues (a run's steps go to one or the other, never both).
   const hostQueue = hostTaskQueue(config.temporal.taskQueue, config.host.id);
-  // All workers are created at once: only the main one loads the workflow bundle.
-  const [main, agents, hostSteps, hostAgents] = await Promise.all([
-    Worker.create({
-      ...common,
-      taskQueue: config.temporal.taskQueue,
-      // Every activity, agent turns included: a turn scheduled here before the queues were split still runs.
-      activities,
-      ...(workflowBundle && { workflowBundle }),
-      // Workflow spans leave the sandbox through the tracing exporter sink, beside ours.
-      sinks: { ...sinks, ...tracing?.sinks },
-      maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
-      // The SDK's default keeps every run's workflows resident (config/capacity cachedWorkflows).
-      maxCachedWorkflows: config.worker.maxCachedWorkflows,
-      ...opts.workerOptions,
-    }),
+  // The main worker first: the workflow thread it spawns (where the SDK loads itself and the bundle
+  // again, the longest step of a start) then boots on the other core while this thread creates the other
+  // three. Created all at once, their validation round trips and the SDK's first protobuf decoding ran
+  // here before the main worker had read its bundle, delaying that thread by as much.
+  const workflowThread = firstWorkerThread();
+  const mainCreated = Worker.create({
+    ...common,
+    taskQueue: config.temporal.taskQueue,
+    // Every activity, agent turns included: a turn scheduled here before the queues were split still runs.
+    activities,
+    ...(workflowBundle && { workflowBundle }),
+    // Workflow spans leave the sandbox through the tracing exporter sink, beside ours.
+    sinks: { ...sinks, ...tracing?.sinks },
+    maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
+    // The SDK's default keeps every run's workflows resident (config/capacity cachedWorkflows).
+    maxCachedWorkflows: config.worker.maxCachedWorkflows,
+    ...opts.workerOptions,
+  });
+  // Once that thread exists, or the main worker is done without one (it failed, or runs no workflows).
+  await Promise.race([workflowThread.spawned, mainCreated.then(noop, noop)]);
+  workflowThread.stop();
+  const threadSpawned = processClock();
+  const createdAll = await Promise.allSettled([
+    mainCreated,
     Worker.create({
       ...common,
       taskQueue: agentTaskQueue(config.temporal.taskQueue),
@@ -250,6 +295,19 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<{
       ...opts.agentWorkerOptions,
     }),
   ]);
+  const notCreated = createdAll.find((r) => r.status === 'rejected');
+  if (notCreated) {
+    // The ones that were created hold the connection (it cannot close under them): each is run and
+    // shut down at once, then what this function started is released as on a failed setup.
+    await discardWorkers(createdAll.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])));
+    if (!opts.connection) await connection.close();
+    if (!opts.deps?.gateway) await gateway.close();
+    await tracing?.shutdown();
+    throw notCreated.reason;
+  }
+  const [main, agents, hostSteps, hostAgents] = createdAll.map(
+    (r) => (r as PromiseFulfilledResult<Worker>).value,
+  ) as [Worker, Worker, Worker, Worker];
   const created = processClock();
   if (tracing) logger.info({ traces: config.tracing?.tracesUrl }, 'exporting OpenTelemetry traces');
   return {
@@ -263,6 +321,8 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<{
       setupCpuMs: setUp.cpuMs - begun.cpuMs,
       workersMs: created.wallMs - setUp.wallMs,
       workersCpuMs: created.cpuMs - setUp.cpuMs,
+      threadSpawnMs: threadSpawned.wallMs - setUp.wallMs,
+      threadSpawnCpuMs: threadSpawned.cpuMs - setUp.cpuMs,
     },
   };
 }
