@@ -29,6 +29,7 @@ import { loadWorkflowBundle } from './bundle';
 import { redactingActivityInterceptors } from './redaction';
 import type { WorkerTracing } from './tracing';
 import { installRuntimeLogger } from './runtime-logger';
+import { handOverPrestartedThread } from './workflow-thread';
 
 export { WORKFLOWS_PATH } from './bundle';
 
@@ -125,16 +126,18 @@ export class OrchestratorWorker {
 const noop = (): void => undefined;
 
 /**
- * Resolves when this process next spawns a worker thread (Node's `worker` event on process): the SDK's
- * workflow thread, spawned by Worker.create once it has read the bundle. `stop` stops listening.
+ * Resolves when this process next spawns a worker thread (Node's `worker` event on process), or when
+ * `handedOver` is called: the SDK's workflow thread, spawned (or handed the prestarted one) by
+ * Worker.create once it has read the bundle. `stop` stops listening.
  */
-function firstWorkerThread(): { spawned: Promise<void>; stop: () => void } {
+function firstWorkerThread(): { spawned: Promise<void>; handedOver: () => void; stop: () => void } {
   let onWorker = noop;
   const spawned = new Promise<void>((resolve) => {
     onWorker = () => resolve();
     process.once('worker', onWorker);
   });
-  return { spawned, stop: () => process.off('worker', onWorker) };
+  // A prestarted thread (./workflow-thread) is handed to the SDK without a new `worker` event.
+  return { spawned, handedOver: () => onWorker(), stop: () => process.off('worker', onWorker) };
 }
 
 /**
@@ -251,19 +254,23 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<{
   // three. Created all at once, their validation round trips and the SDK's first protobuf decoding ran
   // here before the main worker had read its bundle, delaying that thread by as much.
   const workflowThread = firstWorkerThread();
-  const mainCreated = Worker.create({
-    ...common,
-    taskQueue: config.temporal.taskQueue,
-    // Every activity, agent turns included: a turn scheduled here before the queues were split still runs.
-    activities,
-    ...(workflowBundle && { workflowBundle }),
-    // Workflow spans leave the sandbox through the tracing exporter sink, beside ours.
-    sinks: { ...sinks, ...tracing?.sinks },
-    maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
-    // The SDK's default keeps every run's workflows resident (config/capacity cachedWorkflows).
-    maxCachedWorkflows: config.worker.maxCachedWorkflows,
-    ...opts.workerOptions,
-  });
+  const mainCreated = handOverPrestartedThread(
+    () =>
+      Worker.create({
+        ...common,
+        taskQueue: config.temporal.taskQueue,
+        // Every activity, agent turns included: a turn scheduled here before the queues were split still runs.
+        activities,
+        ...(workflowBundle && { workflowBundle }),
+        // Workflow spans leave the sandbox through the tracing exporter sink, beside ours.
+        sinks: { ...sinks, ...tracing?.sinks },
+        maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentActivities,
+        // The SDK's default keeps every run's workflows resident (config/capacity cachedWorkflows).
+        maxCachedWorkflows: config.worker.maxCachedWorkflows,
+        ...opts.workerOptions,
+      }),
+    workflowThread.handedOver,
+  );
   // Once that thread exists, or the main worker is done without one (it failed, or runs no workflows).
   await Promise.race([workflowThread.spawned, mainCreated.then(noop, noop)]);
   workflowThread.stop();

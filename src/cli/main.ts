@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import { Command, CommanderError, Help } from 'commander';
 import { deferWorkflowBundler } from '../../workers/lazy-bundler';
+import { prestartWorkflowThread } from '../../workers/workflow-thread';
 
 type Register = (program: Command) => void;
 
@@ -148,6 +149,8 @@ export async function buildProgram(argv: string[], manifest?: CommandManifestEnt
   const program = baseProgram();
   if (manifest) {
     const name = commandNameIn(program, argv.slice(2));
+    // A worker's slowest step, the SDK's workflow thread booting, starts before its modules load.
+    if (name === 'worker') prestartWorkflowThread();
     const owner = manifest.find((e) => e.name === name);
     const load = owner && COMMAND_MODULES[owner.module];
     if (load) {
