@@ -227,8 +227,9 @@ try {
   );
   console.log(
     `  of which before the main worker's workflow thread was spawned (bundle read and compiled once here): ` +
-      `${part('threadSpawnMs')} ms (${part('threadSpawnCpuMs')} ms CPU); the rest is that thread booting ` +
-      `(the SDK and the bundle loaded again there) while the other three workers are created here`,
+      `${part('threadSpawnMs')} ms (${part('threadSpawnCpuMs')} ms CPU); the rest is that thread evaluating ` +
+      `the bundle (it was started with the process and loaded the SDK meanwhile, its CPU counted in ` +
+      `"modules") while the other three workers are created here`,
   );
   console.log(`  spawn to a waiting workflow's first task done: ${firstTask.toFixed(0)} ms`);
   console.log(
