@@ -1,6 +1,6 @@
 /**
- * The SDK's workflow thread, started at the beginning of `orchestrator worker` rather than when the main
- * Temporal worker is created. Booting that thread (Node's worker bootstrap, then `@temporalio/proto`,
+ * The SDK's workflow thread, started at the beginning of `orchestrator worker` (and `dev`) rather than
+ * when the main Temporal worker is created. Booting that thread (Node's worker bootstrap, then `@temporalio/proto`,
  * `@temporalio/common` and the core bridge loaded again there) is the longest single step of a worker's
  * start, and it needs nothing from this process: started first, it runs on the other core while the main
  * thread loads the SDK and our modules, connects and sets up, instead of after all of that.
@@ -10,7 +10,7 @@
  * replaces `worker_threads.Worker` while the main worker is created: the first construction of that same
  * file with no options gets the prestarted thread; any other construction, and every one when the
  * prestarted thread failed or is already handed over, is Node's own. Without a prestart (tests, the
- * in-process workers of `run --local` and `orchestrator dev`) nothing is replaced.
+ * in-process worker of `run --local`) nothing is replaced.
  *
  * Its state lives on globalThis: the CLI's entry (dist/cli/main.cjs) and the worker command's module
  * are separate builds, each with its own copy of this file.

@@ -149,8 +149,10 @@ export async function buildProgram(argv: string[], manifest?: CommandManifestEnt
   const program = baseProgram();
   if (manifest) {
     const name = commandNameIn(program, argv.slice(2));
-    // A worker's slowest step, the SDK's workflow thread booting, starts before its modules load.
-    if (name === 'worker' && !argv.includes('--help') && !argv.includes('-h')) prestartWorkflowThread();
+    // A worker's slowest step, the SDK's workflow thread booting, starts before its modules load
+    // (`dev` runs one too, once its server is up).
+    if ((name === 'worker' || name === 'dev') && !argv.includes('--help') && !argv.includes('-h'))
+      prestartWorkflowThread();
     const owner = manifest.find((e) => e.name === name);
     const load = owner && COMMAND_MODULES[owner.module];
     if (load) {
