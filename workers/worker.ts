@@ -7,6 +7,7 @@
  * (src/shared/names hostTaskQueue): the workspace steps and agent turns of the runs whose workspace lives
  * on this host (README "Many hosts").
  */
+import fs from 'node:fs';
 import {
   NativeConnection,
   Worker,
@@ -37,6 +38,45 @@ export { WORKFLOWS_PATH } from './bundle';
 function processClock(): { wallMs: number; cpuMs: number } {
   const cpu = process.cpuUsage();
   return { wallMs: Math.round(performance.now()), cpuMs: Math.round((cpu.user + cpu.system) / 1000) };
+}
+
+/**
+ * This process's threads as the kernel accounts them (Linux: /proc/self/task/<tid>/schedstat), in ms:
+ * time on a CPU and time runnable but waiting for one, of the main thread and of the busiest other
+ * thread (the SDK's workflow thread; the others are Node's and the core bridge's helpers). Undefined
+ * elsewhere. Waiting is what a loaded machine adds: bench:startup subtracts it from a start's wall time
+ * to estimate a quiet machine's, where the workflow thread has the second core to itself.
+ */
+export interface ThreadTimes {
+  mainCpuMs: number;
+  mainWaitMs: number;
+  busiestOtherCpuMs: number;
+  busiestOtherWaitMs: number;
+}
+
+function threadTimes(): ThreadTimes | undefined {
+  try {
+    const times: ThreadTimes = { mainCpuMs: 0, mainWaitMs: 0, busiestOtherCpuMs: 0, busiestOtherWaitMs: 0 };
+    for (const tid of fs.readdirSync('/proc/self/task')) {
+      let stat: string;
+      try {
+        stat = fs.readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8');
+      } catch {
+        continue; // the thread has exited since the listing
+      }
+      const [onCpu = 0, waiting = 0] = stat.split(' ').map((n) => Math.round(Number(n) / 1e6));
+      if (tid === String(process.pid)) {
+        times.mainCpuMs = onCpu;
+        times.mainWaitMs = waiting;
+      } else if (onCpu > times.busiestOtherCpuMs) {
+        times.busiestOtherCpuMs = onCpu;
+        times.busiestOtherWaitMs = waiting;
+      }
+    }
+    return times;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -369,6 +409,8 @@ export async function runWorkerUntilSignal(
       // From process start to polling, then where it went (bench:startup prints both).
       startupMs: ready.wallMs,
       startupCpuMs: ready.cpuMs,
+      // Of which on the main thread, and the time threads waited for a CPU (a loaded machine's share).
+      startupThreads: threadTimes(),
       startup,
     },
     'worker started',
