@@ -60,11 +60,9 @@ export async function readTreePaths(gitDir: string, tree: string): Promise<Map<s
   return usable ? out : undefined;
 }
 
-/** The paths of the tree a stat cache describes: what {@link readTreePaths} would read from that tree. */
-function wantedOf(known: ReadonlyMap<string, Known>): Map<string, Wanted> {
-  const out = new Map<string, Wanted>();
-  for (const [p, k] of known) out.set(p, { mode: gitModeOf(k), blob: k.blob });
-  return out;
+/** Git's mode of a target path: read from the tree, or from the stat cache's key. */
+function modeOf(w: Wanted | Known): Wanted['mode'] {
+  return 'mode' in w ? w.mode : gitModeOf(w);
 }
 
 /**
@@ -84,13 +82,40 @@ function statKeyOf(st: BigIntStats): string | undefined {
   return `${type}${bits}:${st.ino} ${st.size}:${time(st.mtimeNs)}:${time(st.ctimeNs)}`;
 }
 
-/** A loose blob's content, read synchronously (see the write loop); throws when it is not loose. */
-function readBlobSync(gitDir: string, id: string): Buffer {
-  const raw = inflateSync(fsSync.readFileSync(path.join(gitDir, 'objects', id.slice(0, 2), id.slice(2))));
-  const nul = raw.indexOf(0);
-  if (raw.subarray(0, 5).toString('latin1') !== 'blob ' || nul < 0)
-    throw new Error(`object ${id} is not a blob`);
-  return raw.subarray(nul + 1);
+/**
+ * Reads loose blobs synchronously (see the write loop) through one buffer: `readFileSync` and
+ * `inflateSync` at their defaults cost a new buffer, a stat call and several output chunks for each
+ * object, more CPU than git's whole checkout of the same file.
+ */
+class BlobReader {
+  private buf = Buffer.allocUnsafe(64 * 1024);
+  constructor(private readonly gitDir: string) {}
+
+  /** A loose blob's content; throws when it is not loose or not a blob. */
+  read(id: string): Buffer {
+    const fd = fsSync.openSync(path.join(this.gitDir, 'objects', id.slice(0, 2), id.slice(2)), 'r');
+    let size = 0;
+    try {
+      for (;;) {
+        if (size === this.buf.length) {
+          const bigger = Buffer.allocUnsafe(this.buf.length * 2);
+          this.buf.copy(bigger);
+          this.buf = bigger;
+        }
+        const n = fsSync.readSync(fd, this.buf, size, this.buf.length - size, size);
+        if (n === 0) break;
+        size += n;
+      }
+    } finally {
+      fsSync.closeSync(fd);
+    }
+    // Output in one chunk for most files (64 KiB; the default 16 KiB made most of them several).
+    const raw = inflateSync(this.buf.subarray(0, size), { chunkSize: 64 * 1024 });
+    const nul = raw.indexOf(0);
+    if (raw.subarray(0, 5).toString('latin1') !== 'blob ' || nul < 0)
+      throw new Error(`object ${id} is not a blob`);
+    return raw.subarray(nul + 1);
+  }
 }
 
 function parents(rel: string, into: Set<string>): void {
@@ -120,12 +145,15 @@ export async function restoreChanged(args: {
   if (!files || !dirs || !others || walked.scan.nestedRepos.length > 0) return false;
   const [cache, index] = await Promise.all([readCache(gitDir), indexKey(gitDir)]);
   if (!cache || cache.index !== index) return false;
+  const fine = files.some((f) => f.changedMs % 1000 !== 0);
   // Back to the tree the cache describes (a rollback to the last checkpoint, the usual one): the cache
-  // already knows every path's blob and mode, so the target tree is not read at all.
-  const wanted = cache.tree === args.tree ? wantedOf(cache.known) : await readTreePaths(gitDir, args.tree);
+  // already knows every path's blob and mode, so the target tree is not read, nor copied.
+  const same = cache.tree === args.tree;
+  const wanted: ReadonlyMap<string, Wanted | Known> | undefined = same
+    ? cache.known
+    : await readTreePaths(gitDir, args.tree);
   if (!wanted) return false;
 
-  const fine = files.some((f) => f.changedMs % 1000 !== 0);
   const known = new Map<string, Known>();
   const remove: string[] = [];
   for (const f of files) {
@@ -135,20 +163,27 @@ export async function restoreChanged(args: {
       continue;
     }
     const k = cache.known.get(f.path);
-    const kind = w.mode === '120000' ? 'symlink' : 'file';
+    if (same) {
+      // The target is the cache's own entry: the recorded key (which holds the kind and the bits), settled.
+      if (k && isSettled(k.key, f, cache.walkedMs, fine)) known.set(f.path, k);
+      continue;
+    }
+    const mode = modeOf(w);
+    const kind = mode === '120000' ? 'symlink' : 'file';
     // Kept only when the file is provably the target's: the recorded key, settled, with the target's
     // blob, kind and executable bit (read from the key the walk printed).
     if (
       k?.blob === w.blob &&
       k.kind === kind &&
-      gitModeOf({ key: f.key, kind }) === w.mode &&
+      gitModeOf({ key: f.key, kind }) === mode &&
       f.kind === kind &&
       isSettled(k.key, f, cache.walkedMs, fine)
     ) {
       known.set(f.path, { key: f.key, blob: w.blob, kind });
     }
   }
-  const write = [...wanted.keys()].filter((p) => !known.has(p));
+  const write: string[] = [];
+  for (const p of wanted.keys()) if (!known.has(p)) write.push(p);
 
   // Folders the target has: parents of its files, and the empty ones it records (with their parents).
   const keepDirs = new Set<string>();
@@ -168,41 +203,47 @@ export async function restoreChanged(args: {
     fs.rm(path.join(root, p), { force: true }),
   );
 
-  // Parents first (each once), then the files, each replacing whatever is there.
+  // Parents first (each once), then the files, each replacing whatever is there. A folder the walk saw,
+  // and that was not removed above, is there already (if something replaced it since, a write below fails
+  // and the caller's full restore decides).
+  const present = new Set(dirs.filter((d) => !gone.has(d)));
   const needDirs = new Set<string>();
   for (const p of write) parents(p, needDirs);
-  for (const d of [...needDirs].sort()) await mkdirExact(path.join(root, d));
+  for (const d of [...needDirs].sort()) if (!present.has(d)) await mkdirExact(path.join(root, d));
   // Synchronous calls in batches, yielding between them: a file costs several small system calls, and
   // each through the thread pool as a promise cost more than the call itself (1,000 files took longer
   // than git's whole restore).
-  const regular = new Set(files.filter((f) => f.kind === 'file').map((f) => f.path));
+  const regular = new Set<string>();
+  for (const f of files) if (f.kind === 'file') regular.add(f.path);
   // Whether every written path reads back with the mode the target records (a umask could drop the bit).
   let asRecorded = true;
   const umask = process.umask();
+  const reader = new BlobReader(gitDir);
   for (let i = 0; i < write.length; i += WRITE_BATCH) {
     for (const p of write.slice(i, i + WRITE_BATCH)) {
       const w = wanted.get(p)!;
-      const content = readBlobSync(gitDir, w.blob);
+      const wmode = modeOf(w);
+      const content = reader.read(w.blob);
       const full = path.join(root, p);
+      const kind = wmode === '120000' ? 'symlink' : 'file';
       // As git checks out: 0666 or 0777, less the umask.
-      const mode = w.mode === '100755' ? 0o777 : 0o666;
-      const inPlace = w.mode !== '120000' && regular.has(p) && overwriteSync(full, content, mode & ~umask);
-      if (!inPlace) {
+      const mode = wmode === '100755' ? 0o777 : 0o666;
+      let key = kind === 'file' && regular.has(p) ? overwriteSync(full, content, mode & ~umask) : undefined;
+      if (key === undefined) {
         removeSync(full);
-        if (w.mode === '120000') fsSync.symlinkSync(content, full);
+        if (kind === 'symlink') fsSync.symlinkSync(content, full);
         else fsSync.writeFileSync(full, content, { mode, flag: 'wx' });
+        key = statKeyOf(fsSync.lstatSync(full, { bigint: true }));
       }
-      const key = statKeyOf(fsSync.lstatSync(full, { bigint: true }));
-      const kind = w.mode === '120000' ? 'symlink' : 'file';
       if (key) known.set(p, { key, blob: w.blob, kind });
-      if (!key || gitModeOf({ key, kind }) !== w.mode) asRecorded = false;
+      if (!key || gitModeOf({ key, kind }) !== wmode) asRecorded = false;
     }
     await new Promise((r) => setImmediate(r));
   }
 
   // The cache now describes the restored tree. Keys recorded by this walk (`startedMs`) are trusted only
   // for files changed well before it: the files written just now are checked by content at the next look.
-  if (cache.tree === args.tree && asRecorded && write.every((p) => known.has(p))) {
+  if (same && asRecorded && write.every((p) => known.has(p))) {
     // Back to the tree the cache described (a rollback to the last checkpoint): its map changes only at
     // the paths written (a new stat key, the same blob and mode), so it is changed in place there, its
     // tree index (./trees) stays true, and the file gets a patch instead of 10,000 entries again.
@@ -216,29 +257,32 @@ export async function restoreChanged(args: {
 }
 
 /**
- * Rewrites a regular file in place and sets its bits to `mode`; false, having written nothing, when it is
- * not a regular file with no other name. Git unlinks and creates instead; on ext4 with online discard
- * (this machine) freeing the old blocks and allocating new ones cost most of a restore (1,000 files:
- * 2–3 s against 0.05–0.3 s in place, when the new content is not shorter). Another name of the same file
- * (a hard link, maybe to a file outside the workspace) must not change with it, so nlink is checked on
- * the open file itself; O_NOFOLLOW: a link is never followed, O_NONBLOCK: a fifo never waits.
+ * Rewrites a regular file in place and sets its bits to `mode`; returns its stat key (as
+ * {@link statKey} reads it) when done, undefined, having written nothing, when it is not a regular file
+ * with no other name. Git unlinks and creates instead; on ext4 with online discard (this machine) freeing
+ * the old blocks and allocating new ones cost most of a restore (1,000 files: 2–3 s against 0.05–0.3 s in
+ * place, when the new content is not shorter). Another name of the same file (a hard link, maybe to a file
+ * outside the workspace) must not change with it, so nlink is checked on the open file itself; O_NOFOLLOW:
+ * a link is never followed, O_NONBLOCK: a fifo never waits. Only the calls needed are made (the bits
+ * changed only when they differ, the file cut only when it was longer): each costs more than the write of
+ * a small file, and the key comes from the open file, not from another lookup of its path.
  */
-function overwriteSync(full: string, content: Buffer, mode: number): boolean {
+function overwriteSync(full: string, content: Buffer, mode: number): string | undefined {
   let fd: number;
   try {
     const { O_WRONLY, O_NOFOLLOW, O_NONBLOCK } = fsSync.constants;
     fd = fsSync.openSync(full, O_WRONLY | O_NOFOLLOW | O_NONBLOCK);
   } catch {
-    return false;
+    return undefined;
   }
   try {
     const st = fsSync.fstatSync(fd);
-    if (!st.isFile() || st.nlink !== 1) return false;
-    fsSync.fchmodSync(fd, mode);
+    if (!st.isFile() || st.nlink !== 1) return undefined;
+    if ((st.mode & 0o7777) !== mode) fsSync.fchmodSync(fd, mode);
     for (let at = 0; at < content.length;) at += fsSync.writeSync(fd, content, at, content.length - at, at);
     // After the write: blocks past the new end are freed only when the file got shorter.
-    fsSync.ftruncateSync(fd, content.length);
-    return true;
+    if (st.size > content.length) fsSync.ftruncateSync(fd, content.length);
+    return statKeyOf(fsSync.fstatSync(fd, { bigint: true }));
   } finally {
     fsSync.closeSync(fd);
   }

@@ -9,12 +9,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { execa } from 'execa';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { restoreWorkspace, shadowGitDir, snapshotWorkspace } from '../../activities/workspace';
-import { scanTree } from '../../activities/workspace/exact';
+import { scanTree, unlockDirs } from '../../activities/workspace/exact';
 import { stageAndList } from '../../activities/workspace/files';
 import { withWorkspaceLock } from '../../activities/workspace/lock';
-import { statKey } from '../../activities/workspace/restore';
+import { restoreChanged, statKey } from '../../activities/workspace/restore';
 import { RACY_COARSE_MS, RACY_MS } from '../../activities/workspace/stage';
 import { exactListing, fullGitTree, settleTimestamps, writeIn } from '../harness/tree';
 
@@ -26,6 +26,7 @@ beforeEach(() => {
   fs.mkdirSync(ws);
 });
 afterEach(() => {
+  vi.restoreAllMocks();
   // A test may leave a read-only folder behind.
   execFileSync('chmod', ['-R', 'u+rwx', tmp]);
   fs.rmSync(tmp, { recursive: true, force: true });
@@ -193,5 +194,65 @@ describe('restore by difference', () => {
       async () => (await stageAndList(ws, { stage: false })).staged.dirty,
     );
     expect(dirty).toEqual([]);
+  });
+
+  it('a file rewritten behind the cache just after a restore (same size, same mtime) is restored again', async () => {
+    populate();
+    await snapshotWorkspace({ workspace: ws, message: 'CP0' });
+    await settle();
+    const cp1 = await snapshotWorkspace({ workspace: ws, message: 'CP1' });
+    const l1 = exactListing(ws);
+    await settle();
+    write('src/d2/f2.txt', 'changed by the agent\n');
+    write('same.txt', 'cccc');
+    await restoreWorkspace({ workspace: ws, commit: cp1.commit });
+    expect(exactListing(ws)).toEqual(l1);
+    // At once, within the racy window of the restore's own walk: the same size, the mtime put back. The
+    // cache holds the keys the restore wrote; none of them may be trusted to be the checkpoint's yet.
+    for (const rel of ['src/d2/f2.txt', 'same.txt', 'src/d1/f1.txt']) {
+      const full = path.join(ws, rel);
+      const { atime, mtime, size } = fs.statSync(full);
+      fs.writeFileSync(full, 'z'.repeat(size));
+      fs.utimesSync(full, atime, mtime);
+    }
+    expect(exactListing(ws)).not.toEqual(l1);
+    await restoreWorkspace({ workspace: ws, commit: cp1.commit });
+    expect(exactListing(ws)).toEqual(l1);
+    const again = await snapshotWorkspace({ workspace: ws, message: 'CP2' });
+    expect(again.tree).toBe(cp1.tree);
+    expect(again.tree).toBe(await fullTree());
+  });
+
+  it('a restore cut short half-way (as by a crash) and run again ends exact', async () => {
+    populate();
+    await snapshotWorkspace({ workspace: ws, message: 'CP0' });
+    await settle();
+    const cp1 = await snapshotWorkspace({ workspace: ws, message: 'CP1' });
+    const l1 = exactListing(ws);
+    await settle();
+    vandalize();
+    for (let i = 0; i < 40; i += 3) write(`src/d${i % 4}/f${i}.txt`, `rewritten ${i}\n`);
+    // The restore by difference itself, as restoreWorkspace runs it, dying after a few files were written:
+    // removals done, some files rewritten, the stat cache not yet patched.
+    const walked = await scanTree(ws);
+    await unlockDirs(ws, walked.scan);
+    const writeSync = fs.writeSync.bind(fs) as (...a: unknown[]) => number;
+    let writes = 0;
+    vi.spyOn(fs, 'writeSync').mockImplementation((fd: number, ...rest: unknown[]) => {
+      if (fd > 2 && ++writes > 3) throw new Error('killed');
+      return writeSync(fd, ...rest);
+    });
+    await expect(
+      restoreChanged({ gitDir: shadowGitDir(ws), root: ws, tree: cp1.tree, walked, emptyDirs: [] }),
+    ).rejects.toThrow('killed');
+    vi.restoreAllMocks();
+    expect(writes).toBeGreaterThan(3);
+    expect(exactListing(ws)).not.toEqual(l1);
+
+    await restoreWorkspace({ workspace: ws, commit: cp1.commit });
+    expect(exactListing(ws)).toEqual(l1);
+    const again = await snapshotWorkspace({ workspace: ws, message: 'CP2' });
+    expect(again.tree).toBe(cp1.tree);
+    expect(again.tree).toBe(await fullTree());
   });
 });
