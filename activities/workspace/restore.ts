@@ -156,6 +156,8 @@ export async function restoreChanged(args: {
 
   const known = new Map<string, Known>();
   const remove: string[] = [];
+  // Target paths not kept that are regular files now: the ones rewritten in place.
+  const regular = new Set<string>();
   for (const f of files) {
     const w = wanted.get(f.path);
     if (!w) {
@@ -166,6 +168,7 @@ export async function restoreChanged(args: {
     if (same) {
       // The target is the cache's own entry: the recorded key (which holds the kind and the bits), settled.
       if (k && isSettled(k.key, f, cache.walkedMs, fine)) known.set(f.path, k);
+      else if (f.kind === 'file') regular.add(f.path);
       continue;
     }
     const mode = modeOf(w);
@@ -180,7 +183,7 @@ export async function restoreChanged(args: {
       isSettled(k.key, f, cache.walkedMs, fine)
     ) {
       known.set(f.path, { key: f.key, blob: w.blob, kind });
-    }
+    } else if (f.kind === 'file') regular.add(f.path);
   }
   const write: string[] = [];
   for (const p of wanted.keys()) if (!known.has(p)) write.push(p);
@@ -213,8 +216,6 @@ export async function restoreChanged(args: {
   // Synchronous calls in batches, yielding between them: a file costs several small system calls, and
   // each through the thread pool as a promise cost more than the call itself (1,000 files took longer
   // than git's whole restore).
-  const regular = new Set<string>();
-  for (const f of files) if (f.kind === 'file') regular.add(f.path);
   // Whether every written path reads back with the mode the target records (a umask could drop the bit).
   let asRecorded = true;
   const umask = process.umask();
