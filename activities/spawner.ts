@@ -11,6 +11,10 @@
  * `ORCHESTRATOR_SPAWNER=off`) programs are started from the worker itself, as before. A helper that dies
  * while a program runs takes nothing with it: the program's group is killed and its caller gets an error
  * (a retryable activity failure).
+ *
+ * {@link startWatched} also hands the program's supervision to the helper (a lease it checks every second,
+ * the worker's death): a watchdog without a process of its own, for programs that end by themselves when
+ * the helper is killed (bubblewrap's `--die-with-parent`).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +35,15 @@ export interface StartOptions {
   onStderr?: (chunk: Buffer) => void;
   /** The program exited (its output may still be arriving; see {@link Program.ended}). */
   onExit?: () => void;
+}
+
+/** What the process starter watches for a program (bin/spawner.mjs): see {@link startWatched}. */
+export interface Watch {
+  /** The lease file the activity renews; its program's group is ended once it is older than staleMs. */
+  lease: string;
+  staleMs: number;
+  /** SIGTERM → SIGKILL grace. */
+  graceMs: number;
 }
 
 /** How a program ended: an exit code, or the signal that killed it, or why it never started. */
@@ -100,7 +113,7 @@ class Helper {
     this.idle();
   }
 
-  start(file: string, args: readonly string[], opts: StartOptions): Program {
+  start(file: string, args: readonly string[], opts: StartOptions, watch?: Watch): Program {
     const program = newProgram();
     const id = this.nextId++;
     this.pending.set(id, { program, opts });
@@ -113,6 +126,7 @@ class Helper {
       env: opts.env,
       detached: opts.detached === true,
       ...(opts.input !== undefined ? { input: opts.input } : {}),
+      ...(watch ? { watch } : {}),
     });
     return program;
   }
@@ -192,8 +206,11 @@ function theHelper(): Helper | undefined {
   if (helper?.isAlive()) return helper;
   let proc: ChildProcess;
   try {
-    // Not fork(): that would pass on the worker's execArgv (tsx's loader) and environment.
+    // Not fork(): that would pass on the worker's execArgv (tsx's loader) and environment. A session of
+    // its own: a terminal's ^Z or ^C for the worker's foreground group must not stop it (a stopped starter
+    // watches no lease, startWatched) nor kill it under running programs; it ends when the worker does.
     proc = spawn(process.execPath, [SPAWNER_SCRIPT], {
+      detached: true,
       cwd: '/',
       env: { PATH: process.env.PATH ?? '' },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
@@ -217,6 +234,22 @@ function theHelper(): Helper | undefined {
  */
 export function startProgram(file: string, args: readonly string[], opts: StartOptions): Program {
   return theHelper()?.start(file, args, opts) ?? startDirect(file, args, opts);
+}
+
+/**
+ * Starts `file args` as {@link startProgram} does, detached, with the process starter as its watchdog: its
+ * group is ended when `watch.lease` goes stale or the worker dies (bin/spawner.mjs). Undefined when the
+ * process starter is not in use (`ORCHESTRATOR_SPAWNER=off`, or it failed): the caller then needs a
+ * watchdog of its own (./watchdog). Only for programs that also end when the process starter is SIGKILLed
+ * (bubblewrap with `--die-with-parent`, whose parent it is): nothing is left to end them then.
+ */
+export function startWatched(
+  file: string,
+  args: readonly string[],
+  opts: Omit<StartOptions, 'detached'>,
+  watch: Watch,
+): Program | undefined {
+  return theHelper()?.start(file, args, { ...opts, detached: true }, watch);
 }
 
 /** The same, forked from this process. */

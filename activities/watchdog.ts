@@ -14,6 +14,10 @@
  * The next attempt of the same agent then: kills every marked process on its own host at once, and, when
  * the previous attempt may have run elsewhere, waits until that attempt's lease must have run out before
  * it starts its process. Heartbeat details carry what it needs ({@link AttemptLease}).
+ *
+ * A script agent confined by bubblewrap runs under no watchdog shell: the worker's process starter
+ * (bin/spawner.mjs, `startWatched` in ./spawner) checks its lease and ends its group in the same way, with
+ * no process of its own, and bubblewrap's `--die-with-parent` ends the sandbox if the starter is killed.
  */
 import fs from 'node:fs';
 import os from 'node:os';

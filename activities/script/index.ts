@@ -15,7 +15,7 @@ import { FileIdSchema, SafeNameSchema } from '../../src/shared/ids';
 import { defaultSandbox, type Sandbox } from '../sandbox';
 import { recordSandbox } from '../sandbox/record';
 import { signalGroup } from '../process-group';
-import { startProgram } from '../spawner';
+import { startProgram, startWatched } from '../spawner';
 import { createAgentGateway, newTurnKey } from '../team-tools/agent-gateway';
 import { serveTeamTools, TEAM_SOCKET_ENV } from '../team-tools/socket';
 import { TurnHeartbeat, type TurnNudges } from '../turn-heartbeat';
@@ -31,6 +31,7 @@ import {
   LEASE_RENEW_MS,
   LEASE_STALE_S,
   leaseFile,
+  WATCHDOG_GRACE_S,
   previousLease,
   watchedCommand,
 } from '../watchdog';
@@ -205,10 +206,6 @@ export function createScriptActivities(deps: {
           await endpoint?.close();
           throw err;
         });
-      const [wFile, wArgs] = watchedCommand([cmd.file, ...cmd.args], { leaseFile: lease.file, mark });
-      // The watchdog hands the mark to its command only: its own lease poller (a `sleep 1` loop) must not
-      // carry it, or it would be taken for a process the script left behind.
-      const { [AGENT_MARK_ENV]: _mark, ...watchdogEnv } = cmd.env;
       liveMarks.set(mark, (liveMarks.get(mark) ?? 0) + 1);
       // Whatever the script prints is redacted before it reaches the log file or the summary (history).
       const lines = new LineRedactor();
@@ -250,17 +247,34 @@ export function createScriptActivities(deps: {
           .catch((err: unknown) => log.warn({ err }, 'could not look for processes the script left behind'))
           .finally(endGroup);
       };
-      // detached: the watchdog leads a process group of its own, so ending it ends everything it started.
       // Started by the worker's process starter (../spawner): forking the worker itself blocks it for
-      // tens of ms.
-      const child = startProgram(wFile, wArgs, {
-        cwd: cmd.cwd,
-        env: watchdogEnv,
-        detached: true,
-        onStdout: onOutput,
-        onStderr: onOutput,
-        onExit,
-      });
+      // tens of ms. Confined, bubblewrap is started by it directly and it is the watchdog: it ends the
+      // sandbox's group when the lease goes stale or the worker dies, and bubblewrap's --die-with-parent
+      // ends the sandbox when the starter itself is killed. Three programs less per turn than the shell
+      // watchdog (its shell, its command's subshell, its poller and the poller's `sleep`).
+      const io = { cwd: cmd.cwd, onStdout: onOutput, onStderr: onOutput, onExit };
+      const watched =
+        confined && cmd.sandboxed && cmd.args.includes('--die-with-parent')
+          ? startWatched(
+              cmd.file,
+              cmd.args,
+              { ...io, env: cmd.env },
+              {
+                lease: lease.file,
+                staleMs: LEASE_STALE_S * 1_000,
+                graceMs: WATCHDOG_GRACE_S * 1_000,
+              },
+            )
+          : undefined;
+      // Otherwise the shell watchdog (../watchdog) leads a process group of its own and runs the command.
+      const underWatchdog = () => {
+        const [wFile, wArgs] = watchedCommand([cmd.file, ...cmd.args], { leaseFile: lease.file, mark });
+        // The watchdog hands the mark to its command only: its own lease poller (a `sleep 1` loop) must not
+        // carry it, or it would be taken for a process the script left behind.
+        const { [AGENT_MARK_ENV]: _mark, ...watchdogEnv } = cmd.env;
+        return startProgram(wFile, wArgs, { ...io, env: watchdogEnv, detached: true });
+      };
+      const child = watched ?? underWatchdog();
       await child.started;
       let ended: 'timeout' | 'cancelled' | undefined;
       const terminate = (why: 'timeout' | 'cancelled') => {

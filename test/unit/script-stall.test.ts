@@ -7,6 +7,7 @@
  * itself is still the agent's failure: the stall is measured on the worker's clock, which a script
  * cannot fake.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,6 +19,7 @@ import { createScriptActivities, type ScriptTurnInput, type ScriptTurnResult } f
 import { LEASE_STALE_S, WATCHDOG_GRACE_S } from '../../activities/watchdog';
 import { isRetryable } from '../../src/shared/failures';
 import { failureOf } from '../harness/failure';
+import { processesMentioning } from '../harness/processes';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'orch-script-stall-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -34,10 +36,18 @@ const acts = createScriptActivities({
   }),
 });
 
-function turn(command: string[]): Promise<ScriptTurnResult> {
+// Confined by bubblewrap, the process starter is the script's watchdog (activities/spawner startWatched).
+const confinedActs = createScriptActivities({
+  logger: pino({ level: 'silent' }),
+  outputsDir: path.join(tmp, 'outputs'),
+  sandbox: createSandbox({ outputsDir: path.join(tmp, 'outputs') }),
+});
+const bwrapWorks = spawnSync('bwrap', ['--ro-bind', '/', '/', '--unshare-pid', 'true']).status === 0;
+
+function turn(command: string[], with_ = acts): Promise<ScriptTurnResult> {
   const workspace = fs.mkdtempSync(path.join(tmp, 'ws-'));
   const env = new MockActivityEnvironment(undefined, { logger: quiet });
-  const run = (input: ScriptTurnInput) => acts.scriptTurn(input);
+  const run = (input: ScriptTurnInput) => with_.scriptTurn(input);
   return env.run(run, { runId: `stall-${path.basename(workspace)}`, agentId: 'dev', workspace, command });
 }
 
@@ -59,6 +69,24 @@ describe('a script agent under a stalled worker', () => {
     expect(isRetryable(failure.type ?? undefined)).toBe(true);
     expect(failure.message).toMatch(/worker stalled \d+ s/);
   }, 60_000);
+
+  it.skipIf(!bwrapWorks)(
+    'confined by bubblewrap, ended by the process starter after the lease went stale: LeaseLost',
+    async () => {
+      const tag = `120.${String(Date.now()).slice(-6)}`;
+      const running = turn(['sh', '-c', `sleep ${tag}`], confinedActs);
+      await new Promise((r) => setTimeout(r, 1_500));
+      // bubblewrap runs under no watchdog shell: the process starter watches it.
+      const chain = processesMentioning(`sleep ${tag}`);
+      expect(chain.some((l) => l.includes('bwrap'))).toBe(true);
+      expect(chain.filter((l) => l.includes('orchestrator-watchdog'))).toEqual([]);
+      stall((LEASE_STALE_S + 1 + WATCHDOG_GRACE_S + 2) * 1_000);
+      const failure = await failureOf(running);
+      expect(failure.type, failure.message).toBe('LeaseLost');
+      expect(failure.nonRetryable).toBe(false);
+    },
+    60_000,
+  );
 
   it('a script that kills its whole process group, with no stall, is still the agent’s own failure', async () => {
     const failure = await failureOf(turn(['sh', '-c', 'echo "[watchdog] lease x is stale"; kill -KILL 0']));

@@ -1,7 +1,19 @@
 /** Programs started through the worker's process starter (activities/spawner, bin/spawner.mjs). */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runProgram, startDirect, startProgram, type StartOptions } from '../../activities/spawner';
+import {
+  runProgram,
+  startDirect,
+  startProgram,
+  startWatched,
+  type StartOptions,
+} from '../../activities/spawner';
 import { groupExists } from '../../activities/process-group';
+import { Lease, leaseFile } from '../../activities/watchdog';
+import { processesMentioning } from '../harness/processes';
 
 const env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
 
@@ -141,6 +153,167 @@ describe('when the worker dies', () => {
     expect(await gone()).toBe(true);
     process.kill(-sleepPid, 'SIGKILL');
   }, 60_000);
+});
+
+/** Polls `ok` every 100 ms for at most `ms`; whether it came true. */
+async function within(ms: number, ok: () => boolean): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 100)))
+    if (ok()) return true;
+  return ok();
+}
+
+/**
+ * A worker process (node) that starts `startCall` (an expression) and prints its pid, then idles, renewing
+ * the lease `renew` if given. `detached`: in a process group of its own, as a worker in a terminal.
+ */
+async function workerWith(startCall: string, o: { renew?: string; detached?: boolean } = {}) {
+  const { execa } = await import('execa');
+  const script = `
+    import { startWatched } from ${JSON.stringify(new URL('../../activities/spawner.ts', import.meta.url).pathname)};
+    import { utimesSync } from 'node:fs';
+    const p = ${startCall};
+    console.log(await p.started);
+    setInterval(() => { ${o.renew ? `const t = new Date(); utimesSync(${JSON.stringify(o.renew)}, t, t);` : ''} }, 200);
+  `;
+  const worker = execa('node', ['--import', 'tsx', '--input-type=module', '-e', script], {
+    reject: false,
+    detached: o.detached === true,
+  });
+  const pid = await new Promise<number>((resolve) =>
+    worker.stdout?.once('data', (b: Buffer) => resolve(Number(b.toString().trim()))),
+  );
+  return { worker, pid };
+}
+
+/** The parent pid of `pid` (/proc/<pid>/stat field 4). */
+function parentOf(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
+describe('a program the process starter watches (startWatched)', () => {
+  const watch = (lease: string, staleMs: number) => ({ lease, staleMs, graceMs: 500 });
+
+  it('runs to its end while its lease is renewed', async () => {
+    const lease = new Lease(leaseFile());
+    const renew = setInterval(() => lease.renew(), 200);
+    try {
+      const p = startWatched('sh', ['-c', 'sleep 2.5'], { env }, watch(lease.file, 1_500));
+      expect(p).toBeDefined();
+      const pid = await p!.started;
+      expect(groupExists(pid)).toBe(true);
+      expect(await p!.ended).toEqual({ exitCode: 0 });
+    } finally {
+      clearInterval(renew);
+      lease.release();
+    }
+  }, 20_000);
+
+  it('has its group ended once its lease goes stale, and says so in its stderr', async () => {
+    const lease = new Lease(leaseFile());
+    const tag = `40.${String(Date.now()).slice(-6)}`;
+    let err = '';
+    try {
+      const t0 = Date.now();
+      const p = startWatched(
+        'sh',
+        ['-c', `sleep ${tag} & sleep ${tag}`],
+        { env, onStderr: (b) => (err += b.toString('utf8')) },
+        watch(lease.file, 1_500),
+      )!;
+      const pid = await p.started;
+      expect(await p.ended).toEqual({ signal: 'SIGTERM' });
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(1_400);
+      expect(err).toBe(`[watchdog] lease ${lease.file} is stale: ending process group ${pid}\n`);
+      // The background sleep was in the group too.
+      expect(await within(5_000, () => processesMentioning(`sleep ${tag}`).length === 0)).toBe(true);
+    } finally {
+      lease.release();
+    }
+  }, 20_000);
+
+  it('is not available with ORCHESTRATOR_SPAWNER=off: the caller keeps its own watchdog', () => {
+    process.env.ORCHESTRATOR_SPAWNER = 'off';
+    expect(startWatched('true', [], { env }, watch('/nonexistent', 1_000))).toBeUndefined();
+  });
+
+  it('ends with its worker: SIGKILLed, the worker leaves no watched program behind', async () => {
+    const tag = `41.${String(Date.now()).slice(-6)}`;
+    const lease = new Lease(leaseFile());
+    const renew = setInterval(() => lease.renew(), 200);
+    try {
+      const { worker, pid } = await workerWith(
+        `startWatched('sh', ['-c', 'sleep ${tag} & sleep ${tag}'], { env: { PATH: process.env.PATH } }, { lease: ${JSON.stringify(lease.file)}, staleMs: 60000, graceMs: 500 })`,
+      );
+      expect(groupExists(pid)).toBe(true);
+      const starter = parentOf(pid);
+      worker.kill('SIGKILL');
+      await worker;
+      // The lease is still fresh: it is the worker's death that ends the program, at once.
+      expect(await within(5_000, () => !groupExists(pid))).toBe(true);
+      expect(processesMentioning(`sleep ${tag}`)).toEqual([]);
+      expect(await within(5_000, () => !fs.existsSync(`/proc/${starter}`))).toBe(true);
+    } finally {
+      clearInterval(renew);
+      lease.release();
+    }
+  }, 60_000);
+
+  it("ends when its worker's whole process group is stopped (^Z in a terminal): the starter is not", async () => {
+    const tag = `43.${String(Date.now()).slice(-6)}`;
+    const lease = new Lease(leaseFile());
+    const { worker, pid } = await workerWith(
+      `startWatched('sh', ['-c', 'sleep ${tag} & sleep ${tag}'], { env: { PATH: process.env.PATH } }, { lease: ${JSON.stringify(lease.file)}, staleMs: 1500, graceMs: 500 })`,
+      { renew: lease.file, detached: true },
+    );
+    try {
+      // Renewed by the worker: the program runs on.
+      await new Promise((r) => setTimeout(r, 2_500));
+      expect(groupExists(pid)).toBe(true);
+      process.kill(-worker.pid!, 'SIGSTOP');
+      expect(await within(8_000, () => !groupExists(pid))).toBe(true);
+    } finally {
+      process.kill(-worker.pid!, 'SIGKILL');
+      process.kill(-worker.pid!, 'SIGCONT');
+      await worker;
+      lease.release();
+    }
+  }, 60_000);
+
+  const bwrapWorks =
+    spawnSync('bwrap', ['--ro-bind', '/', '/', '--dev', '/dev', '--unshare-pid', 'true']).status === 0;
+  it.skipIf(!bwrapWorks)(
+    'a bubblewrap sandbox with --die-with-parent ends when the process starter itself is SIGKILLed',
+    async () => {
+      const tag = `42.${String(Date.now()).slice(-6)}`;
+      const lease = new Lease(leaseFile());
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orch-watch-'));
+      try {
+        const args = ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-pid'];
+        const { worker, pid } = await workerWith(
+          `startWatched('bwrap', ${JSON.stringify([...args, '--die-with-parent', '--', 'sh', '-c', `sleep ${tag} & sleep ${tag}`])}, { env: { PATH: process.env.PATH } }, { lease: ${JSON.stringify(lease.file)}, staleMs: 60000, graceMs: 500 })`,
+        );
+        // The worker's own command line holds the script that names the sleeps: not counted.
+        const sleeps = () =>
+          processesMentioning(`sleep ${tag}`).filter((l) => !l.startsWith(`${worker.pid} `));
+        expect(await within(5_000, () => sleeps().length >= 2)).toBe(true);
+        // Nothing may end it but bubblewrap: the worker is frozen (it would end the group when it hears of
+        // its starter's death), and the starter dies without a word.
+        worker.kill('SIGSTOP');
+        try {
+          process.kill(parentOf(pid), 'SIGKILL');
+          expect(await within(5_000, () => sleeps().length === 0)).toBe(true);
+        } finally {
+          worker.kill('SIGKILL');
+          await worker;
+        }
+      } finally {
+        lease.release();
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    60_000,
+  );
 });
 
 describe('runProgram', () => {
