@@ -28,10 +28,13 @@ if (!process.send) {
 }
 
 const send = (m) => {
+  // The worker is gone: 'disconnect' ends this process. (Without the callback, a send on a closed channel
+  // is an 'error' event, which would end this process before it ended its watched programs.)
+  if (!process.connected) return;
   try {
-    process.send(m);
+    process.send(m, () => {});
   } catch {
-    // The worker is gone: 'disconnect' ends this process.
+    // closed meanwhile
   }
 };
 
