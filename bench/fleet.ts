@@ -129,7 +129,10 @@ async function startWorkerProcess(
   env: Record<string, string>,
   onLine?: (line: Record<string, unknown>) => void,
 ): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/orchestrator.js'), 'worker'], {
+  // BENCH_WORKER_NODE_ARGS: Node options for the worker alone (e.g. `--cpu-prof --cpu-prof-dir=…`, which
+  // NODE_OPTIONS refuses), split on spaces.
+  const nodeArgs = (process.env.BENCH_WORKER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin/orchestrator.js'), 'worker'], {
     env: {
       ...process.env,
       TEMPORAL_ADDRESS: target.address,

@@ -3,7 +3,7 @@
  * `claimHost` and `adoptWorkspace` on the shared queue (any live worker answers), and the activity options
  * that send a step to the host's own queue. Deterministic.
  */
-import { proxyActivities } from '@temporalio/workflow';
+import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { HostPlacement } from '../activities/host';
 import { HEARTBEAT_TIMEOUT, retryPolicy } from '../src/shared/failures';
@@ -14,6 +14,15 @@ export type { HostPlacement };
 export const hosts = proxyActivities<Pick<Activities, 'claimHost' | 'adoptWorkspace'>>({
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: HEARTBEAT_TIMEOUT,
+  retry: retryPolicy(),
+});
+
+/**
+ * `claimHost` as a local activity: answered by the worker running the workflow task, which polls the
+ * shared queue as any host does, within the workflow task (no round trip through the server).
+ */
+export const localHosts = proxyLocalActivities<Pick<Activities, 'claimHost'>>({
+  startToCloseTimeout: '10 seconds',
   retry: retryPolicy(),
 });
 

@@ -134,7 +134,7 @@ function stripFinalNewline(s: string): string {
 /**
  * Runs git through the worker's process starter (../spawner) rather than forking the worker: a fork of
  * the worker costs its main thread tens of ms per process (more on a loaded host), and a run's first
- * checkpoint runs three git processes (`init`, `add`, `ls-files`).
+ * checkpoint runs two git processes (`add`, `ls-files`; the repository itself is made in-process).
  */
 async function spawnGit(
   argv: string[],

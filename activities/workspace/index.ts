@@ -163,6 +163,11 @@ const Inputs = {
     audit: z.array(AuditEntrySchema).optional(),
     /** The phase's summary (src/shared/handoff): written to outputs/<run>/<phase>/summary.md. */
     summary: z.string().optional(),
+    /**
+     * Set up the workspace first, as `initWorkspace` with this holder does (a run's CP0: its setup and
+     * its baseline in one round trip).
+     */
+    init: z.object({ holder: z.string().min(1) }).optional(),
   }),
   materializeCheckpoint: z.object({
     sourceWorkspace: absPath,
@@ -289,7 +294,9 @@ export function createWorkspaceActivities(deps: { logger: Logger }) {
     checkpointPhase: activity(
       'checkpointPhase',
       Inputs.checkpointPhase,
-      async ({ audit, summary, ...a }) => {
+      async ({ audit, summary, init, ...a }) => {
+        // Before the checkpoint's walk: nothing else runs in the workspace between the two.
+        if (init) await initWorkspace({ workspace: a.workspace, holder: init.holder });
         const r = await checkpointPhase(a);
         // Written only with a checkpoint taken: the summary of a phase that ended.
         if (summary !== undefined && r.ok) {
@@ -315,6 +322,7 @@ export function createWorkspaceActivities(deps: { logger: Logger }) {
         commit: r.commit,
         files: r.totals.files,
         ...(a.audit?.length ? { auditEntries: a.audit.length } : {}),
+        ...(a.init ? { init: true } : {}),
       }),
     ),
     materializeCheckpoint: activity(

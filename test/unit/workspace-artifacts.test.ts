@@ -9,6 +9,7 @@ import {
   checkpointPhase,
   createWorkspaceActivities,
   PhaseManifestSchema,
+  readHold,
   RunManifestSchema,
   shadowGitDir,
   snapshotWorkspace,
@@ -347,6 +348,43 @@ describe('createWorkspaceActivities', () => {
     expect(verifyAuditChain(lines, head)).toMatchObject({ ok: true, count: 2 });
     const manifest = RunManifestSchema.parse(JSON.parse(fs.readFileSync(r.path, 'utf8')));
     expect(manifest).not.toHaveProperty('auditEntries');
+  });
+
+  it("checkpointPhase with init sets a new workspace up first, as initWorkspace does (a run's CP0)", async () => {
+    const fresh = path.join(tmp, 'new', 'ws');
+    fs.mkdirSync(fresh, { recursive: true });
+    fs.writeFileSync(path.join(fresh, 'a.txt'), 'a\n');
+    const cp = await acts.checkpointPhase({
+      workspace: fresh,
+      outputsDir: outputs,
+      runId: 'run-1',
+      phase: 'baseline',
+      checkpoint: 'CP0',
+      label: 'baseline',
+      artifacts: [],
+      init: { holder: 'run-1' },
+    });
+    expect(cp.ok).toBe(true);
+    expect((await readHold(fresh))?.runId).toBe('run-1');
+    // The repository made in-process is one git reads: the commit is HEAD, with the file in its tree.
+    const git = (...a: string[]) =>
+      execa('git', [`--git-dir=${shadowGitDir(fresh)}`, `--work-tree=${fresh}`, ...a]).then((r) => r.stdout);
+    expect(await git('rev-parse', 'HEAD')).toBe(cp.commit);
+    expect(await git('ls-tree', '--name-only', 'HEAD')).toBe('a.txt');
+    expect(await git('fsck', '--no-progress')).toBe('');
+    // The next run's CP0 in the same workspace takes it over, as initWorkspace would.
+    const again = await acts.checkpointPhase({
+      workspace: fresh,
+      outputsDir: outputs,
+      runId: 'run-2',
+      phase: 'baseline',
+      checkpoint: 'CP0',
+      label: 'baseline',
+      artifacts: [],
+      init: { holder: 'run-2' },
+    });
+    expect(again.ok).toBe(true);
+    expect((await readHold(fresh))?.runId).toBe('run-2');
   });
 
   it('turns bad input and workspace errors into non-retryable ApplicationFailures', async () => {

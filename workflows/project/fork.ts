@@ -31,6 +31,15 @@ export const SETUP_RECLAIM_PATCH = 'run-setup-reclaim';
  */
 export const FORK_FROM_STORE_PATCH = 'fork-from-store';
 
+/**
+ * Patch id: a new run claims its host by a local activity (in its first workflow task, no round trip
+ * through the server), and a new run that is not a fork sets its workspace up inside its CP0 call
+ * (`checkpointPhase` with `init`) instead of an `initWorkspace` call of its own before it: from the run's
+ * start to its first agent, two workflow tasks and two activities less (issue #16). Histories recorded
+ * before made the three calls (and asked {@link BASELINE_PATCH} between the last two).
+ */
+export const QUICK_SETUP_PATCH = 'quick-run-setup';
+
 /** How many times a run's setup claims another host before the run fails (each waits the move time). */
 export const SETUP_CLAIMS_MAX = 3;
 
@@ -60,8 +69,11 @@ export function checkpointNumber(id: string): number {
   return Number(id.slice(2));
 }
 
-/** Starts a new run (not a continuation): records it, prepares the workspace, takes over a fork's past. */
-export async function startRun(run: ProjectRun, hosted = false): Promise<void> {
+/**
+ * Starts a new run (not a continuation): records it, prepares the workspace, takes over a fork's past.
+ * `quick`: {@link QUICK_SETUP_PATCH}, asked by the workflow's entry.
+ */
+export async function startRun(run: ProjectRun, hosted = false, quick = false): Promise<void> {
   const { runId, input, spec, phases, st, audit } = run;
   audit.record('run', {
     event: 'started',
@@ -79,12 +91,12 @@ export async function startRun(run: ProjectRun, hosted = false): Promise<void> {
     audit.record('governance', { event: 'gate_disabled', phase: w.phase, gate: w.gate, by: w.by });
   }
   // The host the workspace lives on (./hosts): every step below goes there.
-  if (hosted) await claimRunHost(run);
+  if (hosted) await claimRunHost(run, quick);
   // Once a fork's checkpoint came from the store, the parent's workspace is out of reach for good.
   let fromStore = false;
   for (let claims = 1; ; claims++) {
     try {
-      await setUpWorkspace(run, fromStore);
+      await setUpWorkspace(run, fromStore, quick && !input.forkedFrom);
       return;
     } catch (err) {
       // Nothing of the run is on the lost host yet but its empty setup: set it up on a live host instead.
@@ -132,10 +144,12 @@ export async function startRun(run: ProjectRun, hosted = false): Promise<void> {
  * The workspace on the run's host: a fork's checkpoint materialized (unless `fromStore`: restored from the
  * checkpoint store by `adoptWorkspace` already), the shadow repository, CP0.
  */
-async function setUpWorkspace(run: ProjectRun, fromStore: boolean): Promise<void> {
+async function setUpWorkspace(run: ProjectRun, fromStore: boolean, setupInBaseline: boolean): Promise<void> {
   const { runId, input, phases, st, audit } = run;
   const { workspace, checkpointing } = onHost(st.host);
   const fork = input.forkedFrom;
+  // A new run: the workspace is set up by its CP0 call, which nothing else may precede.
+  if (!fork && setupInBaseline) return takeBaseline(run, { holder: runId });
   if (fork && !fromStore) {
     await workspace.materializeCheckpoint({
       sourceWorkspace: fork.sourceWorkspace,
@@ -199,9 +213,9 @@ async function setUpWorkspace(run: ProjectRun, fromStore: boolean): Promise<void
 
 /**
  * CP0: the workspace as the run found it, before phase 1 (no artifacts required), so that a rollback or
- * a fork can go back to it byte for byte.
+ * a fork can go back to it byte for byte. With `init`, the same call sets the workspace up first.
  */
-async function takeBaseline(run: ProjectRun): Promise<void> {
+async function takeBaseline(run: ProjectRun, init?: { holder: string }): Promise<void> {
   const { runId, input, st, audit } = run;
   const cp = await onHost(st.host).checkpointing.checkpointPhase({
     workspace: input.workspace,
@@ -211,6 +225,7 @@ async function takeBaseline(run: ProjectRun): Promise<void> {
     checkpoint: 'CP0',
     label: 'baseline',
     artifacts: [],
+    ...(init ? { init } : {}),
   });
   if (!cp.ok || !cp.commit) {
     throw ApplicationFailure.nonRetryable(

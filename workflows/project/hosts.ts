@@ -10,7 +10,7 @@
 import { log, workflowInfo } from '@temporalio/workflow';
 import { hostTaskQueue } from '../../src/shared/names';
 import type { Checkpoint } from '../../src/shared/run';
-import { hosts } from './proxies';
+import { hosts, localHosts } from './proxies';
 import { ensureCommit, markRolledBack } from './rollback';
 import type { ProjectRun } from './run';
 
@@ -22,10 +22,10 @@ export const HOST_PATCH = 'run-host-queue';
 
 /**
  * Claims the run's host, for a new run under {@link HOST_PATCH} (asked by the workflow's entry before its
- * first await): before its workspace is set up.
+ * first await): before its workspace is set up. `local`: by a local activity (./fork QUICK_SETUP_PATCH).
  */
-export async function claimRunHost(run: ProjectRun): Promise<void> {
-  const claimed = await hosts.claimHost();
+export async function claimRunHost(run: ProjectRun, local = false): Promise<void> {
+  const claimed = local ? await localHosts.claimHost() : await hosts.claimHost();
   // A fork is set up where its parent's workspace is (its checkpoint is materialized from there), with the
   // move time of the worker that answered; if that host is gone, the setup claims another (./fork).
   const source = run.input.forkedFrom?.host;

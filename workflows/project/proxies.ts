@@ -54,7 +54,7 @@ export type MeterSummary = Awaited<ReturnType<Activities['readMeter']>>;
 /** What the gate activity returns. */
 export type GateEvaluation = Awaited<ReturnType<Activities['evaluateGates']>>;
 
-export { hosts, hostPlacement } from '../host-placement';
+export { hosts, hostPlacement, localHosts } from '../host-placement';
 
 /**
  * The proxies of the steps that touch the workspace, on the run's host. For a run without a host they

@@ -31,7 +31,7 @@ import { isHostLost } from '../host-lost';
 import { HOST_PATCH, moveHost } from './hosts';
 import type { ProjectCarry } from './carry';
 import { continueIfDue } from './continue';
-import { startRun } from './fork';
+import { QUICK_SETUP_PATCH, startRun } from './fork';
 import { gateRollback, performRollback } from './rollback';
 import { setProjectHandlers } from './handlers';
 import {
@@ -76,10 +76,11 @@ export async function projectWorkflow(
   // Asked before the first await: replayed, a patch first asked right after a local activity (the
   // visibility init's) was reported missing by sdk-core, a nondeterminism error (./hosts).
   const hosted = !carry && patched(HOST_PATCH);
+  const quickSetup = !carry && patched(QUICK_SETUP_PATCH);
   try {
     await run.visibility.init();
     run.publish();
-    if (!carry) await startRun(run, hosted);
+    if (!carry) await startRun(run, hosted, quickSetup);
     run.state = 'running';
     let phasesThisRun = 0;
     while (run.st.nextPhase < run.phases.length) {
