@@ -50,7 +50,11 @@ COPY --from=build /app/node_modules/@anthropic-ai/claude-code/bin/claude.exe /us
 RUN mkdir -p /var/lib/orchestrator/state /var/lib/orchestrator/agent-home /srv/orchestrator/outputs \
     /srv/orchestrator/checkpoints /workspaces \
   && chown -R node:node /var/lib/orchestrator /srv/orchestrator /workspaces
+# Small young generations (2 MiB semi-spaces instead of 16): with many concurrent runs the worker's RSS
+# grows with them; this took 40-90 MiB off its peak at 100 runs in bench:fleet (docs/performance-log.md).
+# Agents never see it: their environment is an allow-list (activities/sandbox/env.ts).
 ENV NODE_ENV=production \
+    NODE_OPTIONS=--max-semi-space-size=2 \
     ORCHESTRATOR_HOME=/var/lib/orchestrator/state \
     ORCHESTRATOR_AGENT_HOME=/var/lib/orchestrator/agent-home \
     ORCHESTRATOR_OUTPUTS_DIR=/srv/orchestrator/outputs
