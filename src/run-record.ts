@@ -12,6 +12,7 @@ import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
 import { RunManifestSchema, type RunManifest } from '../activities/workspace/manifest';
 import { stateFromServer } from './run-state';
 import type { Checkpoint, PhaseResult, RunStatus } from './shared/run';
+import { stepText } from './shared/visibility';
 
 /** A run that cannot be read: no worker for a live one, nothing recorded for a closed one. */
 export class RunUnreadableError extends Error {
@@ -234,7 +235,9 @@ export function recordedStatus(runId: string, rec: RunRecord): RunStatus | undef
     project: rec.memo.project ?? rec.manifest?.project ?? runId,
     state,
     ...(phases[last - 1] ? { currentPhase: phases[last - 1]!.name } : {}),
-    step: `${last}/${last}`,
+    // As the workflow's own status says it (src/shared/visibility), so `run status --json` reads the same
+    // whether the worker answered or the record did.
+    step: stepText(last, last),
     phases,
     agents: [],
     checkpoints,

@@ -27,6 +27,14 @@ function dollars(n: number): number {
   return Math.round(n * 1e6) / 1e6;
 }
 
+/**
+ * A status's `step`: `"step 3/6"` while phase 3 of 6 runs or is next, `"step 6/6"` once all ran. The
+ * workflow's status and a closed run's status read from its record say it the same way.
+ */
+export function stepText(nextPhase: number, phaseCount: number): string {
+  return `step ${Math.min(nextPhase + 1, phaseCount)}/${phaseCount}`;
+}
+
 /** The 1-based step and the step count of a status's `"step 3/6"` (zeros when it has none). */
 export function stepOf(step: string): { n: number; of: number } {
   const m = /(\d+)\/(\d+)/.exec(step);

@@ -306,5 +306,7 @@ describe('a failed run read from its record', () => {
       { name: 'build', status: 'failed', attempt: 1, errors: ['gate "smoke" (tool) failed: exit 3'] },
     ]);
     expect(plain(renderStatus(s!))).toContain('why: gate "smoke" (tool) failed: exit 3');
+    // The step as the workflow's own status says it: `run status --json` reads the same either way.
+    expect(s?.step).toBe('step 1/1');
   });
 });

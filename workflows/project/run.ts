@@ -22,7 +22,8 @@ import { Visibility } from '../visibility';
 import { runAttributes, runDetails } from '../../src/shared/visibility';
 import { workspace } from './proxies';
 import { type CarriedState, type ProjectCarry, unpackCarry } from './carry';
-import { deadlineWarning, effectiveState, pausedReason, phaseRows, runTotals, stepText } from './status';
+import { stepText } from '../../src/shared/visibility';
+import { deadlineWarning, effectiveState, pausedReason, phaseRows, runTotals } from './status';
 
 /** What a run returns when it completes. */
 export interface ProjectSummary {

@@ -73,11 +73,6 @@ export function phaseRows(
   });
 }
 
-/** Status step text: the phase being run (or the last one), of how many. */
-export function stepText(nextPhase: number, phaseCount: number): string {
-  return `step ${Math.min(nextPhase + 1, phaseCount)}/${phaseCount}`;
-}
-
 /**
  * The warning a run past its deadline shows (and logs once): how late the phases that ended after it
  * were, or how long a run still going has overrun. Undefined when on time or without a deadline.
