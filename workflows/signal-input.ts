@@ -9,7 +9,11 @@ import { log } from '@temporalio/workflow';
 import type { z } from 'zod';
 import { zodIssueText } from '../src/shared/zod-issues';
 
-/** Malformed payloads ignored so far, by signal (module state is per workflow execution in the sandbox). */
+/**
+ * Malformed payloads ignored so far, by signal name: for sampling the log only. It decides no command, so
+ * it may count across the executions that share the workflow thread's context and across replays, and it
+ * holds one entry per signal name, however many payloads come.
+ */
 const ignored = new Map<string, number>();
 
 /** The payload parsed by `schema`, or undefined (logged with `context`) when it does not parse. */
