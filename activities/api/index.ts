@@ -12,7 +12,7 @@ import { ConfigError } from '../../config/errors';
 import { priceUsage } from '../../config/pricing';
 import type { Logger } from '../../src/logger';
 import type { MeterGateway } from '../../src/meter/gateway';
-import { BUDGET_EXCEEDED, MeterInputSchema, openMeter } from '../meter';
+import { BUDGET_EXCEEDED, MeterInputSchema, openMeter, runLimitsFrom } from '../meter';
 import { redact } from '../../src/redact';
 import { capText } from '../tools/process';
 import { toolDefinitions } from '../tools/tools';
@@ -172,6 +172,9 @@ export function createApiActivities({
             gateway,
             input.runId,
             input.meter ?? { id: input.agentId, phase: '', agent: input.agentId, limits: {} },
+            {},
+            // A workflow's turn: the run says which limits bind it (see openMeter).
+            input.meter ? runLimitsFrom(ctx.client) : undefined,
           )
         : undefined;
       // One client per metered turn: its base URL names this agent's meter on the gateway.

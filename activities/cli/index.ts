@@ -47,7 +47,7 @@ import type { Logger } from '../../src/logger';
 import type { Refusal } from '../../src/meter/admission';
 import { crossCheckCost } from '../../src/meter/cross-check';
 import type { MeterGateway, MeterHandle } from '../../src/meter/gateway';
-import { BUDGET_EXCEEDED, MeterInputSchema, openMeter } from '../meter';
+import { BUDGET_EXCEEDED, MeterInputSchema, openMeter, runLimitsFrom } from '../meter';
 import { redact } from '../../src/redact';
 import { defaultSandbox, modelCredentialEnv, type Sandbox } from '../sandbox';
 import { recordSandbox } from '../sandbox/record';
@@ -779,9 +779,14 @@ export function createCliActivities(deps: CliActivityDeps) {
       let refusedHook: ((why: string) => void) | undefined;
       const meterInput = input.meter ?? { id: input.agentId, phase: '', agent: input.agentId, limits: {} };
       const handle = deps.gateway
-        ? await openMeter(deps.gateway, input.runId, meterInput, {
-            onRefuse: (r) => refusedHook?.(`budget: ${r.message}`),
-          })
+        ? await openMeter(
+            deps.gateway,
+            input.runId,
+            meterInput,
+            { onRefuse: (r) => refusedHook?.(`budget: ${r.message}`) },
+            // A workflow's turn: the run says which limits bind it (see openMeter).
+            input.meter ? runLimitsFrom(ctx.client) : undefined,
+          )
         : undefined;
       const meter = handle
         ? { handle, onRefused: (fn: (why: string) => void) => void (refusedHook = fn) }

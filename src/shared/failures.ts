@@ -47,6 +47,10 @@ export const FAILURES = {
     meaning: 'another live git process holds the shadow repository lock',
   },
   GitFailed: { cause: 'infrastructure', meaning: 'a git command failed in a way a retry may fix (I/O)' },
+  LimitsUnavailable: {
+    cause: 'infrastructure',
+    meaning: "a model turn's run did not answer which budget limits bind it (query meterLimits)",
+  },
   // ---- agent: counted against the agent's own max_attempts by agentWorkflow ----
   AgentExited: { cause: 'agent', meaning: 'a script agent exited with a non-zero code' },
   AgentHung: {

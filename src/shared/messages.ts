@@ -187,5 +187,23 @@ export const AgentBudgetPausedSchema = z.object({
 export type AgentBudgetPaused = z.infer<typeof AgentBudgetPausedSchema>;
 export const agentBudgetPausedSignal = defineSignal<[AgentBudgetPaused]>('agentBudgetPaused');
 
-/** Signal `budgetLimits`, run → agent: the limits now in force (after `raiseBudget`); a paused agent resumes. */
+/**
+ * Signal `budgetLimits`, run → agent: the limits now in force (after `raiseBudget`); a paused agent resumes
+ * and runs its turn again. The payload is not what the gateway admits under: anything that reaches the
+ * server can send this signal, so a model turn asks its run for its limits ({@link meterLimitsQuery})
+ * when it opens its meter. A forged signal can at most wake a paused agent, whose turn is refused again.
+ */
 export const agentBudgetLimitsSignal = defineSignal<[MeterLimitsMessage]>('budgetLimits');
+
+/** Which meter's limits {@link meterLimitsQuery} asks for: the phase (a team agent's role) and the agent. */
+export const MeterLimitsRequestSchema = z
+  .object({ phase: z.string().max(1000), agent: z.string().max(1000) })
+  .strict();
+export type MeterLimitsRequest = z.infer<typeof MeterLimitsRequestSchema>;
+
+/**
+ * Query `meterLimits` (project and team runs): the limits the run's ledger holds now for one agent's meter
+ * (`limitsFor`). The metering gateway admits a turn's requests under these, never under limits an agent
+ * workflow was signalled, so a budget is lifted only by `raiseBudget`, which the audit trail records.
+ */
+export const meterLimitsQuery = defineQuery<MeterLimitsMessage, [MeterLimitsRequest]>('meterLimits');

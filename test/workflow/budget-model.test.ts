@@ -9,7 +9,13 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startModelServer, type ModelServer } from '../../src/modelserver';
 import type { Ledger } from '../../src/shared/budget';
-import { auditQuery, budgetQuery, phaseResultsQuery } from '../../src/shared/messages';
+import { agentWorkflowId } from '../../workflows/agent';
+import {
+  agentBudgetLimitsSignal,
+  auditQuery,
+  budgetQuery,
+  phaseResultsQuery,
+} from '../../src/shared/messages';
 import type { RunStatus } from '../../src/shared/run';
 import { ProjectSpecSchema, type ProjectSpec } from '../../src/shared/spec';
 import { queryStatus, raiseBudget, startRun } from '../../src/runs';
@@ -103,6 +109,26 @@ describe('budgets with cli agents and the local model server', () => {
     expect(agentRow.usd).toBeGreaterThan(0.01);
     expect(agentRow.limit).toEqual({ usd: 0.01 });
     expect(ledgerMicro(before.ledger)).toBe(served(server, since).microUsd);
+
+    // The agent itself (anything that reaches the server) signals its own workflow that it has no limits.
+    // That only wakes it: its turn asks the run for its limits, is refused again before any request goes
+    // upstream, and the run pauses again. Nothing more is served; only raiseBudget (audited) lifts it.
+    const servedAtPause = servedSince(server, since);
+    const pausesOf = async () =>
+      (await handle.query(auditQuery)).filter((e) => e.kind === 'budget' && e.details.event === 'pause')
+        .length;
+    const pausesBefore = await pausesOf();
+    await t.client.workflow
+      .getHandle(agentWorkflowId(input.runId, 'development', 'developer'))
+      .signal(agentBudgetLimitsSignal, {});
+    await waitFor(
+      async () => ((await pausesOf()) > pausesBefore ? true : undefined),
+      'the forged limits refused again, the run paused again',
+      120_000,
+    );
+    expect((await queryStatus(t.client, input.runId)).state).toBe('paused');
+    expect(servedSince(server, since)).toEqual(servedAtPause);
+    expect(ledgerMicro((await handle.query(budgetQuery)).ledger)).toBe(servedAtPause.microUsd);
 
     await raiseBudget(t.client, input.runId, {
       scope: { level: 'agent', phase: 'development', agent: 'developer' },

@@ -24,6 +24,7 @@ import {
   statusQuery,
 } from '../../src/shared/messages';
 import type { RunStatus } from '../../src/shared/run';
+import { handleMeterLimits } from '../meter-limits';
 import { signalInput } from '../signal-input';
 import { countBudgetPause } from './metrics';
 import { meter } from './proxies';
@@ -161,6 +162,7 @@ export function setProjectHandlers(run: ProjectRun): void {
   setHandler(statusQuery, (): RunStatus => run.status());
   setHandler(auditQuery, (req) => audit.page(req).entries);
   setHandler(auditHeadQuery, () => audit.head());
+  handleMeterLimits(() => st.ledger);
   setHandler(budgetQuery, () => ({
     runId,
     state: run.effectiveState(),

@@ -37,6 +37,7 @@ import {
   type SpawnResult,
   type TeamStatus,
 } from '../../src/shared/team';
+import { handleMeterLimits } from '../meter-limits';
 import { signalInput } from '../signal-input';
 import { authenticate } from './auth';
 import { budgetPaused, budgetStatus, chargeAgent, checkRaise, raiseBudget } from './budget';
@@ -165,6 +166,7 @@ export function setTeamHandlers(run: TeamRun): void {
     if (p) await budgetPaused(run, p);
   });
   setHandler(budgetQuery, () => budgetStatus(run));
+  handleMeterLimits(() => run.ledger);
   setHandler(teamHostLostSignal, (raw) => {
     const p = signalInput('teamHostLost', TeamHostLostSchema, raw, ctx);
     if (p) onAgentHostLost(run, p);
