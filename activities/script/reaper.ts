@@ -11,9 +11,15 @@ export const LEFTOVER_PREFIX = '[orchestrator] ended';
 
 /**
  * The reaper. The glob over /proc is expanded once, before the command substitutions of the loop run,
- * so the reaper's own helper subshells are never in the list.
+ * so the reaper's own helper subshells are never in the list. It sweeps only when its parent is pid 1,
+ * i.e. bubblewrap's init in the namespace it made: run anywhere else (a sandbox without `--unshare-pid`,
+ * a mistaken call), /proc would list the host's processes, and a sweep there would kill them all.
  */
 const REAPER_SH = `
+if [ "$PPID" != 1 ]; then
+  echo "orchestrator-reaper: not alone in a pid namespace (parent $PPID, not 1); running without the sweep" >&2
+  exec "$@"
+fi
 "$@" &
 c=$!
 trap 'kill -TERM "$c" 2>/dev/null' TERM INT HUP

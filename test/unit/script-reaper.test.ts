@@ -73,4 +73,38 @@ describe.skipIf(bwrap.status !== 0)('script reaper (inside bwrap)', () => {
     expect(r.status).toBe(0);
     expect(r.stderr).toBe('');
   });
+
+  it('sweeps nothing when its parent is not the namespace init: it runs the script alone and says so', () => {
+    // Inside a namespace of its own, so that were the guard gone the sweep could only end this test's
+    // processes (the outer shell among them), never the host's. The reaper's parent is that shell, not 1.
+    const seconds = `306.${String(Date.now()).slice(-6)}`;
+    const outer = `sleep ${seconds} & s=$!; "$@"; code=$?; kill -0 "$s" && echo sentinel alive; kill "$s"; exit "$code"`;
+    const r = spawnSync(
+      'bwrap',
+      [
+        '--ro-bind',
+        '/',
+        '/',
+        '--dev',
+        '/dev',
+        '--proc',
+        '/proc',
+        '--unshare-pid',
+        '--die-with-parent',
+        '--',
+        'sh',
+        '-c',
+        outer,
+        'outer',
+        ...reapedCommand(['sh', '-c', 'echo done; exit 4']),
+      ],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(r.stdout).toBe('done\nsentinel alive\n');
+    expect(r.status).toBe(4);
+    expect(r.stderr).toMatch(
+      /^orchestrator-reaper: not alone in a pid namespace \(parent 2, not 1\); running without the sweep\n$/,
+    );
+    expect(processesMentioning(`sleep ${seconds}`)).toEqual([]);
+  });
 });
