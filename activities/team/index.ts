@@ -6,6 +6,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Context } from '@temporalio/activity';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { formatZodIssues } from '../../config/errors';
@@ -284,6 +286,42 @@ export function createTeamActivities(deps: { logger: Logger; binDir?: string; no
       await fs.rename(input.dir, target);
       deps.logger.info({ dir: input.dir, archivedTo: target }, 'team agent archived');
       return { archivedTo: target };
+    },
+
+    /**
+     * Whether a team agent's workflow has closed, as the server says, waiting up to `waitMs` for it to
+     * close (an agent signals its end just before its workflow completes). Signal `agentEnded` carries no
+     * proof (anything that reaches the server can send it), so a team asks this before it believes an
+     * inherited agent ended. Read-only, safe to retry.
+     */
+    async agentWorkflowClosed(raw: { workflowId: string; waitMs: number }): Promise<{ closed: boolean }> {
+      const parsed = z
+        .object({ workflowId: z.string().min(1).max(1000), waitMs: z.number().int().min(0).max(600_000) })
+        .safeParse(raw);
+      if (!parsed.success) {
+        throw ApplicationFailure.create({
+          type: 'InvalidInput',
+          message: `agentWorkflowClosed input: ${formatZodIssues(parsed.error).join('; ')}`,
+          nonRetryable: true,
+        });
+      }
+      const ctx = Context.current();
+      const handle = ctx.client.workflow.getHandle(parsed.data.workflowId);
+      const until = Date.now() + parsed.data.waitMs;
+      // A few describes, a real agent's close is a moment after its signal: no long poll is left behind
+      // when the claim was false and the agent runs on.
+      for (let pause = 50; ; pause = Math.min(pause * 2, 1000)) {
+        try {
+          const status = (await handle.describe()).status.name;
+          if (status !== 'RUNNING') return { closed: true };
+        } catch (err) {
+          if (err instanceof WorkflowNotFoundError) return { closed: true }; // past retention: long over
+          throw err;
+        }
+        if (Date.now() + pause > until) return { closed: false };
+        ctx.heartbeat();
+        await ctx.sleep(pause);
+      }
     },
   };
 }

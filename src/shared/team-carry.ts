@@ -10,7 +10,7 @@ import type { Ledger } from './budget';
 import type { CapabilityState } from './identity';
 import type { MeterCharged } from './meter-charge';
 import { utf8Bytes } from './sha256';
-import type { TeamAgentRow, TeamRefusal, TeamState } from './team';
+import type { TeamAgentOutcome, TeamAgentRow, TeamRefusal, TeamState } from './team';
 
 /** An agent as the next run gets it: its status row, its `team` chain, its capability reference. */
 export interface CarriedAgent extends TeamAgentRow {
@@ -55,6 +55,11 @@ export interface TeamCarry {
    * `CP<n>` in the checkpoint store; `n` numbers the next.
    */
   checkpoint?: TeamCheckpoint;
+  /**
+   * `agentEnded` claims still being checked against the server (patch `team-verified-ends`,
+   * workflows/team/ends): the next execution checks them again. The latest claim per agent.
+   */
+  claimedEnds?: TeamAgentOutcome[];
 }
 
 /** A team's checkpoint: a snapshot of its workspace, pushed to the checkpoint store as `id`. */

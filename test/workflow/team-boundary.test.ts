@@ -18,8 +18,10 @@ import { capabilityProof } from '../../src/shared/identity';
 import {
   agentInboxQuery,
   requestAgentUpdate,
+  agentEndedSignal,
   spawnAgentSignal,
   type SpawnRequest,
+  type TeamAgentOutcome,
   type SpawnResult,
   type TeamStatus,
 } from '../../src/shared/team';
@@ -63,6 +65,24 @@ describe('a long team at the continue-as-new boundary', () => {
   it('across the boundary: agents started before it get messages and stop signals by id; ends are reported', async () => {
     const { runId, handle, key } = await heldTeam('Cross the boundary', 100);
     const secret = key('manager-1');
+    // An agent (anything that reaches the server) claims its manager ended: a well-formed agentEnded.
+    const forgedEnd = (): TeamAgentOutcome => ({
+      agentId: 'manager-1',
+      state: 'completed',
+      costUsd: 0,
+      turns: 0,
+      tasks: { completed: 0, total: 0 },
+      startedAt: new Date().toISOString(),
+      completedAt: new Date().toISOString(),
+    });
+    const stillRunning = async (what: string) => {
+      await new Promise((r) => setTimeout(r, 3_000));
+      const s = await teamStatus(t.client, runId);
+      expect(s.agents.find((a) => a.id === 'manager-1')?.state, what).toBe('running');
+    };
+    // Started by this execution: its child result tells its end, the claim is not believed.
+    await handle.signal(agentEndedSignal, forgedEnd());
+    await stillRunning('a forged end of a child of this execution');
     for (let i = 0; i < 30; i++) {
       await handle.signal(spawnAgentSignal, {
         role: 'software-engineer',
@@ -81,6 +101,10 @@ describe('a long team at the continue-as-new boundary', () => {
       300_000,
     );
     expect(grown.agents.filter((a) => a.state === 'completed')).toHaveLength(30);
+    // Started by an earlier execution: the claim is checked against the server, where the manager's
+    // workflow still runs; its real end (stopped, below) replaces the false claim.
+    await handle.signal(agentEndedSignal, forgedEnd());
+    await stillRunning('a forged end of an agent an earlier execution started');
 
     // The manager was started by the first execution: a message still reaches it, by id.
     const sent = await sendMessage(t.client, runId, { to: 'manager-1', text: 'still there?' });

@@ -5,7 +5,7 @@
  */
 import type { AuditCarry } from '../audit';
 import type { Ledger } from '../../src/shared/budget';
-import { isActive, type TeamRefusal, type TeamState } from '../../src/shared/team';
+import { isActive, type TeamAgentOutcome, type TeamRefusal, type TeamState } from '../../src/shared/team';
 import type { CarriedAgent, TeamCarry } from '../../src/shared/team-carry';
 import type { AgentRecord, MeterState } from './types';
 
@@ -53,6 +53,8 @@ export interface CarryParts {
   host?: TeamCarry['host'];
   /** The team's last checkpoint (patch `team-host-move`). */
   checkpoint?: TeamCarry['checkpoint'];
+  /** `agentEnded` claims still being checked (./ends). */
+  claimedEnds?: ReadonlyMap<string, TeamAgentOutcome>;
 }
 
 /** What the next execution starts from. */
@@ -83,5 +85,6 @@ export function teamCarry(p: CarryParts): TeamCarry {
       : {}),
     ...(p.host ? { host: p.host } : {}),
     ...(p.checkpoint ? { checkpoint: p.checkpoint } : {}),
+    ...(p.claimedEnds?.size ? { claimedEnds: [...p.claimedEnds.values()] } : {}),
   };
 }

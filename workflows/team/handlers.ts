@@ -38,6 +38,7 @@ import {
   type TeamStatus,
 } from '../../src/shared/team';
 import { handleMeterLimits } from '../meter-limits';
+import { claimEnd } from './ends';
 import { signalInput } from '../signal-input';
 import { authenticate } from './auth';
 import { budgetPaused, budgetStatus, chargeAgent, checkRaise, raiseBudget } from './budget';
@@ -153,7 +154,9 @@ export function setTeamHandlers(run: TeamRun): void {
     const r = signalInput('agentEnded', TeamAgentOutcomeSchema, raw, ctx);
     const rec = r ? run.byId(r.agentId) : undefined;
     if (!r || !rec || run.ended.has(rec.id)) return;
-    await finishAgent(run, rec, { result: r });
+    // Anything that reaches the server can send this, naming any agent: checked against the server.
+    if (run.verifiedEnds) claimEnd(run, rec, r);
+    else await finishAgent(run, rec, { result: r });
   });
   setHandler(teamStatusQuery, (): TeamStatus => run.status());
   setHandler(auditQuery, (req) => run.trail.page(req).entries);

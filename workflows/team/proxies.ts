@@ -30,6 +30,14 @@ export const localFiles = proxyLocalActivities<
   retry: retryPolicy(),
 });
 
+/** Whether an agent's workflow has closed (the check behind a believed `agentEnded`). */
+export const ends = proxyActivities<Pick<Activities, 'agentWorkflowClosed'>>({
+  // Beyond the check's own wait (./ends END_CLOSE_WAIT_MS); it heartbeats as it waits.
+  startToCloseTimeout: '15 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: retryPolicy(),
+});
+
 export const files = proxyActivities<Pick<Activities, 'archiveTeamAgent'>>({
   startToCloseTimeout: SHORT_ACTIVITY_TIMEOUT,
   retry: retryPolicy(),

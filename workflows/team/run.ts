@@ -11,6 +11,7 @@ import type { Ledger } from '../../src/shared/budget';
 import {
   isActive,
   TeamWorkflowInputSchema,
+  type TeamAgentOutcome,
   type TeamRefusal,
   type TeamState,
   type TeamStatus,
@@ -35,6 +36,7 @@ import {
   TEAM_BUDGET_PATCH,
   TEAM_HOST_MOVE_PATCH,
   TEAM_HOST_PATCH,
+  VERIFIED_ENDS_PATCH,
 } from './patches';
 import type { HostPlacement } from '../host-placement';
 import type { TeamCheckpoint } from '../../src/shared/team-carry';
@@ -87,6 +89,10 @@ export class TeamRun {
   readonly honest: boolean;
   /** The team continues as new; its agents outlive each execution (patch `team-continue-as-new`). */
   readonly longTeams: boolean;
+  /** `agentEnded` is checked against the server before it ends an agent (patch `team-verified-ends`). */
+  readonly verifiedEnds: boolean;
+  /** Agents whose `agentEnded` is being checked (./ends), with the latest end claimed for each. */
+  readonly claimedEnds: Map<string, TeamAgentOutcome>;
   /**
    * A request resent with one of its sender's recently used proofs is answered as the original
    * (patch `team-proof-replays`).
@@ -164,6 +170,8 @@ export class TeamRun {
     this.drainQueue = patched(DRAIN_QUEUE_PATCH);
     this.hosted = patched(TEAM_HOST_PATCH);
     this.moves = this.hosted && patched(TEAM_HOST_MOVE_PATCH);
+    this.verifiedEnds = patched(VERIFIED_ENDS_PATCH);
+    this.claimedEnds = new Map((carry?.claimedEnds ?? []).map((c) => [c.agentId, c]));
     this.host = carry?.host;
     this.checkpoint = carry?.checkpoint;
     this.continueAt = {
@@ -248,6 +256,7 @@ export class TeamRun {
       queued: this.queued,
       host: this.host,
       checkpoint: this.checkpoint,
+      claimedEnds: this.claimedEnds,
     });
   }
 }

@@ -27,6 +27,7 @@ import { historyFull, quiet } from './continue';
 import { failureType } from './failures';
 import { claimTeamHost, firstTeamCheckpoint } from './host';
 import { setTeamHandlers } from './handlers';
+import { checkCarriedEnds } from './ends';
 import { launch, startRoster, stopAgent } from './roster';
 import { parseTeamInput, TeamRun } from './run';
 
@@ -38,6 +39,8 @@ export async function teamWorkflow(raw: TeamWorkflowInput, carry?: TeamCarry): P
   const { input, runId, records, pending } = run;
   setTeamHandlers(run);
   startRoster(run);
+  // End claims the last execution was still checking (./ends).
+  checkCarriedEnds(run);
   // The audit file is written in the background, in batches, so that no request waits for a disk write
   // and a burst of requests costs one activity. Entries not yet written are workflow state: none is lost.
   const auditWriter = run.trail.background(AUDIT_BATCH_WINDOW);
