@@ -17,6 +17,8 @@ import { SafeNameSchema } from '../../src/shared/ids';
 import {
   agentDir,
   countTasks,
+  messageVouchedQuery,
+  MessageVouchRequestSchema,
   parseTasks,
   renderTasks,
   tasksFromInstructions,
@@ -322,6 +324,29 @@ export function createTeamActivities(deps: { logger: Logger; binDir?: string; no
         ctx.heartbeat();
         await ctx.sleep(pause);
       }
+    },
+
+    /**
+     * Whether a team delivered a message with this digest to agent `to` (query `messageVouched`): an
+     * agent takes a `deliverMessage` into its inbox only when its team vouches for it, since anything that
+     * reaches the server can send one naming any sender. A team that cannot answer: retried.
+     */
+    async messageVouched(raw: { teamId: string; to: string; digest: string }): Promise<boolean> {
+      const parsed = MessageVouchRequestSchema.extend({ teamId: z.string().min(1).max(1000) })
+        .strict()
+        .safeParse(raw);
+      if (!parsed.success) {
+        throw ApplicationFailure.create({
+          type: 'InvalidInput',
+          message: `messageVouched input: ${formatZodIssues(parsed.error).join('; ')}`,
+          nonRetryable: true,
+        });
+      }
+      const { teamId, ...req } = parsed.data;
+      const answer: unknown = await Context.current()
+        .client.workflow.getHandle(teamId)
+        .query(messageVouchedQuery, req);
+      return answer === true;
     },
   };
 }

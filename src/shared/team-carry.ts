@@ -60,6 +60,8 @@ export interface TeamCarry {
    * workflows/team/ends): the next execution checks them again. The latest claim per agent.
    */
   claimedEnds?: TeamAgentOutcome[];
+  /** Digests of the newest messages delivered to each agent (src/shared/team `messageDigest`). */
+  sentMessages?: [string, string[]][];
 }
 
 /** A team's checkpoint: a snapshot of its workspace, pushed to the checkpoint store as `id`. */

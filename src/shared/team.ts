@@ -11,6 +11,7 @@ import type { AuditEntry } from './audit';
 import { MAX_AGENT_HEARTBEAT_TIMEOUT_S, MIN_AGENT_HEARTBEAT_TIMEOUT_S } from './failures';
 import { OPERATOR } from './identity';
 import { SafeNameSchema } from './ids';
+import { sha256Hex } from './sha256';
 import { zodIssueText } from './zod-issues';
 import { BudgetLimitSchema, PermissionModeSchema, SubagentsSchema } from './spec';
 
@@ -478,8 +479,26 @@ export const DeliveredMessageSchema = z.object({
   from: z.string().min(1).max(200),
   text: z.string().min(1).max(20_000),
 });
+export type DeliveredMessage = z.infer<typeof DeliveredMessageSchema>;
 /** The team hands an accepted message to its agent's workflow, which passes it to the live session. */
-export const deliverMessageSignal = defineSignal<[z.infer<typeof DeliveredMessageSchema>]>('deliverMessage');
+export const deliverMessageSignal = defineSignal<[DeliveredMessage]>('deliverMessage');
+/**
+ * What a team keeps of each message it delivers: a digest of recipient, sender and text. A
+ * `deliverMessage` signal carries no proof (anything that reaches the server can send one to any agent,
+ * naming any sender), so an agent takes a message into its inbox only once its team says it sent it
+ * ({@link messageVouchedQuery}).
+ */
+export function messageDigest(to: string, from: string, text: string): string {
+  return sha256Hex(JSON.stringify([to, from, text]));
+}
+/** How many digests of messages to one agent a team keeps (the newest); an agent asks at once. */
+export const VOUCHED_MESSAGES_KEPT = 200;
+export const MessageVouchRequestSchema = z
+  .object({ to: z.string().min(1).max(200), digest: z.string().regex(/^[0-9a-f]{64}$/) })
+  .strict();
+export type MessageVouchRequest = z.infer<typeof MessageVouchRequestSchema>;
+/** Query `messageVouched` (team): whether the team delivered a message with this digest to `to`. */
+export const messageVouchedQuery = defineQuery<boolean, [MessageVouchRequest]>('messageVouched');
 /** The messages an agent has received after `afterSeq` (its activity polls this for its live session). */
 export const agentInboxQuery = defineQuery<TeamMessage[], [number]>('inbox');
 /** `reportStatus`'s payload: the text, cut to 500 characters where it is kept. */

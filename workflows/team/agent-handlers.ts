@@ -2,7 +2,7 @@
  * A team agent's handlers: new limits from its team, messages into its inbox, its status, a stop, and
  * `taskDone` (proven by the agent's own capability chain; a spoof is reported to the team).
  */
-import { ApplicationFailure, log, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, log, patched, setHandler } from '@temporalio/workflow';
 import { zodIssueText } from '../../src/shared/zod-issues';
 import { checkProof } from '../../src/shared/identity';
 import { agentBudgetLimitsSignal, MeterLimitsMessageSchema } from '../../src/shared/messages';
@@ -10,6 +10,7 @@ import {
   agentInboxQuery,
   DeliveredMessageSchema,
   deliverMessageSignal,
+  messageDigest,
   reportStatusSignal,
   ReportStatusSchema,
   spoofReportSignal,
@@ -21,8 +22,11 @@ import {
   teamHostMovedSignal,
   TeamHostSchema,
   type TaskDoneRequest,
+  type DeliveredMessage,
   type TaskDoneResult,
 } from '../../src/shared/team';
+import { VOUCHED_MESSAGES_PATCH } from './patches';
+import { vouching } from './proxies';
 import type { TeamAgentRun } from './agent-run';
 import { describe } from './failures';
 import { signalInput } from '../signal-input';
@@ -40,7 +44,11 @@ export function setAgentHandlers(a: TeamAgentRun): void {
   setHandler(deliverMessageSignal, (raw) => {
     const m = signalInput('deliverMessage', DeliveredMessageSchema, raw, ctx);
     if (!m) return;
-    a.inbox.push({ seq: a.inbox.length + 1, from: m.from, text: m.text, at: new Date().toISOString() });
+    a.vouched ??= patched(VOUCHED_MESSAGES_PATCH);
+    if (!a.vouched) return void takeIntoInbox(a, m);
+    // Anything that reaches the server can send this, naming any sender: in only if the team sent it.
+    a.deliveries = a.deliveries.then(() => takeIfVouched(a, m));
+    return a.deliveries;
   });
   setHandler(agentInboxQuery, (after) => a.inbox.filter((m) => m.seq > (after ?? 0)));
   setHandler(reportStatusSignal, (raw) => {
@@ -107,4 +115,42 @@ async function taskDone(a: TeamAgentRun, req: TaskDoneRequest): Promise<TaskDone
   if (req.all) a.reportedDone = true;
   a.report({ tasks: r.counts });
   return { agentId: agent.id, tasks: r.tasks, remaining: r.counts.total - r.counts.completed };
+}
+
+function takeIntoInbox(a: TeamAgentRun, m: DeliveredMessage): void {
+  a.inbox.push({ seq: a.inbox.length + 1, from: m.from, text: m.text, at: new Date().toISOString() });
+}
+
+/** Takes `m` into the inbox when the team vouches for it; otherwise reports the spoof to the team. */
+async function takeIfVouched(a: TeamAgentRun, m: DeliveredMessage): Promise<void> {
+  const { agent } = a;
+  let sent: boolean;
+  try {
+    sent = await vouching.messageVouched({
+      teamId: a.input.runId,
+      to: agent.id,
+      digest: messageDigest(agent.id, m.from, m.text),
+    });
+  } catch (err) {
+    log.warn('message dropped: its team could not say whether it sent it', {
+      agentId: agent.id,
+      from: m.from,
+      error: describe(err),
+    });
+    return;
+  }
+  if (sent) return takeIntoInbox(a, m);
+  log.warn('message refused: its team did not send it', { agentId: agent.id, from: m.from });
+  a.reports.push(
+    a.team
+      .signal(spoofReportSignal, {
+        agentId: agent.id,
+        source: 'deliverMessage',
+        request: { from: m.from, to: agent.id, text: m.text.slice(0, 200) },
+        reason: `a message naming ${m.from} as its sender that the team never sent`,
+      })
+      .catch((err: unknown) => {
+        log.warn('spoof report not delivered to the team', { agentId: agent.id, error: describe(err) });
+      }),
+  );
 }

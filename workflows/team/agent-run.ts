@@ -60,6 +60,10 @@ export class TeamAgentRun {
    */
   readonly inbox: TeamMessage[] = [];
   deliveredSeq = 0;
+  /** Messages enter the inbox only once the team vouches for them (patch `team-vouched-messages`). */
+  vouched: boolean | undefined;
+  /** The messages being vouched for, in the order they came. */
+  deliveries: Promise<void> = Promise.resolve();
   /** The claude session's cost and usage so far (the CLI reports session totals). */
   session: { cost: number; usage: SessionUsage | undefined } = { cost: 0, usage: undefined };
   turnRunning = false;

@@ -55,6 +55,8 @@ export interface CarryParts {
   checkpoint?: TeamCarry['checkpoint'];
   /** `agentEnded` claims still being checked (./ends). */
   claimedEnds?: ReadonlyMap<string, TeamAgentOutcome>;
+  /** Digests of the messages delivered to each agent (./messages). */
+  sentMessages?: ReadonlyMap<string, readonly string[]>;
 }
 
 /** What the next execution starts from. */
@@ -86,5 +88,13 @@ export function teamCarry(p: CarryParts): TeamCarry {
     ...(p.host ? { host: p.host } : {}),
     ...(p.checkpoint ? { checkpoint: p.checkpoint } : {}),
     ...(p.claimedEnds?.size ? { claimedEnds: [...p.claimedEnds.values()] } : {}),
+    // Only agents still running can be asked about a message.
+    ...(p.sentMessages?.size
+      ? {
+          sentMessages: [...p.sentMessages]
+            .filter(([id]) => p.records.some((r) => r.id === id && isActive(r.state)))
+            .map(([id, d]): [string, string[]] => [id, [...d]]),
+        }
+      : {}),
   };
 }

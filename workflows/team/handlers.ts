@@ -21,6 +21,7 @@ import {
   checkSpawnRequest,
   isActive,
   messageAgentSignal,
+  messageVouchedQuery,
   RefusalReportSchema,
   requestAgentUpdate,
   sendMessageUpdate,
@@ -42,7 +43,7 @@ import { claimEnd } from './ends';
 import { signalInput } from '../signal-input';
 import { authenticate } from './auth';
 import { budgetPaused, budgetStatus, chargeAgent, checkRaise, raiseBudget } from './budget';
-import { onMessageSignal, onMessageUpdate, validateMessage } from './messages';
+import { messageVouched, onMessageSignal, onMessageUpdate, validateMessage } from './messages';
 import { admit, drainBusy, refuse, spawnResult } from './requests';
 import { onAgentHostLost, requestTeamCheckpoint } from './host';
 import { finishAgent } from './roster';
@@ -170,6 +171,7 @@ export function setTeamHandlers(run: TeamRun): void {
   });
   setHandler(budgetQuery, () => budgetStatus(run));
   handleMeterLimits(() => run.ledger);
+  setHandler(messageVouchedQuery, (raw) => messageVouched(run, raw));
   setHandler(teamHostLostSignal, (raw) => {
     const p = signalInput('teamHostLost', TeamHostLostSchema, raw, ctx);
     if (p) onAgentHostLost(run, p);

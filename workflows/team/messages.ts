@@ -5,10 +5,14 @@
  */
 import { ApplicationFailure, condition, log } from '@temporalio/workflow';
 import { OPERATOR } from '../../src/shared/identity';
+import { zodIssueText } from '../../src/shared/zod-issues';
 import {
   checkMessage,
   deliverMessageSignal,
   isActive,
+  messageDigest,
+  MessageVouchRequestSchema,
+  VOUCHED_MESSAGES_KEPT,
   type MessageRequest,
   type MessageResult,
 } from '../../src/shared/team';
@@ -35,6 +39,8 @@ export async function deliver(
   try {
     const handle = run.agentHandle(rec);
     if (!handle) throw new Error('never started');
+    // Kept before it is sent: the agent asks whether its team sent it (query `messageVouched`).
+    vouchFor(run, rec.id, from, text);
     await handle.signal(deliverMessageSignal, { from, text });
   } catch (err) {
     // It ended between the check and the delivery (its result is not processed yet).
@@ -79,4 +85,19 @@ export async function onMessageUpdate(run: TeamRun, req: MessageRequest): Promis
 export function validateMessage(run: TeamRun, req: unknown): void {
   const check = checkMessage(run.view(), req);
   if (!check.ok) throw new Error(check.reason);
+}
+
+/** Keeps the digest of a message to `to` (the newest {@link VOUCHED_MESSAGES_KEPT}). */
+export function vouchFor(run: Pick<TeamRun, 'sentMessages'>, to: string, from: string, text: string): void {
+  const kept = run.sentMessages.get(to) ?? [];
+  kept.push(messageDigest(to, from, text));
+  if (kept.length > VOUCHED_MESSAGES_KEPT) kept.splice(0, kept.length - VOUCHED_MESSAGES_KEPT);
+  run.sentMessages.set(to, kept);
+}
+
+/** Whether the team delivered the message `raw` names; throws (failing only the query) on a bad request. */
+export function messageVouched(run: Pick<TeamRun, 'sentMessages'>, raw: unknown): boolean {
+  const req = MessageVouchRequestSchema.safeParse(raw);
+  if (!req.success) throw new Error(`invalid messageVouched request: ${zodIssueText(req.error, 'request')}`);
+  return run.sentMessages.get(req.data.to)?.includes(req.data.digest) ?? false;
 }

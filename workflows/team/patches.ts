@@ -61,3 +61,10 @@ export const TEAM_HOST_MOVE_PATCH = 'team-host-move';
  * an agent could end a running teammate in the team's books (its later spend never charged).
  */
 export const VERIFIED_ENDS_PATCH = 'team-verified-ends';
+/**
+ * Patch id: a team agent takes a `deliverMessage` into its inbox only once its team says it sent it
+ * (local activity `messageVouched`, which queries the team's digests of the messages it delivered). Before
+ * it, any `deliverMessage` went in, so an agent could signal a teammate directly a message "from" anyone,
+ * past the team's proof check and hierarchy policy.
+ */
+export const VOUCHED_MESSAGES_PATCH = 'team-vouched-messages';

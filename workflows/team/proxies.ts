@@ -38,6 +38,12 @@ export const ends = proxyActivities<Pick<Activities, 'agentWorkflowClosed'>>({
   retry: retryPolicy(),
 });
 
+/** Whether the team sent a message an agent was handed (the check before it enters the inbox). */
+export const vouching = proxyLocalActivities<Pick<Activities, 'messageVouched'>>({
+  startToCloseTimeout: '30 seconds',
+  retry: retryPolicy(),
+});
+
 export const files = proxyActivities<Pick<Activities, 'archiveTeamAgent'>>({
   startToCloseTimeout: SHORT_ACTIVITY_TIMEOUT,
   retry: retryPolicy(),

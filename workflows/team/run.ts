@@ -93,6 +93,8 @@ export class TeamRun {
   readonly verifiedEnds: boolean;
   /** Agents whose `agentEnded` is being checked (./ends), with the latest end claimed for each. */
   readonly claimedEnds: Map<string, TeamAgentOutcome>;
+  /** Digests of the messages delivered to each agent, the newest kept (query `messageVouched`). */
+  readonly sentMessages: Map<string, string[]>;
   /**
    * A request resent with one of its sender's recently used proofs is answered as the original
    * (patch `team-proof-replays`).
@@ -172,6 +174,7 @@ export class TeamRun {
     this.moves = this.hosted && patched(TEAM_HOST_MOVE_PATCH);
     this.verifiedEnds = patched(VERIFIED_ENDS_PATCH);
     this.claimedEnds = new Map((carry?.claimedEnds ?? []).map((c) => [c.agentId, c]));
+    this.sentMessages = new Map(carry?.sentMessages ?? []);
     this.host = carry?.host;
     this.checkpoint = carry?.checkpoint;
     this.continueAt = {
@@ -257,6 +260,7 @@ export class TeamRun {
       host: this.host,
       checkpoint: this.checkpoint,
       claimedEnds: this.claimedEnds,
+      sentMessages: this.sentMessages,
     });
   }
 }
