@@ -20,6 +20,7 @@ import {
   agentInboxQuery,
   requestAgentUpdate,
   agentEndedSignal,
+  agentProgressSignal,
   deliverMessageSignal,
   spawnAgentSignal,
   type SpawnRequest,
@@ -82,8 +83,10 @@ describe('a long team at the continue-as-new boundary', () => {
       const s = await teamStatus(t.client, runId);
       expect(s.agents.find((a) => a.id === 'manager-1')?.state, what).toBe('running');
     };
-    // Started by this execution: its child result tells its end, the claim is not believed.
+    // Started by this execution: its child result tells its end, the claim is not believed. Nor is a
+    // progress report that names a state.
     await handle.signal(agentEndedSignal, forgedEnd());
+    await handle.signal(agentProgressSignal, { agentId: 'manager-1', state: 'completed' });
     await stillRunning('a forged end of a child of this execution');
     for (let i = 0; i < 30; i++) {
       await handle.signal(spawnAgentSignal, {

@@ -138,9 +138,14 @@ export function setTeamHandlers(run: TeamRun): void {
     const p = signalInput('agentProgress', AgentProgressSchema, raw, ctx);
     const rec = p ? run.byId(p.agentId) : undefined;
     if (!p || !rec) return;
-    if (p.state && isActive(rec.state)) rec.state = p.state;
+    // Our agents report spend, rounds, tasks and notes only. Anything that reaches the server can send
+    // this naming any agent: since patch `team-verified-ends`, a state or a session in it is not believed
+    // (a forged `completed` would end a running teammate in the books; `starting` would hold the drain).
+    if (!run.verifiedEnds) {
+      if (p.state && isActive(rec.state)) rec.state = p.state;
+      if (p.sessionId) rec.sessionId = p.sessionId;
+    }
     if (p.startedAt) rec.startedAt ??= p.startedAt;
-    if (p.sessionId) rec.sessionId = p.sessionId;
     if (p.costUsd !== undefined) rec.costUsd = p.costUsd;
     if (p.turns !== undefined) rec.turns = p.turns;
     if (p.tasks) rec.tasks = p.tasks;

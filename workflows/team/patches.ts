@@ -58,7 +58,9 @@ export const TEAM_HOST_MOVE_PATCH = 'team-host-move';
  * Patch id: signal `agentEnded` is believed only when the server says the agent's workflow has closed
  * (activity `agentWorkflowClosed`), and only for agents an earlier execution started: those this one
  * started tell their end by their child result. Before it, any `agentEnded` naming an agent ended it, so
- * an agent could end a running teammate in the team's books (its later spend never charged).
+ * an agent could end a running teammate in the team's books (its later spend never charged). Since it,
+ * too, `agentProgress` sets no state and no session (our agents send neither; a forged `completed`
+ * ended a teammate the same way).
  */
 export const VERIFIED_ENDS_PATCH = 'team-verified-ends';
 /**
