@@ -297,19 +297,14 @@ export function createTeamActivities(deps: { logger: Logger; binDir?: string; no
      * inherited agent ended. Read-only, safe to retry.
      */
     async agentWorkflowClosed(raw: { workflowId: string; waitMs: number }): Promise<{ closed: boolean }> {
-      const parsed = z
-        .object({ workflowId: z.string().min(1).max(1000), waitMs: z.number().int().min(0).max(600_000) })
-        .safeParse(raw);
-      if (!parsed.success) {
-        throw ApplicationFailure.create({
-          type: 'InvalidInput',
-          message: `agentWorkflowClosed input: ${formatZodIssues(parsed.error).join('; ')}`,
-          nonRetryable: true,
-        });
-      }
+      const input = parseInput(
+        z.object({ workflowId: z.string().min(1).max(1000), waitMs: z.number().int().min(0).max(600_000) }),
+        raw,
+        'agentWorkflowClosed input',
+      );
       const ctx = Context.current();
-      const handle = ctx.client.workflow.getHandle(parsed.data.workflowId);
-      const until = Date.now() + parsed.data.waitMs;
+      const handle = ctx.client.workflow.getHandle(input.workflowId);
+      const until = Date.now() + input.waitMs;
       // A few describes, a real agent's close is a moment after its signal: no long poll is left behind
       // when the claim was false and the agent runs on.
       for (let pause = 50; ; pause = Math.min(pause * 2, 1000)) {
@@ -332,17 +327,11 @@ export function createTeamActivities(deps: { logger: Logger; binDir?: string; no
      * reaches the server can send one naming any sender. A team that cannot answer: retried.
      */
     async messageVouched(raw: { teamId: string; to: string; digest: string }): Promise<boolean> {
-      const parsed = MessageVouchRequestSchema.extend({ teamId: z.string().min(1).max(1000) })
-        .strict()
-        .safeParse(raw);
-      if (!parsed.success) {
-        throw ApplicationFailure.create({
-          type: 'InvalidInput',
-          message: `messageVouched input: ${formatZodIssues(parsed.error).join('; ')}`,
-          nonRetryable: true,
-        });
-      }
-      const { teamId, ...req } = parsed.data;
+      const { teamId, ...req } = parseInput(
+        MessageVouchRequestSchema.extend({ teamId: z.string().min(1).max(1000) }).strict(),
+        raw,
+        'messageVouched input',
+      );
       const answer: unknown = await Context.current()
         .client.workflow.getHandle(teamId)
         .query(messageVouchedQuery, req);

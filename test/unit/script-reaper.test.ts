@@ -8,17 +8,10 @@ import { describe, expect, it } from 'vitest';
 import { reapedCommand } from '../../activities/script/reaper';
 import { processesMentioning } from '../harness/processes';
 
-const bwrap = spawnSync('bwrap', [
-  '--ro-bind',
-  '/',
-  '/',
-  '--dev',
-  '/dev',
-  '--proc',
-  '/proc',
-  '--unshare-pid',
-  'true',
-]);
+/** bwrap's arguments for a program alone in a pid namespace of its own (as the product runs the reaper). */
+const OWN_PID_NAMESPACE = ['--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--unshare-pid'];
+
+const bwrap = spawnSync('bwrap', [...OWN_PID_NAMESPACE, 'true']);
 
 describe.skipIf(bwrap.status !== 0)('script reaper (inside bwrap)', () => {
   it('ends and names a background child, returns at once with the script status', () => {
@@ -26,14 +19,7 @@ describe.skipIf(bwrap.status !== 0)('script reaper (inside bwrap)', () => {
     const r = spawnSync(
       'bwrap',
       [
-        '--ro-bind',
-        '/',
-        '/',
-        '--dev',
-        '/dev',
-        '--proc',
-        '/proc',
-        '--unshare-pid',
+        ...OWN_PID_NAMESPACE,
         '--die-with-parent',
         '--',
         ...reapedCommand(['sh', '-c', `sleep ${seconds} & echo done; exit 3`]),
@@ -54,22 +40,10 @@ describe.skipIf(bwrap.status !== 0)('script reaper (inside bwrap)', () => {
   });
 
   it('says nothing when the script leaves nothing behind', () => {
-    const r = spawnSync(
-      'bwrap',
-      [
-        '--ro-bind',
-        '/',
-        '/',
-        '--dev',
-        '/dev',
-        '--proc',
-        '/proc',
-        '--unshare-pid',
-        '--',
-        ...reapedCommand(['true']),
-      ],
-      { encoding: 'utf8', timeout: 60_000 },
-    );
+    const r = spawnSync('bwrap', [...OWN_PID_NAMESPACE, '--', ...reapedCommand(['true'])], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(r.status).toBe(0);
     expect(r.stderr).toBe('');
   });
@@ -82,14 +56,7 @@ describe.skipIf(bwrap.status !== 0)('script reaper (inside bwrap)', () => {
     const r = spawnSync(
       'bwrap',
       [
-        '--ro-bind',
-        '/',
-        '/',
-        '--dev',
-        '/dev',
-        '--proc',
-        '/proc',
-        '--unshare-pid',
+        ...OWN_PID_NAMESPACE,
         '--die-with-parent',
         '--',
         'sh',
