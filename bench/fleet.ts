@@ -10,6 +10,8 @@
  *   process's own start time − the moment its run was started) p50/p99, failures. The agent-turn room is N
  *   (script agents cost nothing; the machine-sized default would make agents wait for slots instead).
  *   The per-run RSS is printed against the first N's, measured in the same run.
+ *   `BENCH_FLEET_RATE=<runs per second>` paces the starts instead of starting all N at once (the round
+ *   still holds N concurrent runs): the start latency of a worker that holds N runs, not of a burst.
  * - **Rollback**: a run whose second phase's agent runs; `rollbackToCheckpoint` to CP1, repeated. Printed:
  *   update → the agent process ended (cancellation noticed) and update → the phase's agent started again,
  *   p50/max, beside the turns' heartbeat interval (what noticing took before the nudge).
@@ -44,6 +46,8 @@ export interface FleetRow {
   peakRssMiB: number;
   startP50Ms: number;
   startP99Ms: number;
+  /** Runs started per second, when the round was paced (see {@link FleetOptions.ratePerS}). */
+  ratePerS?: number;
   failures: number;
   /**
    * Agent attempts beyond each run's first: a turn the server gave up on (a heartbeat timeout: a slow or
@@ -96,6 +100,13 @@ export interface FleetOptions {
   env?: Record<string, string>;
   /** Called with each row as it is measured. */
   onRow?: (row: FleetRow) => void;
+  /**
+   * Runs started per second (`BENCH_FLEET_RATE`); all at once when absent. Starting all N at once measures
+   * a burst: on two cores each run's start costs CPU, so the last waits for all the others. At a steady
+   * rate the round still reaches N concurrent runs (every agent holds until all have started), and the
+   * latency says whether a worker holding N runs starts a new one's agent promptly.
+   */
+  ratePerS?: number;
 }
 
 const nowMs = () => performance.timeOrigin + performance.now();
@@ -253,6 +264,7 @@ export async function measureFleet(target: FleetTarget, opts: FleetOptions): Pro
         const runs = await Promise.all(
           Array.from({ length: n }, async (_, i) => {
             const workspace = path.join(round, `ws-${i}`);
+            if (opts.ratePerS) await delay(Math.max(0, t0 + (i * 1000) / opts.ratePerS - nowMs()));
             const at = nowMs();
             const input = await startRun(client, {
               spec,
@@ -334,6 +346,7 @@ export async function measureFleet(target: FleetTarget, opts: FleetOptions): Pro
           startP99Ms: Math.round(percentile(latencies, 99)),
           failures: ends.filter((s) => s !== 'completed').length,
           retries: attempts.reduce((sum, a) => sum + Math.max(0, a - 1), 0),
+          ...(opts.ratePerS ? { ratePerS: opts.ratePerS } : {}),
           ...(before && after
             ? {
                 serverRequests: after.requests - before.requests,
@@ -455,7 +468,10 @@ export function printFleet(rows: FleetRow[], baseline?: FleetRow[], first = rows
           ? `  server: ${r.serverRequests} requests (${r.serverHeartbeats} heartbeats), ${r.serverErrors} errors, ${(r.wallMs / 1000).toFixed(0)} s`
           : '')
       : '';
-  console.log('fleet: one worker process, N concurrent runs of script agents');
+  const paced = rows.find((r) => r.ratePerS)?.ratePerS;
+  console.log(
+    `fleet: one worker process, N concurrent runs of script agents, ${paced ? `started ${paced} a second` : 'started all at once'}`,
+  );
   for (const r of rows) {
     const b = baseline?.find((x) => x.runs === r.runs);
     const perRun =
@@ -484,6 +500,9 @@ export function printRollback(f: RollbackFigures): void {
 
 async function main(): Promise<void> {
   const ns = (process.env.BENCH_FLEET_NS ?? '10,100,200,400').split(',').map(Number);
+  const rate = process.env.BENCH_FLEET_RATE ? Number(process.env.BENCH_FLEET_RATE) : undefined;
+  if (rate !== undefined && !(rate > 0))
+    throw new Error(`BENCH_FLEET_RATE must be a number > 0, got ${process.env.BENCH_FLEET_RATE}`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orch-fleet-'));
   const server = await startDevServer({
     cliPath: await ensureTemporalCli(),
@@ -502,7 +521,7 @@ async function main(): Promise<void> {
     if (process.env.BENCH_FLEET_ROLLBACK !== '0') printRollback(await measureRollback(target));
     const rows: FleetRow[] = [];
     for (const n of ns) {
-      rows.push(...(await measureFleet(target, { ns: [n] })));
+      rows.push(...(await measureFleet(target, { ns: [n], ...(rate ? { ratePerS: rate } : {}) })));
       // Each row as soon as it is measured: a round cut short (a timeout, a loaded machine) keeps those.
       console.log(`  measured N=${n} (load ${os.loadavg()[0]!.toFixed(1)})`);
       printFleet(rows.slice(-1), undefined, rows[0]);
