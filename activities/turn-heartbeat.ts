@@ -5,9 +5,9 @@
  * of its heartbeat timeout: every beat is a write on the server, whose load grows with every running agent),
  * so on its own it would notice a rollback ~5 s late on average. When its agent workflow is asked to cancel, that workflow calls the
  * `agentTurns.cancelRequested` sink (src/shared/sinks) in this worker process, which nudges the turn here:
- * for a few seconds it heartbeats every {@link NUDGED_EVERY_MS}, so the cancellation arrives within a
- * round trip of the server recording it. The agent-turn worker throttles heartbeats to no more than that
- * (workers/), so each nudged beat is sent. The channel is only a hint: a turn on another worker process,
+ * for a few seconds it heartbeats fast (every {@link NUDGED_QUICK_EVERY_MS} at first, then every
+ * {@link NUDGED_EVERY_MS}), so the cancellation arrives within a round trip of the server recording it.
+ * The agent-turn worker throttles heartbeats to no more than that (workers/), so each nudged beat is sent. The channel is only a hint: a turn on another worker process,
  * or a nudge that comes before the server recorded the request, still learns of it by heartbeat.
  */
 import type { Context } from '@temporalio/activity';
@@ -38,8 +38,19 @@ export function turnHeartbeatEvery(heartbeatTimeoutMs: number | undefined): numb
     Math.max(MIN_TURN_HEARTBEAT_MS, Math.floor(heartbeatTimeoutMs / BEATS_PER_TIMEOUT)),
   );
 }
-/** How often a nudged turn heartbeats, and so the most a worker may throttle agent-turn heartbeats. */
+/** How often a nudged turn heartbeats once its first {@link NUDGED_QUICK_FOR_MS} are over. */
 export const NUDGED_EVERY_MS = 50;
+/**
+ * How often a nudged turn heartbeats during its first {@link NUDGED_QUICK_FOR_MS}, and so the most a worker
+ * may throttle agent-turn heartbeats. The sink that nudges is called just before the workflow task that asks
+ * for the cancellation is sent to the server (the SDK calls sinks first), so the beat at once is nearly
+ * always answered before the server recorded the request, and the next one brings it: a rollback's
+ * cancellation was noticed up to {@link NUDGED_EVERY_MS} later than it could be. A few beats more per
+ * cancellation, not per running turn.
+ */
+export const NUDGED_QUICK_EVERY_MS = 10;
+/** How long a nudged turn beats every {@link NUDGED_QUICK_EVERY_MS}: the server records the request within it. */
+export const NUDGED_QUICK_FOR_MS = 150;
 /** How long a nudged turn heartbeats fast: the cancellation is recorded well within this. */
 export const NUDGED_FOR_MS = 5_000;
 
@@ -87,10 +98,18 @@ export class TurnHeartbeat<D> {
   constructor(
     private readonly ctx: Pick<Context, 'heartbeat' | 'info' | 'cancellationSignal'>,
     nudges: TurnNudges | undefined,
-    private readonly opts = {
+    private readonly opts: {
+      everyMs: number;
+      nudgedEveryMs: number;
+      nudgedForMs: number;
+      quickEveryMs?: number;
+      quickForMs?: number;
+    } = {
       everyMs: turnHeartbeatEvery(ctx.info.heartbeatTimeoutMs),
       nudgedEveryMs: NUDGED_EVERY_MS,
       nudgedForMs: NUDGED_FOR_MS,
+      quickEveryMs: NUDGED_QUICK_EVERY_MS,
+      quickForMs: NUDGED_QUICK_FOR_MS,
     },
   ) {
     const run = ctx.info.workflowExecution;
@@ -110,7 +129,7 @@ export class TurnHeartbeat<D> {
   /** Stops listening and beating; call when the turn ends. */
   stop(): void {
     this.unlisten();
-    if (this.fast) clearInterval(this.fast);
+    if (this.fast) clearTimeout(this.fast);
     this.fast = undefined;
   }
 
@@ -121,15 +140,20 @@ export class TurnHeartbeat<D> {
 
   private nudged(): void {
     if (this.fast || this.ctx.cancellationSignal.aborted) return;
-    const until = Date.now() + this.opts.nudgedForMs;
-    this.send();
-    this.fast = setInterval(() => {
-      if (this.ctx.cancellationSignal.aborted || Date.now() > until) {
-        clearInterval(this.fast);
+    const at = Date.now();
+    const { nudgedEveryMs, nudgedForMs } = this.opts;
+    const quickEveryMs = this.opts.quickEveryMs ?? nudgedEveryMs;
+    const quickForMs = this.opts.quickForMs ?? 0;
+    const next = () => (Date.now() - at < quickForMs ? quickEveryMs : nudgedEveryMs);
+    const tick = () => {
+      if (this.ctx.cancellationSignal.aborted || Date.now() - at > nudgedForMs) {
         this.fast = undefined;
         return;
       }
       this.send();
-    }, this.opts.nudgedEveryMs);
+      this.fast = setTimeout(tick, next());
+    };
+    this.send();
+    this.fast = setTimeout(tick, next());
   }
 }

@@ -15,7 +15,7 @@ import {
   type State,
   type WorkerOptions,
 } from '@temporalio/worker';
-import { NUDGED_EVERY_MS, TurnNudges, turnKey } from '../activities/turn-heartbeat';
+import { NUDGED_QUICK_EVERY_MS, TurnNudges, turnKey } from '../activities/turn-heartbeat';
 import type { AgentTurnSinks } from '../src/shared/sinks';
 import type { AppConfig } from '../config/env';
 import { agentTurnActivities, createActivities, type ActivityDeps } from '../activities';
@@ -322,8 +322,9 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<{
       taskQueue: agentTaskQueue(config.temporal.taskQueue),
       activities: agentTurnActivities(activities),
       maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentAgents,
-      // Turns pace their own heartbeats (every 2 s, every 50 ms when nudged): the SDK must send each one.
-      maxHeartbeatThrottleInterval: NUDGED_EVERY_MS,
+      // Turns pace their own heartbeats (every 2–10 s; when nudged every 10 ms, then 50 ms): the SDK must
+      // send each one.
+      maxHeartbeatThrottleInterval: NUDGED_QUICK_EVERY_MS,
       ...opts.agentWorkerOptions,
     }),
     Worker.create({
@@ -338,7 +339,7 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<{
       taskQueue: agentTaskQueue(hostQueue),
       activities: agentTurnActivities(activities),
       maxConcurrentActivityTaskExecutions: config.worker.maxConcurrentAgents,
-      maxHeartbeatThrottleInterval: NUDGED_EVERY_MS,
+      maxHeartbeatThrottleInterval: NUDGED_QUICK_EVERY_MS,
       ...opts.agentWorkerOptions,
     }),
   ]);

@@ -2,6 +2,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   NUDGED_EVERY_MS,
   NUDGED_FOR_MS,
+  NUDGED_QUICK_EVERY_MS,
+  NUDGED_QUICK_FOR_MS,
   TURN_HEARTBEAT_MS,
   TurnHeartbeat,
   turnHeartbeatEvery,
@@ -92,7 +94,7 @@ describe('TurnHeartbeat', () => {
     hb.stop();
   });
 
-  it('a nudge makes it beat every 50 ms at once, until cancelled, and only for its own agent', () => {
+  it('a nudge makes it beat at once, every 10 ms, then every 50 ms, until cancelled, and only for its own agent', () => {
     const nudges = new TurnNudges();
     const mine = fakeContext('run/p/a', 'r1');
     const other = fakeContext('run/p/b', 'r1');
@@ -102,12 +104,19 @@ describe('TurnHeartbeat', () => {
     hb2.beat('y');
     nudges.nudge(turnKey('run/p/a', 'r1'));
     expect(mine.sent).toEqual(['x', 'x']);
+    // The beat at once nearly always goes before the server recorded the cancellation: the next comes soon.
+    vi.advanceTimersByTime(NUDGED_QUICK_EVERY_MS);
+    expect(mine.sent).toHaveLength(3);
+    // Quick beats for the first 150 ms (at 10, 20, …, 150), then every 50 ms.
+    vi.advanceTimersByTime(NUDGED_QUICK_FOR_MS - NUDGED_QUICK_EVERY_MS);
+    const quick = 2 + NUDGED_QUICK_FOR_MS / NUDGED_QUICK_EVERY_MS;
+    expect(mine.sent).toHaveLength(quick);
     vi.advanceTimersByTime(NUDGED_EVERY_MS * 4);
-    expect(mine.sent).toHaveLength(6);
+    expect(mine.sent).toHaveLength(quick + 4);
     expect(other.sent).toEqual(['y']);
     mine.abort.abort();
     vi.advanceTimersByTime(NUDGED_EVERY_MS * 4);
-    expect(mine.sent).toHaveLength(6);
+    expect(mine.sent).toHaveLength(quick + 4);
     hb.stop();
     hb2.stop();
     expect(nudges.size).toBe(0);
@@ -121,7 +130,10 @@ describe('TurnHeartbeat', () => {
     nudges.nudge(turnKey('run/phase/agent', 'r1'));
     vi.advanceTimersByTime(NUDGED_FOR_MS + 1_000);
     const after = sent.length;
-    expect(after).toBeGreaterThan(NUDGED_FOR_MS / NUDGED_EVERY_MS - 5);
+    expect(after).toBeGreaterThan((NUDGED_FOR_MS - NUDGED_QUICK_FOR_MS) / NUDGED_EVERY_MS - 5);
+    expect(after).toBeLessThan(
+      NUDGED_QUICK_FOR_MS / NUDGED_QUICK_EVERY_MS + NUDGED_FOR_MS / NUDGED_EVERY_MS + 5,
+    );
     vi.advanceTimersByTime(TURN_HEARTBEAT_MS - 1);
     expect(sent).toHaveLength(after);
     hb.stop();
