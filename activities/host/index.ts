@@ -56,6 +56,12 @@ const AdoptInput = z.object({
    */
   sourceRunId: SafeNameSchema.optional(),
 });
+const RestoreHereInput = z.object({
+  /** The run's host; absent for a run without one (its steps go to the shared queue: any worker). */
+  hostId: z.string().min(1).optional(),
+  workspace: absPath,
+  commit: z.string().min(1),
+});
 
 /** Builds the host activities (they run on the shared task queue: any live worker answers). */
 export function createHostActivities(deps: { config: AppConfig; logger: Logger }) {
@@ -71,6 +77,43 @@ export function createHostActivities(deps: { config: AppConfig; logger: Logger }
     /** This worker's host: the run that asks keeps its workspace here. */
     claimHost(): Promise<HostPlacement> {
       return Promise.resolve(placement());
+    },
+
+    /**
+     * A rollback's restore, called as a local activity by the worker running the run's workflow task
+     * (workflows/project/rollback): done here when this worker is the run's host (or the run has none),
+     * so the run continues in the same workflow task, without the two round trips of an activity through
+     * the server; `{ restored: false }`, having touched nothing, on any other host, and the run then sends
+     * `restoreWorkspace` to its host's queue as before. The restore is exact from whatever state the
+     * workspace is in, so a retry, or the next worker's attempt after this one died mid-restore (noticed
+     * when the workflow task times out), is safe.
+     */
+    async restoreHere(input: z.input<typeof RestoreHereInput>): Promise<{ restored: boolean }> {
+      const parsed = RestoreHereInput.safeParse(input);
+      if (!parsed.success) {
+        throw ApplicationFailure.create({
+          type: 'InvalidActivityInput',
+          message: `restoreHere: ${formatZodIssues(parsed.error).join('; ')}`,
+          nonRetryable: true,
+        });
+      }
+      const a = parsed.data;
+      if (a.hostId !== undefined && a.hostId !== config.host.id) return { restored: false };
+      const started = Date.now();
+      try {
+        await restoreWorkspace({ workspace: a.workspace, commit: a.commit });
+      } catch (err) {
+        if (err instanceof WorkspaceError) {
+          throw ApplicationFailure.create({
+            type: err.type,
+            message: err.message,
+            nonRetryable: !err.retryable,
+          });
+        }
+        throw err;
+      }
+      log.info({ workspace: a.workspace, commit: a.commit, ms: Date.now() - started }, 'restoreHere done');
+      return { restored: true };
     },
 
     /**

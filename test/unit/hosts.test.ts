@@ -113,6 +113,43 @@ describe('the host a run or team claims', () => {
   });
 });
 
+describe("a rollback's restore as a local activity (restoreHere)", () => {
+  it("restores only on the run's host (or for a run without one), and touches nothing elsewhere", async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'orch-restore-here-'));
+    try {
+      const ws = path.join(root, 'ws');
+      fs.mkdirSync(ws);
+      fs.writeFileSync(path.join(ws, 'a.txt'), 'one');
+      await initWorkspace({ workspace: ws });
+      const { commit } = await snapshotWorkspace({ workspace: ws, message: 'one' });
+      const activities = createHostActivities({
+        config: loadConfig({ ORCHESTRATOR_HOST_ID: 'host-a' }, {}, '/tmp/x', machine),
+        logger: createLogger('silent'),
+      });
+      fs.writeFileSync(path.join(ws, 'a.txt'), 'two');
+      fs.writeFileSync(path.join(ws, 'new.txt'), 'new');
+      expect(await activities.restoreHere({ hostId: 'host-b', workspace: ws, commit })).toEqual({
+        restored: false,
+      });
+      expect(fs.readFileSync(path.join(ws, 'a.txt'), 'utf8')).toBe('two');
+      expect(fs.existsSync(path.join(ws, 'new.txt'))).toBe(true);
+      expect(await activities.restoreHere({ hostId: 'host-a', workspace: ws, commit })).toEqual({
+        restored: true,
+      });
+      expect(fs.readFileSync(path.join(ws, 'a.txt'), 'utf8')).toBe('one');
+      expect(fs.existsSync(path.join(ws, 'new.txt'))).toBe(false);
+      fs.writeFileSync(path.join(ws, 'a.txt'), 'three');
+      expect(await activities.restoreHere({ workspace: ws, commit })).toEqual({ restored: true });
+      expect(fs.readFileSync(path.join(ws, 'a.txt'), 'utf8')).toBe('one');
+      await expect(activities.restoreHere({ hostId: 'host-a', workspace: 'rel', commit })).rejects.toThrow(
+        /restoreHere: .*absolute path/,
+      );
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('a lost host', () => {
   it('is a ScheduleToStart timeout, directly or as the cause of an activity or child failure', () => {
     const lost = new TimeoutFailure('timed out', undefined, 'SCHEDULE_TO_START');

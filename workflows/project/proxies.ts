@@ -2,7 +2,7 @@
  * The activity proxies `projectWorkflow` calls, with their timeouts and retry policies. Retries by cause
  * (src/shared/failures): infrastructure failures retry without limit, the rest fail at once.
  */
-import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
+import { ActivityCancellationType, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import type { HostPlacement } from '../../activities/host';
 import { hostPlacement } from '../host-placement';
@@ -24,6 +24,17 @@ export const workspace = proxyActivities<
 >({
   startToCloseTimeout: '10 minutes',
   heartbeatTimeout: HEARTBEAT_TIMEOUT,
+  retry: retryPolicy(),
+});
+
+/**
+ * A rollback's restore as a local activity (../../activities/host `restoreHere`): run by the worker that
+ * runs the workflow task, when it is the run's host. No heartbeat: a worker that dies mid-restore is
+ * noticed when the workflow task times out (RUN_WORKFLOW_TASK_TIMEOUT), and the next attempt restores
+ * exactly from whatever it left.
+ */
+export const localRestore = proxyLocalActivities<Pick<Activities, 'restoreHere'>>({
+  startToCloseTimeout: '10 minutes',
   retry: retryPolicy(),
 });
 

@@ -3,14 +3,48 @@
  * `rollback` gate) and continue after it. Work after the checkpoint is marked rolled back, never removed:
  * its cost stays in the totals.
  */
-import { CancellationScope, log } from '@temporalio/workflow';
+import { CancellationScope, log, patched } from '@temporalio/workflow';
 import { OPERATOR } from '../../src/shared/identity';
 import type { RollbackRequest } from '../../src/shared/messages';
 import type { AgentStatusRow, Checkpoint, PhaseResult } from '../../src/shared/run';
 import type { PhaseSpec } from '../../src/shared/spec';
 import { countRollback } from './metrics';
-import { onHost, workspace } from './proxies';
+import { localRestore, onHost, workspace } from './proxies';
 import type { ProjectRun } from './run';
+
+/**
+ * Patch id: a rollback's audit entries are no longer appended by an appendAudit call of their own before
+ * the next phase starts (a round trip on the way from a rollback to the next agent); like a completed
+ * phase's, they ride with the next checkpoint, or are written by a pause, continue-as-new or the run's end.
+ * Until then they are workflow state: a crash loses none, and the chain is computed as they are recorded.
+ * Histories recorded before made that call. (Asked in ./workflow; defined here for {@link restoreForRollback}.)
+ */
+export const ROLLBACK_AUDIT_PATCH = 'rollback-audit-rides';
+
+/**
+ * Patch id: a rollback restores the workspace by a local activity (`restoreHere`) when the worker running
+ * the workflow task is the run's host, and the next phase starts in the same workflow task: no activity
+ * task through the server, no workflow task for its result (two round trips and a workflow task on the way
+ * from a rollback to the next agent, issue 16). On another host the local activity does nothing and the
+ * restore goes to the host's queue as before. Histories recorded before scheduled `restoreWorkspace`.
+ */
+export const LOCAL_RESTORE_PATCH = 'rollback-local-restore';
+
+/**
+ * Restores the workspace to `commit` for a rollback: here, by a local activity, when this worker is the
+ * run's host (see {@link LOCAL_RESTORE_PATCH}); otherwise by `restoreWorkspace` on the host's queue.
+ */
+async function restoreForRollback(run: ProjectRun, commit: string): Promise<void> {
+  const args = { workspace: run.input.workspace, commit };
+  if (patched(LOCAL_RESTORE_PATCH)) {
+    // Asked before the local activity, not first right after it: replayed, a patch first asked right after
+    // a local activity was reported missing by sdk-core (./workflow, ./hosts). ./workflow asks it next.
+    patched(ROLLBACK_AUDIT_PATCH);
+    const { restored } = await localRestore.restoreHere({ ...args, hostId: run.st.host?.hostId });
+    if (restored) return;
+  }
+  await onHost(run.st.host).workspace.restoreWorkspace(args);
+}
 
 /**
  * Marks everything after checkpoint `cp` rolled back: phase results and checkpoints of later phases, and
@@ -55,10 +89,7 @@ export async function performRollback(
   log.info('rolling back', { runId, checkpoint: cp.id, reason: req.reason, source: req.source });
   await CancellationScope.nonCancellable(async () => {
     await ensureCommit(run, cp);
-    await onHost(run.st.host).workspace.restoreWorkspace({
-      workspace: run.input.workspace,
-      commit: cp.commit,
-    });
+    await restoreForRollback(run, cp.commit);
   });
   const at = new Date().toISOString();
   const next = markRolledBack(
@@ -99,9 +130,7 @@ export async function gateRollback(
       phase: phase.name,
       gates,
     });
-  await CancellationScope.nonCancellable(() =>
-    onHost(run.st.host).workspace.restoreWorkspace({ workspace: run.input.workspace, commit: startCommit! }),
-  );
+  await CancellationScope.nonCancellable(() => restoreForRollback(run, startCommit!));
   run.st.rollbacks.push({
     to: `start of ${phase.name}`,
     reason,

@@ -32,7 +32,7 @@ import { HOST_PATCH, moveHost } from './hosts';
 import type { ProjectCarry } from './carry';
 import { continueIfDue } from './continue';
 import { QUICK_SETUP_PATCH, startRun } from './fork';
-import { gateRollback, performRollback } from './rollback';
+import { gateRollback, performRollback, ROLLBACK_AUDIT_PATCH } from './rollback';
 import { setProjectHandlers } from './handlers';
 import {
   CHECKPOINT_AUDIT_PATCH,
@@ -49,14 +49,7 @@ import { tracePhase } from '../trace';
  * wrote none). */
 export const TRUTHFUL_END_PATCH = 'run-manifest-on-every-end';
 
-/**
- * Patch id: a rollback's audit entries are no longer appended by an appendAudit call of their own before
- * the next phase starts (a round trip on the way from a rollback to the next agent); like a completed
- * phase's, they ride with the next checkpoint, or are written by a pause, continue-as-new or the run's end.
- * Until then they are workflow state: a crash loses none, and the chain is computed as they are recorded.
- * Histories recorded before made that call.
- */
-export const ROLLBACK_AUDIT_PATCH = 'rollback-audit-rides';
+export { ROLLBACK_AUDIT_PATCH } from './rollback';
 
 /**
  * Patch id: a completed run's last audit entries ride along with its `updateRunManifest` call (appended
