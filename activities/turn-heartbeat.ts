@@ -7,8 +7,9 @@
  * `agentTurns.cancelRequested` sink (src/shared/sinks) in this worker process, which nudges the turn here:
  * for a few seconds it heartbeats fast (every {@link NUDGED_QUICK_EVERY_MS} at first, then every
  * {@link NUDGED_EVERY_MS}), so the cancellation arrives within a round trip of the server recording it.
- * The agent-turn worker throttles heartbeats to no more than that (workers/), so each nudged beat is sent. The channel is only a hint: a turn on another worker process,
- * or a nudge that comes before the server recorded the request, still learns of it by heartbeat.
+ * The agent-turn worker throttles heartbeats to no more than that (workers/), so each nudged beat is
+ * sent. The channel is only a hint: a turn on another worker process, or a nudge that comes before the
+ * server recorded the request, still learns of it by heartbeat.
  */
 import type { Context } from '@temporalio/activity';
 
