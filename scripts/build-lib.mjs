@@ -267,6 +267,37 @@ function requireCommonJsPackagesPlugin() {
   };
 }
 
+/** The packages the command modules' build compiles in rather than importing from node_modules. */
+const BUNDLED_CLI_PACKAGES = ['zod'];
+
+/**
+ * zod is compiled into the command modules' shared chunks instead of imported from node_modules. It is
+ * an ESM package of about 70 files, and Node's ESM loader resolves, reads, compiles and links each one:
+ * at a worker's start that was a tenth of its module loading (issue 12 item 3, docs/performance-log.md).
+ * One copy serves every command module (code splitting puts it in a chunk they share); zod's classes
+ * check `instanceof` by trait and keep their registry on globalThis, so schemas and errors from it and
+ * from the node_modules copy other packages load agree. Its translations (`z.locales`, about 50 files)
+ * are left out but English, which zod sets itself on the first schema built (nothing here configures
+ * another locale). Its package.json is one of the CLI's sources (cliSources below): an upgrade rebuilds.
+ * @returns {import('esbuild').Plugin}
+ */
+function bundledPackagesPlugin() {
+  const bundled = new RegExp(`^(${BUNDLED_CLI_PACKAGES.join('|')})(/|$)`);
+  return {
+    name: 'bundled-packages',
+    setup(build) {
+      build.onResolve({ filter: bundled }, (args) => ({
+        path: fileURLToPath(import.meta.resolve(args.path)),
+      }));
+      build.onLoad({ filter: /[\\/]node_modules[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, (args) => ({
+        contents: 'export { default as en } from "./en.js";\n',
+        loader: 'js',
+        resolveDir: path.dirname(args.path),
+      }));
+    },
+  };
+}
+
 /** The CLI's entry, and the modules it loads only when needed (each an entry of the ESM build). */
 const CLI_ENTRY = path.join(ROOT, 'src/cli/main.ts');
 
@@ -325,7 +356,7 @@ export async function buildCli() {
     banner: {
       js: `import { createRequire as __orchestratorCreateRequire } from 'node:module';\nconst ${CJS_REQUIRE} = __orchestratorCreateRequire(import.meta.url);`,
     },
-    plugins: [sourceLocationPlugin(CLI_DIR), requireCommonJsPackagesPlugin()],
+    plugins: [sourceLocationPlugin(CLI_DIR), bundledPackagesPlugin(), requireCommonJsPackagesPlugin()],
   });
   /** @type {Map<string, string>} source (relative to ROOT) -> output file name */
   const outputOf = new Map();
@@ -396,6 +427,8 @@ export async function buildCli() {
     // Packages and virtual modules (`namespace:path`, the lazy child_process above) are no sources.
     (f) => !f.includes('node_modules/') && !/^[\w-]+:/.test(f),
   );
+  // A bundled package's version is: upgrading it rebuilds the CLI.
+  for (const pkg of BUNDLED_CLI_PACKAGES) sources.push(path.join('node_modules', pkg, 'package.json'));
   writeAtomic(CLI_INFO, JSON.stringify({ sources: fingerprint(sources) }, null, 1) + '\n');
   // Chunks of earlier builds: kept a while for CLIs that started before this build, then removed.
   const keep = new Set(files.map((f) => path.basename(f.path)));

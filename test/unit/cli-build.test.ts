@@ -109,6 +109,58 @@ describe('the compiled CLI', () => {
     }
   });
 
+  it('compiles zod in: no module of the build imports it, an upgrade rebuilds, and it answers as before', async () => {
+    // The build's files, from main.cjs along their imports (earlier builds' chunks linger a while).
+    const dist = path.dirname(CLI_MAIN);
+    const files = new Set<string>();
+    const walk = (name: string): void => {
+      if (files.has(name)) return;
+      files.add(name);
+      const text = fs.readFileSync(path.join(dist, name), 'utf8');
+      for (const m of text.matchAll(/["']\.\/([\w-]+\.js)["']/g)) walk(m[1]!);
+    };
+    walk(path.basename(CLI_MAIN));
+    expect(files.size).toBeGreaterThan(10);
+    for (const f of files) {
+      expect(fs.readFileSync(path.join(dist, f), 'utf8'), f).not.toMatch(
+        /(from |import\(|require\()\s*["']zod["'/]/,
+      );
+    }
+    const info = JSON.parse(fs.readFileSync(path.join(dist, 'build.json'), 'utf8')) as {
+      sources: Record<string, unknown>;
+    };
+    expect(Object.keys(info.sources)).toContain('node_modules/zod/package.json');
+    // English messages (zod's default locale; the others are left out) ...
+    const dir = fs.mkdtempSync(path.join(ROOT, 'dist', '.gov-'));
+    try {
+      fs.cpSync(path.join(ROOT, 'config/governance'), dir, { recursive: true });
+      const file = path.join(dir, 'default.yaml');
+      fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace(/^description: .*$/m, 'description: 7'));
+      const bin = path.join(ROOT, 'bin/orchestrator.js');
+      const failed = await exec(process.execPath, [bin, 'governance', 'validate', '--dir', dir]).then(
+        () => undefined,
+        (err: { code?: number; stderr?: string }) => err,
+      );
+      expect(failed?.code).toBe(2);
+      expect(failed?.stderr).toContain('description: Invalid input: expected string, received number');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    // ... and a ZodError from node_modules' copy (the one other packages load) is still one to the CLI.
+    const errors = [...files].find((f) => f.startsWith('errors-'));
+    expect(errors).toBeDefined();
+    const script =
+      `const { describeError } = await import(${JSON.stringify(path.join(dist, errors!))});` +
+      `const { z } = await import('zod');` +
+      `const r = z.string().safeParse(1);` +
+      `process.stdout.write(JSON.stringify(describeError(r.error)));`;
+    const { stdout } = await exec(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT });
+    expect(JSON.parse(stdout)).toEqual({
+      message: 'Invalid input: expected string, received number',
+      code: 2,
+    });
+  });
+
   it('keeps no tsx on the runtime path', () => {
     const dist = path.dirname(CLI_MAIN);
     const files = [
