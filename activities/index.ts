@@ -13,7 +13,7 @@ import { createHostActivities, storeCheckpoint } from './host';
 import { createMeterActivities } from './meter';
 import { createScriptActivities } from './script';
 import { createTeamActivities } from './team';
-import { createToolActivities } from './tools';
+import type { ToolActivities } from './tools';
 import { createVisibilityActivities } from './visibility';
 import { createWorkspaceActivities } from './workspace';
 import { registerSecret } from '../src/redact';
@@ -105,7 +105,12 @@ export function createActivities(deps: ActivityDeps) {
       }),
     ),
     ...createMeterActivities({ logger, outputsDir: config.outputsDir }),
-    ...createToolActivities({ logger, sandbox, nudges: deps.nudges }),
+    // Only api agents call tools, and their backend (above) has loaded the tools themselves
+    // (activities/tools/tools.ts, for its toolDefinitions) before the first call: a worker's start need not
+    // build their schemas and definitions (~1% of its module loading).
+    ...lazyActivities<ToolActivities>(['runTool'], async () =>
+      (await import('./tools')).createToolActivities({ logger, sandbox, nudges: deps.nudges }),
+    ),
     ...createCliActivities({
       logger,
       claudePath: config.claudePath,
