@@ -272,13 +272,13 @@ const BUNDLED_CLI_PACKAGES = ['zod'];
 
 /**
  * zod is compiled into the command modules' shared chunks instead of imported from node_modules. It is
- * an ESM package of about 70 files, and Node's ESM loader resolves, reads, compiles and links each one:
+ * an ESM package of 95 files, and Node's ESM loader resolves, reads, compiles and links each one:
  * at a worker's start that was a tenth of its module loading (issue 12 item 3, docs/performance-log.md).
  * One copy serves every command module (code splitting puts it in a chunk they share); zod's classes
  * check `instanceof` by trait and keep their registry on globalThis, so schemas and errors from it and
- * from the node_modules copy other packages load agree. Its translations (`z.locales`, about 50 files)
+ * from the node_modules copy other packages load agree. Its translations (`z.locales`, 64 of those files)
  * are left out but English, which zod sets itself on the first schema built (nothing here configures
- * another locale). Its package.json is one of the CLI's sources (cliSources below): an upgrade rebuilds.
+ * another locale). Its package.json is one of the CLI's sources (buildCli records it): an upgrade rebuilds.
  * @returns {import('esbuild').Plugin}
  */
 function bundledPackagesPlugin() {
