@@ -129,6 +129,58 @@ describe('garbage on every signal', () => {
     expect(await failedTasks(t.client, runId)).toEqual([]);
   }, 300_000);
 
+  it('a payload nested 100,000 deep (JSON no client could serialize, sent as raw bytes) leaves the worker and the run alive', async () => {
+    const workspace = tempDir('orch-garbage-deep-');
+    const root = (process.env.ORCHESTRATOR_SANDBOX_WRITABLE ?? '').split(path.delimiter)[0];
+    const go = path.join(fs.mkdtempSync(path.join(root || tempDir('orch-garbage-'), 'go-')), 'go');
+    const spec = ProjectSpecSchema.parse({
+      project: { name: 'deep' },
+      phases: [
+        {
+          name: 'build',
+          agents: [
+            {
+              role: 'developer',
+              backend: 'script',
+              command: ['sh', '-c', `while [ ! -f ${go} ]; do sleep 0.2; done; echo built > out.txt`],
+            },
+          ],
+          artifacts: [],
+        },
+      ],
+    });
+    const { runId } = await startRun(t.client, {
+      spec,
+      workspace,
+      outputsDir: t.config.outputsDir,
+      taskQueue: t.taskQueue,
+    });
+    const handle = t.client.workflow.getHandle(runId);
+    await waitFor(
+      async () => (await handle.query(statusQuery)).agents?.some((a) => a.state === 'running'),
+      'the agent running',
+    );
+    const depth = 100_000;
+    const deep = Buffer.from(
+      `{"checkpoint":${'['.repeat(depth)}${']'.repeat(depth)},"x":${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}`,
+    );
+    for (const signalName of [rollbackSignal.name, agentBudgetPausedSignal.name, 'unknownSignal']) {
+      await t.client.workflowService.signalWorkflowExecution({
+        namespace: t.client.options.namespace,
+        workflowExecution: { workflowId: runId },
+        signalName,
+        input: { payloads: [{ metadata: { encoding: Buffer.from('json/plain') }, data: deep }] },
+        identity: 'deep-test',
+      });
+    }
+    await new Promise((r) => setTimeout(r, 2_000));
+    const status: RunStatus = await handle.query(statusQuery);
+    expect(status.state).toBe('running');
+    fs.writeFileSync(go, '');
+    expect(((await handle.result()) as { state: string }).state).toBe('completed');
+    expect(await failedTasks(t.client, runId)).toEqual([]);
+  }, 300_000);
+
   it('a team and its agent: garbage on each of their signals changes nothing, then the team completes', async () => {
     const workspace = tempDir('orch-garbage-team-');
     const hold = 'while [ ! -e release ]; do sleep 0.2; done';
