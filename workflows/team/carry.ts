@@ -87,7 +87,14 @@ export function teamCarry(p: CarryParts): TeamCarry {
       : {}),
     ...(p.host ? { host: p.host } : {}),
     ...(p.checkpoint ? { checkpoint: p.checkpoint } : {}),
-    ...(p.claimedEnds?.size ? { claimedEnds: [...p.claimedEnds.values()] } : {}),
+    // Claims of agents still active (one whose child result came is over).
+    ...(p.claimedEnds?.size
+      ? {
+          claimedEnds: [...p.claimedEnds.values()].filter((c) =>
+            p.records.some((r) => r.id === c.agentId && isActive(r.state)),
+          ),
+        }
+      : {}),
     // Only agents still running can be asked about a message.
     ...(p.sentMessages?.size
       ? {
