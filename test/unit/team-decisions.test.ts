@@ -287,6 +287,48 @@ group('carry', () => {
     expect(next[0]).toMatchObject({ inherited: true, instructions: '' });
   });
 
+  it("end claims and message digests ride only for agents still active (an ended agent's are over)", () => {
+    const records = [agent('manager-1'), agent('architect-1', { state: 'completed' })];
+    const claim = (agentId: string) => ({
+      agentId,
+      state: 'completed' as const,
+      costUsd: 0,
+      turns: 1,
+      tasks: { completed: 1, total: 1 },
+      startedAt: 's',
+      completedAt: 'c',
+    });
+    const carry = teamCarry({
+      startedAt: 's',
+      continuedAsNew: 0,
+      state: 'running',
+      stopReason: undefined,
+      stopSent: false,
+      failedBy: undefined,
+      counters: {},
+      records,
+      refusals: [],
+      ledger: teamLedger(undefined),
+      budgetVersion: 0,
+      metered: new Map(),
+      pauses: new Map(),
+      audit: { lastSeq: 1 },
+      // The manager's own end, taken just before continuing (its child result never came to this
+      // execution); the architect's result came, so its claim is over.
+      claimedEnds: new Map([
+        ['manager-1', claim('manager-1')],
+        ['architect-1', claim('architect-1')],
+      ]),
+      sentMessages: new Map([
+        ['manager-1', ['d1']],
+        ['architect-1', ['d2']],
+      ]),
+    });
+    expect(carry.claimedEnds).toEqual([claim('manager-1')]);
+    expect(carry.sentMessages).toEqual([['manager-1', ['d1']]]);
+    expect(JSON.parse(JSON.stringify(carry))).toEqual(carry);
+  });
+
   it('continues only when nothing is in flight', () => {
     const idle = { pending: 0, finishing: 0, reading: 0, records: [agent('m-1')], handlersFinished: true };
     expect(isQuiet(idle)).toBe(true);
