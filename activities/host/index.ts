@@ -14,14 +14,7 @@ import type { AppConfig } from '../../config/env';
 import type { Logger } from '../../src/logger';
 import { SafeNameSchema } from '../../src/shared/ids';
 import { hostTaskQueue } from '../../src/shared/names';
-import {
-  initWorkspace,
-  readHold,
-  restoreWorkspace,
-  shadowGitDir,
-  STATE_DIR,
-  WorkspaceError,
-} from '../workspace';
+import { initWorkspace, readHold, restoreWorkspace, shadowGitDir, STATE_DIR, toFailure } from '../workspace';
 import { fetchCheckpoints, pushCheckpoint, storeHasCheckpoint } from './store';
 
 export { pushCheckpoint, fetchCheckpoints, storeRepo, checkpointRef } from './store';
@@ -100,18 +93,7 @@ export function createHostActivities(deps: { config: AppConfig; logger: Logger }
       const a = parsed.data;
       if (a.hostId !== undefined && a.hostId !== config.host.id) return { restored: false };
       const started = Date.now();
-      try {
-        await restoreWorkspace({ workspace: a.workspace, commit: a.commit });
-      } catch (err) {
-        if (err instanceof WorkspaceError) {
-          throw ApplicationFailure.create({
-            type: err.type,
-            message: err.message,
-            nonRetryable: !err.retryable,
-          });
-        }
-        throw err;
-      }
+      await restoreWorkspace({ workspace: a.workspace, commit: a.commit }).catch(toFailure);
       log.info({ workspace: a.workspace, commit: a.commit, ms: Date.now() - started }, 'restoreHere done');
       return { restored: true };
     },
@@ -163,14 +145,7 @@ export function createHostActivities(deps: { config: AppConfig; logger: Logger }
           });
           await restoreWorkspace({ workspace: a.workspace, commit: a.commit });
         } catch (err) {
-          if (err instanceof WorkspaceError) {
-            throw ApplicationFailure.create({
-              type: err.type,
-              message: err.message,
-              nonRetryable: !err.retryable,
-            });
-          }
-          throw err;
+          toFailure(err);
         }
       });
       log.info(

@@ -207,7 +207,8 @@ function currentContext(): Context | undefined {
   }
 }
 
-function toFailure(err: unknown): never {
+/** Rethrows `err`, a {@link WorkspaceError} as the ApplicationFailure of its type (retryable as it says). */
+export function toFailure(err: unknown): never {
   if (err instanceof WorkspaceError) {
     throw ApplicationFailure.create({ type: err.type, message: err.message, nonRetryable: !err.retryable });
   }
