@@ -75,39 +75,47 @@ async function failedTasks(client: Client, workflowId: string): Promise<string[]
     .map((e) => e.workflowTaskFailedEventAttributes?.failure?.message ?? '?');
 }
 
+/**
+ * A one-phase run whose script agent holds until the file `go` exists, started and seen running; the
+ * file is where the sandboxed agent can see it (the sandbox's writable root, as the harness sets it).
+ */
+async function heldRun(name: string) {
+  const workspace = tempDir(`orch-${name}-run-`);
+  const root = (process.env.ORCHESTRATOR_SANDBOX_WRITABLE ?? '').split(path.delimiter)[0];
+  const go = path.join(fs.mkdtempSync(path.join(root || tempDir(`orch-${name}-`), 'go-')), 'go');
+  const spec = ProjectSpecSchema.parse({
+    project: { name },
+    phases: [
+      {
+        name: 'build',
+        agents: [
+          {
+            role: 'developer',
+            backend: 'script',
+            command: ['sh', '-c', `while [ ! -f ${go} ]; do sleep 0.2; done; echo built > out.txt`],
+          },
+        ],
+        artifacts: [],
+      },
+    ],
+  });
+  const { runId } = await startRun(t.client, {
+    spec,
+    workspace,
+    outputsDir: t.config.outputsDir,
+    taskQueue: t.taskQueue,
+  });
+  const handle = t.client.workflow.getHandle(runId);
+  await waitFor(
+    async () => (await handle.query(statusQuery)).agents?.some((a) => a.state === 'running'),
+    'the agent running',
+  );
+  return { runId, handle, workspace, go };
+}
+
 describe('garbage on every signal', () => {
   it('a project run: rollback and agentBudgetPaused garbage leave it running, then it completes', async () => {
-    const workspace = tempDir('orch-garbage-run-');
-    // Where the sandboxed agent can see it (the sandbox's writable root, as the harness sets it).
-    const root = (process.env.ORCHESTRATOR_SANDBOX_WRITABLE ?? '').split(path.delimiter)[0];
-    const go = path.join(fs.mkdtempSync(path.join(root || tempDir('orch-garbage-'), 'go-')), 'go');
-    const spec = ProjectSpecSchema.parse({
-      project: { name: 'garbage' },
-      phases: [
-        {
-          name: 'build',
-          agents: [
-            {
-              role: 'developer',
-              backend: 'script',
-              command: ['sh', '-c', `while [ ! -f ${go} ]; do sleep 0.2; done; echo built > out.txt`],
-            },
-          ],
-          artifacts: [],
-        },
-      ],
-    });
-    const { runId } = await startRun(t.client, {
-      spec,
-      workspace,
-      outputsDir: t.config.outputsDir,
-      taskQueue: t.taskQueue,
-    });
-    const handle = t.client.workflow.getHandle(runId);
-    await waitFor(
-      async () => (await handle.query(statusQuery)).agents?.some((a) => a.state === 'running'),
-      'the agent running',
-    );
+    const { runId, handle, workspace, go } = await heldRun('garbage');
     const paused = { workflowId: 'x', phase: 'build', agent: 'developer', reason: 'r', level: 'run' };
     await flood(t.client, runId, agentBudgetPausedSignal.name, [
       ...GARBAGE,
@@ -130,36 +138,7 @@ describe('garbage on every signal', () => {
   }, 300_000);
 
   it('a payload nested 100,000 deep (JSON no client could serialize, sent as raw bytes) leaves the worker and the run alive', async () => {
-    const workspace = tempDir('orch-garbage-deep-');
-    const root = (process.env.ORCHESTRATOR_SANDBOX_WRITABLE ?? '').split(path.delimiter)[0];
-    const go = path.join(fs.mkdtempSync(path.join(root || tempDir('orch-garbage-'), 'go-')), 'go');
-    const spec = ProjectSpecSchema.parse({
-      project: { name: 'deep' },
-      phases: [
-        {
-          name: 'build',
-          agents: [
-            {
-              role: 'developer',
-              backend: 'script',
-              command: ['sh', '-c', `while [ ! -f ${go} ]; do sleep 0.2; done; echo built > out.txt`],
-            },
-          ],
-          artifacts: [],
-        },
-      ],
-    });
-    const { runId } = await startRun(t.client, {
-      spec,
-      workspace,
-      outputsDir: t.config.outputsDir,
-      taskQueue: t.taskQueue,
-    });
-    const handle = t.client.workflow.getHandle(runId);
-    await waitFor(
-      async () => (await handle.query(statusQuery)).agents?.some((a) => a.state === 'running'),
-      'the agent running',
-    );
+    const { runId, handle, go } = await heldRun('deep');
     const depth = 100_000;
     const deep = Buffer.from(
       `{"checkpoint":${'['.repeat(depth)}${']'.repeat(depth)},"x":${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}`,
