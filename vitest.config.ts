@@ -6,7 +6,9 @@ import { defineConfig } from 'vitest/config';
  *   Its global setup only brings the compiled CLI up to date.
  * - `temporal`: one real dev server for the whole run (test/harness/global-setup.ts); test/workflow
  *   and test/scenario (the real claude CLI against the local model server).
- * A third, `cluster`, is not a tier of `make test`: `make test-cluster` runs it on the full server.
+ * - `quiet`: test/quiet, tests that measure how close in time many processes start (issue #16's fleet
+ *   test). They need the machine to themselves, so `make test` runs them last, alone, after both tiers.
+ * A fourth, `cluster`, is not a tier of `make test`: `make test-cluster` runs it on the full server.
  * Both use the forks pool: Temporal workers must not run in worker threads.
  */
 export default defineConfig({
@@ -34,6 +36,15 @@ export default defineConfig({
           include: ['test/workflow/**/*.test.ts', 'test/scenario/**/*.test.ts'],
           globalSetup: ['test/harness/global-setup.ts'],
           testTimeout: 180_000,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'quiet',
+          include: ['test/quiet/**/*.test.ts'],
+          globalSetup: ['test/harness/global-setup.ts'],
+          testTimeout: 600_000,
         },
       },
       {

@@ -12,6 +12,7 @@
  *   The per-run RSS is printed against the first N's, measured in the same run.
  *   `BENCH_FLEET_RATE=<runs per second>` paces the starts instead of starting all N at once (the round
  *   still holds N concurrent runs): the start latency of a worker that holds N runs, not of a burst.
+ *   The worker runs with our image's Node options ({@link workerNodeArgs}).
  * - **Rollback**: a run whose second phase's agent runs; `rollbackToCheckpoint` to CP1, repeated. Printed:
  *   update → the agent process ended (cancellation noticed) and update → the phase's agent started again,
  *   p50/max, beside the turns' heartbeat interval (what noticing took before the nudge).
@@ -131,6 +132,19 @@ async function until<T>(
 }
 
 /**
+ * Node options for the worker process: those our image gives its workers (the Dockerfile's
+ * `NODE_OPTIONS`, small young generations), so that the worker is measured as it is deployed.
+ * `BENCH_WORKER_NODE_ARGS` replaces them, split on spaces (empty: none; or e.g. `--cpu-prof
+ * --cpu-prof-dir=…`, which NODE_OPTIONS refuses).
+ */
+export function workerNodeArgs(): string[] {
+  const given = process.env.BENCH_WORKER_NODE_ARGS;
+  if (given !== undefined) return given.split(' ').filter(Boolean);
+  const image = /^\s*NODE_OPTIONS=(\S+)/m.exec(fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'));
+  return image?.[1] ? image[1].split(' ').filter(Boolean) : [];
+}
+
+/**
  * `orchestrator worker` as its own process; resolves once it polls (its "worker started" line). `onLine`
  * gets every JSON log line after that.
  */
@@ -140,9 +154,7 @@ async function startWorkerProcess(
   env: Record<string, string>,
   onLine?: (line: Record<string, unknown>) => void,
 ): Promise<ChildProcess> {
-  // BENCH_WORKER_NODE_ARGS: Node options for the worker alone (e.g. `--cpu-prof --cpu-prof-dir=…`, which
-  // NODE_OPTIONS refuses), split on spaces.
-  const nodeArgs = (process.env.BENCH_WORKER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const nodeArgs = workerNodeArgs();
   const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin/orchestrator.js'), 'worker'], {
     env: {
       ...process.env,
@@ -517,6 +529,11 @@ async function main(): Promise<void> {
         .loadavg()
         .map((l) => l.toFixed(1))
         .join(' ')} (${os.cpus().length} cores)`,
+    );
+    const nodeArgs = workerNodeArgs();
+    console.log(
+      `worker: node ${nodeArgs.join(' ') || '(no options)'} bin/orchestrator.js worker` +
+        (process.env.BENCH_WORKER_NODE_ARGS === undefined ? " (the image's NODE_OPTIONS, Dockerfile)" : ''),
     );
     if (process.env.BENCH_FLEET_ROLLBACK !== '0') printRollback(await measureRollback(target));
     const rows: FleetRow[] = [];

@@ -9,12 +9,16 @@
 # TEMPORAL_FORKS: how many temporal test files run at once on the one dev server (default 2, as in
 # vitest.config.ts). Four, tried on a fresh clone, was no faster: the tier's summed test time doubled, as
 # the two cores are busy beside the unit tier (docs/performance-log.md).
+#
+# Last, alone: the `quiet` project (test/quiet), tests that measure how close in time many processes
+# start. Beside the tiers they would measure the load (vitest.config.ts).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 OUT=.orchestrator
 mkdir -p "$OUT"
-rm -f "$OUT"/test-unit.json "$OUT"/test-temporal.json "$OUT"/test-temporal.log "$OUT"/check.json
+rm -f "$OUT"/test-unit.json "$OUT"/test-temporal.json "$OUT"/test-quiet.json "$OUT"/test-temporal.log \
+  "$OUT"/check.json
 
 tier() {
   npx vitest run --project "$1" --reporter=default --reporter=json --outputFile="$OUT/test-$1.json" "${@:2}"
@@ -38,6 +42,8 @@ tier unit || status=$?
 tail -n +1 -f --pid="$temporal_pid" "$OUT/test-temporal.log"
 wait "$temporal_pid" || status=$?
 
-node scripts/test-summary.mjs --checks "$OUT/check.json" "$OUT/test-unit.json" "$OUT/test-temporal.json" ||
-  status=$?
+tier quiet || status=$?
+
+node scripts/test-summary.mjs --checks "$OUT/check.json" "$OUT/test-unit.json" "$OUT/test-temporal.json" \
+  "$OUT/test-quiet.json" || status=$?
 exit "$status"
