@@ -443,6 +443,21 @@ export async function buildCli() {
 }
 
 /**
+ * Builds the CLI in a Node process of its own. Vitest loads this file through vite-node (the test tiers'
+ * global setups), which has no `import.meta.resolve`, and the build's plugins resolve packages as Node's
+ * ESM loader does: there, a build failed, and a plugin that only asks would have built a different CLI.
+ */
+function buildCliInNode() {
+  const script = `import(${JSON.stringify(import.meta.url)}).then((m) => m.buildCli())`;
+  const r = createRequire(import.meta.url)('node:child_process').spawnSync(
+    process.execPath,
+    ['--input-type=module', '-e', script],
+    { cwd: ROOT, stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`the CLI build failed (${r.status ?? r.signal}): ${r.stderr}`);
+}
+
+/**
  * Makes sure dist/cli is current before bin/orchestrator.js loads it. When it is stale and esbuild is
  * not installed (a production install), the CLI built at install time runs, with a warning.
  * @returns {Promise<void>}
@@ -451,7 +466,8 @@ export async function ensureCli() {
   const why = cliStaleness();
   if (why === undefined) return;
   try {
-    await buildCli();
+    if (typeof import.meta.resolve === 'function') await buildCli();
+    else buildCliInNode();
   } catch (err) {
     if (why === 'missing') throw err;
     process.stderr.write(

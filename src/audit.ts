@@ -4,7 +4,8 @@
  * The file `outputs/<run>/audit.jsonl` holds every entry written; the workflow holds the ones not written
  * yet (query `audit`, a page at a time). `--verify` checks the file's hash chain and then compares it with
  * what the run itself recorded, from the most trustworthy source available:
- *   1. the workflow (query `auditHead` and the entries it holds), when a worker answers;
+ *   1. the workflow (query `auditHead` and the entries it holds), when a worker answers and the run has
+ *      not completed (a completed run's history knows every entry: see {@link liveAudit});
  *   2. the server's history: the entries (with their hashes) ride in the inputs of `appendAudit`, of
  *      `checkpointPhase` (a phase's entries) and of `updateRunManifest` (a completed run's last ones,
  *      patch `run-end-carries-audit`), and a continue-as-new carry holds the head; this needs no worker;
@@ -109,12 +110,24 @@ export function auditFromEvents(runId: string, events: readonly RawEvent[]): His
   return { outputsDir: input.outputsDir, known, written };
 }
 
-/** Every entry the workflow holds in memory, page by page; undefined when no worker answers. */
+/**
+ * Every entry the workflow holds in memory, page by page; undefined when no worker answers, or when the
+ * run has completed. A completed run handed every entry it recorded to an activity before it completed
+ * (the last ones ride with its manifest's write, a failed append's stay in that activity's input), so its
+ * history knows each one's hash, and its workflow holds nothing more. Asking it would cost a replay of
+ * its whole history on a worker per query (three queries took 5 s for a 1,000-entry trail), or, with no
+ * worker, {@link QUERY_WAIT_MS} of waiting.
+ */
 export async function liveAudit(
   client: Client,
   runId: string,
 ): Promise<{ head: AuditHeadStatus; entries: AuditEntry[] } | undefined> {
   const handle = client.workflow.getHandle(runId);
+  try {
+    if ((await handle.describe()).status.name === 'COMPLETED') return undefined;
+  } catch {
+    return undefined; // no such run here: the queries below would fail the same way
+  }
   // Without a worker a query waits for one: give up after a few seconds and use the history instead.
   const soon = <T>(fn: () => Promise<T>) => client.workflow.withDeadline(Date.now() + QUERY_WAIT_MS, fn);
   try {

@@ -93,9 +93,10 @@ describe("a run's audit entries in its history", () => {
 
 describe("a run's audit entries from its workflow (liveAudit)", () => {
   /** A client whose run holds `held` entries and reports `count` as its head; records the queries asked. */
-  function fakeClient(count: number, held: AuditEntry[], pageSize: number) {
+  function fakeClient(count: number, held: AuditEntry[], pageSize: number, status = 'RUNNING') {
     const asked: string[] = [];
     const handle = {
+      describe: () => Promise.resolve({ status: { name: status } }),
       query: (q: { name: string }, req?: { afterSeq?: number }): Promise<unknown> => {
         asked.push(q.name === 'audit' ? `audit>${req?.afterSeq ?? 0}` : q.name);
         if (q.name === 'auditHead')
@@ -125,5 +126,15 @@ describe("a run's audit entries from its workflow (liveAudit)", () => {
     const short = fakeClient(10, chain(4), 500);
     expect((await liveAudit(short.client, 'r'))?.entries).toHaveLength(4);
     expect(short.asked).toEqual(['auditHead', 'audit>0', 'audit>4']);
+  });
+
+  it('asks a completed run nothing: its history knows every entry it recorded', async () => {
+    const done = fakeClient(10, chain(10), 500, 'COMPLETED');
+    expect(await liveAudit(done.client, 'r')).toBeUndefined();
+    expect(done.asked).toEqual([]);
+    for (const status of ['FAILED', 'TERMINATED', 'CANCELLED', 'TIMED_OUT']) {
+      const ended = fakeClient(10, chain(10), 500, status);
+      expect((await liveAudit(ended.client, 'r'))?.entries).toHaveLength(10);
+    }
   });
 });
