@@ -545,6 +545,14 @@ async function main(): Promise<void> {
     }
     console.log('');
     printFleet(rows);
+    const at200 = rows.find((r) => r.runs === 200);
+    if (at200) {
+      const ok = at200.peakRssMiB <= 600 && at200.startP50Ms <= 2_000 && at200.failures === 0;
+      console.log(
+        `target at 200 concurrent runs: peak RSS <= 600 MiB and agent start p50 <= 2 s: ${ok ? 'ok' : 'MISSED'} ` +
+          `(${at200.peakRssMiB} MiB, p50 ${at200.startP50Ms} ms, ${at200.ratePerS ? `started ${at200.ratePerS} a second` : 'all started at once'})`,
+      );
+    }
     console.log(
       `load after: ${os
         .loadavg()
