@@ -188,55 +188,82 @@ export async function startMeterGateway(opts: MeterGatewayOptions): Promise<Mete
     // Identity encoding, so the usage can be read off the bytes as they pass.
     delete headers['accept-encoding'];
     delete headers.connection;
-    const up = lib.request(
-      {
-        protocol: upstream.protocol,
-        hostname: upstream.hostname,
-        port: upstream.port || undefined,
-        method: req.method,
-        path: upstreamPrefix + rest,
-        headers,
-        agent,
-      },
-      (upRes) => {
-        const status = upRes.statusCode ?? 502;
-        res.writeHead(status, upRes.headers);
-        if (!metered || status !== 200) {
-          upRes.pipe(res);
-          return;
-        }
-        const sse = String(upRes.headers['content-type'] ?? '').includes('text/event-stream');
-        if (sse) {
-          const reader = createSseUsageReader();
-          upRes.setEncoding('utf8');
-          upRes.on('data', (chunk: string) => {
-            for (const msg of reader.feed(chunk)) record(reg, msg);
-            res.write(chunk);
-          });
-          upRes.on('end', () => res.end());
-        } else {
-          let body = '';
-          upRes.setEncoding('utf8');
-          upRes.on('data', (c: string) => (body += c));
-          upRes.on('end', () => {
-            const msg = messageFromJson(body);
-            if (msg) record(reg, msg);
-            res.end(body);
-          });
-        }
-        upRes.on('error', () => res.destroy());
-      },
-    );
-    up.on('error', (err) => {
-      log?.warn({ meterId: reg.meterId, err: err.message }, 'upstream request failed');
-      if (!res.headersSent) refuse(res, 502, 'api_error', `gateway: upstream unreachable (${err.message})`);
-      else res.destroy();
+    // The request is read whole before it is sent, so that it can be sent again once (see below); a
+    // Messages request is at most a few MB, and only a chunk arrives before the next one.
+    delete headers['transfer-encoding'];
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('error', () => res.destroy());
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      headers['content-length'] = body.length;
+      send(body, false);
     });
+    let current: http.ClientRequest | undefined;
     // The agent went away (killed, cancelled): end the upstream request too, so nothing more is served.
     res.on('close', () => {
-      if (!res.writableFinished) up.destroy();
+      if (!res.writableFinished) current?.destroy();
     });
-    req.pipe(up);
+
+    function send(body: Buffer, again: boolean): void {
+      let answered = false;
+      const up = lib.request(
+        {
+          protocol: upstream.protocol,
+          hostname: upstream.hostname,
+          port: upstream.port || undefined,
+          method: req.method,
+          path: upstreamPrefix + rest,
+          headers,
+          agent,
+        },
+        (upRes) => {
+          answered = true;
+          const status = upRes.statusCode ?? 502;
+          res.writeHead(status, upRes.headers);
+          if (!metered || status !== 200) {
+            upRes.pipe(res);
+            return;
+          }
+          const sse = String(upRes.headers['content-type'] ?? '').includes('text/event-stream');
+          if (sse) {
+            const reader = createSseUsageReader();
+            upRes.setEncoding('utf8');
+            upRes.on('data', (chunk: string) => {
+              for (const msg of reader.feed(chunk)) record(reg, msg);
+              res.write(chunk);
+            });
+            upRes.on('end', () => res.end());
+          } else {
+            let text = '';
+            upRes.setEncoding('utf8');
+            upRes.on('data', (c: string) => (text += c));
+            upRes.on('end', () => {
+              const msg = messageFromJson(text);
+              if (msg) record(reg, msg);
+              res.end(text);
+            });
+          }
+          upRes.on('error', () => res.destroy());
+        },
+      );
+      current = up;
+      up.on('error', (err: NodeJS.ErrnoException) => {
+        // A kept-alive connection the upstream closed while it lay idle: reset as the request went out on
+        // it, before any answer. The upstream never read that request (Node's documented case for
+        // `reusedSocket`), so nothing was served or charged: it is sent once more, on a new connection.
+        // Otherwise the agent's CLI got a 502 it must not retry, and the turn failed for the worker's sake.
+        if (!again && !answered && up.reusedSocket && err.code === 'ECONNRESET' && !res.destroyed) {
+          log?.info({ meterId: reg.meterId }, 'upstream closed an idle connection: request sent again');
+          send(body, true);
+          return;
+        }
+        log?.warn({ meterId: reg.meterId, err: err.message }, 'upstream request failed');
+        if (!res.headersSent) refuse(res, 502, 'api_error', `gateway: upstream unreachable (${err.message})`);
+        else res.destroy();
+      });
+      up.end(body);
+    }
   }
 
   const server = http.createServer((req, res) => {

@@ -5,6 +5,7 @@
  * sides, and a limit refuses the next request with an Anthropic-shaped error.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import Anthropic, { APIError } from '@anthropic-ai/sdk';
@@ -241,6 +242,59 @@ describe('the gateway holds the API key', () => {
     } finally {
       await holder.close();
       await keyed.close();
+    }
+  });
+});
+
+describe('an upstream that closed an idle kept-alive connection', () => {
+  it('gets the request again on a new connection: served and charged once, and the agent sees no error', async () => {
+    const model = await startModelServer();
+    // In front of the model server: each connection carries one request; a second one on the same
+    // connection is answered with a reset, as a server that has just closed an idle connection does.
+    let resets = 0;
+    const proxy = net.createServer((client) => {
+      const server = net.connect(Number(new URL(model.url).port), '127.0.0.1');
+      let answered = false;
+      client.on('data', (d) => {
+        if (!answered) return void server.write(d);
+        resets += 1;
+        server.destroy();
+        client.resetAndDestroy();
+      });
+      server.on('data', (d) => {
+        answered = true;
+        client.write(d);
+      });
+      server.on('close', () => client.destroy());
+      client.on('error', () => server.destroy());
+      server.on('error', () => client.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'meter-reset-'));
+    const g = await startMeterGateway({
+      upstream: `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`,
+      outputsDir: out,
+    });
+    try {
+      const h = g.open({ meterId: 'r-1', runId: 'runr', phase: 'dev', agent: 'r' });
+      const client = new Anthropic({ apiKey: 'test', baseURL: h.baseURL, maxRetries: 0 });
+      for (let i = 0; i < 2; i++) {
+        const msg = await client.messages.create({
+          model: 'opus',
+          max_tokens: 20,
+          messages: [{ role: 'user', content: `turn ${i}` }],
+        });
+        expect(msg.usage.output_tokens).toBeGreaterThan(0);
+      }
+      // The second request went out on the first one's connection, was reset, and was sent again.
+      expect(resets).toBe(1);
+      const served = model.requests.filter((r) => r.status === 200);
+      expect(served).toHaveLength(2);
+      expect(h.spent().microUsd).toBe(served.reduce((sum, r) => sum + (r.microUsd ?? 0), 0));
+    } finally {
+      await g.close();
+      await new Promise<void>((r) => proxy.close(() => r()));
+      await model.close();
     }
   });
 });
