@@ -188,8 +188,8 @@ export async function startMeterGateway(opts: MeterGatewayOptions): Promise<Mete
     // Identity encoding, so the usage can be read off the bytes as they pass.
     delete headers['accept-encoding'];
     delete headers.connection;
-    // The request is read whole before it is sent, so that it can be sent again once (see below); a
-    // Messages request is at most a few MB, and only a chunk arrives before the next one.
+    // The request is read whole before it is sent, so that it can be sent again once (see below): a
+    // Messages request is at most a few MB.
     delete headers['transfer-encoding'];
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -215,7 +215,8 @@ export async function startMeterGateway(opts: MeterGatewayOptions): Promise<Mete
           method: req.method,
           path: upstreamPrefix + rest,
           headers,
-          agent,
+          // Sent again, on a connection of its own: another idle one of the pool may be as stale.
+          agent: again ? false : agent,
         },
         (upRes) => {
           answered = true;
