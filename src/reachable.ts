@@ -36,13 +36,17 @@ export async function refusedConnection(
   if (PROXY_VARIABLES.some((k) => env[k] || env[k.toUpperCase()])) return undefined;
   return new Promise((resolve) => {
     const socket = net.connect({ host: target.host, port: target.port });
+    let settled = false;
     const done = (err?: NodeJS.ErrnoException) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
       socket.destroy();
       resolve(err?.code === 'ECONNREFUSED' ? err : undefined);
     };
     const timer = setTimeout(() => done(), timeoutMs);
     socket.once('connect', () => done());
-    socket.once('error', (err: NodeJS.ErrnoException) => done(err));
+    // `on`, not `once`: an error after the first must not go unheard (an unheard one throws).
+    socket.on('error', (err: NodeJS.ErrnoException) => done(err));
   });
 }
