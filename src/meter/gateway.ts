@@ -98,6 +98,13 @@ type RunSpend = Map<string, Pick<MeterRecord, 'phase' | 'agent' | 'microUsd' | '
 
 const MESSAGES = /^\/v1\/messages\/?$/;
 
+/**
+ * The largest request the gateway holds (it reads each whole before sending it): the Messages API's own
+ * limit, 32 MB. Larger is answered 413 `request_too_large`, as the API answers it, and what still comes
+ * is read and dropped, so no agent can make the worker hold more.
+ */
+export const MAX_REQUEST_BYTES = 32 * 1024 * 1024;
+
 export async function startMeterGateway(opts: MeterGatewayOptions): Promise<MeterGateway> {
   const upstream = new URL(opts.upstream ?? 'https://api.anthropic.com');
   const lib = upstream.protocol === 'https:' ? https : http;
@@ -192,9 +199,18 @@ export async function startMeterGateway(opts: MeterGatewayOptions): Promise<Mete
     // Messages request is at most a few MB.
     delete headers['transfer-encoding'];
     const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_REQUEST_BYTES) return void chunks.push(c);
+      if (res.headersSent) return;
+      chunks.length = 0;
+      log?.warn({ meterId: reg.meterId, bytes: size }, 'model request refused: too large');
+      refuse(res, 413, 'request_too_large', `gateway: request exceeds ${MAX_REQUEST_BYTES} bytes`);
+    });
     req.on('error', () => res.destroy());
     req.on('end', () => {
+      if (size > MAX_REQUEST_BYTES) return;
       const body = Buffer.concat(chunks);
       headers['content-length'] = body.length;
       send(body, false);

@@ -12,7 +12,12 @@ import Anthropic, { APIError } from '@anthropic-ai/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dearestOfFamily, priceMicroUsd, priceServed } from '../../config/pricing';
 import { admit } from '../../src/meter/admission';
-import { GATEWAY_CLIENT_KEY, startMeterGateway, type MeterGateway } from '../../src/meter/gateway';
+import {
+  GATEWAY_CLIENT_KEY,
+  MAX_REQUEST_BYTES,
+  startMeterGateway,
+  type MeterGateway,
+} from '../../src/meter/gateway';
 import { readMeterFile, summarizeMeter } from '../../src/meter/meter';
 import { createSseUsageReader } from '../../src/meter/usage';
 import { startModelServer, type ModelServer } from '../../src/modelserver';
@@ -296,5 +301,22 @@ describe('an upstream that closed an idle kept-alive connection', () => {
       await new Promise<void>((r) => proxy.close(() => r()));
       await model.close();
     }
+  });
+});
+
+describe('a request larger than the API takes', () => {
+  it('is answered 413 request_too_large by the gateway, which holds none of it, and nothing is served', async () => {
+    const since = srv.requests.length;
+    const h = gw.open({ meterId: 'big-1', runId: 'runbig', phase: 'dev', agent: 'big' });
+    const body = Buffer.alloc(MAX_REQUEST_BYTES + 1024 * 1024, 0x20);
+    const r = await fetch(`${h.baseURL}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': 'test', 'anthropic-version': '2023-06-01' },
+      body,
+    });
+    expect(r.status).toBe(413);
+    expect(((await r.json()) as { error: { type: string } }).error.type).toBe('request_too_large');
+    expect(srv.requests.length).toBe(since);
+    expect(h.spent().microUsd).toBe(0);
   });
 });
