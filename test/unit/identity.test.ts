@@ -99,4 +99,23 @@ describe('issueCapability', () => {
     expect(redactSecret(`env: ${AGENT_KEY_ENV}=${key}\n`, { [AGENT_KEY_ENV]: key })).not.toContain(key);
     await expect(issueCapability({ outputsDir, runId: '../escape', agentId: 'x' })).rejects.toThrow(/run id/);
   });
+
+  it('a key file a killed write left empty is replaced, never read as a secret; no temporary file stays', async () => {
+    const outputsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'orch-cap-'));
+    const file = path.join(outputsDir, 'team-y', 'keys', 'eng-2.key');
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    // What a worker SIGKILLed between creating the file and writing it left behind (seen in CI).
+    fs.writeFileSync(file, '', { mode: 0o600 });
+    await expect(capabilityEnv(file)).rejects.toThrow(`capability file ${file} holds no agent secret`);
+    const a = await issueCapability({ outputsDir, runId: 'team-y', agentId: 'eng-2' });
+    const key = fs.readFileSync(file, 'utf8').trim();
+    expect(key).toMatch(/^[0-9a-f]{64}$/);
+    expect(a.teamAnchor).toBe(capabilityAnchor(key, 'team'));
+    expect(a.teamAnchor).not.toBe(capabilityAnchor('', 'team'));
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    expect(await capabilityEnv(file)).toEqual({ [AGENT_KEY_ENV]: key });
+    // Issued again: the same secret, and only the key file in the folder.
+    expect(await issueCapability({ outputsDir, runId: 'team-y', agentId: 'eng-2' })).toEqual(a);
+    expect(fs.readdirSync(path.dirname(file))).toEqual(['eng-2.key']);
+  });
 });
