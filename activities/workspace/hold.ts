@@ -24,15 +24,22 @@ export function holdPath(workspace: string): string {
   return path.join(workspace, STATE_DIR, HOLD_FILE);
 }
 
-/** Creates `.orchestrator/` with its `.gitignore`, so that a user's repository never shows it. */
+const STATE_IGNORE = '# orchestrator state: never part of your repository\n*\n';
+
+/**
+ * Creates `.orchestrator/` with its `.gitignore`, so that a user's repository never shows it. A
+ * `.gitignore` without that content (left empty by a worker killed between creating and writing it) is
+ * written again: its content is fixed, so writing it over loses nothing.
+ */
 export async function ensureStateDir(workspace: string): Promise<string> {
   const dir = path.join(workspace, STATE_DIR);
   await fs.mkdir(dir, { recursive: true });
   const ignore = path.join(dir, '.gitignore');
   try {
-    await fs.writeFile(ignore, '# orchestrator state: never part of your repository\n*\n', { flag: 'wx' });
+    await fs.writeFile(ignore, STATE_IGNORE, { flag: 'wx' });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    if ((await fs.readFile(ignore, 'utf8')) !== STATE_IGNORE) await fs.writeFile(ignore, STATE_IGNORE);
   }
   return dir;
 }
