@@ -87,6 +87,11 @@ export const SMALL_TREE_ENTRIES = 256;
 const bigTrees = new Set<string>();
 const BIG_TREES_KEPT = 64;
 
+/** Whether `root` was last seen with more than {@link SMALL_TREE_ENTRIES} entries. */
+export function isBigTree(root: string): boolean {
+  return bigTrees.has(root);
+}
+
 /** `find -printf`'s `%T@`: seconds, a point and ten digits (nanoseconds and a zero). */
 function findTime(ns: bigint): string | undefined {
   if (ns < 0n) return undefined;

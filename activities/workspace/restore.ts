@@ -19,7 +19,7 @@
 import fsSync, { type BigIntStats } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { inflateSync } from 'node:zlib';
+import { eachBlob, type Helper } from './blobs';
 import type { TreeScan } from './exact';
 import { mapLimit } from './hashing';
 import { parseTree, readObject } from './objects';
@@ -27,8 +27,6 @@ import { gitModeOf, indexKey, isSettled, readCache, writeCache, type Known } fro
 
 /** Files removed at once. */
 const WRITE_CONCURRENCY = 16;
-/** Files written between two turns of the event loop. */
-const WRITE_BATCH = 64;
 
 /** A path of the target tree: git's mode and blob id. */
 interface Wanted {
@@ -82,42 +80,6 @@ function statKeyOf(st: BigIntStats): string | undefined {
   return `${type}${bits}:${st.ino} ${st.size}:${time(st.mtimeNs)}:${time(st.ctimeNs)}`;
 }
 
-/**
- * Reads loose blobs synchronously (see the write loop) through one buffer: `readFileSync` and
- * `inflateSync` at their defaults cost a new buffer, a stat call and several output chunks for each
- * object, more CPU than git's whole checkout of the same file.
- */
-class BlobReader {
-  private buf = Buffer.allocUnsafe(64 * 1024);
-  constructor(private readonly gitDir: string) {}
-
-  /** A loose blob's content; throws when it is not loose or not a blob. */
-  read(id: string): Buffer {
-    const fd = fsSync.openSync(path.join(this.gitDir, 'objects', id.slice(0, 2), id.slice(2)), 'r');
-    let size = 0;
-    try {
-      for (;;) {
-        if (size === this.buf.length) {
-          const bigger = Buffer.allocUnsafe(this.buf.length * 2);
-          this.buf.copy(bigger);
-          this.buf = bigger;
-        }
-        const n = fsSync.readSync(fd, this.buf, size, this.buf.length - size, size);
-        if (n === 0) break;
-        size += n;
-      }
-    } finally {
-      fsSync.closeSync(fd);
-    }
-    // Output in one chunk for most files (64 KiB; the default 16 KiB made most of them several).
-    const raw = inflateSync(this.buf.subarray(0, size), { chunkSize: 64 * 1024 });
-    const nul = raw.indexOf(0);
-    if (raw.subarray(0, 5).toString('latin1') !== 'blob ' || nul < 0)
-      throw new Error(`object ${id} is not a blob`);
-    return raw.subarray(nul + 1);
-  }
-}
-
 function parents(rel: string, into: Set<string>): void {
   for (let i = rel.lastIndexOf('/'); i > 0; i = rel.lastIndexOf('/', i - 1)) {
     const dir = rel.slice(0, i);
@@ -139,6 +101,8 @@ export async function restoreChanged(args: {
   tree: string;
   walked: TreeScan;
   emptyDirs: readonly string[];
+  /** A helper thread reading blobs beside this one (./blobs), started before the walk; not ended here. */
+  helper?: Helper;
 }): Promise<boolean> {
   const { gitDir, root, walked } = args;
   const { files, dirs, others } = walked;
@@ -213,18 +177,20 @@ export async function restoreChanged(args: {
   const needDirs = new Set<string>();
   for (const p of write) parents(p, needDirs);
   for (const d of [...needDirs].sort()) if (!present.has(d)) await mkdirExact(path.join(root, d));
-  // Synchronous calls in batches, yielding between them: a file costs several small system calls, and
-  // each through the thread pool as a promise cost more than the call itself (1,000 files took longer
-  // than git's whole restore).
+  // Synchronous calls in batches, yielding between them (./blobs): a file costs several small system
+  // calls, and each through the thread pool as a promise cost more than the call itself (1,000 files took
+  // longer than git's whole restore). The blobs are read here and on the helper thread at once.
   // Whether every written path reads back with the mode the target records (a umask could drop the bit).
   let asRecorded = true;
   const umask = process.umask();
-  const reader = new BlobReader(gitDir);
-  for (let i = 0; i < write.length; i += WRITE_BATCH) {
-    for (const p of write.slice(i, i + WRITE_BATCH)) {
+  await eachBlob(
+    gitDir,
+    write.map((p) => wanted.get(p)!.blob),
+    args.helper,
+    (i, content) => {
+      const p = write[i]!;
       const w = wanted.get(p)!;
       const wmode = modeOf(w);
-      const content = reader.read(w.blob);
       const full = path.join(root, p);
       const kind = wmode === '120000' ? 'symlink' : 'file';
       // As git checks out: 0666 or 0777, less the umask.
@@ -238,9 +204,8 @@ export async function restoreChanged(args: {
       }
       if (key) known.set(p, { key, blob: w.blob, kind });
       if (!key || gitModeOf({ key, kind }) !== wmode) asRecorded = false;
-    }
-    await new Promise((r) => setImmediate(r));
-  }
+    },
+  );
 
   // The cache now describes the restored tree. Keys recorded by this walk (`startedMs`) are trusted only
   // for files changed well before it: the files written just now are checked by content at the next look.

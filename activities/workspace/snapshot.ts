@@ -17,6 +17,7 @@ import {
   auxTreeEntries,
   exactTrailers,
   fixModes,
+  isBigTree,
   parseExact,
   readModes,
   restoreNestedGits,
@@ -24,9 +25,11 @@ import {
   stageExact,
   unlockDirs,
   type ExactState,
+  type WorkspaceScan,
 } from './exact';
 import { readHead, runGit, resolveCommit, shadowGitDir, STATE_DIR, WorkspaceError } from './git';
 import { commitObject, readObject, treeObject, updateRef, writeObject } from './objects';
+import { lendHelper, startHelper } from './blobs';
 import { restoreChanged } from './restore';
 import { forgetLook, indexTree, look, type Staging } from './stage';
 import { ensureStateDir, readHold, writeHold } from './hold';
@@ -202,6 +205,8 @@ export async function snapshotLocked(
   }
   // HEAD only ever moves forward, so every snapshot stays reachable even after a rollback.
   await updateRef(gitDir, 'HEAD', commit, message.split('\n')[0] || 'snapshot', parent);
+  // A large workspace with checkpoints may be restored: the thread that helps is booted now (./blobs).
+  if (isBigTree(workspace)) startHelper();
   return { commit, tree };
 }
 
@@ -240,36 +245,56 @@ export async function restoreWorkspace(args: {
     }
     const { commit, message, tree } = await readCommit(gitDir, workspace, args.commit);
     const target = parseExact(message);
-    const walked = await scanTree(workspace);
-    const { scan } = walked;
-    if (target.nested.length > 0 || scan.nestedRepos.length > 0) {
-      await restoreWithNested(gitDir, workspace, commit, target);
-    } else {
-      await unlockDirs(workspace, scan);
-      // Only what differs from the target is written when the stat cache allows it (./restore); a failure
-      // half-way leaves it to git's full restore below, which is exact whatever was written or removed.
-      const done = await restoreChanged({
-        gitDir,
-        root: workspace,
-        tree,
-        walked,
-        emptyDirs: emptyDirsIn(message),
-      }).catch(() => false);
-      // Without nested repositories the index need not be brought up to date first (a `git add` of the
-      // whole tree, the largest part of a restore): whatever is not in it goes, and `read-tree --reset -u`
-      // checks every path it keeps against the disk (lstat), rewriting what changed since it was staged.
-      // -x: .gitignore'd files go too.
-      if (!done) await runGit(gitDir, workspace, ['clean', '-ffdxq', '-e', `/${STATE_DIR}/`]);
-      if (!done) await runGit(gitDir, workspace, ['read-tree', '--reset', '-u', commit]);
+    // On a large tree a second thread reads blobs beside this one (./blobs): booted by its checkpoints,
+    // or now, so that its boot overlaps the walk.
+    const helper = isBigTree(workspace) ? lendHelper() : undefined;
+    try {
+      const walked = await scanTree(workspace);
+      const { scan } = walked;
+      if (target.nested.length > 0 || scan.nestedRepos.length > 0) {
+        await restoreWithNested(gitDir, workspace, commit, target);
+      } else {
+        await unlockDirs(workspace, scan);
+        // Only what differs from the target is written when the stat cache allows it (./restore); a
+        // failure half-way leaves it to git's full restore below, which is exact whatever was written or
+        // removed.
+        const done = await restoreChanged({
+          gitDir,
+          root: workspace,
+          tree,
+          walked,
+          emptyDirs: emptyDirsIn(message),
+          helper,
+        }).catch(() => false);
+        // Without nested repositories the index need not be brought up to date first (a `git add` of the
+        // whole tree, the largest part of a restore): whatever is not in it goes, and `read-tree --reset
+        // -u` checks every path it keeps against the disk (lstat), rewriting what changed since it was
+        // staged. -x: .gitignore'd files go too.
+        if (!done) await runGit(gitDir, workspace, ['clean', '-ffdxq', '-e', `/${STATE_DIR}/`]);
+        if (!done) await runGit(gitDir, workspace, ['read-tree', '--reset', '-u', commit]);
+      }
+      await finishRestore(workspace, gitDir, message, target, scan);
+    } finally {
+      helper?.giveBack();
     }
-    await createDirs(workspace, emptyDirsIn(message));
-    const modes = await readModes(gitDir, workspace, target.modes);
-    // Git writes files and directories with the canonical bits when the umask is 022: then only paths
-    // whose bits were not canonical before, or are recorded, can be wrong, and no second scan is needed.
-    if (process.umask() === 0o022) await fixModes(workspace, [...Object.keys(scan.modes)], modes);
-    else await applyModes(workspace, modes);
     return { commit };
   });
+}
+
+/** The restore's last steps: empty folders, then permission bits. */
+async function finishRestore(
+  workspace: string,
+  gitDir: string,
+  message: string,
+  target: ExactState,
+  scan: WorkspaceScan,
+): Promise<void> {
+  await createDirs(workspace, emptyDirsIn(message));
+  const modes = await readModes(gitDir, workspace, target.modes);
+  // Git writes files and directories with the canonical bits when the umask is 022: then only paths
+  // whose bits were not canonical before, or are recorded, can be wrong, and no second scan is needed.
+  if (process.umask() === 0o022) await fixModes(workspace, [...Object.keys(scan.modes)], modes);
+  else await applyModes(workspace, modes);
 }
 
 /** The restore when nested repositories are involved: their `.git` is compared with the target's. */
