@@ -45,6 +45,8 @@ export interface FleetRow {
   heldRssMiB: number;
   /** Peak worker RSS over the round (VmHWM), MiB. */
   peakRssMiB: number;
+  /** Peak RSS up to the moment all N were held (before the release: N runs ending at once). */
+  heldPeakRssMiB?: number;
   startP50Ms: number;
   startP99Ms: number;
   /** Runs started per second, when the round was paced (see {@link FleetOptions.ratePerS}). */
@@ -327,6 +329,7 @@ export async function measureFleet(target: FleetTarget, opts: FleetOptions): Pro
         // A moment with every run held, for the RSS of N concurrent runs.
         await delay(2_000);
         const held = statusKiB(pid, 'VmRSS') / 1024;
+        const heldPeak = statusKiB(pid, 'VmHWM') / 1024;
         await Promise.all(runs.map((r) => release(path.join(r.workspace, '.hold'))));
         const ends = await Promise.all(
           runs.map((r) =>
@@ -354,6 +357,7 @@ export async function measureFleet(target: FleetTarget, opts: FleetOptions): Pro
           idleRssMiB: Math.round(idle),
           heldRssMiB: Math.round(held),
           peakRssMiB: Math.round(peak),
+          heldPeakRssMiB: Math.round(heldPeak),
           startP50Ms: Math.round(median(latencies)),
           startP99Ms: Math.round(percentile(latencies, 99)),
           failures: ends.filter((s) => s !== 'completed').length,
@@ -475,7 +479,7 @@ export async function measureRollback(target: FleetTarget, times = 5): Promise<R
 export function printFleet(rows: FleetRow[], baseline?: FleetRow[], first = rows[0]): void {
   const cell = (r: FleetRow | undefined) =>
     r
-      ? `${String(r.peakRssMiB).padStart(5)} MiB peak ${String(r.heldRssMiB).padStart(5)} held  start p50 ${String(r.startP50Ms).padStart(6)} ms p99 ${String(r.startP99Ms).padStart(6)} ms  ${r.failures} failed, ${r.retries} retried` +
+      ? `${String(r.peakRssMiB).padStart(5)} MiB peak${r.heldPeakRssMiB !== undefined ? ` (${r.heldPeakRssMiB} until all held)` : ''} ${String(r.heldRssMiB).padStart(5)} held  start p50 ${String(r.startP50Ms).padStart(6)} ms p99 ${String(r.startP99Ms).padStart(6)} ms  ${r.failures} failed, ${r.retries} retried` +
         (r.serverRequests !== undefined
           ? `  server: ${r.serverRequests} requests (${r.serverHeartbeats} heartbeats), ${r.serverErrors} errors, ${(r.wallMs / 1000).toFixed(0)} s`
           : '')
