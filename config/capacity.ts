@@ -38,9 +38,16 @@ const MAX_AGENT_TURNS = 500;
 /** Short steps are mostly git and gate commands: a few per core keep the cores busy. */
 const SHORT_STEPS_PER_CORE = 10;
 const MIN_SHORT_STEPS = 20;
-/** Workflows busy at once per core (a workflow task takes a few ms of one core's time). */
-const CACHED_WORKFLOWS_PER_CORE = 48;
-const MIN_CACHED_WORKFLOWS = 64;
+/**
+ * Workflows busy at once per core (a workflow task takes a few ms of one core's time). Fewer than held
+ * runs on purpose: with 200 runs of one worker (2 cores, bench:fleet at 4 runs a second) a cache of 96
+ * peaked at 650–690 MiB when all 200 ended at once (evicting and replaying while most stayed cached), 64 at
+ * 544, 48 at 497, 32 at 413–430 MiB, and all 200 cached (300) at 470 with 453 held; agent start p50 and
+ * failures were the same within the machine's noise. A replay of a run's short, continue-as-new bounded
+ * history costs less than keeping every run resident.
+ */
+const CACHED_WORKFLOWS_PER_CORE = 16;
+const MIN_CACHED_WORKFLOWS = 32;
 /**
  * What a cached workflow execution holds in the worker, with its share of the SDK's state (measured: the
  * bundle's modules instantiated for each workflow were 1,473 KiB, 741 KiB since zod is shared by every

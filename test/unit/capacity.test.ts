@@ -9,12 +9,12 @@ describe('capacity', () => {
     expect(capacityFor({ cores: 2, memoryBytes: 24 * GiB })).toEqual({
       agentTurns: 153,
       shortSteps: 20,
-      cachedWorkflows: 96,
+      cachedWorkflows: 32,
     });
     expect(capacityFor({ cores: 16, memoryBytes: 64 * GiB })).toEqual({
       agentTurns: 409,
       shortSteps: 160,
-      cachedWorkflows: 768,
+      cachedWorkflows: 256,
     });
     // A small box: the cache gets at most an eighth of memory (32 workflows of 1 MiB).
     expect(capacityFor({ cores: 1, memoryBytes: 256 * 1024 ** 2 })).toEqual({
@@ -30,7 +30,7 @@ describe('capacity', () => {
     expect(loadConfig({}, {}, '/tmp/x', machine).worker).toMatchObject({
       maxConcurrentActivities: 20,
       maxConcurrentAgents: 153,
-      maxCachedWorkflows: 96,
+      maxCachedWorkflows: 32,
     });
     const set = loadConfig(
       {
