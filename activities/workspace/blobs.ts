@@ -207,12 +207,16 @@ export function lendHelper(): Helper | undefined {
   if (!entry || entry.lent) return undefined;
   entry.lent = true;
   clearTimeout(entry.idle);
+  // While lent, a restore may wait on nothing but its messages: an unref'd thread would let a process with
+  // nothing else to do (a CLI, a test) exit in the middle of the restore.
+  entry.thread.ref();
   return {
     thread: entry.thread,
     online: entry.online,
     discard: () => end(entry),
     giveBack: () => {
       entry.lent = false;
+      entry.thread.unref();
       if (shared === entry) idleFrom(entry);
     },
   };

@@ -115,6 +115,36 @@ describe('eachBlob', () => {
   });
 });
 
+describe('a process with nothing else to do', () => {
+  it('stays up until the helper has sent its last blob (a 60 MB one among them)', () => {
+    // Found by hand: with the helper unref'd while lent, a process waiting only on its messages (a CLI, a
+    // script) exited in the middle of the read, its await never settled.
+    const { gitDir, ids } = repoWith(HELPER_MIN_BLOBS);
+    const root = path.dirname(gitDir);
+    fs.writeFileSync(path.join(root, 'big'), Buffer.alloc(60 * 1024 * 1024, 'a big blob '));
+    execFileSync('git', ['add', 'big'], { cwd: root });
+    const big = execFileSync('git', ['rev-parse', ':big'], { cwd: root, encoding: 'utf8' }).trim();
+    const script = `
+      import { eachBlob, lendHelper } from './activities/workspace/blobs.ts';
+      const helper = lendHelper();
+      await helper.online;
+      let bytes = 0;
+      const ids = ${JSON.stringify([...ids, big])};
+      await eachBlob(${JSON.stringify(gitDir)}, ids, helper, (_i, content) => (bytes += content.length));
+      helper.giveBack();
+      console.log(bytes);`;
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: path.resolve(import.meta.dirname, '../..'),
+      encoding: 'utf8',
+    });
+    const smallBytes = ids.reduce(
+      (n, id) => n + Number(execFileSync('git', ['cat-file', '-s', id], { cwd: root, encoding: 'utf8' })),
+      0,
+    );
+    expect(Number(out.trim())).toBe(smallBytes + 60 * 1024 * 1024);
+  });
+});
+
 describe('a restore of a large tree, the helper reading beside it', () => {
   it('is exact after hundreds of changed, removed and added files', async () => {
     const ws = path.join(tmp, 'ws');
