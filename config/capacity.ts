@@ -44,10 +44,12 @@ const MIN_SHORT_STEPS = 20;
  * peaked at 650–690 MiB when all 200 ended at once (evicting and replaying while most stayed cached), 64 at
  * 544, 48 at 497, 32 at 413–430 MiB, and all 200 cached (300) at 470 with 453 held; agent start p50 and
  * failures were the same within the machine's noise. A replay of a run's short, continue-as-new bounded
- * history costs less than keeping every run resident.
+ * history costs less than keeping every run resident. At least 64: with 32, the fleet test's 50 runs
+ * starting together were evicted and replayed as they started, and their turns were scheduled over 3.3 s
+ * instead of within 3 s (test/quiet/fleet.test.ts).
  */
 const CACHED_WORKFLOWS_PER_CORE = 16;
-const MIN_CACHED_WORKFLOWS = 32;
+const MIN_CACHED_WORKFLOWS = 64;
 /**
  * What a cached workflow execution holds in the worker, with its share of the SDK's state (measured: the
  * bundle's modules instantiated for each workflow were 1,473 KiB, 741 KiB since zod is shared by every

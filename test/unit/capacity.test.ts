@@ -9,7 +9,7 @@ describe('capacity', () => {
     expect(capacityFor({ cores: 2, memoryBytes: 24 * GiB })).toEqual({
       agentTurns: 153,
       shortSteps: 20,
-      cachedWorkflows: 32,
+      cachedWorkflows: 64,
     });
     expect(capacityFor({ cores: 16, memoryBytes: 64 * GiB })).toEqual({
       agentTurns: 409,
@@ -30,7 +30,7 @@ describe('capacity', () => {
     expect(loadConfig({}, {}, '/tmp/x', machine).worker).toMatchObject({
       maxConcurrentActivities: 20,
       maxConcurrentAgents: 153,
-      maxCachedWorkflows: 32,
+      maxCachedWorkflows: 64,
     });
     const set = loadConfig(
       {
