@@ -58,12 +58,8 @@ export async function hashFile(file: string): Promise<{ sha256: string; blob: st
   const { size } = await fs.stat(file);
   if (size <= WHOLE_READ_BYTES) {
     const content = await fs.readFile(file);
-    return {
-      sha256: createHash('sha256').update(content).digest('hex'),
-      // A file that changed size since the stat has no consistent blob id: one that matches nothing.
-      blob: content.length === size ? blobId(content) : '',
-      size: content.length,
-    };
+    // A file that changed size since the stat has no consistent blob id: one that matches nothing.
+    return content.length === size ? hashBuffer(content) : { ...hashBuffer(content), blob: '' };
   }
   const sha = createHash('sha256');
   const git = createHash('sha1').update(`blob ${size}\0`);
@@ -74,6 +70,15 @@ export async function hashFile(file: string): Promise<{ sha256: string; blob: st
     read += chunk.length;
   }
   return { sha256: sha.digest('hex'), blob: read === size ? git.digest('hex') : '', size: read };
+}
+
+/** sha256, git blob id and size of content read whole. */
+export function hashBuffer(content: Buffer): { sha256: string; blob: string; size: number } {
+  return {
+    sha256: createHash('sha256').update(content).digest('hex'),
+    blob: blobId(content),
+    size: content.length,
+  };
 }
 
 /** sha256 and size by git blob id: content-addressed, so valid for any workspace and any phase. */

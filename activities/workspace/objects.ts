@@ -7,11 +7,13 @@
  * are written here too when the stat cache knows the tree (./stage); git stores them otherwise.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { deflate, inflate } from 'node:zlib';
+import { deflate, deflateSync, inflate } from 'node:zlib';
 import { lockIsStale, WorkspaceError } from './git';
+import { pace, SMALL_FILE_BYTES } from './small';
 
 const deflateAsync = promisify(deflate);
 const inflateAsync = promisify(inflate);
@@ -24,7 +26,10 @@ export function objectId(type: 'blob' | 'tree' | 'commit', content: Buffer): str
   return createHash('sha1').update(`${type} ${content.length}\0`).update(content).digest('hex');
 }
 
-/** Writes a loose object (when it is not there yet) and returns its id. */
+/**
+ * Writes a loose object (when it is not there yet) and returns its id. A small one with blocking calls
+ * (./small: a phase writes a few dozen, and the thread pool's round trips cost more than the writes).
+ */
 export async function writeObject(
   gitDir: string,
   type: 'blob' | 'tree' | 'commit',
@@ -32,6 +37,17 @@ export async function writeObject(
 ): Promise<string> {
   const id = objectId(type, content);
   const file = path.join(gitDir, 'objects', id.slice(0, 2), id.slice(2));
+  const tmp = path.join(gitDir, 'objects', `tmp_obj_${randomUUID().slice(0, 8)}`);
+  const raw = () => Buffer.concat([Buffer.from(`${type} ${content.length}\0`), content]);
+  if (content.length <= SMALL_FILE_BYTES) {
+    await pace();
+    if (fsSync.existsSync(file)) return id;
+    const data = deflateSync(raw());
+    fsSync.mkdirSync(path.dirname(file), { recursive: true });
+    fsSync.writeFileSync(tmp, data, { mode: 0o444 });
+    fsSync.renameSync(tmp, file);
+    return id;
+  }
   if (
     await fs.access(file).then(
       () => true,
@@ -39,9 +55,8 @@ export async function writeObject(
     )
   )
     return id;
-  const data = await deflateAsync(Buffer.concat([Buffer.from(`${type} ${content.length}\0`), content]));
+  const data = await deflateAsync(raw());
   await fs.mkdir(path.dirname(file), { recursive: true });
-  const tmp = path.join(gitDir, 'objects', `tmp_obj_${randomUUID().slice(0, 8)}`);
   await fs.writeFile(tmp, data, { mode: 0o444 });
   await fs.rename(tmp, file);
   return id;

@@ -32,9 +32,10 @@ import {
   type FoundFile,
   type WorkspaceScan,
 } from './exact';
-import { blobId, hashFile, mapLimit, rememberHash } from './hashing';
+import { blobId, hashBuffer, hashFile, mapLimit, rememberHash } from './hashing';
 import { runGit, STATE_DIR } from './git';
 import { writeObject } from './objects';
+import { pace, readSmallSync } from './small';
 import { TreeIndex } from './trees';
 
 /** One workspace entry; `path` is relative, with `/`. */
@@ -380,11 +381,14 @@ export interface Staging {
   track?: { files: FoundFile[]; known: Map<string, Known>; walkedMs: number; index: string };
 }
 
-/** Blob id of a file's content or a link's target, read now. */
+/** Blob id of a file's content or a link's target, read now (a small file with blocking calls: ./small). */
 async function blobOf(file: string, kind: 'file' | 'symlink'): Promise<string | undefined> {
   try {
     if (kind === 'symlink') return blobId(Buffer.from(await fs.readlink(file, { encoding: 'buffer' })));
-    const h = await hashFile(file);
+    await pace();
+    const small = readSmallSync(file);
+    if (small === 'link' || small === 'special') return undefined;
+    const h = small === 'large' ? await hashFile(file) : hashBuffer(small);
     // Remembered for the artifact check, which asks for the sha256 of what git indexed.
     rememberHash(h.blob, h.blob, h.sha256, h.size);
     return h.blob || undefined;
@@ -423,10 +427,17 @@ async function storeBlob(
 ): Promise<string | undefined> {
   let content: Buffer;
   try {
-    content =
-      kind === 'symlink'
-        ? Buffer.from(await fs.readlink(file, { encoding: 'buffer' }))
-        : await fs.readFile(file);
+    if (kind === 'symlink') {
+      content = Buffer.from(await fs.readlink(file, { encoding: 'buffer' }));
+    } else {
+      // A small file is read with blocking calls (./small), as its object is then written.
+      await pace();
+      const small = readSmallSync(file);
+      // No longer what the walk saw (a link or a fifo now): left out, as a vanished file is; the next look
+      // sees what it is then.
+      if (small === 'link' || small === 'special') return undefined;
+      content = small === 'large' ? await fs.readFile(file) : small;
+    }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     // Gone, or no longer what the walk saw (a directory now): git's --remove/--replace would drop it too.
