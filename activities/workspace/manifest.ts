@@ -4,12 +4,14 @@
  * large outputs written by activities instead of being passed through workflow history.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { WorkspaceGlobSchema } from '../../src/shared/spec';
 import { type ArtifactFile } from './artifacts';
 import { WorkspaceError } from './git';
+import { pace, SMALL_FILE_BYTES } from './small';
 
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
@@ -91,10 +93,25 @@ function segment(value: string, what: string): string {
   return value;
 }
 
-/** Writes via a temp file and rename, so a reader never sees half a file. */
+/**
+ * Writes via a temp file and rename, so a reader never sees half a file. A small one with blocking calls
+ * (./small: a checkpoint writes a few manifests, and the pool's round trips cost more than the writes).
+ */
 async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
-  await fs.mkdir(path.dirname(file), { recursive: true });
   const tmp = `${file}.${randomUUID().slice(0, 8)}.tmp`;
+  if ((typeof data === 'string' ? Buffer.byteLength(data) : data.length) <= SMALL_FILE_BYTES) {
+    await pace();
+    fsSync.mkdirSync(path.dirname(file), { recursive: true });
+    try {
+      fsSync.writeFileSync(tmp, data);
+      fsSync.renameSync(tmp, file);
+    } catch (err) {
+      fsSync.rmSync(tmp, { force: true });
+      throw err;
+    }
+    return;
+  }
+  await fs.mkdir(path.dirname(file), { recursive: true });
   try {
     await fs.writeFile(tmp, data);
     await fs.rename(tmp, file);

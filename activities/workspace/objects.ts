@@ -106,21 +106,24 @@ export function commitObject(args: {
 }
 
 /** The ref HEAD names (`refs/heads/…`), or `HEAD` itself when it is detached. */
-async function headTarget(gitDir: string): Promise<string> {
-  const head = (await fs.readFile(path.join(gitDir, 'HEAD'), 'utf8')).trim();
+function headTarget(gitDir: string): string {
+  const head = fsSync.readFileSync(path.join(gitDir, 'HEAD'), 'utf8').trim();
   const ref = /^ref: (refs\/[^\s]+)$/.exec(head)?.[1];
   if (ref && !ref.split('/').includes('..')) return ref;
   if (/^[0-9a-f]{40}$/.test(head)) return 'HEAD';
   throw new WorkspaceError(`${gitDir}: HEAD is neither a commit nor a ref`, 'GitFailed');
 }
 
-/** Takes `<file>.lock` as git does (O_EXCL), waiting for a live holder and removing a dead one's. */
-async function takeLock(gitDir: string, file: string): Promise<fs.FileHandle> {
+/**
+ * Takes `<file>.lock` as git does (O_EXCL), waiting for a live holder and removing a dead one's; returns
+ * its descriptor.
+ */
+async function takeLock(gitDir: string, file: string): Promise<number> {
   const lock = `${file}.lock`;
-  await fs.mkdir(path.dirname(lock), { recursive: true });
+  fsSync.mkdirSync(path.dirname(lock), { recursive: true });
   for (let attempt = 0; ; attempt++) {
     try {
-      return await fs.open(lock, 'wx');
+      return fsSync.openSync(lock, 'wx');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
@@ -138,7 +141,8 @@ async function takeLock(gitDir: string, file: string): Promise<fs.FileHandle> {
 
 /**
  * Points `ref` (`HEAD`: the branch HEAD names) at `id`, as `git update-ref -m <message>` does: under the
- * ref's lock, with a reflog line for the ref (and for HEAD when moved through it).
+ * ref's lock, with a reflog line for the ref (and for HEAD when moved through it). With blocking calls, as
+ * small files are written (./small): a handful of tiny writes, each a pool round trip otherwise.
  */
 export async function updateRef(
   gitDir: string,
@@ -147,27 +151,30 @@ export async function updateRef(
   message: string,
   old?: string,
 ): Promise<void> {
+  await pace();
   const viaHead = ref === 'HEAD';
-  const target = viaHead ? await headTarget(gitDir) : ref;
+  const target = viaHead ? headTarget(gitDir) : ref;
   if (target.split('/').includes('..')) throw new WorkspaceError(`bad ref ${target}`, 'GitFailed');
   const file = path.join(gitDir, target);
-  const handle = await takeLock(gitDir, file);
+  const fd = await takeLock(gitDir, file);
   const lock = `${file}.lock`;
   try {
-    await handle.writeFile(`${id}\n`);
-    await handle.close();
-    await fs.rename(lock, file);
+    try {
+      fsSync.writeSync(fd, `${id}\n`);
+    } finally {
+      fsSync.closeSync(fd);
+    }
+    fsSync.renameSync(lock, file);
   } catch (err) {
-    await handle.close().catch(() => undefined);
-    await fs.rm(lock, { force: true });
+    fsSync.rmSync(lock, { force: true });
     throw err;
   }
   const line = `${old ?? ZERO} ${id} ${IDENT} ${Math.floor(Date.now() / 1000)} +0000\t${message.replace(/\s+/g, ' ').trim()}\n`;
   const logs = [target, ...(viaHead && target !== 'HEAD' ? ['HEAD'] : [])];
   for (const log of logs) {
     const logFile = path.join(gitDir, 'logs', log);
-    await fs.mkdir(path.dirname(logFile), { recursive: true });
-    await fs.appendFile(logFile, line);
+    fsSync.mkdirSync(path.dirname(logFile), { recursive: true });
+    fsSync.appendFileSync(logFile, line);
   }
 }
 
