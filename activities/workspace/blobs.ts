@@ -102,7 +102,10 @@ function read(gitDir, id) {
   const sample = require('node:zlib').deflateSync(Buffer.alloc(8192, 'warm up the inflate path. '));
   for (let i = 0; i < 400; i++) inflateSync(sample, { chunkSize: 64 * 1024 });
 }
-parentPort.on('message', ({ gitDir, ids, next }) => {
+parentPort.postMessage({ warm: true });
+parentPort.on('message', ({ gitDir, ids, next, stop }) => {
+  // Asked to end between jobs: the thread then ends once its event loop is empty.
+  if (stop) return parentPort.close();
   let blobs = [];
   let moved = [];
   try {
@@ -127,7 +130,7 @@ parentPort.on('message', ({ gitDir, ids, next }) => {
 `;
 
 /** What the helper sends. */
-type HelperMessage = { blobs?: (number | Uint8Array)[]; done?: boolean; error?: string };
+type HelperMessage = { blobs?: (number | Uint8Array)[]; done?: boolean; error?: string; warm?: boolean };
 
 /** The helper, lent to one restore at a time: {@link lendHelper}, then {@link eachBlob}, then `give back`. */
 export interface Helper {
@@ -181,8 +184,11 @@ export function startHelper(): void {
   thread.on('exit', () => {
     if (shared === entry) shared = undefined;
   });
-  // Never what keeps a worker process alive that is otherwise done.
-  thread.unref();
+  // Never what keeps a worker process alive that is otherwise done, once warmed: a process that exits
+  // while the thread is inside zlib can abort (see `end`), so an exit waits for the warm-up (~50-100 ms).
+  thread.on('message', (m: HelperMessage) => {
+    if (m.warm && !entry.lent) thread.unref();
+  });
   idleFrom(entry);
 }
 
@@ -191,11 +197,23 @@ function idleFrom(entry: Shared): void {
   entry.idle = setTimeout(() => end(entry), IDLE_MS).unref();
 }
 
+/**
+ * Ends the helper: asked to stop, not terminated. Terminating a worker thread while it is inside zlib
+ * (between creating an inflate handle and initialising it) aborts the whole process with Node's
+ * "close before init" assertion, seen in CI when a failed restore ended a helper mid-job. The thread
+ * stops between jobs; a job in flight was cut short by its caller ({@link eachBlob}). Terminated only if
+ * it has not ended after {@link STOP_GRACE_MS}.
+ */
 function end(entry: Shared): void {
   clearTimeout(entry.idle);
   if (shared === entry) shared = undefined;
-  void entry.thread.terminate().catch(() => {});
+  entry.thread.postMessage({ stop: true });
+  entry.thread.unref();
+  setTimeout(() => void entry.thread.terminate().catch(() => {}), STOP_GRACE_MS).unref();
 }
+
+/** How long an ended helper may take to stop by itself (its last blob may be a large one). */
+const STOP_GRACE_MS = 60_000;
 
 /**
  * Lends the helper thread to one restore (starting it when it is not running), or returns undefined when
@@ -297,7 +315,11 @@ export async function eachBlob(
   } finally {
     // A job it was sent and did not finish would keep it claiming and sending: it goes, and the next
     // restore starts another.
-    if (thread && !helperDone) helper?.discard();
+    if (thread && !helperDone) {
+      // Nothing left to claim: the helper stops after the blob it is reading.
+      Atomics.store(next, 0, ids.length);
+      helper?.discard();
+    }
     if (thread) {
       thread.off('message', onMessage);
       thread.off('error', onFailure);
