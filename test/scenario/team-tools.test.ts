@@ -283,9 +283,10 @@ describe('team MCP tools and live messages', () => {
     expect(fs.readFileSync(path.join(agentsDir, 'intern-1.jsonl'), 'utf8')).toContain(
       'request refused: hierarchy policy: an intern may not request a software-engineer',
     );
-    // Two refusals: the intern's request, and the spoofed message in manager-1's name.
-    expect(final.refusals.map((r) => r.request.requestedBy)).toEqual(['intern-1', 'manager-1']);
-    expect(final.refusals[0]).toMatchObject({
+    // Two refusals: the intern's request, and the spoofed message in manager-1's name. Their order is
+    // the order they happened in, and the intern's request races the spoof on a loaded machine.
+    expect(final.refusals.map((r) => r.request.requestedBy).sort()).toEqual(['intern-1', 'manager-1']);
+    expect(final.refusals.find((r) => r.request.requestedBy === 'intern-1')).toMatchObject({
       request: { role: 'software-engineer', name: 'shadow-dev', requestedBy: 'intern-1' },
     });
     const shown = await cli(['team', 'status', runId]);
