@@ -2,6 +2,7 @@
  * All activities, built from factories that receive their dependencies from workers/. Workflows import
  * only the *type* {@link Activities}.
  */
+import { ApplicationFailure } from '@temporalio/activity';
 import type { AppConfig } from '../config/env';
 import type { Logger } from '../src/logger';
 import { startMeterGateway, type MeterGateway } from '../src/meter/gateway';
@@ -57,6 +58,25 @@ export function createActivities(deps: ActivityDeps) {
     NO_COLOR: '1',
   };
   const workspace = createWorkspaceActivities({ logger });
+  /**
+   * A checkpoint is also pushed to the checkpoint store every host reaches (ORCHESTRATOR_CHECKPOINT_STORE,
+   * activities/host), before the run hears of it: a checkpoint the run records can always be restored on
+   * another host. Retried with the activity when the push fails (the snapshot is idempotent).
+   */
+  const checkpointPhase = async (
+    input: Parameters<typeof workspace.checkpointPhase>[0],
+  ): ReturnType<typeof workspace.checkpointPhase> => {
+    const r = await workspace.checkpointPhase(input);
+    if (r.ok && r.commit) {
+      await storeCheckpoint(config, {
+        workspace: input.workspace,
+        runId: input.runId,
+        checkpoint: input.checkpoint,
+        commit: r.commit,
+      });
+    }
+    return r;
+  };
   return {
     /** A trivial activity used by the smoke workflow and the foundation tests. */
     greet(name: string): Promise<string> {
@@ -71,24 +91,26 @@ export function createActivities(deps: ActivityDeps) {
       nudges: deps.nudges,
     }),
     ...workspace,
+    checkpointPhase,
     /**
-     * A checkpoint is also pushed to the checkpoint store every host reaches (ORCHESTRATOR_CHECKPOINT_STORE,
-     * activities/host), before the run hears of it: a checkpoint the run records can always be restored on
-     * another host. Retried with the activity when the push fails (the snapshot is idempotent).
+     * A phase's checkpoint, called as a local activity by the worker running the run's workflow task
+     * (workflows/project/checkpoint): taken here when this worker is the run's host (or the run has none);
+     * `{ here: false }`, having touched nothing, on any other host, and the run then sends
+     * `checkpointPhase` to its host's queue.
      */
-    checkpointPhase: async (
-      input: Parameters<typeof workspace.checkpointPhase>[0],
-    ): ReturnType<typeof workspace.checkpointPhase> => {
-      const r = await workspace.checkpointPhase(input);
-      if (r.ok && r.commit) {
-        await storeCheckpoint(config, {
-          workspace: input.workspace,
-          runId: input.runId,
-          checkpoint: input.checkpoint,
-          commit: r.commit,
+    async checkpointHere(
+      input: Parameters<typeof checkpointPhase>[0] & { hostId?: string },
+    ): Promise<{ here: false } | { here: true; result: Awaited<ReturnType<typeof checkpointPhase>> }> {
+      const { hostId, ...args } = input;
+      if (hostId !== undefined && typeof hostId !== 'string') {
+        throw ApplicationFailure.create({
+          type: 'InvalidActivityInput',
+          message: `checkpointHere: hostId: expected a string, got ${typeof hostId}`,
+          nonRetryable: true,
         });
       }
-      return r;
+      if (hostId !== undefined && hostId !== config.host.id) return { here: false };
+      return { here: true, result: await checkpointPhase(args) };
     },
     ...createHostActivities({ config, logger }),
     ...createGovernanceActivities({ logger, sandbox }),

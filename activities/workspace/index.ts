@@ -234,8 +234,10 @@ export function createWorkspaceActivities(deps: { logger: Logger }) {
       // start: the server times the heartbeat from the attempt's start anyway, and these details carry
       // nothing a retry needs, so a first beat at once was a round trip and a write of the run's state on
       // the server for every checkpoint (most take well under a second), and nothing else.
+      // A local activity (workflows/project/checkpoint) has no heartbeat: its workflow task times out instead.
       const ctx = currentContext();
-      const beat = () => ctx?.heartbeat({ activity: name, elapsedMs: Date.now() - started });
+      const beats = ctx !== undefined && !ctx.info.isLocal;
+      const beat = () => beats && ctx.heartbeat({ activity: name, elapsedMs: Date.now() - started });
       const interval = setInterval(beat, 1_000);
       try {
         const result = await fn(args);

@@ -18,6 +18,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultHostId, loadConfig } from '../../config/env';
 import { ConfigError } from '../../config/errors';
 import { createHostActivities, fetchCheckpoints, pushCheckpoint, storeRepo } from '../../activities/host';
+import { createActivities } from '../../activities';
 import { createLogger } from '../../src/logger';
 import { initWorkspace, restoreWorkspace, shadowGitDir, snapshotWorkspace } from '../../activities/workspace';
 import { agentTaskQueue, hostTaskQueue } from '../../src/shared/names';
@@ -144,6 +145,63 @@ describe("a rollback's restore as a local activity (restoreHere)", () => {
       await expect(activities.restoreHere({ hostId: 'host-a', workspace: 'rel', commit })).rejects.toThrow(
         /restoreHere: .*absolute path/,
       );
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("a phase's checkpoint as a local activity (checkpointHere)", () => {
+  it("checkpoints only on the run's host (or for a run without one), and touches nothing elsewhere", async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'orch-checkpoint-here-'));
+    try {
+      const ws = path.join(root, 'ws');
+      const outputsDir = path.join(root, 'outputs');
+      fs.mkdirSync(ws);
+      fs.writeFileSync(path.join(ws, 'a.txt'), 'one');
+      await initWorkspace({ workspace: ws });
+      const activities = createActivities({
+        config: loadConfig(
+          { ORCHESTRATOR_HOST_ID: 'host-a', ORCHESTRATOR_OUTPUTS_DIR: outputsDir },
+          {},
+          root,
+          machine,
+        ),
+        logger: createLogger('silent'),
+      });
+      const args = {
+        workspace: ws,
+        outputsDir,
+        runId: 'run-1',
+        phase: 'build',
+        checkpoint: 'CP1',
+        label: 'post-build',
+        artifacts: [{ pattern: '*.txt', min_count: 1 }],
+      };
+      const commits = () =>
+        execFileSync('git', ['--git-dir', shadowGitDir(ws), 'rev-list', '--all'], { encoding: 'utf8' })
+          .split('\n')
+          .filter(Boolean).length;
+      const before = commits();
+      expect(await activities.checkpointHere({ ...args, hostId: 'host-b' })).toEqual({ here: false });
+      expect(commits()).toBe(before);
+      expect(fs.existsSync(path.join(outputsDir, 'run-1'))).toBe(false);
+
+      const here = await activities.checkpointHere({ ...args, hostId: 'host-a' });
+      expect(here).toMatchObject({ here: true, result: { ok: true, totals: { files: 1, bytes: 3 } } });
+      expect(commits()).toBe(before + 1);
+      const manifest = here.here ? here.result.manifestPath : undefined;
+      expect(manifest && fs.existsSync(manifest)).toBe(true);
+
+      fs.writeFileSync(path.join(ws, 'b.txt'), 'two');
+      const noHost = await activities.checkpointHere({ ...args, checkpoint: 'CP2' });
+      expect(noHost).toMatchObject({ here: true, result: { ok: true, totals: { files: 2 } } });
+      await expect(activities.checkpointHere({ ...args, hostId: 7 as unknown as string })).rejects.toThrow(
+        /checkpointHere: hostId: expected a string/,
+      );
+      await expect(
+        activities.checkpointHere({ ...args, workspace: 'rel', hostId: 'host-a' }),
+      ).rejects.toThrow(/absolute path/);
     } finally {
       fs.rmSync(root, { recursive: true, force: true });
     }

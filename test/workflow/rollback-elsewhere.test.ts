@@ -1,8 +1,8 @@
 /**
- * A rollback whose workflow task runs on a worker that is not the run's host (README "Many hosts"): the
- * local activity `restoreHere` answers `restored: false` there, touching nothing, and the restore goes to
- * the host's queue as `restoreWorkspace`, exact as ever. Simulated on one worker: an activity interceptor
- * makes its `restoreHere` answer as another host's would.
+ * A run whose workflow tasks run on a worker that is not the run's host (README "Many hosts"): the local
+ * activities `restoreHere` and `checkpointHere` answer that they did nothing there, and the restore and the
+ * checkpoints go to the host's queue as `restoreWorkspace` and `checkpointPhase`, exact as ever. Simulated
+ * on one worker: an activity interceptor makes both answer as another host's would.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,15 +16,17 @@ import { ProjectSpecSchema } from '../../src/shared/spec';
 import { waitFor } from '../harness/gates';
 import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
 
-/** `restoreHere` as a worker of another host answers it; every other activity as usual. */
+/** `restoreHere` and `checkpointHere` as a worker of another host answers them; the rest as usual. */
 const elsewhere = (): ActivityInboundCallsInterceptor => ({
-  execute: (input, next) =>
-    Context.current().info.activityType === 'restoreHere'
-      ? Promise.resolve({ restored: false })
-      : next(input),
+  execute: (input, next) => {
+    const type = Context.current().info.activityType;
+    if (type === 'restoreHere') return Promise.resolve({ restored: false });
+    if (type === 'checkpointHere') return Promise.resolve({ here: false });
+    return next(input);
+  },
 });
 
-describe('a rollback whose workflow task runs off the run host', () => {
+describe('a run whose workflow tasks run off the run host', () => {
   let t: TestEnv;
   beforeAll(async () => {
     t = await createTestEnv();
@@ -103,11 +105,25 @@ describe('a rollback whose workflow task runs off the run host', () => {
     const at = steps.indexOf('local restoreHere');
     expect(at).toBeGreaterThan(0);
     expect(steps[at + 1]).toBe('activity restoreWorkspace');
-    const restore = (history.events ?? []).find(
-      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'restoreWorkspace',
+    const onHostQueue = (type: string) =>
+      (history.events ?? [])
+        .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === type)
+        .map((e) => e.activityTaskScheduledEventAttributes?.taskQueue?.name);
+    const hostQueue = hostTaskQueue(t.taskQueue, t.config.host.id);
+    expect(onHostQueue('restoreWorkspace')).toEqual([hostQueue]);
+    // Each phase's checkpoint (the first's, the second's after the rollback) was asked here first, then
+    // taken on the host.
+    const phaseCheckpoints = steps.flatMap((s, i) =>
+      s === 'local checkpointHere' ? [`${s} → ${steps[i + 1]}`] : [],
     );
-    expect(restore?.activityTaskScheduledEventAttributes?.taskQueue?.name).toBe(
-      hostTaskQueue(t.taskQueue, t.config.host.id),
-    );
+    expect(phaseCheckpoints).toEqual(Array(2).fill('local checkpointHere → activity checkpointPhase'));
+    const checkpointQueues = onHostQueue('checkpointPhase');
+    expect(checkpointQueues.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(checkpointQueues)).toEqual(new Set([hostQueue]));
+    const live = (await handle.query(checkpointsQuery)).filter((c) => !c.rolledBack);
+    expect(live.filter((c) => c.phase !== undefined && c.id !== 'CP0').map((c) => c.phase)).toEqual([
+      'first',
+      'second',
+    ]);
   });
 });

@@ -21,7 +21,7 @@ import {
 } from '../../src/shared/handoff';
 import { agentWorkflowId } from '../agent';
 import { runStrategy } from '../strategies';
-import { onHost } from './proxies';
+import { takeCheckpoint } from './checkpoint';
 import { type PhaseAttempt, runAgent } from './agents';
 import { type GateOutcome, runGates } from './gates';
 import type { ProjectRun } from './run';
@@ -166,7 +166,7 @@ export async function runPhase(
   }
   const cpId = `CP${run.st.cpCounter + 1}`;
   const audit = patched(CHECKPOINT_AUDIT_PATCH) ? run.audit.ride() : [];
-  const cp = await onHost(run.st.host).checkpointing.checkpointPhase({
+  const cp = await takeCheckpoint(run, {
     workspace: input.workspace,
     outputsDir: input.outputsDir,
     runId,

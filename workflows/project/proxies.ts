@@ -38,6 +38,17 @@ export const localRestore = proxyLocalActivities<Pick<Activities, 'restoreHere'>
   retry: retryPolicy(),
 });
 
+/**
+ * A phase's checkpoint as a local activity (../../activities `checkpointHere`), like {@link localRestore}:
+ * run by the worker that runs the workflow task when it is the run's host. A worker that dies mid-checkpoint
+ * is noticed when the workflow task times out, and the next attempt checkpoints again (it is idempotent:
+ * the same tree, the same manifest, audit appends by seq).
+ */
+export const localCheckpoint = proxyLocalActivities<Pick<Activities, 'checkpointHere'>>({
+  startToCloseTimeout: '10 minutes',
+  retry: retryPolicy(),
+});
+
 export const checkpointing = proxyActivities<Pick<Activities, 'checkpointPhase'>>({
   startToCloseTimeout: '10 minutes',
   heartbeatTimeout: HEARTBEAT_TIMEOUT,

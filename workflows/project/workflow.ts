@@ -42,21 +42,12 @@ import {
   type PhaseOutcome,
   runPhase,
 } from './phase';
+import { RUN_END_AUDIT_PATCH, TRUTHFUL_END_PATCH } from './end-patches';
 import { failureMessage, parseProjectInput, ProjectRun, type ProjectSummary } from './run';
 import { tracePhase } from '../trace';
 
-/** Guards the manifest written when a run is cancelled or fails through an error (histories before it
- * wrote none). */
-export const TRUTHFUL_END_PATCH = 'run-manifest-on-every-end';
-
 export { ROLLBACK_AUDIT_PATCH } from './rollback';
-
-/**
- * Patch id: a completed run's last audit entries ride along with its `updateRunManifest` call (appended
- * there, idempotent by seq) instead of an `appendAudit` call of their own after it: one activity and one
- * workflow task less per run (issue 12). Histories recorded before made both calls.
- */
-export const RUN_END_AUDIT_PATCH = 'run-end-carries-audit';
+export { RUN_END_AUDIT_PATCH, TRUTHFUL_END_PATCH } from './end-patches';
 
 class RollbackRequested extends Error {}
 
