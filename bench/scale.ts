@@ -509,7 +509,11 @@ function nextTurnStartedMs(history: { events?: unknown[] | null }, sentAt: numbe
   return NaN;
 }
 
-/** evaluateGates + checkpointPhase, scheduled to completed, per phase, from the run's history. */
+/**
+ * evaluateGates + the checkpoint, per phase, from the run's history: the gates scheduled to completed,
+ * plus `checkpointPhase` scheduled to completed, or, for a checkpoint taken as the local activity
+ * `checkpointHere`, the gates' completion to its marker (the workflow task that ran it, included).
+ */
 async function phaseActivityTimes(handle: {
   fetchHistory(): Promise<{ events?: unknown[] | null }>;
 }): Promise<number[]> {
@@ -518,23 +522,44 @@ async function phaseActivityTimes(handle: {
     eventTime?: { seconds?: { toString(): string } | null; nanos?: number | null } | null;
     activityTaskScheduledEventAttributes?: { activityType?: { name?: string | null } | null } | null;
     activityTaskCompletedEventAttributes?: { scheduledEventId?: { toString(): string } | null } | null;
+    markerRecordedEventAttributes?: {
+      markerName?: string | null;
+      details?: Record<string, { payloads?: { data?: Uint8Array | null }[] | null } | undefined> | null;
+    } | null;
   };
   const events = ((await handle.fetchHistory()).events ?? []) as Ev[];
   const at = (e: Ev) =>
     Number(e.eventTime?.seconds?.toString() ?? 0) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
+  const localActivity = (e: Ev): string | undefined => {
+    const m = e.markerRecordedEventAttributes;
+    const data = m?.markerName === 'core_local_activity' ? m.details?.data?.payloads?.[0]?.data : undefined;
+    if (!data) return undefined;
+    return (JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string }).activity_type;
+  };
   const scheduled = new Map<string, { name: string; t: number }>();
   const out: number[] = [];
   let current = 0;
+  let gatesDoneAt: number | undefined;
   for (const e of events) {
+    if (localActivity(e) === 'checkpointHere' && gatesDoneAt !== undefined) {
+      out.push(current + at(e) - gatesDoneAt);
+      current = 0;
+      gatesDoneAt = undefined;
+      continue;
+    }
     const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
     if (name) scheduled.set(e.eventId?.toString() ?? '', { name, t: at(e) });
     const done = e.activityTaskCompletedEventAttributes?.scheduledEventId?.toString();
     const s = done ? scheduled.get(done) : undefined;
     if (!s) continue;
-    if (s.name === 'evaluateGates') current = at(e) - s.t;
+    if (s.name === 'evaluateGates') {
+      current = at(e) - s.t;
+      gatesDoneAt = at(e);
+    }
     if (s.name === 'checkpointPhase') {
       out.push(current + at(e) - s.t);
       current = 0;
+      gatesDoneAt = undefined;
     }
   }
   return out;
