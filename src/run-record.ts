@@ -253,6 +253,12 @@ export function recordedStatus(runId: string, rec: RunRecord): RunStatus | undef
 
 /** How long a closed run's query may take before its record answers instead. */
 const CLOSED_QUERY_MS = 1_500;
+/**
+ * How long a closed run's query may take, second try, when its record has nothing to show: a loaded
+ * worker replaying the run can miss {@link CLOSED_QUERY_MS} (a failed team in CI), and a stopped one the
+ * server still lists as a poller costs the reader this much before the error.
+ */
+const CLOSED_RECORDLESS_QUERY_MS = 10_000;
 /** How long a running run's query may take before the reader is told no worker seems to answer. */
 const LIVE_QUERY_MS = 15_000;
 
@@ -268,8 +274,8 @@ function isDeadline(err: unknown): boolean {
  * Answers a read of `runId`: by `query` when a worker answers, else (for a closed run) by `fromRecord`.
  * A closed run's query gets a short deadline (the server lists a stopped worker as a poller for minutes,
  * so "someone polls" does not mean "someone answers"). A running run without a worker, or a closed one
- * that recorded nothing usable, is a {@link RunUnreadableError} naming the task queue and how to start a
- * worker for it.
+ * that recorded nothing usable and whose query no worker answered on a second, longer try either,
+ * is a {@link RunUnreadableError} naming the task queue and how to start a worker for it.
  */
 export async function readRun<T>(
   client: Client,
@@ -308,6 +314,15 @@ export async function readRun<T>(
   const answer = fromRecord(await readRunRecord(client, runId, description));
   if (answer !== undefined) return answer;
   if (queryError !== undefined && !isDeadline(queryError)) throw queryError;
+  if (polled) {
+    // The record has nothing to show (a failed team recorded no result), and a worker polls: it may only
+    // be slow (a loaded machine, a replay of a long history), so it gets a second, longer try.
+    try {
+      return await client.connection.withDeadline(Date.now() + CLOSED_RECORDLESS_QUERY_MS, query);
+    } catch (err) {
+      if (!isDeadline(err)) throw err;
+    }
+  }
   throw new RunUnreadableError(
     `run ${runId} has ${closed} and recorded nothing this command can show; it needs a worker on task queue "${queue}": ${start}`,
   );

@@ -6,8 +6,9 @@
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RunUnreadableError } from '../../src/run-record';
+import { readRun, RunUnreadableError } from '../../src/run-record';
 import { queryCheckpoints, queryStatus, startRun } from '../../src/runs';
+import { statusQuery } from '../../src/shared/messages';
 import { ProjectSpecSchema } from '../../src/shared/spec';
 import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
 
@@ -172,6 +173,38 @@ describe('runs are readable with no worker', () => {
     await annotate(figure);
     process.stderr.write(`${figure}\n`);
     expect(Math.max(status.ms, json.ms, checkpoints.ms)).toBeLessThan(ANSWERS_WITHOUT_HANGING_MS);
+  });
+
+  it('a closed run whose record has nothing to show gets a second, longer try for a slow worker', async () => {
+    const first = await t.startWorker();
+    const input = await startRun(t.client, {
+      spec,
+      workspace: tempDir('orch-ws-'),
+      outputsDir: t.config.outputsDir,
+      taskQueue: t.taskQueue,
+    });
+    const handle = t.client.workflow.getHandle(input.runId);
+    await handle.result();
+    first.worker.shutdown();
+    await first.running;
+    // The server still lists the stopped worker (this live process) as a poller, so the first, short query
+    // finds nobody; a worker that starts after it (a slow one, as far as the reader can tell) answers the
+    // second. A record with nothing to show is what a failed team leaves (its result is a failure).
+    const late = new Promise((r) => setTimeout(r, 2_500)).then(() => t.startWorker());
+    const began = Date.now();
+    const status = await readRun(
+      t.client,
+      input.runId,
+      () => handle.query(statusQuery),
+      () => undefined,
+    );
+    const tookMs = Date.now() - began;
+    expect(status).toMatchObject({ runId: input.runId, state: 'completed' });
+    // Answered by the late worker, after the first try's deadline had passed.
+    expect(tookMs).toBeGreaterThan(2_500);
+    const { worker, running } = await late;
+    worker.shutdown();
+    await running;
   });
 
   it('a running run without a worker: one line naming its task queue', async () => {
