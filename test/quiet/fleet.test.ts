@@ -78,6 +78,37 @@ async function activityLatencies(runId: string, type: string): Promise<number[]>
   return out;
 }
 
+/**
+ * Every checkpoint of a run, in ms: `checkpointPhase` schedule → close (CP0, and any taken on the host's
+ * queue), and for one taken as the local activity `checkpointHere` on the run's host, the close of the
+ * activity before it (the phase's gates) → its marker: the workflow task that ran it.
+ */
+async function checkpointLatencies(runId: string): Promise<number[]> {
+  const history = await t.client.workflow.getHandle(runId).fetchHistory();
+  const scheduled = new Map<number, number>();
+  const out: number[] = [];
+  let lastClose: number | undefined;
+  for (const e of history.events ?? []) {
+    const at = tsToMs(e.eventTime);
+    const s = e.activityTaskScheduledEventAttributes;
+    if (s?.activityType?.name === 'checkpointPhase') scheduled.set(Number(e.eventId), at);
+    const done = e.activityTaskCompletedEventAttributes;
+    if (done) {
+      const from = scheduled.get(Number(done.scheduledEventId));
+      if (from !== undefined) out.push(at - from);
+      lastClose = at;
+    }
+    const marker = e.markerRecordedEventAttributes;
+    const data =
+      marker?.markerName === 'core_local_activity' ? marker.details?.data?.payloads?.[0]?.data : null;
+    const type = data
+      ? (JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string }).activity_type
+      : undefined;
+    if (type === 'checkpointHere' && lastClose !== undefined) out.push(at - lastClose);
+  }
+  return out;
+}
+
 /** Milestones of a held run on the server's clock, in ms: to tell where a spread of agent starts comes from. */
 async function milestones(runId: string): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
@@ -235,11 +266,9 @@ describe('room for agents', { timeout: 600_000 }, () => {
     expect(fs.existsSync(release)).toBe(false);
     expect(agentsInFlight.length).toBeGreaterThan(0);
     expect(Math.min(...agentsInFlight)).toBeGreaterThanOrEqual(HELD);
-    const checkpoints = (
-      await Promise.all(others.map((o) => activityLatencies(o.runId, 'checkpointPhase')))
-    ).flat();
+    const checkpoints = (await Promise.all(others.map((o) => checkpointLatencies(o.runId)))).flat();
     const gates = (await Promise.all(others.map((o) => activityLatencies(o.runId, 'evaluateGates')))).flat();
-    // CP0 (the workspace before phase 1) is taken by checkpointPhase too: one per phase and CP0.
+    // One per phase (on this host, a local activity) and CP0 (the workspace before phase 1, an activity).
     expect(checkpoints).toHaveLength(OTHERS * (OTHER_PHASES + 1));
     expect(gates.length).toBeGreaterThanOrEqual(OTHERS * OTHER_PHASES);
 
