@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createLogger, logDestination, type LogFormat } from '../../src/logger';
+import { sdkLogLevel } from '../../workers/runtime-logger';
 
 const KEY = 'sk-ant-api03-' + 'x'.repeat(40);
 
@@ -36,5 +37,18 @@ describe('logDestination', () => {
       expect(out).not.toContain(KEY);
     }
     expect(logOnce('json', true).trim().startsWith('{')).toBe(true);
+  });
+});
+
+describe("the SDK's log lines", () => {
+  it('keep their level, but the warning about activity-only workers is debug', () => {
+    expect(
+      sdkLogLevel({ level: 'WARN', message: 'No workflows registered, not polling for workflow tasks' }),
+    ).toBe('DEBUG');
+    expect(sdkLogLevel({ level: 'WARN', message: 'Worker failed to poll' })).toBe('WARN');
+    expect(
+      sdkLogLevel({ level: 'ERROR', message: 'No workflows registered, not polling for workflow tasks' }),
+    ).toBe('ERROR');
+    expect(sdkLogLevel({ level: 'INFO', message: 'Worker state changed' })).toBe('INFO');
   });
 });
