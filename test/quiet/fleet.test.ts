@@ -26,6 +26,7 @@ import { startRun } from '../../src/runs';
 import { ProjectSpecSchema } from '../../src/shared/spec';
 import type { OrchestratorWorker } from '../../workers/worker';
 import { Gates, waitFor } from '../harness/gates';
+import { localActivityType } from '../harness/history';
 import { universalGates } from '../harness/universal-gates';
 import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
 
@@ -98,13 +99,7 @@ async function checkpointLatencies(runId: string): Promise<number[]> {
       if (from !== undefined) out.push(at - from);
       lastClose = at;
     }
-    const marker = e.markerRecordedEventAttributes;
-    const data =
-      marker?.markerName === 'core_local_activity' ? marker.details?.data?.payloads?.[0]?.data : null;
-    const type = data
-      ? (JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string }).activity_type
-      : undefined;
-    if (type === 'checkpointHere' && lastClose !== undefined) out.push(at - lastClose);
+    if (localActivityType(e) === 'checkpointHere' && lastClose !== undefined) out.push(at - lastClose);
   }
   return out;
 }

@@ -14,6 +14,7 @@ import { checkpointsQuery, statusQuery } from '../../src/shared/messages';
 import { hostTaskQueue } from '../../src/shared/names';
 import { ProjectSpecSchema } from '../../src/shared/spec';
 import { waitFor } from '../harness/gates';
+import { localActivityType } from '../harness/history';
 import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
 
 /** `restoreHere` and `checkpointHere` as a worker of another host answers them; the rest as usual. */
@@ -90,14 +91,8 @@ describe('a run whose workflow tasks run off the run host', () => {
     // The local activity ran and said no; the restore went to the host's queue.
     const history = await handle.fetchHistory();
     const steps = (history.events ?? []).flatMap((e) => {
-      const marker = e.markerRecordedEventAttributes;
-      if (marker?.markerName === 'core_local_activity') {
-        const data = marker.details?.data?.payloads?.[0]?.data;
-        const meta = data
-          ? (JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string })
-          : {};
-        return [`local ${meta.activity_type}`];
-      }
+      if (e.markerRecordedEventAttributes?.markerName === 'core_local_activity')
+        return [`local ${localActivityType(e)}`];
       const scheduled = e.activityTaskScheduledEventAttributes;
       if (scheduled) return [`activity ${scheduled.activityType?.name}`];
       return [];
