@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { checkGates, createGovernanceActivities, evaluateGateList } from '../../activities/governance';
 import { snapshotWorkspace } from '../../activities/workspace';
 import { GateSchema, type Gate } from '../../config/governance';
@@ -127,7 +127,7 @@ describe('tool gates', () => {
   });
 
   it('do not see the model credentials', async () => {
-    process.env.ANTHROPIC_API_KEY = 'sk-test-secret';
+    vi.stubEnv('ANTHROPIC_API_KEY', 'sk-test-secret');
     try {
       const r = await evalOne({
         id: 'env',
@@ -136,7 +136,7 @@ describe('tool gates', () => {
       });
       expect(r.passed).toBe(true);
     } finally {
-      delete process.env.ANTHROPIC_API_KEY;
+      vi.unstubAllEnvs();
     }
   });
 

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   runProgram,
   startDirect,
@@ -40,7 +40,7 @@ async function run(
 }
 
 afterEach(() => {
-  delete process.env.ORCHESTRATOR_SPAWNER;
+  vi.unstubAllEnvs();
 });
 
 describe.each([
@@ -97,7 +97,7 @@ describe.each([
 
 describe('the process starter', () => {
   it('is bypassed with ORCHESTRATOR_SPAWNER=off', async () => {
-    process.env.ORCHESTRATOR_SPAWNER = 'off';
+    vi.stubEnv('ORCHESTRATOR_SPAWNER', 'off');
     const r = await run(startProgram, 'sh', ['-c', 'echo $PPID']);
     // Forked from this process: the program's parent is the test's own process.
     expect(Number(r.out.trim())).toBe(process.pid);
@@ -240,7 +240,7 @@ describe('a program the process starter watches (startWatched)', () => {
   }, 20_000);
 
   it('is not available with ORCHESTRATOR_SPAWNER=off: the caller keeps its own watchdog', () => {
-    process.env.ORCHESTRATOR_SPAWNER = 'off';
+    vi.stubEnv('ORCHESTRATOR_SPAWNER', 'off');
     expect(startWatched('true', [], { env }, watch('/nonexistent', 1_000))).toBeUndefined();
   });
 

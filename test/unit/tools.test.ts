@@ -5,7 +5,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import pino from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   OUTPUT_CAP_BYTES,
   createToolActivities,
@@ -173,12 +173,12 @@ describe('run_command', () => {
     expect(missing.ok).toBe(false);
     expect(missing.error).toMatch(/ENOENT|not found|No such file/i);
 
-    process.env.ANTHROPIC_API_KEY = 'sk-should-not-leak';
+    vi.stubEnv('ANTHROPIC_API_KEY', 'sk-should-not-leak');
     try {
       const r = await run('run_command', { argv: ['sh', '-c', 'echo key=${ANTHROPIC_API_KEY:-unset}'] });
       expect(r.output).toBe('key=unset\n');
     } finally {
-      delete process.env.ANTHROPIC_API_KEY;
+      vi.unstubAllEnvs();
     }
   });
 
