@@ -15,8 +15,7 @@ import {
   agentDone,
   agentFileId,
   type AgentWorkflowInput,
-  describe,
-  failureType,
+  failedOutcome,
   scriptOutcome,
   SUMMARY_CAP,
   type TurnOutcome,
@@ -60,14 +59,7 @@ export async function runScriptAgent(
     } catch (err) {
       // A lost host is not the agent's failure: the run moves (workflows/project/hosts).
       if (isCancellation(err) || isHostLost(err)) throw err;
-      outcome = {
-        ok: false,
-        summary: '',
-        usage: ZERO_USAGE,
-        costUsd: 0,
-        error: describe(err),
-        errorType: failureType(err),
-      };
+      outcome = failedOutcome(err);
     }
     if (agentDone(outcome, attempt, maxAttempts)) {
       return {

@@ -178,6 +178,15 @@ export function fromMicroUsd(micro: number): number {
   return micro / MICRO;
 }
 
+/**
+ * USD rounded to the micro-dollar, as the ledger counts it: for sums of float costs shown in results,
+ * status and search attributes. Unchecked, unlike {@link toMicroUsd}: a workflow rounding a figure for
+ * display must not fail its task over one.
+ */
+export function round6(usd: number): number {
+  return Math.round(usd * MICRO) / MICRO;
+}
+
 function assertAmount(n: number, what: string): void {
   // A NaN or negative amount is a bug upstream; failing loudly beats a ledger that silently stops adding up.
   if (!Number.isFinite(n) || n < 0)

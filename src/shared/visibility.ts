@@ -4,6 +4,7 @@
  * Pure, so the decisions (which values, which changed, what the text says) are unit tested without a
  * server; workflows/visibility.ts applies them.
  */
+import { round6 } from './budget';
 import { SearchAttributes } from './names';
 import type { RunStatus } from './run';
 import type { TeamAgentStatus, TeamStatus } from './team';
@@ -20,11 +21,6 @@ export type SdkAttributeType = (typeof SDK_TYPE)[keyof typeof SDK_TYPE];
 export interface AttributeUpdate {
   key: { name: string; type: SdkAttributeType };
   value: string | number;
-}
-
-/** Dollars as the UI filters them: six decimals, like the ledger's micro-dollars. */
-function dollars(n: number): number {
-  return Math.round(n * 1e6) / 1e6;
 }
 
 /**
@@ -54,14 +50,14 @@ export function runAttributes(s: RunStatus, client?: string): AttributeValues {
     phase: s.currentPhase,
     state: s.state,
     step: stepOf(s.step).n,
-    costUsd: dollars(s.totals.costUsd),
+    costUsd: round6(s.totals.costUsd),
     checkpoint: lastCheckpoint(s)?.id,
   };
 }
 
 /** A team run's attribute values (its "phase" is the team's own state: teams have no phases). */
 export function teamAttributes(s: TeamStatus): AttributeValues {
-  return { state: s.state, costUsd: dollars(s.totals.costUsd) };
+  return { state: s.state, costUsd: round6(s.totals.costUsd) };
 }
 
 /** A project agent's attribute values: its role, its run and phase, so a run's agents list together. */
@@ -70,7 +66,7 @@ export function agentAttributes(
   state: string,
   costUsd: number,
 ): AttributeValues {
-  return { role: where.role, run: where.runId, phase: where.phase, state, costUsd: dollars(costUsd) };
+  return { role: where.role, run: where.runId, phase: where.phase, state, costUsd: round6(costUsd) };
 }
 
 /** A project agent's current details. */
@@ -89,7 +85,7 @@ export function agentDetails(s: {
 
 /** A team agent's attribute values: its role and its team's run, so a run's agents list together. */
 export function teamAgentAttributes(s: TeamAgentStatus, teamRunId: string): AttributeValues {
-  return { role: s.role, run: teamRunId, state: s.state, costUsd: dollars(s.costUsd) };
+  return { role: s.role, run: teamRunId, state: s.state, costUsd: round6(s.costUsd) };
 }
 
 /**

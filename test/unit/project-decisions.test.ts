@@ -24,7 +24,8 @@ import { checkApprove, checkRaise, checkRollback } from '../../workflows/project
 import { markRolledBack, previousCheckpoint } from '../../workflows/project/rollback';
 import { failureMessage, issuesOf, parseProjectInput } from '../../workflows/project/run';
 import { chargeParts, cleanUsage, cleanUsd, failedAgent, reportedSpend } from '../../workflows/project/spend';
-import { effectiveState, pausedReason, phaseRows, round6, runTotals } from '../../workflows/project/status';
+import { effectiveState, pausedReason, phaseRows, runTotals } from '../../workflows/project/status';
+import { round6 } from '../../src/shared/budget';
 import { stepText } from '../../src/shared/visibility';
 
 const usage = (input: number, output = 0) => ({ ...ZERO_USAGE, input_tokens: input, output_tokens: output });

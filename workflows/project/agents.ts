@@ -204,7 +204,7 @@ export async function runAgent(
         throw err;
       }
       row.state = 'failed';
-      // A failed agent's workflow carries its whole result (workflows/agent.ts agentFailedError).
+      // A failed agent's workflow carries its whole result (workflows/agent/outcome agentFailedError).
       const carried = failedAgentResult(err);
       row.error =
         carried?.error ??

@@ -10,6 +10,7 @@ import {
   describeExceeded,
   release,
   reserve,
+  round6,
   type BudgetExceeded,
   type BudgetScope,
   type Ledger,
@@ -21,7 +22,6 @@ import { countBudgetPause, countCharge } from './metrics';
 import { meter, type MeterSummary } from './proxies';
 import type { ProjectRun } from './run';
 import { chargeParts, type Spend } from './spend';
-import { round6 } from './status';
 
 /** Where a budget stopped: the phase and agent. */
 export interface BudgetPlace {

@@ -25,7 +25,7 @@ import { takeCheckpoint } from './checkpoint';
 import { type PhaseAttempt, runAgent } from './agents';
 import { type GateOutcome, runGates } from './gates';
 import type { ProjectRun } from './run';
-import { round6 } from './status';
+import { round6 } from '../../src/shared/budget';
 
 /**
  * Patch id: the run's pending audit entries ride along with the phase's checkpointPhase call, and a

@@ -12,11 +12,7 @@ import {
 } from '../../src/shared/run';
 import type { CarriedState } from './carry';
 import { formatDuration } from '../../src/shared/duration';
-
-/** Rounds dollars to the micro-dollar, the ledger's resolution. */
-export function round6(n: number): number {
-  return Math.round(n * 1e6) / 1e6;
-}
+import { round6 } from '../../src/shared/budget';
 
 /** `paused` while anything waits (a budget, an approval) in a running run; otherwise the state itself. */
 export function effectiveState(state: RunState, pauses: number): RunState {

@@ -12,7 +12,7 @@ import { TeamAgentRun } from './agent-run';
 import { runTurn } from './agent-turn';
 import { agentFailure, describe } from './failures';
 import { HONEST_OUTCOMES_PATCH, LONG_TEAMS_PATCH } from './patches';
-import { round6 } from './status';
+import { round6 } from '../../src/shared/budget';
 import type { TeamAgentInput, TeamAgentResult } from './types';
 import { agentEndedSignal } from '../../src/shared/team';
 

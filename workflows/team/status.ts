@@ -3,7 +3,7 @@
  * the team's state, so that they are tested without a server.
  */
 import type { AuditEntry } from '../../src/shared/audit';
-import { totals as ledgerTotals, type Ledger } from '../../src/shared/budget';
+import { round6, totals as ledgerTotals, type Ledger } from '../../src/shared/budget';
 import {
   isActive,
   type TeamPolicy,
@@ -16,11 +16,6 @@ import type { AgentRecord } from './types';
 
 /** The newest audit entries the status query shows (the file and query `audit` have them all). */
 export const AUDIT_IN_STATUS = 200;
-
-/** Rounds dollars to the micro-dollar, the ledger's resolution. */
-export function round6(n: number): number {
-  return Math.round(n * 1e6) / 1e6;
-}
 
 /** Every agent's status row: what only the workflow holds is left out; a chain shows as its use count. */
 export function statusRows(records: readonly AgentRecord[]): TeamStatus['agents'] {
