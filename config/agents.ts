@@ -10,7 +10,7 @@ import { z } from 'zod';
 import type { CliSubagent } from '../src/claude/args';
 import { BackendSchema, PermissionModeSchema } from '../src/shared/spec';
 import { ConfigError } from './errors';
-import { configErrorMap, describeIssues, parseYamlText } from './phases';
+import { parseConfig, readYamlFile } from './yaml-file';
 import { isKnownModel, PRICE_TABLE } from './pricing';
 
 // import.meta.dirname needs Node 20.11; the project supports 20.3.
@@ -108,22 +108,8 @@ export interface AgentPreset {
 
 /** Reads and validates one preset file; throws ConfigError `file: field: problem`. */
 export function loadAgentFile(file: string): AgentPreset {
-  const full = path.resolve(file);
-  let text: string;
-  try {
-    text = fs.readFileSync(full, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`${full}: cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-  const parsed = AgentPresetFileSchema.safeParse(parseYamlText(text, full), { error: configErrorMap });
-  if (!parsed.success) {
-    throw new ConfigError(
-      describeIssues(parsed.error)
-        .map((l) => `${full}: ${l}`)
-        .join('\n'),
-    );
-  }
-  const a = parsed.data;
+  const { full, data } = readYamlFile(file);
+  const a = parseConfig(AgentPresetFileSchema, data, full);
   const stem = path.basename(full).replace(/\.ya?ml$/, '');
   if (a.id !== undefined && a.id !== stem)
     throw new ConfigError(`${full}: id: must equal the file name ("${stem}")`);

@@ -12,7 +12,7 @@ import { PermissionModeSchema } from '../src/shared/spec';
 import { RoleNameSchema, TeamPolicySchema, type TeamPolicy } from '../src/shared/team';
 import { getAgentPreset, loadAgentFile, subagentsForCli, type AgentPreset } from './agents';
 import { ConfigError } from './errors';
-import { configErrorMap, describeIssues, parseYamlText } from './phases';
+import { configErrorMap, describeIssues, readYamlFile } from './yaml-file';
 
 /** config/team/hierarchy.yaml. */
 export const DEFAULT_HIERARCHY_FILE = path.join(
@@ -155,14 +155,8 @@ export function loadHierarchyPolicy(
   file: string = DEFAULT_HIERARCHY_FILE,
   overrides: HierarchyOverrides = {},
 ): TeamPolicy {
-  const full = path.resolve(file);
-  let text: string;
-  try {
-    text = fs.readFileSync(full, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`${full}: cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-  return parseHierarchyPolicy(parseYamlText(text, full), full, path.dirname(full), overrides);
+  const { full, data } = readYamlFile(file);
+  return parseHierarchyPolicy(data, full, path.dirname(full), overrides);
 }
 
 /** A role's agent definition: `<policy dir>/agents/<id>.yaml` if there is one, else the shipped one. */

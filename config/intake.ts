@@ -19,14 +19,12 @@ import {
   AgentListSchema,
   ArtifactEntrySchema,
   StrategyEntrySchema,
-  configErrorMap,
-  describeIssues,
   listPhasePresets,
-  parseYamlText,
   presetToPhase,
   unknownPresetMessage,
   type PhasePreset,
 } from './phases';
+import { configErrorMap, describeIssues, parseYamlText } from './yaml-file';
 
 /**
  * A phase written out in the intake. When `name` is a preset (planning, architecture, data, development,

@@ -6,7 +6,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadYaml } from './yaml';
 import { z } from 'zod';
 import {
   AgentSpecSchema,
@@ -19,7 +18,8 @@ import {
   type AgentSpec,
   type PhaseSpec,
 } from '../src/shared/spec';
-import { ConfigError, formatZodIssues } from './errors';
+import { ConfigError } from './errors';
+import { parseConfig, readYamlFile } from './yaml-file';
 
 // import.meta.dirname needs Node 20.11; the project supports 20.3.
 const PRESETS_DIR = path.join(fileURLToPath(new URL('.', import.meta.url)), 'phases');
@@ -99,64 +99,6 @@ export const PhasePresetSchema = z.strictObject({
 });
 export type PhasePreset = z.output<typeof PhasePresetSchema>;
 
-/**
- * Renders zod issues as `path: message` lines. Beyond {@link formatZodIssues} it unpacks unions (a
- * "string or object" field reports the branch that matches the value's type) and names unknown keys.
- */
-export function describeIssues(error: z.ZodError, prefix = ''): string[] {
-  return formatZodIssues(new z.ZodError(flattenIssues(error.issues)), prefix);
-}
-
-function flattenIssues(issues: readonly z.core.$ZodIssue[], base: PropertyKey[] = []): z.core.$ZodIssue[] {
-  return issues.flatMap((issue): z.core.$ZodIssue[] => {
-    const at = [...base, ...issue.path];
-    if (issue.code === 'invalid_union' && issue.errors.length > 0) {
-      // A branch whose root type does not match the value is noise; keep the branch(es) that do.
-      const fitting = issue.errors.filter(
-        (branch) => !branch.some((b) => b.code === 'invalid_type' && b.path.length === 0),
-      );
-      if (fitting.length === 1 && fitting[0]) return flattenIssues(fitting[0], at);
-      if (fitting.length === 0) {
-        const expected = issue.errors.flatMap((b) =>
-          b.flatMap((x) => (x.code === 'invalid_type' ? [x.expected] : [])),
-        );
-        const message = `expected ${[...new Set(expected)].join(' or ')}`;
-        return [{ ...issue, path: at, message }];
-      }
-    }
-    if (issue.code === 'unrecognized_keys') {
-      return issue.keys.map((key) => ({ ...issue, path: [...at, key], message: issue.message }));
-    }
-    return [{ ...issue, path: at }];
-  });
-}
-
-/**
- * Per-parse messages: `is required` for a missing field, and `unknown key (expected one of: …)` so a typo
- * tells the user what was meant.
- */
-export function configErrorMap(issue: z.core.$ZodRawIssue): string | undefined {
-  if (issue.code === 'invalid_type' && issue.input === undefined) return 'is required';
-  if (issue.code === 'unrecognized_keys') {
-    const known = issue.inst instanceof z.ZodObject ? Object.keys(issue.inst.shape) : [];
-    return known.length ? `unknown key (expected one of: ${known.join(', ')})` : 'unknown key';
-  }
-  return undefined;
-}
-
-/** Parses one YAML text into plain data, or throws ConfigError `source:line:col: invalid YAML: …`. */
-export function parseYamlText(text: string, source: string): unknown {
-  const doc = loadYaml().parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  const err = doc.errors[0];
-  if (err) {
-    const pos = err.linePos?.[0];
-    const where = pos ? `${source}:${pos.line}:${pos.col}` : source;
-    const msg = (err.message.split('\n')[0] ?? err.message).replace(/ at line \d+, column \d+:?$/, '');
-    throw new ConfigError(`${where}: invalid YAML: ${msg}`);
-  }
-  return doc.toJS() as unknown;
-}
-
 /** Reads and validates every `*.yaml` preset in `dir`, sorted by `order`. */
 export function loadPhasePresets(dir: string = PRESETS_DIR): PhasePreset[] {
   const files = fs
@@ -164,20 +106,12 @@ export function loadPhasePresets(dir: string = PRESETS_DIR): PhasePreset[] {
     .filter((f) => f.endsWith('.yaml'))
     .sort();
   const presets = files.map((file) => {
-    const full = path.join(dir, file);
-    const parsed = PhasePresetSchema.safeParse(parseYamlText(fs.readFileSync(full, 'utf8'), full), {
-      error: configErrorMap,
-    });
-    if (!parsed.success)
-      throw new ConfigError(
-        describeIssues(parsed.error, '')
-          .map((l) => `${full}: ${l}`)
-          .join('\n'),
-      );
-    if (parsed.data.name !== path.basename(file, '.yaml')) {
+    const { full, data } = readYamlFile(path.join(dir, file));
+    const preset = parseConfig(PhasePresetSchema, data, full);
+    if (preset.name !== path.basename(file, '.yaml')) {
       throw new ConfigError(`${full}: name: must equal the file name ("${path.basename(file, '.yaml')}")`);
     }
-    return parsed.data;
+    return preset;
   });
   return presets.sort((a, b) => a.order - b.order || a.name.localeCompare(b.name));
 }

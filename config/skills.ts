@@ -20,7 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { ConfigError } from './errors';
-import { configErrorMap, describeIssues, parseYamlText } from './phases';
+import { parseConfig, readYamlFile } from './yaml-file';
 
 // import.meta.dirname needs Node 20.11; the project supports 20.3.
 const SKILLS_DIR = path.join(fileURLToPath(new URL('.', import.meta.url)), 'skills');
@@ -69,30 +69,16 @@ export interface Skill {
 
 /** Reads and validates one skill file; throws ConfigError `<file>: <field>: <problem>`. */
 export function loadSkillFile(file: string): Skill {
-  const full = path.resolve(file);
-  let text: string;
-  try {
-    text = fs.readFileSync(full, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`${full}: cannot read: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-  const data = parseYamlText(text, full);
+  const { full, data } = readYamlFile(file);
   if (data === null || typeof data !== 'object' || Array.isArray(data))
     throw new ConfigError(`${full}: must be a mapping with id, version, triggers and methodology`);
-  const parsed = SkillFileSchema.safeParse(data, { error: configErrorMap });
-  if (!parsed.success) {
-    throw new ConfigError(
-      describeIssues(parsed.error)
-        .map((l) => `${full}: ${l}`)
-        .join('\n'),
-    );
-  }
+  const skill = parseConfig(SkillFileSchema, data, full);
   const stem = path.basename(full).replace(/\.ya?ml$/, '');
   if (!IdSchema.safeParse(stem).success)
     throw new ConfigError(`${full}: id: the file name must be letters, digits, - or _`);
-  if (parsed.data.id !== undefined && parsed.data.id !== stem)
+  if (skill.id !== undefined && skill.id !== stem)
     throw new ConfigError(`${full}: id: must equal the file name ("${stem}")`);
-  const { id: _id, ...rest } = parsed.data;
+  const { id: _id, ...rest } = skill;
   return { ...rest, id: stem, source: full };
 }
 
