@@ -23,7 +23,9 @@ import { Gates, treeHash, waitFor } from '../harness/gates';
 import { PHASES, sixPhaseSpec } from '../harness/specs';
 import {
   createTestEnv,
+  onDisk,
   spawnWorkerProcess,
+  stopWorkers,
   tempDir,
   waitUntilPolling,
   type TestEnv,
@@ -75,15 +77,8 @@ describe('cluster: the Temporal server on PostgreSQL', () => {
   beforeAll(async () => {
     t = await createTestEnv();
   });
-  const stopWorkers = async () => {
-    for (const w of workers) {
-      if (w.exitCode !== null || w.signalCode !== null) continue;
-      w.kill('SIGTERM');
-      await new Promise((r) => w.once('exit', r));
-    }
-  };
   afterAll(async () => {
-    await stopWorkers();
+    await stopWorkers(workers);
     await t?.close();
   });
 
@@ -145,7 +140,7 @@ describe('cluster: the Temporal server on PostgreSQL', () => {
     // as two machines or two containers with their own volume at /workspaces would), and both reach
     // one checkpoint store.
     // Only these two hosts: workers left by the tests before would answer the run's claimHost.
-    await stopWorkers();
+    await stopWorkers(workers);
     const gates = new Gates('cluster-hosts');
     const shared = tempDir('orch-hosts-ws-');
     const disks = { a: tempDir('orch-host-a-'), b: tempDir('orch-host-b-') };
@@ -160,19 +155,7 @@ describe('cluster: the Temporal server on PostgreSQL', () => {
           ORCHESTRATOR_CHECKPOINT_STORE: store,
           ORCHESTRATOR_HOST_MOVE_AFTER_S: String(MOVE_AFTER_S),
         },
-        // unshare execs sh, which execs the worker: the child's pid is the worker's.
-        [
-          'unshare',
-          '--mount',
-          '--propagation',
-          'private',
-          'sh',
-          '-c',
-          'mount --bind "$1" "$2" && shift 2 && exec "$@"',
-          'host',
-          disks[id],
-          shared,
-        ],
+        onDisk(disks[id], shared),
       );
     const a = host('a');
     workers.push(a);
@@ -353,7 +336,7 @@ describe('cluster: the Temporal server on PostgreSQL', () => {
   });
   it('a team whose host is SIGKILLed moves to another host from its last checkpoint and completes there', async () => {
     // Two hosts, as for the run above: each its own disk at the workspace path, one checkpoint store.
-    await stopWorkers();
+    await stopWorkers(workers);
     const shared = tempDir('orch-team-hosts-ws-');
     const disks = { a: tempDir('orch-team-host-a-'), b: tempDir('orch-team-host-b-') };
     const store = tempDir('orch-team-checkpoint-store-');
@@ -373,18 +356,7 @@ describe('cluster: the Temporal server on PostgreSQL', () => {
           ORCHESTRATOR_CHECKPOINT_STORE: store,
           ORCHESTRATOR_HOST_MOVE_AFTER_S: String(MOVE_AFTER_S),
         },
-        [
-          'unshare',
-          '--mount',
-          '--propagation',
-          'private',
-          'sh',
-          '-c',
-          'mount --bind "$1" "$2" && shift 2 && exec "$@"',
-          'host',
-          disks[id],
-          shared,
-        ],
+        onDisk(disks[id], shared),
       );
     const a = host('a');
     workers.push(a);

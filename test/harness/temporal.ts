@@ -141,6 +141,37 @@ export function spawnWorkerProcess(
 }
 
 /**
+ * A command prefix (for {@link spawnWorkerProcess}) under which a worker sees the folder `disk` at the
+ * path `shared`: a mount namespace of its own with `disk` bound there. Two workers on two disks are two
+ * hosts whose workspaces have the same path but their own files, as two machines have. unshare execs sh,
+ * which execs the worker: the child's pid is the worker's.
+ */
+export function onDisk(disk: string, shared: string): string[] {
+  return [
+    'unshare',
+    '--mount',
+    '--propagation',
+    'private',
+    'sh',
+    '-c',
+    'mount --bind "$1" "$2" && shift 2 && exec "$@"',
+    'host',
+    disk,
+    shared,
+  ];
+}
+
+/** Ends the worker processes still running (SIGTERM, a graceful shutdown) and waits for each to exit. */
+export async function stopWorkers(workers: readonly ChildProcess[]): Promise<void> {
+  for (const w of workers) {
+    if (w.exitCode !== null || w.signalCode !== null) continue;
+    const exited = new Promise((r) => w.once('exit', r));
+    w.kill('SIGTERM');
+    await exited;
+  }
+}
+
+/**
  * Resolves once a worker process (by pid) polls this env's task queue for workflow tasks: the moment
  * "the worker is back" in crash tests. Identity is the SDK default `<pid>@<host>`.
  */

@@ -17,6 +17,7 @@ import { KILL_TEST_HEARTBEAT_S } from '../harness/specs';
 import {
   createTestEnv,
   spawnWorkerProcess,
+  stopWorkers,
   tempDir,
   waitUntilPolling,
   type TestEnv,
@@ -31,11 +32,7 @@ describe('failover', () => {
     t = await createTestEnv();
   });
   afterAll(async () => {
-    for (const w of workers) {
-      if (w.exitCode !== null || w.signalCode !== null) continue;
-      w.kill('SIGTERM');
-      await new Promise((r) => w.once('exit', r));
-    }
+    await stopWorkers(workers);
     await t.close();
   });
 

@@ -14,7 +14,9 @@ import { ProjectSpecSchema } from '../../src/shared/spec';
 import type { ProjectSummary } from '../../workflows/project';
 import {
   createTestEnv,
+  onDisk,
   spawnWorkerProcess,
+  stopWorkers,
   tempDir,
   waitUntilPolling,
   type TestEnv,
@@ -46,11 +48,7 @@ describe("a fork whose parent's host is gone", () => {
     t = await createTestEnv();
   });
   afterAll(async () => {
-    for (const w of workers) {
-      if (w.exitCode !== null || w.signalCode !== null) continue;
-      w.kill('SIGTERM');
-      await new Promise((r) => w.once('exit', r));
-    }
+    await stopWorkers(workers);
     await t.close();
   });
 
@@ -71,18 +69,7 @@ describe("a fork whose parent's host is gone", () => {
           ORCHESTRATOR_CHECKPOINT_STORE: store,
           ORCHESTRATOR_HOST_MOVE_AFTER_S: '3',
         },
-        [
-          'unshare',
-          '--mount',
-          '--propagation',
-          'private',
-          'sh',
-          '-c',
-          'mount --bind "$1" "$2" && shift 2 && exec "$@"',
-          'host',
-          disks[id],
-          shared,
-        ],
+        onDisk(disks[id], shared),
       );
     const a = host('a');
     workers.push(a);

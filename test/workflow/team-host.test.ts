@@ -16,7 +16,9 @@ import { startTeam, teamStatus } from '../../src/teams';
 import { Gates, waitFor } from '../harness/gates';
 import {
   createTestEnv,
+  onDisk,
   spawnWorkerProcess,
+  stopWorkers,
   tempDir,
   waitUntilPolling,
   type TestEnv,
@@ -51,11 +53,7 @@ describe('a team on a host', () => {
     t = await createTestEnv();
   });
   afterAll(async () => {
-    for (const w of workers) {
-      if (w.exitCode !== null || w.signalCode !== null) continue;
-      w.kill('SIGTERM');
-      await new Promise((r) => w.once('exit', r));
-    }
+    await stopWorkers(workers);
     await t.close();
   });
 
@@ -70,18 +68,11 @@ describe('a team on a host', () => {
     const waiting = path.join(control, 'manager-waiting');
     const proceed = path.join(control, 'manager-proceed');
     const host = (id: 'a' | 'b') =>
-      spawnWorkerProcess(t, { LOG_LEVEL: 'error', ORCHESTRATOR_HOST_ID: `host-${id}` }, [
-        'unshare',
-        '--mount',
-        '--propagation',
-        'private',
-        'sh',
-        '-c',
-        'mount --bind "$1" "$2" && shift 2 && exec "$@"',
-        'host',
-        disks[id],
-        shared,
-      ]);
+      spawnWorkerProcess(
+        t,
+        { LOG_LEVEL: 'error', ORCHESTRATOR_HOST_ID: `host-${id}` },
+        onDisk(disks[id], shared),
+      );
     const a = host('a');
     workers.push(a);
     await waitUntilPolling(t, a.pid!);

@@ -16,7 +16,9 @@ import { startTeam, teamStatus } from '../../src/teams';
 import { Gates, treeHash, waitFor } from '../harness/gates';
 import {
   createTestEnv,
+  onDisk,
   spawnWorkerProcess,
+  stopWorkers,
   tempDir,
   waitUntilPolling,
   type TestEnv,
@@ -78,11 +80,7 @@ describe('a team whose host is lost', () => {
     t = await createTestEnv();
   });
   afterAll(async () => {
-    for (const w of workers) {
-      if (w.exitCode !== null || w.signalCode !== null) continue;
-      w.kill('SIGTERM');
-      await new Promise((r) => w.once('exit', r));
-    }
+    await stopWorkers(workers);
     await t.close();
   });
 
@@ -107,18 +105,7 @@ describe('a team whose host is lost', () => {
           ORCHESTRATOR_CHECKPOINT_STORE: store,
           ORCHESTRATOR_HOST_MOVE_AFTER_S: String(MOVE_AFTER_S),
         },
-        [
-          'unshare',
-          '--mount',
-          '--propagation',
-          'private',
-          'sh',
-          '-c',
-          'mount --bind "$1" "$2" && shift 2 && exec "$@"',
-          'host',
-          disks[id],
-          shared,
-        ],
+        onDisk(disks[id], shared),
       );
     const a = host('a');
     workers.push(a);
