@@ -63,8 +63,7 @@ export function agentMetering(input: AgentWorkflowInput): Metering {
       ) {
         return false;
       }
-      const refusal = (failureSummary(err) as { budgetRefusal?: { level?: string; unit?: string } })
-        ?.budgetRefusal;
+      const refusal = failureSummary(err)?.budgetRefusal;
       const seen = limitsVersion;
       // The run pauses and names the limit; this agent keeps its session and conversation and waits.
       await getExternalWorkflowHandle(parent.workflowId).signal(agentBudgetPausedSignal, {

@@ -5,6 +5,9 @@
 import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure } from '@temporalio/workflow';
 import { countsAgainstAgent, isFailureType } from '../../src/shared/failures';
 import { type AgentResult, type Usage, ZERO_USAGE } from '../../src/shared/run';
+import { describe, type FailedTurnSummary } from '../failures';
+
+export { describe, failureSummary } from '../failures';
 
 export interface TurnOutcome {
   ok: boolean;
@@ -71,22 +74,8 @@ export function failedAgentResult(err: unknown): AgentResult | undefined {
     : undefined;
 }
 
-export interface FailureSummary {
-  costUsd?: number;
-  usage?: { inputTokens: number; outputTokens: number; cacheRead: number; cacheCreation: number };
-  totalCostUsd?: number;
-  sessionUsage?: { inputTokens: number; outputTokens: number; cacheRead: number; cacheCreation: number };
-  transcriptPath?: string;
-}
-
-export function failureSummary(err: unknown): FailureSummary | undefined {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  const details = (cause as { details?: unknown[] } | undefined)?.details;
-  const first = Array.isArray(details) ? details[0] : undefined;
-  return first && typeof first === 'object' ? first : undefined;
-}
-
-export function toUsage(u: FailureSummary['usage']): Usage {
+/** A failed turn's usage (its details) as a result counts usage. */
+export function toUsage(u: FailedTurnSummary['usage']): Usage {
   if (!u) return { ...ZERO_USAGE };
   return {
     input_tokens: u.inputTokens,
@@ -100,11 +89,4 @@ export function toUsage(u: FailureSummary['usage']): Usage {
 export function failureType(err: unknown): string | undefined {
   const cause = err instanceof ActivityFailure ? err.cause : err;
   return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
-}
-
-export function describe(err: unknown): string {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (cause instanceof ApplicationFailure) return `${cause.type ?? 'Error'}: ${cause.message}`;
-  if (cause instanceof Error) return cause.message;
-  return String(err);
 }

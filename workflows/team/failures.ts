@@ -7,6 +7,9 @@ import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure } from '@temp
 import { isFailureType, type FailureType } from '../../src/shared/failures';
 import type { TeamAgentResult } from './types';
 
+// Read the same way for phase agents: the team modules take them from here with the rest.
+export { describe, failureSummary, type FailedTurnSummary, type SessionUsage } from '../failures';
+
 /** Failure type of a model turn stopped by a budget (activities/meter BUDGET_EXCEEDED). */
 export const BUDGET_EXCEEDED = 'BudgetExceeded';
 
@@ -44,39 +47,6 @@ export function failureType(err: unknown): FailureType {
   const cause = err instanceof ActivityFailure || err instanceof ChildWorkflowFailure ? err.cause : err;
   const type = cause instanceof ApplicationFailure ? cause.type : undefined;
   return isFailureType(type) ? type : 'AgentFailed';
-}
-
-/** A session's usage so far, as the claude turn reports it. */
-export interface SessionUsage {
-  inputTokens: number;
-  outputTokens: number;
-  cacheRead: number;
-  cacheCreation: number;
-}
-
-/** The turn summary a failed model turn carries in its details (activities/cli). */
-export interface FailedTurnSummary {
-  costUsd?: number;
-  totalCostUsd?: number;
-  sessionUsage?: SessionUsage;
-  budgetRefusal?: { level?: string; unit?: string };
-  deliveredSeq?: number;
-}
-
-/** The summary in a failed turn's details, if it has one. */
-export function failureSummary(err: unknown): FailedTurnSummary | undefined {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  const details = (cause as { details?: unknown[] } | undefined)?.details;
-  const first = Array.isArray(details) ? details[0] : undefined;
-  return first && typeof first === 'object' ? first : undefined;
-}
-
-/** One line for a failure: `Type: message` of its cause. */
-export function describe(err: unknown): string {
-  const cause = err instanceof ActivityFailure || err instanceof ChildWorkflowFailure ? err.cause : err;
-  if (cause instanceof ApplicationFailure) return `${cause.type ?? 'Error'}: ${cause.message}`;
-  if (cause instanceof Error) return cause.message;
-  return String(err);
 }
 
 /** The failure of a model turn stopped by a budget (the meter refused its next request), if it is one. */
