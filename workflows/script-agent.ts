@@ -14,10 +14,10 @@ import type { AgentSpec } from '../src/shared/spec';
 import {
   agentDone,
   agentFileId,
+  agentResult,
   type AgentWorkflowInput,
   failedOutcome,
   scriptOutcome,
-  SUMMARY_CAP,
   type TurnOutcome,
 } from './agent';
 import { isHostLost } from './host-lost';
@@ -62,21 +62,9 @@ export async function runScriptAgent(
       outcome = failedOutcome(err);
     }
     if (agentDone(outcome, attempt, maxAttempts)) {
-      return {
-        agentId: agent.id,
-        role: agent.role,
-        backend: agent.backend,
-        status: outcome.ok ? 'completed' : 'failed',
-        summary: outcome.summary.slice(-SUMMARY_CAP),
-        outputRef: outcome.outputRef,
-        usage: { ...ZERO_USAGE },
-        costUsd: 0,
-        error: outcome.error,
-        ...(outcome.ok ? {} : { errorType: outcome.errorType }),
-        ...(maxAttempts > 1 ? { attempts: attempt } : {}),
-        startedAt,
-        completedAt: new Date().toISOString(),
-      };
+      // No model: nothing spent.
+      const spent = { usage: { ...ZERO_USAGE }, costUsd: 0 };
+      return agentResult(agent, outcome, spent, maxAttempts > 1 ? attempt : undefined, startedAt);
     }
     log.warn('agent attempt failed; trying again', {
       agentId: agent.id,

@@ -1,6 +1,7 @@
 /** Which agents run without a child workflow, and when an agent's attempts are over: pure decisions. */
 import { describe, expect, it } from 'vitest';
-import { agentDone } from '../../workflows/agent';
+import { agentDone, agentResult, SUMMARY_CAP } from '../../workflows/agent';
+import { ZERO_USAGE } from '../../src/shared/run';
 import { runsInline } from '../../workflows/script-agent';
 import { mayHaveEarlierAttempt } from '../../activities/script';
 
@@ -24,6 +25,58 @@ describe('agent attempts', () => {
     expect(agentDone({ ok: false, errorType: 'AgentExited' }, 1, 3)).toBe(false);
     expect(agentDone({ ok: false, errorType: 'AgentExited' }, 3, 3)).toBe(true);
     expect(agentDone({ ok: false, errorType: 'InvalidAgent' }, 1, 3)).toBe(true);
+  });
+});
+
+describe('an agent’s result', () => {
+  const agent = { id: 'dev-1', role: 'developer', backend: 'script' as const };
+  const started = '2026-12-02T00:00:00.000Z';
+  it('keeps the end of the summary, all attempts’ spend rounded, and the failure’s type only when failed', () => {
+    const spent = { usage: { ...ZERO_USAGE, input_tokens: 7 }, costUsd: 0.1 + 0.2 };
+    const failed = agentResult(
+      agent,
+      {
+        ok: false,
+        summary: 'x'.repeat(SUMMARY_CAP) + 'END',
+        usage: ZERO_USAGE,
+        costUsd: 0,
+        error: 'exit 3',
+        errorType: 'AgentExited',
+      },
+      spent,
+      2,
+      started,
+    );
+    expect(failed).toMatchObject({
+      agentId: 'dev-1',
+      status: 'failed',
+      errorType: 'AgentExited',
+      attempts: 2,
+    });
+    expect(failed.summary).toHaveLength(SUMMARY_CAP);
+    expect(failed.summary.endsWith('END')).toBe(true);
+    expect(failed.costUsd).toBe(0.3);
+    expect(failed.usage.input_tokens).toBe(7);
+    expect(failed.startedAt).toBe(started);
+    const ok = agentResult(
+      agent,
+      {
+        ok: true,
+        summary: 'done',
+        usage: ZERO_USAGE,
+        costUsd: 0,
+        errorType: 'AgentExited',
+        refusedTools: [],
+      },
+      spent,
+      undefined,
+      started,
+    );
+    expect(ok.status).toBe('completed');
+    // A success names no failure type, a single-attempt agent no attempts, an empty refusal list nothing.
+    expect(ok).not.toHaveProperty('errorType');
+    expect(ok).not.toHaveProperty('attempts');
+    expect(ok).not.toHaveProperty('refusedTools');
   });
 });
 

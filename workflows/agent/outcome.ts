@@ -3,9 +3,11 @@
  * failure a failed agent's workflow ends with. Pure functions of results and failure objects.
  */
 import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure } from '@temporalio/workflow';
+import { round6 } from '../../src/shared/budget';
 import { countsAgainstAgent, isFailureType } from '../../src/shared/failures';
 import { type AgentResult, type Usage, ZERO_USAGE } from '../../src/shared/run';
 import { describe, type FailedTurnSummary } from '../failures';
+import { SUMMARY_CAP, type AgentWorkflowInput } from './input';
 
 export { describe, failureSummary } from '../failures';
 
@@ -32,6 +34,37 @@ export function failedOutcome(err: unknown): TurnOutcome {
     costUsd: 0,
     error: describe(err),
     errorType: failureType(err),
+  };
+}
+
+/**
+ * The result of an agent that is done: its last attempt's outcome, what all its attempts spent, and how
+ * many it made (when it may make more than one).
+ */
+export function agentResult(
+  agent: AgentWorkflowInput['agent'],
+  o: TurnOutcome,
+  spent: { usage: Usage; costUsd: number },
+  attempts: number | undefined,
+  startedAt: string,
+): AgentResult {
+  return {
+    agentId: agent.id,
+    role: agent.role,
+    backend: agent.backend,
+    status: o.ok ? 'completed' : 'failed',
+    summary: o.summary.slice(-SUMMARY_CAP),
+    outputRef: o.outputRef,
+    usage: spent.usage,
+    costUsd: round6(spent.costUsd),
+    models: o.models,
+    sessionId: o.sessionId,
+    error: o.error,
+    ...(o.ok ? {} : { errorType: o.errorType }),
+    ...(attempts !== undefined ? { attempts } : {}),
+    ...(o.refusedTools?.length ? { refusedTools: o.refusedTools } : {}),
+    startedAt,
+    completedAt: new Date().toISOString(),
   };
 }
 

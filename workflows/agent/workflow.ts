@@ -23,11 +23,12 @@ import { isHostLost } from '../host-lost';
 import { Visibility } from '../visibility';
 import { runApi } from './api-turn';
 import { runCli, type CliProgress } from './cli-turn';
-import { agentFileId, SUMMARY_CAP, type AgentWorkflowInput } from './input';
+import { agentFileId, type AgentWorkflowInput } from './input';
 import { agentMetering } from './metering';
 import {
   AGENT_HONEST_OUTCOMES_PATCH,
   agentDone,
+  agentResult,
   agentFailedError,
   failedOutcome,
   type TurnOutcome,
@@ -68,24 +69,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRes
   const finish = (o: TurnOutcome, final: AgentStep): AgentResult => {
     step(final);
     show(o.ok ? 'completed' : 'failed');
-    return {
-      agentId: agent.id,
-      role: agent.role,
-      backend: agent.backend,
-      status: o.ok ? 'completed' : 'failed',
-      summary: o.summary.slice(-SUMMARY_CAP),
-      outputRef: o.outputRef,
-      usage: spent.usage,
-      costUsd: round6(spent.costUsd),
-      models: o.models,
-      sessionId: o.sessionId,
-      error: o.error,
-      ...(o.ok ? {} : { errorType: o.errorType }),
-      ...(status.attempt !== undefined ? { attempts: status.attempt } : {}),
-      ...(o.refusedTools?.length ? { refusedTools: o.refusedTools } : {}),
-      startedAt,
-      completedAt: new Date().toISOString(),
-    };
+    return agentResult(agent, o, spent, status.attempt, startedAt);
   };
   const account = (o: Pick<TurnOutcome, 'usage' | 'costUsd'>) => {
     spent.usage = addUsage(spent.usage, o.usage);
