@@ -63,7 +63,7 @@ import {
 import { GROUP_GONE_MS, killGroupAndWait } from '../process-group';
 import { loadExeca } from '../load-execa';
 import { SESSION_MARKER_ENV, sweepSessionProcesses, terminateGroup } from './process';
-import { cancelledByWorkflow, TurnHeartbeat, type TurnNudges } from '../turn-heartbeat';
+import { TurnHeartbeat, type TurnNudges } from '../turn-heartbeat';
 import { FileIdSchema, SafeNameSchema } from '../../src/shared/ids';
 import { AGENT_KEY_ENV, capabilityEnvSync } from '../identity';
 
@@ -563,10 +563,9 @@ export function createCliActivities(deps: CliActivityDeps) {
           ),
     });
     let stopping: Promise<'term' | 'kill'> | undefined;
-    const stop = (why: string, asked = false) => {
+    const stop = (why: string) => {
       if (stopping || pid === undefined) return;
-      if (asked) log.info({ pid, why }, 'ending claude process group');
-      else log.warn({ pid, why }, 'ending claude process group');
+      log.warn({ pid, why }, 'ending claude process group');
       stopping = terminateGroup(pid, exited, killGraceMs);
     };
     // A hang is judged by real progress (output from the CLI), not by the heartbeat timer.
@@ -597,7 +596,6 @@ export function createCliActivities(deps: CliActivityDeps) {
     const onAbort = () =>
       stop(
         `activity ${String((ctx.cancellationSignal.reason as Error | undefined)?.message ?? 'cancelled')}`,
-        cancelledByWorkflow(ctx),
       );
     ctx.cancellationSignal.addEventListener('abort', onAbort);
     if (ctx.cancellationSignal.aborted) onAbort();
