@@ -69,6 +69,35 @@ export function treeHash(dir: string): Record<string, string> {
   return out;
 }
 
+/**
+ * `promise`, or an error naming `what` after `timeoutMs`: a wait that would otherwise hang until the
+ * test's own timeout says which step it was stuck at.
+ */
+export async function within<T>(
+  promise: Promise<T>,
+  timeoutMs: number,
+  /** Read when the time is up, so it can say how things stand then. */
+  what: string | (() => string),
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new Error(
+            `timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`,
+          ),
+        ),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Polls `fn` until it returns a truthy value or the timeout passes. */
 export async function waitFor<T>(
   fn: () => Promise<T | undefined | false> | T | undefined | false,

@@ -11,8 +11,15 @@ import { startRun } from '../../src/runs';
 import { loadConfig } from '../../config/env';
 import { createLogger } from '../../src/logger';
 import { createWorker } from '../../workers/worker';
-import { Gates, waitFor } from '../harness/gates';
-import { createTestEnv, env, tempDir, type TestEnv, spawnWorkerProcess } from '../harness/temporal';
+import { Gates, waitFor, within } from '../harness/gates';
+import {
+  createTestEnv,
+  env,
+  tempDir,
+  type TestEnv,
+  spawnWorkerProcess,
+  stopWorkers,
+} from '../harness/temporal';
 import {
   KILL_TEST_HEARTBEAT_S,
   scheduledHeartbeatTimeouts,
@@ -117,17 +124,35 @@ describe('durability', () => {
       'the first attempt running',
       90_000,
     );
+    const w1Gone = new Promise((r) => w1.once('exit', r));
     w1.kill('SIGKILL');
-    await new Promise((r) => w1.once('exit', r));
+    await w1Gone;
     const w2 = spawnWorkerProcess(t);
     try {
-      const failure = await t.client.workflow
-        .getHandle(failing.runId)
-        .result()
-        .then(
+      // The first attempt's heartbeat times out, then the retry runs on w2 and fails the run.
+      const handle = t.client.workflow.getHandle(failing.runId);
+      const failure = await within(
+        handle.result().then(
           () => undefined,
           (e: unknown) => e as Error,
-        );
+        ),
+        120_000,
+        () =>
+          `the failing run's end (second worker ${w2.exitCode === null ? 'running' : `exited ${w2.exitCode}`})`,
+      ).catch(async (err: unknown) => {
+        // Stuck: say where (the agent's activities are pending in its child workflow).
+        const { raw } = await handle.describe();
+        const pending: string[] = [];
+        for (const c of raw.pendingChildren ?? []) {
+          const child = await t.client.workflow.getHandle(c.workflowId ?? '').describe();
+          for (const a of child.raw.pendingActivities ?? [])
+            pending.push(
+              `${c.workflowId}: ${a.activityType?.name} attempt ${a.attempt} state ${a.state}` +
+                (a.lastFailure?.message ? ` (last failure: ${a.lastFailure.message})` : ''),
+            );
+        }
+        throw new Error(`${(err as Error).message}; pending: ${pending.join('; ') || 'nothing'}`);
+      });
       expect(String((failure?.cause as Error | undefined)?.message)).toMatch(/script exited with code 3/);
       expect(gates.count('development')).toBe(2);
       // Nothing of either attempt is left, at the moment the run has failed.
@@ -148,8 +173,7 @@ describe('durability', () => {
       await waitFor(() => processesMentioning(hung).length === 0, "the terminated run's agent ended", 30_000);
       console.log(`a terminated run's agent ended ${Date.now() - at} ms after the termination`);
     } finally {
-      w2.kill('SIGTERM');
-      await new Promise((r) => w2.once('exit', r));
+      await stopWorkers([w2]);
     }
   });
 
