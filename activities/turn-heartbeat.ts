@@ -19,6 +19,15 @@ import type { Context } from '@temporalio/activity';
  * {@link turnHeartbeatEvery}.
  */
 export const TURN_HEARTBEAT_MS = 10_000;
+/**
+ * Whether the turn's cancellation is one its workflow asked for (a rollback, a stopped run): the run
+ * doing as it was told, logged at info when a turn's processes are ended for it. Any other reason (the
+ * heartbeat timed out, the worker is shutting down, the activity was reset or paused) is worth a warning.
+ */
+export function cancelledByWorkflow(ctx: Pick<Context, 'cancellationSignal'>): boolean {
+  return (ctx.cancellationSignal.reason as Error | undefined)?.message === 'CANCELLED';
+}
+
 /** A turn beats this many times per heartbeat timeout: two beats may be lost or late before it times out. */
 export const BEATS_PER_TIMEOUT = 3;
 /** Never more often than this (the pace of the 10 s timeout's days). */

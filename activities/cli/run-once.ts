@@ -15,7 +15,7 @@ import type { MeterHandle } from '../../src/meter/gateway';
 import { redact } from '../../src/redact';
 import { loadExeca } from '../load-execa';
 import { GROUP_GONE_MS, killGroupAndWait } from '../process-group';
-import { TurnHeartbeat } from '../turn-heartbeat';
+import { cancelledByWorkflow, TurnHeartbeat } from '../turn-heartbeat';
 import { classifyCliFailure, type CliFailureClass } from './classify';
 import { prepareTurnCommand } from './command';
 import type { ClaudeHeartbeat, ClaudeTurnSummary, ParsedClaudeTurnInput } from './contract';
@@ -120,9 +120,10 @@ export async function runOnce(
         ),
   });
   let stopping: Promise<'term' | 'kill'> | undefined;
-  const stop = (why: string) => {
+  const stop = (why: string, asked = false) => {
     if (stopping || pid === undefined) return;
-    log.warn({ pid, why }, 'ending claude process group');
+    if (asked) log.info({ pid, why }, 'ending claude process group');
+    else log.warn({ pid, why }, 'ending claude process group');
     stopping = terminateGroup(pid, exited, killGraceMs);
   };
   // A hang is judged by real progress (output from the CLI), not by the heartbeat timer.
@@ -151,7 +152,10 @@ export async function runOnce(
         }, input.timeoutS * 1000)
       : undefined;
   const onAbort = () =>
-    stop(`activity ${String((ctx.cancellationSignal.reason as Error | undefined)?.message ?? 'cancelled')}`);
+    stop(
+      `activity ${String((ctx.cancellationSignal.reason as Error | undefined)?.message ?? 'cancelled')}`,
+      cancelledByWorkflow(ctx),
+    );
   ctx.cancellationSignal.addEventListener('abort', onAbort);
   if (ctx.cancellationSignal.aborted) onAbort();
   let refusalTimer: NodeJS.Timeout | undefined;

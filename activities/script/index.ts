@@ -18,7 +18,7 @@ import { signalGroup } from '../process-group';
 import { startProgram, startWatched } from '../spawner';
 import { createAgentGateway, newTurnKey } from '../team-tools/agent-gateway';
 import { serveTeamTools, TEAM_SOCKET_ENV } from '../team-tools/socket';
-import { TurnHeartbeat, type TurnNudges } from '../turn-heartbeat';
+import { cancelledByWorkflow, TurnHeartbeat, type TurnNudges } from '../turn-heartbeat';
 import { LEFTOVER_PREFIX, reapedCommand } from './reaper';
 import {
   AGENT_MARK_ENV,
@@ -279,7 +279,9 @@ export function createScriptActivities(deps: {
       let ended: 'timeout' | 'cancelled' | undefined;
       const terminate = (why: 'timeout' | 'cancelled') => {
         ended ??= why;
-        log.warn({ pid: child.pid, why }, 'ending script process group');
+        if (why === 'cancelled' && cancelledByWorkflow(ctx))
+          log.info({ pid: child.pid, why }, 'ending script process group');
+        else log.warn({ pid: child.pid, why }, 'ending script process group');
         signalGroup(child.pid, 'SIGTERM');
         setTimeout(() => signalGroup(child.pid, 'SIGKILL'), KILL_GRACE_MS).unref();
       };

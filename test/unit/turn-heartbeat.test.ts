@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { CancelledFailure } from '@temporalio/common';
 import {
+  cancelledByWorkflow,
   NUDGED_EVERY_MS,
   NUDGED_FOR_MS,
   NUDGED_QUICK_EVERY_MS,
@@ -137,5 +139,20 @@ describe('TurnHeartbeat', () => {
     vi.advanceTimersByTime(TURN_HEARTBEAT_MS - 1);
     expect(sent).toHaveLength(after);
     hb.stop();
+  });
+});
+
+describe('a cancelled turn', () => {
+  const cancelled = (reason?: unknown) => {
+    const ac = new AbortController();
+    if (reason !== undefined) ac.abort(reason);
+    return { cancellationSignal: ac.signal };
+  };
+  it('was asked for by its workflow only when the SDK says CANCELLED', () => {
+    expect(cancelledByWorkflow(cancelled(new CancelledFailure('CANCELLED')))).toBe(true);
+    // A lost heartbeat, a worker shutting down, a reset: not the run doing as told.
+    expect(cancelledByWorkflow(cancelled(new CancelledFailure('TIMED_OUT')))).toBe(false);
+    expect(cancelledByWorkflow(cancelled(new CancelledFailure('WORKER_SHUTDOWN')))).toBe(false);
+    expect(cancelledByWorkflow(cancelled())).toBe(false);
   });
 });
