@@ -5,7 +5,7 @@
  * script agent has no model, no meter and no budget to pause on, so its child workflow bought nothing
  * but two workflow tasks, a start and a result delivery per phase.
  */
-import { CancellationScope, isCancellation, log, proxySinks } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, proxySinks } from '@temporalio/workflow';
 import { DEFAULT_AGENT_ATTEMPTS } from '../src/shared/failures';
 import type { AgentResult } from '../src/shared/run';
 import type { AgentTurnSinks } from '../src/shared/sinks';
@@ -13,6 +13,7 @@ import { ZERO_USAGE } from '../src/shared/run';
 import type { AgentSpec } from '../src/shared/spec';
 import {
   agentDone,
+  logAttemptFailed,
   agentFileId,
   agentResult,
   type AgentWorkflowInput,
@@ -66,12 +67,6 @@ export async function runScriptAgent(
       const spent = { usage: { ...ZERO_USAGE }, costUsd: 0 };
       return agentResult(agent, outcome, spent, maxAttempts > 1 ? attempt : undefined, startedAt);
     }
-    log.warn('agent attempt failed; trying again', {
-      agentId: agent.id,
-      attempt,
-      maxAttempts,
-      errorType: outcome.errorType,
-      error: outcome.error?.slice(0, 300),
-    });
+    logAttemptFailed(agent.id, outcome, attempt, maxAttempts);
   }
 }

@@ -17,6 +17,7 @@ export { agentFileId, agentWorkflowId, SUMMARY_CAP, type AgentWorkflowInput } fr
 export {
   AGENT_HONEST_OUTCOMES_PATCH,
   agentDone,
+  logAttemptFailed,
   agentResult,
   agentFailedError,
   describe,

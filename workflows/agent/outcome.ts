@@ -2,7 +2,7 @@
  * What one attempt of an agent came to (a turn outcome), whether the agent is done after it, and the
  * failure a failed agent's workflow ends with. Pure functions of results and failure objects.
  */
-import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, log } from '@temporalio/workflow';
 import { round6 } from '../../src/shared/budget';
 import { countsAgainstAgent, isFailureType } from '../../src/shared/failures';
 import { type AgentResult, type Usage, ZERO_USAGE } from '../../src/shared/run';
@@ -76,6 +76,22 @@ export function agentDone(
   maxAttempts: number,
 ): boolean {
   return outcome.ok || attempt >= maxAttempts || !countsAgainstAgent(outcome.errorType);
+}
+
+/** The warning between an agent's attempts (the workflow's `log`: not repeated on replay). */
+export function logAttemptFailed(
+  agentId: string,
+  outcome: Pick<TurnOutcome, 'errorType' | 'error'>,
+  attempt: number,
+  maxAttempts: number,
+): void {
+  log.warn('agent attempt failed; trying again', {
+    agentId,
+    attempt,
+    maxAttempts,
+    errorType: outcome.errorType,
+    error: outcome.error?.slice(0, 300),
+  });
 }
 
 /**

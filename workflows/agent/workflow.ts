@@ -8,7 +8,6 @@ import {
   ApplicationFailure,
   CancellationScope,
   isCancellation,
-  log,
   patched,
   proxySinks,
   setHandler,
@@ -28,6 +27,7 @@ import { agentMetering } from './metering';
 import {
   AGENT_HONEST_OUTCOMES_PATCH,
   agentDone,
+  logAttemptFailed,
   agentResult,
   agentFailedError,
   failedOutcome,
@@ -101,13 +101,7 @@ export async function agentWorkflow(input: AgentWorkflowInput): Promise<AgentRes
       if (!outcome.ok && patched(AGENT_HONEST_OUTCOMES_PATCH)) throw agentFailedError(result);
       return result;
     }
-    log.warn('agent attempt failed; trying again', {
-      agentId: agent.id,
-      attempt,
-      maxAttempts,
-      errorType: outcome.errorType,
-      error: outcome.error?.slice(0, 300),
-    });
+    logAttemptFailed(agent.id, outcome, attempt, maxAttempts);
   }
 
   /** One attempt of the agent: its backend (and the script fallback of `hybrid`). */
