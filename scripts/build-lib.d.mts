@@ -29,6 +29,8 @@ export function loadCli(): Promise<{
   manifest: unknown[] | undefined;
 }>;
 export function workflowBundleStaleness(opts?: { traced?: boolean }): string | undefined;
+/** `code` with every character outside ASCII written as a `\u` escape of the same meaning. */
+export function asciiOnly(code: string): string;
 export function buildWorkflowBundle(opts?: {
   logger?: BundleOptions['logger'];
   traced?: boolean;
