@@ -11,7 +11,7 @@ import { ConfigError } from '../config/errors';
 import { isKnownModel } from '../config/pricing';
 import { loadSkills, type Skill } from '../config/skills';
 import { selectSkills } from './shared/skills';
-import { ensureClaudeAvailable } from '../activities/cli';
+import { ensureClaudeAvailable } from '../activities/cli/available';
 import { TOOL_NAMES } from '../activities/tools/tools';
 import type { AgentSpec, ProjectSpec } from './shared/spec';
 

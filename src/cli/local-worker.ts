@@ -6,8 +6,6 @@ import { Client, Connection } from '@temporalio/client';
 import type { AppConfig } from '../../config/env';
 import { connectionOptions } from '../../config/temporal';
 import { CLIENT_CHANNEL_ARGS } from '../client-channel';
-import { installRuntimeLogger } from '../../workers/runtime-logger';
-import { createWorker } from '../../workers/worker';
 import type { Logger } from '../logger';
 import { warnIgnoredProfileKeys } from './context';
 import { retryRefusedQueries } from '../query-retry';
@@ -18,6 +16,13 @@ export async function withLocalWorker<T>(
   fn: (client: Client) => Promise<T>,
 ): Promise<T> {
   warnIgnoredProfileKeys(config.temporal);
+  // Loaded here, not with the command: the worker brings the SDK's worker package, its native bridge and
+  // every activity (~half a second of CPU), which the `run` and `team` commands' other subcommands, plain
+  // clients, never use.
+  const [{ installRuntimeLogger }, { createWorker }] = await Promise.all([
+    import('../../workers/runtime-logger'),
+    import('../../workers/worker'),
+  ]);
   installRuntimeLogger(logger, config.metrics);
   const { worker, connection: native } = await createWorker({ config, logger });
   const running = worker.run();

@@ -161,6 +161,32 @@ describe('the compiled CLI', () => {
     });
   });
 
+  it('runs client subcommands without loading the Temporal worker (only a local worker needs it)', async () => {
+    // Records, at exit, whether the SDK's worker package or its native bridge was ever required.
+    const probe = `
+      const Module = require('node:module');
+      const load = Module._load;
+      const loaded = new Set();
+      Module._load = function (request, ...rest) {
+        if (['@temporalio/worker', '@temporalio/core-bridge'].includes(request)) loaded.add(request);
+        return load.call(this, request, ...rest);
+      };
+      process.on('exit', () => process.stderr.write('LOADED ' + JSON.stringify([...loaded]) + '\\n'));
+      process.argv.splice(1, 0, ${JSON.stringify(path.join(ROOT, 'bin/orchestrator.js'))});
+      require(process.argv[1]);
+    `;
+    for (const args of [
+      ['run', 'list'],
+      ['team', 'status', 'no-such-run'],
+    ]) {
+      // Nothing listens on port 1: the command fails at once, after loading all it loads.
+      const r = await exec(process.execPath, ['-e', probe, '--', ...args], {
+        env: { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:1' },
+      }).catch((err: { stderr: string }) => err);
+      expect(r.stderr, args.join(' ')).toContain('LOADED []');
+    }
+  });
+
   it('keeps no tsx on the runtime path', () => {
     const dist = path.dirname(CLI_MAIN);
     const files = [
