@@ -1,4 +1,4 @@
-import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import type { Client, Connection } from '@temporalio/client';
 import { type Command } from 'commander';
 import { type AppConfig, loadConfig } from '../../config/env';
 import { connectionOptions, type TemporalConnection } from '../../config/temporal';
@@ -59,7 +59,10 @@ export function warnIgnoredProfileKeys(
   );
 }
 
-/** Opens a client to the configured cluster; the error names the address when nothing answers. */
+/**
+ * Opens a client to the configured cluster; the error names the address when nothing answers. The client
+ * module is loaded here, by the commands that connect (./temporal-client).
+ */
 export async function connectClient(
   config: AppConfig,
 ): Promise<{ client: Client; close: () => Promise<void> }> {
@@ -68,9 +71,10 @@ export async function connectClient(
   const refused = await refusedConnection(config.temporal.address);
   if (refused)
     throw new CliError(cannotReachTemporal(config.temporal.address, refused, config.temporal.addressSource));
+  const sdk = await import('./temporal-client');
   let connection: Connection;
   try {
-    connection = await Connection.connect({
+    connection = await sdk.Connection.connect({
       ...connectionOptions(config.temporal),
       connectTimeout: '5s',
       channelArgs: CLIENT_CHANNEL_ARGS,
@@ -79,7 +83,7 @@ export async function connectClient(
     throw new CliError(cannotReachTemporal(config.temporal.address, err, config.temporal.addressSource));
   }
   return {
-    client: new Client({
+    client: new sdk.Client({
       connection,
       namespace: config.temporal.namespace,
       interceptors: { workflow: [retryRefusedQueries()] },
@@ -120,6 +124,8 @@ export async function withClient<T>(
   } catch (err) {
     const mapped = mapError?.(err, config);
     if (mapped) throw mapped;
+    // Loaded by connectClient above.
+    const { WorkflowNotFoundError } = await import('./temporal-client');
     if (err instanceof WorkflowNotFoundError) {
       throw new CliError(
         `no run with id "${err.workflowId || '?'}" in namespace ${config.temporal.namespace}`,

@@ -161,30 +161,43 @@ describe('the compiled CLI', () => {
     });
   });
 
-  it('runs client subcommands without loading the Temporal worker (only a local worker needs it)', async () => {
-    // Records, at exit, whether the SDK's worker package or its native bridge was ever required.
+  it('loads the Temporal worker only to run one, and the client only to connect', async () => {
+    // Records, at exit, which of the SDK's heavy packages were ever required.
     const probe = `
       const Module = require('node:module');
       const load = Module._load;
+      const heavy = ['@temporalio/worker', '@temporalio/core-bridge', '@temporalio/client'];
       const loaded = new Set();
       Module._load = function (request, ...rest) {
-        if (['@temporalio/worker', '@temporalio/core-bridge'].includes(request)) loaded.add(request);
+        if (heavy.includes(request)) loaded.add(request);
         return load.call(this, request, ...rest);
       };
-      process.on('exit', () => process.stderr.write('LOADED ' + JSON.stringify([...loaded]) + '\\n'));
+      process.on('exit', () => process.stderr.write('LOADED ' + JSON.stringify([...loaded].sort()) + '\\n'));
       process.argv.splice(1, 0, ${JSON.stringify(path.join(ROOT, 'bin/orchestrator.js'))});
       require(process.argv[1]);
     `;
-    for (const args of [
-      ['run', 'list'],
-      ['team', 'status', 'no-such-run'],
-    ]) {
-      // Nothing listens on port 1: the command fails at once, after loading all it loads.
+    const loadedBy = async (args: string[]): Promise<string[]> => {
+      // Nothing listens on port 1: a command that connects fails at once, after loading all it loads.
       const r = await exec(process.execPath, ['-e', probe, '--', ...args], {
         env: { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:1' },
       }).catch((err: { stderr: string }) => err);
-      expect(r.stderr, args.join(' ')).toContain('LOADED []');
-    }
+      const line = /^LOADED (.*)$/m.exec(r.stderr);
+      expect(line, `${args.join(' ')}: ${r.stderr}`).not.toBeNull();
+      return JSON.parse(line![1]!) as string[];
+    };
+    // Clients: `run` and `team` hold the local worker of --rehearse and --local, `server` the worker command.
+    for (const args of [
+      ['run', 'list'],
+      ['team', 'status', 'no-such-run'],
+    ])
+      expect(await loadedBy(args), args.join(' ')).toEqual(['@temporalio/client']);
+    // Never connect.
+    for (const args of [
+      ['server', 'status'],
+      ['phases', 'list'],
+      ['tools', 'list'],
+    ])
+      expect(await loadedBy(args), args.join(' ')).toEqual([]);
   });
 
   it('keeps no tsx on the runtime path', () => {

@@ -13,7 +13,7 @@ import {
   stopPid,
   writeServerState,
 } from '../../devserver';
-import { runWorkerUntilSignal } from '../../../workers/worker';
+import type { runWorkerUntilSignal } from '../../../workers/worker';
 import { CliError, configFrom, loggerFor, printJson, withClient } from '../context';
 import { ensureSearchAttributes } from '../../search-attributes';
 
@@ -58,6 +58,15 @@ async function choosePorts(opts: {
   return { port, uiPort };
 }
 
+/**
+ * Runs a worker until a signal. Its module (the SDK's worker package, its native bridge, every activity)
+ * is loaded only by the commands that run one: `server` and `setup`, plain clients, never need it.
+ */
+async function runWorker(...args: Parameters<typeof runWorkerUntilSignal>): Promise<void> {
+  const worker = await import('../../../workers/worker');
+  await worker.runWorkerUntilSignal(...args);
+}
+
 export function registerInfraCommands(program: Command): void {
   program
     .command('dev')
@@ -75,7 +84,7 @@ export function registerInfraCommands(program: Command): void {
         process.stderr.write(
           `${pc.green('Temporal dev server')} of this project at ${existing.address} (pid ${existing.pid})\n${pc.green('Web UI')}: ${existing.uiUrl ?? '(headless)'}\n`,
         );
-        await runWorkerUntilSignal({ config, logger: logger() });
+        await runWorker({ config, logger: logger() });
         return;
       }
       const { port, uiPort } = await choosePorts(opts);
@@ -102,7 +111,7 @@ export function registerInfraCommands(program: Command): void {
         died = describeExit(e);
       });
       try {
-        await runWorkerUntilSignal({ config, logger: logger() }, exited);
+        await runWorker({ config, logger: logger() }, exited);
       } finally {
         clearServerState(base.home, server.pid);
         await server.stop();
@@ -119,7 +128,7 @@ export function registerInfraCommands(program: Command): void {
     .description('run a worker on the configured task queue until SIGINT/SIGTERM')
     .action(async (_opts: unknown, cmd: Command) => {
       const config = configFrom(cmd);
-      await runWorkerUntilSignal({ config, logger: loggerFor(config) });
+      await runWorker({ config, logger: loggerFor(config) });
     });
 
   program
