@@ -3,13 +3,12 @@
  * cost and tokens are deltas against the previous turn's, and with a metering gateway the meter's
  * figures (what was served) replace the CLI's own.
  */
-import type { z } from 'zod';
 import type { SessionMode } from '../../src/claude/args';
 import { sumModelUsage, type StreamState, type UsageTotals } from '../../src/claude/stream';
 import type { Logger } from '../../src/logger';
 import { crossCheckCost } from '../../src/meter/cross-check';
 import type { MeterHandle } from '../../src/meter/gateway';
-import type { ClaudeTurnInputSchema, ClaudeTurnSummary } from './contract';
+import type { ClaudeTurnSummary, ParsedClaudeTurnInput } from './contract';
 
 /** Characters of the result text kept in the summary. */
 export const RESULT_TEXT_CAP = 2048;
@@ -46,10 +45,7 @@ export const roundUsd = (x: number): number => Math.round(x * 1e9) / 1e9;
  */
 export function summarizeRun(
   state: StreamState,
-  input: Pick<
-    z.infer<typeof ClaudeTurnInputSchema>,
-    'sessionId' | 'previousSessionCostUsd' | 'previousSessionUsage'
-  >,
+  input: Pick<ParsedClaudeTurnInput, 'sessionId' | 'previousSessionCostUsd' | 'previousSessionUsage'>,
   run: {
     ok: boolean;
     durationMs: number;
