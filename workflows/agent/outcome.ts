@@ -1,6 +1,7 @@
 /**
  * What one attempt of an agent came to (a turn outcome), whether the agent is done after it, and the
- * failure a failed agent's workflow ends with. Pure functions of results and failure objects.
+ * failure a failed agent's workflow ends with. Pure functions of results and failure objects, and the
+ * one log line between attempts.
  */
 import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, log } from '@temporalio/workflow';
 import { round6 } from '../../src/shared/budget';
