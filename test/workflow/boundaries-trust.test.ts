@@ -24,6 +24,7 @@ import { requestAgent, SpawnRefusedError, spawnAgent, startTeam, teamStatus } fr
 import { cliEnv, runCli as runCliOnce } from '../harness/cli';
 import { waitFor } from '../harness/gates';
 import { processesMentioning } from '../harness/processes';
+import { stuckReport } from '../harness/stuck';
 import { createTestEnv, tempDir, type TestEnv } from '../harness/temporal';
 
 /** The CLI under a loaded machine: minutes, not the harness's default minute. */
@@ -51,30 +52,12 @@ function write(dir: string, files: Record<string, string>): void {
 
 const lines = (file: string) => fs.readFileSync(file, 'utf8').split('\n').filter(Boolean);
 
-/**
- * How a run that did not close in time looks: its server status and each pending activity's attempt and
- * last failure, so a stuck case fails with the reason instead of hanging to the file's limit.
- */
-async function stuckReport(runId: string): Promise<string> {
-  try {
-    const d = await t.client.workflow.getHandle(runId).describe();
-    const acts = (d.raw.pendingActivities ?? []).map(
-      (a) =>
-        `${a.activityType?.name ?? '?'} attempt ${a.attempt ?? '?'}${a.lastFailure?.message ? `: ${a.lastFailure.message}` : ''}`,
-    );
-    const children = (d.raw.pendingChildren ?? []).map((c) => c.workflowId ?? '?');
-    return `${d.status.name}; pending activities: ${acts.join(' | ') || 'none'}; open children: ${children.join(', ') || 'none'}`;
-  } catch (err) {
-    return `describe failed: ${(err as Error).message}`;
-  }
-}
-
 /** The run's result, or a failure naming what it is stuck on after `ms`. */
 async function resultWithin<T>(runId: string, ms = 240_000): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      void stuckReport(runId).then((r) =>
+      void stuckReport(t.client, runId).then((r) =>
         reject(new Error(`run ${runId} did not close within ${ms / 1000} s: ${r}`)),
       );
     }, ms);

@@ -27,6 +27,7 @@ import {
   withKillHeartbeat,
 } from '../harness/specs';
 import { processesMentioning } from '../harness/processes';
+import { stuckReport } from '../harness/stuck';
 import { ProjectSpecSchema } from '../../src/shared/spec';
 
 /**
@@ -140,18 +141,7 @@ describe('durability', () => {
         () =>
           `the failing run's end (second worker ${w2.exitCode === null ? 'running' : `exited ${w2.exitCode}`})`,
       ).catch(async (err: unknown) => {
-        // Stuck: say where (the agent's activities are pending in its child workflow).
-        const { raw } = await handle.describe();
-        const pending: string[] = [];
-        for (const c of raw.pendingChildren ?? []) {
-          const child = await t.client.workflow.getHandle(c.workflowId ?? '').describe();
-          for (const a of child.raw.pendingActivities ?? [])
-            pending.push(
-              `${c.workflowId}: ${a.activityType?.name} attempt ${a.attempt} state ${a.state}` +
-                (a.lastFailure?.message ? ` (last failure: ${a.lastFailure.message})` : ''),
-            );
-        }
-        throw new Error(`${(err as Error).message}; pending: ${pending.join('; ') || 'nothing'}`);
+        throw new Error(`${(err as Error).message}\n${await stuckReport(t.client, failing.runId)}`);
       });
       expect(String((failure?.cause as Error | undefined)?.message)).toMatch(/script exited with code 3/);
       expect(gates.count('development')).toBe(2);
