@@ -41,6 +41,13 @@ function scriptShells(gateDir: string, phase: string): string[] {
   );
 }
 
+/** The processes that are `sleep <duration>` itself (as "pid command"). */
+function sleeping(duration: string): string[] {
+  return processesMentioning(`sleep ${duration}`).filter(
+    (l) => l.endsWith(` sleep ${duration}`) && /^\d+ sleep /.test(l),
+  );
+}
+
 describe('durability', () => {
   let t: TestEnv;
   beforeAll(async () => {
@@ -120,11 +127,11 @@ describe('durability', () => {
       taskQueue: t.taskQueue,
     });
     const w1 = spawnWorkerProcess(t);
-    await waitFor(
-      () => processesMentioning(`sleep ${crashed}`).length > 0,
-      'the first attempt running',
-      90_000,
-    );
+    // The `sleep` itself, not a process whose command line holds the script (the sandbox's and its
+    // starter's do before the script has run): killed earlier, the first attempt may not have counted
+    // itself, and the retry, counting 1, would sleep too.
+    await waitFor(() => sleeping(crashed).length > 0, 'the first attempt running', 90_000);
+    expect(gates.count('development')).toBe(1);
     const w1Gone = new Promise((r) => w1.once('exit', r));
     w1.kill('SIGKILL');
     await w1Gone;
@@ -157,7 +164,7 @@ describe('durability', () => {
         outputsDir: t.config.outputsDir,
         taskQueue: t.taskQueue,
       });
-      await waitFor(() => processesMentioning(`sleep ${hung}`).length > 0, 'the agent running', 90_000);
+      await waitFor(() => sleeping(hung).length > 0, 'the agent running', 90_000);
       await t.client.workflow.getHandle(terminated.runId).terminate('test: a run ended from outside');
       const at = Date.now();
       await waitFor(() => processesMentioning(hung).length === 0, "the terminated run's agent ended", 30_000);
