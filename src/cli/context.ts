@@ -172,8 +172,20 @@ export function chosenRunId(choice: RunChoice): string | undefined {
 }
 
 /** The run a run-scoped command acts on: the one named, else the most recent one. */
-export async function resolveRunId(client: Client, choice: RunChoice): Promise<string> {
+async function resolveRunId(client: Client, choice: RunChoice): Promise<string> {
   return chosenRunId(choice) ?? (await latestRunId(client));
+}
+
+/**
+ * {@link withClient} for a run-scoped command: `fn` gets the run it acts on ({@link resolveRunId}), found
+ * with the same connection.
+ */
+export function withRun<T>(
+  cmd: Command,
+  choice: RunChoice,
+  fn: (client: Client, runId: string, config: AppConfig) => Promise<T>,
+): Promise<T> {
+  return withClient(cmd, async (client, config) => fn(client, await resolveRunId(client, choice), config));
 }
 
 /** The most recent project run, for commands whose run id is optional. */

@@ -15,7 +15,7 @@ import type { TeamAgentRow, TeamStatus } from '../../shared/team';
 import { agentPids, teamStatus, transcriptPath } from '../../teams';
 import { CliError, printJson } from '../context';
 import { formatUsd } from '../render';
-import { agentIcon, resolveRunId, withTeamClient } from './team';
+import { agentIcon, withTeamRun } from './team';
 
 /** The repository's bin/, which holds the `orchestrator` wrapper agents use. */
 const BIN_DIR = fileURLToPath(new URL('../../../bin', import.meta.url));
@@ -227,8 +227,8 @@ export function registerAttachCommand(program: Command): void {
         opts: { list?: boolean; filter?: string; log?: boolean; raw?: boolean; run?: string; json?: boolean },
         cmd: Command,
       ) => {
-        await withTeamClient(cmd, async (client) => {
-          const s = await teamStatus(client, await resolveRunId(client, opts.run));
+        await withTeamRun(cmd, opts.run, async (client, runId) => {
+          const s = await teamStatus(client, runId);
           if (opts.list || !agentId) {
             const groups = groupAgents(s, await agentPids(client, s), opts.filter);
             if (opts.json) return printJson([...groups.values()].flat());

@@ -8,15 +8,7 @@ import type { BudgetReport, BudgetScope, SpendTotals } from '../../shared/budget
 import { phaseAgentIds, type BudgetStatus } from '../../shared/messages';
 import type { BudgetLimit } from '../../shared/spec';
 import { queryBudget, raiseBudget, runInput } from '../../runs';
-import {
-  chosenRunId,
-  CliError,
-  printJson,
-  resolveRunId,
-  runOptions,
-  type RunChoice,
-  withClient,
-} from '../context';
+import { chosenRunId, CliError, printJson, runOptions, type RunChoice, withRun } from '../context';
 import { formatUsd } from '../render';
 
 /**
@@ -181,8 +173,7 @@ export function registerBudgetCommands(program: Command): void {
     .description("a run's budget limits, spend and what is left (default: the most recent run)")
     .option('--json', 'print JSON')
     .action(async (runIdArg: string | undefined, opts: RunChoice & { json?: boolean }, cmd: Command) => {
-      await withClient(cmd, async (client) => {
-        const runId = await resolveRunId(client, { ...opts, arg: runIdArg });
+      await withRun(cmd, { ...opts, arg: runIdArg }, async (client, runId) => {
         const b = await queryBudget(client, runId);
         if (opts.json) printJson(b);
         else process.stdout.write(renderBudgetStatus(b) + '\n');
@@ -216,8 +207,7 @@ export function registerBudgetCommands(program: Command): void {
         if (opts.maxUsd !== undefined && opts.maxTokens !== undefined)
           throw new CliError('give --max-usd or --max-tokens, not both (set them one at a time)', 2);
         chosenRunId(opts);
-        await withClient(cmd, async (client) => {
-          const runId = await resolveRunId(client, opts);
+        await withRun(cmd, opts, async (client, runId) => {
           const scope = await scopeFor(client, runId, opts);
           const r = await raiseBudget(client, runId, {
             scope,
@@ -248,8 +238,7 @@ export function registerBudgetCommands(program: Command): void {
     .addOption(new Option('--format <format>', 'output format').choices(['table', 'json']).default('table'))
     .action(
       async (runIdArg: string | undefined, opts: RunChoice & { format: 'table' | 'json' }, cmd: Command) => {
-        await withClient(cmd, async (client) => {
-          const runId = await resolveRunId(client, { ...opts, arg: runIdArg });
+        await withRun(cmd, { ...opts, arg: runIdArg }, async (client, runId) => {
           const b = await queryBudget(client, runId);
           if (opts.format === 'json')
             printJson({ runId, ...(b.kind ? { kind: b.kind } : {}), state: b.state, ...b.report });

@@ -7,15 +7,7 @@ import { DEFAULT_POLICY_DIR, validatePolicies } from '../../../config/governance
 import type { AuditEntry } from '../../shared/audit';
 import { readRunAudit, verifyRunAudit } from '../../audit';
 import { approveRun } from '../../runs';
-import {
-  chosenRunId,
-  CliError,
-  printJson,
-  resolveRunId,
-  runOptions,
-  type RunChoice,
-  withClient,
-} from '../context';
+import { chosenRunId, CliError, printJson, runOptions, type RunChoice, withRun } from '../context';
 import { cliActor } from './budget';
 
 const SHOWN = 160;
@@ -68,8 +60,7 @@ export function registerGovernanceCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (opts: RunChoice & { kind?: string; verify?: boolean; json?: boolean }, cmd: Command) => {
       chosenRunId(opts);
-      await withClient(cmd, async (client) => {
-        const runId = await resolveRunId(client, opts);
+      await withRun(cmd, opts, async (client, runId) => {
         if (opts.verify) {
           const v = await verifyRunAudit(client, runId);
           if (opts.json) printJson(v);
@@ -183,8 +174,7 @@ export function registerGovernanceCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (opts: RunChoice & { note: string; approver?: string; json?: boolean }, cmd: Command) => {
       chosenRunId(opts);
-      await withClient(cmd, async (client) => {
-        const runId = await resolveRunId(client, opts);
+      await withRun(cmd, opts, async (client, runId) => {
         const r = await approveRun(client, runId, {
           note: opts.note,
           approver: opts.approver ?? cliActor(),

@@ -33,10 +33,10 @@ import {
   configFrom,
   loggerFor,
   printJson,
-  resolveRunId,
   runOptions,
   type RunChoice,
   withClient,
+  withRun,
 } from '../context';
 import { withLocalWorker } from '../local-worker';
 import { oneLine, renderStatus, renderSummary } from '../render';
@@ -148,8 +148,7 @@ export function registerRunCommands(program: Command): void {
         opts: RunChoice & { watch?: boolean; json?: boolean },
         cmd: Command,
       ) => {
-        await withClient(cmd, async (client) => {
-          const runId = await resolveRunId(client, { ...opts, arg: runIdArg });
+        await withRun(cmd, { ...opts, arg: runIdArg }, async (client, runId) => {
           if (opts.watch) {
             const final = await followRun(client, runId, Boolean(opts.json));
             if (opts.json) printJson(final);
@@ -172,8 +171,7 @@ export function registerRunCommands(program: Command): void {
     )
     .option('--wait', 'wait until the run has ended')
     .action(async (runIdArg: string | undefined, opts: RunChoice & { wait?: boolean }, cmd: Command) => {
-      await withClient(cmd, async (client) => {
-        const runId = await resolveRunId(client, { ...opts, arg: runIdArg });
+      await withRun(cmd, { ...opts, arg: runIdArg }, async (client, runId) => {
         const handle = client.workflow.getHandle(runId);
         const desc = await handle.describe();
         if (desc.status.name !== 'RUNNING')
@@ -244,8 +242,7 @@ export function registerRunCommands(program: Command): void {
         cmd: Command,
       ) => {
         checkWorkspacePath(opts.workspace, 'fork workspace');
-        await withClient(cmd, async (client, config) => {
-          const runId = await resolveRunId(client, { ...opts, arg: runIdArg });
+        await withRun(cmd, { ...opts, arg: runIdArg }, async (client, runId, config) => {
           const input = await forkRun(client, {
             runId,
             checkpoint: opts.from,
@@ -272,8 +269,7 @@ export function registerRunCommands(program: Command): void {
     .description("list a run's checkpoints (default: the most recent run)")
     .option('--json', 'print JSON')
     .action(async (runIdArg: string | undefined, opts: RunChoice & { json?: boolean }, cmd: Command) => {
-      await withClient(cmd, async (client) => {
-        const runId = await resolveRunId(client, { ...opts, arg: runIdArg });
+      await withRun(cmd, { ...opts, arg: runIdArg }, async (client, runId) => {
         const cps = await queryCheckpointsWithBaseline(client, runId);
         if (opts.json) return printJson(cps);
         const table = new Table({ head: ['id', 'label', 'commit', 'created', 'state'] });
@@ -302,11 +298,8 @@ export function registerRunCommands(program: Command): void {
       ) => {
         const id = second ?? first;
         checkpointArg(id);
-        await withClient(cmd, async (client) => {
-          const runId = await resolveRunId(client, {
-            ...opts,
-            arg: second === undefined ? undefined : first,
-          });
+        const choice = { ...opts, arg: second === undefined ? undefined : first };
+        await withRun(cmd, choice, async (client, runId) => {
           const cps = await queryCheckpointsWithBaseline(client, runId);
           const c = cps.find((x) => x.id === id);
           if (!c)
@@ -344,11 +337,8 @@ export function registerRunCommands(program: Command): void {
       ) => {
         const id = second ?? first;
         checkpointArg(id);
-        await withClient(cmd, async (client) => {
-          const runId = await resolveRunId(client, {
-            ...opts,
-            arg: second === undefined ? undefined : first,
-          });
+        const choice = { ...opts, arg: second === undefined ? undefined : first };
+        await withRun(cmd, choice, async (client, runId) => {
           const r = await rollbackRun(client, runId, id, opts.reason);
           if (opts.json) printJson(r);
           else
@@ -363,8 +353,7 @@ export function registerRunCommands(program: Command): void {
     .description("print a run's phase results (default: the most recent run)")
     .option('--json', 'print JSON')
     .action(async (runIdArg: string | undefined, opts: RunChoice & { json?: boolean }, cmd: Command) => {
-      await withClient(cmd, async (client) => {
-        const runId = await resolveRunId(client, { ...opts, arg: runIdArg });
+      await withRun(cmd, { ...opts, arg: runIdArg }, async (client, runId) => {
         // By query while a worker answers; a closed run without one answers from its record.
         const results = await readRun(
           client,

@@ -51,7 +51,7 @@ import { formatUsd } from '../render';
 import { parseTokens, parseUsd } from './budget';
 
 /** Runs `fn` with a connected client; team errors become one-line CLI errors. */
-export function withTeamClient<T>(
+function withTeamClient<T>(
   cmd: Command,
   fn: (client: Client, config: ReturnType<typeof configFrom>) => Promise<T>,
 ): Promise<T> {
@@ -62,9 +62,20 @@ export function withTeamClient<T>(
   });
 }
 
-/** The run to act on: the argument, else ORCHESTRATOR_RUN_ID, else the latest team run. */
-export async function resolveRunId(client: Client, arg: string | undefined): Promise<string> {
+/** The team run to act on: the argument, else ORCHESTRATOR_RUN_ID, else the latest team run. */
+async function resolveTeamRunId(client: Client, arg: string | undefined): Promise<string> {
   return arg ?? process.env.ORCHESTRATOR_RUN_ID ?? (await latestTeamRunId(client));
+}
+
+/** {@link withTeamClient} for a command about one team run: `fn` gets the run ({@link resolveTeamRunId}). */
+export function withTeamRun<T>(
+  cmd: Command,
+  arg: string | undefined,
+  fn: (client: Client, runId: string, config: ReturnType<typeof configFrom>) => Promise<T>,
+): Promise<T> {
+  return withTeamClient(cmd, async (client, config) =>
+    fn(client, await resolveTeamRunId(client, arg), config),
+  );
 }
 
 function count(v: string): number {
@@ -266,8 +277,8 @@ export function registerTeamCommands(program: Command): void {
         else process.stdout.write(renderTeamStatus(s) + '\n');
         return;
       }
-      await withTeamClient(cmd, async (client) => {
-        const s = await teamStatus(client, await resolveRunId(client, runIdArg));
+      await withTeamRun(cmd, runIdArg, async (client, runId) => {
+        const s = await teamStatus(client, runId);
         if (opts.json) printJson(s);
         else process.stdout.write(renderTeamStatus(s) + '\n');
       });
@@ -278,8 +289,7 @@ export function registerTeamCommands(program: Command): void {
     .description("stop a team run: every agent's process is ended")
     .option('--reason <text>', 'why (goes into the audit trail)')
     .action(async (runIdArg: string | undefined, opts: { reason?: string }, cmd: Command) => {
-      await withTeamClient(cmd, async (client) => {
-        const runId = await resolveRunId(client, runIdArg);
+      await withTeamRun(cmd, runIdArg, async (client, runId) => {
         await stopTeam(client, runId, opts.reason);
         process.stdout.write(`stopping team run ${runId}\n`);
       });
@@ -380,8 +390,7 @@ export function registerTeamCommands(program: Command): void {
         process.stdout.write(`message delivered to ${r.to} (${r.name}, ${r.state})\n`);
         return;
       }
-      await withTeamClient(cmd, async (client) => {
-        const runId = await resolveRunId(client, opts.run);
+      await withTeamRun(cmd, opts.run, async (client, runId) => {
         // The sender is never a flag: an agent's own credentials prove it; without them it is the operator.
         const r = await sendMessage(client, runId, { to: agent, text }, agentCredentialsFromEnv());
         if (opts.json) return printJson(r);
@@ -436,8 +445,8 @@ export function registerTeamCommands(program: Command): void {
     .description('live dashboard of a team run, refreshed from its status query (default: the latest)')
     .option('--interval <ms>', 'refresh interval', (v) => Number(v), 500)
     .action(async (runIdArg: string | undefined, opts: { interval: number }, cmd: Command) => {
-      await withTeamClient(cmd, async (client) => {
-        await trackTeam(client, await resolveRunId(client, runIdArg), { intervalMs: opts.interval });
+      await withTeamRun(cmd, runIdArg, async (client, runId) => {
+        await trackTeam(client, runId, { intervalMs: opts.interval });
       });
     });
 }
