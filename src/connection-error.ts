@@ -53,3 +53,37 @@ export function cannotReachTemporal(address: string, err: unknown, source = 'TEM
   // A server's answer is quoted: whatever it echoes of a request passes the redaction of secrets.
   return redact(`cannot reach Temporal at ${address} (${from}): ${connectionFailureReason(err)}. ${hint}`);
 }
+
+/** gRPC's NOT_FOUND, as a service call of either client reports it. */
+const GRPC_NOT_FOUND = 5;
+
+/**
+ * The message for a namespace the server does not have, or `undefined` when `describe` (its
+ * DescribeNamespace call) finds it or fails for any other reason. Asked only once a worker failed to
+ * register: the SDK's own error quotes the server's raw answer, binary details included.
+ */
+export async function missingNamespace(
+  describe: () => Promise<unknown>,
+  namespace: string,
+  address: string,
+  /** A server that is gone may not answer at all: past this, nothing is known. */
+  timeoutMs = 5_000,
+): Promise<string | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), timeoutMs);
+  });
+  try {
+    await Promise.race([describe(), late]);
+    return undefined;
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== GRPC_NOT_FOUND) return undefined;
+    return (
+      `namespace "${namespace}" does not exist on ${address}: create it with ` +
+      `\`temporal operator namespace create --namespace ${namespace} --address ${address}\`, ` +
+      'or name another with --namespace or TEMPORAL_NAMESPACE'
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -21,7 +21,7 @@ import type { AppConfig } from '../config/env';
 import { agentTurnActivities, createActivities, type ActivityDeps } from '../activities';
 import { agentTaskQueue, hostTaskQueue } from '../src/shared/names';
 import { createSandbox, describeSandbox, type SandboxState } from '../activities/sandbox';
-import { cannotReachTemporal } from '../src/connection-error';
+import { cannotReachTemporal, missingNamespace } from '../src/connection-error';
 import { connectionOptions, describeConnection } from '../config/temporal';
 import type { Logger } from '../src/logger';
 import { startMeterGateway, type MeterGateway } from '../src/meter/gateway';
@@ -345,13 +345,20 @@ export async function createWorker(opts: CreateWorkerOptions): Promise<{
   ]);
   const notCreated = createdAll.find((r) => r.status === 'rejected');
   if (notCreated) {
+    // A namespace that does not exist is the usual reason, and the SDK's words for it are a raw dump of
+    // the server's answer: asked while the connection is open.
+    const missing = await missingNamespace(
+      () => connection.workflowService.describeNamespace({ namespace: config.temporal.namespace }),
+      config.temporal.namespace,
+      config.temporal.address,
+    );
     // The ones that were created hold the connection (it cannot close under them): each is run and
     // shut down at once, then what this function started is released as on a failed setup.
     await discardWorkers(createdAll.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : [])));
     if (!opts.connection) await connection.close();
     if (!opts.deps?.gateway) await gateway.close();
     await tracing?.shutdown();
-    throw notCreated.reason;
+    throw missing ? new Error(missing, { cause: notCreated.reason }) : notCreated.reason;
   }
   const [main, agents, hostSteps, hostAgents] = createdAll.map(
     (r) => (r as PromiseFulfilledResult<Worker>).value,

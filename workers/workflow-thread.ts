@@ -10,7 +10,8 @@
  * replaces `worker_threads.Worker` while the main worker is created: the first construction of that same
  * file with no options gets the prestarted thread; any other construction, and every one when the
  * prestarted thread failed or is already handed over, is Node's own. Without a prestart (tests, the
- * in-process worker of `run --local`) nothing is replaced.
+ * in-process worker of `run --local`) the constructor is still watched, only to end the threads of a
+ * create that failed.
  *
  * Its state lives on globalThis: the CLI's entry (dist/cli/main.cjs) and the worker command's module
  * are separate builds, each with its own copy of this file.
@@ -64,20 +65,36 @@ export function prestartWorkflowThread(): void {
   }
 }
 
+/** Whether a {@link handOverPrestartedThread} holds Node's constructor now (two at once would nest). */
+const HOLDING = Symbol.for('orchestrator.workflowThreadConstructorHeld');
+const held = globalThis as { [HOLDING]?: boolean };
+
 /**
  * Runs `create` (the main worker's Worker.create) with the prestarted thread, if any, given to the SDK's
  * first spawn of its workflow thread; `onHandedOver` is called then (Node emits no `worker` event for a
- * thread spawned earlier). Node's constructor is back in place once the thread is handed over or `create`
- * has settled, whichever is first. A prestarted thread not handed over (it failed, or `create` spawned no
+ * thread spawned earlier). A prestarted thread not handed over (it failed, or `create` spawned no
  * thread) is terminated.
+ *
+ * When `create` fails, every thread it spawned is terminated too: the SDK spawns its workflow threads
+ * before it registers the worker with the server, and does not end them when that fails (a namespace
+ * that does not exist, a server that died during the start). Left running, they kept the process alive
+ * after it had printed its error: `orchestrator worker` with a wrong namespace never exited.
+ *
+ * Node's constructor is back in place once the prestarted thread is handed over, or once `create` has
+ * settled. While another call holds it (in-process workers created at once, in tests) `create` runs as
+ * it is.
  */
 export async function handOverPrestartedThread<T>(
   create: () => Promise<T>,
   onHandedOver: () => void,
 ): Promise<T> {
   const entry = slot[KEY];
-  if (!entry) return create();
   slot[KEY] = undefined;
+  if (held[HOLDING]) {
+    if (entry) void entry.thread.terminate();
+    return create();
+  }
+  held[HOLDING] = true;
   const wt = workerThreads();
   const NodeWorker = wt.Worker;
   let restored = false;
@@ -85,24 +102,32 @@ export async function handOverPrestartedThread<T>(
     if (restored) return;
     restored = true;
     wt.Worker = NodeWorker;
+    held[HOLDING] = false;
   };
   let handedOver = false;
+  const spawned: Thread[] = [];
   function Handing(filename: string | URL, options?: ThreadOptions): Thread {
-    if (!handedOver && !entry!.failed && options === undefined && String(filename) === entry!.file) {
+    if (entry && !handedOver && !entry.failed && options === undefined && String(filename) === entry.file) {
       handedOver = true;
       restore();
-      entry!.thread.removeAllListeners('error').removeAllListeners('exit');
-      entry!.thread.ref();
+      entry.thread.removeAllListeners('error').removeAllListeners('exit');
+      entry.thread.ref();
       onHandedOver();
-      return entry!.thread;
+      spawned.push(entry.thread);
+      return entry.thread;
     }
-    return new NodeWorker(filename, options);
+    const thread = new NodeWorker(filename, options);
+    spawned.push(thread);
+    return thread;
   }
   wt.Worker = Handing as unknown as typeof NodeWorker;
   try {
     return await create();
+  } catch (err) {
+    await Promise.allSettled(spawned.map((t) => t.terminate()));
+    throw err;
   } finally {
     restore();
-    if (!handedOver) void entry.thread.terminate();
+    if (entry && !handedOver) void entry.thread.terminate();
   }
 }

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { cannotReachTemporal, connectionFailureReason } from '../../src/connection-error';
+import { cannotReachTemporal, connectionFailureReason, missingNamespace } from '../../src/connection-error';
 import { checkRunInputSize, largestPart, RunInputTooLargeError } from '../../src/run-input-size';
 import { checkWorkspacePath, isInside, prepareWorkspace, WorkspacePathError } from '../../src/workspace-path';
 import { runCli } from '../harness/cli';
@@ -102,6 +102,20 @@ describe('unreachable Temporal', () => {
       'cannot reach Temporal at h:1 (TEMPORAL_ADDRESS): connection refused. ' +
         'Start a dev server with `orchestrator dev` or `orchestrator server start`.',
     );
+  });
+
+  it('a namespace is named missing only on NOT_FOUND; any other answer, or none, leaves the error as it was', async () => {
+    const notFound = Object.assign(new Error('Namespace x is not found.'), { code: 5 });
+    const unavailable = Object.assign(new Error('tcp connect error'), { code: 14 });
+    expect(await missingNamespace(() => Promise.reject(notFound), 'x', 'h:1')).toBe(
+      'namespace "x" does not exist on h:1: create it with ' +
+        '`temporal operator namespace create --namespace x --address h:1`, ' +
+        'or name another with --namespace or TEMPORAL_NAMESPACE',
+    );
+    expect(await missingNamespace(() => Promise.resolve({}), 'x', 'h:1')).toBeUndefined();
+    expect(await missingNamespace(() => Promise.reject(unavailable), 'x', 'h:1')).toBeUndefined();
+    // A server that never answers: nothing is known after the wait.
+    expect(await missingNamespace(() => new Promise(() => undefined), 'x', 'h:1', 20)).toBeUndefined();
   });
 
   it('`orchestrator worker` prints one line, not a tonic::transport::Error', async () => {

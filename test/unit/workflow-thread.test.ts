@@ -1,7 +1,7 @@
 /**
  * workers/workflow-thread: the prestarted workflow thread is what the SDK's first spawn of its thread
- * file gets, every other spawn is Node's own, Node's constructor is back afterwards, and a thread that is
- * not handed over is terminated. Each case runs in a fresh Node (the prestart lives on globalThis).
+ * file gets, every other spawn is Node's own, Node's constructor is back afterwards, a thread that is
+ * not handed over is terminated, and so is every thread of a create that failed. Each case runs in a fresh Node (the prestart lives on globalThis).
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -60,16 +60,41 @@ describe('the prestarted workflow thread', () => {
     });
   });
 
-  it('a prestarted thread the SDK never asks for is terminated, and without a prestart nothing is replaced', async () => {
+  it("a prestarted thread the SDK never asks for is terminated; without a prestart, spawns are Node's own", async () => {
     const r = await inFreshNode(`
-      const seen = [];
-      await handOverPrestartedThread(async () => seen.push(wt.Worker === NodeWorker), () => {});
+      const spawned = await handOverPrestartedThread(async () => new wt.Worker(file), () => {});
+      const own = spawned instanceof NodeWorker;
+      await spawned.terminate();
       prestartWorkflowThread();
       const prestarted = prestartedThread();
       const exited = new Promise((resolve) => prestarted.once('exit', () => resolve(true)));
       await handOverPrestartedThread(async () => undefined, () => {});
-      console.log(JSON.stringify({ untouched: seen[0], exited: await exited, restored: wt.Worker === NodeWorker }));
+      console.log(JSON.stringify({ own, exited: await exited, restored: wt.Worker === NodeWorker }));
     `);
-    expect(r).toEqual({ untouched: true, exited: true, restored: true });
+    expect(r).toEqual({ own: true, exited: true, restored: true });
+  });
+
+  it('a create that fails ends every thread it spawned, so the process can exit', async () => {
+    // The SDK spawns its workflow thread, then fails to register the worker (a namespace the server
+    // lacks) and leaves the thread running: the process printed its error and never exited.
+    const r = await inFreshNode(`
+      const exits = [];
+      const failing = (spawn) => async () => {
+        const t = spawn();
+        exits.push(new Promise((resolve) => t.once('exit', () => resolve(true))));
+        throw new Error('namespace not found');
+      };
+      prestartWorkflowThread();
+      const errors = [];
+      for (const create of [failing(() => new wt.Worker(file)), failing(() => new wt.Worker(file))])
+        await handOverPrestartedThread(create, () => {}).catch((e) => errors.push(e.message));
+      console.log(JSON.stringify({ errors, exited: await Promise.all(exits), restored: wt.Worker === NodeWorker }));
+    `);
+    // The first create got the prestarted thread, the second a thread of its own: both ended.
+    expect(r).toEqual({
+      errors: ['namespace not found', 'namespace not found'],
+      exited: [true, true],
+      restored: true,
+    });
   });
 });

@@ -34,11 +34,15 @@ describe('orchestrator CLI', () => {
   async function cli(
     args: string[],
     env: Record<string, string> = {},
+    /** Past this the process is killed (its code is then null): a hang fails where it happens. */
+    timeoutMs = 0,
   ): Promise<{ code: number; stdout: string; stderr: string }> {
     try {
       const r = await exec(process.execPath, [path.join(ROOT, 'bin/orchestrator.js'), ...args], {
         env: { ...cliEnv, ...env },
         cwd: ROOT,
+        timeout: timeoutMs,
+        killSignal: 'SIGKILL',
       });
       return { code: 0, stdout: r.stdout, stderr: r.stderr };
     } catch (err) {
@@ -139,5 +143,24 @@ describe('orchestrator CLI', () => {
     expect(badEnv.stderr.trim()).toBe(
       'orchestrator: TEMPORAL_ADDRESS: must be host:port, e.g. 127.0.0.1:7233 (got "not-an-address")',
     );
+  });
+
+  it('a worker for a namespace the server lacks says so and exits (it used to print the error and hang)', async () => {
+    const ns = `no-such-ns-${Date.now()}`;
+    const started = Date.now();
+    // A worker that hangs is killed after 60 s and fails here, not at the file's limit.
+    const r = await cli(
+      ['worker', '--namespace', ns],
+      { TEMPORAL_ADDRESS: t.config.temporal.address },
+      60_000,
+    );
+    expect(r.code, r.stderr).toBe(1);
+    const address = t.config.temporal.address;
+    expect(r.stderr.trim().split('\n').at(-1)).toBe(
+      `orchestrator: namespace "${ns}" does not exist on ${address}: create it with ` +
+        `\`temporal operator namespace create --namespace ${ns} --address ${address}\`, ` +
+        'or name another with --namespace or TEMPORAL_NAMESPACE',
+    );
+    console.log(`the worker exited ${Date.now() - started} ms after it started`);
   });
 });

@@ -112,6 +112,10 @@ export function registerInfraCommands(program: Command): void {
       });
       try {
         await runWorker({ config, logger: logger() }, exited);
+      } catch (err) {
+        // A server that died while the worker started fails the start too (after the SDK's retries):
+        // the server's death is the reason to report.
+        if (died === undefined) throw err;
       } finally {
         clearServerState(base.home, server.pid);
         await server.stop();
