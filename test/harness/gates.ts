@@ -103,6 +103,8 @@ export async function waitFor<T>(
   fn: () => Promise<T | undefined | false> | T | undefined | false,
   what: string,
   timeoutMs = 60_000,
+  /** Between two polls: shorter only for a moment that lasts tens of ms. */
+  intervalMs = 100,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastErr: unknown;
@@ -117,6 +119,6 @@ export async function waitFor<T>(
       throw new Error(
         `timed out waiting for ${what}${lastErr instanceof Error ? `: ${lastErr.message}` : ''}`,
       );
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

@@ -44,7 +44,16 @@ interface RunPlan {
   thirdAttempt?: string;
   /** Rolled back to CP1 while its last phase runs. */
   rollback: boolean;
+  /**
+   * Its p1 waits for the test's go: its checkpoint (git holding index.lock) then comes when the test is
+   * ready to kill, not in the first seconds of the run, before the first kill may come (a fast machine
+   * checkpointed every other run's p1 by then, and the kill "mid-checkpoint" never happened).
+   */
+  gatedCheckpoint?: boolean;
 }
+
+/** The run whose p1 checkpoint the test releases (no third attempt, no rollback). */
+const GATED_RUN = 2;
 
 function plan(index: number): RunPlan {
   const phases = index % 2 === 0 ? ['p1', 'p2', 'p3', 'p4'] : ['p1', 'p2', 'p3'];
@@ -53,6 +62,7 @@ function plan(index: number): RunPlan {
     phases,
     ...(index % 3 === 0 ? { thirdAttempt: 'p2' } : {}),
     rollback: index === 1 || index === 4,
+    ...(index === GATED_RUN ? { gatedCheckpoint: true } : {}),
   };
 }
 
@@ -77,6 +87,8 @@ function script(p: RunPlan, phase: string, logDir: string): string[] {
     // Fails on its first two invocations; the third sleeps long enough to be killed in the middle.
     const count = `${log}.${phase}.count`;
     body = `n=$(( $(cat '${count}' 2>/dev/null || echo 0) + 1 )); echo $n > '${count}'; [ $n -lt 3 ] && { echo "failing on purpose ($n)"; exit 1; }; [ $n -eq 3 ] && sleep 4; ${work}`;
+  } else if (p.gatedCheckpoint && phase === 'p1') {
+    body = `while [ ! -f '${log}.go' ]; do sleep 0.05; done; ${work}`;
   } else if (p.rollback && phase === p.phases.at(-1)) {
     // The first time, waits (forever) for the rollback that the test sends when it sees the marker.
     const marker = `${log}.waiting`;
@@ -196,6 +208,7 @@ describe('crash loop', () => {
     const plans = Array.from({ length: RUNS }, (_, i) => plan(i));
     const workspaces = plans.map(() => tempDir('orch-crash-ws-'));
     const lockOf = (i: number) => path.join(workspaces[i]!, '.orchestrator', 'shadow.git', 'index.lock');
+    const goFile = path.join(logDir, `run${GATED_RUN}.go`);
 
     const spawn = async () => {
       worker = spawnWorkerProcess(t, { LOG_LEVEL: 'error' });
@@ -285,6 +298,9 @@ describe('crash loop', () => {
               for (const i of rollbackSent.keys()) if (fs.existsSync(lockOf(i))) return 'restore';
             }
             if (pending.has('checkpoint')) {
+              // Released after the random kill, which would otherwise often fall before it: the gated run
+              // cannot end before it is released, so a run is still going when this kill comes up.
+              if (!pending.has('random') && !fs.existsSync(goFile)) fs.writeFileSync(goFile, '');
               for (let i = 0; i < RUNS; i++)
                 if (!rollbackSent.has(i) && fs.existsSync(lockOf(i))) return 'checkpoint';
             }
@@ -293,12 +309,16 @@ describe('crash loop', () => {
           },
           'a moment to kill the worker',
           240_000,
+          // index.lock is held for tens of ms on a fast machine.
+          10,
         ).catch(() => 'none' as const);
         if (target === 'none' || done) break;
         await kill(target);
         pending.delete(target);
         backAt.push(await spawn());
       }
+      // The gated run finishes whatever ended the loop.
+      if (!fs.existsSync(goFile)) fs.writeFileSync(goFile, '');
       const summaries = await Promise.all(results);
       // ---- all runs complete ----
       expect(summaries.map((s) => s.state)).toEqual(plans.map(() => 'completed'));
