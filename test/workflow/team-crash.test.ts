@@ -75,9 +75,19 @@ describe('team durability', () => {
     const final = (await t.client.workflow.getHandle(input.runId).result()) as TeamStatus;
     await stop(w2, 'SIGTERM');
 
-    expect(final.state).toBe('completed');
+    // Each agent's row, for a failure message: who asked for it, how it ended and why.
+    const rows = JSON.stringify(
+      final.agents.map((a) => ({
+        id: a.id,
+        name: a.name,
+        by: a.requestedBy,
+        state: a.state,
+        error: a.error,
+      })),
+    );
+    expect(final.state, rows).toBe('completed');
     const ids = final.agents.map((a) => a.id).sort();
-    expect(ids).toEqual(
+    expect(ids, rows).toEqual(
       [
         'architect-1',
         'intern-1',
