@@ -81,7 +81,8 @@ const held = globalThis as { [HOLDING]?: boolean };
  * after it had printed its error: `orchestrator worker` with a wrong namespace never exited.
  *
  * Node's constructor is back in place once the prestarted thread is handed over, or once `create` has
- * settled. While another call holds it (in-process workers created at once, in tests) `create` runs as
+ * settled: with a prestart, only the first thread is watched, which is all the SDK spawns at its default
+ * of one workflow thread (`reuseV8Context`, which we keep). While another call holds it (in-process workers created at once, in tests) `create` runs as
  * it is.
  */
 export async function handOverPrestartedThread<T>(
